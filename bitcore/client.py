@@ -159,6 +159,11 @@ class BitCore:
         }
         return classes[kind]
 
+    def event(self, event_name: str, period: periods.Period) -> events.GenericPeriodEvents:
+        """The events of ``event_name`` in ``period``: ``b.event("active", periods.week(2025, 1))``."""
+        cls = self.events_of(period.kind)
+        return cls(event_name, *[getattr(period, f) for f in cls.fields])
+
     def universe_bitmap(self) -> events.UniqueEvents:
         """Every user this client has marked: what NOT is taken against."""
         return self.UniqueEvents(self.universe)

@@ -1,0 +1,55 @@
+"""What a report picks as a set of users: an event, or a saved segment, named by one string token.
+
+Reports (cohort, funnel) and the dashboard's form choices speak in tokens: ``event:<name>`` or
+``segment:<name>``. A bare string is an event name, so bitmapist-style calls (``select1="active"``) keep
+working. Event names may contain ``:`` (``song:played``); only the first ``:`` after a known kind counts.
+
+>>> Selection.parse("event:song:played")
+Selection(kind='event', name='song:played')
+>>> Selection.parse("song:played").token
+'event:song:played'
+>>> Selection.parse("segment:ios users").kind
+'segment'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from bitcore.bitmaps import Bitmap
+    from bitcore.client import BitCore
+    from bitcore.periods import Period
+
+SelectionKind = Literal["event", "segment"]
+_KINDS: tuple[SelectionKind, ...] = ("event", "segment")
+
+
+@dataclass(frozen=True)
+class Selection:
+    kind: SelectionKind
+    name: str
+
+    @classmethod
+    def parse(cls, token: str) -> Selection:
+        head, sep, rest = token.partition(":")
+        if sep and head in _KINDS and rest:
+            return cls(head, rest)  # type: ignore[arg-type]
+        return cls("event", token)
+
+    @property
+    def token(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "event" else f"{self.name} (segment)"
+
+    def bitmap(self, client: BitCore, period: Period) -> Bitmap:
+        """The users of this selection in ``period``."""
+        if self.kind == "event":
+            return client.event(self.name, period)
+        from bitcore.segments import SegmentStore  # segments are built on selections, not the reverse
+
+        return SegmentStore(client).bitmap(self.name, period)
