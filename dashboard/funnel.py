@@ -1,0 +1,242 @@
+"""The funnel page and its twins: ``/funnel`` (HTML), ``/funnel.json`` and ``/funnel.csv``.
+
+All three come from the same rows (``funnel_rows`` / ``trend_rows``), so an export is exactly
+what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+import redis
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from bitcore import funnel
+from dashboard import store
+from dashboard.choices import selection_choices
+from dashboard.funnel_form import (
+    DEFAULT_KIND,
+    DEFAULT_TREND,
+    DEFAULT_WINDOW,
+    FunnelForm,
+    default_start,
+    edited_args,
+    is_edit,
+    normalise_steps,
+)
+
+bp = Blueprint("funnel", __name__)
+
+FUNNEL_COLUMNS = [
+    "step",
+    "name",
+    "token",
+    "users",
+    "pct_of_step_1",
+    "pct_of_previous",
+    "drop_off",
+    "drop_off_pct",
+]
+
+
+def percent(rate: float | None) -> float | None:
+    """A rate as the percentage the page prints (one decimal), or ``None`` when there is no base."""
+    return None if rate is None else round(rate * 100, 1)
+
+
+def funnel_rows(report: funnel.Funnel) -> list[dict[str, Any]]:
+    """One dict per step, the columns of the table, the CSV and the JSON alike."""
+    rows = []
+    for step in report.steps:
+        previous = step.count + step.drop_off
+        rows.append(
+            {
+                "step": step.position,
+                "name": step.label,
+                "token": step.token,
+                "users": step.count,
+                "pct_of_step_1": percent(step.of_first),
+                "pct_of_previous": percent(step.of_previous),
+                "drop_off": step.drop_off,
+                "drop_off_pct": percent(step.drop_off / previous) if previous else None,
+            }
+        )
+    return rows
+
+
+def trend_columns(steps: int) -> list[str]:
+    return ["start", "end", *[f"step_{n}" for n in range(1, steps + 1)], "conversion_pct"]
+
+
+def trend_rows(trend: funnel.FunnelTrend) -> list[dict[str, Any]]:
+    """One dict per start period, oldest first: step counts and overall conversion."""
+    rows = []
+    for report in trend.funnels:
+        row: dict[str, Any] = {
+            "start": funnel.period_label(report.start),
+            "end": funnel.period_label(report.end),
+        }
+        for step in report.steps:
+            row[f"step_{step.position}"] = step.count
+        row["conversion_pct"] = percent(report.conversion)
+        rows.append(row)
+    return rows
+
+
+def sparkline(values: list[float | None], width: int = 120, height: int = 28) -> dict[str, Any]:
+    """Points of a small SVG line: 0 % at the bottom, the highest value at the top (2 px margins).
+
+    Conversions are often a few percent; on a 0..100 % scale the line would be flat.
+    """
+    step = (width - 4) / max(len(values) - 1, 1)
+    top = max((v for v in values if v is not None), default=0.0) or 100.0
+    points = [
+        (round(2 + i * step, 1), round(2 + (height - 4) * (1 - v / top), 1))
+        for i, v in enumerate(values)
+        if v is not None
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "top": top,
+        "points": " ".join(f"{x},{y}" for x, y in points),
+        "dots": points,
+    }
+
+
+def _with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
+    """A partial URL (``?steps-0=a&steps-1=b``) means the defaults for the rest."""
+    filled = normalise_steps(args)
+    for name, value in (
+        ("kind", DEFAULT_KIND),
+        ("window", DEFAULT_WINDOW),
+        ("trend", DEFAULT_TREND),
+    ):
+        if not filled.get(name):
+            filled[name] = str(value)
+    if not filled.get("start", "").strip():
+        window = filled.get("window", "")
+        size = int(window) if window.isdigit() else DEFAULT_WINDOW
+        filled["start"] = default_start(filled["kind"], size, store.client().now())
+    return filled
+
+
+def _form(args: MultiDict[str, str], choices: list[tuple[str, str]]) -> FunnelForm:
+    form = FunnelForm(_with_defaults(args))
+    if not form.steps.entries:
+        for _ in range(funnel.MIN_STEPS):
+            form.steps.append_entry()
+    form.set_step_choices(choices)
+    return form
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _share_urls(args: MultiDict[str, str]) -> dict[str, str]:
+    pairs = [(k, v) for k, v in args.items(multi=True) if k not in {"add", "remove", "table"}]
+    query = urlencode(pairs)
+    return {
+        "html": f"{url_for('funnel.funnel_page')}?{query}",
+        "json": f"{url_for('funnel.funnel_json')}?{query}",
+        "csv": f"{url_for('funnel.funnel_csv')}?{query}",
+        "trend_csv": f"{url_for('funnel.funnel_csv')}?{urlencode([*pairs, ('table', 'trend')])}",
+    }
+
+
+def _respond(fmt: str, form: FunnelForm, status: int, **data: Any) -> ResponseReturnValue:
+    """HTML, JSON or CSV of the same state; errors in every format are the form's field errors."""
+    if fmt == "json":
+        payload = {
+            "errors": form.errors if status >= 400 else {},
+            "funnel": data.get("funnel"),
+            "trend": data.get("trend"),
+        }
+        if data.get("message"):
+            payload["message"] = data["message"]
+        return jsonify(payload), status
+    if fmt == "csv" and status >= 400:
+        lines = [f"{name}: {errors}" for name, errors in form.errors.items()]
+        if data.get("message"):
+            lines.append(data["message"])
+        return Response("\n".join(lines) + "\n", status=status, mimetype="text/plain")
+    return render_template("funnel.html", form=form, limits=funnel, **data), status
+
+
+def _report(fmt: str) -> ResponseReturnValue:
+    client = store.client()
+    choices = selection_choices(client)
+    args = request.args
+    notice = None
+    if is_edit(args):
+        args, notice = edited_args(args)
+        form = _form(args, choices)
+        return _respond(fmt, form, 200, notice=notice, urls=_share_urls(args))
+    form = _form(args, choices)
+    if not any(k.startswith("steps-") for k in args):
+        return _respond(fmt, form, 200, urls=None)  # a fresh form: nothing asked yet
+    if not form.validate():
+        form.show_unknown_steps()
+        return _respond(fmt, form, 400, urls=None)
+    try:
+        trend = funnel.funnel_trend(
+            client, form.step_tokens(), form.start_period(), form.window.data, form.trend.data
+        )
+    except (funnel.FunnelError, LookupError, ValueError) as error:
+        return _respond(fmt, form, 400, message=str(error), urls=None)
+    except redis.RedisError as error:
+        return _respond(fmt, form, 503, message=f"Redis is unavailable: {error}", urls=None)
+    report = trend.funnels[-1]
+    rows, trend_table = funnel_rows(report), trend_rows(trend)
+    if fmt == "csv":
+        if request.args.get("table") == "trend":
+            return _csv(trend_columns(len(report.steps)), trend_table, "funnel-trend.csv")
+        return _csv(FUNNEL_COLUMNS, rows, "funnel.csv")
+    summary = {
+        "kind": report.kind,
+        "start": funnel.period_label(report.start),
+        "end": funnel.period_label(report.end),
+        "window": report.window,
+        "conversion_pct": percent(report.conversion),
+        "steps": rows,
+    }
+    line = sparkline([row["conversion_pct"] for row in trend_table])
+    return _respond(
+        fmt,
+        form,
+        200,
+        funnel=summary,
+        trend=trend_table,
+        sparkline=line,
+        urls=_share_urls(args),
+    )
+
+
+@bp.route("/funnel")
+def funnel_page() -> ResponseReturnValue:
+    return _report("html")
+
+
+@bp.route("/funnel.json")
+def funnel_json() -> ResponseReturnValue:
+    return _report("json")
+
+
+@bp.route("/funnel.csv")
+def funnel_csv() -> ResponseReturnValue:
+    return _report("csv")

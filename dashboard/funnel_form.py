@@ -1,0 +1,192 @@
+"""The funnel form: steps (a variable-length list), period kind, start, window and trend length.
+
+A plain WTForms ``Form`` read from the query string: the report is a GET, so its URL is shareable
+and there is nothing for CSRF to protect. "Add step" / "Remove step" are ordinary submit buttons
+handled by ``edited_args``, so the form works without JavaScript.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from werkzeug.datastructures import MultiDict
+from wtforms import FieldList, Form, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange, ValidationError
+
+from bitcore import funnel, periods
+from bitcore.selections import Selection
+
+KIND_CHOICES = [
+    SelectChoice("hour", "Hour"),
+    SelectChoice("day", "Day"),
+    SelectChoice("week", "Week"),
+    SelectChoice("month", "Month"),
+]
+KINDS = {choice.value for choice in KIND_CHOICES}
+DEFAULT_KIND = "day"
+DEFAULT_WINDOW = 7
+DEFAULT_TREND = 8
+BLANK_STEP = SelectChoice("", "— choose an event or segment —")
+
+_STEP_NAME = re.compile(r"^steps-(\d+)$")
+_START_FORMATS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(\d{4})-W(\d{1,2})$", re.I), "week"),
+    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2})(?::\d{2})?h?)?$"), "moment"),
+    (re.compile(r"^(\d{4})-(\d{1,2})$"), "month"),
+]
+
+
+def parse_start(kind: periods.Kind, text: str) -> periods.Period:
+    """The ``kind`` period containing ``text``, which names an hour, a day, an ISO week or a month.
+
+    ``2024-05-07 13h`` (as the page writes hours), ``2024-05-07T13``, ``2024-05-07``, ``2025-W01``
+    and ``2024-05`` are accepted; a coarser text means its first moment (``2024-05`` is May 1st).
+
+    >>> funnel.period_label(parse_start("week", "2024-12-30"))
+    '2025-W01'
+    """
+    text = text.strip()
+    for pattern, shape in _START_FORMATS:
+        found = pattern.match(text)
+        if not found:
+            continue
+        numbers = [int(g) for g in found.groups() if g is not None]
+        try:
+            if shape == "week":
+                moment: date | datetime = date.fromisocalendar(numbers[0], numbers[1], 1)
+            elif shape == "month":
+                moment = date(numbers[0], numbers[1], 1)
+            else:
+                hour_ = numbers[3] if len(numbers) > 3 else 0
+                moment = datetime(numbers[0], numbers[1], numbers[2], hour_)
+        except ValueError as error:
+            raise ValueError(f"{text!r} is not a real date: {error}") from None
+        return periods.period_of(kind, moment)
+    raise ValueError(
+        f"{text!r} is not a period: write 2024-05-07, 2024-05-07 13h, 2025-W01 or 2024-05"
+    )
+
+
+class FunnelForm(Form):
+    steps = FieldList(
+        SelectField("Step", validators=[InputRequired("Choose an event or segment.")]),
+        label="Steps",
+    )
+    kind = SelectField("Period", choices=KIND_CHOICES, default=DEFAULT_KIND)
+    start = StringField("Start period", description="e.g. 2024-05-07, 2025-W01, 2024-05")
+    window = IntegerField(
+        "Conversion window (periods)",
+        default=DEFAULT_WINDOW,
+        validators=[
+            InputRequired(),
+            NumberRange(funnel.MIN_WINDOW, funnel.MAX_WINDOW, "Between %(min)s and %(max)s."),
+        ],
+    )
+    trend = IntegerField(
+        "Trend (start periods)",
+        default=DEFAULT_TREND,
+        validators=[
+            InputRequired(),
+            NumberRange(1, funnel.MAX_TREND, "Between %(min)s and %(max)s."),
+        ],
+    )
+
+    def set_step_choices(self, choices: list[tuple[str, str]]) -> None:
+        """Offer ``choices`` (after a blank "choose" option) in every step."""
+        options = [SelectChoice(token, label, optgroup=_group(token)) for token, label in choices]
+        for entry in self.steps:
+            entry.choices = [BLANK_STEP, *options]
+
+    def show_unknown_steps(self) -> None:
+        """After validation: keep an unknown step visible (and selected) next to its error."""
+        for entry in self.steps:
+            known = {choice.value for choice in entry.choices}
+            if entry.data and entry.data not in known:
+                unknown = SelectChoice(entry.data, f"{entry.data} (unknown)")
+                entry.choices = [*entry.choices, unknown]
+
+    def validate_steps(self, field: FieldList) -> None:
+        if len(field.entries) < funnel.MIN_STEPS:
+            raise ValidationError(f"A funnel needs at least {funnel.MIN_STEPS} steps.")
+        if len(field.entries) > funnel.MAX_STEPS:
+            raise ValidationError(f"A funnel has at most {funnel.MAX_STEPS} steps.")
+
+    def validate_start(self, field: StringField) -> None:
+        if self.kind.data not in KINDS:
+            return  # the kind's own error says what is wrong
+        try:
+            start = parse_start(self.kind.data, field.data or "")
+            if isinstance(self.window.data, int) and isinstance(self.trend.data, int):
+                periods.shift(start, max(self.window.data, 1) - 1)
+                periods.shift(start, 1 - max(self.trend.data, 1))
+        except (ValueError, OverflowError) as error:
+            raise ValidationError(str(error)) from None
+
+    def start_period(self) -> periods.Period:
+        """The start period of a validated form."""
+        return parse_start(self.kind.data, self.start.data or "")
+
+    def step_tokens(self) -> list[str]:
+        return [entry.data for entry in self.steps]
+
+
+def default_start(kind: str, window: object, today: datetime) -> str:
+    """The latest start whose window ends in the current period: the freshest complete question."""
+    kind_ = kind if kind in KINDS else DEFAULT_KIND
+    size = window if isinstance(window, int) and 1 <= window <= funnel.MAX_WINDOW else 1
+    current = periods.period_of(kind_, today)  # type: ignore[arg-type]
+    return funnel.period_label(periods.shift(current, 1 - size))
+
+
+def _group(token: str) -> str:
+    return "Segments" if Selection.parse(token).kind == "segment" else "Events"
+
+
+def normalise_steps(args: MultiDict[str, str]) -> MultiDict[str, str]:
+    """Bare names in a hand-written URL (``steps-0=signup``) become tokens (``event:signup``)."""
+    normal = args.copy()
+    for name in args:
+        if _STEP_NAME.match(name) and args[name]:
+            normal[name] = Selection.parse(args[name]).token
+    return normal
+
+
+def step_values(args: MultiDict[str, str]) -> list[str]:
+    """The submitted steps in their index order (``steps-0``, ``steps-1``, ...)."""
+    indexed = []
+    for name in args:
+        found = _STEP_NAME.match(name)
+        if found:
+            indexed.append((int(found.group(1)), args.get(name, "")))
+    return [value for _, value in sorted(indexed)]
+
+
+def edited_args(args: MultiDict[str, str]) -> tuple[MultiDict[str, str], str | None]:
+    """Apply an "Add step" / "Remove step" press to the query; returns the new query and a notice.
+
+    The steps are renumbered from 0, so the re-rendered form posts back cleanly.
+    """
+    steps = step_values(args)
+    notice = None
+    if "add" in args:
+        if len(steps) >= funnel.MAX_STEPS:
+            notice = f"A funnel has at most {funnel.MAX_STEPS} steps."
+        else:
+            steps.append("")
+    remove = args.get("remove", "")
+    if remove.isdigit() and int(remove) < len(steps):
+        del steps[int(remove)]
+    edited: MultiDict[str, str] = MultiDict(
+        [(k, v) for k, v in args.items(multi=True) if k not in {"add", "remove"}]
+    )
+    for name in [n for n in edited if _STEP_NAME.match(n)]:
+        edited.poplist(name)
+    for index, value in enumerate(steps):
+        edited[f"steps-{index}"] = value
+    return edited, notice
+
+
+def is_edit(args: MultiDict[str, str]) -> bool:
+    return "add" in args or "remove" in args

@@ -1,0 +1,92 @@
+"""A person builds a 3-step funnel in a real chromium, without JavaScript doing any of the work.
+
+Uses the shared ``page`` fixture and ``live_server`` from tests/browser_support.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from browser_support import live_server
+from dashboard_support import make_app
+
+import bitcore
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def base_url(
+    redis_client: redis.Redis, redis_url: str, bc: bitcore.BitCore, tmp_path: Path
+) -> Iterator[str]:
+    day, next_day = datetime(2024, 5, 6, 12), datetime(2024, 5, 7, 12)
+    bc.mark_many(
+        [("signup", u, day) for u in range(10)]
+        + [("project", u, day) for u in range(4)]
+        + [("project", 4, next_day), ("invite", 4, next_day), ("invite", 9, day)]
+    )
+    app = make_app(redis_url, tmp_path)
+    with live_server(app) as url:
+        yield url
+
+
+def counts(page: Any) -> list[str]:
+    return page.locator(".funnel-report tbody tr td:nth-child(4)").all_inner_texts()
+
+
+def test_build_a_three_step_funnel(page: Any, base_url: str, redis_client: redis.Redis) -> None:
+    page.goto(f"{base_url}/funnel")
+    page.select_option("#steps-0", "event:signup")
+    page.select_option("#steps-1", "event:project")
+    page.get_by_role("button", name="Add step").click()
+
+    # the re-rendered form kept what was entered and has a third, empty step
+    assert page.locator("#steps-0").input_value() == "event:signup"
+    assert page.locator("#steps-1").input_value() == "event:project"
+    page.select_option("#steps-2", "event:invite")
+    page.fill("#start", "2024-05-06")
+    page.fill("#window", "2")
+    page.fill("#trend", "3")
+    page.locator("#trend").press("Enter")  # Enter means "Show funnel", not "Remove step"
+
+    page.wait_for_selector(".funnel-report")
+    assert counts(page) == ["10", "5", "1"]
+    assert "steps-2=event%3Ainvite" in page.url  # a GET: the URL is the report
+    widths = [
+        box["width"]
+        for box in (b.bounding_box() for b in page.locator(".funnel-bar-fill").all())
+        if box
+    ]
+    assert widths[0] > widths[1] > widths[2] > 0
+    assert abs(widths[1] / widths[0] - 0.5) < 0.02
+    assert page.locator(".funnel-trend tbody tr").count() == 3
+    assert "ordered by period" in page.inner_text(".funnel-note")
+
+    # the shared URL reproduces the report; the CSV link is its twin
+    fresh = page.context.new_page()
+    fresh.goto(page.url)
+    assert counts(fresh) == ["10", "5", "1"]
+    csv_href = fresh.get_by_role("link", name="CSV").first.get_attribute("href")
+    csv_text = fresh.request.get(f"{base_url}{csv_href}").text()
+    assert csv_text.splitlines()[1].startswith("1,signup,event:signup,10,100.0")
+
+    # remove the middle step: the funnel becomes signup -> invite
+    page.get_by_role("button", name="Remove step 2").click()
+    assert page.locator("select[id^=steps-]").count() == 2
+    assert page.locator("#steps-1").input_value() == "event:invite"
+    page.get_by_role("button", name="Show funnel").last.click()
+    page.wait_for_selector(".funnel-report")
+    assert counts(page) == ["10", "2"]
+    assert not list(redis_client.scan_iter(match="trackist_bitop_*"))
+
+
+def test_invalid_window_shows_the_error_in_the_page(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/funnel?steps-0=event:signup&steps-1=event:project&window=91")
+    assert "Between 1 and 90" in page.inner_text(".funnel-form")
+    assert page.locator("#window").get_attribute("aria-invalid") == "true"
+    assert page.locator(".funnel-report").count() == 0

@@ -1,0 +1,287 @@
+"""The funnel page, its JSON and CSV twins and its form, via the real app and the test Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from dashboard_support import USERS, make_app
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.datastructures import MultiDict
+
+import bitcore
+from bitcore import periods
+from bitcore.segments import SegmentStore
+from dashboard.funnel_form import edited_args, parse_start
+
+
+@pytest.fixture
+def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
+    return make_app(redis_url, tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def data(bc: bitcore.BitCore) -> None:
+    """10 signups on 2024-05-06, 6 of them create a project (one the next day), 2 invite."""
+    d = datetime(2024, 5, 6, 12)
+    nxt = datetime(2024, 5, 7, 12)
+    bc.mark_many(
+        [("signup", u, d) for u in range(10)]
+        + [("project", u, d) for u in range(5)]
+        + [("project", 5, nxt)]
+        + [("invite", 0, d), ("invite", 5, nxt)]
+        + [("signup", u, datetime(2024, 5, 5, 9)) for u in range(20, 24)]
+    )
+
+
+def query(*steps: str, **params: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {f"steps-{n}": step for n, step in enumerate(steps)}
+    args.update({"kind": "day", "start": "2024-05-06", "window": 3, "trend": 2})
+    args.update(params)
+    return args
+
+
+THREE = ("event:signup", "event:project", "event:invite")
+
+
+def test_fresh_page_shows_an_empty_form(client: FlaskClient, data: None) -> None:
+    response = client.get("/funnel")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.count('<select id="steps-') == 2
+    assert 'value="event:invite"' in html
+    assert "funnel-table" not in html
+    assert "ordered by period, not by time of day" in html
+
+
+def test_report_in_html_json_and_csv_agree(client: FlaskClient, data: None) -> None:
+    html = client.get("/funnel", query_string=query(*THREE)).get_data(as_text=True)
+    payload = client.get("/funnel.json", query_string=query(*THREE)).get_json()
+    table = client.get("/funnel.csv", query_string=query(*THREE)).get_data(as_text=True)
+
+    steps = payload["funnel"]["steps"]
+    assert [(s["name"], s["users"]) for s in steps] == [
+        ("signup", 10),
+        ("project", 6),
+        ("invite", 2),
+    ]
+    assert [s["pct_of_step_1"] for s in steps] == [100.0, 60.0, 20.0]
+    assert [s["pct_of_previous"] for s in steps] == [100.0, 60.0, 33.3]
+    assert [s["drop_off"] for s in steps] == [0, 4, 4]
+    assert payload["funnel"]["start"] == "2024-05-06" and payload["funnel"]["end"] == "2024-05-08"
+    assert payload["trend"] == [
+        {"start": "2024-05-05", "end": "2024-05-07", "step_1": 4, "step_2": 0, "step_3": 0,
+         "conversion_pct": 0.0},
+        {"start": "2024-05-06", "end": "2024-05-08", "step_1": 10, "step_2": 6, "step_3": 2,
+         "conversion_pct": 20.0},
+    ]  # fmt: skip
+
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert [{k: str(v) for k, v in s.items()} for s in steps] == rows
+    trend_csv = client.get("/funnel.csv", query_string=query(*THREE, table="trend"))
+    assert list(csv.DictReader(io.StringIO(trend_csv.get_data(as_text=True)))) == [
+        {k: str(v) for k, v in row.items()} for row in payload["trend"]
+    ]
+
+    bars = re.findall(r'class="funnel-bar-fill" width="([\d.]+)"', html)
+    assert bars == ["100.0", "60.0", "20.0"]
+    for s in steps:
+        assert f'<td class="num">{s["users"]}</td>' in html
+    assert "33.3 %" in html and "<polyline" in html
+    assert "/funnel.csv?" in html and "/funnel.json?" in html
+
+
+def test_a_report_leaves_no_keys(
+    client: FlaskClient, data: None, redis_client: redis.Redis
+) -> None:
+    before = set(redis_client.keys())
+    assert client.get("/funnel", query_string=query(*THREE, trend=8, window=30)).status_code == 200
+    assert set(redis_client.keys()) == before
+
+
+def test_missing_fields_take_defaults(client: FlaskClient, data: None) -> None:
+    response = client.get("/funnel.json?steps-0=event:signup&steps-1=project")
+    assert response.status_code == 200, response.get_json()
+    payload = response.get_json()
+    assert payload["funnel"]["kind"] == "day" and payload["funnel"]["window"] == 7
+    assert len(payload["trend"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        (query("event:signup"), "steps", "at least 2 steps"),
+        (query(*["event:signup" for _ in range(11)]), "steps", "at most 10 steps"),
+        (query("event:signup", "event:nope"), "steps", "Not a valid choice"),
+        (query("event:signup", ""), "steps", "Choose an event or segment"),
+        (query(*THREE, window=0), "window", "Between 1 and 90"),
+        (query(*THREE, window=91), "window", "Between 1 and 90"),
+        (query(*THREE, window="a week"), "window", "Not a valid integer"),
+        (query(*THREE, trend=53), "trend", "Between 1 and 52"),
+        (query(*THREE, kind="year"), "kind", "Not a valid choice"),
+        (query(*THREE, start="2024-02-30"), "start", "not a real date"),
+        (query(*THREE, start="last tuesday"), "start", "is not a period"),
+        (query(*THREE, start="9999-12-31", window=5), "start", "out of range"),
+    ],
+)
+def test_invalid_forms_rerender_with_field_errors(
+    client: FlaskClient, data: None, params: dict[str, Any], field: str, message: str
+) -> None:
+    html = client.get("/funnel", query_string=params)
+    assert html.status_code == 400
+    assert message in html.get_data(as_text=True)
+    assert "funnel-table" not in html.get_data(as_text=True)
+    payload = client.get("/funnel.json", query_string=params)
+    assert payload.status_code == 400
+    assert message in str(payload.get_json()["errors"][field])
+    assert client.get("/funnel.csv", query_string=params).status_code == 400
+
+
+def test_unknown_step_stays_selected_next_to_its_error(client: FlaskClient, data: None) -> None:
+    html = client.get("/funnel", query_string=query("event:signup", "event:<gone>")).get_data(
+        as_text=True
+    )
+    assert '<option selected value="event:&lt;gone&gt;">event:&lt;gone&gt; (unknown)' in html
+    assert "<gone>" not in html
+
+
+def test_add_and_remove_step_rerender_what_was_entered(client: FlaskClient, data: None) -> None:
+    added = client.get("/funnel", query_string=query(*THREE[:2], add="1", window=5))
+    html = added.get_data(as_text=True)
+    assert added.status_code == 200
+    assert html.count('<select id="steps-') == 3
+    assert '<option selected value="event:project">' in html
+    assert 'name="window" type="number" value="5"' in html or 'value="5"' in html
+    assert "funnel-table" not in html
+
+    removed = client.get("/funnel", query_string=query(*THREE, remove="0"))
+    html = removed.get_data(as_text=True)
+    assert html.count('<select id="steps-') == 2
+    selected = re.findall(r'<select id="(steps-\d)".*?<option selected value="([^"]+)"', html, re.S)
+    assert selected == [("steps-0", "event:project"), ("steps-1", "event:invite")]
+
+
+def test_cannot_add_an_eleventh_step(client: FlaskClient, data: None) -> None:
+    response = client.get("/funnel", query_string=query(*["event:signup"] * 10, add="1"))
+    html = response.get_data(as_text=True)
+    assert html.count('<select id="steps-') == 10
+    assert "at most 10 steps" in html
+    assert ">Add step<" not in html
+
+
+@pytest.mark.parametrize(
+    ("args", "steps"),
+    [
+        ({"steps-0": "a", "steps-1": "b", "add": "1"}, ["a", "b", ""]),
+        ({"steps-0": "a", "steps-1": "b", "steps-2": "c", "remove": "1"}, ["a", "c"]),
+        ({"steps-3": "c", "steps-0": "a", "remove": "9"}, ["a", "c"]),
+        ({"steps-0": "a", "steps-1": "b", "remove": "x"}, ["a", "b"]),
+    ],
+)
+def test_edited_args_renumbers_steps(args: dict[str, str], steps: list[str]) -> None:
+    edited, _ = edited_args(MultiDict(args))
+    assert [edited[f"steps-{n}"] for n in range(len(steps))] == steps
+    assert "add" not in edited and "remove" not in edited
+    assert f"steps-{len(steps)}" not in edited
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"),
+    [
+        ("day", "2024-05-07", periods.day(2024, 5, 7)),
+        ("week", "2024-12-30", periods.week(2025, 1)),
+        ("week", "2025-W01", periods.week(2025, 1)),
+        ("week", "2025-w1", periods.week(2025, 1)),
+        ("month", "2024-05-31", periods.month(2024, 5)),
+        ("day", "2024-05", periods.day(2024, 5, 1)),
+        ("hour", "2024-05-07 13h", periods.hour(2024, 5, 7, 13)),
+        ("hour", "2024-05-07T13:00", periods.hour(2024, 5, 7, 13)),
+        ("day", "2025-W01", periods.day(2024, 12, 30)),
+    ],
+)
+def test_parse_start(kind: periods.Kind, text: str, expected: periods.Period) -> None:
+    assert parse_start(kind, text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2024-13", "2024-02-30", "2024-W54", "2024-05-07 25h", "x"])
+def test_parse_start_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_start("day", text)
+
+
+def test_redis_down_is_a_503_not_a_500(
+    client: FlaskClient, data: None, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("connection refused")
+
+    from bitcore import funnel
+
+    monkeypatch.setattr(funnel, "_count", down)
+    response = client.get("/funnel", query_string=query(*THREE))
+    assert response.status_code == 503
+    assert "Redis is unavailable" in response.get_data(as_text=True)
+
+
+def test_segment_steps_from_the_segment_store(
+    client: FlaskClient, data: None, bc: bitcore.BitCore, redis_client: redis.Redis
+) -> None:
+    """Saved segments are offered as steps and counted; their bit-op keys are deleted afterwards."""
+    SegmentStore(bc).save("builders", "project or invite")
+    SegmentStore(bc).save("idle", "signup and not project")
+    page = client.get("/funnel").get_data(as_text=True)
+    assert '<optgroup label="Segments">' in page and 'value="segment:builders"' in page
+    before = set(redis_client.keys())
+    payload = client.get(
+        "/funnel.json", query_string=query("event:signup", "segment:builders", "event:invite")
+    ).get_json()
+    assert [s["users"] for s in payload["funnel"]["steps"]] == [10, 6, 2]
+    assert payload["funnel"]["steps"][1]["name"] == "builders (segment)"
+    idle = client.get("/funnel.json", query_string=query("event:signup", "segment:idle")).get_json()
+    # idle on the start day: users 5..9 (user 5's project came a day later)
+    assert [s["users"] for s in idle["funnel"]["steps"]] == [10, 5]
+    assert set(redis_client.keys()) == before
+
+
+def test_segment_deleted_after_the_form_was_filled_is_a_400(
+    client: FlaskClient, data: None, bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SegmentStore(bc).save("gone", "project")
+    monkeypatch.setattr(
+        "dashboard.funnel.selection_choices",
+        lambda client: [("event:signup", "signup"), ("segment:gone", "gone (segment)")],
+    )
+    SegmentStore(bc).delete("gone")
+    response = client.get("/funnel", query_string=query("event:signup", "segment:gone"))
+    assert response.status_code == 400
+    assert "gone" in response.get_data(as_text=True)
+
+
+def test_login_is_required_when_users_are_configured(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    guarded = make_app(redis_url, tmp_path, BITCORE_USERS=USERS).test_client()
+    for url in ("/funnel", "/funnel.json", "/funnel.csv"):
+        assert guarded.get(url, query_string=query(*THREE)).status_code in {302, 401}
+
+
+def test_sparkline_is_scaled_to_its_highest_value() -> None:
+    from dashboard.funnel import sparkline
+
+    line = sparkline([0.0, None, 5.0, 10.0], width=104, height=24)
+    assert line["top"] == 10.0
+    assert line["dots"] == [(2.0, 22.0), (68.7, 12.0), (102.0, 2.0)]
+    assert line["points"] == "2.0,22.0 68.7,12.0 102.0,2.0"
+    assert sparkline([0.0, None])["top"] == 100.0  # all zero: a flat line at the bottom
