@@ -1,0 +1,220 @@
+"""Saved segments: list, create, edit, delete and preview, each page with a JSON twin (``.json``).
+
+The views only read forms, call ``bitcore.segments.SegmentStore`` and render; every rule (names,
+expressions, references, cycles, who uses what) lives in bitcore. Saving and deleting are
+CSRF-protected POSTs; the preview is a GET (shareable, read-only) and also a "Preview" button on the
+edit form, so it works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+
+from bitcore import periods
+from bitcore.segments import (
+    SegmentError,
+    SegmentExists,
+    SegmentInUse,
+    SegmentNotFound,
+    SegmentStore,
+    references,
+)
+from bitcore.segments.store import Segment
+from dashboard import render, store
+from dashboard.segment_forms import DeleteForm, PreviewForm, SegmentForm
+
+bp = Blueprint("segments", __name__)
+
+
+def segment_store() -> SegmentStore:
+    return SegmentStore(store.client())
+
+
+def period_label(period: periods.Period) -> str:
+    """A period as shown: ``2025-01-08 13h``, ``2025-01-08``, ``2025-W02``, ``2025-01``."""
+    if period.kind == "hour":
+        return f"{period.year:04d}-{period.month:02d}-{period.day:02d} {period.hour:02d}h"
+    if period.kind == "day":
+        return f"{period.year:04d}-{period.month:02d}-{period.day:02d}"
+    if period.kind == "week":
+        return f"{period.year:04d}-W{period.week:02d}"
+    if period.kind == "month":
+        return f"{period.year:04d}-{period.month:02d}"
+    return f"{period.year:04d}"
+
+
+def _status(error: SegmentError) -> int:
+    return 409 if isinstance(error, SegmentExists | SegmentInUse) else 400
+
+
+# --- list
+
+
+@bp.route("/segments.json")
+@bp.route("/segments")
+def index() -> ResponseReturnValue:
+    return _index_page()
+
+
+def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    segments = segment_store()
+    saved = segments.all()
+    this_week = periods.period_of("week", store.client().now())
+    used_by: dict[str, list[str]] = {s.name: [] for s in saved}
+    rows = []
+    for segment in saved:
+        row: dict[str, Any] = {**segment.as_dict(), "size": None, "error": None}
+        try:
+            for ref in sorted(references(segment.tree)):
+                used_by.setdefault(ref, []).append(segment.name)
+            row["size"] = len(segments.bitmap(segment.name, this_week))
+        except SegmentError as failure:  # a hash edited by hand: show it, do not fail the page
+            row["error"] = str(failure)
+        rows.append(row)
+    for row in rows:
+        row["used_by"] = used_by.get(row["name"], [])
+    data = {"period": period_label(this_week), "segments": rows, "error": error}
+    notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
+    return render.page("segments.html", data, status, notice=notice, delete_form=DeleteForm())
+
+
+# --- create and edit
+
+
+@bp.route("/segments/new.json", methods=["GET", "POST"])
+@bp.route("/segments/new", methods=["GET", "POST"])
+def new() -> ResponseReturnValue:
+    return _edit_page(None, SegmentForm())
+
+
+@bp.route("/segments/<name>/edit.json", methods=["GET", "POST"])
+@bp.route("/segments/<name>/edit", methods=["GET", "POST"])
+def edit(name: str) -> ResponseReturnValue:
+    try:
+        current = segment_store().get(name)
+    except SegmentNotFound:
+        abort(404, description=f"There is no segment named {name!r}.")
+    form = SegmentForm(data=current.as_dict()) if request.method == "GET" else SegmentForm()
+    return _edit_page(current, form)
+
+
+def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValue:
+    original = current.name if current else None
+    segments = segment_store()
+    preview: dict[str, Any] | None = None
+    error: str | None = None
+    status = 200
+    if request.method == "POST" and form.save.data:
+        if not form.validate():
+            status = 400
+        else:
+            try:
+                saved = segments.save(
+                    form.name.data,
+                    form.expression.data,
+                    form.description.data or "",
+                    by=str(g.get("user") or "local"),
+                    original=original,
+                )
+            except SegmentError as failure:
+                error, status = str(failure), _status(failure)
+            else:
+                if render.wants_json():
+                    return render.page("segments_form.html", {"saved": saved.as_dict()}, 201)
+                return redirect(url_for("segments.index", saved=saved.name))
+    elif request.method == "POST":  # "Preview" (also what Enter does: it is the first button)
+        if _validate_for_preview(form):
+            preview, error = _preview(segments, form.expression.data, form.period(), form.name.data)
+            status = 400 if error else 200
+        else:
+            status = 400
+    data = {
+        "original": original,
+        "segment": {
+            "name": form.name.data,
+            "expression": form.expression.data,
+            "description": form.description.data,
+        },
+        "errors": form.errors,
+        "syntax_error": form.syntax_error.as_dict() if form.syntax_error else None,
+        "error": error,
+        "preview": preview,
+        "used_by": segments.used_by(original) if original else [],
+    }
+    return render.page("segments_form.html", data, status, form=form)
+
+
+def _validate_for_preview(form: SegmentForm) -> bool:
+    """A preview needs the expression and the period; the name only when given (cycle checks)."""
+    valid = form.expression.validate(form)
+    valid = form.when.validate(form) and valid
+    valid = form.kind.validate(form) and valid
+    if form.name.data:
+        valid = form.name.validate(form) and valid
+    return valid
+
+
+def _preview(
+    segments: SegmentStore, expression: str, period: periods.Period, name: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``({"period", "kind", "size"}, None)``, or ``(None, message)`` if it fails."""
+    try:
+        size = len(segments.preview(expression, period, name=name or None))
+    except SegmentError as failure:
+        return None, str(failure)
+    return {"kind": period.kind, "period": period_label(period), "size": size}, None
+
+
+# --- preview (read-only, GET)
+
+
+@bp.route("/segments/preview.json")
+@bp.route("/segments/preview")
+def preview() -> ResponseReturnValue:
+    form = PreviewForm(request.args)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status = 200
+    if request.args:
+        if form.validate():
+            result, error = _preview(
+                segment_store(), form.expression.data, form.period(), form.name.data
+            )
+            status = 400 if error else 200
+        else:
+            status = 400
+    data = {
+        "expression": form.expression.data,
+        "preview": result,
+        "errors": form.errors,
+        "syntax_error": form.syntax_error.as_dict() if form.syntax_error else None,
+        "error": error,
+    }
+    return render.page("segments_preview.html", data, status, form=form)
+
+
+# --- delete
+
+
+@bp.route("/segments/<name>/delete.json", methods=["POST"])
+@bp.route("/segments/<name>/delete", methods=["POST"])
+def delete(name: str) -> ResponseReturnValue:
+    form = DeleteForm()
+    if not form.validate():
+        abort(400, description="The form was incomplete; reload the page and try again.")
+    try:
+        segment_store().delete(name)
+    except SegmentNotFound:
+        abort(404, description=f"There is no segment named {name!r}.")
+    except SegmentInUse as failure:
+        if render.wants_json():
+            return render.page(
+                "segments.html", {"error": str(failure), "used_by": failure.users}, 409
+            )
+        return _index_page(error=str(failure), status=409)
+    if render.wants_json():
+        return render.page("segments.html", {"deleted": name}, 200)
+    return redirect(url_for("segments.index", deleted=name))
