@@ -1,0 +1,74 @@
+"""A person asks for a cohort table in a real chromium: picks events, submits, reads a cell.
+
+Uses the shared ``page`` fixture and ``live_server`` from tests/browser_support.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from browser_support import live_server
+
+import bitcore
+from dashboard import create_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def base_url(redis_client: redis.Redis, redis_url: str, bc: bitcore.BitCore) -> Iterator[str]:
+    day = datetime(2024, 5, 6, 12)
+    bc.mark_many(
+        [("signup", u, day) for u in range(10)]
+        + [("login", u, day + timedelta(days=1)) for u in range(4)]
+        + [("login", u, day + timedelta(days=2)) for u in range(7)]
+    )
+    app = create_app({"REDIS_URL": redis_url, "SECRET_KEY": "browser", "BITCORE_USERS": ""})
+    with live_server(app) as url:
+        yield url
+
+
+def test_pick_events_submit_and_read_a_cell(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/cohort")
+    options = page.locator("#cohort-choices option")
+    assert sorted(options.evaluate_all("els => els.map(e => e.value)")) == [
+        "event:login",
+        "event:signup",
+    ]
+    page.fill("#select1", "event:signup")
+    page.fill("#select2", "event:login")
+    page.select_option("#as_percent", "1")
+    page.fill("#num_results", "2")
+    page.fill("#num_of_rows", "3")
+    page.fill("#start_date", "2024-05-06")
+    page.get_by_role("button", name="Show cohorts").click()
+
+    page.wait_for_selector(".cohort-table")
+    assert "select1=event%3Asignup" in page.url  # a GET: the URL is the report
+    first_row = page.locator(".cohort-table tbody tr").first
+    cells = first_row.locator("td")
+    assert cells.nth(0).inner_text() == "10"  # cohort size
+    day_one = cells.nth(2)
+    assert day_one.inner_text() == "40.0%"
+    assert day_one.get_attribute("title") == "4 of 10 users (40.00%)"
+    colour = day_one.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour.startswith("rgba(") and colour != "rgba(0, 0, 0, 0)"  # the heatmap is painted
+    assert cells.nth(3).inner_text() == "70.0%"
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV").click()
+    csv_text = download_info.value.path().read_text(encoding="utf-8")
+    assert csv_text.splitlines()[1].startswith("Mon 06 May 2024,10,,40.0%,70.0%")
+
+
+def test_invalid_input_shows_field_errors(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/cohort?select1=nope&select2=event:login")
+    assert (
+        "'nope' is not a tracked event or saved segment."
+        in page.locator(".field-error").first.inner_text()
+    )
+    assert page.locator("#select1").input_value() == "nope"
