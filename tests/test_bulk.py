@@ -1,0 +1,189 @@
+"""``BitCore.mark_many``: the same bits as repeated ``mark_event``, atomically, or nothing at all.
+
+Also the two pieces the bulk path and the iteration path are built from: ``bulk.pack_offsets`` and
+``bitmaps.set_bits`` (checked against Python sets).
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bitcore
+from bitcore import bulk
+from bitcore.bitmaps import set_bits
+
+MAY_7 = datetime(2024, 5, 7, 13, 30)
+NEW_YEAR = datetime(2024, 12, 30, 23, 59)  # ISO week 1 of 2025, still calendar year 2024
+MAX_ID = 2**32 - 1
+
+
+def snapshot(client: redis.Redis) -> dict[bytes, bytes]:
+    """Every key on the server with its value: what a write did, byte for byte."""
+    return {key: client.get(key) for key in client.keys("*")}
+
+
+def by_mark_event(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, bytes]:
+    bc.redis.flushdb()
+    for event, uuid, *when in marks:
+        bc.mark_event(event, uuid, when[0] if when else None, **flags)
+    return snapshot(bc.redis)
+
+
+def by_mark_many(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, bytes]:
+    bc.redis.flushdb()
+    assert bc.mark_many(marks, **flags) == len(marks)
+    return snapshot(bc.redis)
+
+
+MARKS = [
+    ("active", 1, MAY_7),
+    ("active", 1, MAY_7),  # the same mark twice is one bit
+    ("active", 0, MAY_7 + timedelta(hours=1)),
+    ("signup", 2**20 + 3, MAY_7),
+    ("song:played", 77, date(2024, 5, 8)),
+    ("active", 12, NEW_YEAR),
+    ("active", 9, NEW_YEAR + timedelta(minutes=1)),  # next year, same ISO week
+]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {},
+        {"track_hourly": True},
+        {"track_unique": True},
+        {"track_hourly": True, "track_unique": True},
+    ],
+)
+def test_mark_many_writes_what_mark_event_writes(
+    bc: bitcore.BitCore, flags: dict[str, bool]
+) -> None:
+    expected = by_mark_event(bc, MARKS, **flags)
+    assert by_mark_many(bc, MARKS, **flags) == expected
+    universe = bc.keys.unique_key(bc.universe).encode()
+    assert universe in expected, "the universe key is set by both"
+
+
+def test_client_defaults_and_time_zone_apply_as_in_mark_event(redis_client: redis.Redis) -> None:
+    bc = bitcore.BitCore(redis_client, track_hourly=True, timezone="America/New_York")
+    aware = [("active", 5, datetime(2024, 5, 8, 2, 0, tzinfo=UTC))]  # 22:00 on May 7 in New York
+    assert by_mark_many(bc, aware) == by_mark_event(bc, aware)
+    assert 5 in bc.HourEvents("active", 2024, 5, 7, 22)
+
+
+def test_marks_without_a_time_land_now(bc: bitcore.BitCore) -> None:
+    before = bc.now()
+    bc.mark_many([("active", 3)])
+    after = bc.now()
+    assert any(3 in bc.DayEvents("active", moment) for moment in (before, after))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    marks=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b:c"]),
+            st.integers(0, 5000),
+            st.sampled_from([MAY_7, NEW_YEAR, date(2024, 2, 29)]),
+        ),
+        max_size=40,
+    ),
+    hourly=st.booleans(),
+)
+def test_mark_many_matches_mark_event_on_any_marks(
+    bc: bitcore.BitCore, marks: list[tuple[str, int, date]], hourly: bool
+) -> None:
+    assert by_mark_many(bc, marks, track_hourly=hourly) == by_mark_event(
+        bc, marks, track_hourly=hourly
+    )
+    day_members = {uuid for event, uuid, when in marks if event == "a" and when == MAY_7}
+    assert list(bc.DayEvents("a", MAY_7)) == sorted(day_members)
+
+
+def test_offsets_using_all_four_bytes_reach_the_right_bit(bc: bitcore.BitCore) -> None:
+    high = 2**25 + 2**17 + 2**9 + 3  # every byte of the packed offset is non-zero (a 4 MiB key)
+    bc.mark_many([("big", high, MAY_7), ("big", 1, MAY_7)])
+    assert list(bc.DayEvents("big", MAY_7)) == [1, high]
+
+
+def test_accepts_any_iterable_and_counts_marks(bc: bitcore.BitCore) -> None:
+    assert bc.mark_many(("active", uuid, MAY_7) for uuid in range(2500)) == 2500
+    assert len(bc.MonthEvents("active", 2024, 5)) == 2500
+    assert list(bc.universe_bitmap()) == list(range(2500))
+
+
+def test_no_marks_write_nothing(bc: bitcore.BitCore) -> None:
+    assert bc.mark_many([]) == 0
+    assert bc.redis.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("bad_mark", "error"),
+    [
+        (("active", -1), ValueError),
+        (("active", 2**32), ValueError),
+        (("active", "7"), TypeError),
+        (("active", 7.0), TypeError),
+        (("active", True), TypeError),
+        (("active", None), TypeError),
+        (("", 7), ValueError),
+        ((7, 7), TypeError),
+        (("bitop_x", 7), ValueError),
+        (("active", 7, "2024-05-07"), TypeError),
+        (("active", 7, 1715083200), TypeError),
+        (("active",), ValueError),
+    ],
+)
+def test_one_bad_mark_writes_nothing(
+    bc: bitcore.BitCore, bad_mark: tuple[Any, ...], error: type[Exception]
+) -> None:
+    good = [("active", uuid, MAY_7) for uuid in range(100)]
+    with pytest.raises(error):
+        bc.mark_many([*good, bad_mark, *good])
+    assert bc.redis.dbsize() == 0
+
+
+def test_a_key_of_another_type_makes_the_whole_batch_fail(bc: bitcore.BitCore) -> None:
+    """MULTI/EXEC would have written the other keys; the script checks every key first."""
+    clash = bc.MonthEvents("signup", 2024, 5).redis_key
+    bc.redis.rpush(clash, "not a bitmap")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        bc.mark_many([("active", 1, MAY_7), ("signup", 2, MAY_7)])
+    assert bc.redis.keys("*") == [clash.encode()]
+
+
+@pytest.mark.parametrize("offsets", [set(), {0}, {1, 258, MAX_ID}, set(range(0, 100_000, 7))])
+def test_pack_offsets_is_big_endian_highest_first(offsets: set[int]) -> None:
+    packed = bulk.pack_offsets(offsets)
+    assert list(struct.unpack(f">{len(offsets)}I", packed)) == sorted(offsets, reverse=True)
+
+
+@given(ids=st.sets(st.integers(0, 4000)), first_id=st.sampled_from([0, 8, 2**32 - 4008]))
+def test_set_bits_finds_exactly_the_set_bits(ids: set[int], first_id: int) -> None:
+    chunk = bytearray(501)
+    for uuid in ids:
+        chunk[uuid >> 3] |= 0x80 >> (uuid & 7)
+    assert set_bits(bytes(chunk), first_id) == sorted(uuid + first_id for uuid in ids)
+
+
+def test_set_bits_of_nothing() -> None:
+    assert set_bits(b"") == []
+    assert set_bits(bytes(1 << 20), 99) == []
+
+
+def test_unaware_and_aware_times_use_wall_clock_fields_without_a_time_zone(
+    bc: bitcore.BitCore,
+) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    marks = [("active", 1, datetime(2024, 5, 7, 23, 30, tzinfo=plus_two)), ("active", 2, MAY_7)]
+    assert by_mark_many(bc, marks, track_hourly=True) == by_mark_event(bc, marks, track_hourly=True)
+    assert list(bc.DayEvents("active", 2024, 5, 7)) == [1, 2]
