@@ -1,4 +1,5 @@
-"""Production entry point: ``gunicorn wsgi:app``."""
+"""Production entry point: ``gunicorn wsgi:app`` (settings in ``gunicorn.conf.py``, read from
+here)."""
 
 from dashboard import create_app
 

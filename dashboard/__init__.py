@@ -7,15 +7,17 @@ from typing import Any
 
 from flask import Flask
 
+from bitcore import demo
+from dashboard import auth, cli, errors, health, store
 from dashboard import config as config_module
-from dashboard import store
 from dashboard.extensions import csrf
 
 _HERE = Path(__file__).resolve().parent
 
 
 def _asset_dir(name: str) -> str:
-    """``templates``/``static`` inside the installed package, else at the repository root (development)."""
+    """``templates``/``static`` inside the installed package, else at the repository root
+    (development)."""
     packaged = _HERE / name
     return str(packaged if packaged.is_dir() else _HERE.parent / name)
 
@@ -31,15 +33,47 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_module.from_environ())
     if config:
         app.config.from_mapping(config)
+    if app.config.get("INSTANCE_PATH"):
+        app.instance_path = str(app.config["INSTANCE_PATH"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    auth.init_app(app)  # first: refuses to start without SECRET_KEY under gunicorn
     csrf.init_app(app)
     store.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(health.bp)
+    app.context_processor(_embedded_context)
     register_blueprints(app)
+    if app.config.get("BITCORE_DEMO"):
+        _load_demo_once(app)
     return app
+
+
+def _embedded_context() -> dict[str, Any]:
+    server = store.embedded_server()
+    return {"embedded_data_dir": str(server.data_dir) if server else None}
+
+
+def _load_demo_once(app: Flask) -> None:
+    """``BITCORE_DEMO=1``: load the demo data set unless Redis already holds events (so a restart,
+    or a second gunicorn worker, does not load it again; loading twice would only set the same
+    bits)."""
+    client = app.extensions["bitcore"]
+    if client.get_event_names():
+        return
+    summary = demo.load_demo(client)
+    app.logger.warning(
+        "bitcore: loaded demo data, %s users over %s days", summary.users, summary.days
+    )
 
 
 def register_blueprints(app: Flask) -> None:
     """One line per blueprint; each concern lives in its own module."""
-    from dashboard import pages
+    from dashboard import pages, tracking
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(tracking.bp)
+    app.register_blueprint(__import__("dashboard.segments", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("dashboard.funnel", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("dashboard.cohort", fromlist=["bp"]).bp)
+    __import__("dashboard.cleanup", fromlist=["init_app"]).init_app(app)  # /system, CLI, scheduler

@@ -11,7 +11,8 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-#: (environment variable, config key, parser, default). Every setting the dashboard reads is listed here.
+#: (environment variable, config key, parser, default).
+#: Every setting the dashboard reads is listed here.
 SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("REDIS_URL", "REDIS_URL", str, None),  # unset: an embedded Redis under instance/
     ("SECRET_KEY", "SECRET_KEY", str, None),
@@ -19,14 +20,48 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
     ("BITCORE_DATA_DIR", "BITCORE_DATA_DIR", str, None),  # default: the app's instance folder
+    # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
+    # no users: open, but only to localhost.
+    ("BITCORE_USERS", "BITCORE_USERS", str, ""),
+    ("BITCORE_SECURE_COOKIES", "SESSION_COOKIE_SECURE", _bool, False),  # set behind HTTPS
+    # load demo data at start when Redis has no events
+    ("BITCORE_DEMO", "BITCORE_DEMO", _bool, False),
+    # default: Flask's (./instance in a checkout)
+    ("BITCORE_INSTANCE_PATH", "INSTANCE_PATH", str, None),
+    # Tracking endpoint (dashboard/tracking.py); lists are comma-separated.
+    # write keys; none set: every beacon is refused
+    ("BITCORE_TRACK_KEYS", "BITCORE_TRACK_KEYS", str, ""),
+    ("BITCORE_TRACK_ORIGINS", "BITCORE_TRACK_ORIGINS", str, ""),  # CORS origins, or "*"
+    # set: uids must be signed
+    ("BITCORE_TRACK_HMAC_SECRET", "BITCORE_TRACK_HMAC_SECRET", str, None),
+    ("BITCORE_TRACK_MAX_UID", "BITCORE_TRACK_MAX_UID", int, 2**27),  # uid < this: one key < 16 MiB
+    ("BITCORE_TRACK_MAX_BATCH", "BITCORE_TRACK_MAX_BATCH", int, 500),  # events per request
+    ("BITCORE_TRACK_MAX_BODY", "BITCORE_TRACK_MAX_BODY", int, 256 * 1024),  # bytes per request
+    ("BITCORE_TRACK_MAX_AGE_DAYS", "BITCORE_TRACK_MAX_AGE_DAYS", float, 7.0),  # older ts is refused
+    # seconds of future ts allowed
+    ("BITCORE_TRACK_MAX_SKEW", "BITCORE_TRACK_MAX_SKEW", float, 300.0),
+    ("BITCORE_TRACK_ALLOW_HOURLY", "BITCORE_TRACK_ALLOW_HOURLY", _bool, False),
+    ("BITCORE_TRACK_ALLOW_UNIQUE", "BITCORE_TRACK_ALLOW_UNIQUE", _bool, True),
+    # requests per window; 0: off
+    ("BITCORE_TRACK_RATE_LIMIT", "BITCORE_TRACK_RATE_LIMIT", int, 600),
+    ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds
+    # Cleanup of temporary bit-op keys (dashboard/cleanup.py, bitcore/cleanup.py).
+    ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on, off in tests
+    ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds
+    ("BITCORE_CLEANUP_MAX_IDLE", "BITCORE_CLEANUP_MAX_IDLE", int, 86400),  # idle seconds (no TTL)
+    ("BITCORE_CLEANUP_LOCK_TTL", "BITCORE_CLEANUP_LOCK_TTL", float, 300.0),  # dead holder's lock
 ]
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Config values for every setting present in ``environ`` (``os.environ`` by default), parsed."""
+    """Config values for every setting in ``environ`` (``os.environ`` by default), parsed; a value
+    that does not parse is a ``ValueError`` naming its variable, so a typo stops the start."""
     environ = os.environ if environ is None else environ
     config: dict[str, Any] = {}
     for variable, key, parse, default in SETTINGS:
         raw = environ.get(variable)
-        config[key] = default if raw is None or raw == "" else parse(raw)
+        try:
+            config[key] = default if raw is None or raw == "" else parse(raw)
+        except ValueError as error:
+            raise ValueError(f"{variable}={raw!r} is not valid: {error}") from None
     return config

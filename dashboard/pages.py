@@ -1,17 +1,107 @@
-"""Overview pages: what events exist and how many users did each."""
+"""Overview and event pages: what events exist, how many users did each, and how one event is doing.
+
+The numbers are computed by :mod:`bitcore.overview` (plain dataclasses); this module parses the
+query string, calls it and renders. Each page has a JSON twin (``/index.json``,
+``/event/<name>.json``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
-from flask.typing import ResponseReturnValue
+from dataclasses import asdict
+from datetime import date
+from typing import Any
 
-from dashboard import render, store
+from flask import Blueprint, abort, request
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, SearchField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from bitcore import overview as report
+from bitcore.validation import MAX_UUID
+from dashboard import charts, render, store
 
 bp = Blueprint("pages", __name__)
+
+
+class OverviewFilter(FlaskForm):
+    """``GET /?q=song``: keep the events whose name contains ``q`` (case-insensitive)."""
+
+    class Meta:
+        csrf = False  # a GET filter is a shareable URL, it changes nothing
+
+    q = SearchField("Filter", validators=[Optional(), Length(max=200)])
+
+
+class UserLookup(FlaskForm):
+    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
+
+    class Meta:
+        csrf = False
+
+    user = IntegerField(
+        "User id",
+        validators=[
+            InputRequired(message="Enter a user id."),
+            NumberRange(
+                min=0, max=MAX_UUID, message=f"User ids are whole numbers from 0 to {MAX_UUID}."
+            ),
+        ],
+    )
+    date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
 
 
 @bp.route("/index.json")
 @bp.route("/")
 def overview() -> ResponseReturnValue:
-    names = sorted(store.client().get_event_names())
-    return render.page("overview.html", {"events": names})
+    form = OverviewFilter(request.args)
+    if not form.validate():
+        return render.page("overview.html", {"errors": form.errors, "events": []}, 400, form=form)
+    client = store.client()
+    today = report.today_of(client)
+    rows = report.overview(client, today, form.q.data or "")
+    data = {
+        "today": today.isoformat(),
+        "filter": form.q.data or "",
+        "events": [asdict(row) for row in rows],
+    }
+    sparklines = {row.name: charts.sparkline_points(row.trend) for row in rows}
+    return render.page("overview.html", data, form=form, sparklines=sparklines)
+
+
+def _event_name(name: str) -> str:
+    """The event name in the URL; ``/event/<name>.json`` is the JSON twin of ``/event/<name>``."""
+    if request.path.endswith(".json") and name.endswith(".json"):
+        name = name[: -len(".json")]
+    return name
+
+
+@bp.route("/event/<path:name>")
+def event(name: str) -> ResponseReturnValue:
+    name = _event_name(name)
+    client = store.client()
+    if not name or not report.event_exists(client, name):
+        abort(404, description=f"No event named {name!r} has been tracked.")
+    today = report.today_of(client)
+    activity = report.event_activity(client, name, today)
+    data: dict[str, Any] = asdict(activity)
+    data["today"] = today.isoformat()
+    lookup = UserLookup(request.args)
+    status = 200
+    if "user" in request.args or "date" in request.args:
+        if lookup.validate():
+            day: date = lookup.date.data  # type: ignore[assignment]
+            user: int = lookup.user.data  # type: ignore[assignment]
+            found = report.was_active(client, name, user, day)
+            data["lookup"] = {"user": user, "date": day.isoformat(), "active": found}
+        else:
+            data["lookup"] = {"errors": lookup.errors}
+            status = 400
+    sizes = {"daily": (1000, 280), "weekly": (520, 260), "monthly": (520, 260)}
+    chart_of = {
+        kind: charts.line_chart(
+            [p["label"] for p in data[kind]], [p["count"] for p in data[kind]], *sizes[kind]
+        )
+        for kind in sizes
+    }
+    return render.page("event.html", data, status, lookup=lookup, chart_of=chart_of)

@@ -1,23 +1,126 @@
-"""The app's one ``BitCore`` client: made at start-up from the config, reached from views through here."""
+"""The app's one ``BitCore`` client: made at start-up from the config, reached from views through
+here.
+
+With no ``REDIS_URL`` the app runs on an embedded redis-server keeping its data under
+``instance/`` (the same default as the library's facade, so a script that calls
+``bitcore.mark_event`` from the checkout and the dashboard see the same data). Who stops that
+server matters once there are several processes:
+
+- ``flask run`` / ``flask demo`` (one process): whoever started it stops it when that process exits.
+- ``gunicorn wsgi:app`` with the repository's ``gunicorn.conf.py`` (``preload_app = True``): the
+  app is made once in gunicorn's master, which starts the server; the forked workers share it, and
+  only the master stops it on exit (the stop is guarded by process id, since workers inherit the
+  master's ``atexit``).
+- gunicorn without that file: each worker joins the server the first one started
+  (``bitcore.embedded`` holds a file lock while it decides, so only one is started) and nobody
+  stops it, so a worker that exits cannot pull it from under the others;
+  ``flask --app wsgi stop-redis`` stops it.
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
 
+import redis
 from flask import Flask, current_app
 
 import bitcore
 from bitcore import embedded
 
+#: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
+#: server.
+MASTER_PID_VARIABLE = "BITCORE_GUNICORN_MASTER_PID"
+
+
+def running_under_gunicorn() -> bool:
+    """True in gunicorn's master and workers (its arbiter exports
+    ``SERVER_SOFTWARE=gunicorn/...``)."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn")
+
+
+def data_dir(app: Flask) -> Path:
+    """Where the embedded Redis keeps its data: ``BITCORE_DATA_DIR``, else the instance folder."""
+    return Path(app.config.get("BITCORE_DATA_DIR") or app.instance_path).resolve()
+
+
+def may_stop_embedded() -> bool:
+    """Whether this process should stop an embedded server it started, when it exits."""
+    if not running_under_gunicorn():
+        return True
+    return os.environ.get(MASTER_PID_VARIABLE) == str(os.getpid())
+
+
+def _stop_in(server: embedded.EmbeddedRedis, pid: int) -> None:
+    """``atexit`` hook that stops ``server`` only in the process that started it, not in forked
+    children."""
+    if os.getpid() == pid:
+        server.stop()
+
+
+def start_embedded(directory: Path, stop_at_exit: bool) -> embedded.EmbeddedRedis:
+    """Start the embedded server for ``directory``, or join the one already running there
+    (processes starting at the same moment, like gunicorn workers, are serialised by
+    ``embedded.start``'s lock).
+
+    ``embedded.start`` would stop a server it started when the process exits; that is replaced by a
+    hook that does so only in this very process, and only if ``stop_at_exit``.
+    """
+    server = embedded.start(directory)
+    if server.owned:
+        atexit.unregister(server.stop)
+        if stop_at_exit:
+            atexit.register(_stop_in, server, os.getpid())
+            _exit_cleanly_on_sigterm()
+    return server
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, ``docker stop``) run ``atexit`` hooks, so the embedded server is
+    stopped and saved; Python's default would end the process on the spot. Only in the main thread,
+    and only if nobody else (gunicorn, a test runner) handles SIGTERM already."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def shutdown_embedded(directory: Path) -> bool:
+    """Shut down (saving) the embedded server of ``directory`` if one answers. True if one did."""
+    sock = embedded._socket_path(directory)  # the path embedded.start listens on for this directory
+    url = f"unix://{sock}"
+    if not sock.exists():
+        return False
+    try:
+        embedded_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        embedded_client.ping()
+    except (redis.RedisError, OSError):
+        return False
+    with contextlib.suppress(redis.ConnectionError):
+        embedded_client.shutdown(save=True)
+    return True
+
 
 def init_app(app: Flask) -> None:
-    """Connect to ``REDIS_URL``, or start the embedded Redis under the data directory."""
+    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory."""
     url = app.config.get("REDIS_URL")
     if not url:
-        data_dir = app.config.get("BITCORE_DATA_DIR") or Path(app.instance_path) / "redis"
-        server = embedded.start(data_dir)
+        stop_at_exit = may_stop_embedded()
+        server = start_embedded(data_dir(app), stop_at_exit)
         app.extensions["bitcore_embedded"] = server
-        app.logger.info("embedded Redis keeps its data in %s", server.data_dir)
+        app.logger.warning(
+            "bitcore: no REDIS_URL set; embedded Redis on %s keeps its data in %s%s",
+            server.url,
+            server.data_dir,
+            ""
+            if not server.owned or stop_at_exit
+            else " (left running when workers exit: stop it with `flask --app wsgi stop-redis`)",
+        )
         url = server.url
     app.extensions["bitcore"] = bitcore.BitCore(
         url,
@@ -25,6 +128,11 @@ def init_app(app: Flask) -> None:
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],
     )
+
+
+def embedded_server(app: Flask | None = None) -> embedded.EmbeddedRedis | None:
+    """The embedded server the app runs on, or ``None`` when it uses ``REDIS_URL``."""
+    return (app or current_app).extensions.get("bitcore_embedded")
 
 
 def client() -> bitcore.BitCore:

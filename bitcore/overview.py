@@ -1,0 +1,169 @@
+"""The overview and event reports as plain data, so the HTML page, its JSON twin and library users
+share one implementation.
+
+Counting is the cheap part on Redis and round trips are the cost, so every number on the overview
+(today, this week, this month and a 30-day trend, for hundreds of events) comes from ONE pipelined
+round trip of ``BITCOUNT``s; finding the event names is a ``SCAN``.
+
+>>> rows = overview(b, date(2024, 5, 7))  # doctest: +SKIP
+>>> rows[0].name, rows[0].today, rows[0].trend[-1] == rows[0].today  # doctest: +SKIP
+('active', 1234, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from bitcore import periods
+from bitcore.periods import Kind, Period
+from bitcore.validation import check_event_name, check_uuid
+
+if TYPE_CHECKING:
+    from bitcore.client import BitCore
+
+TREND_DAYS = 30
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """One overview row: distinct users of ``name`` per period, ending on the report's day."""
+
+    name: str
+    today: int
+    this_week: int
+    this_month: int
+    trend: list[int]  # daily actives, oldest first; the last one is ``today``
+    unique: (
+        int  # users flagged by the dateless (unique) event of the same name; 0 when there is none
+    )
+
+
+@dataclass(frozen=True)
+class PeriodCount:
+    """Distinct users in one period; ``start`` is the ISO date the period begins."""
+
+    label: str
+    start: str
+    count: int
+
+
+@dataclass(frozen=True)
+class EventActivity:
+    """Daily, weekly and monthly actives of one event, and how sticky it is."""
+
+    name: str
+    daily: list[PeriodCount]
+    weekly: list[PeriodCount]
+    monthly: list[PeriodCount]
+    users_last_30_days: int  # distinct users over the last 30 days: the rolling "MAU"
+    average_daily_users: float  # mean of the last 30 daily counts
+    stickiness: float | None  # average DAU / rolling MAU, in [0, 1]; None when nobody was active
+
+
+def today_of(client: BitCore) -> date:
+    """Today in the client's time zone (UTC unless configured)."""
+    return client.now().date()
+
+
+def walk_back(kind: Kind, last: date, count: int) -> list[Period]:
+    """The ``count`` periods of ``kind`` ending with the one containing ``last``, oldest first."""
+    newest = periods.period_of(kind, last)
+    return [periods.shift(newest, -steps) for steps in range(count - 1, -1, -1)]
+
+
+def period_label(period: Period) -> str:
+    """A short human label: ``2024-05-07``, ``2025-W01``, ``2024-05``."""
+    if period.kind == "week":
+        return f"{period.year}-W{period.week:02d}"
+    if period.kind == "month":
+        return f"{period.year}-{period.month:02d}"
+    return f"{period.year}-{period.month:02d}-{period.day:02d}"
+
+
+def overview(
+    client: BitCore, day: date | None = None, name_filter: str = "", trend_days: int = TREND_DAYS
+) -> list[EventSummary]:
+    """A row per event name (the universe left out), sorted by name, optionally filtered by
+    substring (case-insensitive). All counts come from one pipelined round trip."""
+    day = day or today_of(client)
+    needle = name_filter.strip().lower()
+    names = sorted(n for n in client.get_event_names() if needle in n.lower())
+    days = walk_back("day", day, trend_days)
+    week, month = periods.period_of("week", day), periods.period_of("month", day)
+    per_name = [week, month, *days]
+    with client.redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            for period in per_name:
+                pipe.bitcount(client.keys.event_key(name, period))
+            pipe.bitcount(client.keys.unique_key(name))
+        counts = [int(c) for c in pipe.execute()]
+    rows = []
+    width = len(per_name) + 1
+    for index, name in enumerate(names):
+        this_week, this_month, *trend, unique = counts[index * width : (index + 1) * width]
+        rows.append(EventSummary(name, trend[-1], this_week, this_month, trend, unique))
+    return rows
+
+
+def event_exists(client: BitCore, name: str) -> bool:
+    """Whether ``name`` has any key (the SCAN is narrowed to names starting with ``name``)."""
+    check_event_name(name)
+    return name != client.universe and name in client.get_event_names(prefix=name)
+
+
+def event_activity(
+    client: BitCore,
+    name: str,
+    day: date | None = None,
+    days: int = TREND_DAYS,
+    weeks: int = 12,
+    months: int = 6,
+) -> EventActivity:
+    """Actives of ``name`` per day, ISO week and month up to ``day``, and DAU/MAU stickiness.
+
+    Two round trips: one pipeline of ``BITCOUNT``s, and one ``BITOP OR`` (a temporary key with a
+    TTL) for the distinct users of the last ``days`` days.
+    """
+    check_event_name(name)
+    day = day or today_of(client)
+    lengths: list[tuple[Kind, int]] = [("day", days), ("week", weeks), ("month", months)]
+    series = {kind: walk_back(kind, day, n) for kind, n in lengths}
+    with client.redis.pipeline(transaction=False) as pipe:
+        for kind_periods in series.values():
+            for period in kind_periods:
+                pipe.bitcount(client.keys.event_key(name, period))
+        counts = iter(int(c) for c in pipe.execute())
+    tables = {
+        kind: [
+            PeriodCount(period_label(p), periods.start(p).date().isoformat(), next(counts))
+            for p in kind_periods
+        ]
+        for kind, kind_periods in series.items()
+    }
+    rolling = client.BitOpOr(*(client.event(name, p) for p in series["day"]))
+    users = len(rolling)
+    average = sum(row.count for row in tables["day"]) / days
+    return EventActivity(
+        name=name,
+        daily=tables["day"],
+        weekly=tables["week"],
+        monthly=tables["month"],
+        users_last_30_days=users,
+        average_daily_users=round(average, 2),
+        stickiness=round(average / users, 4) if users else None,
+    )
+
+
+def was_active(client: BitCore, name: str, uuid: int, day: date) -> dict[str, bool]:
+    """Whether user ``uuid`` did ``name`` on ``day``, in its ISO week and in its month (one round
+    trip)."""
+    check_event_name(name)
+    offset = check_uuid(uuid)
+    kinds: list[Kind] = ["day", "week", "month"]
+    with client.redis.pipeline(transaction=False) as pipe:
+        for kind in kinds:
+            pipe.getbit(client.keys.event_key(name, periods.period_of(kind, day)), offset)
+        bits = pipe.execute()
+    return {kind: bool(bit) for kind, bit in zip(kinds, bits, strict=True)}

@@ -1,0 +1,193 @@
+"""Who may see the dashboard: session login when users are configured, else localhost only.
+
+Enforced app-wide in one ``before_request`` hook with an allow-list (the login page, static files,
+``/healthz`` and the public ``tracking`` blueprint), so a new blueprint is protected without a
+decorator.
+
+Users come from ``BITCORE_USERS="alice:<hash>,bob:<hash>"`` where each hash is made by
+``flask --app wsgi hash-password`` (werkzeug's salted scrypt). With no users the dashboard is open,
+so it answers only requests from the loopback interface and shows a banner saying so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from dashboard import render, store
+
+bp = Blueprint("auth", __name__)
+
+#: Endpoints anyone may reach, logged in or not.
+PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "health.healthz"})
+#: Blueprints whose every route is public (the tracking beacon has its own write keys).
+PUBLIC_BLUEPRINTS = frozenset({"tracking"})
+#: Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+class LoginForm(FlaskForm):
+    username = StringField("User", validators=[DataRequired(), Length(max=100)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    next = HiddenField()
+
+
+def parse_users(spec: str) -> dict[str, str]:
+    """``{"alice": hash}`` from ``"alice:<hash>,bob:<hash>"``; a malformed entry raises
+    ``ValueError`` naming the entry's position and user (never the hash)."""
+    users: dict[str, str] = {}
+    for position, entry in enumerate(spec.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, sep, password_hash = entry.partition(":")
+        name = name.strip()
+        if not sep or not name or password_hash.count("$") < 2:
+            raise ValueError(
+                f"BITCORE_USERS entry {position} ({name or '?'}) is not 'name:<hash>'; "
+                "make the hash with `flask --app wsgi hash-password`"
+            )
+        users[name] = password_hash
+    return users
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback); False for anything unparsable."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else the overview: no open redirects after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("pages.overview")
+
+
+def load_secret_key(app: Flask) -> None:
+    """Keep ``SECRET_KEY`` if set. Under gunicorn refuse to start without one (sessions must survive
+    restarts and be shared by workers); in development make a random one, kept under
+    ``instance/``."""
+    if app.config.get("SECRET_KEY"):
+        return
+    if store.running_under_gunicorn():
+        raise RuntimeError(
+            "SECRET_KEY is not set: refusing to start under gunicorn, where every worker needs "
+            "the same key. Set it in the environment, e.g. "
+            "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    path = Path(app.instance_path) / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        app.config["SECRET_KEY"] = path.read_text().strip()
+        return
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
+    app.config["SECRET_KEY"] = key
+
+
+def init_app(app: Flask) -> None:
+    """Secret key, cookie flags, the users table and the app-wide login check."""
+    load_secret_key(app)
+    app.config["BITCORE_USER_HASHES"] = parse_users(app.config.get("BITCORE_USERS") or "")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(days=7))
+    app.before_request(require_login)
+    app.context_processor(auth_context)
+    app.register_blueprint(bp)
+
+
+def users() -> dict[str, str]:
+    return current_app.config["BITCORE_USER_HASHES"]  # type: ignore[no-any-return]
+
+
+def auth_context() -> dict[str, Any]:
+    return {"auth_open": not users(), "current_user": g.get("user")}
+
+
+def require_login() -> ResponseReturnValue | None:
+    """Let public endpoints through; otherwise ask for a login, or (no users) refuse non-local
+    clients."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+        return None
+    configured = users()
+    if not configured:
+        if not is_loopback(request.remote_addr):
+            abort(
+                403,
+                description="This dashboard has no users configured, so it only answers on "
+                "localhost. Set BITCORE_USERS to open it to the network with a login.",
+            )
+        return None
+    name = session.get("user")
+    if name in configured:
+        g.user = name
+        return None
+    if render.wants_json():
+        return jsonify({"error": 401, "message": "log in first (POST /login)"}), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if not users():
+        return redirect(url_for("pages.overview"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    status = 200
+    if form.validate_on_submit():
+        name = form.username.data or ""
+        stored = users().get(name)
+        matches = check_password_hash(stored or _DUMMY_HASH, form.password.data or "")
+        if stored is not None and matches:
+            session.clear()  # a fresh session: nothing from before the login carries over
+            session["user"] = name
+            session.permanent = True
+            return redirect(safe_next(form.next.data))
+        flash("Unknown user or wrong password.")
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render.page("login.html", {"login_required": True}, status, form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> ResponseReturnValue:
+    session.clear()
+    return redirect(url_for("auth.login") if users() else url_for("pages.overview"))

@@ -1,0 +1,76 @@
+"""``flask --app wsgi ...`` commands: load demo data, make a password hash, stop the embedded
+Redis."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from werkzeug.security import generate_password_hash
+
+from bitcore import demo as demo_data
+from dashboard import store
+
+
+@click.command("demo")
+@with_appcontext
+@click.option(
+    "--users",
+    default=demo_data.DEFAULT_USERS,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+)
+@click.option(
+    "--days", default=demo_data.DEFAULT_DAYS, show_default=True, type=click.IntRange(1, 3650)
+)
+@click.option("--seed", default=demo_data.DEFAULT_SEED, show_default=True, type=int)
+def demo_command(users: int, days: int, seed: int) -> None:
+    """Load realistic demo data (signups, retention, product events, platforms) ending today."""
+    client = store.client()
+    started = time.perf_counter()
+    summary = demo_data.load_demo(client, users=users, days=days, seed=seed)
+    click.echo(
+        f"Loaded {summary.marks:,} marks for {summary.users:,} users over {summary.days} days "
+        f"({summary.first_day} to {summary.last_day}) in {time.perf_counter() - started:.1f} s."
+    )
+    server = store.embedded_server()
+    if server is not None:
+        click.echo(f"Embedded Redis keeps the data in {server.data_dir}.")
+
+
+@click.command("hash-password")
+@click.option("--username", default="", help="Also print the BITCORE_USERS entry for this user.")
+@click.password_option(help="The password (asked for, twice, when left out).")
+def hash_password_command(username: str, password: str) -> None:
+    """Print a salted hash of a password for BITCORE_USERS="name:<hash>,..."."""
+    if not password:
+        raise click.BadParameter("the password must not be empty", param_hint="--password")
+    hashed = generate_password_hash(password)
+    click.echo(f"{username}:{hashed}" if username else hashed)
+
+
+@click.command("stop-redis")
+@with_appcontext
+def stop_redis_command() -> None:
+    """Stop the embedded Redis of this app's data directory (it saves its data first)."""
+    if current_app.config.get("REDIS_URL"):
+        raise click.ClickException(
+            "REDIS_URL is set: this app uses an external Redis, not an embedded one."
+        )
+    server = store.embedded_server()
+    directory = store.data_dir(current_app)
+    if server is not None and server.owned:
+        server.stop()  # loading the app started it: it was not running before
+        click.echo(f"No embedded Redis was running for {directory}.")
+        return
+    if store.shutdown_embedded(directory):
+        click.echo(f"Stopped the embedded Redis of {directory}.")
+    else:
+        click.echo(f"No embedded Redis was running for {directory}.")
+
+
+def init_app(app: Flask) -> None:
+    for command in (demo_command, hash_password_command, stop_redis_command):
+        app.cli.add_command(command)

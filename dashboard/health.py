@@ -1,0 +1,27 @@
+"""``/healthz``: is Redis answering, and how fast. Public, JSON only, for load balancers and uptime
+checks."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from dashboard import store
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/healthz")
+def healthz() -> ResponseReturnValue:
+    """``{"status": "ok", "redis_ms": 0.21}``, or 503 with ``"status": "unavailable"`` when Redis
+    is not answering (no address or traceback in the answer: the endpoint is public)."""
+    started = time.perf_counter()
+    try:
+        store.client().ping()
+    except (redis.RedisError, OSError) as error:
+        return jsonify({"status": "unavailable", "redis": type(error).__name__}), 503
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return jsonify({"status": "ok", "redis_ms": round(elapsed_ms, 3)})

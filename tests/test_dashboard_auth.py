@@ -1,0 +1,200 @@
+"""Login, the localhost-only open mode, cookie flags and the allow-list of public endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from dashboard_support import PASSWORD, USERS, csrf_token, make_app
+from flask import Flask
+
+from dashboard import auth
+
+REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+@pytest.fixture
+def open_app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
+    return make_app(redis_url, tmp_path)
+
+
+@pytest.fixture
+def locked_app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
+    return make_app(redis_url, tmp_path, BITCORE_USERS=USERS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("", {}),
+        ("alice:pbkdf2:sha256:1$salt$abc", {"alice": "pbkdf2:sha256:1$salt$abc"}),
+        (" a:m$s$h , b:scrypt:1:2:3$s$h ,", {"a": "m$s$h", "b": "scrypt:1:2:3$s$h"}),
+    ],
+)
+def test_parse_users(spec: str, expected: dict[str, str]) -> None:
+    assert auth.parse_users(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["alice", "alice:plaintext", ":m$s$h", "a:m$s$h,bob:secret"])
+def test_parse_users_refuses_malformed_entries_without_echoing_them(spec: str) -> None:
+    with pytest.raises(ValueError, match="hash-password") as error:
+        auth.parse_users(spec)
+    assert "secret" not in str(error.value) and "plaintext" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.1", False),
+        ("203.0.113.9", False),
+        ("::ffff:10.0.0.1", False),
+        ("", False),
+        (None, False),
+        ("localhost", False),
+    ],
+)
+def test_is_loopback(address: str | None, loopback: bool) -> None:
+    assert auth.is_loopback(address) is loopback
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/event/x?q=1", "/event/x?q=1"),
+        ("/", "/"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("", "/"),
+        (None, "/"),
+        ("javascript:alert(1)", "/"),
+    ],
+)
+def test_safe_next_only_allows_local_paths(
+    open_app: Flask, target: str | None, expected: str
+) -> None:
+    with open_app.test_request_context():
+        assert auth.safe_next(target) == expected
+
+
+def test_open_dashboard_serves_localhost_with_a_banner(open_app: Flask) -> None:
+    response = open_app.test_client().get("/")
+    assert response.status_code == 200
+    assert b"Open dashboard" in response.data and b"BITCORE_USERS" in response.data
+
+
+@pytest.mark.parametrize("url", ["/", "/index.json", "/event/x", "/nope"])
+def test_open_dashboard_refuses_other_machines(open_app: Flask, url: str) -> None:
+    response = open_app.test_client().get(url, environ_base=REMOTE)
+    assert response.status_code == 403
+    assert b"localhost" in response.data
+
+
+def test_healthz_and_tracking_stay_public(open_app: Flask, locked_app: Flask) -> None:
+    tracking_rules = [
+        r for r in open_app.url_map.iter_rules() if r.endpoint.startswith("tracking.")
+    ]
+    assert tracking_rules, "the tracking blueprint is registered"
+    for app in (open_app, locked_app):
+        client = app.test_client()
+        assert client.get("/healthz", environ_base=REMOTE).status_code == 200
+        for rule in tracking_rules:
+            method = "GET" if "GET" in rule.methods else "OPTIONS"
+            response = client.open(rule.rule, method=method, environ_base=REMOTE)
+            # the beacon may refuse a request without a write key, but never because of the login
+            assert response.status_code != 302, rule.rule
+            assert b"log in first" not in response.data, rule.rule
+            assert b"only answers on localhost" not in response.data, rule.rule
+
+
+def test_locked_dashboard_redirects_to_login_and_json_gets_401(locked_app: Flask) -> None:
+    client = locked_app.test_client()
+    response = client.get("/event/song?user=1")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=/event/song?user%3D1") or (
+        "/login?next=" in response.headers["Location"]
+    )
+    assert client.get("/index.json").status_code == 401
+    page = client.get("/login")
+    assert page.status_code == 200 and b"Open dashboard" not in page.data
+
+
+def login(client, password: str = PASSWORD, next_url: str = "", token: str | None = None):  # type: ignore[no-untyped-def]
+    token = token if token is not None else csrf_token(client.get("/login").get_data(as_text=True))
+    form = {"username": "alice", "password": password, "next": next_url, "csrf_token": token}
+    return client.post("/login", data=form)
+
+
+def test_login_with_the_right_password_opens_every_page(locked_app: Flask) -> None:
+    client = locked_app.test_client()
+    response = login(client, next_url="/index.json?q=a")
+    assert response.status_code == 302 and response.headers["Location"] == "/index.json?q=a"
+    assert client.get("/index.json").status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    assert "alice" in page and "Log out" in page
+
+
+@pytest.mark.parametrize(
+    ("password", "token", "status"),
+    [("wrong", None, 401), ("", None, 400), (PASSWORD, "not-a-token", 400)],
+)
+def test_failed_logins(locked_app: Flask, password: str, token: str | None, status: int) -> None:
+    client = locked_app.test_client()
+    assert login(client, password=password, token=token).status_code == status
+    assert client.get("/index.json").status_code == 401
+
+
+def test_unknown_user_is_refused_like_a_wrong_password(locked_app: Flask) -> None:
+    client = locked_app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": "mallory", "password": "x", "csrf_token": token}
+    )
+    assert response.status_code == 401 and b"Unknown user or wrong password" in response.data
+
+
+def test_open_redirect_after_login_goes_to_the_overview(locked_app: Flask) -> None:
+    response = login(locked_app.test_client(), next_url="//evil.example/")
+    assert response.headers["Location"] == "/"
+
+
+def test_logout_needs_csrf_and_ends_the_session(locked_app: Flask) -> None:
+    client = locked_app.test_client()
+    login(client)
+    assert client.post("/logout").status_code == 400  # no CSRF token
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/index.json").status_code == 401
+
+
+def test_a_user_removed_from_the_config_is_logged_out(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS)
+    client = app.test_client()
+    login(client)
+    app.config["BITCORE_USER_HASHES"] = auth.parse_users(USERS.replace("alice:", "bob:"))
+    assert client.get("/index.json").status_code == 401
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_session_cookie_flags(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, secure: bool
+) -> None:
+    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS, SESSION_COOKIE_SECURE=secure)
+    response = login(app.test_client())
+    cookie = next(
+        v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("session=")
+    )
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure
+
+
+def test_login_page_without_users_goes_to_the_overview(open_app: Flask) -> None:
+    response = open_app.test_client().get("/login")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
