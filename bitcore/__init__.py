@@ -1,7 +1,7 @@
 """bitcore: real-time product analytics on Redis bitmaps, with bitmapist's API and key layout.
 
-``import bitcore as bitmapist`` runs bitmapist code unchanged. The functions here are a thin facade over
-``BitCore`` clients (one per named system); new code can hold a ``BitCore`` directly::
+``import bitcore as bitmapist`` runs bitmapist code unchanged. The functions here are a thin facade
+over ``BitCore`` clients (one per named system); new code can hold a ``BitCore`` directly::
 
     import bitcore
     bitcore.mark_event("active", 123)
@@ -10,6 +10,22 @@
     b = bitcore.BitCore("redis://localhost:6379/0", key_prefix="trackist_")
     b.mark_many([("active", 1), ("signup", 2)])
     len(b.WeekEvents("active") & b.WeekEvents("signup"))
+
+Both libraries can share one Redis: keys are bitmapist's, byte for byte. Deliberate differences:
+
+- ``~x`` / ``BitOpNot(x)`` is taken against a universe (every user bitcore has marked, kept in the
+  unique event ``_seen``), never bare (see ``bitcore.bitops``); ``rebuild_universe()`` builds it for
+  data bitmapist wrote. bitmapist's ``get_event_names`` lists ``_seen`` among the events.
+- Bad input raises before anything is written: a uuid that is not an int in ``[0, 2**32)``, an
+  empty, non-string or reserved (``bitop``…) event name, an impossible period such as month 13.
+- ``from_date`` also works on an instance (``MonthEvents("a").from_date(dt)``), as the README
+  writes it; a date may stand in for the first field (``DayEvents("a", dt)``).
+- ``BitCore(timezone=...)`` reads datetimes in a zone of your choice; the default is bitmapist's
+  rule (wall-clock fields as given, "now" in UTC).
+- Bit-op result keys get TTLs and are recomputed when gone; ``delete_all_events`` and
+  ``delete_temporary_bitop_keys`` walk the keyspace with SCAN, never KEYS.
+- The ``"default"`` system is ``REDIS_URL`` or an embedded Redis, not whatever listens on
+  localhost:6379; clients get 5 s socket timeouts, so a dead server raises instead of hanging.
 """
 
 from __future__ import annotations
@@ -18,7 +34,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bitcore.bitmaps import Bitmap
-from bitcore.bitops import BitOperation, BitOpAnd, BitOpNot, BitOpOr, BitOpXor
+from bitcore.bitops import BitOpAnd, BitOperation, BitOpNot, BitOpOr, BitOpXor
 from bitcore.client import BitCore, Mark
 from bitcore.events import (
     DailyEvents,
@@ -42,17 +58,18 @@ TRACK_HOURLY = False
 TRACK_UNIQUE = False
 
 __all__ = [
-    "SYSTEMS", "TRACK_HOURLY", "TRACK_UNIQUE", "BitCore", "Bitmap", "BitOperation", "BitOpAnd", "BitOpNot",
-    "BitOpOr", "BitOpXor", "DailyEvents", "DayEvents", "GenericPeriodEvents", "HourEvents", "HourlyEvents",
-    "Mark", "MonthEvent", "MonthEvents", "MonthlyEvents", "UniqueEvents", "WeekEvents", "WeeklyEvents",
-    "YearEvents", "YearlyEvents", "delete_all_events", "delete_runtime_bitop_keys",
-    "delete_temporary_bitop_keys", "get_event_names", "get_redis", "mark_event", "mark_unique",
-    "setup_redis", "unmark_event", "unmark_unique",
+    "SYSTEMS", "TRACK_HOURLY", "TRACK_UNIQUE", "BitCore", "Bitmap", "BitOperation", "BitOpAnd",
+    "BitOpNot", "BitOpOr", "BitOpXor", "DailyEvents", "DayEvents", "GenericPeriodEvents",
+    "HourEvents", "HourlyEvents", "Mark", "MonthEvent", "MonthEvents", "MonthlyEvents",
+    "UniqueEvents", "WeekEvents", "WeeklyEvents", "YearEvents", "YearlyEvents",
+    "delete_all_events", "delete_runtime_bitop_keys", "delete_temporary_bitop_keys",
+    "get_event_names", "get_redis", "mark_event", "mark_unique", "setup_redis", "unmark_event",
+    "unmark_unique",
 ]  # fmt: skip
 
 
 def _flags(track_hourly: bool | None, track_unique: bool | None) -> tuple[bool, bool]:
-    """Explicit arguments win; otherwise the module-level defaults, read at call time as bitmapist does."""
+    """Explicit arguments win; else the module-level defaults, read at call time (as bitmapist)."""
     return (
         TRACK_HOURLY if track_hourly is None else track_hourly,
         TRACK_UNIQUE if track_unique is None else track_unique,
@@ -68,7 +85,9 @@ def mark_event(
     track_unique: bool | None = None,
     use_pipeline: bool = True,
 ) -> None:
-    """Mark ``uuid`` as having done ``event_name`` (month, ISO week and day; hour and unique when tracked)."""
+    """Mark ``uuid`` as having done ``event_name``: month, ISO week and day keys, plus the hour and
+    unique keys when tracked. ``system`` may be a name, a redis client or a pipeline (with
+    ``use_pipeline=False`` the bits are queued on it for the caller to execute)."""
     hourly, unique = _flags(track_hourly, track_unique)
     client_for(system).mark_event(event_name, uuid, now, hourly, unique, use_pipeline)
 

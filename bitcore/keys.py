@@ -27,9 +27,16 @@ from dataclasses import dataclass
 from bitcore.periods import Period
 
 DEFAULT_PREFIX = "trackist_"
+#: Bit-op results live under ``<prefix>bitop_``, so no event may be named ``bitop`` or ``bitop_…``:
+#: its keys would be taken for temporary results (and deleted by the cleanup).
+BITOP_NAMESPACE = "bitop"
 UNIQUE_SUFFIX = "u"
 _SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+#: Saved segments live outside the event prefix, so they never look like events and no cleanup of
+#: ``trackist_bitop_*`` (or ``delete_all_events``) ever touches them: ``bitcore:segment:<name>``
+#: (a hash) and the index ``bitcore:segments`` (a set of names).
+SEGMENT_NAMESPACE = "bitcore:"
 
 
 def period_suffix(period: Period) -> str:
@@ -58,7 +65,7 @@ class KeyLayout:
 
     @property
     def bitop_prefix(self) -> str:
-        return f"{self.prefix}bitop_"
+        return f"{self.prefix}{BITOP_NAMESPACE}_"
 
     def event_key(self, event_name: str, period: Period) -> str:
         return f"{self.prefix}{event_name}_{period_suffix(period)}"
@@ -78,14 +85,23 @@ class KeyLayout:
         return f"{glob_escape(self.prefix)}*"
 
     def event_keys_pattern(self, name_prefix: str = "") -> str:
-        """SCAN pattern for keys whose event name starts with ``name_prefix`` (bit-op keys may match too)."""
+        """SCAN pattern for keys whose event name starts with ``name_prefix`` (bit-op keys may match
+        too: filter with ``parse_event_key``)."""
         return f"{glob_escape(self.prefix)}{glob_escape(name_prefix)}*"
 
     def bitop_keys_pattern(self) -> str:
         return f"{glob_escape(self.bitop_prefix)}*"
 
+    def segment_key(self, segment_name: str) -> str:
+        """The hash holding one saved segment (outside the event prefix: ``SEGMENT_NAMESPACE``)."""
+        return f"{SEGMENT_NAMESPACE}segment:{segment_name}"
+
+    def segments_index_key(self) -> str:
+        """The set of every saved segment's name."""
+        return f"{SEGMENT_NAMESPACE}segments"
+
     def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
-        """``(event_name, period_suffix)`` of an event key, or ``None`` for bit-op and foreign keys."""
+        """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys."""
         if isinstance(key, bytes):
             key = key.decode("utf-8", "replace")
         if not key.startswith(self.prefix) or self.is_bitop_key(key):

@@ -1,7 +1,8 @@
-"""Period math: which hour, day, ISO week, month or year a moment falls in, and how to walk between them.
+"""Period math: which hour, day, ISO week, month or year a moment falls in, and how to walk
+between them.
 
-Pure functions over a small immutable ``Period`` value, so the calendar rules (ISO week-years that differ
-from calendar years around New Year, leap days, month lengths) are tested without Redis.
+Pure functions over a small immutable ``Period`` value, so the calendar rules (ISO week-years that
+differ from calendar years around New Year, leap days, month lengths) are tested without Redis.
 
 >>> from datetime import datetime
 >>> p = period_of("week", datetime(2024, 12, 30))
@@ -14,8 +15,9 @@ from calendar years around New Year, leap days, month lengths) are tested withou
 from __future__ import annotations
 
 import calendar
+import operator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 
 Kind = Literal["hour", "day", "week", "month", "year"]
@@ -26,8 +28,12 @@ KINDS: tuple[Kind, ...] = ("hour", "day", "week", "month", "year")
 class Period:
     """One calendar period. For ``week`` periods ``year`` is the ISO week-year.
 
-    Fields that a kind does not use stay at their neutral value (``month=1, day=1, hour=0, week=0``),
-    so two equal periods always compare equal.
+    Fields that a kind does not use stay at their neutral value (``month=1, day=1, hour=0,
+    week=0``), so two equal periods always compare equal.
+
+    Unlike bitmapist, which formats whatever it is given into a key, an impossible period (month 13,
+    February 30, ISO week 53 of a 52-week year, a year outside 1..9999) raises ``ValueError`` and a
+    non-integer field raises ``TypeError``, so no odd key is ever written or read.
     """
 
     kind: Kind
@@ -41,6 +47,11 @@ class Period:
         """Refuse impossible periods up front, naming the bad value, instead of writing odd keys."""
         if self.kind not in KINDS:
             raise ValueError(f"unknown period kind {self.kind!r}; expected one of {KINDS}")
+        for name in ("year", "month", "day", "hour", "week"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not hasattr(value, "__index__"):
+                raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+            object.__setattr__(self, name, operator.index(value))  # numpy ints become plain ints
         if not 1 <= self.year <= 9999:
             raise ValueError(f"year {self.year!r} is out of range 1..9999")
         if self.kind == "week":
@@ -49,7 +60,11 @@ class Period:
             except ValueError:
                 raise ValueError(f"ISO year {self.year} has no week {self.week}") from None
             return
-        date(self.year, self.month, self.day)  # raises ValueError for month 13, Feb 30, ...
+        try:
+            date(self.year, self.month, self.day)
+        except ValueError as exc:  # month 13, February 30, ...
+            where = f"year={self.year}, month={self.month}, day={self.day}"
+            raise ValueError(f"no such {self.kind}: {where} ({exc})") from None
         if not 0 <= self.hour <= 23:
             raise ValueError(f"hour {self.hour!r} is out of range 0..23")
 
@@ -75,7 +90,10 @@ def year(year_: int) -> Period:
 
 
 def period_of(kind: Kind, moment: date | datetime) -> Period:
-    """The period of ``kind`` that contains ``moment`` (its wall-clock fields, as bitmapist reads them)."""
+    """The period of ``kind`` that contains ``moment``, read from its wall-clock fields.
+
+    As in bitmapist, an aware datetime is not converted (``to_local`` does that, when asked).
+    """
     if kind == "hour":
         hour_ = moment.hour if isinstance(moment, datetime) else 0
         return hour(moment.year, moment.month, moment.day, hour_)
@@ -94,7 +112,9 @@ def period_of(kind: Kind, moment: date | datetime) -> Period:
 def shift(period: Period, steps: int) -> Period:
     """The period ``steps`` periods of the same kind later (earlier when negative)."""
     if period.kind == "hour":
-        moment = datetime(period.year, period.month, period.day, period.hour) + timedelta(hours=steps)
+        moment = datetime(period.year, period.month, period.day, period.hour) + timedelta(
+            hours=steps
+        )
         return period_of("hour", moment)
     if period.kind == "day":
         return period_of("day", date(period.year, period.month, period.day) + timedelta(days=steps))
@@ -107,7 +127,7 @@ def shift(period: Period, steps: int) -> Period:
     return year(period.year + steps)
 
 
-def start(period: Period, tz: tzinfo = timezone.utc) -> datetime:
+def start(period: Period, tz: tzinfo = UTC) -> datetime:
     """The first microsecond of ``period`` in ``tz``."""
     if period.kind == "week":
         monday = date.fromisocalendar(period.year, period.week, 1)
@@ -115,8 +135,8 @@ def start(period: Period, tz: tzinfo = timezone.utc) -> datetime:
     return datetime(period.year, period.month, period.day, period.hour, tzinfo=tz)
 
 
-def end(period: Period, tz: tzinfo = timezone.utc) -> datetime:
-    """The last microsecond of ``period`` in ``tz`` (bitmapist's ``period_end``: ``23:59:59.999999``)."""
+def end(period: Period, tz: tzinfo = UTC) -> datetime:
+    """The last microsecond of ``period`` in ``tz`` (bitmapist's ``period_end``: ``…59.999999``)."""
     last = timedelta(microseconds=1)
     if period.kind == "hour":
         return start(period, tz) + timedelta(hours=1) - last
@@ -131,15 +151,15 @@ def end(period: Period, tz: tzinfo = timezone.utc) -> datetime:
 
 
 def months_of_year(year_: int) -> list[Period]:
-    """The twelve months whose union is a year (bitmapist stores no year keys, it ORs the months)."""
+    """The twelve months whose union is a year (bitmapist stores no year keys: it ORs months)."""
     return [month(year_, m) for m in range(1, 13)]
 
 
 def to_local(moment: date | datetime, tz: tzinfo | None) -> date | datetime:
     """Moment as wall-clock fields in ``tz``.
 
-    ``tz=None`` keeps bitmapist's rule: the fields are used as given, aware or not. With a zone, an aware
-    moment is converted into it and a naive one is taken to be in it already.
+    ``tz=None`` keeps bitmapist's rule: the fields are used as given, aware or not. With a zone, an
+    aware moment is converted into it and a naive one is taken to be in it already.
     """
     if tz is None or not isinstance(moment, datetime) or moment.tzinfo is None:
         return moment

@@ -1,8 +1,9 @@
 """Named Redis systems, as bitmapist has them: the module-level compatibility API's only state.
 
-``SYSTEMS`` maps a name to a redis-py client (``setup_redis`` adds one). ``"default"`` is made on first use
-from ``REDIS_URL``, else an embedded Redis under ``BITCORE_DATA_DIR`` (``instance/``), so the library never
-silently writes to whatever happens to listen on localhost:6379.
+``SYSTEMS`` maps a name to a redis-py client (``setup_redis`` adds one). ``"default"`` is made on
+first use from ``REDIS_URL``, else an embedded Redis under ``BITCORE_DATA_DIR`` (``instance/``), so
+the library never silently writes to whatever happens to listen on localhost:6379 (bitmapist's
+default). bitmapist code that calls ``setup_redis("default", host, port)`` first is unaffected.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from typing import Any
 
 import redis
 
-from bitcore.client import DEFAULT_SOCKET_TIMEOUT, BitCore, connect
+from bitcore.client import DEFAULT_SOCKET_TIMEOUT, BitCore, bounded_retry, connect
 
 _lock = threading.Lock()
 _clients_by_name: dict[str, tuple[Any, BitCore]] = {}
-_clients_by_redis: weakref.WeakKeyDictionary[Any, BitCore] = weakref.WeakKeyDictionary()
+#: Every client made for a redis client or pipeline, for ``known_clients``. Each is kept alive by an
+#: attribute on its redis object (a cycle the garbage collector frees with it), not by this set: a
+#: ``WeakKeyDictionary`` would keep every pipeline ever passed as ``system=`` alive, since its
+#: value (the ``BitCore``) refers to its key.
+_clients_by_redis: weakref.WeakSet[BitCore] = weakref.WeakSet()
+_CLIENT_ATTRIBUTE = "_bitcore_client"
 
 
 def default_redis() -> redis.Redis:
-    """``REDIS_URL`` when set, else the embedded server for ``BITCORE_DATA_DIR`` (default ``instance/``)."""
+    """``REDIS_URL`` when set, else the embedded server in ``BITCORE_DATA_DIR`` (``instance/``)."""
     url = os.environ.get("REDIS_URL")
     if url:
         return connect(url)
@@ -36,7 +42,9 @@ class _Systems(dict[str, Any]):
 
     def __missing__(self, name: str) -> Any:
         if name != "default":
-            raise KeyError(f"no Redis system named {name!r}: call setup_redis({name!r}, host, port) first")
+            raise KeyError(
+                f"no Redis system named {name!r}: call setup_redis({name!r}, host, port) first"
+            )
         with _lock:
             if name not in self:
                 super().__setitem__(name, default_redis())
@@ -47,18 +55,23 @@ SYSTEMS: _Systems = _Systems()
 
 
 def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
-    """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the class).
+    """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the
+    client class).
 
-    Timeouts default to 5 s so a dead server raises ``redis.ConnectionError`` instead of hanging.
+    Timeouts default to 5 s and retries to two quick ones (``bounded_retry``), so a dead server
+    raises ``redis.ConnectionError`` at once instead of hanging (bitmapist leaves redis-py's
+    defaults: no timeout at all in older redis-py versions).
     """
     redis_client = kw.pop("redis_client", redis.Redis)
     kw.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     kw.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
+    kw.setdefault("retry", bounded_retry())
     SYSTEMS[name] = redis_client(host=host, port=port, **kw)
 
 
 def get_redis(system: Any = "default") -> Any:
-    """The redis-py client for ``system``: a name, a client or pipeline (returned as is), or a ``BitCore``."""
+    """The redis-py client for ``system``: a name, a client or pipeline (returned as is), or a
+    ``BitCore``."""
     if isinstance(system, BitCore):
         return system.redis
     if isinstance(system, redis.Redis):
@@ -78,13 +91,15 @@ def client_for(system: Any = "default") -> BitCore:
             _clients_by_name[system] = cached
         return cached[1]
     if isinstance(system, redis.Redis):
-        client = _clients_by_redis.get(system)
+        client: BitCore | None = getattr(system, _CLIENT_ATTRIBUTE, None)
         if client is None:
-            client = _clients_by_redis[system] = BitCore(system)
+            client = BitCore(system)
+            setattr(system, _CLIENT_ATTRIBUTE, client)
+            _clients_by_redis.add(client)
         return client
     raise TypeError(f"system must be a name, a redis client or a BitCore, got {system!r}")
 
 
 def known_clients() -> list[BitCore]:
     """Every client the facade has made: ``delete_runtime_bitop_keys`` asks each of them."""
-    return [client for _, client in _clients_by_name.values()] + list(_clients_by_redis.values())
+    return [client for _, client in _clients_by_name.values()] + list(_clients_by_redis)

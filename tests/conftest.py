@@ -1,8 +1,8 @@
 """Shared fixtures: a real redis-server of our own for the whole session, never anyone else's.
 
-The server is started from the embedded binary (or ``redis-server`` on PATH) on a free port, keeps nothing
-on disk, and is flushed only between tests, because we started it. ``REDIS_URL`` from the environment is
-ignored on purpose: a test run must never flush a server it did not start.
+The server is started from the embedded binary (or ``redis-server`` on PATH) on a free port,
+keeps nothing on disk, and is flushed only between tests, because we started it. ``REDIS_URL``
+from the environment is ignored on purpose: a test run must never flush a server it did not start.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from browser_support import browser, page  # noqa: F401 - shared fixtures, tests/browser_support.py
 
 import bitcore
 from bitcore import embedded, systems
@@ -45,8 +46,10 @@ def bc(redis_client: redis.Redis) -> bitcore.BitCore:
 
 
 @pytest.fixture
-def default_system(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """Point bitmapist's ``"default"`` system at the test server, and put everything back afterwards."""
+def default_system(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[redis.Redis]:
+    """Point bitmapist's ``"default"`` system at the test server; put everything back afterwards."""
     monkeypatch.setitem(systems.SYSTEMS, "default", redis_client)
     monkeypatch.setattr(bitcore, "TRACK_HOURLY", False)
     monkeypatch.setattr(bitcore, "TRACK_UNIQUE", False)

@@ -1,0 +1,76 @@
+"""The embedded redis-server: data survives a restart, and a second start joins the first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bitcore import BitCore, embedded
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[[], embedded.EmbeddedRedis]]:
+    """``embedded.start`` on one data directory; every server it starts is stopped at the end."""
+    started: list[embedded.EmbeddedRedis] = []
+
+    def start_in_data_dir() -> embedded.EmbeddedRedis:
+        server = embedded.start(tmp_path / "data")
+        started.append(server)
+        return server
+
+    yield start_in_data_dir
+    for server in reversed(started):
+        server.stop()
+
+
+def test_data_persists_across_stop_and_start(start: Callable[[], embedded.EmbeddedRedis]) -> None:
+    first = start()
+    assert first.owned
+    assert first.url.startswith("unix://")
+    b = BitCore(first.url)
+    b.mark_event("active", 42)
+    b.mark_unique("premium", 7)
+    first.stop()
+    assert first.process is not None and first.process.poll() is not None  # really stopped
+    assert not embedded._answers(first.url)
+
+    second = start()
+    assert second.owned and second.url == first.url
+    b = BitCore(second.url)
+    assert 42 in b.MonthEvents("active")
+    assert list(b.UniqueEvents("premium")) == [7]
+
+
+def test_a_second_start_joins_the_running_server(
+    start: Callable[[], embedded.EmbeddedRedis],
+) -> None:
+    owner = start()
+    joiner = start()
+    assert owner.owned and not joiner.owned
+    assert joiner.url == owner.url and joiner.process is None
+    BitCore(joiner.url).mark_unique("premium", 3)
+    assert 3 in BitCore(owner.url).UniqueEvents("premium")
+    joiner.stop()  # a joiner never stops a server it did not start
+    assert embedded._answers(owner.url)
+    owner.stop()
+    assert not embedded._answers(owner.url)
+
+
+def test_a_tcp_server_without_persistence(tmp_path: Path) -> None:
+    server = embedded.start(tmp_path, port=0, persist=False)
+    try:
+        assert server.owned and server.url.startswith("redis://127.0.0.1:")
+        assert server.client().ping()
+        assert server.client().config_get("appendonly") == {"appendonly": "no"}
+    finally:
+        server.stop()
+
+
+def test_long_data_directories_get_a_short_socket_path(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    path = embedded._socket_path(deep)
+    assert len(str(path)) <= 100
+    assert path == embedded._socket_path(deep)  # the same directory always finds the same socket
+    assert path != embedded._socket_path(tmp_path / "other" / ("y" * 120))
