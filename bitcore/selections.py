@@ -1,8 +1,9 @@
 """What a report picks as a set of users: an event, or a saved segment, named by one string token.
 
 Reports (cohort, funnel) and the dashboard's form choices speak in tokens: ``event:<name>`` or
-``segment:<name>``. A bare string is an event name, so bitmapist-style calls (``select1="active"``) keep
-working. Event names may contain ``:`` (``song:played``); only the first ``:`` after a known kind counts.
+``segment:<name>``. A bare string is an event name, so bitmapist-style calls
+(``select1="active"``) keep working. Event names may contain ``:`` (``song:played``); only the
+first ``:`` after a known kind counts.
 
 >>> Selection.parse("event:song:played")
 Selection(kind='event', name='song:played')
@@ -50,6 +51,7 @@ class Selection:
         """The users of this selection in ``period``."""
         if self.kind == "event":
             return client.event(self.name, period)
-        from bitcore.segments import SegmentStore  # segments are built on selections, not the reverse
+        # Imported here: segments are built on selections, not the reverse.
+        from bitcore.segments import SegmentStore
 
         return SegmentStore(client).bitmap(self.name, period)
