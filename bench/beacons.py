@@ -1,0 +1,263 @@
+"""How many beacons per second the tracking endpoint takes through gunicorn, next to Redis's SETBIT
+rate.
+
+    uv run python bench/beacons.py [--seconds 5] [--clients 4]
+
+Starts its own redis-server (nothing on disk) and ``gunicorn wsgi:app`` (2 gthread workers) on free
+ports of 127.0.0.1, drives ``POST /track`` from client processes with keep-alive ``http.client``
+connections, bounded both in time and in request count, and prints a table with PASS/FAIL against
+the targets:
+
+* >= 3,000 single-event beacons per second;
+* >= 100,000 events per second in batches of 500.
+
+Redis's own SETBIT rate (redis-benchmark, 50 connections, unpipelined and ``-P 16``) is the
+ceiling, and ``GET /healthz`` (the app answering one Redis PING) the floor under any request. The
+load generator shares the cores with gunicorn and Redis, as a real one would not, and the table
+also shows the server's CPU time per event and the rate the cores would carry if idle: on a shared
+machine the wall-clock rates say more about the neighbours than about the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bitcore import embedded  # noqa: E402
+
+KEY = "bench-key"
+HOST = "127.0.0.1"
+BATCH = 500
+MAX_REQUESTS_PER_CLIENT = 200_000
+TARGET_SINGLE = 3_000
+TARGET_BATCH_EVENTS = 100_000
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout}s")
+
+
+def start_gunicorn(
+    redis_url: str, port: int, workers: int, threads: int
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        SECRET_KEY="bench",
+        BITCORE_TRACK_KEYS=KEY,
+        BITCORE_TRACK_RATE_LIMIT="1000000000",  # on, as in production, but never reached
+    )
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--bind", f"{HOST}:{port}", "--log-level", "warning", "--keep-alive", "30",
+        "wsgi:app",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    wait_for_port(port)
+    return process
+
+
+def client_loop(port: int, batch: int, seconds: float, seed: int, results: mp.Queue) -> None:
+    """Send requests on one keep-alive connection until ``seconds`` pass; report (ok, failed)."""
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    headers = {"Content-Type": "application/json", "X-Bitcore-Key": KEY}
+    ok = failed = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and ok + failed < MAX_REQUESTS_PER_CLIENT:
+        method, path = ("GET", "/healthz") if batch == 0 else ("POST", "/track")
+        if batch <= 1:
+            payload: object = {"event": "bench:single", "uid": rng.randrange(10_000_000)}
+        else:
+            events = [
+                {"event": f"bench:batch{rng.randrange(4)}", "uid": rng.randrange(10_000_000)}
+                for _ in range(batch)
+            ]
+            payload = {"events": events}
+        body = json.dumps(payload) if method == "POST" else None
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                ok += 1
+            else:
+                failed += 1
+        except (OSError, http.client.HTTPException):
+            failed += 1
+            connection.close()
+            connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    connection.close()
+    results.put((ok, failed))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def server_pids(gunicorn: subprocess.Popen[bytes], redis_pid: int | None) -> list[int]:
+    """The gunicorn master, its workers, and redis-server: the processes that serve a beacon."""
+    pids = [gunicorn.pid] + ([redis_pid] if redis_pid else [])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == gunicorn.pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def run_load(
+    port: int, batch: int, clients: int, seconds: float, pids: list[int]
+) -> tuple[float, int, float]:
+    """Requests per second that succeeded, how many failed, and the server's CPU seconds per
+    successful request, over ``clients`` processes."""
+    cpu_before = cpu_seconds(pids)
+    results: mp.Queue = mp.Queue()
+    processes = [
+        mp.Process(target=client_loop, args=(port, batch, seconds, seed, results))
+        for seed in range(clients)
+    ]
+    started = time.monotonic()
+    for p in processes:
+        p.start()
+    totals = [results.get(timeout=seconds + 60) for _ in processes]
+    elapsed = time.monotonic() - started
+    for p in processes:
+        p.join(timeout=10)
+    ok = sum(t[0] for t in totals)
+    failed = sum(t[1] for t in totals)
+    cpu_per_request = (cpu_seconds(pids) - cpu_before) / max(ok, 1)
+    return ok / elapsed, failed, cpu_per_request
+
+
+def redis_benchmark(port: int, pipeline: int) -> float | None:
+    """SETBIT commands per second by redis-benchmark (50 connections), or None without the binary.
+
+    ``-t setbit`` is not one of redis-benchmark's built-in tests, so the command is spelled out;
+    the offset is fixed: ``__rand_int__`` is zero-padded, which Redis refuses as a bit offset.
+    """
+    bundled = Path(embedded.find_redis_server()).with_name("redis-benchmark")
+    binary = str(bundled) if bundled.exists() else shutil.which("redis-benchmark")
+    if not binary or not os.access(binary, os.X_OK):
+        return None
+    command = [binary, "-h", HOST, "-p", str(port), "-n", "200000", "-q", "-c", "50"]
+    command += ["-P", str(pipeline), "-r", "1000"]
+    command += ["setbit", "bench:bits:__rand_int__", "9999999", "1"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    found = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))
+    return float(found[-1]) if found else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="gthread threads per worker")
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews all
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        redis_server = embedded.start(data_dir, port=0, persist=False)
+        gunicorn = None
+        try:
+            port = embedded.free_port()
+            gunicorn = start_gunicorn(redis_server.url, port, args.workers, args.threads)
+            redis_pid = redis_server.process.pid if redis_server.process else None
+            pids = server_pids(gunicorn, redis_pid)
+            run_load(port, 1, 1, 0.5, pids)  # warm up both workers
+            single_rps, single_failed, single_cpu = run_load(
+                port, 1, args.clients, args.seconds, pids
+            )
+            batch_rps, batch_failed, batch_cpu = run_load(
+                port, BATCH, args.clients, args.seconds, pids
+            )
+            # the floor under every request: the app answering /healthz (one Redis PING)
+            health_rps, health_failed, health_cpu = run_load(
+                port, 0, args.clients, args.seconds, pids
+            )
+            redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
+            setbit_plain = redis_benchmark(redis_port, 1)
+            setbit_piped = redis_benchmark(redis_port, 16)
+        finally:
+            if gunicorn is not None:
+                gunicorn.send_signal(signal.SIGTERM)
+                gunicorn.wait(timeout=30)
+            redis_server.stop()
+
+    batch_events = batch_rps * BATCH
+    cores = os.cpu_count() or 1
+    rows = [
+        ("single-event beacons/s", single_rps, TARGET_SINGLE, single_failed, cores / single_cpu),
+        (
+            f"events/s in batches of {BATCH}",
+            batch_events,
+            TARGET_BATCH_EVENTS,
+            batch_failed,
+            cores * BATCH / batch_cpu,
+        ),
+    ]
+    print(f"\nbitcore tracking bench: {args.workers} gunicorn workers x {args.threads} threads, "
+          f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:g}s a run")  # fmt: skip
+    print(f"load average before the runs: {load} (other work on the machine lowers every rate)")
+    print("'server CPU': what gunicorn + redis-server used per event (per request for /healthz);")
+    print("'if idle': the cores divided by it, the rate with nothing else on them (nor the load).")
+    print(f"{'measure':<32} {'rate':>10} {'target':>9} {'failed':>6}  verdict  {'server CPU':>12}"
+          f" {'if idle':>10}")  # fmt: skip
+    for name, rate, target, failed, idle_rate in rows:
+        verdict = "PASS" if rate >= target and failed == 0 else "FAIL"
+        per_event = cores / idle_rate * 1e6
+        print(f"{name:<32} {rate:>10,.0f} {target:>9,} {failed:>6}  {verdict:<7}  "
+              f"{per_event:>9,.1f} us {idle_rate:>10,.0f}")  # fmt: skip
+    ceilings: list[tuple[str, float | None]] = [
+        ("redis SETBIT/s (ceiling)", setbit_plain),
+        ("redis SETBIT/s -P 16", setbit_piped),
+    ]
+    for name, ceiling in ceilings:
+        shown = f"{ceiling:,.0f}" if ceiling is not None else "n/a"
+        print(f"{name:<32} {shown:>10}")
+    if health_failed == 0:
+        print(
+            f"{'GET /healthz/s (app baseline)':<32} {health_rps:>10,.0f} {'':>9} {'':>6}  {'':<7}  "
+            f"{health_cpu * 1e6:>9,.1f} us {cores / health_cpu:>10,.0f}"
+        )
+    print(f"(batch requests/s: {batch_rps:,.1f})")
+    passed = all(rate >= target and failed == 0 for _, rate, target, failed, _ in rows)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Validation of tracking beacons: pure functions from untrusted payloads to checked ``Beacon``s.
+
+Nothing here touches Redis or Flask, so every rule can be tested with a table of payloads. A payload
+is either one event ``{"event": "song:played", "uid": 123}`` or a batch ``{"events": [{...}, ...]}``
+whose events may leave out ``uid``/``sig`` to take the top-level ones. Any bad field rejects the
+whole payload with a ``BeaconError`` that names the field (``events[3].uid``), so a request is
+written whole or not at all.
+
+>>> rules = BeaconRules(max_uid=1000)
+>>> [b.event for b in parse_payload({"event": "song:played", "uid": 7}, rules, now=0.0)]
+['song:played']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+#: Letters, digits and ``:_.-``: safe in a Redis key, a SCAN pattern and a URL, and easy to read.
+EVENT_NAME = re.compile(r"^[A-Za-z0-9:_.\-]+$")
+#: Names the key layout uses itself: an event called ``bitop_...`` would look like a temporary key.
+RESERVED_PREFIXES = ("bitop_",)
+#: A bit at offset N makes Redis allocate N/8 bytes: 2**27 keeps one key under 16 MiB.
+DEFAULT_MAX_UID = 2**27
+
+
+class BeaconError(ValueError):
+    """A payload the endpoint refuses; ``field`` names the part of the request at fault."""
+
+    def __init__(self, field: str, detail: str, status: int = 400) -> None:
+        super().__init__(f"{field} {detail}")
+        self.field = field
+        self.detail = detail
+        self.status = status
+
+    @property
+    def message(self) -> str:
+        return f"{self.field} {self.detail}"
+
+    def renamed(self, field: str) -> BeaconError:
+        """The same error for a field further inside the payload (``uid`` -> ``events[3].uid``)."""
+        return BeaconError(field, self.detail, self.status)
+
+    def as_json(self) -> dict[str, str]:
+        return {"error": self.message, "field": self.field}
+
+
+@dataclass(frozen=True)
+class BeaconRules:
+    """What the server accepts; built from the app config by the tracking blueprint."""
+
+    max_uid: int = DEFAULT_MAX_UID  # ids must be < max_uid
+    max_batch: int = 500
+    max_name_length: int = 120
+    max_age_seconds: float = 7 * 86400  # ts older than this is refused
+    max_skew_seconds: float = 300  # ts later than now + skew is refused
+    allow_hourly: bool = False  # may a beacon ask for hour keys?
+    allow_unique: bool = True  # may a beacon ask for the dateless unique key?
+    default_hourly: bool = False
+    hmac_secret: bytes | None = None  # set: every uid must carry sig = HMAC-SHA256(secret, uid)
+    universe: str = "_seen"
+
+
+class Beacon(NamedTuple):
+    """One checked event: who, what, when (unix seconds, or ``None`` for "now") and which keys."""
+
+    event: str
+    uid: int
+    ts: float | None
+    track_hourly: bool
+    unique: bool
+
+
+def sign_uid(secret: bytes, uid: int) -> str:
+    """The signature a site's backend hands its page for ``uid``: hex HMAC-SHA256 of ``str(uid)``.
+
+    >>> sign_uid(b"s3cret", 123)[:16]
+    'f214e50971a56e38'
+    """
+    return hmac.new(secret, str(uid).encode(), hashlib.sha256).hexdigest()
+
+
+def check_event(value: Any, field: str, rules: BeaconRules) -> str:
+    if not isinstance(value, str):
+        raise BeaconError(field, "must be a string")
+    if not value:
+        raise BeaconError(field, "must not be empty")
+    if len(value) > rules.max_name_length:
+        raise BeaconError(field, f"is longer than {rules.max_name_length} characters")
+    if not EVENT_NAME.match(value):
+        raise BeaconError(field, "may only hold letters, digits and ':_.-'")
+    if value.startswith(RESERVED_PREFIXES) or value == rules.universe:
+        raise BeaconError(field, f"{value!r} is a name bitcore reserves for itself")
+    return value
+
+
+def check_uid(value: Any, field: str, rules: BeaconRules) -> int:
+    """An int in ``[0, max_uid)``; bools, floats and numeric strings are refused, not coerced."""
+    if value is None:
+        raise BeaconError(field, "is required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BeaconError(field, "must be an integer")
+    if not 0 <= value < rules.max_uid:
+        raise BeaconError(field, f"must be in [0, {rules.max_uid})")
+    return value
+
+
+def check_sig(uid: int, sig: Any, field: str, rules: BeaconRules) -> None:
+    if rules.hmac_secret is None:
+        return
+    if not isinstance(sig, str) or not sig:
+        raise BeaconError(field, "is required: ids must be signed by the site's backend", 403)
+    if not hmac.compare_digest(sig.lower(), sign_uid(rules.hmac_secret, uid)):
+        raise BeaconError(field, "does not match the uid", 403)
+
+
+def check_ts(value: Any, field: str, rules: BeaconRules, now: float) -> float | None:
+    """Unix seconds inside ``[now - max_age, now + skew]``; outside is refused (not clamped), so a
+    client with a broken clock finds out instead of silently writing to the wrong day."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BeaconError(field, "must be unix seconds (a number)")
+    if value > now + rules.max_skew_seconds:
+        raise BeaconError(field, "is in the future")
+    if value < now - rules.max_age_seconds:
+        raise BeaconError(field, f"is older than {rules.max_age_seconds:g} seconds")
+    return float(value)
+
+
+def check_flag(value: Any, field: str, allowed: bool, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BeaconError(field, "must be true or false")
+    if value and not allowed:
+        raise BeaconError(field, "is not allowed on this server")
+    return value
+
+
+#: Fields an event may take from the top of a batch; an error in one taken from there is named so.
+_SHARED_FIELDS = ("uid", "sig", "ts")
+
+
+def parse_event(
+    item: Any, where: str, defaults: Mapping[str, Any], rules: BeaconRules, now: float
+) -> Beacon:
+    """One event; ``where`` prefixes field names (``events[2].``), ``defaults`` gives uid/sig/ts.
+
+    Field names are only built when something is wrong: this runs once per event of every batch.
+    """
+    if not isinstance(item, dict):
+        raise BeaconError(where.rstrip(".") or "body", "must be a JSON object")
+    try:
+        uid = check_uid(item["uid"] if "uid" in item else defaults.get("uid"), "uid", rules)
+        if rules.hmac_secret is not None:
+            check_sig(uid, item["sig"] if "sig" in item else defaults.get("sig"), "sig", rules)
+        ts = item.get("ts", defaults.get("ts"))
+        hourly = item.get("track_hourly")
+        unique = item.get("unique")
+        return Beacon(
+            check_event(item.get("event"), "event", rules),
+            uid,
+            None if ts is None else check_ts(ts, "ts", rules, now),
+            rules.default_hourly
+            if hourly is None
+            else check_flag(hourly, "track_hourly", rules.allow_hourly, rules.default_hourly),
+            False if unique is None else check_flag(unique, "unique", rules.allow_unique, False),
+        )
+    except BeaconError as error:
+        if not where or (error.field in _SHARED_FIELDS and error.field not in item):
+            raise
+        raise error.renamed(where + error.field) from None
+
+
+def parse_payload(payload: Any, rules: BeaconRules, now: float) -> list[Beacon]:
+    """Every event of a decoded JSON payload, checked; the first bad field raises BeaconError."""
+    if not isinstance(payload, dict):
+        raise BeaconError("body", "must be a JSON object")
+    if "events" not in payload:
+        return [parse_event(payload, "", {}, rules, now)]
+    items = payload["events"]
+    if not isinstance(items, list):
+        raise BeaconError("events", "must be a list")
+    if not items:
+        raise BeaconError("events", "must not be empty")
+    if len(items) > rules.max_batch:
+        raise BeaconError("events", f"may hold at most {rules.max_batch} events per request", 413)
+    defaults = {"uid": payload.get("uid"), "sig": payload.get("sig"), "ts": payload.get("ts")}
+    return [
+        parse_event(item, f"events[{i}].", defaults, rules, now) for i, item in enumerate(items)
+    ]
+
+
+def parse_pixel(args: Mapping[str, str], rules: BeaconRules, now: float) -> list[Beacon]:
+    """The query string of a pixel request (``?e=...&u=...&s=...&t=...``) as one event."""
+    raw_uid = args.get("u")
+    if raw_uid is None or raw_uid == "":
+        raise BeaconError("u", "(the uid) is required")
+    if not re.fullmatch(r"[0-9]{1,12}", raw_uid):
+        raise BeaconError("u", "must be a non-negative integer")
+    payload: dict[str, Any] = {"event": args.get("e"), "uid": int(raw_uid), "sig": args.get("s")}
+    raw_ts = args.get("t")
+    if raw_ts:
+        try:
+            payload["ts"] = float(raw_ts)
+        except ValueError:
+            raise BeaconError("t", "must be unix seconds (a number)") from None
+    try:
+        return [parse_event(payload, "", {}, rules, now)]
+    except BeaconError as error:
+        short = {"event": "e", "uid": "u", "sig": "s", "ts": "t"}.get(error.field, error.field)
+        raise error.renamed(short) from None

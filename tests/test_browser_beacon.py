@@ -1,0 +1,172 @@
+"""static/bitcore.js in a real chromium: a page on another origin tracks events, the user leaves,
+and the events are found in Redis (sent by navigator.sendBeacon on pagehide, or by fetch keepalive
+without it).
+
+Chromium (``browser``) and the live app server come from tests/browser_support.py; the page is
+served by a second tiny server on another port, so each beacon is a real cross-origin request that
+CORS has to allow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import redis
+from browser_support import live_server
+
+from bitcore import BitCore, embedded
+from dashboard import create_app
+
+pytestmark = pytest.mark.browser
+
+KEY = "browser-key"
+
+
+def serve_in_thread(server: Any) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def page_port() -> int:
+    return embedded.free_port()
+
+
+@pytest.fixture(scope="module")
+def live_app(redis_url: str, page_port: int) -> Iterator[str]:
+    """The real app on a real socket; the page's origin (another port) is its CORS origin."""
+    app = create_app(
+        {
+            "SECRET_KEY": "browser",
+            "REDIS_URL": redis_url,
+            "BITCORE_TRACK_KEYS": KEY,
+            "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
+        }
+    )
+    inner = app.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        """Remember each POST's content type and fetch mode: sendBeacon sends text/plain no-cors."""
+        if environ["REQUEST_METHOD"] == "POST":
+            mode = environ.get("HTTP_SEC_FETCH_MODE", "")
+            SEEN_POSTS.append((environ.get("CONTENT_TYPE", ""), mode))
+        return inner(environ, start_response)
+
+    app.wsgi_app = recording  # type: ignore[method-assign]
+    with live_server(app) as url:
+        yield url
+
+
+PAGES: dict[str, str] = {}
+SEEN_POSTS: list[tuple[str, str]] = []
+
+
+class PageHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = PAGES.get(self.path.split("?")[0], "<!doctype html><title>next</title><p>next page")
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def page_server(page_port: int) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", page_port), PageHandler)
+    serve_in_thread(server)
+    yield f"http://127.0.0.1:{page_port}"
+    server.shutdown()
+
+
+def shop_page(app_url: str, before: str = "") -> str:
+    return f"""<!doctype html><title>shop</title>
+<script>{before}</script>
+<script src="{app_url}/static/bitcore.js"></script>
+<script>
+  bitcore.track("page:view");              // before identify: waits for it
+  bitcore.init({{endpoint: "{app_url}/track", key: "{KEY}", flushInterval: 60000}});
+  bitcore.identify(4242);
+  bitcore.track("song:played");
+  bitcore.track("bad name with spaces");   // dropped in the page, so it cannot spoil the batch
+  bitcore.track(null);
+  bitcore.identify("not a number");
+  window.loaded = true;
+</script>
+<a id="leave" href="/next">next</a>"""
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+@pytest.mark.parametrize(
+    ("transport", "fetch_mode"),
+    [("sendBeacon", "no-cors"), ("fetch keepalive", "cors")],
+)
+def test_events_arrive_after_the_visitor_leaves(
+    browser: Any,
+    live_app: str,
+    page_server: str,
+    redis_client: redis.Redis,
+    transport: str,
+    fetch_mode: str,
+) -> None:
+    SEEN_POSTS.clear()
+    before = "" if transport == "sendBeacon" else "navigator.sendBeacon = undefined;"
+    PAGES["/shop"] = shop_page(live_app, before)
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{page_server}/shop")
+    assert page.evaluate("window.loaded === true")
+    bc = BitCore(redis_client)
+    assert bc.get_event_names() == []  # nothing sent yet: the flush interval is a minute
+    page.click("#leave")  # navigating away fires pagehide
+    page.wait_for_url(f"{page_server}/next")
+    assert wait_for(lambda: 4242 in bc.MonthEvents("song:played"))
+    assert 4242 in bc.MonthEvents("page:view")
+    assert sorted(bc.get_event_names()) == ["page:view", "song:played"]
+    assert errors == []
+    assert [("text/plain;charset=UTF-8", fetch_mode)] == SEEN_POSTS
+    context.close()
+
+
+def test_a_broken_setup_never_throws_into_the_page(
+    browser: Any, live_app: str, page_server: str, redis_client: redis.Redis
+) -> None:
+    PAGES["/broken"] = f"""<!doctype html><script src="{live_app}/static/bitcore.js"></script>
+<script>
+  bitcore.track("early");
+  bitcore.init(null);
+  bitcore.init({{endpoint: "http://127.0.0.1:9/track", key: "{KEY}"}});  // nothing listens there
+  bitcore.identify(1);
+  bitcore.track("x");
+  bitcore.flush();
+  window.survived = true;
+</script>"""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{page_server}/broken")
+    assert page.evaluate("window.survived === true")
+    page.goto("about:blank")
+    assert errors == []
+    context.close()
