@@ -102,8 +102,8 @@ class Funnel:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "start": period_label(self.start),
-            "end": period_label(self.end),
+            "start": periods.label(self.start),
+            "end": periods.label(self.end),
             "window": self.window,
             "conversion": self.conversion,
             "steps": [step.__dict__.copy() for step in self.steps],
@@ -123,24 +123,6 @@ class FunnelTrend:
 def window_periods(start: periods.Period, window: int) -> list[periods.Period]:
     """The ``window`` periods from ``start`` on, ``start`` first and ``start + window - 1`` last."""
     return [periods.shift(start, offset) for offset in range(window)]
-
-
-def period_label(period: periods.Period) -> str:
-    """How a period is written in forms, tables and exports: ``2024-05-07 13h``, ``2024-05-07``,
-    ``2025-W01``, ``2024-05``, ``2024``.
-
-    >>> period_label(periods.week(2025, 1))
-    '2025-W01'
-    """
-    if period.kind == "hour":
-        return f"{period.year:04d}-{period.month:02d}-{period.day:02d} {period.hour:02d}h"
-    if period.kind == "day":
-        return f"{period.year:04d}-{period.month:02d}-{period.day:02d}"
-    if period.kind == "week":
-        return f"{period.year:04d}-W{period.week:02d}"
-    if period.kind == "month":
-        return f"{period.year:04d}-{period.month:02d}"
-    return f"{period.year:04d}"
 
 
 def check_funnel(steps: Sequence[object], kind: str, window: int, trend: int = 1) -> None:

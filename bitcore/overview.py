@@ -73,15 +73,6 @@ def walk_back(kind: Kind, last: date, count: int) -> list[Period]:
     return [periods.shift(newest, -steps) for steps in range(count - 1, -1, -1)]
 
 
-def period_label(period: Period) -> str:
-    """A short human label: ``2024-05-07``, ``2025-W01``, ``2024-05``."""
-    if period.kind == "week":
-        return f"{period.year}-W{period.week:02d}"
-    if period.kind == "month":
-        return f"{period.year}-{period.month:02d}"
-    return f"{period.year}-{period.month:02d}-{period.day:02d}"
-
-
 def overview(
     client: BitCore, day: date | None = None, name_filter: str = "", trend_days: int = TREND_DAYS
 ) -> list[EventSummary]:
@@ -137,7 +128,7 @@ def event_activity(
         counts = iter(int(c) for c in pipe.execute())
     tables = {
         kind: [
-            PeriodCount(period_label(p), periods.start(p).date().isoformat(), next(counts))
+            PeriodCount(periods.label(p), periods.start(p).date().isoformat(), next(counts))
             for p in kind_periods
         ]
         for kind, kind_periods in series.items()

@@ -150,6 +150,23 @@ def end(period: Period, tz: tzinfo = UTC) -> datetime:
     return datetime(period.year, 12, 31, 23, 59, 59, 999999, tzinfo=tz)
 
 
+def label(period: Period) -> str:
+    """How a period is written for people (forms, tables, exports), zero-padded so labels sort.
+
+    >>> label(week(2025, 1)), label(hour(2024, 5, 7, 13)), label(month(2024, 5))
+    ('2025-W01', '2024-05-07 13h', '2024-05')
+    """
+    if period.kind == "hour":
+        return f"{period.year:04d}-{period.month:02d}-{period.day:02d} {period.hour:02d}h"
+    if period.kind == "day":
+        return f"{period.year:04d}-{period.month:02d}-{period.day:02d}"
+    if period.kind == "week":
+        return f"{period.year:04d}-W{period.week:02d}"
+    if period.kind == "month":
+        return f"{period.year:04d}-{period.month:02d}"
+    return f"{period.year:04d}"
+
+
 def months_of_year(year_: int) -> list[Period]:
     """The twelve months whose union is a year (bitmapist stores no year keys: it ORs months)."""
     return [month(year_, m) for m in range(1, 13)]

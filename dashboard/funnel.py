@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from bitcore import funnel
+from bitcore import funnel, periods
 from dashboard import store
 from dashboard.choices import selection_choices
 from dashboard.funnel_form import (
@@ -78,8 +78,8 @@ def trend_rows(trend: funnel.FunnelTrend) -> list[dict[str, Any]]:
     rows = []
     for report in trend.funnels:
         row: dict[str, Any] = {
-            "start": funnel.period_label(report.start),
-            "end": funnel.period_label(report.end),
+            "start": periods.label(report.start),
+            "end": periods.label(report.end),
         }
         for step in report.steps:
             row[f"step_{step.position}"] = step.count
@@ -209,8 +209,8 @@ def _report(fmt: str) -> ResponseReturnValue:
         return _csv(FUNNEL_COLUMNS, rows, "funnel.csv")
     summary = {
         "kind": report.kind,
-        "start": funnel.period_label(report.start),
-        "end": funnel.period_label(report.end),
+        "start": periods.label(report.start),
+        "end": periods.label(report.end),
         "window": report.window,
         "conversion_pct": percent(report.conversion),
         "steps": rows,

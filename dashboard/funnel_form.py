@@ -44,7 +44,7 @@ def parse_start(kind: periods.Kind, text: str) -> periods.Period:
     ``2024-05-07 13h`` (as the page writes hours), ``2024-05-07T13``, ``2024-05-07``, ``2025-W01``
     and ``2024-05`` are accepted; a coarser text means its first moment (``2024-05`` is May 1st).
 
-    >>> funnel.period_label(parse_start("week", "2024-12-30"))
+    >>> periods.label(parse_start("week", "2024-12-30"))
     '2025-W01'
     """
     text = text.strip()
@@ -137,7 +137,7 @@ def default_start(kind: str, window: object, today: datetime) -> str:
     kind_ = kind if kind in KINDS else DEFAULT_KIND
     size = window if isinstance(window, int) and 1 <= window <= funnel.MAX_WINDOW else 1
     current = periods.period_of(kind_, today)  # type: ignore[arg-type]
-    return funnel.period_label(periods.shift(current, 1 - size))
+    return periods.label(periods.shift(current, 1 - size))
 
 
 def _group(token: str) -> str:

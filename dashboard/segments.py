@@ -33,19 +33,6 @@ def segment_store() -> SegmentStore:
     return SegmentStore(store.client())
 
 
-def period_label(period: periods.Period) -> str:
-    """A period as shown: ``2025-01-08 13h``, ``2025-01-08``, ``2025-W02``, ``2025-01``."""
-    if period.kind == "hour":
-        return f"{period.year:04d}-{period.month:02d}-{period.day:02d} {period.hour:02d}h"
-    if period.kind == "day":
-        return f"{period.year:04d}-{period.month:02d}-{period.day:02d}"
-    if period.kind == "week":
-        return f"{period.year:04d}-W{period.week:02d}"
-    if period.kind == "month":
-        return f"{period.year:04d}-{period.month:02d}"
-    return f"{period.year:04d}"
-
-
 def _status(error: SegmentError) -> int:
     return 409 if isinstance(error, SegmentExists | SegmentInUse) else 400
 
@@ -76,7 +63,7 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         rows.append(row)
     for row in rows:
         row["used_by"] = used_by.get(row["name"], [])
-    data = {"period": period_label(this_week), "segments": rows, "error": error}
+    data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
     return render.page("segments.html", data, status, notice=notice, delete_form=DeleteForm())
 
@@ -165,7 +152,7 @@ def _preview(
         size = len(segments.preview(expression, period, name=name or None))
     except SegmentError as failure:
         return None, str(failure)
-    return {"kind": period.kind, "period": period_label(period), "size": size}, None
+    return {"kind": period.kind, "period": periods.label(period), "size": size}, None
 
 
 # --- preview (read-only, GET)

@@ -170,7 +170,7 @@ def test_trend_is_the_funnel_of_each_start_period(
     before = set(redis_client.keys())
     trend = funnel.funnel_trend(bc, ["a", "b"], START, 2, 4)
     assert set(redis_client.keys()) == before
-    assert [funnel.period_label(f.start) for f in trend.funnels] == [
+    assert [periods.label(f.start) for f in trend.funnels] == [
         "2024-12-27",
         "2024-12-28",
         "2024-12-29",
@@ -285,7 +285,7 @@ def test_as_dict_is_json_ready(bc: bitcore.BitCore) -> None:
     ],
 )
 def test_period_labels(period: periods.Period, label: str) -> None:
-    assert funnel.period_label(period) == label
+    assert periods.label(period) == label
 
 
 def test_window_periods_include_both_ends() -> None:
