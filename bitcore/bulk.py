@@ -8,10 +8,11 @@ script checks every key's type before its first write, so a batch is written who
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import redis
 
 #: KEYS[i] gets the bits whose offsets ARGV[i] packs as 4-byte big-endian unsigned integers.
 SET_BITS_LUA = """
@@ -44,15 +45,59 @@ def pack_offsets(offsets: Collection[int]) -> bytes:
     return np.fromiter(ordered, dtype=">u4", count=len(ordered)).tobytes()
 
 
-def set_bits_atomically(redis_client: Any, writes: Mapping[str, Collection[int]]) -> None:
-    """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, all in one script call, or none.
+#: Bits one script call sets at most (about 2 us each in Redis): a call blocks Redis for well under
+#: a second and answers long before the client's socket timeout, however large the batch.
+MAX_BITS_PER_CALL = 200_000
 
-    Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
-    raises ``redis.ResponseError`` before any bit is set. Redis serves no one else while the script
-    runs (as during ``EXEC``): about 2 µs per bit, so keep batches to tens of thousands of marks.
+
+def set_bits_atomically(redis_client: Any, writes: Mapping[str, Collection[int]]) -> None:
+    """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``.
+
+    Up to ``MAX_BITS_PER_CALL`` bits this is one script call: all of it or none. A larger batch is
+    split into calls of at most that many bits, after one pipelined ``TYPE`` check of every key, so
+    a key of the wrong type still writes nothing; a connection lost between two calls can leave the
+    earlier ones written (setting bits is idempotent: sending the batch again is safe). Offsets must
+    already be checked to lie in ``[0, 2**32)``. A key holding anything but a string raises
+    ``redis.ResponseError`` before any bit is set.
     """
     keys = [key for key, offsets in writes.items() if offsets]
     if not keys:
         return
     script = redis_client.register_script(SET_BITS_LUA)  # EVALSHA, loading the script on NOSCRIPT
-    script(keys=keys, args=[pack_offsets(writes[key]) for key in keys])
+    calls = list(_split(keys, writes, MAX_BITS_PER_CALL))
+    if len(calls) > 1:
+        _check_types(redis_client, keys)
+    for call in calls:
+        script(keys=[key for key, _ in call], args=[pack_offsets(part) for _, part in call])
+
+
+def _split(
+    keys: list[str], writes: Mapping[str, Collection[int]], limit: int
+) -> Iterator[list[tuple[str, list[int]]]]:
+    """Groups of ``(key, offsets)``, at most ``limit`` offsets each; a key may span groups."""
+    call: list[tuple[str, list[int]]] = []
+    room = limit
+    for key in keys:
+        offsets = list(writes[key])
+        while offsets:
+            part, offsets = offsets[:room], offsets[room:]
+            call.append((key, part))
+            room -= len(part)
+            if room == 0:
+                yield call
+                call, room = [], limit
+    if call:
+        yield call
+
+
+def _check_types(redis_client: Any, keys: list[str]) -> None:
+    with redis_client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.type(key)
+        kinds = pipe.execute()
+    for key, kind in zip(keys, kinds, strict=True):
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind not in ("none", "string"):
+            raise redis.ResponseError(
+                f"WRONGTYPE {key} holds a {kind}, not a bitmap: nothing was marked"
+            )

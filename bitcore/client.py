@@ -288,8 +288,10 @@ class BitCore:
 
         Every mark is checked before anything is sent, so one bad uuid, name or time writes nothing.
         The bits are grouped per key and set by one Lua script (``bitcore.bulk``), which Redis
-        runs atomically like ``MULTI``/``EXEC`` but without one command per bit. Returns the
-        number of marks.
+        runs atomically like ``MULTI``/``EXEC`` but without one command per bit. A batch of more
+        than ``bulk.MAX_BITS_PER_CALL`` bits (about 50,000 marks) is sent in several such calls so
+        Redis is never blocked for long; then a connection lost midway can leave earlier calls
+        written, and sending the batch again is safe. Returns the number of marks.
 
         >>> b.mark_many([("active", 1), ("signup", 2, datetime(2024, 5, 7))])  # doctest: +SKIP
         2

@@ -187,3 +187,26 @@ def test_unaware_and_aware_times_use_wall_clock_fields_without_a_time_zone(
     marks = [("active", 1, datetime(2024, 5, 7, 23, 30, tzinfo=plus_two)), ("active", 2, MAY_7)]
     assert by_mark_many(bc, marks, track_hourly=True) == by_mark_event(bc, marks, track_hourly=True)
     assert list(bc.DayEvents("active", 2024, 5, 7)) == [1, 2]
+
+
+def test_large_batches_are_split_into_bounded_calls(
+    bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch over one call's bound is written whole, in several calls, none over the bound."""
+    monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 7)
+    sizes: list[int] = []
+    real_pack = bulk.pack_offsets
+    monkeypatch.setattr(bulk, "pack_offsets", lambda o: sizes.append(len(o)) or real_pack(o))
+    marks = [("active", uuid, MAY_7) for uuid in range(25)]
+    assert by_mark_many(bc, marks) == by_mark_event(bc, marks)
+    assert len(sizes) > 4
+
+
+def test_split_batch_with_a_wrong_type_key_writes_nothing(
+    bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 3)
+    bc.redis.lpush(bc.keys.unique_key("oops"), "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        bc.mark_many([("active", u, MAY_7) for u in range(10)] + [("oops", 1)], track_unique=True)
+    assert sorted(bc.redis.keys()) == [bc.keys.unique_key("oops").encode()]
