@@ -17,6 +17,18 @@ import bitcore
 from bitcore import embedded, systems
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every fallback inside the session's temp dir: no ``REDIS_URL`` from the shell, and an
+    embedded default system or app instance folder never lands in the checkout's ``instance/``."""
+    patch = pytest.MonkeyPatch()
+    patch.delenv("REDIS_URL", raising=False)
+    patch.setenv("BITCORE_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
+    patch.setenv("BITCORE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedRedis]:
     server = embedded.start(tmp_path_factory.mktemp("redis"), port=0, persist=False)
