@@ -1,19 +1,21 @@
 """How many beacons per second the tracking endpoint takes through gunicorn, next to Redis's SETBIT
 rate.
 
-    uv run python bench/beacons.py [--seconds 5] [--clients 4]
+    uv run python bench/beacons.py [--seconds 5] [--clients 4] [--loader wrk|python]
 
 Starts its own redis-server (nothing on disk) and ``gunicorn wsgi:app`` (2 gthread workers) on free
-ports of 127.0.0.1, drives ``POST /track`` from client processes with keep-alive ``http.client``
-connections, bounded both in time and in request count, and prints a table with PASS/FAIL against
-the targets:
+ports of 127.0.0.1, drives ``POST /track`` with ``wrk`` (a C load generator, ``apt-get install
+wrk``; its Lua script sends random uids) or, without it, from Python client processes with
+keep-alive ``http.client`` connections, bounded both in time and in request count, and prints a
+table with PASS/FAIL against the targets:
 
 * >= 3,000 single-event beacons per second;
 * >= 100,000 events per second in batches of 500.
 
 Redis's own SETBIT rate (redis-benchmark, 50 connections, unpipelined and ``-P 16``) is the
 ceiling, and ``GET /healthz`` (the app answering one Redis PING) the floor under any request. The
-load generator shares the cores with gunicorn and Redis, as a real one would not, and the table
+load generator shares the cores with gunicorn and Redis, as a real one would not (the Python one
+uses about as much CPU as the server it measures: use wrk), and the table
 also shows the server's CPU time per event and the rate the cores would carry if idle: on a shared
 machine the wall-clock rates say more about the neighbours than about the code.
 """
@@ -60,7 +62,7 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 def start_gunicorn(
-    redis_url: str, port: int, workers: int, threads: int
+    redis_url: str, port: int, workers: int, threads: int, app_dir: Path = ROOT
 ) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
@@ -71,11 +73,12 @@ def start_gunicorn(
     )
     command = [
         sys.executable, "-m", "gunicorn",
-        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--workers", str(workers),
+        *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 0 else []),
         "--bind", f"{HOST}:{port}", "--log-level", "warning", "--keep-alive", "30",
         "wsgi:app",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    process = subprocess.Popen(command, cwd=app_dir, env=env)
     wait_for_port(port)
     return process
 
@@ -114,6 +117,81 @@ def client_loop(port: int, batch: int, seconds: float, seed: int, results: mp.Qu
     results.put((ok, failed))
 
 
+#: wrk's request generator: a single event or a batch of ``BATCH`` events with random uids (batches
+#: are built once, 16 of them, and sent in turn, so wrk spends its time sending); ``done`` prints
+#: the totals on one line for ``wrk_load`` to read.
+WRK_SCRIPT = """
+local batch = tonumber(os.getenv("BENCH_BATCH"))
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Bitcore-Key"] = os.getenv("BENCH_KEY")
+local bodies, turn = {}, 0
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  if batch > 1 then
+    for b = 1, 16 do
+      local events = {}
+      for i = 1, batch do
+        events[i] = string.format('{"event":"bench:batch%d","uid":%d}',
+                                  math.random(0, 3), math.random(0, 9999999))
+      end
+      bodies[b] = '{"events":[' .. table.concat(events, ",") .. ']}'
+    end
+  end
+end
+function request()
+  if batch == 0 then
+    return wrk.format("GET", "/healthz")
+  elseif batch == 1 then
+    local body = string.format('{"event":"bench:single","uid":%d}', math.random(0, 9999999))
+    return wrk.format("POST", "/track", nil, body)
+  end
+  turn = turn % #bodies + 1
+  return wrk.format("POST", "/track", nil, bodies[turn])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH-TOTALS %d %d %d\\n", summary.requests, summary.duration,
+                         e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def find_wrk() -> str | None:
+    """``wrk`` on the PATH (Debian: ``apt-get install wrk``), or None."""
+    return shutil.which("wrk")
+
+
+def wrk_load(
+    wrk: str, port: int, batch: int, clients: int, seconds: float
+) -> tuple[int, int, float]:
+    """Requests answered 2xx, requests failed, and seconds taken, by wrk with ``clients``
+    connections on 2 threads."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    env = dict(os.environ, BENCH_BATCH=str(batch), BENCH_KEY=KEY)
+    command = [
+        wrk,
+        "-t",
+        str(min(2, clients)),
+        "-c",
+        str(clients),
+        "-d",
+        f"{max(1, round(seconds))}s",
+    ]
+    command += ["--timeout", "10s", "-s", script.name, f"http://{HOST}:{port}/"]
+    try:
+        out = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=seconds + 60
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    found = re.search(r"BENCH-TOTALS (\d+) (\d+) (\d+)", out)
+    if not found:
+        raise RuntimeError(f"wrk printed no totals:\n{out}")
+    requests, micros, failed = (int(x) for x in found.groups())
+    return requests - failed, failed, micros / 1e6
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds used so far by ``pids`` (Linux ``/proc``)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -140,11 +218,14 @@ def server_pids(gunicorn: subprocess.Popen[bytes], redis_pid: int | None) -> lis
 
 
 def run_load(
-    port: int, batch: int, clients: int, seconds: float, pids: list[int]
+    port: int, batch: int, clients: int, seconds: float, pids: list[int], wrk: str | None
 ) -> tuple[float, int, float]:
     """Requests per second that succeeded, how many failed, and the server's CPU seconds per
-    successful request, over ``clients`` processes."""
+    successful request, over ``clients`` connections (wrk's, else as many Python processes)."""
     cpu_before = cpu_seconds(pids)
+    if wrk is not None:
+        ok, failed, elapsed = wrk_load(wrk, port, batch, clients, seconds)
+        return ok / elapsed, failed, (cpu_seconds(pids) - cpu_before) / max(ok, 1)
     results: mp.Queue = mp.Queue()
     processes = [
         mp.Process(target=client_loop, args=(port, batch, seconds, seed, results))
@@ -186,8 +267,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2, help="gthread threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="gthread threads per worker (0: sync workers)"
+    )
+    parser.add_argument(
+        "--loader", choices=("wrk", "python"), default="wrk",
+        help="load generator: wrk (falls back to python when not installed) or python processes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--app-dir", type=Path, default=ROOT,
+        help="checkout whose wsgi:app gunicorn serves (to compare versions on the same machine)",
+    )  # fmt: skip
     args = parser.parse_args()
+    wrk = find_wrk() if args.loader == "wrk" else None
+    if args.loader == "wrk" and wrk is None:
+        print("wrk not found (apt-get install wrk): falling back to the Python load generator")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews all
 
     with tempfile.TemporaryDirectory() as data_dir:
@@ -195,19 +289,25 @@ def main() -> int:
         gunicorn = None
         try:
             port = embedded.free_port()
-            gunicorn = start_gunicorn(redis_server.url, port, args.workers, args.threads)
+            gunicorn = start_gunicorn(
+                redis_server.url, port, args.workers, args.threads, args.app_dir
+            )
             redis_pid = redis_server.process.pid if redis_server.process else None
             pids = server_pids(gunicorn, redis_pid)
-            run_load(port, 1, 1, 0.5, pids)  # warm up both workers
+            deadline = time.monotonic() + 20  # the port answers before the workers have forked
+            while len(pids) < args.workers + 1 + bool(redis_pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                pids = server_pids(gunicorn, redis_pid)
+            run_load(port, 1, 2, 1, pids, wrk)  # warm up both workers
             single_rps, single_failed, single_cpu = run_load(
-                port, 1, args.clients, args.seconds, pids
+                port, 1, args.clients, args.seconds, pids, wrk
             )
             batch_rps, batch_failed, batch_cpu = run_load(
-                port, BATCH, args.clients, args.seconds, pids
+                port, BATCH, args.clients, args.seconds, pids, wrk
             )
             # the floor under every request: the app answering /healthz (one Redis PING)
             health_rps, health_failed, health_cpu = run_load(
-                port, 0, args.clients, args.seconds, pids
+                port, 0, args.clients, args.seconds, pids, wrk
             )
             redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
             setbit_plain = redis_benchmark(redis_port, 1)
@@ -230,8 +330,10 @@ def main() -> int:
             cores * BATCH / batch_cpu,
         ),
     ]
-    print(f"\nbitcore tracking bench: {args.workers} gunicorn workers x {args.threads} threads, "
-          f"{os.cpu_count()} cores, {args.clients} clients, {args.seconds:g}s a run")  # fmt: skip
+    workers = f"x {args.threads} threads" if args.threads > 0 else "(sync)"
+    print(f"\nbitcore tracking bench: {args.workers} gunicorn workers {workers}, "
+          f"{os.cpu_count()} cores, {args.clients} clients ({'wrk' if wrk else 'python'}), "
+          f"{args.seconds:g}s a run")  # fmt: skip
     print(f"load average before the runs: {load} (other work on the machine lowers every rate)")
     print("'server CPU': what gunicorn + redis-server used per event (per request for /healthz);")
     print("'if idle': the cores divided by it, the rate with nothing else on them (nor the load).")

@@ -101,6 +101,8 @@ def check_event(value: Any, field: str, rules: BeaconRules) -> str:
 
 def check_uid(value: Any, field: str, rules: BeaconRules) -> int:
     """An int in ``[0, max_uid)``; bools, floats and numeric strings are refused, not coerced."""
+    if type(value) is int and 0 <= value < rules.max_uid:  # the common case, first: once an event
+        return value
     if value is None:
         raise BeaconError(field, "is required")
     if isinstance(value, bool) or not isinstance(value, int):
@@ -148,11 +150,18 @@ _SHARED_FIELDS = ("uid", "sig", "ts")
 
 
 def parse_event(
-    item: Any, where: str, defaults: Mapping[str, Any], rules: BeaconRules, now: float
+    item: Any,
+    where: str,
+    defaults: Mapping[str, Any],
+    rules: BeaconRules,
+    now: float,
+    valid_names: set[str] | None = None,
 ) -> Beacon:
     """One event; ``where`` prefixes field names (``events[2].``), ``defaults`` gives uid/sig/ts.
 
-    Field names are only built when something is wrong: this runs once per event of every batch.
+    This runs once per event of every batch, so it does no more than the checks need: field names
+    are only built when something is wrong, and ``valid_names`` (shared by a batch's events) holds
+    the event names already checked, since a batch repeats a few names many times.
     """
     if not isinstance(item, dict):
         raise BeaconError(where.rstrip(".") or "body", "must be a JSON object")
@@ -163,8 +172,13 @@ def parse_event(
         ts = item.get("ts", defaults.get("ts"))
         hourly = item.get("track_hourly")
         unique = item.get("unique")
+        event = item.get("event")
+        if valid_names is None or type(event) is not str or event not in valid_names:
+            event = check_event(event, "event", rules)
+            if valid_names is not None:
+                valid_names.add(event)
         return Beacon(
-            check_event(item.get("event"), "event", rules),
+            event,
             uid,
             None if ts is None else check_ts(ts, "ts", rules, now),
             rules.default_hourly
@@ -192,9 +206,16 @@ def parse_payload(payload: Any, rules: BeaconRules, now: float) -> list[Beacon]:
     if len(items) > rules.max_batch:
         raise BeaconError("events", f"may hold at most {rules.max_batch} events per request", 413)
     defaults = {"uid": payload.get("uid"), "sig": payload.get("sig"), "ts": payload.get("ts")}
-    return [
-        parse_event(item, f"events[{i}].", defaults, rules, now) for i, item in enumerate(items)
-    ]
+    valid_names: set[str] = set()
+    beacons = []
+    try:
+        for item in items:
+            beacons.append(parse_event(item, "events[].", defaults, rules, now, valid_names))
+    except BeaconError as error:
+        # name the event at fault by its position, only now that there is one
+        field = error.field.replace("events[]", f"events[{len(beacons)}]", 1)
+        raise error.renamed(field) from None
+    return beacons
 
 
 def parse_pixel(args: Mapping[str, str], rules: BeaconRules, now: float) -> list[Beacon]:

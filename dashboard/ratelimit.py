@@ -9,6 +9,7 @@ so nothing that scans for events can mistake them for bitmaps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -41,12 +42,17 @@ class Verdict:
 
 def counter_key(client_id: str, window_index: int) -> str:
     """The counter's key; the client id is hashed: keys and addresses are not readable in Redis.
+    (Remembered for the clients of the current windows: a client sends many requests per window.)
 
     >>> counter_key("key|127.0.0.1", 5).startswith("bitcore:ratelimit:5:")
     True
     """
-    digest = hashlib.sha256(client_id.encode()).hexdigest()[:24]
-    return f"{KEY_PREFIX}{window_index}:{digest}"
+    return f"{KEY_PREFIX}{window_index}:{_digest(client_id)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(client_id: str) -> str:
+    return hashlib.sha256(client_id.encode()).hexdigest()[:24]
 
 
 def window_for(client_id: str, limit: int, window: int, now: float | None = None) -> Window:

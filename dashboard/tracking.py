@@ -15,8 +15,10 @@ import time
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
+from flask.wrappers import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from dashboard import ratelimit, store
@@ -24,7 +26,8 @@ from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payl
 from dashboard.beacon_write import write_beacons
 from dashboard.extensions import csrf
 
-bp = Blueprint("tracking", __name__, url_prefix="/track")
+PREFIX = "/track"
+bp = Blueprint("tracking", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)
 
 #: The smallest transparent GIF: 1x1, one palette entry, 43 bytes.
@@ -45,7 +48,71 @@ def _listed(value: Any) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+class SessionlessTracking(SessionInterface):
+    """The app's session interface, except that requests under ``/track`` get Flask's null session.
+
+    Beacons carry write keys, never a login, so opening (and re-signing) the session cookie on each
+    of them is wasted work: a third of a single beacon's time in Flask. The null session reads as
+    empty and refuses writes, so nothing under ``/track`` can come to depend on a session by
+    accident. Installed by the blueprint when it is registered.
+    """
+
+    def __init__(self, inner: SessionInterface, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        path = request.path
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            return None  # Flask makes it the null session
+        return self.inner.open_session(app, request)
+
+    def make_null_session(self, app: Flask) -> Any:
+        return self.inner.make_null_session(app)
+
+    def is_null_session(self, obj: object) -> bool:
+        return self.inner.is_null_session(obj)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        self.inner.save_session(app, session, response)
+
+
+@bp.record_once
+def _skip_sessions(state: Any) -> None:
+    state.app.session_interface = SessionlessTracking(state.app.session_interface, PREFIX)
+
+
 def rules_from_config(config: Any) -> BeaconRules:
+    """The app's rules, built once for each set of the settings they come from (tests change the
+    config of a running app, so the settings themselves are the cache key)."""
+    universe = store.client().universe
+    settings = (universe, *(config.get(name) for name in _RULE_SETTINGS))
+    rules = _rules_cache.get(settings)
+    if rules is None:
+        if len(_rules_cache) > 64:
+            _rules_cache.clear()
+        rules = _rules_cache[settings] = _build_rules(config, universe)
+    return rules
+
+
+#: Every config value (and the client's universe, below) that ``BeaconRules`` is built from.
+_RULE_SETTINGS = (
+    "BITCORE_TRACK_MAX_UID",
+    "BITCORE_TRACK_MAX_BATCH",
+    "BITCORE_TRACK_MAX_AGE_DAYS",
+    "BITCORE_TRACK_MAX_SKEW",
+    "BITCORE_TRACK_ALLOW_HOURLY",
+    "BITCORE_TRACK_ALLOW_UNIQUE",
+    "BITCORE_TRACK_HOURLY",
+    "BITCORE_TRACK_HMAC_SECRET",
+)
+_rules_cache: dict[tuple[Any, ...], BeaconRules] = {}
+
+
+def _build_rules(config: Any, universe: str) -> BeaconRules:
     secret = config.get("BITCORE_TRACK_HMAC_SECRET")
     return BeaconRules(
         max_uid=int(config["BITCORE_TRACK_MAX_UID"]),
@@ -56,7 +123,7 @@ def rules_from_config(config: Any) -> BeaconRules:
         allow_unique=bool(config["BITCORE_TRACK_ALLOW_UNIQUE"]),
         default_hourly=bool(config.get("BITCORE_TRACK_HOURLY", False)),
         hmac_secret=secret.encode() if isinstance(secret, str) and secret else None,
-        universe=store.client().universe,
+        universe=universe,
     )
 
 
@@ -160,7 +227,12 @@ def _accept(key: str, parse: Any) -> ResponseReturnValue:
         return _unavailable(exc)
     if not result.allowed:
         return _too_many(counter.retry_after if counter else 1)
-    return jsonify({"accepted": result.written}), 200
+    return _accepted(result.written)
+
+
+def _accepted(count: int) -> Response:
+    """``{"accepted": count}``, encoded by hand: jsonify costs a tenth of a single beacon's time."""
+    return Response(b'{"accepted":%d}\n' % count, 200, mimetype="application/json")
 
 
 @bp.route("", methods=["POST", "OPTIONS"])
@@ -186,6 +258,6 @@ def pixel() -> ResponseReturnValue:
         answer = _accept(key, lambda rules, now: parse_pixel(request.args, rules, now))
     except BeaconError as error:
         return _error(error)
-    if isinstance(answer, tuple) and answer[1] == 200:
+    if isinstance(answer, Response) and answer.status_code == 200:
         return Response(PIXEL_GIF, mimetype="image/gif")
     return answer
