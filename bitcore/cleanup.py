@@ -41,14 +41,19 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from bitcore.keys import KeyLayout
+from bitcore.keys import (
+    CLEANUP_LAST_DRY_RUN_KEY,
+    CLEANUP_LAST_RUN_KEY,
+    CLEANUP_LOCK_KEY,
+    KeyLayout,
+)
 
 #: The lock that makes one run at a time. Not under the event prefix: nothing mistakes it for data.
-LOCK_KEY = "bitcore:cleanup:lock"
+LOCK_KEY = CLEANUP_LOCK_KEY
 #: Hash describing the last real (deleting) run; the schedule reads its ``time``.
-LAST_RUN_KEY = "bitcore:cleanup:last"
+LAST_RUN_KEY = CLEANUP_LAST_RUN_KEY
 #: Hash describing the last dry run; shown on the status page, never delays the schedule.
-LAST_DRY_RUN_KEY = "bitcore:cleanup:last_dry_run"
+LAST_DRY_RUN_KEY = CLEANUP_LAST_DRY_RUN_KEY
 #: Keys per SCAN call and per Lua batch: bounded work per round trip; Redis never blocks for long.
 SCAN_COUNT = 1000
 DEFAULT_MAX_IDLE = 86400

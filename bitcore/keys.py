@@ -33,10 +33,17 @@ BITOP_NAMESPACE = "bitop"
 UNIQUE_SUFFIX = "u"
 _SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-#: Saved segments live outside the event prefix, so they never look like events and no cleanup of
-#: ``trackist_bitop_*`` (or ``delete_all_events``) ever touches them: ``bitcore:segment:<name>``
-#: (a hash) and the index ``bitcore:segments`` (a set of names).
+#: bitcore's own keys live outside the event prefix, so they never look like events and no
+#: cleanup of ``trackist_bitop_*`` (or ``delete_all_events``) ever touches them. Saved segments:
+#: ``bitcore:segment:<name>`` (a hash) and the index ``bitcore:segments`` (a set of names).
 SEGMENT_NAMESPACE = "bitcore:"
+#: The cleanup job's lock, and hashes describing its last real and last dry run.
+CLEANUP_LOCK_KEY = f"{SEGMENT_NAMESPACE}cleanup:lock"
+CLEANUP_LAST_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last"
+CLEANUP_LAST_DRY_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last_dry_run"
+#: The tracking endpoint's rate-limit counters:
+#: ``bitcore:ratelimit:<limit>:<client hash>:<window>``.
+RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
 
 
 def period_suffix(period: Period) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from bitcore import BitCore
+from bitcore.keys import RATELIMIT_PREFIX
 from dashboard import ratelimit
 from dashboard.beacon_schema import Beacon
 from dashboard.ratelimit import Window
@@ -67,7 +68,7 @@ SCRIPT_MAX_BITS = 64
 #: Offsets per BITFIELD command in a MULTI/EXEC, so no single command grows without bound.
 _OFFSETS_PER_COMMAND = 4096
 #: The counter key slot when no rate limit applies (the script does not touch it).
-_NO_COUNTER = "bitcore:ratelimit:none"
+_NO_COUNTER = f"{RATELIMIT_PREFIX}none"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import redis
 
-KEY_PREFIX = "bitcore:ratelimit:"
+from bitcore.keys import RATELIMIT_PREFIX
+
+KEY_PREFIX = RATELIMIT_PREFIX
 
 
 @dataclass(frozen=True)
