@@ -252,7 +252,7 @@ def test_enabled_scheduler_runs_by_itself(redis_url: str, redis_client: redis.Re
         BITCORE_CLEANUP_MAX_IDLE=3600,
     )
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # returns as soon as it has run; slack for a loaded CI
         while job.last_run(redis_client) is None and time.monotonic() < deadline:
             time.sleep(0.05)
         last = job.last_run(redis_client)
