@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -133,6 +133,13 @@ def _refs_or_empty(expression: str) -> set[str]:
         return set()
 
 
+def _users_of(name: str, segments: Iterable[Segment]) -> list[str]:
+    """Names of the other segments whose expression refers to ``name`` directly, sorted."""
+    return sorted(
+        s.name for s in segments if s.name != name and name in _refs_or_empty(s.expression)
+    )
+
+
 class SegmentStore:
     """Saved segments of one ``BitCore`` client (its Redis, its universe for NOT)."""
 
@@ -168,7 +175,7 @@ class SegmentStore:
 
     def used_by(self, name: str) -> list[str]:
         """Names of the segments whose expression refers to ``name`` directly."""
-        return sorted(s.name for s in self.all() if name in _refs_or_empty(s.expression))
+        return _users_of(name, self.all())
 
     def _load(self, names: list[str]) -> dict[str, Segment]:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -246,11 +253,7 @@ class SegmentStore:
                 if name != original:
                     if name in stored:
                         raise SegmentExists(name)
-                    users = [
-                        s.name
-                        for s in stored.values()
-                        if s.name != original and original in _refs_or_empty(s.expression)
-                    ]
+                    users = _users_of(original, stored.values())
                     if users:
                         raise SegmentInUse(original, users, action="rename")
             graph = {n: s for n, s in stored.items() if n != original}
@@ -294,11 +297,7 @@ class SegmentStore:
         def check(stored: dict[str, Segment]) -> Segment:
             if name not in stored:
                 raise SegmentNotFound(name)
-            users = [
-                s.name
-                for s in stored.values()
-                if s.name != name and name in _refs_or_empty(s.expression)
-            ]
+            users = _users_of(name, stored.values())
             if users:
                 raise SegmentInUse(name, users)
             return stored[name]
