@@ -69,11 +69,11 @@ def _load_demo_once(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One line per blueprint; each concern lives in its own module."""
-    from dashboard import pages, tracking
+    from dashboard import cleanup, cohort, funnel, pages, segments, tracking
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(tracking.bp)
-    app.register_blueprint(__import__("dashboard.segments", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("dashboard.funnel", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("dashboard.cohort", fromlist=["bp"]).bp)
-    __import__("dashboard.cleanup", fromlist=["init_app"]).init_app(app)  # /system, CLI, scheduler
+    app.register_blueprint(segments.bp)
+    app.register_blueprint(funnel.bp)
+    app.register_blueprint(cohort.bp)
+    cleanup.init_app(app)  # /system, the CLI command and the scheduler
