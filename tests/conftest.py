@@ -20,9 +20,12 @@ from bitcore import embedded, systems
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep every fallback inside the session's temp dir: no ``REDIS_URL`` from the shell, and an
-    embedded default system or app instance folder never lands in the checkout's ``instance/``."""
+    embedded default system or app instance folder never lands in the checkout's ``instance/``.
+    No app's cleanup scheduler runs unless its test asks: a thread left behind by one app would
+    otherwise wake up during a later test and clean the shared test Redis under it."""
     patch = pytest.MonkeyPatch()
     patch.delenv("REDIS_URL", raising=False)
+    patch.setenv("BITCORE_CLEANUP_ENABLED", "0")
     patch.setenv("BITCORE_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
     patch.setenv("BITCORE_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
     yield

@@ -203,8 +203,13 @@ def test_cli_when_redis_is_down(redis_client: redis.Redis) -> None:
     ],
 )
 def test_scheduler_switch(
-    redis_url: str, redis_client: redis.Redis, overrides: dict[str, Any], enabled: bool
+    redis_url: str,
+    redis_client: redis.Redis,
+    overrides: dict[str, Any],
+    enabled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("BITCORE_CLEANUP_ENABLED")  # the defaults, as with nothing configured
     app = make_app(redis_url, BITCORE_CLEANUP_INTERVAL=3600, **overrides)
     scheduler = app.extensions["bitcore_cleanup"]
     try:
@@ -218,8 +223,13 @@ def test_scheduler_switch(
     ("command", "enabled"), [("cleanup", False), ("routes", False), ("run", True)]
 )
 def test_one_shot_cli_commands_start_no_scheduler(
-    redis_url: str, redis_client: redis.Redis, command: str, enabled: bool
+    redis_url: str,
+    redis_client: redis.Redis,
+    command: str,
+    enabled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("BITCORE_CLEANUP_ENABLED")  # the defaults, as with nothing configured
     with click.Context(click.Command(command), info_name=command):
         app = make_app(redis_url, TESTING=False)
     scheduler = app.extensions["bitcore_cleanup"]
