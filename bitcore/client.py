@@ -111,6 +111,9 @@ class BitCore:
         self.bitop_ttl_open = bitop_ttl_open
         self.bitop_ttl_closed = bitop_ttl_closed
         self._local = threading.local()
+        #: ``plan_marks``'s memory of the keys of (event, local hour, flags): a busy tracking
+        #: endpoint marks the same few events in the same hour thousands of times a second.
+        self._slot_keys: dict[tuple[str, int, int, int, int, bool, bool], tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r}>"
@@ -284,48 +287,78 @@ class BitCore:
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
     ) -> int:
-        """Mark many ``(event, uuid[, when])`` in one atomic round trip: all are written, or none.
+        """Mark many ``(event, uuid[, when])`` in one atomic write: all are written, or none.
 
         Every mark is checked before anything is sent, so one bad uuid, name or time writes nothing.
-        The bits are grouped per key and set by one Lua script (``bitcore.bulk``), which Redis
-        runs atomically like ``MULTI``/``EXEC`` but without one command per bit. A batch of more
-        than ``bulk.MAX_BITS_PER_CALL`` bits (about 50,000 marks) is sent in several such calls so
-        Redis is never blocked for long; then a connection lost midway can leave earlier calls
-        written, and sending the batch again is safe. Returns the number of marks.
+        The bits are grouped per key (``plan_marks``) and set by ``bitcore.bulk``: one Lua script
+        call for a few bits, a type check and one ``MULTI``/``EXEC`` of ``BITFIELD`` commands for
+        more. A batch of more than ``bulk.MAX_BITS_PER_CALL`` bits (about 50,000 marks) is sent
+        in several transactions so Redis is never blocked for long; then a connection lost midway
+        can leave earlier ones written, and sending the batch again is safe. Returns the number
+        of marks.
 
         >>> b.mark_many([("active", 1), ("signup", 2, datetime(2024, 5, 7))])  # doctest: +SKIP
         2
         """
+        writes, count = self.plan_marks(marks, track_hourly, track_unique)
+        if count:
+            bulk.set_bits_atomically(self.redis, writes)
+        return count
+
+    def plan_marks(
+        self,
+        marks: Iterable[Mark],
+        track_hourly: bool | None = None,
+        track_unique: bool | None = None,
+    ) -> tuple[dict[str, set[int]], int]:
+        """The bits ``marks`` set, per key (the keys ``mark_event`` sets, plus the universe key),
+        and how many marks there were; raises on the first bad mark, before anything is written.
+
+        Keys depend only on the event and the local hour of the mark: thousands of marks cost a
+        few key computations, the rest is set arithmetic.
+        """
         hourly = self.track_hourly if track_hourly is None else track_hourly
         unique = self.track_unique if track_unique is None else track_unique
-        universe = self.keys.unique_key(self.universe)
-        writes: dict[str, set[int]] = {universe: set()}
-        # Keys depend only on the event and the moment's hour: thousands of marks, few lookups.
-        keys_at: dict[tuple[str, int, int, int, int], list[set[int]]] = {}
+        writes: dict[str, set[int]] = {}
+        targets_at: dict[tuple[str, int, int, int, int, bool, bool], list[set[int]]] = {}
         count = 0
+        now: datetime | None = None
         for mark in marks:
             event_name, uuid, *rest = mark
             offset = check_uuid(uuid)
             check_event_name(event_name)
             when = rest[0] if rest else None
             if when is None:
-                moment: date | datetime = self.now()
+                moment: date | datetime = now or (now := self.now())
             elif isinstance(when, date):
                 moment = periods.to_local(when, self.tz)
             else:
                 raise TypeError(f"mark time must be a date or datetime, got {type(when).__name__}")
             hour = moment.hour if isinstance(moment, datetime) else 0
-            slot = (event_name, moment.year, moment.month, moment.day, hour)
-            targets = keys_at.get(slot)
+            slot = (event_name, moment.year, moment.month, moment.day, hour, hourly, unique)
+            targets = targets_at.get(slot)
             if targets is None:
-                keys = self.mark_keys(event_name, moment, hourly, unique) + [universe]
-                targets = keys_at[slot] = [writes.setdefault(key, set()) for key in keys]
+                keys = self._keys_of_slot(slot, moment)
+                targets = targets_at[slot] = [writes.setdefault(key, set()) for key in keys]
             for offsets in targets:
                 offsets.add(offset)
             count += 1
-        if count:
-            bulk.set_bits_atomically(self.redis, writes)
-        return count
+        return writes, count
+
+    def _keys_of_slot(
+        self, slot: tuple[str, int, int, int, int, bool, bool], moment: date | datetime
+    ) -> tuple[str, ...]:
+        """``mark_keys`` plus the universe key for a mark at ``moment``, remembered by its slot
+        (bounded: forgotten all at once past 4,096 slots)."""
+        keys = self._slot_keys.get(slot)
+        if keys is None:
+            if len(self._slot_keys) >= 4096:
+                self._slot_keys.clear()
+            event_name, *_, hourly, unique = slot
+            universe = self.keys.unique_key(self.universe)
+            keys = (*self.mark_keys(event_name, moment, hourly, unique), universe)
+            self._slot_keys[slot] = keys
+        return keys
 
     # --- reads, on behalf of Bitmap objects
 

@@ -42,8 +42,10 @@ CLEANUP_LOCK_KEY = f"{SEGMENT_NAMESPACE}cleanup:lock"
 CLEANUP_LAST_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last"
 CLEANUP_LAST_DRY_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last_dry_run"
 #: The tracking endpoint's rate-limit counters:
-#: ``bitcore:ratelimit:<limit>:<client hash>:<window>``.
+#: ``bitcore:ratelimit:<window index>:<client hash>``.
 RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
+#: Named in the bulk writer's script call when a write has no quota; the script never touches it.
+QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 
 
 def period_suffix(period: Period) -> str:

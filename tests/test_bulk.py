@@ -195,11 +195,17 @@ def test_large_batches_are_split_into_bounded_calls(
     """A batch over one call's bound is written whole, in several calls, none over the bound."""
     monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 7)
     sizes: list[int] = []
-    real_pack = bulk.pack_offsets
-    monkeypatch.setattr(bulk, "pack_offsets", lambda o: sizes.append(len(o)) or real_pack(o))
-    marks = [("active", uuid, MAY_7) for uuid in range(25)]
+    real_transaction = bulk._execute_transaction
+
+    def counting(client: Any, commands: list[bytes]) -> None:
+        sizes.append(sum(command.count(b"$3\r\nSET\r\n$2\r\nu1\r\n") for command in commands))
+        real_transaction(client, commands)
+
+    monkeypatch.setattr(bulk, "_execute_transaction", counting)
+    marks = [("active", uuid, MAY_7) for uuid in range(25)]  # 100 bits: 4 keys each
     assert by_mark_many(bc, marks) == by_mark_event(bc, marks)
-    assert len(sizes) > 4
+    assert sum(sizes) == 100
+    assert max(sizes) == 7 and len(sizes) == 15
 
 
 def test_split_batch_with_a_wrong_type_key_writes_nothing(
@@ -210,3 +216,29 @@ def test_split_batch_with_a_wrong_type_key_writes_nothing(
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_many([("active", u, MAY_7) for u in range(10)] + [("oops", 1)], track_unique=True)
     assert sorted(bc.redis.keys()) == [bc.keys.unique_key("oops").encode()]
+
+
+def test_a_flushed_script_cache_is_loaded_again(bc: bitcore.BitCore) -> None:
+    bc.redis.script_flush()
+    assert bc.mark_many([("active", 5, MAY_7)]) == 1
+    assert bc.redis.script_exists(bulk.GATE_SHA) == [True]
+    assert list(bc.DayEvents("active", 2024, 5, 7)) == [5]
+
+
+@pytest.mark.parametrize(
+    ("bad", "ran"),
+    [
+        (("SETBIT", "k"), None),  # refused when queued: EXECABORT, nothing runs
+        (("SETBIT", "k2", "not-a-number", 1), b"v"),  # fails when run: the rest runs
+    ],
+)
+def test_an_error_reply_leaves_the_pooled_connection_clean(
+    bc: bitcore.BitCore, bad: tuple[str, ...], ran: bytes | None
+) -> None:
+    """Every reply is read before the first error is raised: the next user of the connection
+    must not read this transaction's leftovers."""
+    with pytest.raises(redis.ResponseError):
+        bulk._execute_transaction(bc.redis, [bulk._resp("SET", "k", "v"), bulk._resp(*bad)])
+    assert bc.redis.get("k") == ran
+    assert bc.mark_many([("active", uuid, MAY_7) for uuid in range(100)]) == 100
+    assert bc.redis.ping() and bc.DayEvents("active", 2024, 5, 7).get_count() == 100
