@@ -42,6 +42,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_MAX_SKEW", "BITCORE_TRACK_MAX_SKEW", float, 300.0),
     ("BITCORE_TRACK_ALLOW_HOURLY", "BITCORE_TRACK_ALLOW_HOURLY", _bool, False),
     ("BITCORE_TRACK_ALLOW_UNIQUE", "BITCORE_TRACK_ALLOW_UNIQUE", _bool, True),
+    # answer /track in WSGI middleware, before Flask (dashboard/tracking.py); 0: through Flask
+    ("BITCORE_TRACK_SHORTCUT", "BITCORE_TRACK_SHORTCUT", _bool, True),
     # requests per window; 0: off
     ("BITCORE_TRACK_RATE_LIMIT", "BITCORE_TRACK_RATE_LIMIT", int, 600),
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds

@@ -24,6 +24,14 @@ SECRET = "backend-secret"
 HEADERS = {"X-Bitcore-Key": KEY}
 
 
+@pytest.fixture(autouse=True, params=["shortcut", "flask"])
+def door(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs through both ways into ``beacon_intake``: the WSGI shortcut and the
+    blueprint's views."""
+    monkeypatch.setenv("BITCORE_TRACK_SHORTCUT", "1" if request.param == "shortcut" else "0")
+    return str(request.param)
+
+
 def make_app(redis_url: str, **overrides: Any) -> Flask:
     config: dict[str, Any] = {
         "TESTING": True,

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bitcore import BitCore
+from bitcore.bulk import SCRIPT_MAX_BITS
 from dashboard import ratelimit
 from dashboard.beacon_schema import (
     Beacon,
@@ -21,13 +22,7 @@ from dashboard.beacon_schema import (
     parse_pixel,
     sign_uid,
 )
-from dashboard.beacon_write import (
-    SCRIPT_MAX_BITS,
-    WriteResult,
-    bitfield_args,
-    bits_by_key,
-    write_beacons,
-)
+from dashboard.beacon_write import WriteResult, bits_by_key, write_beacons
 
 NOW = 1_750_000_000.0
 RULES = BeaconRules(max_uid=1000, max_batch=5)
@@ -159,11 +154,6 @@ def test_write_plan_matches_mark_keys(bc: BitCore) -> None:
         bc.mark_keys("a", datetime(2026, 1, 5, 12, tzinfo=UTC), True, False)
     )
     assert set(plan) == expected | {"trackist__seen_u"}
-
-
-def test_bitfield_args_are_sorted() -> None:
-    assert bitfield_args({5, 1}) == ["SET", "u1", 1, 1, "SET", "u1", 5, 1]
-    assert bitfield_args(set()) == []
 
 
 def test_ratelimit_window_and_key(redis_client: Any) -> None:

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bitcore import BitCore
+from bitcore.bulk import SCRIPT_MAX_BITS
 from dashboard.beacon_schema import Beacon
-from dashboard.beacon_write import SCRIPT_MAX_BITS, bits_by_key, write_beacons
+from dashboard.beacon_write import bits_by_key, write_beacons
 
 NOW = datetime(2024, 3, 31, 0, 40, tzinfo=UTC)  # a month, week and (in some zones) DST edge
 START = NOW.timestamp()
@@ -32,7 +33,7 @@ beacons_strategy = st.lists(
 def expected_bits(client: BitCore, beacons: list[Beacon]) -> dict[str, set[int]]:
     """The oracle: each beacon's keys straight from ``mark_keys`` at its own moment."""
     universe = client.keys.unique_key(client.universe)
-    writes: dict[str, set[int]] = {universe: set()}
+    writes: dict[str, set[int]] = {}
     for b in beacons:
         when = NOW if b.ts is None else datetime.fromtimestamp(b.ts, UTC)
         for key in [*client.mark_keys(b.event, when, b.track_hourly, b.unique), universe]:
@@ -74,14 +75,18 @@ def test_written_bits_are_exactly_the_oracles(
     assert stored_bits(redis_client) == expected
 
 
-def test_a_redis_error_in_the_transaction_is_raised_and_the_connection_reused(
-    redis_url: str, redis_client: redis.Redis
+@pytest.mark.parametrize("size", [1, 100])  # the script, and the check before MULTI/EXEC
+def test_a_key_of_another_type_writes_nothing_and_the_connection_is_reused(
+    size: int, redis_url: str, redis_client: redis.Redis
 ) -> None:
+    """All or nothing: MULTI/EXEC alone would write every other key and fail only that one."""
     client = BitCore(redis_url)
-    beacons = [Beacon("play", uid, None, False, False) for uid in range(100)]
-    redis_client.lpush(client.keys.unique_key(client.universe), "not a bitmap")
+    beacons = [Beacon("play", uid, None, False, False) for uid in range(size)]
+    universe = client.keys.unique_key(client.universe)
+    redis_client.lpush(universe, "not a bitmap")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         write_beacons(client, beacons, now=NOW)
-    redis_client.delete(client.keys.unique_key(client.universe))
-    assert write_beacons(client, beacons, now=NOW).written == 100  # the pool is still usable
-    assert client.redis.bitcount(client.keys.unique_key(client.universe)) == 100
+    assert redis_client.keys("*") == [universe.encode()]
+    redis_client.delete(universe)
+    assert write_beacons(client, beacons, now=NOW).written == size  # the pool is still usable
+    assert client.redis.bitcount(universe) == size

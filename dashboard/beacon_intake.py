@@ -1,0 +1,250 @@
+"""Answering a beacon request: origin, write key, body, rate limit, validation, write, response.
+
+Everything the tracking endpoint decides lives here, as a function of a werkzeug ``Request`` and
+the Flask app (its config, client and logger), with no request or app context. Two doors lead in
+(``dashboard.tracking``): the blueprint's views, and a WSGI shortcut in front of Flask that answers
+``/track`` without Flask's per-request machinery (half of a single beacon's time, measured in
+``bench/beacons.py``). Both call ``answer``, so they cannot disagree.
+
+Every refusal is a 4xx JSON ``{"error", "field"}`` and writes nothing; Redis being down is a 503
+with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import redis
+from flask import Flask
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from bitcore import BitCore
+from dashboard import ratelimit
+from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payload, parse_pixel
+from dashboard.beacon_write import write_beacons
+
+#: The two routes: ``collect`` is ``POST``/``OPTIONS /track``, ``pixel`` is ``GET /track/p.gif``.
+Route = Literal["collect", "pixel"]
+
+#: The smallest transparent GIF: 1x1, one palette entry, 43 bytes.
+PIXEL_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+KEY_HEADER = "X-Bitcore-Key"
+#: Seconds a client is told to wait when Redis is unreachable.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+@functools.lru_cache(maxsize=64)
+def listed(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """A comma-separated config value (from the environment), or a tuple already, as a tuple.
+    (Remembered: it is read on every beacon and changes only when the config does.)
+
+    >>> listed(" a, b ,,")
+    ('a', 'b')
+    """
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _setting_list(config: Any, name: str) -> tuple[str, ...]:
+    value = config.get(name)
+    return listed(tuple(value) if isinstance(value, list) else value)
+
+
+def rules_from_config(config: Any, universe: str) -> BeaconRules:
+    """The app's rules, built once for each set of the settings they come from (tests change the
+    config of a running app, so the settings themselves are the cache key)."""
+    settings = (universe, *(config.get(name) for name in _RULE_SETTINGS))
+    rules = _rules_cache.get(settings)
+    if rules is None:
+        if len(_rules_cache) > 64:
+            _rules_cache.clear()
+        rules = _rules_cache[settings] = _build_rules(config, universe)
+    return rules
+
+
+#: Every config value (and the client's universe, above) that ``BeaconRules`` is built from.
+_RULE_SETTINGS = (
+    "BITCORE_TRACK_MAX_UID",
+    "BITCORE_TRACK_MAX_BATCH",
+    "BITCORE_TRACK_MAX_AGE_DAYS",
+    "BITCORE_TRACK_MAX_SKEW",
+    "BITCORE_TRACK_ALLOW_HOURLY",
+    "BITCORE_TRACK_ALLOW_UNIQUE",
+    "BITCORE_TRACK_HOURLY",
+    "BITCORE_TRACK_HMAC_SECRET",
+)
+_rules_cache: dict[tuple[Any, ...], BeaconRules] = {}
+
+
+def _build_rules(config: Any, universe: str) -> BeaconRules:
+    secret = config.get("BITCORE_TRACK_HMAC_SECRET")
+    return BeaconRules(
+        max_uid=int(config["BITCORE_TRACK_MAX_UID"]),
+        max_batch=int(config["BITCORE_TRACK_MAX_BATCH"]),
+        max_age_seconds=float(config["BITCORE_TRACK_MAX_AGE_DAYS"]) * 86400,
+        max_skew_seconds=float(config["BITCORE_TRACK_MAX_SKEW"]),
+        allow_hourly=bool(config["BITCORE_TRACK_ALLOW_HOURLY"]),
+        allow_unique=bool(config["BITCORE_TRACK_ALLOW_UNIQUE"]),
+        default_hourly=bool(config.get("BITCORE_TRACK_HOURLY", False)),
+        hmac_secret=secret.encode() if isinstance(secret, str) and secret else None,
+        universe=universe,
+    )
+
+
+def answer(request: Request, route: Route, app: Flask) -> Response:
+    """The whole answer to one request to ``route``, CORS headers included."""
+    try:
+        response = _answer(request, route, app)
+    except BeaconError as error:
+        response = _refusal(error.message, error.field, error.status)
+    except RateLimited as limited:
+        response = _refusal("too many requests, slow down", "key", 429, limited.retry_after)
+    except redis.RedisError as exc:
+        app.logger.warning("tracking: Redis unavailable: %s", exc)
+        message = "storage is unavailable, retry later"
+        response = _refusal(message, None, 503, UNAVAILABLE_RETRY_AFTER)
+    return _with_cors(response, request.headers.get("Origin"), app.config)
+
+
+def _answer(request: Request, route: Route, app: Flask) -> Response:
+    config = app.config
+    _check_origin(request.headers.get("Origin"), config)
+    if route == "pixel":
+        key = _check_key(request, config)
+        _accept(request, key, app, lambda rules, now: parse_pixel(request.args, rules, now))
+        return Response(PIXEL_GIF, mimetype="image/gif")
+    if request.method == "OPTIONS":
+        return Response(b"", 204)
+    payload = _read_json_body(request, config)
+    key = _check_key(request, config, payload.get("key") if isinstance(payload, dict) else None)
+    written = _accept(request, key, app, lambda rules, now: parse_payload(payload, rules, now))
+    return _accepted(written)
+
+
+def _refusal(
+    message: str, field: str | None, status: int, retry_after: int | None = None
+) -> Response:
+    """``{"error": message, "field": field}`` with ``status``, and ``Retry-After`` if given."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    body = json.dumps({"error": message, "field": field}) + "\n"
+    return Response(body, status, headers, mimetype="application/json")
+
+
+def _accepted(count: int) -> Response:
+    """``{"accepted": count}``, encoded by hand: ``json.dumps`` costs more than the rest of it."""
+    return Response(b'{"accepted":%d}\n' % count, 200, mimetype="application/json")
+
+
+def _origin_allowed(origin: str, config: Any) -> bool:
+    allowed = _setting_list(config, "BITCORE_TRACK_ORIGINS")
+    return "*" in allowed or origin in allowed
+
+
+def _with_cors(response: Response, origin: str | None, config: Any) -> Response:
+    """CORS for configured origins, on every answer (errors too, so a page can read why)."""
+    headers = response.headers
+    if origin and _origin_allowed(origin, config):
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = f"Content-Type, {KEY_HEADER}"
+        headers["Access-Control-Max-Age"] = "86400"
+    headers["Vary"] = "Origin"
+    headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_origin(origin: str | None, config: Any) -> None:
+    """A browser names the page's origin; one not configured is refused (others name none)."""
+    if origin and not _origin_allowed(origin, config):
+        raise BeaconError("origin", f"{origin!r} may not send beacons here", 403)
+
+
+def _check_key(request: Request, config: Any, body_key: Any = None) -> str:
+    key = request.headers.get(KEY_HEADER) or request.args.get("k") or body_key
+    if not key:
+        raise BeaconError("key", f"is required ({KEY_HEADER} header or k parameter)", 401)
+    known = _setting_list(config, "BITCORE_TRACK_KEYS")
+    if not isinstance(key, str) or not any(hmac.compare_digest(key, k) for k in known):
+        raise BeaconError("key", "is not a known write key", 403)
+    return key
+
+
+def body_limit(config: Any) -> int:
+    """Bytes a beacon body may have: the tracking limit, or the app-wide one if that is lower."""
+    limit = int(config["BITCORE_TRACK_MAX_BODY"])
+    app_wide = config.get("MAX_CONTENT_LENGTH")
+    return min(limit, int(app_wide)) if app_wide else limit
+
+
+def _read_json_body(request: Request, config: Any) -> Any:
+    """The body, at most ``body_limit`` bytes, as JSON whatever its content type."""
+    limit = body_limit(config)
+    too_large = BeaconError("body", f"is larger than {limit} bytes", 413)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        raw = request.stream.read(limit + 1)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BeaconError("body", "is not valid JSON") from None
+
+
+def _rate_window(request: Request, key: str, config: Any) -> ratelimit.Window | None:
+    """This client's rate-limit counter (write key + address), or None when the limit is off."""
+    limit = int(config["BITCORE_TRACK_RATE_LIMIT"])
+    if limit <= 0:
+        return None
+    window = int(config["BITCORE_TRACK_RATE_WINDOW"])
+    return ratelimit.window_for(f"{key}|{request.remote_addr}", limit, window)
+
+
+class RateLimited(Exception):
+    """The client is over its rate limit: 429, retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited, retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+Parse = Callable[[BeaconRules, float], list[Beacon]]
+
+
+def _accept(request: Request, key: str, app: Flask, parse: Parse) -> int:
+    """Validate with ``parse(rules, now)``, then count and write in one round trip: the tail of both
+    routes. Returns how many events were written. A request refused as invalid is counted too, so a
+    flood of bad ones is slowed (``RateLimited`` once over the limit)."""
+    client: BitCore = app.extensions["bitcore"]
+    counter = _rate_window(request, key, app.config)
+    try:
+        beacons = parse(rules_from_config(app.config, client.universe), time.time())
+    except BeaconError:
+        if counter is not None:
+            verdict = ratelimit.hit(client.redis, counter)
+            if not verdict.allowed:
+                raise RateLimited(verdict.retry_after) from None
+        raise
+    result = write_beacons(client, beacons, counter)
+    if not result.allowed:
+        raise RateLimited(counter.retry_after if counter else 1)
+    return result.written
+
+
+def internal_error() -> Response:
+    """The answer to a bug, once it is logged: a JSON 500 that says nothing of the cause."""
+    return _refusal("internal error", None, 500)
