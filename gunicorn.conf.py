@@ -12,6 +12,12 @@ from dashboard.store import MASTER_PID_VARIABLE
 
 bind = os.environ.get("BITCORE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads: a worker answers another request while one waits on Redis, and keeps connections
+# alive (sync workers close each one), which is what beacons from a busy page need. Measured in
+# bench/beacons.py, which runs this same setup.
+worker_class = "gthread"
+threads = int(os.environ.get("BITCORE_THREADS", "2"))
+keepalive = 5
 preload_app = True
 # This file is read by gunicorn's master only: mark it as the one process that may stop the
 # embedded Redis.
