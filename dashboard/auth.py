@@ -4,6 +4,11 @@ Enforced app-wide in one ``before_request`` hook with an allow-list (the login p
 ``/healthz`` and the public ``tracking`` blueprint), so a new blueprint is protected without a
 decorator.
 
+Login attempts are rate-limited per client address (``BITCORE_LOGIN_RATE_LIMIT`` per
+``BITCORE_LOGIN_RATE_WINDOW`` seconds, counted in Redis so the limit holds across gunicorn
+workers): beyond it the form answers 429 with ``Retry-After``, even for the right password, so a
+password cannot be guessed at the speed of the network.
+
 Users come from ``BITCORE_USERS="alice:<hash>,bob:<hash>"`` where each hash is made by
 ``flask --app wsgi hash-password`` (werkzeug's salted scrypt). With no users the dashboard is open,
 so it answers only requests from the loopback interface and shows a banner saying so.
@@ -38,7 +43,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from dashboard import render, store
+from dashboard import ratelimit, render, store
 
 bp = Blueprint("auth", __name__)
 
@@ -171,6 +176,12 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     status = 200
+    if request.method == "POST" and (retry_after := _login_refused_for()) is not None:
+        flash(f"Too many login attempts from your address: try again in {retry_after} s.")
+        page = render.page("login.html", {"login_required": True}, 429, form=form)
+        response = current_app.make_response(page)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
     if form.validate_on_submit():
         name = form.username.data or ""
         stored = users().get(name)
@@ -185,6 +196,18 @@ def login() -> ResponseReturnValue:
     elif request.method == "POST":
         status = 400
     return render.page("login.html", {"login_required": True}, status, form=form)
+
+
+def _login_refused_for() -> int | None:
+    """Count this login attempt against its address; seconds to wait if over the limit, else
+    None (also when the limit is off)."""
+    limit = int(current_app.config["BITCORE_LOGIN_RATE_LIMIT"])
+    if limit <= 0:
+        return None
+    window = int(current_app.config["BITCORE_LOGIN_RATE_WINDOW"])
+    counter = ratelimit.window_for(f"login|{request.remote_addr}", limit, window)
+    verdict = ratelimit.hit(store.client().redis, counter)
+    return None if verdict.allowed else verdict.retry_after
 
 
 @bp.route("/logout", methods=["POST"])

@@ -23,6 +23,9 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
     # no users: open, but only to localhost.
     ("BITCORE_USERS", "BITCORE_USERS", str, ""),
+    # login attempts per client address and window (seconds); 0: no limit
+    ("BITCORE_LOGIN_RATE_LIMIT", "BITCORE_LOGIN_RATE_LIMIT", int, 10),
+    ("BITCORE_LOGIN_RATE_WINDOW", "BITCORE_LOGIN_RATE_WINDOW", int, 300),
     ("BITCORE_SECURE_COOKIES", "SESSION_COOKIE_SECURE", _bool, False),  # set behind HTTPS
     # load demo data at start when Redis has no events
     ("BITCORE_DEMO", "BITCORE_DEMO", _bool, False),

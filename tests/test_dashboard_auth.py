@@ -124,10 +124,11 @@ def test_locked_dashboard_redirects_to_login_and_json_gets_401(locked_app: Flask
     assert page.status_code == 200 and b"Open dashboard" not in page.data
 
 
-def login(client, password: str = PASSWORD, next_url: str = "", token: str | None = None):  # type: ignore[no-untyped-def]
-    token = token if token is not None else csrf_token(client.get("/login").get_data(as_text=True))
+def login(client, password: str = PASSWORD, next_url: str = "", token: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+    if token is None:
+        token = csrf_token(client.get("/login", **kwargs).get_data(as_text=True))
     form = {"username": "alice", "password": password, "next": next_url, "csrf_token": token}
-    return client.post("/login", data=form)
+    return client.post("/login", data=form, **kwargs)
 
 
 def test_login_with_the_right_password_opens_every_page(locked_app: Flask) -> None:
@@ -198,3 +199,31 @@ def test_session_cookie_flags(
 def test_login_page_without_users_goes_to_the_overview(open_app: Flask) -> None:
     response = open_app.test_client().get("/login")
     assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_login_attempts_are_rate_limited_per_address(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Past the limit even the right password is refused (429, Retry-After) from that address;
+    another address still logs in, and the counters live in Redis, outside the event prefix."""
+    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS, BITCORE_LOGIN_RATE_LIMIT=3)
+    guesser = app.test_client()
+    assert [login(guesser, password="wrong").status_code for _ in range(3)] == [401] * 3
+    refused = login(guesser)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 300
+    assert b"Too many login attempts" in refused.data
+    assert guesser.get("/index.json").status_code == 401
+    other = app.test_client()
+    assert login(other, environ_base=REMOTE).status_code == 302
+    assert all(key.startswith(b"bitcore:ratelimit:") for key in redis_client.keys("*"))
+
+
+def test_login_rate_limit_can_be_turned_off(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS, BITCORE_LOGIN_RATE_LIMIT=0)
+    client = app.test_client()
+    assert [login(client, password="wrong").status_code for _ in range(12)] == [401] * 12
+    assert login(client).status_code == 302
+    assert redis_client.dbsize() == 0
