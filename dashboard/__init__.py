@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
 from dashboard import auth, cli, errors, health, store
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.context_processor(_embedded_context)
     register_blueprints(app)
+    trust_proxies(app)
     if app.config.get("BITCORE_DEMO"):
         _load_demo_once(app)
     return app
@@ -65,6 +67,18 @@ def _load_demo_once(app: Flask) -> None:
     app.logger.warning(
         "bitcore: loaded demo data, %s users over %s days", summary.users, summary.days
     )
+
+
+def trust_proxies(app: Flask) -> None:
+    """``BITCORE_PROXIES=N``: the app sits behind N reverse proxies, so the client's address,
+    scheme and host come from their ``X-Forwarded-*`` headers (werkzeug's ``ProxyFix``). Rate
+    limits and the localhost-only guard then see the real client, not the proxy. Wrapped last, so
+    it runs first, the tracking shortcut included."""
+    proxies = int(app.config.get("BITCORE_PROXIES") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
 
 def register_blueprints(app: Flask) -> None:

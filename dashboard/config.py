@@ -23,6 +23,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
     # no users: open, but only to localhost.
     ("BITCORE_USERS", "BITCORE_USERS", str, ""),
+    # reverse proxies in front of the app, whose X-Forwarded-* headers are trusted; 0: none
+    ("BITCORE_PROXIES", "BITCORE_PROXIES", int, 0),
     # login attempts per client address and window (seconds); 0: no limit
     ("BITCORE_LOGIN_RATE_LIMIT", "BITCORE_LOGIN_RATE_LIMIT", int, 10),
     ("BITCORE_LOGIN_RATE_WINDOW", "BITCORE_LOGIN_RATE_WINDOW", int, 300),

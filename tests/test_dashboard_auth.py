@@ -227,3 +227,33 @@ def test_login_rate_limit_can_be_turned_off(
     assert [login(client, password="wrong").status_code for _ in range(12)] == [401] * 12
     assert login(client).status_code == 302
     assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize(("proxies", "status"), [(0, 200), (1, 403)])
+def test_behind_a_proxy_the_forwarded_client_is_the_one_checked(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, proxies: int, status: int
+) -> None:
+    """A proxy on the same machine connects from 127.0.0.1: only with BITCORE_PROXIES does the
+    localhost-only guard see the real, remote client."""
+    app = make_app(redis_url, tmp_path, BITCORE_PROXIES=proxies)
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    assert app.test_client().get("/index.json", headers=forwarded).status_code == status
+
+
+def test_tracking_rate_limit_counts_the_forwarded_client(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    app = make_app(
+        redis_url,
+        tmp_path,
+        BITCORE_PROXIES=1,
+        BITCORE_TRACK_KEYS="k",
+        BITCORE_TRACK_RATE_LIMIT=1,
+    )
+    client = app.test_client()
+
+    def beacon(client_ip: str) -> int:
+        headers = {"X-Bitcore-Key": "k", "X-Forwarded-For": client_ip}
+        return client.post("/track", json={"event": "a", "uid": 1}, headers=headers).status_code
+
+    assert [beacon("203.0.113.1"), beacon("203.0.113.1"), beacon("203.0.113.2")] == [200, 429, 200]
