@@ -24,7 +24,7 @@ from redis.backoff import ExponentialBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
 
-from bitcore import bitmaps, bitops, bulk, events, periods
+from bitcore import bitmaps, bitops, bulk, events, periods, planning
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
 from bitcore.validation import check_event_name, check_uuid
@@ -37,8 +37,7 @@ DELETE_BATCH = 1000
 
 T = TypeVar("T", bound=type)
 
-#: One mark to write in bulk: ``(event, uuid)`` or ``(event, uuid, when)``.
-Mark = tuple[str, int] | tuple[str, int, "date | datetime | None"]
+Mark = planning.Mark
 
 
 def bounded_retry() -> Retry:
@@ -111,9 +110,7 @@ class BitCore:
         self.bitop_ttl_open = bitop_ttl_open
         self.bitop_ttl_closed = bitop_ttl_closed
         self._local = threading.local()
-        #: ``plan_marks``'s memory of the keys of (event, local hour, flags): a busy tracking
-        #: endpoint marks the same few events in the same hour thousands of times a second.
-        self._slot_keys: dict[tuple[str, int, int, int, int, bool, bool], tuple[str, ...]] = {}
+        self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
 
     def __repr__(self) -> str:
         return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r}>"
@@ -211,6 +208,13 @@ class BitCore:
             keys.append(self.keys.unique_key(event_name))
         return keys
 
+    def _keys_with_universe(
+        self, event_name: str, moment: date | datetime, hourly: bool, unique: bool
+    ) -> list[str]:
+        """``mark_keys``, plus the universe key every mark also sets."""
+        universe = self.keys.unique_key(self.universe)
+        return [*self.mark_keys(event_name, moment, hourly, unique), universe]
+
     def mark_event(
         self,
         event_name: str,
@@ -247,7 +251,7 @@ class BitCore:
     ) -> None:
         offset = check_uuid(uuid)
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
-        if value:
+        if value:  # marking adds the user to the universe; unmarking leaves them there
             keys.append(self.keys.unique_key(self.universe))
         if not use_pipeline:  # bitmapist's way to queue onto a caller's pipeline given as system
             for key in keys:
@@ -311,54 +315,11 @@ class BitCore:
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
     ) -> tuple[dict[str, set[int]], int]:
-        """The bits ``marks`` set, per key (the keys ``mark_event`` sets, plus the universe key),
-        and how many marks there were; raises on the first bad mark, before anything is written.
-
-        Keys depend only on the event and the local hour of the mark: thousands of marks cost a
-        few key computations, the rest is set arithmetic.
-        """
+        """The bits ``marks`` set, per key, and how many marks there were (``bitcore.planning``);
+        raises on the first bad mark, before anything is written."""
         hourly = self.track_hourly if track_hourly is None else track_hourly
         unique = self.track_unique if track_unique is None else track_unique
-        writes: dict[str, set[int]] = {}
-        targets_at: dict[tuple[str, int, int, int, int, bool, bool], list[set[int]]] = {}
-        count = 0
-        now: datetime | None = None
-        for mark in marks:
-            event_name, uuid, *rest = mark
-            offset = check_uuid(uuid)
-            check_event_name(event_name)
-            when = rest[0] if rest else None
-            if when is None:
-                moment: date | datetime = now or (now := self.now())
-            elif isinstance(when, date):
-                moment = periods.to_local(when, self.tz)
-            else:
-                raise TypeError(f"mark time must be a date or datetime, got {type(when).__name__}")
-            hour = moment.hour if isinstance(moment, datetime) else 0
-            slot = (event_name, moment.year, moment.month, moment.day, hour, hourly, unique)
-            targets = targets_at.get(slot)
-            if targets is None:
-                keys = self._keys_of_slot(slot, moment)
-                targets = targets_at[slot] = [writes.setdefault(key, set()) for key in keys]
-            for offsets in targets:
-                offsets.add(offset)
-            count += 1
-        return writes, count
-
-    def _keys_of_slot(
-        self, slot: tuple[str, int, int, int, int, bool, bool], moment: date | datetime
-    ) -> tuple[str, ...]:
-        """``mark_keys`` plus the universe key for a mark at ``moment``, remembered by its slot
-        (bounded: forgotten all at once past 4,096 slots)."""
-        keys = self._slot_keys.get(slot)
-        if keys is None:
-            if len(self._slot_keys) >= 4096:
-                self._slot_keys.clear()
-            event_name, *_, hourly, unique = slot
-            universe = self.keys.unique_key(self.universe)
-            keys = (*self.mark_keys(event_name, moment, hourly, unique), universe)
-            self._slot_keys[slot] = keys
-        return keys
+        return self._planner.plan(marks, hourly, unique)
 
     # --- reads, on behalf of Bitmap objects
 

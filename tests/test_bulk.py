@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bitcore
-from bitcore import bulk
+from bitcore import bulk, planning
 from bitcore.bitmaps import set_bits
 
 MAY_7 = datetime(2024, 5, 7, 13, 30)
@@ -242,3 +242,12 @@ def test_an_error_reply_leaves_the_pooled_connection_clean(
     assert bc.redis.get("k") == ran
     assert bc.mark_many([("active", uuid, MAY_7) for uuid in range(100)]) == 100
     assert bc.redis.ping() and bc.DayEvents("active", 2024, 5, 7).get_count() == 100
+
+
+def test_the_slot_memory_is_bounded_and_forgetting_changes_nothing(
+    bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planning, "MAX_REMEMBERED_SLOTS", 2)
+    marks = [("active", h, datetime(2024, 5, 7, h)) for h in range(6)] * 2
+    assert by_mark_many(bc, marks, track_hourly=True) == by_mark_event(bc, marks, track_hourly=True)
+    assert len(bc._planner._slot_keys) <= 2

@@ -1,0 +1,76 @@
+"""Planning a bulk write: which bits of which keys a batch of marks sets, before anything is sent.
+
+Pure but for the two things it is handed: the client's ``mark_keys`` (the key layout and the
+client's flags) and its clock. Every mark is checked here, so a bad one is found before Redis sees
+any of the batch. Keys depend only on the event and the local hour of the mark, so they are
+computed once per (event, hour, flags) and remembered across batches: a busy tracking endpoint
+marks the same few events in the same hour thousands of times a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, tzinfo
+
+from bitcore import periods
+from bitcore.validation import check_event_name, check_uuid
+
+#: One mark: ``(event, uuid)`` or ``(event, uuid, when)``; no ``when`` means now.
+Mark = tuple[str, int] | tuple[str, int, "date | datetime | None"]
+#: What decides a mark's keys: event, local year, month, day and hour, hourly and unique flags.
+Slot = tuple[str, int, int, int, int, bool, bool]
+#: ``mark_keys(event, moment, track_hourly, track_unique)``: the keys one mark sets, the universe
+#: key included.
+KeysOf = Callable[[str, "date | datetime", bool, bool], list[str]]
+#: Slots remembered at most; past it the memory is cleared at once (a new hour fills it again).
+MAX_REMEMBERED_SLOTS = 4096
+
+
+class MarkPlanner:
+    """Turns marks into ``{key: offsets}`` for one client's key layout, clock and time zone."""
+
+    def __init__(self, keys_of: KeysOf, now: Callable[[], datetime], tz: tzinfo | None) -> None:
+        self._keys_of = keys_of
+        self._now = now
+        self._tz = tz
+        self._slot_keys: dict[Slot, tuple[str, ...]] = {}
+
+    def plan(
+        self, marks: Iterable[Mark], hourly: bool, unique: bool
+    ) -> tuple[dict[str, set[int]], int]:
+        """The offsets each key gets, and how many marks there were; raises ``ValueError`` or
+        ``TypeError`` on the first bad mark."""
+        writes: dict[str, set[int]] = {}
+        targets_at: dict[Slot, list[set[int]]] = {}
+        count = 0
+        now: datetime | None = None  # taken once: one batch, one "now"
+        for mark in marks:
+            event_name, uuid, *rest = mark
+            offset = check_uuid(uuid)
+            check_event_name(event_name)
+            when = rest[0] if rest else None
+            if when is None:
+                moment: date | datetime = now or (now := self._now())
+            elif isinstance(when, date):
+                moment = periods.to_local(when, self._tz)
+            else:
+                raise TypeError(f"mark time must be a date or datetime, got {type(when).__name__}")
+            hour = moment.hour if isinstance(moment, datetime) else 0
+            slot = (event_name, moment.year, moment.month, moment.day, hour, hourly, unique)
+            targets = targets_at.get(slot)
+            if targets is None:
+                keys = self._keys_of_slot(slot, moment)
+                targets = targets_at[slot] = [writes.setdefault(key, set()) for key in keys]
+            for offsets in targets:
+                offsets.add(offset)
+            count += 1
+        return writes, count
+
+    def _keys_of_slot(self, slot: Slot, moment: date | datetime) -> tuple[str, ...]:
+        keys = self._slot_keys.get(slot)
+        if keys is None:
+            if len(self._slot_keys) >= MAX_REMEMBERED_SLOTS:
+                self._slot_keys.clear()
+            event_name, *_, hourly, unique = slot
+            keys = self._slot_keys[slot] = tuple(self._keys_of(event_name, moment, hourly, unique))
+        return keys
