@@ -344,20 +344,40 @@ class BitCore:
         """Ids in ``bitmap``, ascending, fetched in ``ITER_CHUNK_BYTES`` slices decoded by numpy.
 
         A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
-        high the ids go.
+        high the ids go. A derived key is a temporary one: each slice's read renews its TTL, and
+        should it vanish anyway (a cleanup, a consumer that paused past the TTL) it is computed
+        again and the iteration goes on from the same slice, never ending early.
         """
         if bitmap.derived:
             self.materialize(bitmap)
         size = bitmaps.ITER_CHUNK_BYTES  # read at call time, so tests can make slices tiny
         start = 0
         while True:
-            chunk = self.redis.getrange(bitmap.redis_key, start, start + size - 1)
+            chunk = self._read_slice(bitmap, start, start + size - 1)
             if not chunk:
                 return
-            yield from set_bits(cast(bytes, chunk), start * 8)
+            yield from set_bits(chunk, start * 8)
             if len(chunk) < size:
                 return
             start += size
+
+    def _read_slice(self, bitmap: Bitmap, first: int, last: int) -> bytes:
+        """Bytes ``first..last`` of the bitmap's key; for a derived one, renewing its TTL in the
+        same round trip and computing it again if it is gone."""
+        key = bitmap.redis_key
+        if not bitmap.derived:
+            return cast(bytes, self.redis.getrange(key, first, last))
+        ttl = self.bitop_ttl(bitmap)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.expire(key, ttl)
+            pipe.getrange(key, first, last)
+            present, chunk = pipe.execute()
+        if not present:
+            with self.redis.pipeline() as pipe:
+                bitmap.build(pipe, ttl)
+                pipe.getrange(key, first, last)
+                chunk = pipe.execute()[-1]
+        return cast(bytes, chunk)
 
     # --- temporary bit-op keys
 

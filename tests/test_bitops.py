@@ -316,3 +316,23 @@ def test_a_nested_result_is_computed_in_one_round_trip(bc: BitCore) -> None:
     nested = bc.BitOpOr(*inner)
     assert round_trips == [8]  # one MULTI/EXEC: 4 BITOPs (the NOT is two) and their 4 EXPIREs
     assert_is(nested, {1})
+
+
+def test_iterating_a_bit_op_survives_its_key_vanishing_midway(
+    bc: BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cleanup (or a TTL running out while the consumer pauses) between two slices: the key is
+    computed again and the iteration goes on, rather than ending early with part of the answer."""
+    monkeypatch.setattr(bitmaps, "ITER_CHUNK_BYTES", 2)
+    members = set(range(0, 200, 3))
+    mark_all(bc, "a", members)
+    mark_all(bc, "b", range(200))
+    both = bc.MonthEvents("a", 2024, 5) & bc.MonthEvents("b", 2024, 5)
+    seen = []
+    for position, uuid in enumerate(both):
+        seen.append(uuid)
+        if position in (5, 30):
+            assert bc.delete_temporary_bitop_keys() >= 1
+            assert bc.redis.exists(both.redis_key) == 0
+    assert seen == sorted(members)
+    assert 0 < bc.redis.ttl(both.redis_key) <= bc.bitop_ttl(both)
