@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 from bitcore import BitCore
 from dashboard import ratelimit
 from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payload, parse_pixel
-from dashboard.beacon_write import write_beacons
+from dashboard.beacon_write import WriteResult, write_beacons
 
 #: The two routes: ``collect`` is ``POST``/``OPTIONS /track``, ``pixel`` is ``GET /track/p.gif``.
 Route = Literal["collect", "pixel"]
@@ -128,8 +128,8 @@ def _answer(request: Request, route: Route, app: Flask) -> Response:
         return Response(b"", 204)
     payload = _read_json_body(request, config)
     key = _check_key(request, config, payload.get("key") if isinstance(payload, dict) else None)
-    written = _accept(request, key, app, lambda rules, now: parse_payload(payload, rules, now))
-    return _accepted(written)
+    result = _accept(request, key, app, lambda rules, now: parse_payload(payload, rules, now))
+    return _accepted(result.written, result.clamped)
 
 
 def _refusal(
@@ -141,9 +141,15 @@ def _refusal(
     return Response(body, status, headers, mimetype="application/json")
 
 
-def _accepted(count: int) -> Response:
-    """``{"accepted": count}``, encoded by hand: ``json.dumps`` costs more than the rest of it."""
-    return Response(b'{"accepted":%d}\n' % count, 200, mimetype="application/json")
+def _accepted(count: int, clamped: int) -> Response:
+    """``{"accepted": count}``, and ``"clamped"`` when some events' ``ts`` was moved into the
+    window; encoded by hand: ``json.dumps`` costs more than the rest of a single beacon."""
+    body = (
+        b'{"accepted":%d,"clamped":%d}\n' % (count, clamped)
+        if clamped
+        else b'{"accepted":%d}\n' % count
+    )
+    return Response(body, 200, mimetype="application/json")
 
 
 def _origin_allowed(origin: str, config: Any) -> bool:
@@ -225,9 +231,9 @@ class RateLimited(Exception):
 Parse = Callable[[BeaconRules, float], list[Beacon]]
 
 
-def _accept(request: Request, key: str, app: Flask, parse: Parse) -> int:
+def _accept(request: Request, key: str, app: Flask, parse: Parse) -> WriteResult:
     """Validate with ``parse(rules, now)``, then count and write in one round trip: the tail of both
-    routes. Returns how many events were written. A request refused as invalid is counted too, so a
+    routes. Returns what was written. A request refused as invalid is counted too, so a
     flood of bad ones is slowed (``RateLimited`` once over the limit)."""
     client: BitCore = app.extensions["bitcore"]
     counter = _rate_window(request, key, app.config)
@@ -242,7 +248,7 @@ def _accept(request: Request, key: str, app: Flask, parse: Parse) -> int:
     result = write_beacons(client, beacons, counter)
     if not result.allowed:
         raise RateLimited(counter.retry_after if counter else 1)
-    return result.written
+    return result
 
 
 def internal_error() -> Response:

@@ -74,6 +74,7 @@ class Beacon(NamedTuple):
     ts: float | None
     track_hourly: bool
     unique: bool
+    clamped: bool = False  # ``ts`` was outside the window and moved to its nearest edge
 
 
 def sign_uid(secret: bytes, uid: int) -> str:
@@ -122,17 +123,15 @@ def check_sig(uid: int, sig: Any, field: str, rules: BeaconRules) -> None:
 
 
 def check_ts(value: Any, field: str, rules: BeaconRules, now: float) -> float | None:
-    """Unix seconds inside ``[now - max_age, now + skew]``; outside is refused (not clamped), so a
-    client with a broken clock finds out instead of silently writing to the wrong day."""
+    """Unix seconds, clamped into ``[now - max_age, now + skew]``: an event from a client whose
+    clock is off, or one queued offline for longer than the window, is kept at the window's
+    nearest edge rather than lost (the answer counts such events, so the client can find out).
+    Anything but a finite number is refused."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BeaconError(field, "must be unix seconds (a number)")
-    if value > now + rules.max_skew_seconds:
-        raise BeaconError(field, "is in the future")
-    if value < now - rules.max_age_seconds:
-        raise BeaconError(field, f"is older than {rules.max_age_seconds:g} seconds")
-    return float(value)
+    return float(min(max(value, now - rules.max_age_seconds), now + rules.max_skew_seconds))
 
 
 def check_flag(value: Any, field: str, allowed: bool, default: bool) -> bool:
@@ -177,14 +176,16 @@ def parse_event(
             event = check_event(event, "event", rules)
             if valid_names is not None:
                 valid_names.add(event)
+        when = None if ts is None else check_ts(ts, "ts", rules, now)
         return Beacon(
             event,
             uid,
-            None if ts is None else check_ts(ts, "ts", rules, now),
+            when,
             rules.default_hourly
             if hourly is None
             else check_flag(hourly, "track_hourly", rules.allow_hourly, rules.default_hourly),
             False if unique is None else check_flag(unique, "unique", rules.allow_unique, False),
+            when is not None and when != ts,
         )
     except BeaconError as error:
         if not where or (error.field in _SHARED_FIELDS and error.field not in item):

@@ -24,6 +24,7 @@ from dashboard.ratelimit import Window
 class WriteResult:
     written: int  # beacons written; 0 when refused
     allowed: bool  # False: over the rate limit, nothing written
+    clamped: int = 0  # of those written, how many had their ts moved into the window
 
 
 def bits_by_key(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> dict[str, set[int]]:
@@ -57,4 +58,6 @@ def write_beacons(
     writes = bits_by_key(client, beacons, moment) if beacons else {}
     quota = bulk.Quota(counter.key, counter.limit, counter.ttl) if counter else None
     allowed = bulk.set_bits_atomically(client.redis, writes, quota)
-    return WriteResult(len(beacons) if allowed else 0, allowed)
+    if not allowed:
+        return WriteResult(0, False)
+    return WriteResult(len(beacons), True, sum(beacon.clamped for beacon in beacons))

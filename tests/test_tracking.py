@@ -110,6 +110,29 @@ def test_ts_places_the_event_in_its_own_day(client: FlaskClient, bc: BitCore) ->
     assert 5 not in bc.DayEvents.from_date("late", datetime.now(UTC))
 
 
+def test_ts_outside_the_window_is_kept_at_its_edge_and_counted(
+    client: FlaskClient, bc: BitCore
+) -> None:
+    """A phone with a fast clock, and events queued offline for a month: nothing is lost, each
+    lands at the nearest edge of the window (5 minutes ahead, 7 days back), and the answer says
+    how many were moved."""
+    now = datetime.now(UTC)
+    body = {
+        "uid": 6,
+        "events": [
+            {"event": "ahead", "ts": (now + timedelta(days=2)).timestamp()},
+            {"event": "stale", "ts": (now - timedelta(days=30)).timestamp()},
+            {"event": "fine", "ts": now.timestamp()},
+        ],
+    }
+    answer = client.post("/track", json=body, headers=HEADERS)
+    assert answer.status_code == 200
+    assert answer.json == {"accepted": 3, "clamped": 2}
+    assert 6 in bc.DayEvents.from_date("ahead", now + timedelta(minutes=5))
+    assert 6 in bc.DayEvents.from_date("stale", now - timedelta(days=7))
+    assert 6 not in bc.DayEvents.from_date("stale", now - timedelta(days=30))
+
+
 def test_flags_within_what_the_server_allows(
     redis_url: str, redis_client: redis.Redis, bc: BitCore
 ) -> None:
@@ -151,8 +174,6 @@ BAD_JSON: list[tuple[str, Any, int, str]] = [
     ("event non-ascii", single(event="caf\u00e9"), 400, "event"),
     ("event reserved bitop", single(event="bitop_AND_x"), 400, "event"),
     ("event is the universe", single(event="_seen"), 400, "event"),
-    ("ts in the future", single(ts=NOW + 3600), 400, "ts"),
-    ("ts too old", single(ts=NOW - 8 * 86400), 400, "ts"),
     ("ts a string", single(ts="yesterday"), 400, "ts"),
     ("ts a bool", single(ts=True), 400, "ts"),
     ("hourly not allowed", single(track_hourly=True), 400, "track_hourly"),
@@ -164,7 +185,12 @@ BAD_JSON: list[tuple[str, Any, int, str]] = [
     ("batch too large", {"events": [single()] * 501}, 413, "events"),
     ("bad uid late in a batch", batch_with({"event": "ok", "uid": "3"}), 400, "events[2].uid"),
     ("bad name late in a batch", batch_with({"event": "a b", "uid": 3}), 400, "events[2].event"),
-    ("bad ts late in a batch", batch_with({"event": "ok", "uid": 3, "ts": 1}), 400, "events[2].ts"),
+    (
+        "bad ts late in a batch",
+        batch_with({"event": "ok", "uid": 3, "ts": "1"}),
+        400,
+        "events[2].ts",
+    ),
 ]
 
 
@@ -305,7 +331,7 @@ def test_pixel_is_a_gif_and_marks_the_event(client: FlaskClient, bc: BitCore) ->
         (f"u=1&k={KEY}", 400, "e"),
         (f"e=a%20b&u=1&k={KEY}", 400, "e"),
         (f"e=ok&u=1&t=soon&k={KEY}", 400, "t"),
-        (f"e=ok&u=1&t=1&k={KEY}", 400, "t"),
+        (f"e=ok&u=1&t=nan&k={KEY}", 400, "t"),
     ],
 )
 def test_bad_pixels_are_refused(
