@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.client import Pipeline
 
 from bitcore.keys import QUOTA_PLACEHOLDER_KEY
 
@@ -99,6 +100,8 @@ def set_bits_atomically(
     raises ``redis.ResponseError`` before any bit is set; connection errors are raised unchanged.
     """
     keys = [key for key, offsets in writes.items() if offsets]
+    if isinstance(redis_client, Pipeline):
+        return _queue(redis_client, keys, writes, quota)
     if sum(len(writes[key]) for key in keys) <= SCRIPT_MAX_BITS:
         return _gate(redis_client, keys, quota, [pack_offsets(writes[key]) for key in keys])
     if not _gate(redis_client, keys, quota, []):
@@ -107,6 +110,21 @@ def set_bits_atomically(
     for call in split(keys, writes, MAX_BITS_PER_CALL):
         commands = [bitfield_commands(key, part, fragments) for key, part in call]
         _execute_transaction(redis_client, [c for per_key in commands for c in per_key])
+    return True
+
+
+def _queue(
+    pipe: Pipeline, keys: list[str], writes: Mapping[str, Collection[int]], quota: Quota | None
+) -> bool:
+    """On a caller's pipeline (a client made from one, as bitmapist allows): queue script calls of
+    at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``.
+    Nothing can be decided before then, so a quota is refused here."""
+    if quota is not None:
+        raise ValueError("a quota needs an answer now: use a client, not a pipeline")
+    script = pipe.register_script(GATE_LUA)  # loaded, if need be, by the pipeline's execute()
+    for call in split(keys, writes, MAX_BITS_PER_CALL):
+        call_keys = [QUOTA_PLACEHOLDER_KEY, *(key for key, _ in call)]
+        script(keys=call_keys, args=[0, 0, *(pack_offsets(part) for _, part in call)])
     return True
 
 

@@ -251,3 +251,16 @@ def test_the_slot_memory_is_bounded_and_forgetting_changes_nothing(
     marks = [("active", h, datetime(2024, 5, 7, h)) for h in range(6)] * 2
     assert by_mark_many(bc, marks, track_hourly=True) == by_mark_event(bc, marks, track_hourly=True)
     assert len(bc._planner._slot_keys) <= 2
+
+
+def test_on_a_pipeline_the_bits_wait_for_the_callers_execute(bc: bitcore.BitCore) -> None:
+    """A client made from a caller's pipeline (bitmapist's ``system=pipe``) queues its bits."""
+    marks = [("active", uuid, MAY_7) for uuid in range(300)]  # past SCRIPT_MAX_BITS
+    with bc.redis.pipeline() as pipe:
+        queued = bitcore.BitCore(pipe)
+        assert queued.mark_many(marks) == 300
+        assert bc.redis.dbsize() == 0
+        pipe.execute()
+    assert list(bc.DayEvents("active", 2024, 5, 7)) == list(range(300))
+    with pytest.raises(ValueError, match="pipeline"):
+        bulk.set_bits_atomically(bc.redis.pipeline(), {"k": {1}}, bulk.Quota("q", 1, 1))
