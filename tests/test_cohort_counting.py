@@ -1,11 +1,14 @@
 """bitcore.cohort.counting against Python ints: bitmaps of uneven lengths (not multiples of 8, some
-empty or missing), sets that AND several ORs, and the threaded path as well as the single one."""
+empty or missing), sets that AND several ORs, blocks and sweeps cut small enough that every table
+spans several of each, on one thread or split between threads, with and without numpy's popcount.
+"""
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,35 +42,86 @@ def oracle(plan: Plan, raw: dict[str, bytes | None]) -> tuple[list[int], list[in
     return sizes, cells
 
 
+def make_plan(sets: list[tuple[tuple[str, ...], ...]], pairs: list[tuple[int, int]]) -> Plan:
+    plan = Plan()
+    for operand_keys in sets:
+        plan.add_set(operand_keys)
+    plan.pairs = [(a % len(plan.sets), b % len(plan.sets)) for a, b in pairs]
+    return plan
+
+
 #: Lengths spread evenly over 0..40 bytes, so sets of different widths (0 to 5 words) meet.
 bitmaps = st.none() | st.integers(0, 40).flatmap(lambda n: st.binary(min_size=n, max_size=n))
 operands = st.lists(st.lists(st.sampled_from(KEYS), min_size=1, max_size=3).map(tuple), max_size=3)
+one_key_sets = st.permutations(KEYS).map(lambda keys: [((k,),) for k in keys])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     stored=st.lists(bitmaps, min_size=len(KEYS), max_size=len(KEYS)),
-    sets=st.lists(operands.filter(bool).map(tuple), min_size=1, max_size=6, unique=True),
-    pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=12),
-    threaded=st.booleans(),
+    sets=one_key_sets | st.lists(operands.filter(bool).map(tuple), min_size=1, max_size=6),
+    pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=16),
+    layout=st.sampled_from([(8, 1, 1), (16, 1, 3), (32, 2, 4), (1 << 14, 512, 512)]),
+    parallel=st.booleans(),
 )
 def test_counts_match_python_ints(
     stored: list[bytes | None],
     sets: list[tuple[tuple[str, ...], ...]],
     pairs: list[tuple[int, int]],
-    threaded: bool,
+    layout: tuple[int, int, int],
+    parallel: bool,
 ) -> None:
-    plan = Plan()
-    for operand_keys in sets:
-        plan.add_set(operand_keys)
-    plan.pairs = [(a % len(plan.sets), b % len(plan.sets)) for a, b in pairs]
+    """``layout`` is (block bytes, words per partial sum, cells per sweep): the small ones cut a
+    40-byte bitmap into several blocks, partial sums and sweeps."""
+    plan = make_plan(sets, pairs)
     sources = plan.source_keys()
     raw = dict(zip(KEYS, stored, strict=True))
+    block_bytes, sum_words, sweep_cells = layout
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(counting, "PARALLEL_MIN_WORDS", 0 if threaded else 1 << 62)
-        patch.setattr(counting, "_workers", lambda: 2 if threaded else 1)
-        got = counting.count_in_python(plan, sources, [raw[k] for k in sources])
+        patch.setattr(counting, "BLOCK_BYTES", block_bytes)
+        patch.setattr(counting, "SUM_WORDS", sum_words)
+        patch.setattr(counting, "SWEEP_CELLS", sweep_cells)
+        patch.setattr(counting, "_workers", lambda: 2)
+        got = counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel)
     assert got == oracle(plan, raw)
+
+
+def test_byte_table_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy < 2 has no ``bitwise_count``: the byte-table popcount gives the same counts."""
+    plan = make_plan([((k,),) for k in KEYS], [(a, b) for a in range(3) for b in range(3, 6)])
+    raw = {key: bytes(range(i * 40, i * 40 + 37)) for i, key in enumerate(KEYS)}
+    monkeypatch.setattr(counting, "BLOCK_BYTES", 16)
+    monkeypatch.delattr(np, "bitwise_count")
+    got = counting.count_in_python(plan, KEYS, [raw[k] for k in KEYS])
+    assert got == oracle(plan, raw)
+    assert any(got[1])
+
+
+def test_sweeps_cover_a_band_in_one_call() -> None:
+    """A 3 x 2 table (cohorts 0-2, returns 3-6) is one sweep: rows 0..2 against rows 3+t..5+t."""
+    cells = sorted((i, 3 + i + t) for i in range(3) for t in range(2))
+    cells.sort(key=lambda ab: (ab[1] - ab[0], ab[0]))
+    assert counting.sweeps_of(cells, [True] * 6, 512) == [counting.Sweep(0, 0, 3, 3, 2)]
+    assert counting.sweeps_of(cells, [True] * 6, 3) == [
+        counting.Sweep(0, 0, 3, 3, 1),
+        counting.Sweep(3, 0, 4, 3, 1),
+    ]
+    wanted = [True, False, True, True, True, True]  # cell (1, 4) is left out
+    assert counting.sweeps_of(cells, wanted, 512) == [
+        counting.Sweep(0, 0, 3, 1, 1),
+        counting.Sweep(2, 2, 3, 1, 1),
+        counting.Sweep(3, 0, 4, 3, 1),
+    ]
+
+
+def test_spare_arrays_stay_under_their_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(counting, "_spare", [])
+    monkeypatch.setattr(counting, "SPARE_BYTES", 1000)
+    big, small = counting._take(100), counting._take(10)  # 800 and 80 bytes
+    counting._give(big, small, counting._take(50))
+    assert [a.size for a in counting._spare] == [100, 10]  # the third would pass 1000 bytes
+    assert counting._take(5) is small  # the smallest that fits
+    assert counting._take(5) is big
 
 
 def test_forked_child_gets_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,4 +131,9 @@ def test_forked_child_gets_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(os, "getpid", lambda: -1)  # what a forked child sees: another pid
     child = counting._shared_pool()
     assert isinstance(child, ThreadPoolExecutor) and child is not pool
-    assert counting._run([lambda: 1, lambda: 2, lambda: 3], parallel=True) == [1, 2, 3]
+    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)  # two blocks: one for each thread
+    plan = make_plan([((k,),) for k in KEYS[:2]], [(0, 1)])
+    assert counting.count_in_python(plan, KEYS[:2], [b"\xf0" * 9, b"\x3c" * 9], True) == (
+        [36, 36],
+        [18],
+    )

@@ -1,36 +1,53 @@
-"""Counting a cohort table in numpy: the fetched bitmaps become rows of a uint64 matrix, and each
-cohort's cells are one vectorised AND + popcount against the slice of return sets it meets.
+"""Counting a cohort table in numpy: the size of each planned set and of each cell's intersection.
 
-numpy >= 2 has a C popcount (``np.bitwise_count``); older numpy falls back to a byte lookup table.
-numpy's AND, popcount and sum loops release the GIL, so big tables are split over a few threads
-(one per core, at most ``MAX_WORKERS``): on two cores that halves the counting, which is half of a
-table's time. Small tables stay on the calling thread, where a thread hop would cost more than it
-saves.
+The fetched bitmaps are copied into one uint64 array cut into blocks of columns (``BLOCK_BYTES`` of
+every key side by side), so a block's rows are contiguous and stay in a core's cache while each is
+read by a dozen cells: numpy runs them about twice as fast as column slices of whole bitmaps.
+
+A table's cells lie on diagonals (cohort ``i`` meets return set ``i + t``), so in a block a whole
+band of them (every ``t``, every ``i``) is one AND of two overlapping strided views of the rows,
+one ``np.bitwise_count`` (C, numpy >= 2; a byte table before) and one sum: a handful of long numpy
+calls per block instead of hundreds of short ones. Long calls also let the counting threads run
+side by side; with short ones they mostly wait for each other's GIL.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
 
-T = TypeVar("T")
-
-#: Threads that count at once; more than the cores only adds switching.
+#: Threads that count at once (the calling one and a shared pool's); more than the cores only adds
+#: switching.
 MAX_WORKERS = 4
-#: Below this many uint64 words ANDed (cells x words) one thread is faster than handing work off.
+#: Bytes of every key in a block (~75 keys x 16 KB fit a 2 MB L2 cache). 4 and 8 KB blocks
+#: measured slower on two threads: their numpy calls are short, so the threads queue on the GIL.
+BLOCK_BYTES = 16 << 10
+#: Cells ANDed by one numpy call at most (a band of a bigger table is cut in several).
+SWEEP_CELLS = 512
+#: Popcounts are summed over this many words at a time: at most 64 bits a word, the sums fit in
+#: uint16, which numpy adds up twice as fast as uint32. Blocks are narrower, or a multiple of it.
+SUM_WORDS = 512
+#: Below this much work in a table (cells x words) the calling thread counts it alone: handing it
+#: to other threads would cost more than it saves.
 PARALLEL_MIN_WORDS = 1 << 20
+#: Bytes of arrays kept for the next table (a 1M-user table uses ~25 MB): a fresh 10 MB array
+#: costs ~2,500 page faults (2-4 ms) whenever malloc has handed the memory back to the kernel.
+SPARE_BYTES = 32 << 20
 
+_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
-_pool_lock = threading.Lock()
+_spare: list[np.ndarray] = []  # flat uint64 arrays
 
 
 def _workers() -> int:
@@ -41,132 +58,221 @@ def _shared_pool() -> ThreadPoolExecutor:
     """The process's counting threads, made on first use; a forked child (a pre-forking web
     server) makes its own, since its parent's threads did not come along and would never run."""
     global _pool
-    with _pool_lock:
+    with _lock:
         if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(_workers() - 1, "bitcore-count"))
+            _pool = (os.getpid(), ThreadPoolExecutor(_workers() - 1 or 1, "bitcore-count"))
         return _pool[1]
 
 
-def _run(tasks: Sequence[Callable[[], T]], parallel: bool) -> list[T]:
-    """Each task's result, in order; on the shared pool when ``parallel`` (the first task runs
-    here, so the calling thread works too)."""
-    if not parallel or len(tasks) < 2:
-        return [task() for task in tasks]
-    futures = [_shared_pool().submit(task) for task in tasks[1:]]
-    first = tasks[0]()
-    return [first, *(future.result() for future in futures)]
+def _take(words: int) -> np.ndarray:
+    """An uninitialised flat uint64 array of at least ``words``: the smallest spare one that is
+    large enough, else a new one. Give it back with ``_give`` when done."""
+    with _lock:
+        fits = [i for i, flat in enumerate(_spare) if flat.size >= words]
+        if fits:
+            return _spare.pop(min(fits, key=lambda i: _spare[i].size))
+    return np.empty(max(words, 1), dtype=np.uint64)
 
 
-def popcount(words: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Set bits along ``axis`` of a uint64 array (numpy >= 2 has a C popcount; else a byte
-    table)."""
-    bitwise_count = getattr(np, "bitwise_count", None)
-    if bitwise_count is not None:
-        return bitwise_count(words).sum(axis=axis, dtype=np.int64)  # type: ignore[no-any-return]
-    as_bytes = words.view(np.uint8).reshape(*words.shape[:-1], -1)
-    return _BYTE_POPCOUNT[as_bytes].sum(axis=axis, dtype=np.int64)  # type: ignore[no-any-return]
+def _give(*flats: np.ndarray) -> None:
+    """Keep ``flats`` (from ``_take``; no one may use them after this) for later tables, while
+    they fit in ``SPARE_BYTES``."""
+    with _lock:
+        for flat in flats:
+            if sum(kept.nbytes for kept in _spare) + flat.nbytes <= SPARE_BYTES:
+                _spare.append(flat)
 
 
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _fill_set(
-    row: np.ndarray, operands: tuple[tuple[str, ...], ...], data: dict[str, bytes]
-) -> int:
-    """Write the set (AND of ORs of keys) into ``row`` (uint8, zero-padded); returns how many of
-    its leading bytes can be non-zero (an OR is as long as its longest key, an AND as its shortest
-    operand), so ANDs with it can stop there."""
-    size = len(row)
-    for o, keys in enumerate(operands):
-        target = row if o == 0 else np.empty(len(row), dtype=np.uint8)
-        longest = 0
-        for k, key in enumerate(keys):
-            chunk = np.frombuffer(data[key], dtype=np.uint8)
-            if k == 0:
-                target[: len(chunk)] = chunk
-                target[len(chunk) :] = 0
-            else:
-                target[: len(chunk)] |= chunk
-            longest = max(longest, len(chunk))
-        if o:
-            row[:longest] &= target[:longest]
-            row[longest:size] = 0
-        size = min(size, longest)
-    return size
-
-
-def _chunks(items: list[T], parts: int) -> list[list[T]]:
-    """``items`` dealt round-robin into ``parts`` non-empty lists (neighbouring rows have similar
-    work, so dealing balances the threads)."""
-    return [chunk for chunk in (items[i::parts] for i in range(parts)) if chunk]
-
-
-def _sum_dtype(words: int) -> type[np.unsignedinteger[Any]]:
-    """uint32 sums are a third faster than uint64 and cannot overflow below 2**32 bits a row."""
-    return np.uint32 if words * 64 < 2**32 else np.uint64
-
-
 def _count_rows(words: np.ndarray, counted: np.ndarray) -> np.ndarray:
-    """Set bits per row of ``words`` (uint64); ``counted`` (same shape, uint8) is scratch."""
+    """Set bits per row of ``words`` (uint64), as sums over each ``SUM_WORDS`` of a row (one
+    column each); ``counted`` (same shape, uint8) is scratch, so nothing row-sized is allocated."""
+    rows, width = words.shape
     if getattr(np, "bitwise_count", None) is None:
-        return popcount(words)
+        as_bytes = words.view(np.uint8).reshape(rows, -1, min(width, SUM_WORDS) * 8)
+        return _BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
     np.bitwise_count(words, out=counted)
-    return counted.sum(axis=1, dtype=_sum_dtype(words.shape[1]))
+    parts = counted.reshape(rows, -1, min(width, SUM_WORDS))
+    return parts.sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
+
+
+class Sweep(NamedTuple):
+    """Cells ``first ..`` (``depth`` x ``rows`` of them, in cell order) are rows ``start + i``
+    ANDed with rows ``start + offset + t + i`` for ``t < depth``, ``i < rows``: a band of the
+    table, which one numpy call ANDs through two overlapping strided views."""
+
+    first: int
+    start: int
+    offset: int
+    rows: int
+    depth: int
+
+
+def sweeps_of(cells: Sequence[tuple[int, int]], wanted: Sequence[bool], most: int) -> list[Sweep]:
+    """The ``wanted`` ones of ``cells`` (pairs of rows, sorted by offset, then row) as sweeps of at
+    most ``most`` cells: runs of consecutive rows at one offset, stacked while the next run is the
+    same rows at the next offset."""
+    runs: list[list[int]] = []  # [first, start, offset, rows]
+    for c, (a, b) in enumerate(cells):
+        if not wanted[c]:
+            continue
+        last = runs[-1] if runs else None
+        extends = last and (last[0] + last[3], last[1] + last[3], last[2]) == (c, a, b - a)
+        if last and extends and last[3] < most:
+            last[3] += 1
+        else:
+            runs.append([c, a, b - a, 1])
+    sweeps: list[list[int]] = []  # [first, start, offset, rows, depth]
+    for first, start, offset, rows in runs:
+        last = sweeps[-1] if sweeps else None
+        if (
+            last
+            and (last[1], last[3], last[2] + last[4]) == (start, rows, offset)
+            and last[0] + last[3] * last[4] == first
+            and rows * (last[4] + 1) <= most
+        ):
+            last[4] += 1
+        else:
+            sweeps.append([first, start, offset, rows, 1])
+    return [Sweep(*sweep) for sweep in sweeps]
+
+
+def spans_of(rows: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending ``rows`` as ``(start, stop)`` slices of consecutive rows."""
+    spans: list[list[int]] = []
+    for row in rows:
+        if spans and spans[-1][1] == row:
+            spans[-1][1] += 1
+        else:
+            spans.append([row, row + 1])
+    return [(start, stop) for start, stop in spans]
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(
+    pairs: tuple[tuple[int, int], ...], live: tuple[bool, ...], most: int
+) -> tuple[Mapping[tuple[int, int], int], tuple[Sweep, ...], tuple[tuple[int, int], ...]]:
+    """Each distinct pair's number in cell order (by offset, then row), the sweeps of the cells of
+    ``live`` sets, and the spans of ``live`` sets: the same for every table of one shape, so kept
+    (working it out costs a dashboard's table ~0.3 ms)."""
+    cells = sorted(set(pairs), key=lambda ab: (ab[1] - ab[0], ab[0]))
+    sweeps = sweeps_of(cells, [live[a] and live[b] for a, b in cells], most)
+    spans = spans_of([s for s, alive in enumerate(live) if alive])
+    return MappingProxyType({cell: c for c, cell in enumerate(cells)}), tuple(sweeps), tuple(spans)
+
+
+def _fill(rows: np.ndarray, value: bytes | None) -> int:
+    """A key's bytes into its row of every block (``rows``: blocks x block bytes), zero-padded;
+    returns how many there were."""
+    size = rows.shape[1]
+    data = np.frombuffer(value or b"", dtype=np.uint8)
+    full, rest = divmod(len(data), size)
+    rows[:full] = data[: full * size].reshape(full, size)
+    if full < len(rows):
+        rows[full, :rest] = data[full * size :]
+        rows[full, rest:] = 0
+        rows[full + 1 :] = 0
+    return len(data)
+
+
+def _build_sets(operand_rows: list[list[list[int]]], keys: np.ndarray, sets: np.ndarray) -> None:
+    """Each set (an AND of ORs of key rows) into its row of every block of ``sets``."""
+    operand = np.empty(keys[:, 0].shape, dtype=np.uint64)
+    for s, operands in enumerate(operand_rows):
+        target = sets[:, s]
+        for o, rows in enumerate(operands):
+            into = target if o == 0 else operand
+            np.copyto(into, keys[:, rows[0]])
+            for k in rows[1:]:
+                np.bitwise_or(into, keys[:, k], out=into)
+            if o:
+                np.bitwise_and(target, operand, out=target)
+
+
+def _count_blocks(
+    sets: np.ndarray,
+    blocks: range,
+    spans: Sequence[tuple[int, int]],
+    sweeps: Sequence[Sweep],
+    cells: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes of the sets in ``spans`` and of the cells in ``sweeps`` over ``blocks`` of ``sets``
+    (blocks x sets x words), as partial sums (one column per ``SUM_WORDS``)."""
+    width = sets.shape[2]
+    parts = -(-width // SUM_WORDS)
+    set_counts = np.zeros((sets.shape[1], parts), dtype=np.int64)
+    cell_counts = np.zeros((cells, parts), dtype=np.int64)
+    rows = max([0, *(b - a for a, b in spans), *(s.rows * s.depth for s in sweeps)])
+    scratch = _take(rows * width + -(-rows * width // 8))
+    anded = scratch[: rows * width].reshape(rows, width)
+    counted = scratch[rows * width :].view(np.uint8)[: rows * width].reshape(rows, width)
+    step = sets.strides[1]
+    for j in blocks:
+        block = sets[j]
+        for start, stop in spans:
+            set_counts[start:stop] += _count_rows(block[start:stop], counted[: stop - start])
+        for first, start, offset, height, depth in sweeps:
+            shape = (depth, height, width)
+            cohorts = as_strided(block[start:], shape, (0, step, 8), writeable=False)
+            others = as_strided(block[start + offset :], shape, (step, step, 8), writeable=False)
+            n = height * depth
+            np.bitwise_and(cohorts, others, out=anded[:n].reshape(shape))
+            cell_counts[first : first + n] += _count_rows(anded[:n], counted[:n])
+    _give(scratch)
+    return set_counts, cell_counts
 
 
 def count_in_python(
-    plan: Plan, sources: list[str], raw: list[bytes | None]
+    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
 ) -> tuple[list[int], list[int | None]]:
-    """The counts from the fetched bitmaps: ANDs and ORs on uint64 words, popcount in C via numpy.
+    """Set sizes, and per pair the size of the intersection (``None`` when either set is empty),
+    from the fetched bitmaps (``raw[k]`` is source key ``k``'s value, ``None`` if missing).
+    ``parallel`` splits the blocks between the shared counting threads.
 
-    Each set becomes one row of a (sets x words) matrix (one large array: numpy backs it with huge
-    pages, which the ANDs below read much faster than scattered ``bytes``); a row's cells are then
-    one vectorised AND of the cohort row against the slice of return rows, trimmed to the shorter
-    bitmap, so there are ``rows`` numpy calls, not ``rows x columns``.
+    >>> from bitcore.cohort.engine import Plan
+    >>> plan = Plan()
+    >>> plan.pairs = [(plan.add_set((("k1",),)), plan.add_set((("k2",),)))]
+    >>> count_in_python(plan, ["k1", "k2"], [b"\\xf0", b"\\x3c"])
+    ([4, 4], [2])
     """
     words = -(-max((len(r) for r in raw if r), default=0) // 8)
-    data = {key: (r or b"") for key, r in zip(sources, raw, strict=True)}
-    sets = np.empty((len(plan.sets), words), dtype=np.uint64)
-    as_bytes = sets.view(np.uint8)
-    set_words = [0] * len(plan.sets)
-    set_counts = [0] * len(plan.sets)
-    parallel = _workers() > 1 and words * len(plan.pairs) >= PARALLEL_MIN_WORDS
-    parts = _workers() if parallel else 1
+    width = max(1, min(BLOCK_BYTES // 8, words))
+    if width > SUM_WORDS:
+        width -= width % SUM_WORDS  # whole sums in a block
+    shape = (-(-words // width), len(sources), width)
+    flat_keys = _take(shape[0] * shape[1] * width)
+    keys = flat_keys[: shape[0] * shape[1] * width].reshape(shape)
+    as_bytes = keys.view(np.uint8)
+    lengths = [_fill(as_bytes[:, k], value) for k, value in enumerate(raw)]
 
-    def build(numbers: list[int]) -> None:
-        counted = np.empty((1, words), dtype=np.uint8)
-        for s in numbers:
-            w = set_words[s] = -(-_fill_set(as_bytes[s], plan.sets[s], data) // 8)
-            set_counts[s] = int(_count_rows(sets[s : s + 1, :w], counted[:, :w])[0])
+    row = {key: k for k, key in enumerate(sources)}
+    operand_rows = [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
+    flats = [flat_keys]
+    if plan.sets == [((key,),) for key in sources]:  # one key per set (the usual table)
+        sets = keys
+    else:
+        set_shape = (shape[0], len(plan.sets), width)
+        flats.append(_take(set_shape[0] * set_shape[1] * width))
+        sets = flats[1][: set_shape[0] * set_shape[1] * width].reshape(set_shape)
+        _build_sets(operand_rows, keys, sets)
+    # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
+    # its shortest operand).
+    live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in operand_rows)
+    cells, sweeps, spans = _layout(tuple(plan.pairs), live, SWEEP_CELLS)
 
-    _run(
-        [partial(build, chunk) for chunk in _chunks(list(range(len(plan.sets))), parts)],
-        parallel,
-    )
+    parts = max(1, min(_workers(), shape[0])) if parallel else 1
+    bounds = [shape[0] * p // parts for p in range(parts + 1)]
+    tasks = [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    futures = [
+        _shared_pool().submit(_count_blocks, sets, task, spans, sweeps, len(cells))
+        for task in tasks[1:]
+    ]
+    counts = [_count_blocks(sets, tasks[0], spans, sweeps, len(cells))]  # this thread works too
+    counts += [future.result() for future in futures]
+    _give(*flats)
 
-    cells: list[int | None] = [None] * len(plan.pairs)
-    by_cohort: dict[int, list[int]] = {}
-    for p, (a, b) in enumerate(plan.pairs):
-        if set_counts[a] and set_counts[b]:
-            by_cohort.setdefault(a, []).append(p)
-    widest = max((len(p) for p in by_cohort.values()), default=0)
-
-    def intersect(cohorts: list[int]) -> None:
-        anded = np.empty((widest, words), dtype=np.uint64)  # reused: no allocation per row
-        counted = np.empty((widest, words), dtype=np.uint8)
-        for a in cohorts:
-            pair_numbers = by_cohort[a]
-            others = [plan.pairs[p][1] for p in pair_numbers]
-            n = len(others)
-            w = min(set_words[a], max(set_words[b] for b in others))
-            if others == list(range(others[0], others[0] + n)):
-                rows = sets[others[0] : others[0] + n, :w]
-            else:
-                rows = sets[others, :w]
-            np.bitwise_and(rows, sets[a, :w], out=anded[:n, :w])
-            counts = _count_rows(anded[:n, :w], counted[:n, :w])
-            for p, count in zip(pair_numbers, counts, strict=True):
-                cells[p] = int(count)
-
-    _run([partial(intersect, chunk) for chunk in _chunks(list(by_cohort), parts)], parallel)
-    return set_counts, cells
+    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1).tolist()
+    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1).tolist()
+    return sizes, [overlaps[cells[a, b]] if sizes[a] and sizes[b] else None for a, b in plan.pairs]
