@@ -34,13 +34,14 @@ def main() -> None:
     parser.add_argument("--start-date", default=None)
     parser.add_argument("--as-percent", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=0, help="untimed runs first")
     args = parser.parse_args()
     if args.port == 6379:
         raise SystemExit("refusing to touch localhost:6379: start a Redis of your own")
     bitmapist.setup_redis("default", args.host, args.port)
     timings = []
     rows = []
-    for _ in range(args.repeat):
+    for run in range(args.warmup + args.repeat):
         started = time.perf_counter()
         rows = cohort.get_dates_data(
             select1=args.select1,
@@ -53,7 +54,8 @@ def main() -> None:
             num_of_rows=args.num_of_rows,
             start_date=args.start_date,
         )
-        timings.append(time.perf_counter() - started)
+        if run >= args.warmup:
+            timings.append(time.perf_counter() - started)
     print(json.dumps({"seconds": timings, "rows": [[r[0].isoformat(), *r[1:]] for r in rows]}))
 
 
