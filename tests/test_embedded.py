@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +77,26 @@ def test_long_data_directories_get_a_short_socket_path(tmp_path: Path) -> None:
     assert len(str(path)) <= 100
     assert path == embedded._socket_path(deep)  # the same directory always finds the same socket
     assert path != embedded._socket_path(tmp_path / "other" / ("y" * 120))
+
+
+def test_the_server_keeps_freed_memory_instead_of_faulting_it_in_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libc malloc's trim threshold is raised in the server's environment (redis-server rewrites
+    its own /proc environ for its process title, so the launch is watched instead)."""
+    launched: list[dict[str, str]] = []
+    real_popen = subprocess.Popen
+
+    def watching(*args: Any, **kwargs: Any) -> Any:
+        launched.append(kwargs["env"])
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(embedded.subprocess, "Popen", watching)
+    server = embedded.start(tmp_path, port=0, persist=False)
+    try:
+        assert server.client().ping()
+        [env] = launched
+        assert env["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
+        assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is passed on
+    finally:
+        server.stop()
