@@ -278,7 +278,8 @@ def test_delete_temporary_bitop_keys_scans_and_keeps_events(
     assert sorted(bitcore.get_event_names()) == ["active", "bitopx"]
 
     bitcore.delete_all_events()
-    assert list(default_system.scan_iter()) == [b"other_bitop_x"]
+    # a set: SCAN may return a key twice while Redis resizes its table after mass deletes
+    assert set(default_system.scan_iter()) == {b"other_bitop_x"}
 
 
 def test_delete_runtime_bitop_keys_deletes_only_this_threads_keys(
