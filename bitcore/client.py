@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, tzinfo
-from functools import cached_property
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import redis
@@ -63,6 +62,24 @@ def connect(url: str, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT, **kwargs: 
 def _bind(cls: T, client: BitCore) -> T:
     """A subclass of ``cls`` whose instances use ``client`` unless given another system."""
     return type(cls.__name__, (cls,), {"_bound_client": client, "__doc__": cls.__doc__})  # type: ignore[return-value]
+
+
+class _BoundClass(Generic[T]):
+    """``client.MonthEvents`` and the like: ``cls`` bound to the client it is read from, made on
+    first read and kept on that client (as ``functools.cached_property`` would)."""
+
+    def __init__(self, cls: T) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, client: BitCore | None, owner: type | None = None) -> T:
+        if client is None:  # read from the class itself: the unbound class
+            return self.cls
+        bound = client.__dict__[self.name] = _bind(self.cls, client)
+        return bound
 
 
 class BitCore:
@@ -126,45 +143,17 @@ class BitCore:
 
     # --- bound classes: b.MonthEvents("active") runs on this client
 
-    @cached_property
-    def UniqueEvents(self) -> type[events.UniqueEvents]:  # noqa: N802 - bitmapist's class names
-        return _bind(events.UniqueEvents, self)
-
-    @cached_property
-    def HourEvents(self) -> type[events.HourEvents]:  # noqa: N802
-        return _bind(events.HourEvents, self)
-
-    @cached_property
-    def DayEvents(self) -> type[events.DayEvents]:  # noqa: N802
-        return _bind(events.DayEvents, self)
-
-    @cached_property
-    def WeekEvents(self) -> type[events.WeekEvents]:  # noqa: N802
-        return _bind(events.WeekEvents, self)
-
-    @cached_property
-    def MonthEvents(self) -> type[events.MonthEvents]:  # noqa: N802
-        return _bind(events.MonthEvents, self)
-
-    @cached_property
-    def YearEvents(self) -> type[events.YearEvents]:  # noqa: N802
-        return _bind(events.YearEvents, self)
-
-    @cached_property
-    def BitOpAnd(self) -> type[bitops.BitOpAnd]:  # noqa: N802
-        return _bind(bitops.BitOpAnd, self)
-
-    @cached_property
-    def BitOpOr(self) -> type[bitops.BitOpOr]:  # noqa: N802
-        return _bind(bitops.BitOpOr, self)
-
-    @cached_property
-    def BitOpXor(self) -> type[bitops.BitOpXor]:  # noqa: N802
-        return _bind(bitops.BitOpXor, self)
-
-    @cached_property
-    def BitOpNot(self) -> type[bitops.BitOpNot]:  # noqa: N802
-        return _bind(bitops.BitOpNot, self)
+    # bitmapist's classes, bound to this client (bitmapist's names, hence N815)
+    UniqueEvents = _BoundClass(events.UniqueEvents)  # noqa: N815
+    HourEvents = _BoundClass(events.HourEvents)  # noqa: N815
+    DayEvents = _BoundClass(events.DayEvents)  # noqa: N815
+    WeekEvents = _BoundClass(events.WeekEvents)  # noqa: N815
+    MonthEvents = _BoundClass(events.MonthEvents)  # noqa: N815
+    YearEvents = _BoundClass(events.YearEvents)  # noqa: N815
+    BitOpAnd = _BoundClass(bitops.BitOpAnd)  # noqa: N815
+    BitOpOr = _BoundClass(bitops.BitOpOr)  # noqa: N815
+    BitOpXor = _BoundClass(bitops.BitOpXor)  # noqa: N815
+    BitOpNot = _BoundClass(bitops.BitOpNot)  # noqa: N815
 
     def events_of(self, kind: periods.Kind) -> type[events.GenericPeriodEvents]:
         """The bound events class for a period kind: ``b.events_of("week") is b.WeekEvents``."""
