@@ -30,14 +30,16 @@ class WriteResult:
 def bits_by_key(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> dict[str, set[int]]:
     """Which offsets each key gets: ``plan_marks`` for each set of flags the beacons use (usually
     one). A beacon without ``ts`` happened ``now``."""
-    writes: dict[str, set[int]] = {}
     by_flags: dict[tuple[bool, bool], list[tuple[str, int, datetime]]] = {}
     for beacon in beacons:
         when = now if beacon.ts is None else datetime.fromtimestamp(beacon.ts, UTC)
         marks = by_flags.setdefault((beacon.track_hourly, beacon.unique), [])
         marks.append((beacon.event, beacon.uid, when))
-    for (hourly, unique), marks in by_flags.items():
-        planned, _count = client.plan_marks(marks, hourly, unique)
+    plans = [client.plan_marks(marks, *flags)[0] for flags, marks in by_flags.items()]
+    if len(plans) == 1:
+        return plans[0]
+    writes: dict[str, set[int]] = {}
+    for planned in plans:
         for key, offsets in planned.items():
             writes.setdefault(key, set()).update(offsets)
     return writes
