@@ -58,8 +58,13 @@ def may_stop_embedded() -> bool:
 
 def _stop_in(server: embedded.EmbeddedRedis, pid: int) -> None:
     """``atexit`` hook that stops ``server`` only in the process that started it, not in forked
-    children."""
+    children. A second Ctrl-C or SIGTERM while it saves (impatient hands, ``timeout`` passing a
+    signal on) is ignored: it would cut the save short. The stop is bounded by its socket
+    timeout."""
     if os.getpid() == pid:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         server.stop()
 
 

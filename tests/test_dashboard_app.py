@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,35 @@ def test_demo_flag_loads_demo_data_once(
 def test_a_setting_that_does_not_parse_names_its_variable() -> None:
     with pytest.raises(ValueError, match=r"^BITCORE_TRACK_MAX_UID='lots' is not valid"):
         config.from_environ({"BITCORE_TRACK_MAX_UID": "lots"})
+
+
+SECOND_SIGNAL_SCRIPT = """
+import atexit, os, signal, sys, time
+from dashboard import store
+
+class SlowServer:
+    def stop(self):
+        os.kill(os.getpid(), signal.{signal})  # the second signal arrives while saving
+        time.sleep(0.3)
+        open(sys.argv[1], "w").write("saved")
+
+store._exit_cleanly_on_sigterm()
+atexit.register(store._stop_in, SlowServer(), os.getpid())
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+"""
+
+
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGINT"])
+def test_a_second_signal_does_not_cut_the_embedded_save_short(tmp_path: Path, second: str) -> None:
+    marker = tmp_path / "saved"
+    script = SECOND_SIGNAL_SCRIPT.replace("{signal}", second)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(marker)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 128 + 15, done.stderr
+    assert marker.read_text() == "saved", done.stderr
