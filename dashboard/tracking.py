@@ -25,7 +25,6 @@ from flask.wrappers import Request as FlaskRequest
 from werkzeug.wrappers import Request
 
 from dashboard import beacon_intake
-from dashboard.beacon_intake import PIXEL_GIF as PIXEL_GIF
 from dashboard.extensions import csrf
 
 if TYPE_CHECKING:

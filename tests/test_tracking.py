@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from bitcore import BitCore, embedded
 from dashboard import create_app
+from dashboard.beacon_intake import PIXEL_GIF
 from dashboard.beacon_schema import sign_uid
-from dashboard.tracking import PIXEL_GIF
 
 KEY = "site-key-1"
 ORIGIN = "https://shop.example"
