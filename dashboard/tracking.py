@@ -46,13 +46,24 @@ _SHORTCUT_ROUTES: dict[tuple[str, str], beacon_intake.Route] = {
 @bp.route("", methods=["POST", "OPTIONS"])
 def collect() -> Any:
     """One event or a batch of events as JSON."""
-    return beacon_intake.answer(request, "collect", current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return beacon_intake.answer(request, "collect", app).to_response()
 
 
 @bp.route("/p.gif", methods=["GET"])
 def pixel() -> Any:
     """``<img src="/track/p.gif?e=email:opened&u=123&k=KEY">``: one event, answered with a GIF."""
-    return beacon_intake.answer(request, "pixel", current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return beacon_intake.answer(request, "pixel", app).to_response()
+
+
+def shortcut_route(method: str, path: str, app: Flask) -> beacon_intake.Route | None:
+    """The beacon route the shortcut answers ``method path`` with, or None: not a beacon, or the
+    shortcut is turned off. ``dashboard.serving`` asks it too, to run beacons on its event loop."""
+    route = _SHORTCUT_ROUTES.get((method, path))
+    if route is None or not app.config.get("BITCORE_TRACK_SHORTCUT", True):
+        return None
+    return route
 
 
 class TrackingShortcut:
@@ -63,16 +74,17 @@ class TrackingShortcut:
         self.inner = inner
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = _SHORTCUT_ROUTES.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
-        if route is None or not self.app.config.get("BITCORE_TRACK_SHORTCUT", True):
+        route = shortcut_route(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), self.app)
+        if route is None:
             return self.inner(environ, start_response)
         try:
-            response = beacon_intake.answer(Request(environ), route, self.app)
+            answer = beacon_intake.answer(Request(environ), route, self.app)
         except Exception:
             # What Flask would do with a bug in a view: log it, answer 500 (JSON here).
             self.app.logger.exception("tracking: unexpected error")
-            response = beacon_intake.internal_error()
-        return response(environ, start_response)
+            answer = beacon_intake.internal_error()
+        start_response(answer.status_line, answer.headers)
+        return [answer.body]
 
 
 class SessionlessTracking(SessionInterface):
