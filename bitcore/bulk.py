@@ -33,6 +33,7 @@ import redis
 from redis.client import Pipeline
 
 from bitcore.keys import QUOTA_PLACEHOLDER_KEY
+from bitcore.own_connection import own_connection, was_open
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,9 @@ def _gate(
     try:
         command = _resp("EVALSHA", GATE_SHA, len(all_keys), *args)
         [(allowed, _count)] = _round_trip(redis_client, [command])
-    except redis.exceptions.NoScriptError:
-        allowed, _count = redis_client.eval(GATE_LUA, len(all_keys), *args)
+    except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
+        command = _resp("EVAL", GATE_LUA, len(all_keys), *args)
+        [(allowed, _count)] = _round_trip(redis_client, [command])
     return bool(allowed)
 
 
@@ -242,12 +244,12 @@ def _execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> No
 
 
 def _round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
-    """Send ``commands`` (RESP) at once on one of the client's pooled connections and return their
-    replies, with redis-py's retry on connection errors (safe here: setting bits twice sets the
-    same bits; a quota may count a retried request twice). Raises the first error reply, once every
-    reply is read, so the connection goes back to the pool clean."""
-    pool = redis_client.connection_pool
-    connection = pool.get_connection()
+    """Send ``commands`` (RESP) at once on this thread's own connection (``own_connection``) and
+    return their replies, with redis-py's retry on connection errors (safe here: setting bits twice
+    sets the same bits; a quota may count a retried request twice). Raises the first error reply,
+    once every reply is read, so the connection is left clean."""
+    connection = own_connection(redis_client)
+    reused = was_open(connection)
     payload = [b"".join(commands)]
 
     def attempt() -> list[Any]:
@@ -260,13 +262,21 @@ def _round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
                 replies.append(error)
         return replies
 
+    def disconnect(_error: Exception) -> None:
+        connection.disconnect()
+
     try:
-        replies = connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
+        try:
+            replies = connection.retry.call_with_retry(attempt, disconnect)
+        except redis.ConnectionError:
+            if not reused:
+                raise
+            # The kept socket had been closed by the server: once more, on a new one.
+            connection.disconnect()
+            replies = connection.retry.call_with_retry(attempt, disconnect)
     except BaseException:
         connection.disconnect()  # replies may be left unread on it
         raise
-    finally:
-        pool.release(connection)
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
             raise reply

@@ -1,0 +1,97 @@
+"""Each thread's own connection (``bitcore.own_connection``), behind the bulk writer."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+
+import pytest
+import redis
+
+from bitcore import bulk
+from bitcore.own_connection import own_connection
+
+
+def client_count(r: redis.Redis) -> int:
+    return len(r.client_list())
+
+
+def test_one_per_thread_and_pool(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    first = own_connection(client)
+    assert own_connection(client) is first
+    assert own_connection(redis.Redis.from_url(redis_url)) is not first  # another pool
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(own_connection(client)))
+    thread.start()
+    thread.join()
+    assert seen[0] is not first
+
+
+def test_a_forked_child_makes_its_own(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = redis.Redis.from_url(redis_url)
+    parents = own_connection(client)
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    assert own_connection(client) is not parents
+
+
+def test_it_has_the_pools_settings_and_is_not_counted_by_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A pool of one connection, already taken, still lets the writer through; on database 3."""
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    pool = redis.ConnectionPool.from_url(url, max_connections=1)
+    client = redis.Redis(connection_pool=pool)
+    taken = pool.get_connection()
+    try:
+        assert bulk.set_bits_atomically(client, {"own:k": {5}})
+    finally:
+        pool.release(taken)
+    assert client.getbit("own:k", 5) == 1
+    assert not redis_client.exists("own:k")  # database 0
+    client.delete("own:k")
+
+
+def test_a_dropped_connection_is_made_again(redis_url: str, redis_client: redis.Redis) -> None:
+    client = redis.Redis.from_url(redis_url)
+    bulk.set_bits_atomically(client, {"own:a": {1}})
+    connection = own_connection(client)
+    connection.send_command("CLIENT", "ID")
+    killed = connection.read_response()
+    redis_client.client_kill_filter(_id=killed)
+    assert bulk.set_bits_atomically(client, {"own:a": {2}})  # retried on a new socket
+    assert [redis_client.getbit("own:a", i) for i in (1, 2)] == [1, 1]
+
+
+def test_a_threads_connection_closes_when_the_thread_ends(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ids: list[int] = []
+    finish = threading.Event()
+    opened = threading.Event()
+
+    def work() -> None:
+        bulk.set_bits_atomically(client, {"own:t": {3}})
+        connection = own_connection(client)
+        connection.send_command("CLIENT", "ID")
+        ids.append(connection.read_response())
+        opened.set()
+        finish.wait(10)
+
+    def connected() -> set[int]:
+        return {int(c["id"]) for c in redis_client.client_list()}
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert opened.wait(10)
+    assert ids[0] in connected()
+    finish.set()
+    thread.join()
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while ids[0] in connected() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server sees the close a moment later
+    assert ids[0] not in connected()
