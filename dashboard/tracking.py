@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request as FlaskRequest
-from werkzeug.wrappers import Request
 
 from dashboard import beacon_intake
 from dashboard.extensions import csrf
@@ -78,7 +77,7 @@ class TrackingShortcut:
         if route is None:
             return self.inner(environ, start_response)
         try:
-            answer = beacon_intake.answer(Request(environ), route, self.app)
+            answer = beacon_intake.answer(beacon_intake.EnvironRequest(environ), route, self.app)
         except Exception:
             # What Flask would do with a bug in a view: log it, answer 500 (JSON here).
             self.app.logger.exception("tracking: unexpected error")
