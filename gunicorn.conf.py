@@ -12,11 +12,15 @@ from dashboard.store import MASTER_PID_VARIABLE
 
 bind = os.environ.get("BITCORE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads: a worker answers another request while one waits on Redis, and keeps connections
-# alive (sync workers close each one), which is what beacons from a busy page need. Measured in
-# bench/beacons.py, which runs this same setup.
-worker_class = "gthread"
-threads = int(os.environ.get("BITCORE_THREADS", "2"))
+# An asyncio worker: beacons are answered on its event loop, other requests in a pool of
+# ``threads`` threads, and connections are kept alive (see dashboard/serving.py for why; measured
+# in bench/beacons.py, which runs this same setup).
+worker_class = "dashboard.serving.Worker"
+threads = int(os.environ.get("BITCORE_THREADS", "4"))
+# Each worker listens on its own socket and the kernel spreads new connections between them: an
+# asyncio worker accepts every waiting connection when it wakes, so with one shared socket the
+# first keep-alive clients could all land on one worker and leave the other idle.
+reuse_port = True
 keepalive = 5
 preload_app = True
 # This file is read by gunicorn's master only: mark it as the one process that may stop the

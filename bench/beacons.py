@@ -3,7 +3,8 @@ rate.
 
     uv run python bench/beacons.py [--seconds 5] [--clients 4] [--loader wrk|python]
 
-Starts its own redis-server (nothing on disk) and ``gunicorn wsgi:app`` (2 gthread workers) on free
+Starts its own redis-server (nothing on disk) and ``gunicorn wsgi:app`` (set up as in
+``gunicorn.conf.py``, 2 workers) on free
 ports of 127.0.0.1, drives ``POST /track`` with ``wrk`` (a C load generator, ``apt-get install
 wrk``; its Lua script sends random uids) or, without it, from Python client processes with
 keep-alive ``http.client`` connections, bounded both in time and in request count, and prints a
@@ -14,7 +15,7 @@ table with PASS/FAIL against the targets:
 
 Redis's own SETBIT rate (redis-benchmark, 50 connections, unpipelined and ``-P 16``) is the
 ceiling, and ``GET /healthz`` (the app answering one Redis PING) the floor under any Flask request.
-Last, the same gunicorn setup serves a do-nothing WSGI app (``bench/_null_wsgi.py``) with the same
+Last, the same gunicorn setup serves a do-nothing app (``bench/_null_app.py``) with the same
 load: what gunicorn alone carries on this machine at that moment, since a small virtual machine's
 speed can halve from one minute to the next. The
 load generator shares the cores with gunicorn and Redis, as a real one would not (the Python one
@@ -67,11 +68,12 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 def start_gunicorn(
     redis_url: str,
     port: int,
-    workers: int,
-    threads: int,
+    args: argparse.Namespace,
     app_dir: Path = ROOT,
     app: str = "wsgi:app",
 ) -> subprocess.Popen[bytes]:
+    """gunicorn as ``gunicorn.conf.py`` sets it up (read from ``app_dir``), but for the workers,
+    threads and worker class given on the bench's command line."""
     env = dict(
         os.environ,
         REDIS_URL=redis_url,
@@ -81,8 +83,9 @@ def start_gunicorn(
     )
     command = [
         sys.executable, "-m", "gunicorn",
-        "--workers", str(workers),
-        *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 0 else []),
+        "--config", str(ROOT / "gunicorn.conf.py"), "--workers", str(args.workers),
+        *(["--worker-class", args.worker_class] if args.worker_class else []),
+        *(["--threads", str(args.threads)] if args.threads else []),
         "--bind", f"{HOST}:{port}", "--log-level", "warning", "--keep-alive", "30",
         app,
     ]  # fmt: skip
@@ -271,14 +274,20 @@ def redis_benchmark(port: int, pipeline: int) -> float | None:
 
 
 def null_app_load(redis_url: str, args: argparse.Namespace, wrk: str | None) -> tuple[float, float]:
-    """Single beacons per second, and CPU seconds per request, of a do-nothing WSGI app
-    (``bench/_null_wsgi.py``) under the same gunicorn setup: the most this machine can carry
-    through gunicorn at this moment, whatever the app does."""
+    """Single beacons per second, and CPU seconds per request, of a do-nothing app
+    (``bench/_null_app.py``) under the same gunicorn setup: the most this machine can carry
+    through gunicorn at this moment, whatever the app does. With the configured worker, that is
+    gunicorn's asyncio worker (ours minus the app) serving the ASGI one."""
     port = embedded.free_port()
     here = Path(__file__).resolve().parent
-    gunicorn = start_gunicorn(
-        redis_url, port, args.workers, args.threads, here, app="_null_wsgi:app"
-    )
+    if args.worker_class:
+        null_args, app = args, "_null_app:wsgi"
+    else:
+        null_args, app = (
+            argparse.Namespace(**{**vars(args), "worker_class": "asgi"}),
+            "_null_app:asgi",
+        )
+    gunicorn = start_gunicorn(redis_url, port, null_args, here, app=app)
     try:
         pids = server_pids(gunicorn, None)
         deadline = time.monotonic() + 20
@@ -299,7 +308,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--threads", type=int, default=2, help="gthread threads per worker (0: sync workers)"
+        "--worker-class", default=None,
+        help="gunicorn worker class (default: gunicorn.conf.py's; e.g. gthread, to compare)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py's)"
     )
     parser.add_argument(
         "--loader", choices=("wrk", "python"), default="wrk",
@@ -320,9 +333,7 @@ def main() -> int:
         gunicorn = None
         try:
             port = embedded.free_port()
-            gunicorn = start_gunicorn(
-                redis_server.url, port, args.workers, args.threads, args.app_dir
-            )
+            gunicorn = start_gunicorn(redis_server.url, port, args, args.app_dir)
             redis_pid = redis_server.process.pid if redis_server.process else None
             pids = server_pids(gunicorn, redis_pid)
             deadline = time.monotonic() + 20  # the port answers before the workers have forked
@@ -362,8 +373,8 @@ def main() -> int:
             cores * BATCH / batch_cpu,
         ),
     ]
-    workers = f"x {args.threads} threads" if args.threads > 0 else "(sync)"
-    print(f"\nbitcore tracking bench: {args.workers} gunicorn workers {workers}, "
+    worker_class = args.worker_class or "gunicorn.conf.py's worker class"
+    print(f"\nbitcore tracking bench: {args.workers} gunicorn workers ({worker_class}), "
           f"{os.cpu_count()} cores, {args.clients} clients ({'wrk' if wrk else 'python'}), "
           f"{args.seconds:g}s a run")  # fmt: skip
     print(f"load average before the runs: {load} (other work on the machine lowers every rate)")

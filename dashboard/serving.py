@@ -1,0 +1,125 @@
+"""The gunicorn worker that serves the app: connections on an asyncio event loop, beacons answered
+on the loop itself, every other request in a thread.
+
+gunicorn's own threaded worker (gthread) spends about 300 µs of CPU on each request before the
+app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that was more than
+the app's whole answer, and held the endpoint under 3,000 beacons a second on two cores
+(``bench/beacons.py``). ``Worker`` is that asyncio worker serving the same WSGI app:
+
+* a beacon (``tracking.shortcut_route``) is short, bounded work with one Redis round trip, so
+  it runs on the loop, through the whole WSGI app (proxy fix, tracking shortcut): no thread hop;
+* anything else (dashboard pages, which may count cohorts for a while) runs in a pool of
+  ``threads`` threads through ``a2wsgi``, and the loop goes on serving.
+
+The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
+answer exactly the same (``tests/test_serving.py`` compares them).
+
+While a beacon waits on Redis, the loop waits too: a Redis that hangs (rather than refuses) holds
+the worker for one socket timeout, as it would hold a thread in any threaded worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
+from flask import Flask
+from gunicorn.workers.gasgi import ASGIWorker
+
+from dashboard import beacon_intake
+from dashboard.tracking import shortcut_route
+
+Scope = dict[str, Any]
+
+#: Beacon bodies up to this size are answered on the loop; larger ones (batches, whose Redis
+#: round trip takes a millisecond or more) in a thread, so the loop serves others meanwhile.
+INLINE_MAX_BODY = 8 * 1024
+Message = dict[str, Any]
+
+
+class BeaconsOnTheLoop:
+    """ASGI app over a Flask app: beacon requests run inline, the rest in threads."""
+
+    def __init__(self, app: Flask, threads: int) -> None:
+        self.app = app
+        self.threaded = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type]
+        self.app_call: Any = app  # as WSGI, with a2wsgi's environ
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and shortcut_route(scope["method"], scope["path"], self.app):
+            await self._inline(scope, receive, send)
+        else:
+            await self.threaded(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _inline(self, scope: Scope, receive: Any, send: Any) -> None:
+        # At most one byte past the limit is read: enough for the app to refuse the body as too
+        # large, without holding a huge one in memory; none when its announced length is too large.
+        limit = beacon_intake.body_limit(self.app.config) + 1
+        body = b""
+        more = _announced_length(scope) < limit
+        while more and len(body) < limit:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        environ: dict[str, Any] = build_environ(scope, io.BytesIO(body[:limit]))  # type: ignore[arg-type, assignment]
+        # The body ends where the stream ends (a chunked one has no length): werkzeug reads it.
+        environ["wsgi.input_terminated"] = True
+        if len(body) <= INLINE_MAX_BODY:
+            status, headers, content = self._call(environ)
+        else:  # a batch: its Redis round trip is long, let the loop serve others meanwhile
+            loop = asyncio.get_running_loop()
+            status, headers, content = await loop.run_in_executor(
+                self.threaded.executor, self._call, environ
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(status[:3]),
+                "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The WSGI app's whole answer to ``environ``: status, headers, body."""
+        answer: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> None:
+            answer[:] = [status, headers]
+
+        chunks = self.app_call(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        status, headers = answer
+        return status, headers, content
+
+
+def _announced_length(scope: Scope) -> int:
+    """The request's ``Content-Length``, 0 if it has none or an unreadable one (the app decides)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+class Worker(ASGIWorker):
+    """gunicorn's asyncio worker, serving the (WSGI) app it loads through ``BeaconsOnTheLoop``
+    with gunicorn's ``threads`` setting as the size of the thread pool."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """The asyncio worker warns that it ignores ``threads``; this one uses it."""
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: Any = self.asgi  # type: ignore[has-type]  # ``wsgi:app``: the Flask app
+        self.asgi = BeaconsOnTheLoop(app, max(1, self.cfg.threads))
