@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from process_support import stop
 
 from bitcore import embedded
 from dashboard import store
@@ -56,13 +57,7 @@ def gunicorn(
     try:
         yield process, f"http://127.0.0.1:{port}"
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         log.close()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from process_support import stop
 
 from bitcore import embedded
 from dashboard import create_app
@@ -54,15 +54,6 @@ def start(tmp_path: Path, redis_url: str, **env: str) -> tuple[subprocess.Popen[
         time.sleep(0.1)
     stop(process)
     raise AssertionError(f"gunicorn did not listen on {port}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
