@@ -208,7 +208,13 @@ def _answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
     _check_origin(request.environ.get("HTTP_ORIGIN"), config)
     if route == "pixel":
         key = _check_key(request, config)
-        _accept(request, key, app, lambda rules, now: parse_pixel(request.args, rules, now))
+        if request.method == "HEAD":
+            # What a GET would answer, and nothing written: link checkers and mail scanners
+            # ask for a pixel's headers without anyone having opened anything.
+            client: BitCore = app.extensions["bitcore"]
+            parse_pixel(request.args, rules_from_config(config, client.universe), time.time())
+        else:
+            _accept(request, key, app, lambda rules, now: parse_pixel(request.args, rules, now))
         return _with_body(200, PIXEL_GIF, "image/gif")
     if request.method == "OPTIONS":
         return Answer(204, b"")

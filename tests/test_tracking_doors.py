@@ -97,7 +97,10 @@ def test_other_methods_get_flask_answers(
     head = client.head("/track/p.gif", query_string={"e": "mail", "u": "3", "k": KEY})
     assert head.status_code == 200
     assert head.headers["Content-Type"] == "image/gif"
-    assert redis_client.dbsize() > 0
+    assert head.data == b""
+    bad = client.head("/track/p.gif", query_string={"e": "mail", "u": "x", "k": KEY})
+    assert bad.status_code == 400  # what a GET would answer...
+    assert redis_client.dbsize() == 0  # ...but a HEAD marks nothing
 
 
 @pytest.mark.parametrize("shortcut", [True, False])
