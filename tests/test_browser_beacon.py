@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 from browser_support import live_server
+from process_support import start_gunicorn, stop
 
 from bitcore import BitCore, embedded
 from dashboard import create_app
@@ -61,6 +62,24 @@ def live_app(redis_url: str, page_port: int) -> Iterator[str]:
     app.wsgi_app = recording  # type: ignore[method-assign]
     with live_server(app) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def gunicorn_app(
+    redis_url: str, page_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app as production serves it: ``gunicorn wsgi:app`` with ``gunicorn.conf.py``'s worker,
+    which answers beacons on its event loop."""
+    log_dir = tmp_path_factory.mktemp("gunicorn")
+    process, port = start_gunicorn(
+        log_dir, redis_url, BITCORE_TRACK_KEYS=KEY,
+        BITCORE_TRACK_ORIGINS=f"http://127.0.0.1:{page_port}",
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+    assert "Traceback" not in (log_dir / "gunicorn.log").read_text()
 
 
 PAGES: dict[str, str] = {}
@@ -145,6 +164,27 @@ def test_events_arrive_after_the_visitor_leaves(
     assert sorted(bc.get_event_names()) == ["page:view", "song:played"]
     assert errors == []
     assert [("text/plain;charset=UTF-8", fetch_mode)] == SEEN_POSTS
+    context.close()
+
+
+@pytest.mark.parametrize("transport", ["sendBeacon", "fetch keepalive"])
+def test_events_arrive_through_the_production_server(
+    browser: Any, gunicorn_app: str, page_server: str, redis_client: redis.Redis, transport: str
+) -> None:
+    before = "" if transport == "sendBeacon" else "navigator.sendBeacon = undefined;"
+    PAGES["/shop-prod"] = shop_page(gunicorn_app, before)
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{page_server}/shop-prod")
+    assert page.evaluate("window.loaded === true")
+    page.click("#leave")
+    page.wait_for_url(f"{page_server}/next")
+    bc = BitCore(redis_client)
+    assert wait_for(lambda: 4242 in bc.MonthEvents("song:played"))
+    assert 4242 in bc.MonthEvents("page:view")
+    assert errors == []
     context.close()
 
 

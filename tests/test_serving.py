@@ -6,54 +6,26 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import redis
-from process_support import stop
+from process_support import start_gunicorn, stop
 
 from bitcore import embedded
 from dashboard import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 KEY = "serving-key"
 ORIGIN = "https://shop.example"
 
 
 def start(tmp_path: Path, redis_url: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = embedded.free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BITCORE_", "REDIS_URL"))}
-    environ.update(
-        REDIS_URL=redis_url,
-        SECRET_KEY="test",
-        BITCORE_INSTANCE_PATH=str(tmp_path / "instance"),
-        BITCORE_CLEANUP_ENABLED="0",
-        BITCORE_TRACK_KEYS=KEY,
-        BITCORE_TRACK_ORIGINS=ORIGIN,
-        BITCORE_BIND=f"127.0.0.1:{port}",
-        **env,
-    )
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - the process owns it
-    process = subprocess.Popen([str(GUNICORN), "wsgi:app"], cwd=ROOT, env=environ, stdout=log,
-                               stderr=subprocess.STDOUT)  # fmt: skip
-    log.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port
-        time.sleep(0.1)
-    stop(process)
-    raise AssertionError(f"gunicorn did not listen on {port}")
+    settings = {"BITCORE_TRACK_KEYS": KEY, "BITCORE_TRACK_ORIGINS": ORIGIN, **env}
+    return start_gunicorn(tmp_path, redis_url, **settings)
 
 
 @pytest.fixture
