@@ -6,10 +6,11 @@ app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon th
 the app's whole answer, and held the endpoint under 3,000 beacons a second on two cores
 (``bench/beacons.py``). ``Worker`` is that asyncio worker serving the same WSGI app:
 
-* a beacon (``tracking.shortcut_route``) is short, bounded work with one Redis round trip, so
-  it runs on the loop, through the whole WSGI app (proxy fix, tracking shortcut): no thread hop;
-* anything else (dashboard pages, which may count cohorts for a while) runs in a pool of
-  ``threads`` threads through ``a2wsgi``, and the loop goes on serving.
+* a beacon (``tracking.shortcut_route``) with a small body is short, bounded work with one Redis
+  round trip, so it runs on the loop, through the whole WSGI app (proxy fix, tracking shortcut):
+  no thread hop;
+* anything else (dashboard pages, which may count cohorts for a while, and large batches) runs
+  in a pool of ``threads`` threads, through ``a2wsgi`` for pages, and the loop goes on serving.
 
 The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
 answer exactly the same (``tests/test_serving.py`` compares them).
@@ -37,7 +38,6 @@ Scope = dict[str, Any]
 #: Beacon bodies up to this size are answered on the loop; larger ones (batches, whose Redis
 #: round trip takes a millisecond or more) in a thread, so the loop serves others meanwhile.
 INLINE_MAX_BODY = 8 * 1024
-Message = dict[str, Any]
 
 
 class BeaconsOnTheLoop:
@@ -58,14 +58,17 @@ class BeaconsOnTheLoop:
         # At most one byte past the limit is read: enough for the app to refuse the body as too
         # large, without holding a huge one in memory; none when its announced length is too large.
         limit = beacon_intake.body_limit(self.app.config) + 1
-        body = b""
+        parts: list[bytes] = []
+        size = 0
         more = _announced_length(scope) < limit
-        while more and len(body) < limit:
+        while more and size < limit:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
             more = message.get("more_body", False)
+        body = b"".join(parts)
         environ: dict[str, Any] = build_environ(scope, io.BytesIO(body[:limit]))  # type: ignore[arg-type, assignment]
         # The body ends where the stream ends (a chunked one has no length): werkzeug reads it.
         environ["wsgi.input_terminated"] = True
