@@ -8,6 +8,8 @@ outage is a 503.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -47,7 +49,7 @@ def _respond(
             mimetype="text/csv",
             headers={"Content-Disposition": 'attachment; filename="cohort.csv"'},
         )
-    query = request.args.to_dict(flat=False)
+    query: dict[str, Any] = request.args.to_dict(flat=False)
     urls = {
         "json": url_for("cohort.cohort_json", **query),
         "csv": url_for("cohort.cohort_csv", **query),
