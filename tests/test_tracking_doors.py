@@ -3,14 +3,16 @@ alike, and the shortcut really does keep Flask out of a beacon's way."""
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 
-from dashboard import beacon_intake, create_app
+from dashboard import beacon_intake, create_app, ratelimit
 
 KEY = "door-key"
 ORIGIN = "https://shop.example"
@@ -62,8 +64,14 @@ def answers(app: Flask) -> list[tuple[int, dict[str, str], bytes]]:
     return seen
 
 
-def test_both_doors_answer_byte_for_byte_alike(redis_url: str, redis_client: redis.Redis) -> None:
-    """The same requests (rate limit of 3 included: the last ones are 429) in two fresh windows."""
+def test_both_doors_answer_byte_for_byte_alike(
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same requests (rate limit of 3 included: the last ones are 429) in two fresh windows,
+    at the same moment of the window: ``Retry-After`` counts the seconds left in it."""
+    moment = time.time()
+    fixed = functools.partial(ratelimit.window_for, now=moment)
+    monkeypatch.setattr(ratelimit, "window_for", fixed)
     through_shortcut = answers(make_app(redis_url, shortcut=True))
     redis_client.flushdb()
     through_flask = answers(make_app(redis_url, shortcut=False))
