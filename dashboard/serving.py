@@ -45,7 +45,7 @@ class BeaconsOnTheLoop:
 
     def __init__(self, app: Flask, threads: int) -> None:
         self.app = app
-        self.threaded = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type]
+        self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
         self.app_call: Any = app  # as WSGI, with a2wsgi's environ
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -104,6 +104,17 @@ class BeaconsOnTheLoop:
             getattr(chunks, "close", lambda: None)()
         status, headers = answer
         return status, headers, content
+
+
+def _whole_body(app: Any) -> Any:
+    """``app``, told that its request body ends where the stream ends, which is true of a2wsgi's:
+    without ``wsgi.input_terminated``, werkzeug reads a chunked body (no length) as empty."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+
+    return wsgi
 
 
 def _announced_length(scope: Scope) -> int:

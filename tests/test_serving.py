@@ -195,3 +195,18 @@ def test_a_small_chunked_beacon_is_read_whole(served: int, redis_client: redis.R
     response = connection.getresponse()
     assert (response.status, response.read()) == (200, b'{"accepted":1}\n')
     assert redis_client.keys("trackist_chunked_*")
+
+
+def test_a_chunked_body_is_read_in_a_thread_too(tmp_path: Path, redis_url: str) -> None:
+    """Without the shortcut, beacons are Flask views in the thread pool: a chunked body still
+    arrives whole."""
+    process, port = start(tmp_path, redis_url, BITCORE_TRACK_SHORTCUT="0")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        parts = iter([b'{"event":"threaded",', b'"uid":13}'])
+        connection.request("POST", "/track", body=parts, headers={"X-Bitcore-Key": KEY},
+                           encode_chunked=True)  # fmt: skip
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b'{"accepted":1}\n')
+    finally:
+        stop(process)
