@@ -46,7 +46,6 @@ class BeaconsOnTheLoop:
     def __init__(self, app: Flask, threads: int) -> None:
         self.app = app
         self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
-        self.app_call: Any = app  # as WSGI, with a2wsgi's environ
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and shortcut_route(scope["method"], scope["path"], self.app):
@@ -97,7 +96,7 @@ class BeaconsOnTheLoop:
         ) -> None:
             answer[:] = [status, headers]
 
-        chunks = self.app_call(environ, start_response)
+        chunks = self.app(environ, start_response)  # type: ignore[arg-type]
         try:
             content = b"".join(chunks)
         finally:

@@ -186,27 +186,32 @@ def test_a_dead_redis_is_a_503_and_the_worker_lives_on(tmp_path: Path) -> None:
     assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
 
 
-def test_a_small_chunked_beacon_is_read_whole(served: int, redis_client: redis.Redis) -> None:
-    """``fetch`` with a stream body sends chunks and no length: the beacon still counts."""
-    connection = http.client.HTTPConnection("127.0.0.1", served, timeout=10)
-    parts = iter([b'{"event":"chunked",', b'"uid":12}'])
-    connection.request("POST", "/track", body=parts, headers={"X-Bitcore-Key": KEY},
+def post_chunked(port: int, parts: list[bytes]) -> tuple[int, bytes]:
+    """POST ``parts`` to ``/track`` as a chunked body (no Content-Length), as ``fetch`` sends a
+    stream."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/track", body=iter(parts), headers={"X-Bitcore-Key": KEY},
                        encode_chunked=True)  # fmt: skip
     response = connection.getresponse()
-    assert (response.status, response.read()) == (200, b'{"accepted":1}\n')
+    return response.status, response.read()
+
+
+def test_a_small_chunked_beacon_is_read_whole(served: int, redis_client: redis.Redis) -> None:
+    """``fetch`` with a stream body sends chunks and no length: the beacon still counts."""
+    answer = post_chunked(served, [b'{"event":"chunked",', b'"uid":12}'])
+    assert answer == (200, b'{"accepted":1}\n')
     assert redis_client.keys("trackist_chunked_*")
 
 
-def test_a_chunked_body_is_read_in_a_thread_too(tmp_path: Path, redis_url: str) -> None:
+def test_a_chunked_body_is_read_in_a_thread_too(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     """Without the shortcut, beacons are Flask views in the thread pool: a chunked body still
     arrives whole."""
     process, port = start(tmp_path, redis_url, BITCORE_TRACK_SHORTCUT="0")
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        parts = iter([b'{"event":"threaded",', b'"uid":13}'])
-        connection.request("POST", "/track", body=parts, headers={"X-Bitcore-Key": KEY},
-                           encode_chunked=True)  # fmt: skip
-        response = connection.getresponse()
-        assert (response.status, response.read()) == (200, b'{"accepted":1}\n')
+        answer = post_chunked(port, [b'{"event":"threaded",', b'"uid":13}'])
+        assert answer == (200, b'{"accepted":1}\n')
+        assert redis_client.keys("trackist_threaded_*")
     finally:
         stop(process)
