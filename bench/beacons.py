@@ -228,6 +228,19 @@ def server_pids(gunicorn: subprocess.Popen[bytes], redis_pid: int | None) -> lis
     return pids
 
 
+def serving_pids(
+    gunicorn: subprocess.Popen[bytes], redis_pid: int | None, workers: int
+) -> list[int]:
+    """``server_pids`` once all ``workers`` have forked (the port answers before they have), or
+    after 20 s with those there are."""
+    pids = server_pids(gunicorn, redis_pid)
+    deadline = time.monotonic() + 20
+    while len(pids) < workers + 1 + bool(redis_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        pids = server_pids(gunicorn, redis_pid)
+    return pids
+
+
 def run_load(
     port: int, batch: int, clients: int, seconds: float, pids: list[int], wrk: str | None
 ) -> tuple[float, int, float]:
@@ -289,12 +302,8 @@ def null_app_load(redis_url: str, args: argparse.Namespace, wrk: str | None) -> 
         )
     gunicorn = start_gunicorn(redis_url, port, null_args, here, app=app)
     try:
-        pids = server_pids(gunicorn, None)
-        deadline = time.monotonic() + 20
-        while len(pids) < args.workers + 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            pids = server_pids(gunicorn, None)
-        run_load(port, 1, 2, 1, pids, wrk)
+        pids = serving_pids(gunicorn, None, args.workers)
+        run_load(port, 1, 2, 1, pids, wrk)  # warm up both workers
         rps, _failed, cpu = run_load(port, 1, args.clients, args.seconds, pids, wrk)
         return rps, cpu
     finally:
@@ -344,11 +353,7 @@ def main() -> int:
             port = embedded.free_port()
             gunicorn = start_gunicorn(redis_server.url, port, args, args.app_dir)
             redis_pid = redis_server.process.pid if redis_server.process else None
-            pids = server_pids(gunicorn, redis_pid)
-            deadline = time.monotonic() + 20  # the port answers before the workers have forked
-            while len(pids) < args.workers + 1 + bool(redis_pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                pids = server_pids(gunicorn, redis_pid)
+            pids = serving_pids(gunicorn, redis_pid, args.workers)
             run_load(port, 1, 2, 1, pids, wrk)  # warm up both workers
             single_rps, single_failed, single_cpu = run_load(
                 port, 1, args.clients, args.seconds, pids, wrk
