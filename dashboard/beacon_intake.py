@@ -208,13 +208,13 @@ def _answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
     _check_origin(request.environ.get("HTTP_ORIGIN"), config)
     if route == "pixel":
         key = _check_key(request, config)
+        pixel: Parse = lambda rules, now: parse_pixel(request.args, rules, now)  # noqa: E731
         if request.method == "HEAD":
             # What a GET would answer, and nothing written: link checkers and mail scanners
             # ask for a pixel's headers without anyone having opened anything.
-            client: BitCore = app.extensions["bitcore"]
-            parse_pixel(request.args, rules_from_config(config, client.universe), time.time())
+            _checked(app, pixel)
         else:
-            _accept(request, key, app, lambda rules, now: parse_pixel(request.args, rules, now))
+            _accept(request, key, app, pixel)
         return _with_body(200, PIXEL_GIF, "image/gif")
     if request.method == "OPTIONS":
         return Answer(204, b"")
@@ -340,7 +340,7 @@ def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> Write
     client: BitCore = app.extensions["bitcore"]
     counter = _rate_window(request, key, app.config)
     try:
-        beacons = parse(rules_from_config(app.config, client.universe), time.time())
+        beacons = _checked(app, parse)
     except BeaconError:
         if counter is not None:
             verdict = ratelimit.hit(client.redis, counter)
@@ -351,6 +351,12 @@ def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> Write
     if not result.allowed:
         raise RateLimited(counter.retry_after if counter else 1)
     return result
+
+
+def _checked(app: Flask, parse: Parse) -> list[Beacon]:
+    """The request's beacons, checked by ``parse`` against the app's rules, as of now."""
+    client: BitCore = app.extensions["bitcore"]
+    return parse(rules_from_config(app.config, client.universe), time.time())
 
 
 def internal_error() -> Answer:
