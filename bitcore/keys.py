@@ -109,6 +109,12 @@ class KeyLayout:
         """The set of every saved segment's name."""
         return f"{SEGMENT_NAMESPACE}segments"
 
+    def event_names_key(self) -> str:
+        """The registry of event names written under this prefix: a sorted set, every score 0 so
+        names sort (and range) lexicographically. Outside the event prefix, so it is never taken
+        for an event and no cleanup or ``delete_all_events`` touches it."""
+        return f"{SEGMENT_NAMESPACE}event_names:{self.prefix}"
+
     def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
         """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys."""
         if isinstance(key, bytes):
