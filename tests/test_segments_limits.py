@@ -97,6 +97,25 @@ def test_each_round_trip_walks_a_bounded_number_of_bytes(
     assert bc.redis.keys("*SEGMENT_*-r*") == []  # the registers are gone
 
 
+@pytest.mark.parametrize("op", ["&", "|", "^"])
+@pytest.mark.parametrize("negate", ["", "~"])
+def test_long_operand_lists_split_into_several_bitops_give_the_same_users(
+    bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch, op: str, negate: str
+) -> None:
+    monkeypatch.setattr(segment_program, "STEP_BYTES", 16)
+    users = {f"e{i}": {i % 7, 50 + i % 5, 99} for i in range(30)}
+    bc.mark_many([(name, uid, WHEN) for name, ids in users.items() for uid in ids])
+    bc.mark_many([("other", 120, WHEN)])
+    universe = set().union(*users.values(), {120})
+    operands = [universe - ids if negate else ids for ids in users.values()]
+    expected = set(operands[0])
+    for ids in operands[1:]:
+        expected = {"&": expected & ids, "|": expected | ids, "^": expected ^ ids}[op]
+    text = f" {op} ".join(f"{negate}{name}" for name in users)
+    assert set(SegmentStore(bc).preview(text, WEEK)) == expected
+    assert SegmentStore(bc).preview_size(text, WEEK) == len(expected)
+
+
 def test_an_empty_result_is_an_empty_key_not_an_error(bc: bitcore.BitCore) -> None:
     """Operands that do not exist give an empty result; the program still ends cleanly."""
     store = SegmentStore(bc)
