@@ -23,8 +23,8 @@ from bitcore.segments import (
     parse_expression,
 )
 from bitcore.segments import program as segment_program
-from bitcore.segments.evaluate import bitmap_of
-from bitcore.segments.parser import BinOp, Event, Not
+from bitcore.segments.evaluate import evaluate
+from bitcore.segments.parser import BinOp, Event, Node, Not
 
 WEEK = periods.week(2025, 2)
 WHEN = datetime(2025, 1, 8, 12)  # inside WEEK
@@ -38,15 +38,23 @@ def nots(count: int, prefix: str = "e") -> str:
     return " & ".join(f"~{prefix}{i}" for i in range(count))
 
 
-def compiled(bc: bitcore.BitCore, text: str, lengths: dict[str, int] | None = None) -> Any:
-    bitmap = bitmap_of(parse_expression(text), bc, WEEK, lambda name: parse_expression(name))
+def uncomputed(bc: bitcore.BitCore, expression: str | Node) -> SegmentBitmap:
+    """The segment bitmap of ``expression`` this week, nothing computed yet."""
+    node = parse_expression(expression) if isinstance(expression, str) else expression
+    bitmap = evaluate(node, bc, WEEK, parse_expression, compute=False)
     assert isinstance(bitmap, SegmentBitmap)
-    universe = bc.keys.unique_key(bc.universe)
-    return segment_program.compile_term(bitmap.term, lengths or {}, universe, "scratch_")
+    return bitmap
+
+
+def compiled(bitmap: SegmentBitmap, lengths: dict[str, int] | None = None) -> Any:
+    """``bitmap``'s program, as its steps would compile it for keys of ``lengths``."""
+    return segment_program.compile_term(
+        bitmap.term, lengths or {}, bitmap.universe_key, bitmap.scratch_prefix
+    )
 
 
 def test_twenty_nots_need_two_scratch_keys(bc: bitcore.BitCore) -> None:
-    assert len(compiled(bc, nots(20)).registers) == 2
+    assert len(compiled(uncomputed(bc, nots(20))).registers) == 2
 
 
 def test_a_balanced_tree_of_512_events_needs_about_log2_n_scratch_keys(
@@ -61,11 +69,7 @@ def test_a_balanced_tree_of_512_events_needs_about_log2_n_scratch_keys(
         mid = (lo + hi) // 2
         return BinOp("OR", (balanced(lo, mid), balanced(mid, hi)))
 
-    bitmap = bitmap_of(balanced(0, 512), bc, WEEK, lambda name: parse_expression(name))
-    assert isinstance(bitmap, SegmentBitmap)
-    universe = bc.keys.unique_key(bc.universe)
-    program = segment_program.compile_term(bitmap.term, {}, universe, "s_")
-    assert len(program.registers) <= 10  # log2(512) + 1
+    assert len(compiled(uncomputed(bc, balanced(0, 512))).registers) <= 10  # log2(512) + 1
 
 
 def test_each_round_trip_walks_a_bounded_number_of_bytes(
@@ -83,15 +87,10 @@ def test_each_round_trip_walks_a_bounded_number_of_bytes(
         *[(universe - users[f"e{i}"]) & users[f"e{i + 1}"] for i in range(0, 24, 2)]
     )
 
-    bitmap = bitmap_of(parse_expression(text), bc, WEEK, lambda name: parse_expression(name))
-    ttl = bc.bitop_ttl(bitmap)
-    assert len(bitmap.steps(ttl)) > 10
-    lengths = {
-        key: int(bc.redis.strlen(key)) for key in {leaf.redis_key for leaf in bitmap.leaves()}
-    }
-    program = segment_program.compile_term(
-        bitmap.term, lengths, bc.keys.unique_key(bc.universe), "s_"
-    )
+    bitmap = uncomputed(bc, text)
+    assert len(bitmap.steps(bc.bitop_ttl(bitmap))) > 10
+    keys = {leaf.redis_key for leaf in bitmap.leaves()}
+    program = compiled(bitmap, {key: int(bc.redis.strlen(key)) for key in keys})
     assert all(cost <= 64 or len(args) <= 4 for args, cost in program.commands)
     assert set(bitmap) == expected
     assert bc.redis.keys("*SEGMENT_*-r*") == []  # the registers are gone
@@ -126,7 +125,7 @@ def test_an_empty_result_is_an_empty_key_not_an_error(bc: bitcore.BitCore) -> No
 
 def test_registers_expire_even_if_the_last_step_never_runs(bc: bitcore.BitCore) -> None:
     bc.mark_many([("a", 1, WHEN), ("b", 2, WHEN)])
-    bitmap = bitmap_of(parse_expression("~a & ~b"), bc, WEEK, lambda name: parse_expression(name))
+    bitmap = uncomputed(bc, "~a & ~b")
     *early, _finish = bitmap.steps(300)
     with bc.redis.pipeline(transaction=False) as pipe:
         for step in early:

@@ -27,7 +27,6 @@ from bitcore.segments.evaluate import (
     MAX_REFERENCE_DEPTH,
     SegmentBitmap,
     check_expansion,
-    count,
     evaluate,
 )
 from bitcore.segments.parser import (
@@ -41,7 +40,7 @@ from bitcore.segments.parser import (
 from bitcore.segments.store import MAX_NAME_LENGTH, Segment, SegmentStore, check_segment_name
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "SegmentBitmap", "SegmentTooCostly", "count",
+    "DEFAULT_MAX_BYTES", "SegmentBitmap", "SegmentTooCostly",
     "MAX_DEPTH", "MAX_LEAVES", "MAX_LENGTH", "MAX_NAME_LENGTH", "MAX_REFERENCE_DEPTH",
     "InvalidSegmentName", "Segment", "SegmentConflict", "SegmentCycle", "SegmentError",
     "SegmentExists",

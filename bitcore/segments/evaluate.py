@@ -12,7 +12,7 @@ The expression is not computed as nested ``BitOp*`` objects (one universe-sized 
 is compiled into a few reused scratch keys and run in bounded steps (``bitcore.segments.program``),
 its scratch memory checked against ``max_bytes`` first. The result lives under
 ``<prefix>bitop_SEGMENT_<digest of the expanded expression>`` with a bit-op TTL, so evaluating the
-same segment again reuses one key; ``count`` leaves no key at all.
+same segment again reuses one key; ``client.count_once`` counts it and leaves no key at all.
 """
 
 from __future__ import annotations
@@ -132,51 +132,26 @@ def evaluate(
     *,
     name: str | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    compute: bool = True,
 ) -> Bitmap:
     """The users matching ``node`` in ``period``; ``resolve`` turns a segment name into its AST.
 
     ``name`` is the segment being evaluated, if any, so a reference back to it is reported as a
     cycle. ``max_bytes`` bounds the scratch memory (``SegmentTooCostly`` above it; ``None``: no
-    bound). The result is computed before it is returned, as bitmapist's bit operations are.
+    bound). The result is computed before it is returned, as bitmapist's bit operations are,
+    unless ``compute`` is false (nothing is written then: for ``client.count_once``, which counts
+    and deletes in one go).
     """
-    bitmap = bitmap_of(node, client, period, resolve, name=name, max_bytes=max_bytes)
-    if bitmap.derived:
-        client.materialize(bitmap)
-    return bitmap
-
-
-def count(
-    node: Node,
-    client: BitCore,
-    period: Period,
-    resolve: Resolver,
-    *,
-    name: str | None = None,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
-) -> int:
-    """How many users match ``node`` in ``period``, leaving no key behind (for one-shot answers
-    such as a preview), with ``evaluate``'s checks."""
-    bitmap = bitmap_of(node, client, period, resolve, name=name, max_bytes=max_bytes)
-    return client.count_once(bitmap)
-
-
-def bitmap_of(
-    node: Node,
-    client: BitCore,
-    period: Period,
-    resolve: Resolver,
-    *,
-    name: str | None = None,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
-) -> Bitmap:
-    """``evaluate``'s result, not computed yet (nothing is written)."""
     builder = _Builder(client, period, resolve)
     if name is not None:
         builder.stack.append(name)
     term = builder.build(node)
     if isinstance(term, Bitmap):
         return term
-    return SegmentBitmap(client, term, max_bytes)
+    bitmap = SegmentBitmap(client, term, max_bytes)
+    if compute:
+        client.materialize(bitmap)
+    return bitmap
 
 
 def check_expansion(node: Node, resolve: Resolver, *, name: str | None = None) -> int:

@@ -40,7 +40,7 @@ from bitcore.segments.errors import (
     SegmentNotFound,
     UnknownSegments,
 )
-from bitcore.segments.evaluate import DEFAULT_MAX_BYTES, check_expansion, count, evaluate
+from bitcore.segments.evaluate import DEFAULT_MAX_BYTES, check_expansion, evaluate
 from bitcore.segments.parser import Node, parse_expression, references
 
 if TYPE_CHECKING:
@@ -196,19 +196,14 @@ class SegmentStore:
 
     # --- evaluation
 
-    def bitmap(self, name: str, period: periods.Period) -> Bitmap:
+    def bitmap(self, name: str, period: periods.Period, *, compute: bool = True) -> Bitmap:
         """The users of segment ``name`` in ``period``: a ``Bitmap`` with MonthEvents' API."""
-        segment = self.get(name)
-        return evaluate(
-            segment.tree, self.client, period, self._resolver(), name=name, max_bytes=self.max_bytes
-        )
+        tree = self.get(name).tree
+        return self._evaluate(tree, period, self._resolver(), name, compute)
 
     def size(self, name: str, period: periods.Period) -> int:
         """How many users segment ``name`` has in ``period``, leaving no key behind."""
-        segment = self.get(name)
-        return count(
-            segment.tree, self.client, period, self._resolver(), name=name, max_bytes=self.max_bytes
-        )
+        return self.client.count_once(self.bitmap(name, period, compute=False))
 
     def evaluate(
         self, name: str, kind: periods.Kind = "month", when: date | datetime | None = None
@@ -220,12 +215,19 @@ class SegmentStore:
     def preview(self, expression: str, period: periods.Period, name: str | None = None) -> Bitmap:
         """Evaluate an unsaved expression (as segment ``name``, if given, for cycle checks)."""
         tree, resolve = self._checked(expression, name)
-        return evaluate(tree, self.client, period, resolve, name=name, max_bytes=self.max_bytes)
+        return self._evaluate(tree, period, resolve, name, compute=True)
 
     def preview_size(self, expression: str, period: periods.Period, name: str | None = None) -> int:
         """``len(preview(...))``, leaving no key behind: what a dashboard preview shows."""
         tree, resolve = self._checked(expression, name)
-        return count(tree, self.client, period, resolve, name=name, max_bytes=self.max_bytes)
+        return self.client.count_once(self._evaluate(tree, period, resolve, name, compute=False))
+
+    def _evaluate(
+        self, tree: Node, period: periods.Period, resolve: Any, name: str | None, compute: bool
+    ) -> Bitmap:
+        return evaluate(
+            tree, self.client, period, resolve, name=name, max_bytes=self.max_bytes, compute=compute
+        )
 
     def _checked(self, expression: str, name: str | None) -> tuple[Node, Any]:
         """The tree of an unsaved expression and a resolver, after the checks a save makes."""
