@@ -66,6 +66,11 @@ class Bitmap:
         runs them; the last one is a MULTI/EXEC that also carries the read that needs the key."""
         return [lambda pipe: self.build(pipe, ttl)]
 
+    def scratch_keys(self) -> list[str]:
+        """Keys the last ``steps`` write only along the way: deleted by the client if a step fails
+        (Redis out of memory, say), so a failure gives back what it took at once."""
+        return []
+
     def leaves(self) -> Iterator[Bitmap]:
         """The stored (non-derived) bitmaps this one is computed from; itself when it is stored."""
         yield self

@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, tzinfo
@@ -391,15 +392,20 @@ class BitCore:
         MULTI/EXEC followed by ``then`` (a read of the fresh key); returns the last one's
         replies."""
         *early, last = bitmap.steps(self.bitop_ttl(bitmap))
-        for step in early:
-            with self.redis.pipeline(transaction=False) as pipe:
-                step(pipe)
-                pipe.execute()
-        with self.redis.pipeline() as pipe:
-            last(pipe)
-            if then is not None:
-                then(pipe)
-            return cast(list[Any], pipe.execute())
+        try:
+            for step in early:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    step(pipe)
+                    pipe.execute()
+            with self.redis.pipeline() as pipe:
+                last(pipe)
+                if then is not None:
+                    then(pipe)
+                return cast(list[Any], pipe.execute())
+        except redis.RedisError:
+            with contextlib.suppress(redis.RedisError):  # UNLINK works even at maxmemory
+                self._delete(bitmap.scratch_keys())
+            raise
 
     def bitop_ttl(self, bitmap: Bitmap) -> int:
         """Short TTL while any period under ``bitmap`` is still open (or dateless), long once all

@@ -239,3 +239,20 @@ def test_an_expression_over_the_memory_limit_is_refused_before_writing(
     assert "3.0 MiB" in str(refused.value) and "2.0 MiB" in str(refused.value)
     assert small_redis.dbsize() == keys
     assert SegmentStore(bc, max_bytes=None).preview_size("~e0 & ~e1 & e2", WEEK) == 1
+
+
+def test_running_out_of_memory_midway_gives_the_scratch_keys_back(
+    small_redis: redis.Redis,
+) -> None:
+    """Redis at ``maxmemory`` refuses a BITOP after the first registers are written: the error
+    reaches the caller (the dashboard answers it) and the registers are deleted at once."""
+    bc = bitcore.BitCore(small_redis)
+    big_events(small_redis, bc, 4)
+    keys = small_redis.dbsize()
+    used = small_redis.info("memory")["used_memory"]
+    small_redis.config_set("maxmemory", str(used + MIB + MIB // 2))  # room for one register
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        SegmentStore(bc, max_bytes=None).preview_size(nots(4), WEEK)
+    small_redis.config_set("maxmemory", str(48 * MIB))
+    assert small_redis.dbsize() == keys
+    assert small_redis.info("memory")["used_memory"] - used < MIB // 4

@@ -62,6 +62,7 @@ class SegmentBitmap(Bitmap):
         self.universe_key = client.keys.unique_key(client.universe)
         self.scratch_prefix = f"{client.keys.bitop_prefix}{SEGMENT_OP}_"
         self.redis_key = self.scratch_prefix + program.digest(term, self.universe_key)
+        self._registers: list[str] = []
         client.register_bitop(self)
 
     def leaves(self) -> Iterator[Bitmap]:
@@ -80,9 +81,13 @@ class SegmentBitmap(Bitmap):
             lengths = dict(zip(keys, pipe.execute(), strict=True))
         compiled = program.compile_term(self.term, lengths, self.universe_key, self.scratch_prefix)
         program.check_cost(compiled, self.max_bytes)
+        self._registers = compiled.registers
         derived = [leaf for leaf in stored.values() if leaf.derived]
         prepare = [_builder_step(leaf, ttl) for leaf in derived]
         return [*prepare, *program.steps(compiled, self.redis_key, ttl)]
+
+    def scratch_keys(self) -> list[str]:
+        return list(self._registers)
 
     def build(self, pipe: program.Pipeline, ttl: int) -> None:
         for step in self.steps(ttl):
