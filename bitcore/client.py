@@ -413,9 +413,17 @@ class BitCore:
         now = self.now()
         for leaf in bitmap.leaves():
             period = getattr(leaf, "period", None)
-            if period is None or periods.end(period, self.tz_or_utc) >= now:
+            if period is None or self._ends_after(period, now):
                 return self.bitop_ttl_open
         return self.bitop_ttl_closed
+
+    def _ends_after(self, period: periods.Period, now: datetime) -> bool:
+        """Whether ``period`` is still open at ``now``; one ending past year 9999 (whose end
+        ``datetime`` cannot hold) is."""
+        try:
+            return periods.end(period, self.tz_or_utc) >= now
+        except OverflowError:
+            return True
 
     def register_bitop(self, bitmap: Bitmap) -> None:
         """Remember a bit-op key made in this thread, for ``delete_runtime_bitop_keys``: at most

@@ -139,3 +139,17 @@ def test_previews_leave_no_keys_and_the_app_remembers_none(
     assert bc.redis.dbsize() == keys
     app_client: bitcore.BitCore = client.application.extensions["bitcore"]
     assert len(app_client._runtime_keys()) == 0
+
+
+@pytest.mark.parametrize("kind", ["hour", "day", "week", "month", "year"])
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31", "2025-02-30", "x"])
+def test_previews_of_the_first_and_last_representable_dates_are_answered(
+    client: FlaskClient, kind: str, when: str
+) -> None:
+    """A period ending after year 9999 once made the bit-op TTL overflow: a 500."""
+    query = urlencode({"expression": "active & ~bought", "kind": kind, "when": when})
+    assert client.get(f"/segments/preview.json?{query}").status_code in (200, 400)
+    posted = client.post(
+        "/segments/new", data=form(expression="active & ~bought", kind=kind, when=when, preview="1")
+    )
+    assert posted.status_code in (200, 400)
