@@ -256,3 +256,15 @@ def test_running_out_of_memory_midway_gives_the_scratch_keys_back(
     small_redis.config_set("maxmemory", str(48 * MIB))
     assert small_redis.dbsize() == keys
     assert small_redis.info("memory")["used_memory"] - used < MIB // 4
+
+
+def test_a_year_operand_that_expired_is_computed_again(bc: bitcore.BitCore) -> None:
+    """Years are derived keys (the OR of twelve months): one that is gone when the segment is
+    computed is rebuilt first, so the segment never counts it as empty."""
+    bc.mark_many([("a", 1, WHEN), ("a", 2, WHEN), ("b", 2, WHEN), ("c", 3, WHEN)])
+    store = SegmentStore(bc)
+    year = periods.year(2025)
+    bitmap = evaluate(parse_expression("a & ~b"), bc, year, parse_expression, compute=False)
+    bc.delete_temporary_bitop_keys()  # every year key and result is gone
+    assert bc.count_once(bitmap) == 1
+    assert set(store.preview("a | c", year)) == {1, 2, 3}

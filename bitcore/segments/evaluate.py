@@ -71,20 +71,30 @@ class SegmentBitmap(Bitmap):
             yield self.universe
 
     def steps(self, ttl: int) -> list[program.Step]:
-        """Rebuild derived leaves (years), measure the keys (one round trip), refuse the program
-        if its scratch memory is over ``max_bytes``, else its bounded steps."""
-        stored = {leaf.redis_key: leaf for leaf in self.leaves()}
-        keys = sorted(stored)
-        with self.client.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.strlen(key)
-            lengths = dict(zip(keys, pipe.execute(), strict=True))
+        """Measure the keys read (one round trip; a derived leaf, a year, that is gone is
+        computed again first), refuse the program if its scratch memory is over ``max_bytes``,
+        else its bounded steps."""
+        leaves = {leaf.redis_key: leaf for leaf in self.leaves()}
+        lengths = self._lengths(list(leaves))
+        gone = [
+            leaves[key] for key, length in lengths.items() if not length and leaves[key].derived
+        ]
+        for leaf in gone:
+            self.client.materialize(leaf)
+        lengths.update(self._lengths([leaf.redis_key for leaf in gone]))
         compiled = program.compile_term(self.term, lengths, self.universe_key, self.scratch_prefix)
         program.check_cost(compiled, self.max_bytes)
         self._registers = compiled.registers
-        derived = [leaf for leaf in stored.values() if leaf.derived]
-        prepare = [_builder_step(leaf, ttl) for leaf in derived]
-        return [*prepare, *program.steps(compiled, self.redis_key, ttl)]
+        return program.steps(compiled, self.redis_key, ttl)
+
+    def _lengths(self, keys: list[str]) -> dict[str, int]:
+        """``STRLEN`` of each key (0: missing), in one round trip."""
+        if not keys:
+            return {}
+        with self.client.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.strlen(key)
+            return dict(zip(keys, pipe.execute(), strict=True))
 
     def scratch_keys(self) -> list[str]:
         return list(self._registers)
@@ -92,10 +102,6 @@ class SegmentBitmap(Bitmap):
     def build(self, pipe: program.Pipeline, ttl: int) -> None:
         for step in self.steps(ttl):
             step(pipe)
-
-
-def _builder_step(bitmap: Bitmap, ttl: int) -> program.Step:
-    return lambda pipe: bitmap.build(pipe, ttl)
 
 
 class _Builder:
