@@ -118,6 +118,7 @@ def test_a_preview_over_the_memory_limit_answers_422_naming_the_setting(
     assert html.status_code == 422 and "BITCORE_SEGMENT_MAX_BYTES" in html.get_data(as_text=True)
     posted = client.post("/segments/new", data=form(name="x", expression="~active", preview="1"))
     assert posted.status_code == 422
+    assert "BITCORE_SEGMENT_MAX_BYTES" in posted.get_data(as_text=True)
     # saving does not evaluate; the list shows the refusal on the row instead of failing
     saved = client.post("/segments/new", data=form(name="x", expression="~active", save="1"))
     assert saved.status_code == 302
