@@ -52,6 +52,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # requests per window; 0: off
     ("BITCORE_TRACK_RATE_LIMIT", "BITCORE_TRACK_RATE_LIMIT", int, 600),
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds
+    # scratch memory (bytes) one segment evaluation may take in Redis; more: 422; 0: no limit
+    ("BITCORE_SEGMENT_MAX_BYTES", "BITCORE_SEGMENT_MAX_BYTES", int, 64 << 20),
     # Cleanup of temporary bit-op keys (dashboard/cleanup.py, bitcore/cleanup.py).
     ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on, off in tests
     ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds
