@@ -38,6 +38,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 
 from bitcore import BitCore, bulk
 from dashboard import ratelimit
+from dashboard.beacon_budget import OverBudget, budget_for
 from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payload, parse_pixel
 from dashboard.beacon_write import WriteResult, write_beacons
 
@@ -363,74 +364,6 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-#: Each limit of a beacon write's budget: its status, the setting that sets it, the field to
-#: blame and what it counts. The window ones are per write key (any address) and rate window.
-_BUDGET_LIMITS = {
-    "max_bytes": (
-        413,
-        "BITCORE_TRACK_MAX_WRITE_BYTES",
-        "uid",
-        "bytes of Redis memory for one request",
-    ),
-    "bytes_quota": (
-        429,
-        "BITCORE_TRACK_WINDOW_WRITE_BYTES",
-        "uid",
-        "bytes of Redis memory for this write key in this window",
-    ),
-    "max_event_names": (
-        422,
-        "BITCORE_TRACK_MAX_EVENT_NAMES",
-        "event",
-        "event names in the registry (names already in it are still accepted)",
-    ),
-    "new_names_quota": (
-        429,
-        "BITCORE_TRACK_MAX_NEW_NAMES",
-        "event",
-        "new event names for this write key in this window",
-    ),
-}
-
-
-class OverBudget(Exception):
-    """A write over its budget (``bulk.WriteRefused``), as the refusal the client gets."""
-
-    def __init__(self, refused: bulk.WriteRefused, window: ratelimit.Window | None) -> None:
-        self.status, self.setting, self.field, what = _BUDGET_LIMITS[refused.limit]
-        self.message = (
-            f"refused, nothing written: this request would bring {what} to {refused.amount}, "
-            f"over the limit of {refused.allowed} ({self.setting})"
-        )
-        self.retry_after = window.retry_after if window else None
-        super().__init__(self.message)
-
-
-def _budget(key: str, config: Any) -> tuple[bulk.Budget, dict[str, ratelimit.Window]]:
-    """The budget of a write with ``key`` now, and the windows of its quotas by limit name.
-    A setting of 0 turns its limit off."""
-    window = int(config["BITCORE_TRACK_RATE_WINDOW"])
-    windows: dict[str, ratelimit.Window] = {}
-    for limit, setting, kind in (
-        ("bytes_quota", "BITCORE_TRACK_WINDOW_WRITE_BYTES", "bytes"),
-        ("new_names_quota", "BITCORE_TRACK_MAX_NEW_NAMES", "names"),
-    ):
-        allowed = int(config[setting])
-        if allowed > 0:
-            windows[limit] = ratelimit.window_for(f"{kind}|{key}", allowed, window)
-    quotas = {
-        limit: bulk.Quota(counter.key, counter.limit, counter.ttl)
-        for limit, counter in windows.items()
-    }
-    budget = bulk.Budget(
-        max_bytes=int(config["BITCORE_TRACK_MAX_WRITE_BYTES"]) or None,
-        bytes_quota=quotas.get("bytes_quota"),
-        max_event_names=int(config["BITCORE_TRACK_MAX_EVENT_NAMES"]) or None,
-        new_names_quota=quotas.get("new_names_quota"),
-    )
-    return budget, windows
-
-
 Parse = Callable[[BeaconRules, float], list[Beacon]]
 
 
@@ -448,7 +381,7 @@ def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> Write
             if not verdict.allowed:
                 raise RateLimited(verdict.retry_after) from None
         raise
-    budget, windows = _budget(key, app.config)
+    budget, windows = budget_for(key, app.config)
     try:
         result = write_beacons(client, beacons, counter, budget=budget)
     except bulk.WriteRefused as refused:
