@@ -128,9 +128,15 @@ def check_ts(value: Any, field: str, rules: BeaconRules, now: float) -> float | 
     Anything but a finite number is refused."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise BeaconError(field, "must be unix seconds (a number)")
-    return float(min(max(value, now - rules.max_age_seconds), now + rules.max_skew_seconds))
+    try:
+        seconds = float(value)  # an int past a float's range raises
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise BeaconError(field, "must be unix seconds (a finite number)")
+    return min(max(seconds, now - rules.max_age_seconds), now + rules.max_skew_seconds)
 
 
 def check_flag(value: Any, field: str, allowed: bool, default: bool) -> bool:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from private_redis import fill_up, private_redis, used_memory
 
 import bitcore
 from bitcore import bulk
-from private_redis import fill_up, private_redis, used_memory
 
 MAY_7 = datetime(2024, 5, 7, 13, 30)
 #: A uid whose bit sits 128 KiB into a bitmap: every new key of a mark at it is 128 KiB.
