@@ -6,12 +6,14 @@ thousands of tiny commands. Instead the bits are grouped per key (``BitCore.plan
 one of two ways, by size:
 
 * up to ``SCRIPT_MAX_BITS`` bits (a single event, a few marks): one Lua script call that checks
-  every key's type, counts the write against an optional ``Quota`` (a rate limit) and sets the
-  bits: one round trip, atomic as Redis runs scripts;
-* more: the same script without bits first (types and quota: nothing is written if either says
-  no), then the bits as ``BITFIELD key SET u1 <offset> 1 ...`` in ``MULTI``/``EXEC``. Redis spends
-  about a quarter per bit of what a script's ``SETBIT`` calls cost it, and applies a transaction
-  as one unit: other clients see all of its bits or none.
+  every key's type, counts the write against an optional ``Quota`` (a rate limit) and
+  ``Budget`` (what the write may make Redis allocate, and the event names it may add), adds new
+  event names to the registry and sets the bits: one round trip, atomic as Redis runs scripts;
+* more: the same script given each key's highest offset instead of its bits first (types,
+  quota and budget: nothing is written if any says no), then the bits as
+  ``BITFIELD key SET u1 <offset> 1 ...`` in ``MULTI``/``EXEC``. Redis spends about a quarter per
+  bit of what a script's ``SETBIT`` calls cost it, and applies a transaction as one unit: other
+  clients see all of its bits or none.
 
 A transaction holds at most ``MAX_BITS_PER_CALL`` bits, so Redis is never blocked for long; a
 larger batch is several transactions, and a connection lost between two of them can leave the
@@ -91,7 +93,8 @@ class WriteRefused(Exception):
 #: the bits, 0 to check and count only; ARGV[10]: the number n of event names, ARGV[11..10+n]
 #: the names; then for each bitmap its offsets packed as 4-byte big-endian integers, highest
 #: first (when checking only, the highest alone).
-#: Returns {1, count} when written (or allowed), {0, count, limit, amount} when refused.
+#: Returns {1, count} when written (or allowed), {0, count, limit name, amount, limit} when
+#: refused.
 GATE_LUA = """
 local call, byte, floor = redis.call, string.byte, math.floor
 local n = tonumber(ARGV[10])
@@ -124,18 +127,18 @@ local count = 0
 if limit > 0 then
   count = counted(KEYS[1], ARGV[2], 1)
   if count > limit then
-    return {0, count, 'requests', count}
+    return {0, count, 'requests', count, limit}
   end
 end
 local max_bytes = tonumber(ARGV[3])
 if max_bytes > 0 and grow > max_bytes then
-  return {0, count, 'max_bytes', grow}
+  return {0, count, 'max_bytes', grow, max_bytes}
 end
 local bytes_limit = tonumber(ARGV[4])
 if bytes_limit > 0 and grow > 0 then
   local used = tonumber(call('GET', KEYS[2]) or '0') + grow
   if used > bytes_limit then
-    return {0, count, 'bytes_quota', used}
+    return {0, count, 'bytes_quota', used, bytes_limit}
   end
 end
 local fresh = {}
@@ -153,14 +156,14 @@ if #fresh > 0 then
   if max_names > 0 then
     local total = call('ZCARD', KEYS[4]) + #fresh
     if total > max_names then
-      return {0, count, 'max_event_names', total}
+      return {0, count, 'max_event_names', total, max_names}
     end
   end
   local names_limit = tonumber(ARGV[7])
   if names_limit > 0 then
     local used = tonumber(call('GET', KEYS[3]) or '0') + #fresh
     if used > names_limit then
-      return {0, count, 'new_names_quota', used}
+      return {0, count, 'new_names_quota', used, names_limit}
     end
     counted(KEYS[3], ARGV[8], #fresh)
   end
@@ -248,8 +251,6 @@ def _queue(
         call_keys = [*gate.keys(names), *(key for key, _ in call)]
         args = [*gate.args(True, names), *(pack_offsets(part) for _, part in call)]
         script(keys=call_keys, args=args)
-    if not keys and gate.names:  # names alone (nothing to mark): still registered
-        script(keys=gate.keys(gate.names), args=gate.args(True, gate.names))
     return True
 
 
@@ -302,19 +303,10 @@ class _Gate:
         except redis.ResponseError as error:
             raise _out_of_memory(error) from None
         allowed, _count, *refused = reply
-        if not allowed and refused and refused[0] != b"requests":
-            raise WriteRefused(refused[0].decode(), int(refused[1]), self._allowed(refused[0]))
+        if not allowed and refused[0] != b"requests":
+            name, amount, limit = refused
+            raise WriteRefused(name.decode(), int(amount), int(limit))
         return bool(allowed)
-
-    def _allowed(self, limit: bytes) -> int:
-        budget = self.budget or _NO_BUDGET
-        values = {
-            b"max_bytes": budget.max_bytes,
-            b"bytes_quota": budget.bytes_quota.limit if budget.bytes_quota else None,
-            b"max_event_names": budget.max_event_names,
-            b"new_names_quota": budget.new_names_quota.limit if budget.new_names_quota else None,
-        }
-        return values.get(limit) or 0
 
 
 _NO_BUDGET = Budget()
