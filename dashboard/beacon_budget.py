@@ -9,6 +9,8 @@ attacker with many addresses and the site's public key shares one budget.
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Any
 
 from bitcore import bulk
@@ -45,38 +47,58 @@ _BUDGET_LIMITS = {
 
 
 class OverBudget(Exception):
-    """A write over its budget (``bulk.WriteRefused``), as the refusal the client gets."""
+    """A write over its budget (``bulk.WriteRefused``), as the refusal the client gets:
+    ``retry_after`` is set for the window limits (seconds until the window turns over)."""
 
-    def __init__(self, refused: bulk.WriteRefused, window: ratelimit.Window | None) -> None:
+    def __init__(self, refused: bulk.WriteRefused, config: Any) -> None:
         self.status, self.setting, self.field, what = _BUDGET_LIMITS[refused.limit]
         self.message = (
             f"refused, nothing written: this request would bring {what} to {refused.amount}, "
             f"over the limit of {refused.allowed} ({self.setting})"
         )
-        self.retry_after = window.retry_after if window else None
+        self.retry_after: int | None = None
+        if self.status == 429:
+            window = int(config["BITCORE_TRACK_RATE_WINDOW"])
+            self.retry_after = ratelimit.window_for("", refused.allowed, window).retry_after
         super().__init__(self.message)
 
 
-def budget_for(key: str, config: Any) -> tuple[bulk.Budget, dict[str, ratelimit.Window]]:
-    """The budget of a write with ``key`` now, and the windows of its quotas by limit name.
-    A setting of 0 turns its limit off."""
+def budget_for(key: str, config: Any, now: float | None = None) -> bulk.Budget:
+    """The budget of a write with write key ``key`` at ``now``: the window counters are per
+    write key and rate window. A setting of 0 turns its limit off."""
     window = int(config["BITCORE_TRACK_RATE_WINDOW"])
-    windows: dict[str, ratelimit.Window] = {}
-    for limit, setting, kind in (
-        ("bytes_quota", "BITCORE_TRACK_WINDOW_WRITE_BYTES", "bytes"),
-        ("new_names_quota", "BITCORE_TRACK_MAX_NEW_NAMES", "names"),
-    ):
-        allowed = int(config[setting])
-        if allowed > 0:
-            windows[limit] = ratelimit.window_for(f"{kind}|{key}", allowed, window)
-    quotas = {
-        limit: bulk.Quota(counter.key, counter.limit, counter.ttl)
-        for limit, counter in windows.items()
-    }
-    budget = bulk.Budget(
-        max_bytes=int(config["BITCORE_TRACK_MAX_WRITE_BYTES"]) or None,
-        bytes_quota=quotas.get("bytes_quota"),
-        max_event_names=int(config["BITCORE_TRACK_MAX_EVENT_NAMES"]) or None,
-        new_names_quota=quotas.get("new_names_quota"),
+    index = int((time.time() if now is None else now) // window)
+    limits = (int(config[setting]) for setting in _BUDGET_SETTINGS)
+    return _budget(key, index, window, *limits)
+
+
+_BUDGET_SETTINGS = (
+    "BITCORE_TRACK_MAX_WRITE_BYTES",
+    "BITCORE_TRACK_WINDOW_WRITE_BYTES",
+    "BITCORE_TRACK_MAX_EVENT_NAMES",
+    "BITCORE_TRACK_MAX_NEW_NAMES",
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _budget(
+    key: str,
+    index: int,
+    window: int,
+    max_bytes: int,
+    window_bytes: int,
+    max_names: int,
+    new_names: int,
+) -> bulk.Budget:
+    """Made once per write key, window and settings (the same for thousands of beacons)."""
+
+    def quota(kind: str, limit: int) -> bulk.Quota | None:
+        counter = ratelimit.counter_key(f"{kind}|{key}", index)
+        return bulk.Quota(counter, limit, window + 1) if limit > 0 else None
+
+    return bulk.Budget(
+        max_bytes=max_bytes or None,
+        bytes_quota=quota("bytes", window_bytes),
+        max_event_names=max_names or None,
+        new_names_quota=quota("names", new_names),
     )
-    return budget, windows

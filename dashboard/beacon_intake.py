@@ -381,11 +381,10 @@ def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> Write
             if not verdict.allowed:
                 raise RateLimited(verdict.retry_after) from None
         raise
-    budget, windows = budget_for(key, app.config)
     try:
-        result = write_beacons(client, beacons, counter, budget=budget)
+        result = write_beacons(client, beacons, counter, budget=budget_for(key, app.config))
     except bulk.WriteRefused as refused:
-        raise OverBudget(refused, windows.get(refused.limit)) from None
+        raise OverBudget(refused, app.config) from None
     if not result.allowed:
         raise RateLimited(counter.retry_after if counter else 1)
     return result
