@@ -432,8 +432,11 @@ class BitCore:
         return self._delete_matching(self.keys.bitop_keys_pattern())
 
     def delete_all_events(self) -> int:
-        """Delete every key under the prefix: events, unique events and bit-op results."""
-        return self._delete_matching(self.keys.all_keys_pattern())
+        """Delete every key under the prefix: events, unique events and bit-op results; returns
+        how many. The registry of event names goes too, as no event is left to list."""
+        deleted = self._delete_matching(self.keys.all_keys_pattern())
+        self._delete([self.keys.event_names_key()])
+        return deleted
 
     def _delete_matching(self, pattern: str) -> int:
         deleted = 0
