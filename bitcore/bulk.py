@@ -292,7 +292,8 @@ class _Gate:
         self, redis_client: redis.Redis, keys: list[str], packed: list[bytes], write: bool
     ) -> bool:
         """One call of ``GATE_LUA`` (loaded on first use): True when allowed."""
-        head_keys, head_args = _encoded_head(self, write)
+        head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
+        head_keys, head_args = head(self, write)
         parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed)
         body = [head_keys, _bulk_strings(keys), head_args, _bulk_strings(packed)]
         numkeys = _HEAD_KEYS + len(keys)
@@ -319,6 +320,9 @@ class _Gate:
 #: KEYS before the bitmaps, and ARGV before the names.
 _HEAD_KEYS = 4
 _FIXED_ARGS = 10
+#: Heads with at most this many names are remembered (beacons'); a big batch's are not, so the
+#: memory stays small.
+_CACHED_NAMES = 8
 
 
 @functools.lru_cache(maxsize=256)
