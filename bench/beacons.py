@@ -53,6 +53,9 @@ BATCH = 500
 MAX_REQUESTS_PER_CLIENT = 200_000
 TARGET_SINGLE = 3_000
 TARGET_BATCH_EVENTS = 100_000
+#: Random uids are drawn below this (wrk's script too), under the default
+#: BITCORE_TRACK_MAX_UID (2**22): higher ones are refused.
+UIDS = 4_000_000
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -104,10 +107,10 @@ def client_loop(port: int, batch: int, seconds: float, seed: int, results: mp.Qu
     while time.monotonic() < deadline and ok + failed < MAX_REQUESTS_PER_CLIENT:
         method, path = ("GET", "/healthz") if batch == 0 else ("POST", "/track")
         if batch <= 1:
-            payload: object = {"event": "bench:single", "uid": rng.randrange(10_000_000)}
+            payload: object = {"event": "bench:single", "uid": rng.randrange(UIDS)}
         else:
             events = [
-                {"event": f"bench:batch{rng.randrange(4)}", "uid": rng.randrange(10_000_000)}
+                {"event": f"bench:batch{rng.randrange(4)}", "uid": rng.randrange(UIDS)}
                 for _ in range(batch)
             ]
             payload = {"events": events}
@@ -143,7 +146,7 @@ function init(args)
       local events = {}
       for i = 1, batch do
         events[i] = string.format('{"event":"bench:batch%d","uid":%d}',
-                                  math.random(0, 3), math.random(0, 9999999))
+                                  math.random(0, 3), math.random(0, 3999999))
       end
       bodies[b] = '{"events":[' .. table.concat(events, ",") .. ']}'
     end
@@ -153,7 +156,7 @@ function request()
   if batch == 0 then
     return wrk.format("GET", "/healthz")
   elseif batch == 1 then
-    local body = string.format('{"event":"bench:single","uid":%d}', math.random(0, 9999999))
+    local body = string.format('{"event":"bench:single","uid":%d}', math.random(0, 3999999))
     return wrk.format("POST", "/track", nil, body)
   end
   turn = turn % #bodies + 1

@@ -6,12 +6,14 @@ thousands of tiny commands. Instead the bits are grouped per key (``BitCore.plan
 one of two ways, by size:
 
 * up to ``SCRIPT_MAX_BITS`` bits (a single event, a few marks): one Lua script call that checks
-  every key's type, counts the write against an optional ``Quota`` (a rate limit) and sets the
-  bits: one round trip, atomic as Redis runs scripts;
-* more: the same script without bits first (types and quota: nothing is written if either says
-  no), then the bits as ``BITFIELD key SET u1 <offset> 1 ...`` in ``MULTI``/``EXEC``. Redis spends
-  about a quarter per bit of what a script's ``SETBIT`` calls cost it, and applies a transaction
-  as one unit: other clients see all of its bits or none.
+  every key's type, counts the write against an optional ``Quota`` (a rate limit) and
+  ``Budget`` (what the write may make Redis allocate, and the event names it may add), adds new
+  event names to the registry and sets the bits: one round trip, atomic as Redis runs scripts;
+* more: the same script given each key's highest offset instead of its bits first (types,
+  quota and budget: nothing is written if any says no), then the bits as
+  ``BITFIELD key SET u1 <offset> 1 ...`` in ``MULTI``/``EXEC``. Redis spends about a quarter per
+  bit of what a script's ``SETBIT`` calls cost it, and applies a transaction as one unit: other
+  clients see all of its bits or none.
 
 A transaction holds at most ``MAX_BITS_PER_CALL`` bits, so Redis is never blocked for long; a
 larger batch is several transactions, and a connection lost between two of them can leave the
@@ -22,9 +24,10 @@ millisecond) makes ``EXEC`` fail for that key only; nothing else can write part 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,35 +50,143 @@ class Quota:
     ttl: int
 
 
-#: KEYS[1]: the quota counter (untouched when ARGV[1] is 0); KEYS[2..]: bitmaps. ARGV[1]: the
-#: quota's limit, 0 for none; ARGV[2]: its TTL; ARGV[3..]: for each bitmap, its offsets packed as
-#: 4-byte big-endian integers, or nothing at all to check types and count only.
-#: Returns {1, count} when allowed (and written, given offsets), {0, count} when over the quota.
+@dataclass(frozen=True)
+class Budget:
+    """What one write may cost Redis, checked atomically by the script that writes it: a write
+    over any limit is refused whole (``WriteRefused``), nothing written and nothing counted.
+
+    ``max_bytes``: bytes the write may make Redis allocate, counted per key as
+    ``max(0, ceil((highest offset + 1) / 8) - STRLEN(key))`` (a bit at offset N makes Redis grow
+    the string to N/8 bytes). ``bytes_quota``: a counter of those bytes, for a rate window
+    (``limit`` bytes per counter). ``max_event_names``: the size the registry of event names
+    (``KeyLayout.event_names_key``) may reach; names already in it always pass.
+    ``new_names_quota``: a counter of names the writes add to the registry. ``None``: no limit.
+
+    >>> Budget(max_bytes=8 << 20).max_bytes
+    8388608
+    """
+
+    max_bytes: int | None = None
+    bytes_quota: Quota | None = None
+    max_event_names: int | None = None
+    new_names_quota: Quota | None = None
+
+
+class WriteRefused(Exception):
+    """A write over one of its ``Budget``'s limits: nothing was written.
+
+    ``limit`` names it (``"max_bytes"``, ``"bytes_quota"``, ``"max_event_names"`` or
+    ``"new_names_quota"``), ``amount`` is what the write would have brought it to and ``allowed``
+    the limit itself."""
+
+    def __init__(self, limit: str, amount: int, allowed: int) -> None:
+        super().__init__(f"write refused: {limit} would reach {amount}, over {allowed}")
+        self.limit = limit
+        self.amount = amount
+        self.allowed = allowed
+
+
+#: KEYS[1]: the request quota's counter; KEYS[2]: the bytes quota's; KEYS[3]: the new-names
+#: quota's; KEYS[4]: the registry of event names (each untouched when unused); KEYS[5..]: bitmaps.
+#: ARGV[1], ARGV[2]: the request quota's limit (0: none) and TTL; ARGV[3]: bytes one call may make
+#: Redis allocate (0: no limit); ARGV[4], ARGV[5]: the bytes quota's limit and TTL; ARGV[6]: the
+#: registry's size limit; ARGV[7], ARGV[8]: the new-names quota's limit and TTL; ARGV[9]: 1 to set
+#: the bits, 0 to check and count only; ARGV[10]: the number n of event names, ARGV[11..10+n]
+#: the names; then for each bitmap its offsets packed as 4-byte big-endian integers, highest
+#: first (when checking only, the highest alone).
+#: Returns {1, count} when written (or allowed), {0, count, limit name, amount, limit} when
+#: refused.
 GATE_LUA = """
-for i = 2, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'none' and kind ~= 'string' then
-    return redis.error_reply(
-      'WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a bitmap: nothing was marked')
+local call, byte, floor = redis.call, string.byte, math.floor
+local n = tonumber(ARGV[10])
+local first = 11 + n
+local grow = 0
+for i = 5, #KEYS do
+  local length = redis.pcall('STRLEN', KEYS[i])
+  if type(length) == 'table' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' ..
+      call('TYPE', KEYS[i])['ok'] .. ', not a bitmap: nothing was marked')
   end
+  local packed = ARGV[first + i - 5]
+  if packed and #packed >= 4 then
+    local a, b, c, d = byte(packed, 1, 4)
+    local size = floor((((a * 256 + b) * 256 + c) * 256 + d) / 8) + 1
+    if size > length then
+      grow = grow + size - length
+    end
+  end
+end
+local function counted(key, ttl, amount)
+  local total = call('INCRBY', key, amount)
+  if total == amount then
+    call('EXPIRE', key, ttl)
+  end
+  return total
 end
 local limit = tonumber(ARGV[1])
 local count = 0
 if limit > 0 then
-  count = redis.call('INCR', KEYS[1])
-  if count == 1 then
-    redis.call('EXPIRE', KEYS[1], ARGV[2])
-  end
+  count = counted(KEYS[1], ARGV[2], 1)
   if count > limit then
-    return {0, count}
+    return {0, count, 'requests', count, limit}
   end
 end
-local call, byte = redis.call, string.byte
-for i = 2, math.min(#KEYS, #ARGV - 1) do
-  local key, packed = KEYS[i], ARGV[i + 1]
-  for pos = 1, #packed, 4 do
-    local a, b, c, d = byte(packed, pos, pos + 3)
-    call('SETBIT', key, ((a * 256 + b) * 256 + c) * 256 + d, 1)
+local max_bytes = tonumber(ARGV[3])
+if max_bytes > 0 and grow > max_bytes then
+  return {0, count, 'max_bytes', grow, max_bytes}
+end
+local bytes_limit = tonumber(ARGV[4])
+if bytes_limit > 0 and grow > 0 then
+  local used = tonumber(call('GET', KEYS[2]) or '0') + grow
+  if used > bytes_limit then
+    return {0, count, 'bytes_quota', used, bytes_limit}
+  end
+end
+local fresh = {}
+for start = 11, 10 + n, 1000 do
+  local last = math.min(start + 999, 10 + n)
+  local scores = call('ZMSCORE', KEYS[4], unpack(ARGV, start, last))
+  for j = start, last do
+    if not scores[j - start + 1] then
+      fresh[#fresh + 1] = ARGV[j]
+    end
+  end
+end
+if #fresh > 0 then
+  local max_names = tonumber(ARGV[6])
+  if max_names > 0 then
+    local total = call('ZCARD', KEYS[4]) + #fresh
+    if total > max_names then
+      return {0, count, 'max_event_names', total, max_names}
+    end
+  end
+  local names_limit = tonumber(ARGV[7])
+  if names_limit > 0 then
+    local used = tonumber(call('GET', KEYS[3]) or '0') + #fresh
+    if used > names_limit then
+      return {0, count, 'new_names_quota', used, names_limit}
+    end
+    counted(KEYS[3], ARGV[8], #fresh)
+  end
+  for start = 1, #fresh, 1000 do
+    local members = {}
+    for j = start, math.min(start + 999, #fresh) do
+      members[#members + 1] = 0
+      members[#members + 1] = fresh[j]
+    end
+    call('ZADD', KEYS[4], 'NX', unpack(members))
+  end
+end
+if bytes_limit > 0 and grow > 0 then
+  counted(KEYS[2], ARGV[5], grow)
+end
+if ARGV[9] == '1' then
+  for i = 5, #KEYS do
+    local key, packed = KEYS[i], ARGV[first + i - 5]
+    for pos = 1, #packed, 4 do
+      local a, b, c, d = byte(packed, pos, pos + 3)
+      call('SETBIT', key, ((a * 256 + b) * 256 + c) * 256 + d, 1)
+    end
   end
 end
 return {1, count}
@@ -92,20 +203,33 @@ OFFSETS_PER_COMMAND = 4096
 
 
 def set_bits_atomically(
-    redis_client: redis.Redis, writes: Mapping[str, Collection[int]], quota: Quota | None = None
+    redis_client: redis.Redis,
+    writes: Mapping[str, Collection[int]],
+    quota: Quota | None = None,
+    *,
+    budget: Budget | None = None,
+    names: Collection[str] = (),
+    registry_key: str | None = None,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
-    ``quota`` (if any). Returns False, having written nothing, when that count is over the quota.
+    ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
+    same step. Returns False, having written nothing, when that count is over the quota; raises
+    ``WriteRefused``, having written nothing, when the write is over a limit of ``budget``.
 
     Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
-    raises ``redis.ResponseError`` before any bit is set; connection errors are raised unchanged.
+    raises ``redis.ResponseError`` before any bit is set; Redis at its ``maxmemory`` raises
+    ``redis.exceptions.OutOfMemoryError``, nothing written; connection errors are raised unchanged.
     """
+    if names and registry_key is None:
+        raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
+    gate = _Gate(quota, budget, tuple(names), registry_key)
     if isinstance(redis_client, Pipeline):
-        return _queue(redis_client, keys, writes, quota)
+        return _queue(redis_client, keys, writes, gate)
     if sum(len(writes[key]) for key in keys) <= SCRIPT_MAX_BITS:
-        return _gate(redis_client, keys, quota, [pack_offsets(writes[key]) for key in keys])
-    if not _gate(redis_client, keys, quota, []):
+        return gate.call(redis_client, keys, [pack_offsets(writes[key]) for key in keys], True)
+    highest = [pack_offsets((max(writes[key]),)) for key in keys]
+    if not gate.call(redis_client, keys, highest, False):
         return False
     fragments: dict[int, bytes] = {}  # a uid's fragment is reused by each of its keys
     for call in split(keys, writes, MAX_BITS_PER_CALL):
@@ -115,34 +239,121 @@ def set_bits_atomically(
 
 
 def _queue(
-    pipe: Pipeline, keys: list[str], writes: Mapping[str, Collection[int]], quota: Quota | None
+    pipe: Pipeline, keys: list[str], writes: Mapping[str, Collection[int]], gate: _Gate
 ) -> bool:
     """On a caller's pipeline (a client made from one, as bitmapist allows): queue script calls of
     at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``.
-    Nothing can be decided before then, so a quota is refused here."""
-    if quota is not None:
-        raise ValueError("a quota needs an answer now: use a client, not a pipeline")
+    Nothing can be decided before then, so a quota or a budget is refused here."""
+    if gate.quota is not None or gate.budget is not None:
+        raise ValueError("a quota or budget needs an answer now: use a client, not a pipeline")
     script = pipe.register_script(GATE_LUA)  # loaded, if need be, by the pipeline's execute()
-    for call in split(keys, writes, MAX_BITS_PER_CALL):
-        call_keys = [QUOTA_PLACEHOLDER_KEY, *(key for key, _ in call)]
-        script(keys=call_keys, args=[0, 0, *(pack_offsets(part) for _, part in call)])
+    for number, call in enumerate(split(keys, writes, MAX_BITS_PER_CALL)):
+        names = gate.names if number == 0 else ()
+        call_keys = [*gate.keys(names), *(key for key, _ in call)]
+        args = [*gate.args(True, names), *(pack_offsets(part) for _, part in call)]
+        script(keys=call_keys, args=args)
     return True
 
 
-def _gate(
-    redis_client: redis.Redis, keys: list[str], quota: Quota | None, packed: list[bytes]
-) -> bool:
-    """One call of ``GATE_LUA`` (loaded on first use): True when allowed."""
-    limit, ttl = (quota.limit, quota.ttl) if quota else (0, 0)
-    all_keys = [quota.key if quota else QUOTA_PLACEHOLDER_KEY, *keys]
-    args: list[str | int | bytes] = [*all_keys, limit, ttl, *packed]
-    try:
-        command = _resp("EVALSHA", GATE_SHA, len(all_keys), *args)
-        [(allowed, _count)] = _round_trip(redis_client, [command])
-    except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
-        command = _resp("EVAL", GATE_LUA, len(all_keys), *args)
-        [(allowed, _count)] = _round_trip(redis_client, [command])
-    return bool(allowed)
+@dataclass(frozen=True)
+class _Gate:
+    """What one write's ``GATE_LUA`` calls are given besides its bitmaps."""
+
+    quota: Quota | None
+    budget: Budget | None
+    names: tuple[str, ...]
+    registry_key: str | None
+
+    def keys(self, names: tuple[str, ...]) -> list[str]:
+        """KEYS[1..4]: the counters of the quotas and the registry, placeholders when unused."""
+        budget = self.budget or _NO_BUDGET
+        return [
+            self.quota.key if self.quota else QUOTA_PLACEHOLDER_KEY,
+            budget.bytes_quota.key if budget.bytes_quota else QUOTA_PLACEHOLDER_KEY,
+            budget.new_names_quota.key if budget.new_names_quota else QUOTA_PLACEHOLDER_KEY,
+            self.registry_key if names and self.registry_key else QUOTA_PLACEHOLDER_KEY,
+        ]
+
+    def args(self, write: bool, names: tuple[str, ...]) -> list[str | int | bytes]:
+        """ARGV[1..10+n]: the limits (0: none) and TTLs, whether to write, and the names."""
+        budget = self.budget or _NO_BUDGET
+        quotas = (self.quota, budget.bytes_quota, budget.new_names_quota)
+        (limit, ttl), (bytes_limit, bytes_ttl), (names_limit, names_ttl) = (
+            (q.limit, q.ttl) if q else (0, 0) for q in quotas
+        )
+        return [
+            *(limit, ttl, budget.max_bytes or 0, bytes_limit, bytes_ttl),
+            *(budget.max_event_names or 0, names_limit, names_ttl, 1 if write else 0),
+            len(names),
+            *names,
+        ]
+
+    def call(
+        self, redis_client: redis.Redis, keys: list[str], packed: list[bytes], write: bool
+    ) -> bool:
+        """One call of ``GATE_LUA`` (loaded on first use): True when allowed."""
+        head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
+        head_keys, head_args = head(self, write)
+        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed)
+        body = [head_keys, _bulk_strings(keys), head_args, _bulk_strings(packed)]
+        numkeys = _HEAD_KEYS + len(keys)
+        try:
+            try:
+                command = _command(parts, ("EVALSHA", GATE_SHA, numkeys), body)
+                [reply] = _round_trip(redis_client, [command])
+            except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
+                command = _command(parts, ("EVAL", GATE_LUA, numkeys), body)
+                [reply] = _round_trip(redis_client, [command])
+        except redis.ResponseError as error:
+            raise _out_of_memory(error) from None
+        allowed, _count, *refused = reply
+        if not allowed and refused[0] != b"requests":
+            name, amount, limit = refused
+            raise WriteRefused(name.decode(), int(amount), int(limit))
+        return bool(allowed)
+
+    def arg_count(self) -> int:
+        """How many of ARGV come before the bitmaps' offsets."""
+        return _FIXED_ARGS + len(self.names)
+
+
+#: KEYS before the bitmaps, and ARGV before the names.
+_HEAD_KEYS = 4
+_FIXED_ARGS = 10
+#: Heads with at most this many names are remembered (beacons'); a big batch's are not, so the
+#: memory stays small.
+_CACHED_NAMES = 8
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
+    """The gate's KEYS and ARGV before the bitmaps', encoded once: a busy endpoint sends the same
+    quotas, budget and event name thousands of times per window (a fifth of the client time of a
+    single beacon's call, measured)."""
+    return _bulk_strings(gate.keys(gate.names)), _bulk_strings(gate.args(write, gate.names))
+
+
+def _command(parts: int, head: tuple[str | int, ...], body: list[bytes]) -> bytes:
+    """A RESP command of ``parts`` parts: ``head`` encoded here, then ``body`` already encoded."""
+    return b"".join([b"*%d\r\n" % parts, _bulk_strings(head), *body])
+
+
+_NO_BUDGET = Budget()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether Redis refused a command for being at its ``maxmemory``: raised as such, queued in
+    a transaction (``EXECABORT`` follows), or met by a script's first write."""
+    return isinstance(error, redis.exceptions.OutOfMemoryError) or (
+        isinstance(error, redis.ResponseError) and "OOM command not allowed" in str(error)
+    )
+
+
+def _out_of_memory(error: redis.ResponseError) -> redis.ResponseError:
+    """``error``, as ``OutOfMemoryError`` when that is what it is (a script's wraps it)."""
+    if is_out_of_memory(error) and not isinstance(error, redis.exceptions.OutOfMemoryError):
+        return redis.exceptions.OutOfMemoryError(str(error))
+    return error
 
 
 def _resp(*parts: str | int | bytes) -> bytes:
@@ -152,7 +363,12 @@ def _resp(*parts: str | int | bytes) -> bytes:
     >>> _resp("GET", "k")
     b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
     """
-    chunks = [b"*%d\r\n" % len(parts)]
+    return b"*%d\r\n%s" % (len(parts), _bulk_strings(parts))
+
+
+def _bulk_strings(parts: Iterable[str | int | bytes]) -> bytes:
+    """``parts`` as RESP bulk strings, one after the other: the body of a command."""
+    chunks = []
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode()
         chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))

@@ -252,13 +252,21 @@ class BitCore:
         if value:  # marking adds the user to the universe; unmarking leaves them there
             keys.append(self.keys.unique_key(self.universe))
         if not use_pipeline:  # bitmapist's way to queue onto a caller's pipeline given as system
-            for key in keys:
-                self.redis.setbit(key, offset, value)
+            self._set_bits(self.redis, keys, offset, value, event_name)
             return
         with self.redis.pipeline() as pipe:
-            for key in keys:
-                pipe.setbit(key, offset, value)
+            self._set_bits(pipe, keys, offset, value, event_name)
             pipe.execute()
+
+    def _set_bits(
+        self, target: redis.Redis, keys: list[str], offset: int, value: int, event_name: str
+    ) -> None:
+        """``SETBIT`` on each key; a mark (``value`` 1) also adds its event to the registry of
+        names, in the same pipeline."""
+        for key in keys:
+            target.setbit(key, offset, value)
+        if value and event_name != self.universe:
+            target.zadd(self.keys.event_names_key(), {event_name: 0}, nx=True)
 
     def mark_unique(self, event_name: str, uuid: int) -> None:
         """Flag ``uuid`` with a dateless event (``trackist_<event>_u``).
@@ -270,12 +278,10 @@ class BitCore:
         keys = [self.keys.unique_key(check_event_name(event_name))]
         keys.append(self.keys.unique_key(self.universe))
         if isinstance(self.redis, Pipeline):
-            for key in keys:
-                self.redis.setbit(key, offset, 1)
+            self._set_bits(self.redis, keys, offset, 1, event_name)
             return
         with self.redis.pipeline() as pipe:
-            for key in keys:
-                pipe.setbit(key, offset, 1)
+            self._set_bits(pipe, keys, offset, 1, event_name)
             pipe.execute()
 
     def unmark_unique(self, event_name: str, uuid: int) -> None:
@@ -288,6 +294,7 @@ class BitCore:
         marks: Iterable[Mark],
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
+        budget: bulk.Budget | None = None,
     ) -> int:
         """Mark many ``(event, uuid[, when])`` in one atomic write: all are written, or none.
 
@@ -297,24 +304,41 @@ class BitCore:
         more. A batch of more than ``bulk.MAX_BITS_PER_CALL`` bits (about 50,000 marks) is sent
         in several transactions so Redis is never blocked for long; then a connection lost midway
         can leave earlier ones written, and sending the batch again is safe. Returns the number
-        of marks.
+        of marks. The marks' event names join the registry of names in the same step.
+
+        ``budget`` (none by default) bounds what the write may cost Redis: bytes allocated, and
+        names added to the registry (``bulk.Budget``); a write over it raises
+        ``bulk.WriteRefused``, nothing written. The tracking endpoint gives each request one.
 
         >>> b.mark_many([("active", 1), ("signup", 2, datetime(2024, 5, 7))])  # doctest: +SKIP
         2
         """
-        writes, count = self.plan_marks(marks, track_hourly, track_unique)
-        if count:
-            bulk.set_bits_atomically(self.redis, writes)
-        return count
+        plan = self.plan_marks(marks, track_hourly, track_unique)
+        if plan.marks:
+            self.write_plan(plan, budget=budget)
+        return plan.marks
+
+    def write_plan(
+        self,
+        plan: planning.Plan,
+        quota: bulk.Quota | None = None,
+        budget: bulk.Budget | None = None,
+    ) -> bool:
+        """Write what ``plan_marks`` planned (``bulk.set_bits_atomically``), names registered;
+        False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written."""
+        registry = self.keys.event_names_key()
+        return bulk.set_bits_atomically(
+            self.redis, plan.writes, quota, budget=budget, names=plan.names, registry_key=registry
+        )
 
     def plan_marks(
         self,
         marks: Iterable[Mark],
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
-    ) -> tuple[dict[str, set[int]], int]:
-        """The bits ``marks`` set, per key, and how many marks there were (``bitcore.planning``);
-        raises on the first bad mark, before anything is written."""
+    ) -> planning.Plan:
+        """The bits ``marks`` set, per key, how many marks there were and their event names
+        (``bitcore.planning``); raises on the first bad mark, before anything is written."""
         hourly = self.track_hourly if track_hourly is None else track_hourly
         unique = self.track_unique if track_unique is None else track_unique
         return self._planner.plan(marks, hourly, unique)
@@ -456,8 +480,11 @@ class BitCore:
         return self._delete_matching(self.keys.bitop_keys_pattern())
 
     def delete_all_events(self) -> int:
-        """Delete every key under the prefix: events, unique events and bit-op results."""
-        return self._delete_matching(self.keys.all_keys_pattern())
+        """Delete every key under the prefix: events, unique events and bit-op results; returns
+        how many. The registry of event names goes too, as no event is left to list."""
+        deleted = self._delete_matching(self.keys.all_keys_pattern())
+        self._delete([self.keys.event_names_key()])
+        return deleted
 
     def _delete_matching(self, pattern: str) -> int:
         deleted = 0

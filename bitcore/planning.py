@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, tzinfo
+from typing import NamedTuple
 
 from bitcore import periods
 from bitcore.validation import check_event_name, check_uuid
@@ -22,6 +23,17 @@ Slot = tuple[str, int, int, int, int, bool, bool]
 #: ``mark_keys(event, moment, track_hourly, track_unique)``: the keys one mark sets, the universe
 #: key included.
 KeysOf = Callable[[str, "date | datetime", bool, bool], list[str]]
+
+
+class Plan(NamedTuple):
+    """What a batch of marks writes: the offsets of each key, how many marks, and the event
+    names they mark (for the registry of names; the universe is not one of them)."""
+
+    writes: dict[str, set[int]]
+    marks: int  # how many marks
+    names: set[str]
+
+
 #: Slots remembered at most; past it the memory is cleared at once (a new hour fills it again).
 MAX_REMEMBERED_SLOTS = 4096
 
@@ -35,12 +47,11 @@ class MarkPlanner:
         self._tz = tz
         self._slot_keys: dict[Slot, tuple[str, ...]] = {}
 
-    def plan(
-        self, marks: Iterable[Mark], hourly: bool, unique: bool
-    ) -> tuple[dict[str, set[int]], int]:
-        """The offsets each key gets, and how many marks there were; raises ``ValueError`` or
-        ``TypeError`` on the first bad mark."""
+    def plan(self, marks: Iterable[Mark], hourly: bool, unique: bool) -> Plan:
+        """The offsets each key gets, how many marks there were and their event names; raises
+        ``ValueError`` or ``TypeError`` on the first bad mark."""
         writes: dict[str, set[int]] = {}
+        names: set[str] = set()
         targets_at: dict[Slot, list[set[int]]] = {}
         count = 0
         now: datetime | None = None  # taken once: one batch, one "now"
@@ -61,10 +72,11 @@ class MarkPlanner:
             if targets is None:
                 keys = self._keys_of_slot(slot, moment)
                 targets = targets_at[slot] = [writes.setdefault(key, set()) for key in keys]
+                names.add(event_name)
             for offsets in targets:
                 offsets.add(offset)
             count += 1
-        return writes, count
+        return Plan(writes, count, names)
 
     def _keys_of_slot(self, slot: Slot, moment: date | datetime) -> tuple[str, ...]:
         keys = self._slot_keys.get(slot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any
 
 from bitcore.keys import BITOP_NAMESPACE
@@ -28,22 +29,58 @@ def check_uuid(uuid: Any) -> int:
     return value
 
 
-def check_event_name(event_name: Any) -> str:
-    """The event name, or an error: a non-empty string (it becomes part of a Redis key) that is not
-    ``bitop`` or ``bitop_…`` (those keys are where temporary bit-op results live).
+class EventNameError(ValueError):
+    """An event name bitcore refuses; ``detail`` says why without naming the field, so the
+    tracking endpoint can put the field (``events[3].event``) in front of it."""
 
-    >>> check_event_name("song:played")
+    def __init__(self, event_name: object, detail: str) -> None:
+        super().__init__(f"event name {event_name!r} {detail}")
+        self.detail = detail
+
+
+class EventNameTypeError(EventNameError, TypeError):
+    """An event name that is not a string (a ``TypeError`` too, as callers have caught so far)."""
+
+
+#: Letters, digits and ``:_.-``: safe in a Redis key, a SCAN pattern and a URL, and easy to read.
+PUBLIC_EVENT_NAME = re.compile(r"[A-Za-z0-9:_.\-]+")
+#: Longest event name the tracking endpoint accepts.
+MAX_PUBLIC_NAME_LENGTH = 120
+_BITOP_PREFIX = f"{BITOP_NAMESPACE}_"
+
+
+def check_event_name(
+    event_name: Any,
+    *,
+    public: bool = False,
+    reserved: tuple[str, ...] = (),
+    max_length: int = MAX_PUBLIC_NAME_LENGTH,
+) -> str:
+    """The event name, or an ``EventNameError`` (``EventNameTypeError`` for a non-string).
+
+    Every name: a non-empty string (it becomes part of a Redis key) that is not ``bitop`` or
+    ``bitop_…`` (those keys are where temporary bit-op results live), nor one of ``reserved``
+    (the tracking endpoint reserves the universe, ``_seen``). ``public`` adds the rule for names
+    from untrusted sources (beacons): at most ``max_length`` characters of letters, digits and
+    ``:_.-``. The library's own callers may use any other name, as bitmapist allows.
+
+    >>> check_event_name("song:played", public=True)
     'song:played'
     """
     if not isinstance(event_name, str):
-        raise TypeError(
-            f"event name must be a string, got {type(event_name).__name__} {event_name!r}"
-        )
+        raise EventNameTypeError(event_name, f"must be a string, not {type(event_name).__name__}")
     if not event_name:
-        raise ValueError(f"event name must not be empty, got {event_name!r}")
-    if event_name == BITOP_NAMESPACE or event_name.startswith(f"{BITOP_NAMESPACE}_"):
-        raise ValueError(
-            f"event name {event_name!r} is reserved: keys under '{BITOP_NAMESPACE}_' hold "
-            "temporary bit-op results"
+        raise EventNameError(event_name, "must not be empty")
+    if public:
+        if len(event_name) > max_length:
+            raise EventNameError(f"{event_name[:20]}...", f"is longer than {max_length} characters")
+        if not PUBLIC_EVENT_NAME.fullmatch(event_name):
+            raise EventNameError(event_name, "may only hold letters, digits and ':_.-'")
+    if event_name == BITOP_NAMESPACE or event_name.startswith(_BITOP_PREFIX):
+        raise EventNameError(
+            event_name,
+            f"is reserved: keys under '{_BITOP_PREFIX}' hold temporary bit-op results",
         )
+    if event_name in reserved:
+        raise EventNameError(event_name, "is a name bitcore reserves for itself")
     return event_name

@@ -11,8 +11,11 @@ as it is and the views turn into a Flask response: building and serializing a we
 ``Response`` was a fifth of a single beacon's Python time. For the same reason headers are read
 from the WSGI environ directly rather than through ``request.headers``.
 
-Every refusal is a 4xx JSON ``{"error", "field"}`` and writes nothing; Redis being down is a 503
-with ``Retry-After``.
+Every refusal is a 4xx JSON ``{"error", "field"}`` (and ``"limit"``, the setting, when a limit
+refused it) decided before anything is written, so it writes nothing. Redis at its ``maxmemory``
+is a 507 with ``Retry-After`` (nothing written: Redis refuses the write's first command). Redis
+down or timing out is a 503 with ``Retry-After``; after a timeout the write may still have
+happened (marks are idempotent: sending it again is safe).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from bitcore import BitCore
+from bitcore import BitCore, bulk
 from dashboard import ratelimit
+from dashboard.beacon_budget import OverBudget, budget_for
 from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payload, parse_pixel
 from dashboard.beacon_write import WriteResult, write_beacons
 
@@ -195,10 +199,10 @@ def answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
         answered = _refusal(error.message, error.field, error.status)
     except RateLimited as limited:
         answered = _refusal("too many requests, slow down", "key", 429, limited.retry_after)
+    except OverBudget as over:
+        answered = _refusal(over.message, over.field, over.status, over.retry_after, over.setting)
     except redis.RedisError as exc:
-        app.logger.warning("tracking: Redis unavailable: %s", exc)
-        message = "storage is unavailable, retry later"
-        answered = _refusal(message, None, 503, UNAVAILABLE_RETRY_AFTER)
+        answered = _storage_refusal(exc, app)
     answered.headers.extend(_cors_headers(request.environ.get("HTTP_ORIGIN"), app.config))
     return answered
 
@@ -224,16 +228,37 @@ def _answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
     return _accepted(result.written, result.clamped)
 
 
+def _storage_refusal(error: redis.RedisError, app: Flask) -> Answer:
+    """Redis could not take the request: full (507) or unavailable (503), with Retry-After.
+    Redis at its ``maxmemory`` refuses a write before any of it is done; a timeout may come
+    after the write was done (marks are idempotent: sending it again is safe)."""
+    if bulk.is_out_of_memory(error):
+        app.logger.warning("tracking: Redis is full (maxmemory): %s", error)
+        message = "storage is full (Redis maxmemory reached): nothing was written, retry later"
+        return _refusal(message, None, 507, UNAVAILABLE_RETRY_AFTER, "maxmemory")
+    app.logger.warning("tracking: Redis unavailable: %s", error)
+    message = "storage is unavailable, retry later"
+    return _refusal(message, None, 503, UNAVAILABLE_RETRY_AFTER)
+
+
 def _with_body(status: int, body: bytes, content_type: str) -> Answer:
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     return Answer(status, body, headers)
 
 
 def _refusal(
-    message: str, field: str | None, status: int, retry_after: int | None = None
+    message: str,
+    field: str | None,
+    status: int,
+    retry_after: int | None = None,
+    limit: str | None = None,
 ) -> Answer:
-    """``{"error": message, "field": field}`` with ``status``, and ``Retry-After`` if given."""
-    body = (json.dumps({"error": message, "field": field}) + "\n").encode()
+    """``{"error": message, "field": field}`` with ``status``, and ``Retry-After`` if given;
+    ``"limit"`` names the setting (or Redis's ``maxmemory``) that refused the request."""
+    content: dict[str, Any] = {"error": message, "field": field}
+    if limit is not None:
+        content["limit"] = limit
+    body = (json.dumps(content) + "\n").encode()
     refusal = _with_body(status, body, "application/json")
     if retry_after is not None:
         refusal.headers.append(("Retry-After", str(retry_after)))
@@ -282,10 +307,17 @@ def _check_key(request: BeaconRequest, config: Any, body_key: Any = None) -> str
     key = request.environ.get(_KEY_ENVIRON) or request.args.get("k") or body_key
     if not key:
         raise BeaconError("key", f"is required ({KEY_HEADER} header or k parameter)", 401)
-    known = _setting_list(config, "BITCORE_TRACK_KEYS")
-    if not isinstance(key, str) or not any(hmac.compare_digest(key, k) for k in known):
+    if not isinstance(key, str) or not _known_key(key, config):
         raise BeaconError("key", "is not a known write key", 403)
     return key
+
+
+def _known_key(key: str, config: Any) -> bool:
+    """Compared as bytes: ``hmac.compare_digest`` raises on a str that is not ASCII, and a key
+    from the outside may be anything (a lone surrogate from JSON too)."""
+    given = key.encode("utf-8", "surrogatepass")
+    known = _setting_list(config, "BITCORE_TRACK_KEYS")
+    return any(hmac.compare_digest(given, k.encode()) for k in known)
 
 
 def body_limit(config: Any) -> int:
@@ -311,6 +343,8 @@ def _read_json_body(request: BeaconRequest, config: Any) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BeaconError("body", "is not valid JSON") from None
+    except RecursionError:  # nested deeper than Python's stack: no beacon looks like that
+        raise BeaconError("body", "is nested too deeply") from None
 
 
 def _rate_window(request: BeaconRequest, key: str, config: Any) -> ratelimit.Window | None:
@@ -347,7 +381,10 @@ def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> Write
             if not verdict.allowed:
                 raise RateLimited(verdict.retry_after) from None
         raise
-    result = write_beacons(client, beacons, counter)
+    try:
+        result = write_beacons(client, beacons, counter, budget=budget_for(key, app.config))
+    except bulk.WriteRefused as refused:
+        raise OverBudget(refused, app.config) from None
     if not result.allowed:
         raise RateLimited(counter.retry_after if counter else 1)
     return result

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-#: Letters, digits and ``:_.-``: safe in a Redis key, a SCAN pattern and a URL, and easy to read.
-EVENT_NAME = re.compile(r"^[A-Za-z0-9:_.\-]+$")
-#: Names the key layout uses itself: an event called ``bitop_...`` would look like a temporary key.
-RESERVED_PREFIXES = ("bitop_",)
-#: A bit at offset N makes Redis allocate N/8 bytes: 2**27 keeps one key under 16 MiB.
-DEFAULT_MAX_UID = 2**27
+from bitcore.validation import MAX_PUBLIC_NAME_LENGTH, EventNameError, check_event_name
+
+#: A bit at offset N makes Redis allocate N/8 bytes: 2**22 keeps one key at 512 KiB at most, so
+#: even a beacon that makes every kind of key (month, week, day, hour, unique, universe: 3 MiB)
+#: fits the default per-request write budget (``BITCORE_TRACK_MAX_WRITE_BYTES``, 8 MiB).
+DEFAULT_MAX_UID = 2**22
 
 
 class BeaconError(ValueError):
@@ -56,7 +56,7 @@ class BeaconRules:
 
     max_uid: int = DEFAULT_MAX_UID  # ids must be < max_uid
     max_batch: int = 500
-    max_name_length: int = 120
+    max_name_length: int = MAX_PUBLIC_NAME_LENGTH
     max_age_seconds: float = 7 * 86400  # ts older than this is refused
     max_skew_seconds: float = 300  # ts later than now + skew is refused
     allow_hourly: bool = False  # may a beacon ask for hour keys?
@@ -87,17 +87,14 @@ def sign_uid(secret: bytes, uid: int) -> str:
 
 
 def check_event(value: Any, field: str, rules: BeaconRules) -> str:
-    if not isinstance(value, str):
-        raise BeaconError(field, "must be a string")
-    if not value:
-        raise BeaconError(field, "must not be empty")
-    if len(value) > rules.max_name_length:
-        raise BeaconError(field, f"is longer than {rules.max_name_length} characters")
-    if not EVENT_NAME.match(value):
-        raise BeaconError(field, "may only hold letters, digits and ':_.-'")
-    if value.startswith(RESERVED_PREFIXES) or value == rules.universe:
-        raise BeaconError(field, f"{value!r} is a name bitcore reserves for itself")
-    return value
+    """The library's rule for public event names (``bitcore.validation``), the universe
+    reserved, as a ``BeaconError`` naming ``field``."""
+    try:
+        return check_event_name(
+            value, public=True, reserved=(rules.universe,), max_length=rules.max_name_length
+        )
+    except EventNameError as error:
+        raise BeaconError(field, error.detail) from None
 
 
 def check_uid(value: Any, field: str, rules: BeaconRules) -> int:
@@ -118,7 +115,9 @@ def check_sig(uid: int, sig: Any, field: str, rules: BeaconRules) -> None:
         return
     if not isinstance(sig, str) or not sig:
         raise BeaconError(field, "is required: ids must be signed by the site's backend", 403)
-    if not hmac.compare_digest(sig.lower(), sign_uid(rules.hmac_secret, uid)):
+    expected = sign_uid(rules.hmac_secret, uid).encode()
+    # bytes, not str: compare_digest raises on a str that is not ASCII
+    if not hmac.compare_digest(sig.lower().encode("utf-8", "surrogatepass"), expected):
         raise BeaconError(field, "does not match the uid", 403)
 
 
@@ -129,9 +128,15 @@ def check_ts(value: Any, field: str, rules: BeaconRules, now: float) -> float | 
     Anything but a finite number is refused."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise BeaconError(field, "must be unix seconds (a number)")
-    return float(min(max(value, now - rules.max_age_seconds), now + rules.max_skew_seconds))
+    try:
+        seconds = float(value)  # an int past a float's range raises
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise BeaconError(field, "must be unix seconds (a finite number)")
+    return min(max(seconds, now - rules.max_age_seconds), now + rules.max_skew_seconds)
 
 
 def check_flag(value: Any, field: str, allowed: bool, default: bool) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bitcore import BitCore, bulk
+from bitcore.planning import Plan
 from dashboard.beacon_schema import Beacon
 from dashboard.ratelimit import Window
 
@@ -27,22 +28,22 @@ class WriteResult:
     clamped: int = 0  # of those written, how many had their ts moved into the window
 
 
-def bits_by_key(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> dict[str, set[int]]:
-    """Which offsets each key gets: ``plan_marks`` for each set of flags the beacons use (usually
-    one). A beacon without ``ts`` happened ``now``."""
+def plan_beacons(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> Plan:
+    """What ``beacons`` write: ``plan_marks`` for each set of flags the beacons use (usually
+    one), merged. A beacon without ``ts`` happened ``now``."""
     by_flags: dict[tuple[bool, bool], list[tuple[str, int, datetime]]] = {}
     for beacon in beacons:
         when = now if beacon.ts is None else datetime.fromtimestamp(beacon.ts, UTC)
         marks = by_flags.setdefault((beacon.track_hourly, beacon.unique), [])
         marks.append((beacon.event, beacon.uid, when))
-    plans = [client.plan_marks(marks, *flags)[0] for flags, marks in by_flags.items()]
+    plans = [client.plan_marks(marks, *flags) for flags, marks in by_flags.items()]
     if len(plans) == 1:
         return plans[0]
     writes: dict[str, set[int]] = {}
     for planned in plans:
-        for key, offsets in planned.items():
+        for key, offsets in planned.writes.items():
             writes.setdefault(key, set()).update(offsets)
-    return writes
+    return Plan(writes, sum(p.marks for p in plans), set().union(*(p.names for p in plans)))
 
 
 def write_beacons(
@@ -50,16 +51,17 @@ def write_beacons(
     beacons: list[Beacon],
     counter: Window | None = None,
     now: datetime | None = None,
+    budget: bulk.Budget | None = None,
 ) -> WriteResult:
-    """Count the request against ``counter`` (if any) and, unless over it, set every bit of
-    ``beacons`` atomically.
+    """Count the request against ``counter`` (if any) and, unless over it or over ``budget``
+    (``bulk.WriteRefused``), set every bit of ``beacons`` atomically and register their names.
 
-    Raises redis-py errors unchanged (the caller turns them into a 503).
+    Raises redis-py errors unchanged (the caller turns them into a 503, or a 507 for Redis at
+    its ``maxmemory``).
     """
     moment = client.now() if now is None else now
-    writes = bits_by_key(client, beacons, moment) if beacons else {}
+    plan = plan_beacons(client, beacons, moment) if beacons else Plan({}, 0, set())
     quota = bulk.Quota(counter.key, counter.limit, counter.ttl) if counter else None
-    allowed = bulk.set_bits_atomically(client.redis, writes, quota)
-    if not allowed:
+    if not client.write_plan(plan, quota, budget):
         return WriteResult(0, False)
     return WriteResult(len(beacons), True, sum(beacon.clamped for beacon in beacons))

@@ -39,7 +39,16 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_ORIGINS", "BITCORE_TRACK_ORIGINS", str, ""),  # CORS origins, or "*"
     # set: uids must be signed
     ("BITCORE_TRACK_HMAC_SECRET", "BITCORE_TRACK_HMAC_SECRET", str, None),
-    ("BITCORE_TRACK_MAX_UID", "BITCORE_TRACK_MAX_UID", int, 2**27),  # uid < this: one key < 16 MiB
+    # uid < this: one key <= 512 KiB, so any single beacon fits BITCORE_TRACK_MAX_WRITE_BYTES
+    ("BITCORE_TRACK_MAX_UID", "BITCORE_TRACK_MAX_UID", int, 2**22),
+    # bytes of Redis memory one request may make Redis allocate (bitmaps grown); 0: no limit
+    ("BITCORE_TRACK_MAX_WRITE_BYTES", "BITCORE_TRACK_MAX_WRITE_BYTES", int, 8 << 20),
+    # the same, per write key and BITCORE_TRACK_RATE_WINDOW, all addresses together; 0: no limit
+    ("BITCORE_TRACK_WINDOW_WRITE_BYTES", "BITCORE_TRACK_WINDOW_WRITE_BYTES", int, 64 << 20),
+    # event names the registry may hold (known names always pass); 0: no limit
+    ("BITCORE_TRACK_MAX_EVENT_NAMES", "BITCORE_TRACK_MAX_EVENT_NAMES", int, 10_000),
+    # new event names per write key and BITCORE_TRACK_RATE_WINDOW; 0: no limit
+    ("BITCORE_TRACK_MAX_NEW_NAMES", "BITCORE_TRACK_MAX_NEW_NAMES", int, 100),
     ("BITCORE_TRACK_MAX_BATCH", "BITCORE_TRACK_MAX_BATCH", int, 500),  # events per request
     ("BITCORE_TRACK_MAX_BODY", "BITCORE_TRACK_MAX_BODY", int, 256 * 1024),  # bytes per request
     ("BITCORE_TRACK_MAX_AGE_DAYS", "BITCORE_TRACK_MAX_AGE_DAYS", float, 7.0),  # older ts is refused

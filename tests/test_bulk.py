@@ -24,19 +24,23 @@ NEW_YEAR = datetime(2024, 12, 30, 23, 59)  # ISO week 1 of 2025, still calendar 
 MAX_ID = 2**32 - 1
 
 
-def snapshot(client: redis.Redis) -> dict[bytes, bytes]:
-    """Every key on the server with its value: what a write did, byte for byte."""
-    return {key: client.get(key) for key in client.keys("*")}
+def snapshot(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key on the server with its value: what a write did, byte for byte (the registry of
+    event names as its sorted members)."""
+    return {
+        key: client.zrange(key, 0, -1) if client.type(key) == b"zset" else client.get(key)
+        for key in client.keys("*")
+    }
 
 
-def by_mark_event(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, bytes]:
+def by_mark_event(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, Any]:
     bc.redis.flushdb()
     for event, uuid, *when in marks:
         bc.mark_event(event, uuid, when[0] if when else None, **flags)
     return snapshot(bc.redis)
 
 
-def by_mark_many(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, bytes]:
+def by_mark_many(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, Any]:
     bc.redis.flushdb()
     assert bc.mark_many(marks, **flags) == len(marks)
     return snapshot(bc.redis)

@@ -76,7 +76,7 @@ def test_mark_event_writes_exactly_bitmapists_keys(default_system: redis.Redis) 
     bitcore.mark_event(
         "active", 7, now=datetime(2024, 12, 30, 13, 5), track_hourly=True, track_unique=True
     )
-    assert {k.decode() for k in default_system.keys("*")} == {
+    assert {k.decode() for k in default_system.keys("trackist_*")} == {
         "trackist_active_2024-12",
         "trackist_active_W2025-1",
         "trackist_active_2024-12-30",
@@ -84,7 +84,11 @@ def test_mark_event_writes_exactly_bitmapists_keys(default_system: redis.Redis) 
         "trackist_active_u",
         "trackist__seen_u",  # bitcore's universe, what ~x is taken against
     }
-    for key in default_system.keys("*"):
+    # and, outside the prefix, bitcore's registry of event names
+    assert set(default_system.keys("*")) - set(default_system.keys("trackist_*")) == {
+        b"bitcore:event_names:trackist_"
+    }
+    for key in default_system.keys("trackist_*"):
         assert default_system.getbit(key, 7) == 1
         assert default_system.bitcount(key) == 1
 
@@ -100,7 +104,8 @@ def test_mark_event_by_default_writes_month_week_and_day(default_system: redis.R
 
 def test_mark_unique_writes_the_u_key(default_system: redis.Redis) -> None:
     bitcore.mark_unique("premium", 3)
-    assert {k.decode() for k in default_system.keys("*")} == {
+    assert default_system.zrange("bitcore:event_names:trackist_", 0, -1) == [b"premium"]
+    assert {k.decode() for k in default_system.keys("trackist_*")} == {
         "trackist_premium_u",
         "trackist__seen_u",
     }

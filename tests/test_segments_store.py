@@ -330,7 +330,7 @@ def test_a_used_segment_cannot_be_deleted_and_the_error_names_its_users(
     store.delete("u2")
     store.delete("base")
     assert store.names() == []
-    assert not store.client.redis.keys("bitcore:*")
+    assert not store.client.redis.keys("bitcore:segment*")
 
 
 def test_delete_missing_segment(store: SegmentStore) -> None:

@@ -22,7 +22,7 @@ from dashboard.beacon_schema import (
     parse_pixel,
     sign_uid,
 )
-from dashboard.beacon_write import WriteResult, bits_by_key, write_beacons
+from dashboard.beacon_write import WriteResult, plan_beacons, write_beacons
 
 NOW = 1_750_000_000.0
 RULES = BeaconRules(max_uid=1000, max_batch=5)
@@ -146,7 +146,7 @@ def test_write_plan_matches_mark_keys(bc: BitCore) -> None:
         Beacon("a", 2, None, True, False),
         Beacon("b", 3, when.timestamp(), False, True),
     ]
-    plan = bits_by_key(bc, beacons, datetime(2026, 1, 5, 12, tzinfo=UTC))
+    plan = plan_beacons(bc, beacons, datetime(2026, 1, 5, 12, tzinfo=UTC)).writes
     assert plan["trackist__seen_u"] == {1, 2, 3}
     assert plan["trackist_a_2026-1-5"] == {1, 2}
     assert plan["trackist_a_2026-1-5-12"] == {2}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bitcore import BitCore
 from bitcore.bulk import SCRIPT_MAX_BITS
 from dashboard.beacon_schema import Beacon
-from dashboard.beacon_write import bits_by_key, write_beacons
+from dashboard.beacon_write import plan_beacons, write_beacons
 
 NOW = datetime(2024, 3, 31, 0, 40, tzinfo=UTC)  # a month, week and (in some zones) DST edge
 START = NOW.timestamp()
@@ -44,9 +44,9 @@ def expected_bits(client: BitCore, beacons: list[Beacon]) -> dict[str, set[int]]
 @pytest.mark.parametrize("timezone", ["UTC", "Asia/Kathmandu", "Europe/Berlin", "America/St_Johns"])
 @settings(max_examples=60, deadline=None)
 @given(beacons=beacons_strategy)
-def test_bits_by_key_matches_mark_keys_per_beacon(timezone: str, beacons: list[Beacon]) -> None:
+def test_plan_beacons_matches_mark_keys_per_beacon(timezone: str, beacons: list[Beacon]) -> None:
     client = BitCore("redis://127.0.0.1:1", timezone=timezone)  # never connects: keys only
-    assert bits_by_key(client, beacons, NOW) == expected_bits(client, beacons)
+    assert plan_beacons(client, beacons, NOW).writes == expected_bits(client, beacons)
 
 
 def stored_bits(r: redis.Redis) -> dict[str, set[int]]:
