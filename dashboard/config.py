@@ -19,6 +19,10 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_KEY_PREFIX", "BITCORE_KEY_PREFIX", str, "trackist_"),
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
+    # seconds a Redis command may take before the request answers 503 (a hung Redis)
+    ("BITCORE_REDIS_TIMEOUT", "BITCORE_REDIS_TIMEOUT", float, 3.0),
+    # seconds Redis is not asked after it failed or timed out (503 at once); 0: no breaker
+    ("BITCORE_REDIS_BREAKER_SECONDS", "BITCORE_REDIS_BREAKER_SECONDS", float, 1.0),
     ("BITCORE_DATA_DIR", "BITCORE_DATA_DIR", str, None),  # default: the app's instance folder
     # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
     # no users: open, but only to localhost.

@@ -32,6 +32,7 @@ from flask import Flask, current_app
 
 import bitcore
 from bitcore import embedded
+from bitcore.client import connect
 
 #: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
 #: server.
@@ -112,7 +113,12 @@ def shutdown_embedded(directory: Path) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory."""
+    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory.
+
+    Every connection of the app goes through one client with ``BITCORE_REDIS_TIMEOUT`` as its
+    socket timeout and a circuit breaker (``bitcore.breaker``): after a failure or a timeout, Redis
+    is not asked for ``BITCORE_REDIS_BREAKER_SECONDS`` and every request needing it answers 503 at
+    once."""
     url = app.config.get("REDIS_URL")
     if not url:
         stop_at_exit = may_stop_embedded()
@@ -128,7 +134,11 @@ def init_app(app: Flask) -> None:
         )
         url = server.url
     app.extensions["bitcore"] = bitcore.BitCore(
-        url,
+        connect(
+            url,
+            socket_timeout=float(app.config["BITCORE_REDIS_TIMEOUT"]),
+            breaker_seconds=float(app.config["BITCORE_REDIS_BREAKER_SECONDS"]),
+        ),
         key_prefix=app.config["BITCORE_KEY_PREFIX"],
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],
