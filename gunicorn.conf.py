@@ -22,6 +22,10 @@ threads = int(os.environ.get("BITCORE_THREADS", "4"))
 # first keep-alive clients could all land on one worker and leave the other idle.
 reuse_port = True
 keepalive = 5
+# A worker whose event loop does not tick for ``timeout`` seconds is killed with the requests it
+# holds. A beacon waits on Redis on the loop, at most BITCORE_REDIS_TIMEOUT (3 s), and the
+# breaker (bitcore/breaker.py) then refuses at once, so the loop never stalls near this.
+timeout = int(os.environ.get("BITCORE_WORKER_TIMEOUT", "30"))
 preload_app = True
 # This file is read by gunicorn's master only: mark it as the one process that may stop the
 # embedded Redis.
