@@ -32,6 +32,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # login attempts per client address and window (seconds); 0: no limit
     ("BITCORE_LOGIN_RATE_LIMIT", "BITCORE_LOGIN_RATE_LIMIT", int, 10),
     ("BITCORE_LOGIN_RATE_WINDOW", "BITCORE_LOGIN_RATE_WINDOW", int, 300),
+    # days a login lasts (logout and a password change end it sooner)
+    ("BITCORE_SESSION_DAYS", "BITCORE_SESSION_DAYS", float, 7.0),
     ("BITCORE_SECURE_COOKIES", "SESSION_COOKIE_SECURE", _bool, False),  # set behind HTTPS
     # load demo data at start when Redis has no events
     ("BITCORE_DEMO", "BITCORE_DEMO", _bool, False),
