@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -111,15 +112,56 @@ def _start_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: The embedded Redis's ``maxmemory`` unless set: a quarter of the machine's memory, at most 4 GiB,
+#: at least 256 MiB. A quarter, because saving forks Redis and copy-on-write can take as much again
+#: while the workers need theirs; capped, because the embedded server is for one machine's worth
+#: of data, and past the limit Redis refuses writes (``noeviction``) instead of the kernel's OOM
+#: killer ending it.
+MAXMEMORY_FRACTION = 4
+MAXMEMORY_CAP = 4 << 30
+MAXMEMORY_FLOOR = 256 << 20
+_SIZE = re.compile(r"^\d+(?:[kmg]b?)?$", re.IGNORECASE)
+
+
+def default_maxmemory() -> int:
+    """Bytes: a quarter of physical memory, between 256 MiB and 4 GiB."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        physical = 4 * MAXMEMORY_CAP
+    return max(MAXMEMORY_FLOOR, min(MAXMEMORY_CAP, physical // MAXMEMORY_FRACTION))
+
+
+def check_maxmemory(size: str | int | None) -> str:
+    """``size`` as Redis reads it (``"512mb"``, ``"2gb"``, bytes), the default when None or empty;
+    ``ValueError`` for anything else, or 0 (which would mean no limit at all).
+
+    >>> check_maxmemory("512mb")
+    '512mb'
+    """
+    if size is None or size == "":
+        return str(default_maxmemory())
+    text = str(size).strip()
+    if not _SIZE.match(text) or int(re.sub(r"\D", "", text)) == 0:
+        raise ValueError(f"maxmemory {size!r} is not a size such as 512mb, 2gb or 1073741824")
+    return text
+
+
 def start(
-    data_dir: str | os.PathLike[str], *, port: int | None = None, persist: bool = True
+    data_dir: str | os.PathLike[str],
+    *,
+    port: int | None = None,
+    persist: bool = True,
+    maxmemory: str | int | None = None,
 ) -> EmbeddedRedis:
     """Start (or join) a redis-server keeping its data in ``data_dir``.
 
     ``port=None`` listens on a unix socket in ``data_dir`` (shared by every process using that
     directory: a second ``start`` joins the running server); ``port=0`` picks a free TCP port on
-    127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. The server is shut down when
-    this process exits, if this process started it.
+    127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. ``maxmemory`` (``"512mb"``)
+    caps the server's memory (default: ``default_maxmemory()``); at the cap it refuses writes with
+    an ``OOM`` error and keeps answering reads (``noeviction``: no data is ever dropped). The
+    server is shut down when this process exits, if this process started it.
 
     >>> server = start("instance")  # doctest: +SKIP
     >>> server.client().ping()  # doctest: +SKIP
@@ -129,6 +171,7 @@ def start(
     directory.mkdir(parents=True, exist_ok=True)
     args = [find_redis_server(), "--dir", str(directory), "--daemonize", "no"]
     args += ["--protected-mode", "yes", "--logfile", str(directory / "redis.log")]
+    args += ["--maxmemory", check_maxmemory(maxmemory), "--maxmemory-policy", "noeviction"]
     if persist:
         args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
     else:

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from bitcore.embedded import check_maxmemory
+
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -23,6 +25,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_REDIS_TIMEOUT", "BITCORE_REDIS_TIMEOUT", float, 3.0),
     # seconds Redis is not asked after it failed or timed out (503 at once); 0: no breaker
     ("BITCORE_REDIS_BREAKER_SECONDS", "BITCORE_REDIS_BREAKER_SECONDS", float, 1.0),
+    # the embedded Redis's memory cap ("512mb", "2gb"); default: a quarter of RAM, 256 MiB-4 GiB
+    ("BITCORE_REDIS_MAXMEMORY", "BITCORE_REDIS_MAXMEMORY", check_maxmemory, None),
     ("BITCORE_DATA_DIR", "BITCORE_DATA_DIR", str, None),  # default: the app's instance folder
     # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
     # no users: open, but only to localhost.

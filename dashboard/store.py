@@ -69,7 +69,9 @@ def _stop_in(server: embedded.EmbeddedRedis, pid: int) -> None:
         server.stop()
 
 
-def start_embedded(directory: Path, stop_at_exit: bool) -> embedded.EmbeddedRedis:
+def start_embedded(
+    directory: Path, stop_at_exit: bool, maxmemory: str | None = None
+) -> embedded.EmbeddedRedis:
     """Start the embedded server for ``directory``, or join the one already running there
     (processes starting at the same moment, like gunicorn workers, are serialised by
     ``embedded.start``'s lock).
@@ -77,7 +79,7 @@ def start_embedded(directory: Path, stop_at_exit: bool) -> embedded.EmbeddedRedi
     ``embedded.start`` would stop a server it started when the process exits; that is replaced by a
     hook that does so only in this very process, and only if ``stop_at_exit``.
     """
-    server = embedded.start(directory)
+    server = embedded.start(directory, maxmemory=maxmemory)
     if server.owned:
         atexit.unregister(server.stop)
         if stop_at_exit:
@@ -122,7 +124,8 @@ def init_app(app: Flask) -> None:
     url = app.config.get("REDIS_URL")
     if not url:
         stop_at_exit = may_stop_embedded()
-        server = start_embedded(data_dir(app), stop_at_exit)
+        maxmemory = app.config.get("BITCORE_REDIS_MAXMEMORY")
+        server = start_embedded(data_dir(app), stop_at_exit, maxmemory)
         app.extensions["bitcore_embedded"] = server
         app.logger.warning(
             "bitcore: no REDIS_URL set; embedded Redis on %s keeps its data in %s%s",
