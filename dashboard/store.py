@@ -77,9 +77,12 @@ def start_embedded(
     ``embedded.start``'s lock).
 
     ``embedded.start`` would stop a server it started when the process exits; that is replaced by a
-    hook that does so only in this very process, and only if ``stop_at_exit``.
+    hook that does so only in this very process, and only if ``stop_at_exit``. Then the server also
+    ends (SIGTERM: it saves first) if this process is killed outright (gunicorn's master
+    SIGKILLed), so it never runs on unowned; otherwise (workers of a gunicorn without its config
+    file) it outlives whoever started it, as the others need it.
     """
-    server = embedded.start(directory, maxmemory=maxmemory)
+    server = embedded.start(directory, maxmemory=maxmemory, die_with_process=stop_at_exit)
     if server.owned:
         atexit.unregister(server.stop)
         if stop_at_exit:
