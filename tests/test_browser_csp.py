@@ -3,25 +3,23 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from browser_support import live_server
-from dashboard_support import PASSWORD, USERS, make_app
+import test_browser_dashboard
+from test_browser_dashboard import log_in
 
-from bitcore import demo
 from dashboard import security
 
 pytestmark = pytest.mark.browser
+#: The dashboard's browser tests' site: demo data, a user to log in as.
+site = test_browser_dashboard.base_url
 
 PAGES = [
     "/",
     "/?q=song",
     "/event/active",
+    "/event/active?user=1&date=2024-01-01",
     "/cohort",
     "/cohort?select1=event:signup&select2=event:active&as_percent=1&num_results=5",
     "/funnel",
@@ -32,14 +30,6 @@ PAGES = [
     "/system",
     "/no/such/page",
 ]
-
-
-@pytest.fixture
-def base_url(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[str]:
-    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS, TESTING=False)
-    demo.load_demo(app.extensions["bitcore"], users=300, days=20, seed=5)
-    with live_server(app) as url:
-        yield url
 
 
 def watch_violations(page: Any) -> list[str]:
@@ -62,11 +52,7 @@ def watch_violations(page: Any) -> list[str]:
 def visit_all(page: Any, base_url: str) -> list[str]:
     """Log in through the form, then open every page; the violations seen meanwhile."""
     seen = watch_violations(page)
-    page.goto(f"{base_url}/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/$"))
+    log_in(page, base_url)  # the login page included
     for path in PAGES:
         response = page.goto(f"{base_url}{path}")
         assert response.status < 500, path
@@ -75,12 +61,12 @@ def visit_all(page: Any, base_url: str) -> list[str]:
     return seen
 
 
-def test_no_page_violates_the_policy(page: Any, base_url: str) -> None:
-    assert visit_all(page, base_url) == []
+def test_no_page_violates_the_policy(page: Any, site: str) -> None:
+    assert visit_all(page, site) == []
 
 
 def test_the_watch_sees_a_violation_when_there_is_one(
-    page: Any, base_url: str, monkeypatch: pytest.MonkeyPatch
+    page: Any, site: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without inline style attributes allowed, the cohort table's heat colours are refused:
     proof that the test above would see a violation."""
@@ -89,4 +75,4 @@ def test_the_watch_sees_a_violation_when_there_is_one(
     )
     monkeypatch.setitem(security.SECURITY_HEADERS, "Content-Security-Policy", strict)
     monkeypatch.setattr(security, "CONTENT_SECURITY_POLICY", strict)
-    assert any("style" in text for text in visit_all(page, base_url))
+    assert any("style" in text for text in visit_all(page, site))
