@@ -16,7 +16,11 @@ The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it
 answer exactly the same (``tests/test_serving.py`` compares them).
 
 While a beacon waits on Redis, the loop waits too: a Redis that hangs (rather than refuses) holds
-the worker for one socket timeout, as it would hold a thread in any threaded worker.
+the worker for one socket timeout (``BITCORE_REDIS_TIMEOUT``). After that the circuit breaker
+(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``, so
+beacons and pages answer 503 without waiting, then lets one probe through: the loop never stalls
+for more than one timeout at a time, far below gunicorn's worker ``timeout``
+(``tests/test_hung_redis.py``).
 """
 
 from __future__ import annotations
