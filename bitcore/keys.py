@@ -44,6 +44,8 @@ CLEANUP_LAST_DRY_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last_dry_run"
 #: The tracking endpoint's rate-limit counters:
 #: ``bitcore:ratelimit:<window index>:<client hash>``.
 RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
+#: Dashboard login sessions (one key per live session, expiring with it): logout deletes its key.
+SESSION_PREFIX = f"{SEGMENT_NAMESPACE}session:"
 #: Named in the bulk writer's script call when a write has no quota; the script never touches it.
 QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 

@@ -28,13 +28,15 @@ _CLIENT_ATTRIBUTE = "_bitcore_client"
 
 
 def default_redis() -> redis.Redis:
-    """``REDIS_URL`` when set, else the embedded server in ``BITCORE_DATA_DIR`` (``instance/``)."""
+    """``REDIS_URL`` when set, else the embedded server in ``BITCORE_DATA_DIR`` (``instance/``),
+    capped at ``BITCORE_REDIS_MAXMEMORY`` (default: ``embedded.default_maxmemory()``)."""
     url = os.environ.get("REDIS_URL")
     if url:
         return connect(url)
     from bitcore import embedded
 
-    return embedded.start(os.environ.get("BITCORE_DATA_DIR", "instance")).client()
+    data_dir = os.environ.get("BITCORE_DATA_DIR", "instance")
+    return embedded.start(data_dir, maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY")).client()
 
 
 class _Systems(dict[str, Any]):

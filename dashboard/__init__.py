@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
-from dashboard import auth, cli, errors, health, store
+from dashboard import auth, cli, errors, health, security, store
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 
@@ -37,7 +37,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("INSTANCE_PATH"):
         app.instance_path = str(app.config["INSTANCE_PATH"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    auth.init_app(app)  # first: refuses to start without SECRET_KEY under gunicorn
+    security.init_app(app)  # first: headers, and cross-site links held before any Redis work
+    auth.init_app(app)  # refuses to start without a strong SECRET_KEY under gunicorn
     csrf.init_app(app)
     store.init_app(app)
     errors.init_app(app)

@@ -9,6 +9,12 @@ Login attempts are rate-limited per client address (``BITCORE_LOGIN_RATE_LIMIT``
 workers): beyond it the form answers 429 with ``Retry-After``, even for the right password, so a
 password cannot be guessed at the speed of the network.
 
+A login session lives ``BITCORE_SESSION_DAYS`` (7) days and is also kept server-side: the signed
+cookie names a random session id whose key in Redis (``bitcore:session:<digest>``) expires with
+it. Logging out deletes that key, so a copy of the cookie taken before stops working; the cookie
+also carries a fingerprint of the user's password hash, so changing a password in
+``BITCORE_USERS`` ends every session of that user.
+
 Users come from ``BITCORE_USERS="alice:<hash>,bob:<hash>"`` where each hash is made by
 ``flask --app wsgi hash-password`` (werkzeug's salted scrypt). With no users the dashboard is open,
 so it answers only requests from the loopback interface and shows a banner saying so.
@@ -16,6 +22,8 @@ so it answers only requests from the loopback interface and shows a banner sayin
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import secrets
@@ -43,6 +51,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from bitcore.keys import SESSION_PREFIX
 from dashboard import ratelimit, render, store
 
 bp = Blueprint("auth", __name__)
@@ -101,17 +110,52 @@ def safe_next(target: str | None) -> str:
     return url_for("pages.overview")
 
 
+#: Shortest ``SECRET_KEY`` accepted under gunicorn, and the fewest distinct characters in it.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 8
+MAKE_A_KEY = "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+
+
+def weak_secret_reason(key: str) -> str | None:
+    """Why ``key`` is too weak to sign sessions with (anyone who guesses it can make a cookie
+    that logs them in as anyone), or None. A heuristic: long enough, and not one character or a
+    short word repeated.
+
+    >>> weak_secret_reason("secret")
+    'it has 6 characters (at least 32 needed)'
+    >>> weak_secret_reason("ab" * 20)
+    'it has only 2 different characters (at least 8 needed)'
+    >>> weak_secret_reason("6f1c0a4e9b2d7c35a8e0f1b2c3d4e5f6a7b8c9d0e1f2a3b4")
+    """
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"it has {len(key)} characters (at least {MIN_SECRET_LENGTH} needed)"
+    if len(set(key)) < MIN_SECRET_DISTINCT:
+        return (
+            f"it has only {len(set(key))} different characters "
+            f"(at least {MIN_SECRET_DISTINCT} needed)"
+        )
+    return None
+
+
 def load_secret_key(app: Flask) -> None:
     """Keep ``SECRET_KEY`` if set. Under gunicorn refuse to start without one (sessions must survive
-    restarts and be shared by workers); in development make a random one, kept under
-    ``instance/``."""
-    if app.config.get("SECRET_KEY"):
+    restarts and be shared by workers) or with a weak one; in development make a random one, kept
+    under ``instance/``."""
+    key = app.config.get("SECRET_KEY")
+    if key:
+        reason = weak_secret_reason(str(key))
+        if reason and store.running_under_gunicorn():
+            raise RuntimeError(
+                f"SECRET_KEY is too weak: {reason}; refusing to start under gunicorn, since "
+                f"anyone who guesses it can sign a session cookie. Make one, e.g. {MAKE_A_KEY}"
+            )
+        if reason and not app.testing:
+            app.logger.warning("bitcore: SECRET_KEY is weak (%s); gunicorn would refuse it", reason)
         return
     if store.running_under_gunicorn():
         raise RuntimeError(
             "SECRET_KEY is not set: refusing to start under gunicorn, where every worker needs "
-            "the same key. Set it in the environment, e.g. "
-            "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+            f"the same key. Set it in the environment, e.g. {MAKE_A_KEY}"
         )
     path = Path(app.instance_path) / "secret_key"
     try:
@@ -131,7 +175,9 @@ def init_app(app: Flask) -> None:
     app.config["BITCORE_USER_HASHES"] = parse_users(app.config.get("BITCORE_USERS") or "")
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(days=7))
+    # Flask's own default (31 days) is always set, so this is assigned, not ``setdefault``.
+    days = float(app.config.get("BITCORE_SESSION_DAYS") or 7)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=days)
     app.before_request(require_login)
     app.context_processor(auth_context)
     app.register_blueprint(bp)
@@ -159,8 +205,8 @@ def require_login() -> ResponseReturnValue | None:
                 "localhost. Set BITCORE_USERS to open it to the network with a login.",
             )
         return None
-    name = session.get("user")
-    if name in configured:
+    name = session_user(configured)
+    if name is not None:
         g.user = name
         return None
     if render.wants_json():
@@ -188,14 +234,55 @@ def login() -> ResponseReturnValue:
         matches = check_password_hash(stored or _DUMMY_HASH, form.password.data or "")
         if stored is not None and matches:
             session.clear()  # a fresh session: nothing from before the login carries over
-            session["user"] = name
-            session.permanent = True
+            start_session(name, stored)
             return redirect(safe_next(form.next.data))
         flash("Unknown user or wrong password.")
         status = 401
     elif request.method == "POST":
         status = 400
     return render.page("login.html", {"login_required": True}, status, form=form)
+
+
+def _session_key(session_id: str) -> str:
+    """The session's key in Redis: a digest of its id, so reading Redis gives no cookie away."""
+    return SESSION_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _fingerprint(password_hash: str) -> str:
+    """A keyed digest of the user's password hash: changes when the password does."""
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(secret, password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def start_session(name: str, password_hash: str) -> None:
+    """Log ``name`` in: a new random session id, kept in Redis for the session's lifetime."""
+    session_id = secrets.token_urlsafe(24)
+    lifetime = current_app.permanent_session_lifetime
+    store.client().redis.set(_session_key(session_id), name, ex=lifetime)
+    session["user"] = name
+    session["sid"] = session_id
+    session["pw"] = _fingerprint(password_hash)
+    session.permanent = True
+
+
+def session_user(configured: dict[str, str]) -> str | None:
+    """The user this request's session logs in, if it is still valid: a configured user, the same
+    password hash as at login, and a session id that logout has not deleted."""
+    name, session_id = session.get("user"), session.get("sid")
+    if not isinstance(name, str) or name not in configured or not isinstance(session_id, str):
+        return None
+    if not hmac.compare_digest(str(session.get("pw", "")), _fingerprint(configured[name])):
+        return None
+    stored = store.client().redis.get(_session_key(session_id))
+    return name if stored in (name, name.encode()) else None
+
+
+def end_session() -> None:
+    """Log out: the session's key is deleted, so the cookie (or any copy of it) no longer works."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        store.client().redis.delete(_session_key(session_id))
+    session.clear()
 
 
 def _login_refused_for() -> int | None:
@@ -212,5 +299,5 @@ def _login_refused_for() -> int | None:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login") if users() else url_for("pages.overview"))

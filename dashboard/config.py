@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from bitcore.embedded import check_maxmemory
+
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -19,6 +21,12 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_KEY_PREFIX", "BITCORE_KEY_PREFIX", str, "trackist_"),
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
+    # seconds a Redis command may take before the request answers 503 (a hung Redis)
+    ("BITCORE_REDIS_TIMEOUT", "BITCORE_REDIS_TIMEOUT", float, 3.0),
+    # seconds Redis is not asked after it failed or timed out (503 at once); 0: no breaker
+    ("BITCORE_REDIS_BREAKER_SECONDS", "BITCORE_REDIS_BREAKER_SECONDS", float, 1.0),
+    # the embedded Redis's memory cap ("512mb", "2gb"); default: a quarter of RAM, 256 MiB-4 GiB
+    ("BITCORE_REDIS_MAXMEMORY", "BITCORE_REDIS_MAXMEMORY", check_maxmemory, None),
     ("BITCORE_DATA_DIR", "BITCORE_DATA_DIR", str, None),  # default: the app's instance folder
     # Dashboard login (dashboard/auth.py): "alice:<werkzeug hash>,bob:<hash>";
     # no users: open, but only to localhost.
@@ -28,6 +36,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # login attempts per client address and window (seconds); 0: no limit
     ("BITCORE_LOGIN_RATE_LIMIT", "BITCORE_LOGIN_RATE_LIMIT", int, 10),
     ("BITCORE_LOGIN_RATE_WINDOW", "BITCORE_LOGIN_RATE_WINDOW", int, 300),
+    # days a login lasts (logout and a password change end it sooner)
+    ("BITCORE_SESSION_DAYS", "BITCORE_SESSION_DAYS", float, 7.0),
     ("BITCORE_SECURE_COOKIES", "SESSION_COOKIE_SECURE", _bool, False),  # set behind HTTPS
     # load demo data at start when Redis has no events
     ("BITCORE_DEMO", "BITCORE_DEMO", _bool, False),

@@ -16,13 +16,20 @@ The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it
 answer exactly the same (``tests/test_serving.py`` compares them).
 
 While a beacon waits on Redis, the loop waits too: a Redis that hangs (rather than refuses) holds
-the worker for one socket timeout, as it would hold a thread in any threaded worker.
+the worker for one socket timeout (``BITCORE_REDIS_TIMEOUT``). After that the circuit breaker
+(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``, so
+beacons and pages answer 503 without waiting, then lets one probe through: the loop never stalls
+for more than one timeout at a time, far below gunicorn's worker ``timeout``
+(``tests/test_hung_redis.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
+import os
+import socket
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -136,3 +143,45 @@ class Worker(ASGIWorker):
         super().load_wsgi()
         app: Any = self.asgi  # type: ignore[has-type]  # ``wsgi:app``: the Flask app
         self.asgi = BeaconsOnTheLoop(app, max(1, self.cfg.threads))
+
+
+def refuse_taken_addresses(server: Any) -> None:
+    """gunicorn's ``on_starting`` hook: stop with a clear error if another process already listens
+    on an address this gunicorn is to serve.
+
+    Each worker binds its own socket with ``SO_REUSEPORT`` (``gunicorn.conf.py``), which the kernel
+    also lets a second, unrelated gunicorn do on the same address: it would silently take a share
+    of the new connections, with its own secret and keys. A probe bound without ``SO_REUSEPORT``
+    fails exactly when someone listens there. Skipped when gunicorn re-executes itself (USR2) or
+    systemd hands it its sockets: the address is meant to be held then."""
+    if "GUNICORN_PID" in os.environ or os.environ.get("LISTEN_FDS"):
+        return
+    for address in server.cfg.address:
+        holder = _listener_on(address)
+        if holder:
+            raise RuntimeError(
+                f"{holder} is already in use by another process (another gunicorn?); refusing "
+                "to share it. Stop that process or choose another address (BITCORE_BIND)."
+            )
+
+
+def _listener_on(address: Any) -> str | None:
+    """``address`` as text if something listens on it, else None."""
+    if isinstance(address, str):  # a unix socket path: taken if something answers there
+        with socket.socket(socket.AF_UNIX) as probe:
+            return f"unix:{address}" if probe.connect_ex(address) == 0 else None
+    if not isinstance(address, tuple):
+        return None  # a file descriptor handed over: nothing to check
+    host, port = address[0], int(address[1])
+    for family, kind, proto, _name, sockaddr in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            # TIME_WAIT leftovers of an earlier run are no listener: gunicorn may bind over them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    return f"{host}:{port}"
+    return None

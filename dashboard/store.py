@@ -32,6 +32,7 @@ from flask import Flask, current_app
 
 import bitcore
 from bitcore import embedded
+from bitcore.client import connect
 
 #: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
 #: server.
@@ -68,15 +69,20 @@ def _stop_in(server: embedded.EmbeddedRedis, pid: int) -> None:
         server.stop()
 
 
-def start_embedded(directory: Path, stop_at_exit: bool) -> embedded.EmbeddedRedis:
+def start_embedded(
+    directory: Path, stop_at_exit: bool, maxmemory: str | None = None
+) -> embedded.EmbeddedRedis:
     """Start the embedded server for ``directory``, or join the one already running there
     (processes starting at the same moment, like gunicorn workers, are serialised by
     ``embedded.start``'s lock).
 
     ``embedded.start`` would stop a server it started when the process exits; that is replaced by a
-    hook that does so only in this very process, and only if ``stop_at_exit``.
+    hook that does so only in this very process, and only if ``stop_at_exit``. Then the server also
+    ends (SIGTERM: it saves first) if this process is killed outright (gunicorn's master
+    SIGKILLed), so it never runs on unowned; otherwise (workers of a gunicorn without its config
+    file) it outlives whoever started it, as the others need it.
     """
-    server = embedded.start(directory)
+    server = embedded.start(directory, maxmemory=maxmemory, die_with_process=stop_at_exit)
     if server.owned:
         atexit.unregister(server.stop)
         if stop_at_exit:
@@ -112,11 +118,17 @@ def shutdown_embedded(directory: Path) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory."""
+    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory.
+
+    Every connection of the app goes through one client with ``BITCORE_REDIS_TIMEOUT`` as its
+    socket timeout and a circuit breaker (``bitcore.breaker``): after a failure or a timeout, Redis
+    is not asked for ``BITCORE_REDIS_BREAKER_SECONDS`` and every request needing it answers 503 at
+    once."""
     url = app.config.get("REDIS_URL")
     if not url:
         stop_at_exit = may_stop_embedded()
-        server = start_embedded(data_dir(app), stop_at_exit)
+        maxmemory = app.config.get("BITCORE_REDIS_MAXMEMORY")
+        server = start_embedded(data_dir(app), stop_at_exit, maxmemory)
         app.extensions["bitcore_embedded"] = server
         app.logger.warning(
             "bitcore: no REDIS_URL set; embedded Redis on %s keeps its data in %s%s",
@@ -128,7 +140,11 @@ def init_app(app: Flask) -> None:
         )
         url = server.url
     app.extensions["bitcore"] = bitcore.BitCore(
-        url,
+        connect(
+            url,
+            socket_timeout=float(app.config["BITCORE_REDIS_TIMEOUT"]),
+            breaker_seconds=float(app.config["BITCORE_REDIS_BREAKER_SECONDS"]),
+        ),
         key_prefix=app.config["BITCORE_KEY_PREFIX"],
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],

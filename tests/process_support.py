@@ -14,6 +14,8 @@ from bitcore import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+#: Strong enough for gunicorn, which refuses a short or repetitive SECRET_KEY.
+TEST_SECRET_KEY = "test-6f1c0a4e9b2d7c35a8e0f1b2c3d4e5f6"
 
 
 def start_gunicorn(
@@ -25,7 +27,7 @@ def start_gunicorn(
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("BITCORE_", "REDIS_URL"))}
     environ.update(
         REDIS_URL=redis_url,
-        SECRET_KEY="test",
+        SECRET_KEY=TEST_SECRET_KEY,
         BITCORE_INSTANCE_PATH=str(tmp_path / "instance"),
         BITCORE_CLEANUP_ENABLED="0",
         BITCORE_BIND=f"127.0.0.1:{port}",

@@ -74,7 +74,8 @@ def test_gunicorn_without_secret_key_refuses_to_start(
     ):
         make_app(redis_url, tmp_path, SECRET_KEY=None)
     assert not (tmp_path / "instance" / "secret_key").exists()
-    assert make_app(redis_url, tmp_path, SECRET_KEY="set").config["SECRET_KEY"] == "set"
+    strong = "6f1c0a4e9b2d7c35a8e0f1b2c3d4e5f6"
+    assert make_app(redis_url, tmp_path, SECRET_KEY=strong).config["SECRET_KEY"] == strong
 
 
 def test_bad_users_setting_stops_the_start(redis_url: str, tmp_path: Path) -> None:

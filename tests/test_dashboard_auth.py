@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -173,13 +176,21 @@ def test_logout_needs_csrf_and_ends_the_session(locked_app: Flask) -> None:
     assert client.get("/index.json").status_code == 401
 
 
-def test_a_user_removed_from_the_config_is_logged_out(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    "new_users",
+    [
+        USERS.replace("alice:", "bob:"),  # alice removed
+        f"alice:{auth.generate_password_hash('another one', method='pbkdf2:sha256:1000')}",
+    ],
+    ids=["user removed", "password changed"],
+)
+def test_a_user_removed_or_with_a_new_password_is_logged_out(
+    locked_app: Flask, new_users: str
 ) -> None:
-    app = make_app(redis_url, tmp_path, BITCORE_USERS=USERS)
-    client = app.test_client()
+    client = locked_app.test_client()
     login(client)
-    app.config["BITCORE_USER_HASHES"] = auth.parse_users(USERS.replace("alice:", "bob:"))
+    assert client.get("/index.json").status_code == 200
+    locked_app.config["BITCORE_USER_HASHES"] = auth.parse_users(new_users)
     assert client.get("/index.json").status_code == 401
 
 
@@ -216,7 +227,8 @@ def test_login_attempts_are_rate_limited_per_address(
     assert guesser.get("/index.json").status_code == 401
     other = app.test_client()
     assert login(other, environ_base=REMOTE).status_code == 302
-    assert all(key.startswith(b"bitcore:ratelimit:") for key in redis_client.keys("*"))
+    assert all(key.startswith((b"bitcore:ratelimit:", b"bitcore:session:"))
+               for key in redis_client.keys("*"))  # fmt: skip
 
 
 def test_login_rate_limit_can_be_turned_off(
@@ -226,7 +238,7 @@ def test_login_rate_limit_can_be_turned_off(
     client = app.test_client()
     assert [login(client, password="wrong").status_code for _ in range(12)] == [401] * 12
     assert login(client).status_code == 302
-    assert redis_client.dbsize() == 0
+    assert [key[:16] for key in redis_client.keys("*")] == [b"bitcore:session:"]  # no counter
 
 
 @pytest.mark.parametrize(("proxies", "status"), [(0, 200), (1, 403)])
@@ -257,3 +269,66 @@ def test_tracking_rate_limit_counts_the_forwarded_client(
         return client.post("/track", json={"event": "a", "uid": 1}, headers=headers).status_code
 
     assert [beacon("203.0.113.1"), beacon("203.0.113.1"), beacon("203.0.113.2")] == [200, 429, 200]
+
+
+def session_cookie(client) -> str:  # type: ignore[no-untyped-def]
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def test_a_cookie_copied_before_logout_does_not_work_after_it(locked_app: Flask) -> None:
+    client = locked_app.test_client()
+    login(client)
+    copied = session_cookie(client)
+    other_device = locked_app.test_client()
+    login(other_device)
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = locked_app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/index.json").status_code == 401
+    assert other_device.get("/index.json").status_code == 200, "only that session ended"
+
+
+def test_a_cookie_signed_with_the_key_but_no_live_session_is_refused(locked_app: Flask) -> None:
+    """What an attacker who learnt SECRET_KEY (or an old cookie) could make: refused without a
+    session id that Redis knows."""
+    client = locked_app.test_client()
+    with client.session_transaction() as forged:
+        forged["user"] = "alice"
+        forged["sid"] = "made-up"
+    assert client.get("/index.json").status_code == 401
+
+
+def test_sessions_last_seven_days_not_flasks_thirty_one(
+    locked_app: Flask, redis_client: redis.Redis
+) -> None:
+    assert locked_app.permanent_session_lifetime.days == 7
+    response = login(locked_app.test_client())
+    cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie")
+    expires = parsedate_to_datetime(cookie.split("Expires=")[1].split(";")[0])
+    assert 6.9 < (expires - datetime.now(UTC)).total_seconds() / 86400 <= 7
+    (key,) = redis_client.keys("bitcore:session:*")
+    assert 7 * 86400 - 60 < redis_client.ttl(key) <= 7 * 86400
+
+
+@pytest.mark.parametrize(
+    "key", [" ", "secret", "test", "x" * 64, "ab" * 32, "password" * 4, "0123456789abcdef" * 1]
+)
+def test_gunicorn_refuses_a_weak_secret_key_saying_how_to_make_one(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/23.0.0")
+    with pytest.raises(RuntimeError, match="SECRET_KEY is too weak") as refused:
+        make_app(redis_url, tmp_path, SECRET_KEY=key)
+    assert "secrets.token_hex(32)" in str(refused.value)
+
+
+def test_gunicorn_accepts_a_generated_secret_key(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/23.0.0")
+    for _ in range(20):
+        key = secrets.token_hex(32)
+        assert make_app(redis_url, tmp_path, SECRET_KEY=key).config["SECRET_KEY"] == key

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from process_support import stop
+from process_support import TEST_SECRET_KEY, stop
 
 from bitcore import embedded
 from dashboard import store
@@ -78,7 +78,10 @@ def wait_healthy(
 
 
 def test_gunicorn_two_workers_on_redis_url(redis_url: str, tmp_path: Path) -> None:
-    with gunicorn({"REDIS_URL": redis_url, "SECRET_KEY": "test"}, tmp_path) as (process, base):
+    with gunicorn({"REDIS_URL": redis_url, "SECRET_KEY": TEST_SECRET_KEY}, tmp_path) as (
+        process,
+        base,
+    ):
         body = wait_healthy(process, base, tmp_path / "gunicorn.log")
         assert body["status"] == "ok"
         process.send_signal(signal.SIGTERM)
@@ -101,7 +104,7 @@ def worker_pids(master: int) -> list[int]:
 )
 def test_gunicorn_workers_share_one_embedded_redis_that_outlives_a_worker(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {"SECRET_KEY": "test", "BITCORE_DATA_DIR": str(data_dir)}
+    env = {"SECRET_KEY": TEST_SECRET_KEY, "BITCORE_DATA_DIR": str(data_dir)}
     with gunicorn(env, tmp_path) as (process, base):
         log = tmp_path / "gunicorn.log"
         wait_healthy(process, base, log)
@@ -163,7 +166,7 @@ def test_flask_run_stops_its_embedded_redis_on_sigterm(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_gunicorn_without_the_config_file_leaves_the_shared_redis_running(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {"SECRET_KEY": "test", "BITCORE_DATA_DIR": str(data_dir)}
+    env = {"SECRET_KEY": TEST_SECRET_KEY, "BITCORE_DATA_DIR": str(data_dir)}
     with gunicorn(env, tmp_path, "--config", "/dev/null") as (process, base):
         log = tmp_path / "gunicorn.log"
         wait_healthy(process, base, log)

@@ -100,3 +100,25 @@ def test_the_server_keeps_freed_memory_instead_of_faulting_it_in_again(
         assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is passed on
     finally:
         server.stop()
+
+
+def test_maxmemory_with_noeviction_by_default_and_as_asked(tmp_path: Path) -> None:
+    """No embedded server runs without a memory cap: past it Redis refuses writes instead of
+    the kernel's OOM killer ending it, and it never evicts data to make room."""
+    default = embedded.start(tmp_path / "default", port=0, persist=False)
+    asked = embedded.start(tmp_path / "asked", port=0, persist=False, maxmemory="64mb")
+    try:
+        config = default.client().config_get("maxmemory*")
+        assert int(config["maxmemory"]) == embedded.default_maxmemory()
+        assert 256 << 20 <= embedded.default_maxmemory() <= 4 << 30
+        assert config["maxmemory-policy"] == "noeviction"
+        assert int(asked.client().config_get("maxmemory")["maxmemory"]) == 64 << 20
+    finally:
+        default.stop()
+        asked.stop()
+
+
+@pytest.mark.parametrize("size", ["0", "lots", "-5mb", "5 tb"])
+def test_a_bad_maxmemory_is_refused(size: str) -> None:
+    with pytest.raises(ValueError, match="not a size"):
+        embedded.check_maxmemory(size)
