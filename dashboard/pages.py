@@ -15,13 +15,14 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SearchField
+from wtforms import DateField, SearchField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from bitcore import event_names
+from bitcore import BitCore, event_names
 from bitcore import overview as report
 from bitcore.validation import MAX_UUID
 from dashboard import charts, render, store
+from dashboard.fields import WholeNumberField
 
 bp = Blueprint("pages", __name__)
 #: No page number past this is meaningful (a million events at 50 a page would need 20,000).
@@ -36,7 +37,7 @@ class OverviewFilter(FlaskForm):
         csrf = False  # a GET filter is a shareable URL, it changes nothing
 
     q = SearchField("Filter", validators=[Optional(), Length(max=200)])
-    page = IntegerField(
+    page = WholeNumberField(
         "Page",
         default=1,
         validators=[
@@ -52,7 +53,7 @@ class UserLookup(FlaskForm):
     class Meta:
         csrf = False
 
-    user = IntegerField(
+    user = WholeNumberField(
         "User id",
         validators=[
             InputRequired(message="Enter a user id."),
@@ -111,11 +112,19 @@ def _event_name(name: str) -> str:
     return name
 
 
+def _is_event(client: BitCore, name: str) -> bool:
+    """Whether ``name`` is a tracked event; a name the library refuses (``bitop_…``) is none."""
+    try:
+        return report.event_exists(client, name)
+    except (TypeError, ValueError):
+        return False
+
+
 @bp.route("/event/<path:name>")
 def event(name: str) -> ResponseReturnValue:
     name = _event_name(name)
     client = store.client()
-    if not name or not report.event_exists(client, name):
+    if not _is_event(client, name):
         abort(404, description=f"No event named {name!r} has been tracked.")
     today = report.today_of(client)
     activity = report.event_activity(client, name, today)

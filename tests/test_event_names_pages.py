@@ -147,3 +147,20 @@ def test_scheduled_cleanup_registers_names_too(app: Flask, bc_of: BitCore) -> No
     scheduler = app.extensions["bitcore_cleanup"]
     scheduler.tick()
     assert event_names.is_registered(bc_of, "from-bitmapist")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/index.json?page=" + "9" * 400, "/event/signup.json?user=" + "9" * 400 + "&date=2024-05-07"],
+)
+def test_a_number_of_hundreds_of_digits_is_a_400(app: Flask, bc_of: BitCore, url: str) -> None:
+    """WTForms' NumberRange raises OverflowError on it: the field refuses it first."""
+    bc_of.mark_many([("signup", 1)])
+    response = app.test_client().get(url)
+    assert response.status_code == 400
+    assert "Not a valid integer value." in str(response.get_json())
+
+
+@pytest.mark.parametrize("name", ["bitop", "bitop_AND_trackist_x", "bitop_x.json"])
+def test_a_name_the_library_refuses_is_no_event(app: Flask, name: str) -> None:
+    assert app.test_client().get(f"/event/{name}").status_code == 404
