@@ -102,7 +102,7 @@ def overview(
     per_page: int = event_names.DEFAULT_LIMIT,
     trend_days: int = TREND_DAYS,
 ) -> OverviewPage:
-    """Page ``page`` of the events whose name contains ``query`` (ASCII case-insensitive), sorted
+    """Page ``page`` of the events whose name contains ``query`` (case-insensitive), sorted
     by name, with their counts.
 
     The names come from the registry (:mod:`bitcore.event_names`, rebuilt first if it never was),

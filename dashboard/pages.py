@@ -30,7 +30,7 @@ MAX_PAGE = 1_000_000
 
 
 class OverviewFilter(FlaskForm):
-    """``GET /?q=song&page=2``: the events whose name contains ``q`` (ASCII case-insensitive), a
+    """``GET /?q=song&page=2``: the events whose name contains ``q`` (case-insensitive), a
     page at a time."""
 
     class Meta:
