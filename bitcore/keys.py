@@ -117,6 +117,10 @@ class KeyLayout:
         for an event and no cleanup or ``delete_all_events`` touches it."""
         return f"{SEGMENT_NAMESPACE}event_names:{self.prefix}"
 
+    def event_names_rebuilt_key(self) -> str:
+        """When the registry was last rebuilt from the keyspace (absent: never, so rebuild it)."""
+        return f"{SEGMENT_NAMESPACE}event_names_rebuilt:{self.prefix}"
+
     def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
         """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys."""
         if isinstance(key, bytes):

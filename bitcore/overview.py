@@ -1,13 +1,14 @@
 """The overview and event reports as plain data, so the HTML page, its JSON twin and library users
 share one implementation.
 
-Counting is the cheap part on Redis and round trips are the cost, so every number on the overview
-(today, this week, this month and a 30-day trend, for hundreds of events) comes from ONE pipelined
-round trip of ``BITCOUNT``s; finding the event names is a ``SCAN``.
+Counting is the cheap part on Redis and round trips are the cost, so every number on an overview
+page (today, this week, this month and a 30-day trend, for each event shown) comes from ONE
+pipelined round trip of ``BITCOUNT``s. The names come from the registry (:mod:`bitcore.event_names`)
+a page at a time, so 100,000 event names cost no more than 50.
 
->>> rows = overview(b, date(2024, 5, 7))  # doctest: +SKIP
+>>> rows = overview(b, date(2024, 5, 7), query="song", page=1).events  # doctest: +SKIP
 >>> rows[0].name, rows[0].today, rows[0].trend[-1] == rows[0].today  # doctest: +SKIP
-('active', 1234, True)
+('song:played', 1234, True)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from bitcore import periods
+from bitcore import event_names, periods
 from bitcore.periods import Kind, Period
 from bitcore.validation import check_event_name, check_uuid
 
@@ -73,14 +74,55 @@ def walk_back(kind: Kind, last: date, count: int) -> list[Period]:
     return [periods.shift(newest, -steps) for steps in range(count - 1, -1, -1)]
 
 
+@dataclass(frozen=True)
+class OverviewPage:
+    """One page of overview rows, and where it sits among every event matching the search."""
+
+    events: list[EventSummary]
+    query: str
+    page: int  # 1-based
+    per_page: int
+    total: int  # events matching ``query`` (a lower bound when ``complete`` is False)
+    complete: bool  # False when the search stopped at its budget of names looked at
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.per_page < self.total
+
+
 def overview(
-    client: BitCore, day: date | None = None, name_filter: str = "", trend_days: int = TREND_DAYS
-) -> list[EventSummary]:
-    """A row per event name (the universe left out), sorted by name, optionally filtered by
-    substring (case-insensitive). All counts come from one pipelined round trip."""
+    client: BitCore,
+    day: date | None = None,
+    query: str = "",
+    page: int = 1,
+    per_page: int = event_names.DEFAULT_LIMIT,
+    trend_days: int = TREND_DAYS,
+) -> OverviewPage:
+    """Page ``page`` of the events whose name contains ``query`` (case-insensitive), sorted
+    by name, with their counts.
+
+    The names come from the registry (:mod:`bitcore.event_names`, rebuilt first if it never was),
+    never from a walk of the keyspace, and only the shown page is counted: one pipelined round
+    trip of ``BITCOUNT``s, however many events there are.
+    """
+    if page < 1:
+        raise ValueError(f"page must be 1 or more, got {page}")
     day = day or today_of(client)
-    needle = name_filter.strip().lower()
-    names = sorted(n for n in client.get_event_names() if needle in n.lower())
+    event_names.ensure(client)
+    needle = query.strip()
+    found = event_names.search(client, needle, (page - 1) * per_page, per_page)
+    rows = summaries(client, found.names, day, trend_days)
+    return OverviewPage(rows, needle, page, per_page, found.total, found.complete)
+
+
+def summaries(
+    client: BitCore, names: list[str], day: date, trend_days: int = TREND_DAYS
+) -> list[EventSummary]:
+    """A row per name, in the order given: every count in one pipelined round trip."""
     days = walk_back("day", day, trend_days)
     week, month = periods.period_of("week", day), periods.period_of("month", day)
     per_name = [week, month, *days]
@@ -99,9 +141,13 @@ def overview(
 
 
 def event_exists(client: BitCore, name: str) -> bool:
-    """Whether ``name`` has any key (the SCAN is narrowed to names starting with ``name``)."""
+    """Whether ``name`` is a registered event: one ``ZSCORE`` (after a first rebuild of the
+    registry if it never had one), never a walk of the keyspace."""
     check_event_name(name)
-    return name != client.universe and name in client.get_event_names(prefix=name)
+    if name == client.universe:
+        return False
+    event_names.ensure(client)
+    return event_names.is_registered(client, name)
 
 
 def event_activity(

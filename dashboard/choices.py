@@ -1,14 +1,72 @@
-"""Choices for report forms: every event name and every saved segment, as selection tokens."""
+"""Choices for report forms: event names and saved segments, as selection tokens.
+
+Anyone who can send beacons can add event names, so a form never offers all of them: the pickers
+are text inputs with a ``<datalist>`` of a bounded number of names (the first
+``BITCORE_PICKER_NAMES`` in name order, and those starting with what the user typed), and a typed
+value is checked against the registry on the server (:meth:`Choices.knows`: one ``ZSCORE``).
+"""
 
 from __future__ import annotations
 
-from bitcore import BitCore
+from collections.abc import Iterable
+
+from flask import current_app, has_app_context
+from wtforms.validators import ValidationError
+
+from bitcore import BitCore, event_names
 from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
 
+#: Names a picker offers when ``BITCORE_PICKER_NAMES`` is not set.
+DEFAULT_PICKER_NAMES = 200
 
-def selection_choices(client: BitCore) -> list[tuple[str, str]]:
-    """``(token, label)`` pairs, events first, each group sorted by name."""
-    events = [Selection("event", name) for name in sorted(client.get_event_names())]
-    segments = [Selection("segment", name) for name in SegmentStore(client).names()]
-    return [(s.token, s.label) for s in [*events, *segments]]
+
+class Choices(list[tuple[str, str]]):
+    """``(token, label)`` pairs to offer (events first, then segments, each sorted by name) that
+    also know every valid token, offered or not: any registered event, any saved segment."""
+
+    def __init__(self, client: BitCore, pairs: Iterable[tuple[str, str]], segments: set[str]):
+        super().__init__(pairs)
+        self.client = client
+        self.segments = segments
+
+    def knows(self, token: str) -> bool:
+        """Whether ``token`` names a registered event or a saved segment."""
+        selection = Selection.parse(token)
+        if selection.kind == "segment":
+            return selection.name in self.segments
+        return event_names.is_registered(self.client, selection.name)
+
+
+def picker_limit() -> int:
+    """How many event names a picker offers: ``BITCORE_PICKER_NAMES`` (at least 1)."""
+    configured = current_app.config.get("BITCORE_PICKER_NAMES") if has_app_context() else None
+    return max(int(configured or DEFAULT_PICKER_NAMES), 1)
+
+
+def selection_choices(client: BitCore, typed: Iterable[str] = ()) -> Choices:
+    """The first names of the registry, the names starting with each ``typed`` value (a token
+    such as ``event:son`` or a bare name), and every saved segment."""
+    event_names.ensure(client)
+    limit = picker_limit()
+    names = set(event_names.page(client, 0, limit).names)
+    for value in typed:
+        if value and value.strip():
+            prefix = Selection.parse(value.strip()).name
+            names.update(event_names.with_prefix(client, prefix, 0, limit).names)
+    segment_names = SegmentStore(client).names()
+    events = [Selection("event", name) for name in sorted(names)]
+    segments = [Selection("segment", name) for name in segment_names]
+    pairs = [(s.token, s.label) for s in [*events, *segments]]
+    return Choices(client, pairs, set(segment_names))
+
+
+def known_token(choices: list[tuple[str, str]], value: str) -> str:
+    """The token ``value`` stands for (a bare name is an event), if it names a registered event or a
+    saved segment; else a ``ValidationError`` saying so. ``choices`` without the registry (a plain
+    list) know only what they offer."""
+    token = Selection.parse(value.strip()).token
+    known = choices.knows(token) if isinstance(choices, Choices) else token in dict(choices)
+    if not known:
+        raise ValidationError(f"{value!r} is not a tracked event or saved segment.")
+    return token

@@ -10,6 +10,9 @@ module only wires it into the app. ``init_app(app)`` does all three:
   there are. On unless ``BITCORE_CLEANUP_ENABLED=0``; off when ``app.testing`` unless explicitly
   enabled;
 - ``flask --app wsgi cleanup [--dry-run] [--all] [--max-idle SECONDS]`` for cron.
+
+Every real run also refreshes the registry of event names (:func:`refresh_names`), so names written
+by plain bitmapist, which keeps no registry, appear in the dashboard within one interval.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from flask.typing import ResponseReturnValue
 
 import bitcore
 from bitcore import cleanup as job
+from bitcore import event_names
 from dashboard import render, store
 
 bp = Blueprint("cleanup", __name__)
@@ -57,6 +61,12 @@ def settings(app: Flask) -> dict[str, Any]:
         "max_idle": max_idle,
         "lock_ttl": lock_ttl,
     }
+
+
+def refresh_names(client: bitcore.BitCore) -> int:
+    """Add the names of event keys the registry lacks (written by plain bitmapist, or before the
+    registry existed); part of every cleanup run. Returns how many were new."""
+    return event_names.rebuild(client)
 
 
 class CleanupScheduler:
@@ -106,6 +116,9 @@ class CleanupScheduler:
                     result.bytes,
                     result.scanned,
                     result.seconds,
+                )
+                self.logger.info(
+                    "bitcore cleanup registered %d new event names", refresh_names(self.client)
                 )
             wait = job.seconds_until_due(self.client.redis, self.interval)
         except Exception:  # a worker must outlive Redis hiccups: log and try again later
@@ -286,3 +299,9 @@ def cleanup_command(dry_run: bool, all_keys: bool, max_idle: int | None) -> None
             f"another cleanup is running (lock {job.LOCK_KEY} is held); nothing was done"
         )
     click.echo(_describe(result))
+    if not dry_run:
+        try:
+            added = refresh_names(client)
+        except (redis.RedisError, OSError) as error:
+            raise click.ClickException(f"refreshing the event names failed: {error}") from error
+        click.echo(f"Registered {added} new event names.")

@@ -21,6 +21,7 @@ from dashboard.choices import selection_choices
 from dashboard.cohort_form import CohortForm
 
 bp = Blueprint("cohort", __name__)
+SELECTIONS = ("select1", "select1b", "select2", "select2b")
 DEFAULTS = {"time_group": "days", "as_percent": "1", "num_results": "31", "num_of_rows": "12"}
 
 
@@ -61,7 +62,7 @@ def _respond(
 def _report(fmt: str) -> ResponseReturnValue:
     client = store.client()
     try:
-        choices = selection_choices(client)
+        choices = selection_choices(client, [request.args.get(f, "") for f in SELECTIONS])
     except redis.RedisError as error:
         return _respond(fmt, CohortForm(choices=[]), 503, message=f"Redis is unavailable: {error}")
     args = request.args.copy()

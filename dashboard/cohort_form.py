@@ -4,8 +4,9 @@ date).
 
 A plain WTForms ``Form`` read from the query string: the report is a GET, so its URL is shareable
 and there is nothing for CSRF to protect. Selections are text inputs backed by a ``<datalist>`` of
-every event and segment, so a list of hundreds is searchable by typing, without JavaScript; a value
-must still be one of the choices (a bare event name such as ``active`` is read as ``event:active``).
+a bounded number of events and every segment (``dashboard.choices``), searchable by typing without
+JavaScript; a value must name a registered event or a saved segment, offered or not (a bare event
+name such as ``active`` is read as ``event:active``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from bitcore.cohort import TIME_GROUPS
-from bitcore.selections import Selection
+from dashboard.choices import known_token
 
 TIME_GROUP_CHOICES = [SelectChoice(g, g.title()) for g in TIME_GROUPS]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
@@ -53,16 +54,10 @@ class CohortForm(Form):
     ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.choices = choices or []
-        self._tokens = {token for token, _ in self.choices}
 
     def _check_selection(self, field: StringField) -> None:
-        value = (field.data or "").strip()
-        if not value:
-            return
-        token = Selection.parse(value).token
-        if token not in self._tokens:
-            raise ValidationError(f"{value!r} is not a tracked event or saved segment.")
-        field.data = token
+        if (field.data or "").strip():
+            field.data = known_token(self.choices, field.data)
 
     validate_select1 = _check_selection
     validate_select1b = _check_selection

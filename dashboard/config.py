@@ -73,6 +73,10 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds
     # scratch memory (bytes) one segment evaluation may take in Redis; more: 422; 0: no limit
     ("BITCORE_SEGMENT_MAX_BYTES", "BITCORE_SEGMENT_MAX_BYTES", int, 64 << 20),
+    # Event names (bitcore/event_names.py): events per overview page (1-500), and how many names
+    # the cohort and funnel pickers offer while typing (any registered name is still accepted)
+    ("BITCORE_OVERVIEW_PAGE_SIZE", "BITCORE_OVERVIEW_PAGE_SIZE", int, 50),
+    ("BITCORE_PICKER_NAMES", "BITCORE_PICKER_NAMES", int, 200),
     # Cleanup of temporary bit-op keys (dashboard/cleanup.py, bitcore/cleanup.py).
     ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on, off in tests
     ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds

@@ -28,6 +28,7 @@ from dashboard.funnel_form import (
     edited_args,
     is_edit,
     normalise_steps,
+    step_values,
 )
 
 bp = Blueprint("funnel", __name__)
@@ -180,7 +181,7 @@ def _respond(fmt: str, form: FunnelForm, status: int, **data: Any) -> ResponseRe
 
 def _report(fmt: str) -> ResponseReturnValue:
     client = store.client()
-    choices = selection_choices(client)
+    choices = selection_choices(client, step_values(request.args))
     args = request.args
     notice = None
     if is_edit(args):
@@ -191,7 +192,6 @@ def _report(fmt: str) -> ResponseReturnValue:
     if not any(k.startswith("steps-") for k in args):
         return _respond(fmt, form, 200, urls=None)  # a fresh form: nothing asked yet
     if not form.validate():
-        form.show_unknown_steps()
         return _respond(fmt, form, 400, urls=None)
     try:
         trend = funnel.funnel_trend(

@@ -17,6 +17,7 @@ from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import funnel, periods
 from bitcore.selections import Selection
+from dashboard.choices import known_token
 
 KIND_CHOICES = [
     SelectChoice("hour", "Hour"),
@@ -28,7 +29,8 @@ KINDS = {choice.value for choice in KIND_CHOICES}
 DEFAULT_KIND = "day"
 DEFAULT_WINDOW = 7
 DEFAULT_TREND = 8
-BLANK_STEP = SelectChoice("", "— choose an event or segment —")
+#: The id of the ``<datalist>`` every step input offers its names from.
+STEP_CHOICES_ID = "funnel-choices"
 
 _STEP_NAME = re.compile(r"^steps-(\d+)$")
 _START_FORMATS: list[tuple[re.Pattern[str], str]] = [
@@ -69,9 +71,26 @@ def parse_start(kind: periods.Kind, text: str) -> periods.Period:
     )
 
 
+def _known_step(form: FunnelForm, field: StringField) -> None:
+    """A step names a registered event or a saved segment, offered by the datalist or not."""
+    if (field.data or "").strip():
+        field.data = known_token(form.choices, field.data)
+
+
 class FunnelForm(Form):
+    """The funnel's query. Steps are text inputs with a ``<datalist>`` (``STEP_CHOICES_ID``) of a
+    bounded number of names: a picker of every name would be megabytes once names are many."""
+
     steps = FieldList(
-        SelectField("Step", validators=[InputRequired("Choose an event or segment.")]),
+        StringField(
+            "Step",
+            validators=[InputRequired("Choose an event or segment."), _known_step],
+            render_kw={
+                "list": STEP_CHOICES_ID,
+                "autocomplete": "off",
+                "placeholder": "type to search events and segments",
+            },
+        ),
         label="Steps",
     )
     kind = SelectField("Period", choices=KIND_CHOICES, default=DEFAULT_KIND)
@@ -93,19 +112,11 @@ class FunnelForm(Form):
         ],
     )
 
-    def set_step_choices(self, choices: list[tuple[str, str]]) -> None:
-        """Offer ``choices`` (after a blank "choose" option) in every step."""
-        options = [SelectChoice(token, label, optgroup=_group(token)) for token, label in choices]
-        for entry in self.steps:
-            entry.choices = [BLANK_STEP, *options]
+    choices: list[tuple[str, str]] = []
 
-    def show_unknown_steps(self) -> None:
-        """After validation: keep an unknown step visible (and selected) next to its error."""
-        for entry in self.steps:
-            known = {choice.value for choice in entry.choices}
-            if entry.data and entry.data not in known:
-                unknown = SelectChoice(entry.data, f"{entry.data} (unknown)")
-                entry.choices = [*entry.choices, unknown]
+    def set_step_choices(self, choices: list[tuple[str, str]]) -> None:
+        """What the steps' ``<datalist>`` offers, and (a ``Choices``) what a step may name."""
+        self.choices = choices
 
     def validate_steps(self, field: FieldList) -> None:
         if len(field.entries) < funnel.MIN_STEPS:
@@ -138,10 +149,6 @@ def default_start(kind: str, window: object, today: datetime) -> str:
     size = window if isinstance(window, int) and 1 <= window <= funnel.MAX_WINDOW else 1
     current = periods.period_of(kind_, today)  # type: ignore[arg-type]
     return periods.label(periods.shift(current, 1 - size))
-
-
-def _group(token: str) -> str:
-    return "Segments" if Selection.parse(token).kind == "segment" else "Events"
 
 
 def normalise_steps(args: MultiDict[str, str]) -> MultiDict[str, str]:

@@ -10,27 +10,41 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SearchField
+from wtforms import DateField, SearchField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from bitcore import BitCore, event_names
 from bitcore import overview as report
 from bitcore.validation import MAX_UUID
 from dashboard import charts, render, store
+from dashboard.fields import WholeNumberField
 
 bp = Blueprint("pages", __name__)
+#: No page number past this is meaningful (a million events at 50 a page would need 20,000).
+MAX_PAGE = 1_000_000
 
 
 class OverviewFilter(FlaskForm):
-    """``GET /?q=song``: keep the events whose name contains ``q`` (case-insensitive)."""
+    """``GET /?q=song&page=2``: the events whose name contains ``q`` (case-insensitive), a
+    page at a time."""
 
     class Meta:
         csrf = False  # a GET filter is a shareable URL, it changes nothing
 
     q = SearchField("Filter", validators=[Optional(), Length(max=200)])
+    page = WholeNumberField(
+        "Page",
+        default=1,
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=MAX_PAGE, message=f"Pages are numbered 1 to {MAX_PAGE:,}."),
+        ],
+    )
 
 
 class UserLookup(FlaskForm):
@@ -39,7 +53,7 @@ class UserLookup(FlaskForm):
     class Meta:
         csrf = False
 
-    user = IntegerField(
+    user = WholeNumberField(
         "User id",
         validators=[
             InputRequired(message="Enter a user id."),
@@ -59,14 +73,36 @@ def overview() -> ResponseReturnValue:
         return render.page("overview.html", {"errors": form.errors, "events": []}, 400, form=form)
     client = store.client()
     today = report.today_of(client)
-    rows = report.overview(client, today, form.q.data or "")
+    query = form.q.data or ""
+    result = report.overview(client, today, query, form.page.data or 1, page_size())
     data = {
         "today": today.isoformat(),
-        "filter": form.q.data or "",
-        "events": [asdict(row) for row in rows],
+        "filter": query,
+        "events": [asdict(row) for row in result.events],
+        "page": result.page,
+        "per_page": result.per_page,
+        "pages": result.pages,
+        "total": result.total,
+        "complete": result.complete,
+        "next": _page_link(query, result.page + 1) if result.has_next else None,
+        "previous": _page_link(query, result.page - 1) if result.page > 1 else None,
     }
-    sparklines = {row.name: charts.sparkline_points(row.trend) for row in rows}
+    sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
     return render.page("overview.html", data, form=form, sparklines=sparklines)
+
+
+def page_size() -> int:
+    """Events per overview page: ``BITCORE_OVERVIEW_PAGE_SIZE``, kept within 1..500."""
+    size = int(current_app.config.get("BITCORE_OVERVIEW_PAGE_SIZE") or event_names.DEFAULT_LIMIT)
+    return min(max(size, 1), 500)
+
+
+def _page_link(query: str, page: int) -> str:
+    """The same listing, another page, in the format asked for (``/`` or ``/index.json``)."""
+    args = urlencode({"q": query, "page": page} if query else {"page": page})
+    base = url_for("pages.overview")
+    path = f"{base}index.json" if request.path.endswith(".json") else base
+    return f"{path}?{args}"
 
 
 def _event_name(name: str) -> str:
@@ -76,11 +112,19 @@ def _event_name(name: str) -> str:
     return name
 
 
+def _is_event(client: BitCore, name: str) -> bool:
+    """Whether ``name`` is a tracked event; a name the library refuses (``bitop_…``) is none."""
+    try:
+        return report.event_exists(client, name)
+    except (TypeError, ValueError):
+        return False
+
+
 @bp.route("/event/<path:name>")
 def event(name: str) -> ResponseReturnValue:
     name = _event_name(name)
     client = store.client()
-    if not name or not report.event_exists(client, name):
+    if not _is_event(client, name):
         abort(404, description=f"No event named {name!r} has been tracked.")
     today = report.today_of(client)
     activity = report.event_activity(client, name, today)
