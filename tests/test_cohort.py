@@ -19,7 +19,7 @@ from bitcore.cohort import engine
 from bitcore.segments import SegmentStore
 
 KIND = {"days": "day", "weeks": "week", "months": "month", "years": "year"}
-#: Both ways of counting: fetch + numpy (default), and everything on the server in Lua.
+#: Both ways of reading: one fetch + numpy (default), and byte slices of every key (0: narrowest).
 ENGINES = [engine.DEFAULT_MAX_FETCH_BYTES, 0]
 
 Oracle = dict[tuple[str, periods.Period], set[int]]
@@ -101,7 +101,7 @@ SELECTIONS: list[tuple[str, str | None, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["numpy", "lua"])
+@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
 def test_rows_match_a_set_oracle(
     bc: bitcore.BitCore, redis_client: redis.Redis, max_fetch_bytes: int
 ) -> None:
@@ -247,7 +247,7 @@ def test_bad_arguments_raise_clear_errors(
         cohort.get_dates_data("active", "play", system=bc, **kwargs)
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["numpy", "lua"])
+@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
 def test_custom_handlers_and_segments_leave_no_keys(
     bc: bitcore.BitCore,
     redis_client: redis.Redis,

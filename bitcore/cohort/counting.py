@@ -237,6 +237,25 @@ def count_in_python(
     >>> count_in_python(plan, ["k1", "k2"], [b"\\xf0", b"\\x3c"])
     ([4, 4], [2])
     """
+    sizes, overlaps = count_slice(plan, sources, raw, parallel)
+    return with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
+
+
+def with_empty_cells(
+    plan: Plan, sizes: list[int], overlaps: list[int]
+) -> tuple[list[int], list[int | None]]:
+    """``sizes`` and ``overlaps`` (one per pair), ``None`` where either set of a pair is empty."""
+    cells = [
+        n if sizes[a] and sizes[b] else None for n, (a, b) in zip(overlaps, plan.pairs, strict=True)
+    ]
+    return sizes, cells
+
+
+def count_slice(
+    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Set sizes and pair intersections (int64 arrays) over ``raw``: whole bitmaps, or one byte
+    slice of each (counts of slices add up)."""
     words = -(-max((len(r) for r in raw if r), default=0) // 8)
     width = max(1, min(BLOCK_BYTES // 8, words))
     if width > SUM_WORDS:
@@ -273,6 +292,6 @@ def count_in_python(
     counts += [future.result() for future in futures]
     _give(*flats)
 
-    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1).tolist()
-    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1).tolist()
-    return sizes, [overlaps[cells[a, b]] if sizes[a] and sizes[b] else None for a, b in plan.pairs]
+    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1)
+    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1)
+    return sizes, overlaps[[cells[a, b] for a, b in plan.pairs]]

@@ -1,0 +1,230 @@
+"""Reading a report's bitmaps in bounded steps: Redis is shared, so no read may hold it for long.
+
+A report (a funnel, a cohort table) needs the bytes of many keys. Its arithmetic is independent
+per byte position (byte ``i`` of every key holds the same eight users), so the id space is read in
+byte-range slices: for each slice one MULTI/EXEC of ``GETRANGE`` over every key still that long,
+at most ``round_trip_bytes`` in all, then numpy counts the slice and the counts add up. Redis copies
+at most ``round_trip_bytes`` per step (16 MiB: ~10-25 ms), the Python process holds one slice of
+every key, and every user's bits are read in one transaction (a user's bits sit in one slice).
+When every key fits in one round trip the whole report is one ``MGET`` (the fast path).
+
+Before reading, one ``EVALSHA`` returns the length of every key (``STRLEN``), so a report knows
+what it will read and refuses (``ReportTooCostly``) when that is more than its ``max_bytes``.
+Derived bitmaps (saved segments, custom handlers) are measured by their stored leaves (a ``BITOP``
+result is as long as its longest operand), then built in one MULTI/EXEC whose results are renamed
+to keys of this read alone: a concurrent report deleting the shared bit-op key cannot empty ours.
+
+>>> list(slice_bounds([10, 3, 0], round_trip_bytes=16, min_slice=8))
+[(0, 8), (8, 16)]
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import redis
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+    from bitcore.bitmaps import Bitmap
+    from bitcore.client import BitCore
+
+#: Bytes fetched by one round trip at most: Redis copies them in ~10-25 ms (64 MiB held a PING
+#: back ~80 ms), and the slice of every key the Python process holds stays this small.
+ROUND_TRIP_BYTES = 16 << 20
+#: Narrowest slice of a key: with thousands of keys a round trip still reads whole pages.
+MIN_SLICE_BYTES = 4 << 10
+
+#: The length of every key in one reply: one EVALSHA instead of a STRLEN per key.
+LENGTHS_SCRIPT = """
+local lengths = {}
+for i = 1, #KEYS do lengths[i] = redis.call('STRLEN', KEYS[i]) end
+return lengths
+"""
+
+_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+class ReportTooCostly(ValueError):
+    """A report would read more bytes of bitmaps than its limit (``max_bytes``) allows.
+
+    ``needed`` and ``limit`` are byte counts, so a caller can say which limit was hit and by how
+    much.
+    """
+
+    def __init__(self, needed: int, limit: int) -> None:
+        self.needed = needed
+        self.limit = limit
+        super().__init__(
+            f"this report would read {needed:,} bytes of bitmaps, more than the limit of "
+            f"{limit:,} bytes (max_bytes): ask for fewer steps, periods or rows"
+        )
+
+
+def check_cost(needed: int, max_bytes: int | None) -> None:
+    """Raise ``ReportTooCostly`` when ``needed`` bytes exceed ``max_bytes`` (``None``: no limit)."""
+    if max_bytes is not None and needed > max_bytes:
+        raise ReportTooCostly(needed, max_bytes)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a report reads: ``keys`` (each once) and their ``lengths`` in bytes, in order."""
+
+    keys: list[str]
+    lengths: list[int]
+
+    @property
+    def total(self) -> int:
+        """Bytes read in all."""
+        return sum(self.lengths)
+
+    def fits_one_round_trip(self, round_trip_bytes: int = ROUND_TRIP_BYTES) -> bool:
+        """Whether one ``MGET`` (every key as long as the widest) stays within a round trip."""
+        return max(self.lengths, default=0) * len(self.keys) <= round_trip_bytes
+
+
+def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap]) -> list[int]:
+    """The byte length of each of ``keys``, in one round trip; a key in ``derived`` (a bit-op
+    result not built yet) counts as long as its longest stored leaf."""
+    leaves = {key: [leaf.redis_key for leaf in derived[key].leaves()] for key in derived}
+    asked = list(dict.fromkeys([*(k for k in keys if k not in derived), *_flat(leaves.values())]))
+    script = client.redis.register_script(LENGTHS_SCRIPT)
+    length_of = dict(zip(asked, (int(n) for n in script(keys=asked)), strict=True)) if asked else {}
+    return [
+        max((length_of[leaf] for leaf in leaves[key]), default=0)
+        if key in derived
+        else length_of[key]
+        for key in keys
+    ]
+
+
+def _flat(lists: Any) -> Iterator[str]:
+    for items in lists:
+        yield from items
+
+
+class _KeyRecorder:
+    """Forwards to a pipeline, remembering the destination of every BITOP a derived bitmap
+    queues: the keys its build writes."""
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self._pipe = pipe
+        self.made: list[str] = []
+
+    def bitop(self, operation: str, dest: str, *keys: str) -> Any:
+        self.made.append(dest)
+        return self._pipe.bitop(operation, dest, *keys)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+
+def build_private(client: BitCore, derived: Mapping[str, Bitmap]) -> dict[str, str]:
+    """Build every derived bitmap in one MULTI/EXEC, rename each result to a key of this call
+    alone and drop the inner keys the builds wrote; returns ``{redis_key: private key}``. The
+    private keys keep the build's TTL, so they expire even if the caller dies before unlinking."""
+    if not derived:
+        return {}
+    run = uuid.uuid4().hex
+    private = {key: client.keys.bitop_key("REPORT", [run, str(n)]) for n, key in enumerate(derived)}
+    with client.redis.pipeline(transaction=True) as pipe:
+        recorder = _KeyRecorder(pipe)
+        for bitmap in derived.values():
+            bitmap.build(recorder, client.bitop_ttl(bitmap))  # type: ignore[arg-type]
+        first_rename = len(pipe.command_stack)
+        for key, mine in private.items():
+            pipe.rename(key, mine)
+        inner = sorted(set(recorder.made) - set(private))
+        if inner:
+            pipe.unlink(*inner)
+        replies = pipe.execute(raise_on_error=False)
+    for n, reply in enumerate(replies):
+        missing = n >= first_rename and "no such key" in str(reply).lower()
+        if isinstance(reply, Exception) and not missing:  # a rename of an empty result is fine
+            raise reply
+    return private
+
+
+@contextmanager
+def opened(
+    client: BitCore,
+    keys: Sequence[str],
+    derived: Mapping[str, Bitmap],
+    max_bytes: int | None = None,
+) -> Iterator[Reading]:
+    """Measure ``keys``, refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
+    the ``derived`` ones; yields the keys to read (derived ones under private names) and their
+    lengths, and unlinks what it built when the block ends, however it ends."""
+    keys = list(dict.fromkeys(keys))
+    lengths = measure(client, keys, derived)
+    check_cost(sum(lengths), max_bytes)
+    private = build_private(client, derived)
+    try:
+        yield Reading([private.get(key, key) for key in keys], lengths)
+    finally:
+        if private:
+            client.redis.unlink(*private.values())
+
+
+def slice_bounds(
+    lengths: Sequence[int],
+    round_trip_bytes: int = ROUND_TRIP_BYTES,
+    min_slice: int | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Byte ranges ``[start, stop)`` covering the longest of ``lengths``: each as wide as
+    ``round_trip_bytes`` shared by the keys still that long (a multiple of 8, at least
+    ``min_slice``, by default ``MIN_SLICE_BYTES``), so one slice of every key fits a round trip."""
+    min_slice = min_slice or MIN_SLICE_BYTES
+    ordered = sorted(lengths)
+    start, longest = 0, max(lengths, default=0)
+    while start < longest:
+        alive = len(ordered) - int(np.searchsorted(ordered, start, side="right"))
+        width = max(min_slice, round_trip_bytes // alive // 8 * 8)
+        yield start, start + width
+        start += width
+
+
+def read_slices(
+    r: redis.Redis, reading: Reading, round_trip_bytes: int = ROUND_TRIP_BYTES
+) -> Iterator[list[bytes | None]]:
+    """The keys' bytes slice by slice (``None`` or short where a key ends), one round trip each:
+    one ``MGET`` when they all fit in one, else one MULTI/EXEC of ``GETRANGE`` per slice."""
+    if reading.fits_one_round_trip(round_trip_bytes):
+        yield list(r.mget(reading.keys)) if reading.keys else []  # type: ignore[arg-type]
+        return
+    for start, stop in slice_bounds(reading.lengths, round_trip_bytes):
+        wanted = [k for k, length in enumerate(reading.lengths) if length > start]
+        with r.pipeline(transaction=True) as pipe:
+            for k in wanted:
+                pipe.getrange(reading.keys[k], start, stop - 1)
+            replies = pipe.execute()
+        values: list[bytes | None] = [None] * len(reading.keys)
+        for k, value in zip(wanted, replies, strict=True):
+            values[k] = value
+        yield values
+
+
+def as_words(values: Sequence[bytes | None]) -> tuple[np.ndarray, list[bool]]:
+    """One slice as rows of uint64 words (zero-padded to the longest), and which rows have
+    bytes at all (an absent or empty key has no users: callers skip its work)."""
+    width = -(-max((len(v) for v in values if v), default=0) // 8)
+    rows = np.zeros((len(values), width), dtype=np.uint64)
+    as_bytes = rows.view(np.uint8)
+    for k, value in enumerate(values):
+        if value:
+            as_bytes[k, : len(value)] = np.frombuffer(value, dtype=np.uint8)
+    return rows, [bool(v) for v in values]
+
+
+def popcounts(rows: np.ndarray) -> np.ndarray:
+    """Set bits per row of a 2-D uint64 array, as int64."""
+    if getattr(np, "bitwise_count", None) is None:
+        return _BYTE_POPCOUNT[rows.view(np.uint8)].sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
+    return np.bitwise_count(rows).sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
