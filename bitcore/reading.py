@@ -161,16 +161,18 @@ def opened(
 ) -> Iterator[Reading]:
     """Measure ``keys``, refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
     the ``derived`` ones; yields the keys to read (derived ones under private names) and their
-    lengths, and unlinks what it built when the block ends, however it ends."""
+    lengths. When the block ends, however it ends, it unlinks what it built and the shared keys
+    of ``derived`` (a saved segment materializes its key when evaluated, before we get here)."""
     keys = list(dict.fromkeys(keys))
-    lengths = measure(client, keys, derived)
-    check_cost(sum(lengths), max_bytes)
-    private = build_private(client, derived)
+    private: dict[str, str] = {}
     try:
+        lengths = measure(client, keys, derived)
+        check_cost(sum(lengths), max_bytes)
+        private = build_private(client, derived)
         yield Reading([private.get(key, key) for key in keys], lengths)
     finally:
-        if private:
-            client.redis.unlink(*private.values())
+        if derived:
+            client.redis.unlink(*private.values(), *derived)
 
 
 def slice_bounds(
