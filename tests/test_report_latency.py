@@ -1,9 +1,9 @@
 """A big funnel does not hold Redis: PINGs from another connection keep answering while it runs.
 
 On a private redis-server (``maxmemory`` 192 MB, so nothing here can grow past it), 505 day keys
-of 96 KiB (786,432 users, 48 MiB in all) make a 5-step, 90-day funnel over 12 start periods. The
-old funnel's single MULTI/EXEC of BITOPs, run here as a baseline, holds Redis ~0.8 s for it
-(PINGs wait ~0.45 s): the probe sees such a hold. The sliced read must keep every PING under
+of 128 KiB (1,048,576 users, 64 MiB in all) make a 5-step, 90-day funnel over 12 start periods. The
+old funnel's single MULTI/EXEC of BITOPs, run here as a baseline, holds Redis ~1-3 s for it
+(PINGs wait 0.3 s and more): the probe sees such a hold. The sliced read must keep every PING under
 150 ms (it measured 15-50 ms) and count what numpy counts on the written bytes.
 """
 
@@ -22,7 +22,7 @@ import bitcore
 from bitcore import embedded, funnel, periods
 
 STEPS, WINDOW, TREND = 5, 90, 12
-KEY_BYTES = 96 << 10
+KEY_BYTES = 128 << 10
 LAST_START = periods.day(2024, 6, 1)
 FIRST_DAY = periods.shift(LAST_START, 1 - TREND)
 MAX_PING_SECONDS = 0.150
@@ -118,7 +118,7 @@ def test_the_probe_sees_a_server_side_transaction_hold_redis(
     server: embedded.EmbeddedRedis, data: dict[tuple[int, periods.Period], np.ndarray]
 ) -> None:
     r = server.client()
-    assert slowest_ping_while(server, lambda: old_transaction(r, bitcore.BitCore(r))) > 0.3
+    assert slowest_ping_while(server, lambda: old_transaction(r, bitcore.BitCore(r))) > 2 * MAX_PING_SECONDS
 
 
 def test_a_big_funnel_never_holds_redis_for_long(
