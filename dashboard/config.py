@@ -54,7 +54,7 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds
     # Reports (funnel, cohort): bytes of bitmaps one report may read, else HTTP 422; 0: no limit.
     # 1 GiB is read in 16 MiB slices (~64 short Redis steps, a few seconds of numpy): 10 steps x
-    # 90 days at 1M users reads ~110 MiB, a 31 x 13 cohort at 100M users ~550 MiB.
+    # 90 days at 1M users reads ~100 MiB, a 31 x 13 day cohort at 50M users ~525 MiB.
     ("BITCORE_REPORT_MAX_BYTES", "BITCORE_REPORT_MAX_BYTES", int, 1 << 30),
     # Cleanup of temporary bit-op keys (dashboard/cleanup.py, bitcore/cleanup.py).
     ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on, off in tests
