@@ -124,18 +124,20 @@ def test_rows_match_a_set_oracle(
     assert set(redis_client.keys("*")) == before
 
 
+def marks_strategy(
+    uids: st.SearchStrategy[int], days: int, most: int
+) -> st.SearchStrategy[list[tuple[str, int, datetime]]]:
+    """Up to ``most`` marks of events a, b and c by ``uids`` on the ``days`` + 1 days from
+    2024-12-15."""
+    when = st.integers(0, days).map(lambda d: datetime(2024, 12, 15) + timedelta(days=d))
+    return st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), uids, when), max_size=most)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    marks=st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c"]),
-            st.integers(0, 200),
-            st.integers(0, 40).map(lambda d: datetime(2024, 12, 15) + timedelta(days=d)),
-        ),
-        max_size=120,
-    ),
+    marks=marks_strategy(st.integers(0, 200), days=40, most=120),
     time_group=st.sampled_from(["days", "weeks", "months"]),
     extra=st.sampled_from([None, "c"]),
     max_fetch_bytes=st.sampled_from(ENGINES),

@@ -10,7 +10,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cohort import expected_rows, mark
+from test_cohort import expected_rows, mark, marks_strategy
 from test_funnel import START, moment, oracle, write
 
 import bitcore
@@ -77,14 +77,7 @@ def test_sliced_funnels_match_the_set_oracle(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    marks=st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c"]),
-            st.one_of(st.sampled_from(EDGE_IDS), st.integers(0, TOP_ID)),
-            st.integers(0, 12).map(lambda d: datetime(2024, 12, 15) + timedelta(days=d)),
-        ),
-        max_size=150,
-    ),
+    marks=marks_strategy(st.one_of(st.sampled_from(EDGE_IDS), st.integers(0, TOP_ID)), 12, 150),
     extra=st.sampled_from([None, "c"]),
 )
 def test_sliced_cohorts_match_the_set_oracle(
