@@ -15,7 +15,7 @@ result is as long as its longest operand), then built in one MULTI/EXEC whose re
 to keys of this read alone: a concurrent report deleting the shared bit-op key cannot empty ours.
 
 >>> list(slice_bounds([10, 3, 0], round_trip_bytes=16, min_slice=8))
-[(0, 8), (8, 16)]
+[(0, 8), (8, 24)]
 """
 
 from __future__ import annotations
