@@ -1,4 +1,4 @@
-"""A big funnel does not hold Redis: PINGs from another connection keep answering while it runs.
+"""Big reports do not hold Redis: PINGs from another connection keep answering while they run.
 
 On a private redis-server (``maxmemory`` 192 MB, so nothing here can grow past it), 505 day keys
 of 128 KiB (1,048,576 users, 64 MiB in all) make a 5-step, 90-day funnel over 12 start
@@ -20,7 +20,8 @@ import pytest
 import redis
 
 import bitcore
-from bitcore import embedded, funnel, periods
+from bitcore import cohort, embedded, funnel, periods
+from bitcore.cohort.engine import cohort_table
 
 STEPS, WINDOW, TREND = 5, 90, 12
 KEY_BYTES = 128 << 10
@@ -150,3 +151,29 @@ def test_a_big_funnel_never_holds_redis_for_long(
     got = [[s.count for s in f.steps] for f in result[0].funnels]
     assert got == expected_counts(data)
     assert set(bc.redis.keys()) == before
+
+
+def test_a_big_cohort_table_never_holds_redis_for_long(
+    server: embedded.EmbeddedRedis, data: dict[tuple[int, periods.Period], np.ndarray]
+) -> None:
+    """60 daily cohorts of s0 x 41 columns of s1: 101 + 101 keys (26 MiB), read in slices."""
+    bc = bitcore.BitCore(server.client())
+    rows, columns = 60, 40
+    tables: list[cohort.CohortTable] = []
+
+    def run() -> None:
+        first = periods.start(FIRST_DAY).date()
+        tables.append(cohort_table(bc, "s0", "s1", None, None, "days", rows, columns, str(first)))
+
+    slowest = slowest_ping_while(server, run)
+    assert slowest < MAX_PING_SECONDS, f"a PING waited {slowest * 1000:.0f} ms"
+
+    def users(bits: np.ndarray) -> int:
+        return int(np.unpackbits(bits).sum())
+
+    days = [periods.shift(FIRST_DAY, d) for d in range(rows + columns + 1)]
+    assert tables[0].sizes == [users(data[(0, day)]) for day in days[:rows]]
+    assert tables[0].cells == [
+        [users(data[(0, days[i])] & data[(1, days[i + t])]) for t in range(columns + 1)]
+        for i in range(rows)
+    ]
