@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,11 +81,6 @@ class Reading:
     keys: list[str]
     lengths: list[int]
 
-    @property
-    def total(self) -> int:
-        """Bytes read in all."""
-        return sum(self.lengths)
-
     def fits_one_round_trip(self, round_trip_bytes: int = ROUND_TRIP_BYTES) -> bool:
         """Whether one ``MGET`` (every key as long as the widest) stays within a round trip."""
         return max(self.lengths, default=0) * len(self.keys) <= round_trip_bytes
@@ -94,7 +90,8 @@ def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap])
     """The byte length of each of ``keys``, in one round trip; a key in ``derived`` (a bit-op
     result not built yet) counts as long as its longest stored leaf."""
     leaves = {key: [leaf.redis_key for leaf in derived[key].leaves()] for key in derived}
-    asked = list(dict.fromkeys([*(k for k in keys if k not in derived), *_flat(leaves.values())]))
+    stored = [k for k in keys if k not in derived]
+    asked = list(dict.fromkeys(chain(stored, chain.from_iterable(leaves.values()))))
     script = client.redis.register_script(LENGTHS_SCRIPT)
     length_of = dict(zip(asked, (int(n) for n in script(keys=asked)), strict=True)) if asked else {}
     return [
@@ -103,11 +100,6 @@ def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap])
         else length_of[key]
         for key in keys
     ]
-
-
-def _flat(lists: Any) -> Iterator[str]:
-    for items in lists:
-        yield from items
 
 
 class _KeyRecorder:
