@@ -11,8 +11,9 @@ When every key fits in one round trip the whole report is one ``MGET`` (the fast
 Before reading, one ``EVALSHA`` returns the length of every key (``STRLEN``), so a report knows
 what it will read and refuses (``ReportTooCostly``) when that is more than its ``max_bytes``.
 Derived bitmaps (saved segments, custom handlers) are measured by their stored leaves (a ``BITOP``
-result is as long as its longest operand), then built in one MULTI/EXEC whose results are renamed
-to keys of this read alone: a concurrent report deleting the shared bit-op key cannot empty ours.
+result is as long as its longest operand), then computed as their kind does it (a segment in
+bounded steps) and renamed to keys of this read alone: a concurrent report or preview deleting the
+shared bit-op key cannot empty ours.
 
 >>> list(slice_bounds([10, 3, 0], round_trip_bytes=16, min_slice=8))
 [(0, 8), (8, 24)]
@@ -25,14 +26,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import redis
 
 if TYPE_CHECKING:
-    from redis.client import Pipeline
-
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
 
@@ -41,6 +40,8 @@ if TYPE_CHECKING:
 ROUND_TRIP_BYTES = 16 << 20
 #: Narrowest slice of a key: with thousands of keys a round trip still reads whole pages.
 MIN_SLICE_BYTES = 4 << 10
+#: Times a derived bitmap is computed again when its shared result vanished before we took it.
+TAKE_ATTEMPTS = 3
 
 #: The length of every key in one reply: one EVALSHA instead of a STRLEN per key.
 LENGTHS_SCRIPT = """
@@ -102,46 +103,35 @@ def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap])
     ]
 
 
-class _KeyRecorder:
-    """Forwards to a pipeline, remembering the destination of every BITOP a derived bitmap
-    queues: the keys its build writes."""
-
-    def __init__(self, pipe: Pipeline) -> None:
-        self._pipe = pipe
-        self.made: list[str] = []
-
-    def bitop(self, operation: str, dest: str, *keys: str) -> Any:
-        self.made.append(dest)
-        return self._pipe.bitop(operation, dest, *keys)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipe, name)
+def derived_keys(bitmap: Bitmap) -> Iterator[str]:
+    """Keys of ``bitmap`` and of the derived bitmaps under it (``BitOp*`` operands): what
+    computing it wrote, for the cleanup."""
+    if not bitmap.derived:
+        return
+    yield bitmap.redis_key
+    for inner in getattr(bitmap, "events", ()):
+        yield from derived_keys(inner)
 
 
-def build_private(client: BitCore, derived: Mapping[str, Bitmap]) -> dict[str, str]:
-    """Build every derived bitmap in one MULTI/EXEC, rename each result to a key of this call
-    alone and drop the inner keys the builds wrote; returns ``{redis_key: private key}``. The
-    private keys keep the build's TTL, so they expire even if the caller dies before unlinking."""
-    if not derived:
-        return {}
-    run = uuid.uuid4().hex
-    private = {key: client.keys.bitop_key("REPORT", [run, str(n)]) for n, key in enumerate(derived)}
-    with client.redis.pipeline(transaction=True) as pipe:
-        recorder = _KeyRecorder(pipe)
-        for bitmap in derived.values():
-            bitmap.build(recorder, client.bitop_ttl(bitmap))  # type: ignore[arg-type]
-        first_rename = len(pipe.command_stack)
-        for key, mine in private.items():
-            pipe.rename(key, mine)
-        inner = sorted(set(recorder.made) - set(private))
-        if inner:
-            pipe.unlink(*inner)
-        replies = pipe.execute(raise_on_error=False)
-    for n, reply in enumerate(replies):
-        missing = n >= first_rename and "no such key" in str(reply).lower()
-        if isinstance(reply, Exception) and not missing:  # a rename of an empty result is fine
-            raise reply
-    return private
+def take_private(client: BitCore, bitmap: Bitmap, private_key: str, expected: int) -> None:
+    """Compute ``bitmap`` (``client.materialize``: in bounded steps where its kind has them) and
+    RENAME the result to ``private_key``, which no other report or preview knows, so none can
+    delete it under us. If someone else took or deleted the shared result in between, compute it
+    again (``TAKE_ATTEMPTS`` times). A result ``expected`` to be 0 bytes may have no key at all."""
+    for _ in range(TAKE_ATTEMPTS):
+        client.materialize(bitmap)
+        try:
+            client.redis.rename(bitmap.redis_key, private_key)
+            return
+        except redis.ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            if not expected:
+                return  # an empty result: nothing to read
+    raise redis.ResponseError(
+        f"the result of {bitmap.redis_key!r} was deleted {TAKE_ATTEMPTS} times before it could be "
+        "read: try again"
+    )
 
 
 @contextmanager
@@ -160,11 +150,15 @@ def opened(
     try:
         lengths = measure(client, keys, derived)
         check_cost(sum(lengths), max_bytes)
-        private = build_private(client, derived)
+        run = uuid.uuid4().hex
+        for key, bitmap in derived.items():
+            private[key] = client.keys.bitop_key("REPORT", [run, str(len(private))])
+            take_private(client, bitmap, private[key], lengths[keys.index(key)])
         yield Reading([private.get(key, key) for key in keys], lengths)
     finally:
         if derived:
-            client.redis.unlink(*private.values(), *derived)
+            shared = chain.from_iterable(derived_keys(bitmap) for bitmap in derived.values())
+            client.redis.unlink(*private.values(), *dict.fromkeys(shared))
 
 
 def slice_bounds(

@@ -133,20 +133,28 @@ def test_a_cohort_over_its_limit_is_refused(bc: bitcore.BitCore) -> None:
 def test_segment_steps_read_keys_no_other_report_can_delete(
     bc: bitcore.BitCore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another report finishing with the same segment deletes the shared bit-op key between our
-    build and our read: ours reads its private copy and counts right."""
+    """Another report (or a preview) finishing with the same segment deletes the shared result
+    once before we take it, and again after: ours is computed again, then read from a private
+    copy, and counts right."""
     bc.mark_many([("signup", u, moment(0)) for u in range(5)])
     bc.mark_many([("ios", u, moment(1)) for u in range(3)] + [("mac", 4, moment(2))])
     SegmentStore(bc).save("apple", "ios | mac")
-    real_build = reading.build_private
+    real_materialize, real_take = bc.materialize, reading.take_private
+    lost: list[str] = []
 
-    def build_then_lose_shared_keys(client: bitcore.BitCore, derived: Any) -> dict[str, str]:
-        private = real_build(client, derived)
-        assert derived, "a segment of two events is a bit-op result"
-        redis_client.delete(*derived)  # what a concurrent report's cleanup does
-        return private
+    def materialize_then_lose_it_once(bitmap: Any) -> None:
+        real_materialize(bitmap)
+        if bitmap.redis_key not in lost:
+            lost.append(bitmap.redis_key)
+            redis_client.delete(bitmap.redis_key)
 
-    monkeypatch.setattr(reading, "build_private", build_then_lose_shared_keys)
+    def take_then_lose_the_shared_key(client: Any, bitmap: Any, *args: Any) -> None:
+        real_take(client, bitmap, *args)
+        redis_client.delete(bitmap.redis_key)
+
+    monkeypatch.setattr(bc, "materialize", materialize_then_lose_it_once)
+    monkeypatch.setattr(reading, "take_private", take_then_lose_the_shared_key)
     result = funnel.funnel(bc, ["signup", "segment:apple"], START, 3)
     assert [s.count for s in result.steps] == [5, 4]
+    assert len(lost) == 3  # each window day's result was lost once, and computed again
     assert not list(redis_client.scan_iter(match="trackist_bitop_*"))
