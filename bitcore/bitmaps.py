@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +59,17 @@ class Bitmap:
 
     def build(self, pipe: Pipeline, ttl: int) -> None:
         """Queue the commands that (re)compute this key, expiring in ``ttl`` s; events need none."""
+
+    def steps(self, ttl: int) -> list[Callable[[Pipeline], None]]:
+        """The round trips that (re)compute this key, in order: ``build`` in one, unless a subclass
+        splits a long computation (a segment) so no round trip holds Redis for long. The client
+        runs them; the last one is a MULTI/EXEC that also carries the read that needs the key."""
+        return [lambda pipe: self.build(pipe, ttl)]
+
+    def scratch_keys(self) -> list[str]:
+        """Keys the last ``steps`` write only along the way: deleted by the client if a step fails
+        (Redis out of memory, say), so a failure gives back what it took at once."""
+        return []
 
     def leaves(self) -> Iterator[Bitmap]:
         """The stored (non-derived) bitmaps this one is computed from; itself when it is stored."""

@@ -12,8 +12,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -33,6 +34,9 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
 DEFAULT_UNIVERSE = "_seen"
 DELETE_BATCH = 1000
+#: Bit-op keys a thread remembers for ``delete_runtime_bitop_keys``, the most recent: enough for a
+#: script's worth of bit operations, a bounded few hundred KiB in a process that runs for months.
+DEFAULT_REMEMBER_BITOP_KEYS = 1000
 
 T = TypeVar("T", bound=type)
 
@@ -96,6 +100,9 @@ class BitCore:
     ``rebuild_universe()``.
     ``bitop_ttl_open`` / ``bitop_ttl_closed``: seconds a bit-op result key lives while any of its
     periods is still open / once all are over (bitmapist's bit-op keys never expire).
+    ``remember_bitop_keys``: how many bit-op keys each thread remembers for
+    ``delete_runtime_bitop_keys`` (the most recent; 0: none, as a long-running server wants), so a
+    process that lives for months does not grow with every bit operation it ever made.
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class BitCore:
         bitop_ttl_open: int = 300,
         bitop_ttl_closed: int = 86400,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
     ) -> None:
         if redis_or_url is None:
             from bitcore.systems import default_redis
@@ -126,6 +134,7 @@ class BitCore:
         self.universe = check_event_name(universe)
         self.bitop_ttl_open = bitop_ttl_open
         self.bitop_ttl_closed = bitop_ttl_closed
+        self.remember_bitop_keys = remember_bitop_keys
         self._local = threading.local()
         self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
 
@@ -314,7 +323,7 @@ class BitCore:
 
     def read(self, bitmap: Bitmap, command: str, *args: Any) -> Any:
         """Run ``command`` on the bitmap's key; a derived key that is gone (expired, deleted) is
-        computed again first, in the same round trip as the read."""
+        computed again first, the read riding in the same transaction as the last step."""
         key = bitmap.redis_key
         if not bitmap.derived:
             return self.redis.execute_command(command, key, *args)
@@ -324,10 +333,16 @@ class BitCore:
             exists, result = pipe.execute()
         if exists:
             return result
-        with self.redis.pipeline() as pipe:
-            bitmap.build(pipe, self.bitop_ttl(bitmap))
-            pipe.execute_command(command, key, *args)
-            return pipe.execute()[-1]
+        return self._compute(bitmap, lambda pipe: pipe.execute_command(command, key, *args))[-1]
+
+    def count_once(self, bitmap: Bitmap) -> int:
+        """``len(bitmap)`` for a one-shot answer: a derived bitmap is computed afresh, counted and
+        its key deleted in the same transaction, so nothing is left behind (a dashboard preview)."""
+        if not bitmap.derived:
+            return int(self.redis.bitcount(bitmap.redis_key))
+        key = bitmap.redis_key
+        replies = self._compute(bitmap, lambda pipe: (pipe.bitcount(key), pipe.unlink(key)))
+        return int(replies[-2])
 
     def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
         """Ids in ``bitmap``, ascending, fetched in ``ITER_CHUNK_BYTES`` slices decoded by numpy.
@@ -362,19 +377,35 @@ class BitCore:
             pipe.getrange(key, first, last)
             present, chunk = pipe.execute()
         if not present:
-            with self.redis.pipeline() as pipe:
-                bitmap.build(pipe, ttl)
-                pipe.getrange(key, first, last)
-                chunk = pipe.execute()[-1]
+            chunk = self._compute(bitmap, lambda pipe: pipe.getrange(key, first, last))[-1]
         return cast(bytes, chunk)
 
     # --- temporary bit-op keys
 
     def materialize(self, bitmap: Bitmap) -> None:
-        """Compute a derived bitmap's key (and its inner ones) in one MULTI/EXEC round trip."""
-        with self.redis.pipeline() as pipe:
-            bitmap.build(pipe, self.bitop_ttl(bitmap))
-            pipe.execute()
+        """Compute a derived bitmap's key (and its inner ones): one MULTI/EXEC round trip for a bit
+        operation, as in bitmapist; a few bounded ones for a segment."""
+        self._compute(bitmap)
+
+    def _compute(self, bitmap: Bitmap, then: Callable[[Pipeline], Any] | None = None) -> list[Any]:
+        """Run ``bitmap.steps``: every round trip but the last as a plain pipeline, the last in
+        MULTI/EXEC followed by ``then`` (a read of the fresh key); returns the last one's
+        replies."""
+        *early, last = bitmap.steps(self.bitop_ttl(bitmap))
+        try:
+            for step in early:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    step(pipe)
+                    pipe.execute()
+            with self.redis.pipeline() as pipe:
+                last(pipe)
+                if then is not None:
+                    then(pipe)
+                return cast(list[Any], pipe.execute())
+        except redis.RedisError:
+            with contextlib.suppress(redis.RedisError):  # UNLINK works even at maxmemory
+                self._delete(bitmap.scratch_keys())
+            raise
 
     def bitop_ttl(self, bitmap: Bitmap) -> int:
         """Short TTL while any period under ``bitmap`` is still open (or dateless), long once all
@@ -382,22 +413,39 @@ class BitCore:
         now = self.now()
         for leaf in bitmap.leaves():
             period = getattr(leaf, "period", None)
-            if period is None or periods.end(period, self.tz_or_utc) >= now:
+            if period is None or self._ends_after(period, now):
                 return self.bitop_ttl_open
         return self.bitop_ttl_closed
 
-    def register_bitop(self, bitmap: Bitmap) -> None:
-        """Remember a bit-op key made in this thread, for ``delete_runtime_bitop_keys``."""
-        self._runtime_keys().add(bitmap.redis_key)
+    def _ends_after(self, period: periods.Period, now: datetime) -> bool:
+        """Whether ``period`` is still open at ``now``; one ending past year 9999 (whose end
+        ``datetime`` cannot hold) is."""
+        try:
+            return periods.end(period, self.tz_or_utc) >= now
+        except OverflowError:
+            return True
 
-    def _runtime_keys(self) -> set[str]:
-        keys: set[str] | None = getattr(self._local, "bitop_keys", None)
+    def register_bitop(self, bitmap: Bitmap) -> None:
+        """Remember a bit-op key made in this thread, for ``delete_runtime_bitop_keys``: at most
+        ``remember_bitop_keys`` of them, the most recent (older ones expire by their TTL)."""
+        if self.remember_bitop_keys <= 0:
+            return
+        keys = self._runtime_keys()
+        keys.pop(bitmap.redis_key, None)
+        keys[bitmap.redis_key] = None
+        while len(keys) > self.remember_bitop_keys:
+            del keys[next(iter(keys))]
+
+    def _runtime_keys(self) -> dict[str, None]:
+        """This thread's remembered keys, oldest first (a dict keeps insertion order)."""
+        keys: dict[str, None] | None = getattr(self._local, "bitop_keys", None)
         if keys is None:
-            keys = self._local.bitop_keys = set()
+            keys = self._local.bitop_keys = {}
         return keys
 
     def delete_runtime_bitop_keys(self) -> int:
-        """Delete the bit-op keys this thread made through this client; returns how many."""
+        """Delete the bit-op keys this thread made through this client and still remembers;
+        returns how many."""
         keys = sorted(self._runtime_keys())
         self._delete(keys)
         self._runtime_keys().clear()

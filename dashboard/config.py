@@ -56,6 +56,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # 1 GiB is read in 16 MiB slices (~64 short Redis steps, a few seconds of numpy): 10 steps x
     # 90 days at 1M users reads ~100 MiB, a 31 x 13 day cohort at 50M users ~525 MiB.
     ("BITCORE_REPORT_MAX_BYTES", "BITCORE_REPORT_MAX_BYTES", int, 1 << 30),
+    # scratch memory (bytes) one segment evaluation may take in Redis; more: 422; 0: no limit
+    ("BITCORE_SEGMENT_MAX_BYTES", "BITCORE_SEGMENT_MAX_BYTES", int, 64 << 20),
     # Cleanup of temporary bit-op keys (dashboard/cleanup.py, bitcore/cleanup.py).
     ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on, off in tests
     ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds

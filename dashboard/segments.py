@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bitcore import periods
@@ -20,6 +20,7 @@ from bitcore.segments import (
     SegmentInUse,
     SegmentNotFound,
     SegmentStore,
+    SegmentTooCostly,
     references,
 )
 from bitcore.segments.store import Segment
@@ -29,12 +30,26 @@ from dashboard.segment_forms import DeleteForm, PreviewForm, SegmentForm
 bp = Blueprint("segments", __name__)
 
 
+#: The setting that bounds the scratch memory of one evaluation (``dashboard/config.py``).
+MAX_BYTES_SETTING = "BITCORE_SEGMENT_MAX_BYTES"
+
+
 def segment_store() -> SegmentStore:
-    return SegmentStore(store.client())
+    return SegmentStore(store.client(), max_bytes=current_app.config[MAX_BYTES_SETTING] or None)
 
 
 def _status(error: SegmentError) -> int:
+    """409 for conflicts, 422 for an expression too costly to compute, else 400."""
+    if isinstance(error, SegmentTooCostly):
+        return 422
     return 409 if isinstance(error, SegmentExists | SegmentInUse) else 400
+
+
+def _message(error: SegmentError) -> str:
+    """The error for the person who typed the segment; a cost refusal names the setting."""
+    if isinstance(error, SegmentTooCostly):
+        return f"{error} ({MAX_BYTES_SETTING}={error.limit})."
+    return str(error)
 
 
 # --- list
@@ -57,9 +72,9 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         try:
             for ref in sorted(references(segment.tree)):
                 used_by.setdefault(ref, []).append(segment.name)
-            row["size"] = len(segments.bitmap(segment.name, this_week))
+            row["size"] = segments.size(segment.name, this_week)
         except SegmentError as failure:  # a hash edited by hand: show it, do not fail the page
-            row["error"] = str(failure)
+            row["error"] = _message(failure)
         rows.append(row)
     for row in rows:
         row["used_by"] = used_by.get(row["name"], [])
@@ -107,15 +122,16 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
                     original=original,
                 )
             except SegmentError as failure:
-                error, status = str(failure), _status(failure)
+                error, status = _message(failure), _status(failure)
             else:
                 if render.wants_json():
                     return render.page("segments_form.html", {"saved": saved.as_dict()}, 201)
                 return redirect(url_for("segments.index", saved=saved.name))
     elif request.method == "POST":  # "Preview" (also what Enter does: it is the first button)
         if _validate_for_preview(form):
-            preview, error = _preview(segments, form.expression.data, form.period(), form.name.data)
-            status = 400 if error else 200
+            preview, error, status = _preview(
+                segments, form.expression.data, form.period(), form.name.data
+            )
         else:
             status = 400
     data = {
@@ -146,13 +162,14 @@ def _validate_for_preview(form: SegmentForm) -> bool:
 
 def _preview(
     segments: SegmentStore, expression: str, period: periods.Period, name: str | None
-) -> tuple[dict[str, Any] | None, str | None]:
-    """``({"period", "kind", "size"}, None)``, or ``(None, message)`` if it fails."""
+) -> tuple[dict[str, Any] | None, str | None, int]:
+    """``({"period", "kind", "size"}, None, 200)``, or ``(None, message, status)`` if it fails.
+    The result is counted and deleted in one transaction: a preview leaves no key behind."""
     try:
-        size = len(segments.preview(expression, period, name=name or None))
+        size = segments.preview_size(expression, period, name=name or None)
     except SegmentError as failure:
-        return None, str(failure)
-    return {"kind": period.kind, "period": periods.label(period), "size": size}, None
+        return None, _message(failure), _status(failure)
+    return {"kind": period.kind, "period": periods.label(period), "size": size}, None, 200
 
 
 # --- preview (read-only, GET)
@@ -167,10 +184,9 @@ def preview() -> ResponseReturnValue:
     status = 200
     if request.args:
         if form.validate():
-            result, error = _preview(
+            result, error, status = _preview(
                 segment_store(), form.expression.data, form.period(), form.name.data
             )
-            status = 400 if error else 200
         else:
             status = 400
     data = {

@@ -132,6 +132,7 @@ def init_app(app: Flask) -> None:
         key_prefix=app.config["BITCORE_KEY_PREFIX"],
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],
+        remember_bitop_keys=0,  # workers live for months; their bit-op keys expire by TTL
     )
 
 

@@ -20,6 +20,7 @@ from bitcore.segments.parser import (
     parse_expression,
     references,
 )
+from bitcore.validation import check_event_name
 
 
 def And(*ops: Node) -> BinOp:  # noqa: N802 - reads like the grammar
@@ -161,6 +162,51 @@ def test_non_strings_are_refused() -> None:
         parse_expression(None)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("text", "column", "found"),
+    [
+        ('active | "bitop"', 10, "'\"bitop\"'"),
+        ("bitop_AND_x", 1, "'bitop_AND_x'"),
+        ('a & "bitop_AND_trackist_a_2025-1-trackist_b_2025-1"', 5, None),
+        ("unique(bitop)", 8, "'bitop'"),
+        ('a | ~unique("bitop_OR_")', 13, None),
+    ],
+)
+def test_event_names_the_library_refuses_are_syntax_errors(
+    text: str, column: int, found: str | None
+) -> None:
+    """One rule for events everywhere: what ``check_event_name`` refuses, the parser refuses, with
+    its reason and where, instead of an expression that later fails deep inside the library."""
+    with pytest.raises(SegmentSyntaxError) as caught:
+        parse_expression(text)
+    error = caught.value
+    assert error.expected.startswith("an event name bitcore accepts")
+    assert "reserved" in str(error)
+    assert error.column == column
+    if found is not None:
+        assert error.found == found
+
+
+def test_segment_references_may_use_names_events_may_not() -> None:
+    """``@bitop`` names a saved segment (checked by segment-name rules), not an event key."""
+    assert parse_expression("@bitop") == SegmentRef("bitop")
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [("é & 日本", And(Event("é"), Event("日本"))), ('"a\x00b"', Event("a\x00b"))],
+)
+def test_non_ascii_and_quoted_nul_are_names(text: str, tree: Node) -> None:
+    assert parse_expression(text) == tree
+
+
+@pytest.mark.parametrize("text", ["a\x00b", '"\ud800"', 'unique("x\udfff")'])
+def test_bare_nul_and_lone_surrogates_are_syntax_errors(text: str) -> None:
+    """A lone surrogate cannot be encoded for Redis: refused here, not by a UnicodeEncodeError."""
+    with pytest.raises(SegmentSyntaxError):
+        parse_expression(text)
+
+
 def test_references_lists_segment_names_only() -> None:
     tree = parse_expression('@a & (b | ~@"c d") ^ unique(e) | @a')
     assert references(tree) == {"a", "c d"}
@@ -168,7 +214,19 @@ def test_references_lists_segment_names_only() -> None:
 
 # --- round trip: format_expression prints text that parses back to the same tree
 
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1)
+
+def _accepted(name: str) -> bool:
+    """Whether the library takes ``name`` as an event name (the parser refuses the others)."""
+    try:
+        check_event_name(name)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1
+).filter(_accepted)
 leaves = st.one_of(st.builds(Event, names), st.builds(Unique, names), st.builds(SegmentRef, names))
 
 

@@ -1,8 +1,8 @@
 """Saved segments: named set expressions over events, evaluated for any period into a ``Bitmap``.
 
-``parser`` (text -> AST, pure), ``evaluate`` (AST + period -> bit operations), ``store``
-(``SegmentStore``:
-Redis storage, atomic saves, reference checks).
+``parser`` (text -> AST, pure), ``evaluate`` (AST + period -> a ``SegmentBitmap``), ``program``
+(the bounded BITOP program behind it), ``store`` (``SegmentStore``: Redis storage, atomic saves,
+reference checks).
 
 >>> from bitcore.segments import parse_expression, format_expression
 >>> format_expression(parse_expression("active and not unique(banned)"))
@@ -17,10 +17,18 @@ from bitcore.segments.errors import (
     SegmentExists,
     SegmentInUse,
     SegmentNotFound,
+    SegmentTooCostly,
     SegmentTooLarge,
     UnknownSegments,
 )
-from bitcore.segments.evaluate import MAX_LEAVES, MAX_REFERENCE_DEPTH, check_expansion, evaluate
+from bitcore.segments.evaluate import (
+    DEFAULT_MAX_BYTES,
+    MAX_LEAVES,
+    MAX_REFERENCE_DEPTH,
+    SegmentBitmap,
+    check_expansion,
+    evaluate,
+)
 from bitcore.segments.parser import (
     MAX_DEPTH,
     MAX_LENGTH,
@@ -32,6 +40,7 @@ from bitcore.segments.parser import (
 from bitcore.segments.store import MAX_NAME_LENGTH, Segment, SegmentStore, check_segment_name
 
 __all__ = [
+    "DEFAULT_MAX_BYTES", "SegmentBitmap", "SegmentTooCostly",
     "MAX_DEPTH", "MAX_LEAVES", "MAX_LENGTH", "MAX_NAME_LENGTH", "MAX_REFERENCE_DEPTH",
     "InvalidSegmentName", "Segment", "SegmentConflict", "SegmentCycle", "SegmentError",
     "SegmentExists",

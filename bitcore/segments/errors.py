@@ -58,3 +58,23 @@ class SegmentTooLarge(SegmentError):
 
 class SegmentConflict(SegmentError):
     """Segments kept changing under a save or delete; nothing was written."""
+
+
+class SegmentTooCostly(SegmentTooLarge):
+    """Computing the expression would take more scratch memory in Redis than allowed.
+
+    ``needed`` and ``limit`` are bytes; the message names both, so a caller can add the setting
+    that raises the limit (the dashboard's is ``BITCORE_SEGMENT_MAX_BYTES``).
+    """
+
+    def __init__(self, needed: int, limit: int) -> None:
+        self.needed = needed
+        self.limit = limit
+        super().__init__(
+            f"computing this expression needs about {_mib(needed)} of scratch memory in Redis, "
+            f"over the limit of {_mib(limit)}"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"

@@ -1,26 +1,31 @@
-"""Turn a segment AST into bitcore bit operations for one period.
+"""Turn a segment AST into the users it selects for one period: a ``SegmentBitmap``.
 
-The result is an ordinary ``Bitmap`` (an event, or a ``BitOpAnd``/``BitOpOr``/``BitOpXor``/
-``BitOpNot``), so it has MonthEvents' API: ``len``, ``in``, iteration, ``&``, ``|``, ``^``, ``~``.
+The result is an ordinary ``Bitmap`` (an event when the expression is one event, else a
+``SegmentBitmap``), so it has MonthEvents' API: ``len``, ``in``, iteration, ``&``, ``|``, ``^``,
+``~``.
 
-NOT is bitcore's ``BitOpNot``: ``~x`` is the users in the client's universe (the unique event
-``_seen``, every user bitcore ever marked) and not in ``x``. So ``NOT active`` for a week is "every
-known user who was not active that week", never the phantom ids a bare ``BITOP NOT`` would count.
+NOT is taken against the client's universe (the unique event ``_seen``, every user bitcore ever
+marked), as ``BitOpNot`` does: ``NOT active`` for a week is "every known user who was not active
+that week", never the phantom ids a bare ``BITOP NOT`` would count.
 
-The whole tree is built without touching Redis, then computed in one MULTI/EXEC round trip; result
-keys are bitmapist's ``trackist_bitop_*`` names with TTLs, like every other bit operation.
+The expression is not computed as nested ``BitOp*`` objects (one universe-sized key per node): it
+is compiled into a few reused scratch keys and run in bounded steps (``bitcore.segments.program``),
+its scratch memory checked against ``max_bytes`` first. The result lives under
+``<prefix>bitop_SEGMENT_<digest of the expanded expression>`` with a bit-op TTL, so evaluating the
+same segment again reuses one key; ``client.count_once`` counts it and leaves no key at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from bitcore.bitmaps import Bitmap
+from bitcore.segments import program
 from bitcore.segments.errors import SegmentCycle, SegmentTooLarge
 from bitcore.segments.parser import Event, Node, Not, SegmentRef, Unique
 
 if TYPE_CHECKING:
-    from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
     from bitcore.periods import Period
 
@@ -29,8 +34,74 @@ if TYPE_CHECKING:
 MAX_LEAVES = 512
 #: Deepest chain of segment references followed in one evaluation.
 MAX_REFERENCE_DEPTH = 16
+#: Scratch memory (bytes) one evaluation may take in Redis unless the caller says otherwise: four
+#: keys of a 16 MiB universe (ids up to 2**27), e.g. ``a & ~b & ~c`` and its result buffer.
+DEFAULT_MAX_BYTES = 64 << 20
+#: The operation name in the keys of segment results and scratch registers.
+SEGMENT_OP = "SEGMENT"
 
 Resolver = Callable[[str], Node]
+
+
+class SegmentBitmap(Bitmap):
+    """The users of an expanded expression (``program.Term``) in one period.
+
+    Computed when read and its key is gone, in bounded steps, like every derived bitmap; ``build``
+    (used when it is an operand of a ``BitOp*``, or in a report's pipeline) queues the whole
+    program into the caller's pipeline.
+    """
+
+    derived = True
+
+    def __init__(self, client: BitCore, term: program.Term, max_bytes: int | None) -> None:
+        self.client = client
+        self.system = client
+        self.term = term
+        self.max_bytes = max_bytes
+        self.universe = client.universe_bitmap() if program.has_negation(term) else None
+        self.universe_key = client.keys.unique_key(client.universe)
+        self.scratch_prefix = f"{client.keys.bitop_prefix}{SEGMENT_OP}_"
+        self.redis_key = self.scratch_prefix + program.digest(term, self.universe_key)
+        self._registers: list[str] = []
+        client.register_bitop(self)
+
+    def leaves(self) -> Iterator[Bitmap]:
+        yield from program.leaves(self.term)
+        if self.universe is not None:
+            yield self.universe
+
+    def steps(self, ttl: int) -> list[program.Step]:
+        """Measure the keys read (one round trip; a derived leaf, a year, that is gone is
+        computed again first), refuse the program if its scratch memory is over ``max_bytes``,
+        else its bounded steps."""
+        leaves = {leaf.redis_key: leaf for leaf in self.leaves()}
+        lengths = self._lengths(list(leaves))
+        gone = [
+            leaves[key] for key, length in lengths.items() if not length and leaves[key].derived
+        ]
+        for leaf in gone:
+            self.client.materialize(leaf)
+        lengths.update(self._lengths([leaf.redis_key for leaf in gone]))
+        compiled = program.compile_term(self.term, lengths, self.universe_key, self.scratch_prefix)
+        program.check_cost(compiled, self.max_bytes)
+        self._registers = compiled.registers
+        return program.steps(compiled, self.redis_key, ttl)
+
+    def _lengths(self, keys: list[str]) -> dict[str, int]:
+        """``STRLEN`` of each key (0: missing), in one round trip."""
+        if not keys:
+            return {}
+        with self.client.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.strlen(key)
+            return dict(zip(keys, pipe.execute(), strict=True))
+
+    def scratch_keys(self) -> list[str]:
+        return list(self._registers)
+
+    def build(self, pipe: program.Pipeline, ttl: int) -> None:
+        for step in self.steps(ttl):
+            step(pipe)
 
 
 class _Builder:
@@ -40,28 +111,13 @@ class _Builder:
         self.resolve = resolve
         self.leaves = 0
         self.stack: list[str] = []
-        self.lazy: dict[str, Callable[..., Bitmap]] = {}
-
-    def lazy_class(self, op: str) -> Callable[..., Bitmap]:
-        """The client's bit-op class for ``op``, made to wait: the root computes the whole tree."""
-        if op not in self.lazy:
-            bound = {
-                "AND": self.client.BitOpAnd,
-                "OR": self.client.BitOpOr,
-                "XOR": self.client.BitOpXor,
-                "NOT": self.client.BitOpNot,
-            }[op]
-            self.lazy[op] = type(
-                bound.__name__, (bound,), {"eager": False, "__doc__": bound.__doc__}
-            )
-        return self.lazy[op]
 
     def leaf(self) -> None:
         self.leaves += 1
         if self.leaves > MAX_LEAVES:
             raise SegmentTooLarge(_too_many_leaves())
 
-    def build(self, node: Node) -> Bitmap:
+    def build(self, node: Node) -> program.Term:
         if isinstance(node, Event):
             self.leaf()
             return self.client.event(node.name, self.period)
@@ -75,9 +131,8 @@ class _Builder:
             finally:
                 self.stack.pop()
         if isinstance(node, Not):
-            operand = self.build(node.operand)
-            return self.lazy_class("NOT")(operand)
-        return self.lazy_class(node.op)(*[self.build(child) for child in node.operands])
+            return program.Negation(self.build(node.operand))
+        return program.Combination(node.op, tuple(self.build(child) for child in node.operands))
 
 
 def evaluate(
@@ -87,17 +142,25 @@ def evaluate(
     resolve: Resolver,
     *,
     name: str | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    compute: bool = True,
 ) -> Bitmap:
     """The users matching ``node`` in ``period``; ``resolve`` turns a segment name into its AST.
 
     ``name`` is the segment being evaluated, if any, so a reference back to it is reported as a
-    cycle.
+    cycle. ``max_bytes`` bounds the scratch memory (``SegmentTooCostly`` above it; ``None``: no
+    bound). The result is computed before it is returned, as bitmapist's bit operations are,
+    unless ``compute`` is false (nothing is written then: for ``client.count_once``, which counts
+    and deletes in one go).
     """
     builder = _Builder(client, period, resolve)
     if name is not None:
         builder.stack.append(name)
-    bitmap = builder.build(node)
-    if bitmap.derived:
+    term = builder.build(node)
+    if isinstance(term, Bitmap):
+        return term
+    bitmap = SegmentBitmap(client, term, max_bytes)
+    if compute:
         client.materialize(bitmap)
     return bitmap
 

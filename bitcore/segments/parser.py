@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bitcore.segments.errors import SegmentError
+from bitcore.validation import check_event_name
 
 #: Longest expression accepted, in characters.
 MAX_LENGTH = 2000
@@ -274,7 +275,7 @@ class _Parser:
             return node
         if token.kind == "@":
             self.advance()
-            name = self.name("a segment name after '@'")
+            name = self.name("a segment name after '@'", event=False)
             return SegmentRef(name, token.position)
         if token.kind == "NAME" and token.value.lower() == "unique" and self.peek().kind == "(":
             self.advance()
@@ -295,16 +296,27 @@ class _Parser:
     def column_of(self, token: _Token) -> int:
         return token.position - (self.text.rfind("\n", 0, token.position) + 1) + 1
 
-    def name(self, expected: str) -> str:
+    def name(self, expected: str, *, event: bool = True) -> str:
         token = self.token
         if token.kind not in ("NAME", "STRING"):
             raise self.error(expected)
         self.advance()
-        return self.checked_name(token)
+        return self.checked_name(token, event=event)
 
-    def checked_name(self, token: _Token) -> str:
+    def checked_name(self, token: _Token, *, event: bool = True) -> str:
+        """The token's name; an event name must be one the library accepts (not ``bitop``...),
+        and any name must be text Redis can store (no lone surrogates)."""
         if not token.value:
             raise self.error("a non-empty name between the quotes", token)
+        try:
+            token.value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.error("a name of valid Unicode text", token) from None
+        if event:
+            try:
+                check_event_name(token.value)
+            except (TypeError, ValueError) as refusal:
+                raise self.error(f"an event name bitcore accepts ({refusal})", token) from None
         return token.value
 
 

@@ -40,7 +40,7 @@ from bitcore.segments.errors import (
     SegmentNotFound,
     UnknownSegments,
 )
-from bitcore.segments.evaluate import check_expansion, evaluate
+from bitcore.segments.evaluate import DEFAULT_MAX_BYTES, check_expansion, evaluate
 from bitcore.segments.parser import Node, parse_expression, references
 
 if TYPE_CHECKING:
@@ -141,10 +141,15 @@ def _users_of(name: str, segments: Iterable[Segment]) -> list[str]:
 
 
 class SegmentStore:
-    """Saved segments of one ``BitCore`` client (its Redis, its universe for NOT)."""
+    """Saved segments of one ``BitCore`` client (its Redis, its universe for NOT).
 
-    def __init__(self, client: BitCore) -> None:
+    ``max_bytes``: scratch memory one evaluation may take in Redis (``SegmentTooCostly`` above it;
+    ``None``: no bound).
+    """
+
+    def __init__(self, client: BitCore, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         self.client = client
+        self.max_bytes = max_bytes
         self.redis = client.redis
         self.keys = client.keys
         self.index_key = self.keys.segments_index_key()
@@ -191,10 +196,14 @@ class SegmentStore:
 
     # --- evaluation
 
-    def bitmap(self, name: str, period: periods.Period) -> Bitmap:
+    def bitmap(self, name: str, period: periods.Period, *, compute: bool = True) -> Bitmap:
         """The users of segment ``name`` in ``period``: a ``Bitmap`` with MonthEvents' API."""
-        segment = self.get(name)
-        return evaluate(segment.tree, self.client, period, self._resolver(), name=name)
+        tree = self.get(name).tree
+        return self._evaluate(tree, period, self._resolver(), name, compute)
+
+    def size(self, name: str, period: periods.Period) -> int:
+        """How many users segment ``name`` has in ``period``, leaving no key behind."""
+        return self.client.count_once(self.bitmap(name, period, compute=False))
 
     def evaluate(
         self, name: str, kind: periods.Kind = "month", when: date | datetime | None = None
@@ -205,10 +214,27 @@ class SegmentStore:
 
     def preview(self, expression: str, period: periods.Period, name: str | None = None) -> Bitmap:
         """Evaluate an unsaved expression (as segment ``name``, if given, for cycle checks)."""
+        tree, resolve = self._checked(expression, name)
+        return self._evaluate(tree, period, resolve, name, compute=True)
+
+    def preview_size(self, expression: str, period: periods.Period, name: str | None = None) -> int:
+        """``len(preview(...))``, leaving no key behind: what a dashboard preview shows."""
+        tree, resolve = self._checked(expression, name)
+        return self.client.count_once(self._evaluate(tree, period, resolve, name, compute=False))
+
+    def _evaluate(
+        self, tree: Node, period: periods.Period, resolve: Any, name: str | None, compute: bool
+    ) -> Bitmap:
+        return evaluate(
+            tree, self.client, period, resolve, name=name, max_bytes=self.max_bytes, compute=compute
+        )
+
+    def _checked(self, expression: str, name: str | None) -> tuple[Node, Any]:
+        """The tree of an unsaved expression and a resolver, after the checks a save makes."""
         tree = parse_expression(expression)
         resolve = self._resolver()
         check_expansion(tree, resolve, name=name)
-        return evaluate(tree, self.client, period, resolve, name=name)
+        return tree, resolve
 
     def _resolver(self) -> Any:
         cache: dict[str, Node] = {}
