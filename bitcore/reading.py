@@ -114,20 +114,22 @@ def derived_keys(bitmap: Bitmap) -> Iterator[str]:
 
 
 def take_private(client: BitCore, bitmap: Bitmap, private_key: str, expected: int) -> None:
-    """Compute ``bitmap`` (``client.materialize``: in bounded steps where its kind has them) and
-    RENAME the result to ``private_key``, which no other report or preview knows, so none can
-    delete it under us. If someone else took or deleted the shared result in between, compute it
-    again (``TAKE_ATTEMPTS`` times). A result ``expected`` to be 0 bytes may have no key at all."""
-    for _ in range(TAKE_ATTEMPTS):
-        client.materialize(bitmap)
+    """RENAME the result of ``bitmap`` (computed when it was made, as bitmapist's bit operations
+    are) to ``private_key``, which no other report or preview knows, so none can delete it under
+    us. If the result is gone (someone else took or deleted it), compute it again with
+    ``client.materialize`` (in bounded steps where its kind has them), ``TAKE_ATTEMPTS`` times at
+    most. A result ``expected`` to be 0 bytes may have no key at all."""
+    for attempt in range(TAKE_ATTEMPTS + 1):
         try:
             client.redis.rename(bitmap.redis_key, private_key)
             return
         except redis.ResponseError as error:
             if "no such key" not in str(error).lower():
                 raise
-            if not expected:
-                return  # an empty result: nothing to read
+        if not expected:
+            return  # an empty result: nothing to read
+        if attempt < TAKE_ATTEMPTS:
+            client.materialize(bitmap)
     raise redis.ResponseError(
         f"the result of {bitmap.redis_key!r} was deleted {TAKE_ATTEMPTS} times before it could be "
         "read: try again"
