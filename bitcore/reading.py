@@ -50,7 +50,8 @@ for i = 1, #KEYS do lengths[i] = redis.call('STRLEN', KEYS[i]) end
 return lengths
 """
 
-_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+#: Set bits of each byte value: numpy before 2.0 has no ``bitwise_count``.
+BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 class ReportTooCostly(ValueError):
@@ -216,5 +217,5 @@ def as_words(values: Sequence[bytes | None]) -> tuple[np.ndarray, list[bool]]:
 def popcounts(rows: np.ndarray) -> np.ndarray:
     """Set bits per row of a 2-D uint64 array, as int64."""
     if getattr(np, "bitwise_count", None) is None:
-        return _BYTE_POPCOUNT[rows.view(np.uint8)].sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
+        return BYTE_POPCOUNT[rows.view(np.uint8)].sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
     return np.bitwise_count(rows).sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from bitcore.reading import BYTE_POPCOUNT
+
 if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
 
@@ -83,16 +85,13 @@ def _give(*flats: np.ndarray) -> None:
                 _spare.append(flat)
 
 
-_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
 def _count_rows(words: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """Set bits per row of ``words`` (uint64), as sums over each ``SUM_WORDS`` of a row (one
     column each); ``counted`` (same shape, uint8) is scratch, so nothing row-sized is allocated."""
     rows, width = words.shape
     if getattr(np, "bitwise_count", None) is None:
         as_bytes = words.view(np.uint8).reshape(rows, -1, min(width, SUM_WORDS) * 8)
-        return _BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
+        return BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
     np.bitwise_count(words, out=counted)
     parts = counted.reshape(rows, -1, min(width, SUM_WORDS))
     return parts.sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
