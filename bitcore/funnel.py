@@ -261,12 +261,14 @@ def _count_slice(plan: _Plan, steps: int, values: Sequence[bytes | None]) -> np.
     counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
     for s, (first, later) in enumerate(plan.rows):
         before = words[first : first + 1]  # step 1: the same users in every window period
+        counts[s, 0] = reading.popcounts(before)[0]
         for k, window_rows in enumerate(later, start=1):
+            if not counts[s, k - 1]:
+                break  # nobody here reached the step before: nobody reaches the later ones
             did = words[window_rows]
             np.bitwise_and(did, before, out=did)
             before = np.bitwise_or.accumulate(did, axis=0, out=did)
             counts[s, k] = reading.popcounts(before[-1:])[0]
-        counts[s, 0] = reading.popcounts(words[first : first + 1])[0]
     return counts
 
 
