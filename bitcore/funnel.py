@@ -217,9 +217,9 @@ class _Plan:
 
     keys: list[str]
     derived: dict[str, Bitmap]
-    #: per start: the row of step 1 in the start period, then per later step the rows of its
-    #: window periods, in order
-    rows: list[tuple[int, list[np.ndarray]]]
+    #: per start: the row of step 1 in the start period, then per window period the rows of
+    #: steps 2..K
+    rows: list[tuple[int, list[list[int]]]]
 
 
 def _plan(
@@ -238,10 +238,7 @@ def _plan(
     rows = [
         (
             row(sources[0], start),
-            [
-                np.array([row(source, p) for p in window_periods(start, window)])
-                for source in sources[1:]
-            ],
+            [[row(s, p) for s in sources[1:]] for p in window_periods(start, window)],
         )
         for start in starts
     ]
@@ -249,26 +246,22 @@ def _plan(
 
 
 def _count_slice(plan: _Plan, steps: int, values: Sequence[bytes | None]) -> np.ndarray:
-    """Step counts per start period (starts x steps) over one slice of every key.
-
-    Step by step rather than period by period: with ``did`` the step's bitmaps of the window
-    periods (one row each) and ``before`` the users who had reached the step before by each
-    period, the users who reached this step by period ``p`` are the OR over ``q <= p`` of
-    ``before[q] & did[q]``: one AND and one cumulative OR (``accumulate``) over the window, a few
-    long numpy calls instead of two short ones per period.
-    """
-    words, _ = reading.as_words(values)
+    """Step counts per start period (starts x steps) over one slice of every key."""
+    words, present = reading.as_words(values)
     counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
-    for s, (first, later) in enumerate(plan.rows):
-        before = words[first : first + 1]  # step 1: the same users in every window period
-        counts[s, 0] = reading.popcounts(before)[0]
-        for k, window_rows in enumerate(later, start=1):
-            if not counts[s, k - 1]:
-                break  # nobody here reached the step before: nobody reaches the later ones
-            did = words[window_rows]
-            np.bitwise_and(did, before, out=did)
-            before = np.bitwise_or.accumulate(did, axis=0, out=did)
-            counts[s, k] = reading.popcounts(before[-1:])[0]
+    reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
+    both = np.empty(words.shape[1], dtype=np.uint64)
+    for s, (first, per_period) in enumerate(plan.rows):
+        if not present[first]:
+            continue  # nobody did step 1 in this slice: every step is 0
+        reached[0] = words[first]
+        reached[1:] = 0
+        for step_rows in per_period:
+            for k, r in enumerate(step_rows, start=1):
+                if present[r]:  # an absent key adds nobody
+                    np.bitwise_and(reached[k - 1], words[r], out=both)
+                    np.bitwise_or(reached[k], both, out=reached[k])
+        counts[s] = reading.popcounts(reached)
     return counts
 
 
