@@ -20,8 +20,9 @@ With bitmaps this is one recurrence per window period ``p`` (``R_k`` = users who
 Walking the periods in order, and the steps in order inside each period, each ``R_k`` is one
 array updated in place. The recurrence is independent per byte position, so the bitmaps are read
 in byte-range slices (``bitcore.reading``: at most 16 MiB per round trip, so Redis is never held
-for long) and numpy runs it on each slice; the counts add up. Saved-segment steps are built once
-(BITOP, in one MULTI/EXEC) under private keys that are unlinked when the report is done.
+for long) and numpy runs it on each slice; the counts add up. Saved-segment steps are computed
+when evaluated (in bounded steps), renamed to keys private to the report and unlinked when it is
+done.
 
 >>> from bitcore import periods
 >>> window_periods(periods.week(2025, 1), 3)[-1]

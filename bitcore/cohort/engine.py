@@ -17,7 +17,7 @@ ORs of stored keys. Then:
    never held for more than a short copy (a server-side Lua count held it for seconds).
 
 Either way the keyspace is the same afterwards. Selections that are derived bitmaps (segments,
-custom handlers) are built first (one MULTI/EXEC) under keys private to the table, unlinked after.
+custom handlers) are computed when made, renamed to keys private to the table, unlinked after.
 
 The date arithmetic is bitmapist's, step for step (including its quirks with ``start_date``), so the
 rows start on the same datetimes and cover the same periods.
