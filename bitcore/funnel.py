@@ -18,9 +18,11 @@ With bitmaps this is one recurrence per window period ``p`` (``R_k`` = users who
     R_k[p]   = R_k[p-1]  OR  (R_{k-1}[p]  AND  D_k[p])          k = 2..K, p = S..S+N-1
 
 Walking the periods in order, and the steps in order inside each period, each ``R_k`` is one
-scratch key updated in place. The whole report, trend included, is one MULTI/EXEC transaction:
-the BITOPs, one BITCOUNT per step, then a DEL of every scratch key and of every bit-op key a
-saved-segment step built, so no key outlives the reply.
+array updated in place. The recurrence is independent per byte position, so the bitmaps are read
+in byte-range slices (``bitcore.reading``: at most 16 MiB per round trip, so Redis is never held
+for long) and numpy runs it on each slice; the counts add up. Saved-segment steps are computed
+when evaluated (in bounded steps), renamed to keys private to the report and unlinked when it is
+done.
 
 >>> from bitcore import periods
 >>> window_periods(periods.week(2025, 1), 3)[-1]
@@ -29,17 +31,16 @@ Period(kind='week', year=2025, month=1, day=1, hour=0, week=3)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bitcore import periods
+import numpy as np
+
+from bitcore import periods, reading
 from bitcore.selections import Selection
 
 if TYPE_CHECKING:
-    from redis.client import Pipeline
-
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
 
@@ -144,19 +145,24 @@ def _sources(steps: Sequence[str | StepSource]) -> list[StepSource]:
 
 
 def funnel(
-    client: BitCore, steps: Sequence[str | StepSource], start: periods.Period, window: int
+    client: BitCore,
+    steps: Sequence[str | StepSource],
+    start: periods.Period,
+    window: int,
+    max_bytes: int | None = None,
 ) -> Funnel:
     """The funnel of ``steps`` starting in ``start`` with a ``window``-period conversion window.
 
     ``steps`` are selection tokens (``"signup"``, ``"event:signup"``, ``"segment:ios"``) or
-    ``Selection`` objects. One MULTI/EXEC round trip (plus those a saved-segment step's bit-op
-    objects make when created); no key is left behind.
+    ``Selection`` objects. The bitmaps are read in bounded slices and counted in numpy (see
+    ``bitcore.reading``); more than ``max_bytes`` to read (``None``: no limit) raises
+    ``ReportTooCostly`` before anything is computed. No key is left behind.
 
     >>> f = funnel(b, ["signup", "project", "invite"], periods.week(2025, 1), 2)  # doctest: +SKIP
     >>> [s.count for s in f.steps]  # doctest: +SKIP
     [120, 80, 12]
     """
-    return funnel_trend(client, steps, start, window, 1).funnels[0]
+    return funnel_trend(client, steps, start, window, 1, max_bytes).funnels[0]
 
 
 def funnel_trend(
@@ -165,15 +171,18 @@ def funnel_trend(
     last_start: periods.Period,
     window: int,
     count: int,
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
 ) -> FunnelTrend:
     """The funnel for each of the ``count`` start periods ending with ``last_start``, oldest first.
 
-    All of them are counted in the same single transaction as ``funnel``.
+    All of them are counted in one read of the bitmaps they need (each key read once), at most
+    ``round_trip_bytes`` per round trip, and refused over ``max_bytes`` like ``funnel``.
     """
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    counts = _count(client, sources, starts, window)
+    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes)
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row)
@@ -203,81 +212,72 @@ def _funnel_of(
     return Funnel(start.kind, start, window, end, tuple(steps))
 
 
-class _KeyRecorder:
-    """Forwards to a pipeline, remembering the destination of every BITOP a derived bitmap queues.
+@dataclass(frozen=True)
+class _Plan:
+    """Which key (a row of a slice) each step reads in each period, for every start period."""
 
-    Saved-segment steps are bit-op results: their ``build`` queues BITOPs into keys we then own
-    and delete.
-    """
-
-    def __init__(self, pipe: Pipeline) -> None:
-        self._pipe = pipe
-        self.made: list[str] = []
-
-    def bitop(self, operation: str, dest: str, *keys: str) -> Any:
-        self.made.append(dest)
-        return self._pipe.bitop(operation, dest, *keys)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipe, name)
+    keys: list[str]
+    derived: dict[str, Bitmap]
+    #: per start: the row of step 1 in the start period, then per window period the rows of
+    #: steps 2..K
+    rows: list[tuple[int, list[list[int]]]]
 
 
-class _Batch:
-    """One transaction of funnel commands: scratch key names, each step bitmap built once."""
+def _plan(
+    client: BitCore, sources: Sequence[StepSource], starts: Sequence[periods.Period], window: int
+) -> _Plan:
+    """Each (step, period) bitmap once, numbered in first-use order."""
+    keys: dict[str, int] = {}
+    derived: dict[str, Bitmap] = {}
 
-    def __init__(self, client: BitCore, pipe: Pipeline) -> None:
-        self.client = client
-        self.recorder = _KeyRecorder(pipe)
-        self._run = uuid.uuid4().hex
-        self._scratch = 0
-        self._step_keys: dict[tuple[str, periods.Period], str] = {}
-
-    def scratch_key(self) -> str:
-        """A fresh key under the bit-op prefix (the cleanup job's), unique to this run."""
-        self._scratch += 1
-        key = self.client.keys.bitop_key("FUNNEL", [self._run, str(self._scratch)])
-        self.recorder.made.append(key)
-        return key
-
-    def step_key(self, source: StepSource, period: periods.Period) -> str:
-        """The key of ``source`` in ``period``; a derived one is (re)built in this transaction."""
-        cached = self._step_keys.get((source.token, period))
-        if cached is not None:
-            return cached
-        bitmap = source.bitmap(self.client, period)
+    def row(source: StepSource, period: periods.Period) -> int:
+        bitmap = source.bitmap(client, period)
         if bitmap.derived:
-            bitmap.build(self.recorder, self.client.bitop_ttl_open)  # type: ignore[arg-type]
-            self.recorder.made.append(bitmap.redis_key)
-        self._step_keys[(source.token, period)] = bitmap.redis_key
-        return bitmap.redis_key
+            derived[bitmap.redis_key] = bitmap
+        return keys.setdefault(bitmap.redis_key, len(keys))
 
-    def queue_funnel(
-        self, sources: Sequence[StepSource], start: periods.Period, window: int
-    ) -> list[str]:
-        """Queue the recurrence for one start period; returns the ``R_k`` keys, one per step."""
-        bitop = self.recorder.bitop
-        reached = [self.scratch_key() for _ in sources]
-        both = self.scratch_key()
-        bitop("OR", reached[0], self.step_key(sources[0], start))
-        for period in window_periods(start, window):
-            for k in range(1, len(sources)):
-                bitop("AND", both, reached[k - 1], self.step_key(sources[k], period))
-                bitop("OR", reached[k], reached[k], both)
-        return reached
+    rows = [
+        (
+            row(sources[0], start),
+            [[row(s, p) for s in sources[1:]] for p in window_periods(start, window)],
+        )
+        for start in starts
+    ]
+    return _Plan(list(keys), derived, rows)
+
+
+def _count_slice(plan: _Plan, steps: int, values: Sequence[bytes | None]) -> np.ndarray:
+    """Step counts per start period (starts x steps) over one slice of every key."""
+    words, present = reading.as_words(values)
+    counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
+    reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
+    both = np.empty(words.shape[1], dtype=np.uint64)
+    for s, (first, per_period) in enumerate(plan.rows):
+        if not present[first]:
+            continue  # nobody did step 1 in this slice: every step is 0
+        reached[0] = words[first]
+        reached[1:] = 0
+        for step_rows in per_period:
+            for k, r in enumerate(step_rows, start=1):
+                if present[r]:  # an absent key adds nobody
+                    np.bitwise_and(reached[k - 1], words[r], out=both)
+                    np.bitwise_or(reached[k], both, out=reached[k])
+        counts[s] = reading.popcounts(reached)
+    return counts
 
 
 def _count(
-    client: BitCore, sources: Sequence[StepSource], starts: Sequence[periods.Period], window: int
+    client: BitCore,
+    sources: Sequence[StepSource],
+    starts: Sequence[periods.Period],
+    window: int,
+    max_bytes: int | None,
+    round_trip_bytes: int,
 ) -> list[list[int]]:
-    """Step counts per start period, computed and cleaned up in one MULTI/EXEC."""
-    with client.redis.pipeline(transaction=True) as pipe:
-        batch = _Batch(client, pipe)
-        per_start = [batch.queue_funnel(sources, start, window) for start in starts]
-        first_count = len(pipe.command_stack)
-        for reached in per_start:
-            for key in reached:
-                pipe.bitcount(key)
-        pipe.delete(*dict.fromkeys(batch.recorder.made))
-        replies = pipe.execute()
-    flat = [int(n) for n in replies[first_count : first_count + len(sources) * len(starts)]]
-    return [flat[i : i + len(sources)] for i in range(0, len(flat), len(sources))]
+    """Step counts per start period: the bitmaps are read slice by slice and counted in numpy."""
+    plan = _plan(client, sources, starts, window)
+    counts = np.zeros((len(starts), len(sources)), dtype=np.int64)
+    with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
+        for values in reading.read_slices(client.redis, read, round_trip_bytes):
+            counts += _count_slice(plan, len(sources), values)
+    return counts.tolist()  # type: ignore[no-any-return]

@@ -2,8 +2,8 @@
 
 All three render one ``CohortView`` (``bitcore.cohort.render.cohort_view``), so a download is
 exactly what the page shows, for the same query string. The view only reads the form, calls
-``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP 400), a Redis
-outage is a 503.
+``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP 400), a
+table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from flask.typing import ResponseReturnValue
 
 from bitcore.cohort import engine
 from bitcore.cohort.render import CohortView, cohort_view, view_csv, view_json
-from dashboard import store
+from bitcore.reading import ReportTooCostly
+from dashboard import report_limits, store
 from dashboard.choices import selection_choices
 from dashboard.cohort_form import CohortForm
 
@@ -77,7 +78,15 @@ def _report(fmt: str) -> ResponseReturnValue:
     if not form.validate():
         return _respond(fmt, form, 400)
     try:
-        table = engine.cohort_table(client, **form.query())  # type: ignore[arg-type]
+        table = engine.cohort_table(
+            client,
+            **form.query(),  # type: ignore[arg-type]
+            max_bytes=report_limits.max_bytes(),
+        )
+    except ReportTooCostly as error:
+        return _respond(
+            fmt, form, report_limits.STATUS, message=report_limits.too_costly_message(error)
+        )
     except ValueError as error:
         return _respond(fmt, form, 400, message=str(error))
     except redis.RedisError as error:

@@ -71,6 +71,10 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # requests per window; 0: off
     ("BITCORE_TRACK_RATE_LIMIT", "BITCORE_TRACK_RATE_LIMIT", int, 600),
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds
+    # Reports (funnel, cohort): bytes of bitmaps one report may read, else HTTP 422; 0: no limit.
+    # 1 GiB is read in 16 MiB slices (~64 short Redis steps, a few seconds of numpy): 10 steps x
+    # 90 days at 1M users reads ~100 MiB, a 31 x 13 day cohort at 50M users ~525 MiB.
+    ("BITCORE_REPORT_MAX_BYTES", "BITCORE_REPORT_MAX_BYTES", int, 1 << 30),
     # scratch memory (bytes) one segment evaluation may take in Redis; more: 422; 0: no limit
     ("BITCORE_SEGMENT_MAX_BYTES", "BITCORE_SEGMENT_MAX_BYTES", int, 64 << 20),
     # Event names (bitcore/event_names.py): events per overview page (1-500), and how many names

@@ -17,7 +17,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from bitcore import funnel, periods
-from dashboard import store
+from bitcore.reading import ReportTooCostly
+from dashboard import report_limits, store
 from dashboard.choices import selection_choices
 from dashboard.funnel_form import (
     DEFAULT_KIND,
@@ -195,8 +196,16 @@ def _report(fmt: str) -> ResponseReturnValue:
         return _respond(fmt, form, 400, urls=None)
     try:
         trend = funnel.funnel_trend(
-            client, form.step_tokens(), form.start_period(), form.window.data, form.trend.data
+            client,
+            form.step_tokens(),
+            form.start_period(),
+            form.window.data,
+            form.trend.data,
+            max_bytes=report_limits.max_bytes(),
         )
+    except ReportTooCostly as error:
+        message = report_limits.too_costly_message(error)
+        return _respond(fmt, form, report_limits.STATUS, message=message, urls=None)
     except (funnel.FunnelError, LookupError, ValueError) as error:
         return _respond(fmt, form, 400, message=str(error), urls=None)
     except redis.RedisError as error:

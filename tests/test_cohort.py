@@ -19,7 +19,7 @@ from bitcore.cohort import engine
 from bitcore.segments import SegmentStore
 
 KIND = {"days": "day", "weeks": "week", "months": "month", "years": "year"}
-#: Both ways of counting: fetch + numpy (default), and everything on the server in Lua.
+#: Both ways of reading: one fetch + numpy (default), and byte slices of every key (0: narrowest).
 ENGINES = [engine.DEFAULT_MAX_FETCH_BYTES, 0]
 
 Oracle = dict[tuple[str, periods.Period], set[int]]
@@ -101,7 +101,7 @@ SELECTIONS: list[tuple[str, str | None, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["numpy", "lua"])
+@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
 def test_rows_match_a_set_oracle(
     bc: bitcore.BitCore, redis_client: redis.Redis, max_fetch_bytes: int
 ) -> None:
@@ -124,18 +124,20 @@ def test_rows_match_a_set_oracle(
     assert set(redis_client.keys("*")) == before
 
 
+def marks_strategy(
+    uids: st.SearchStrategy[int], days: int, most: int
+) -> st.SearchStrategy[list[tuple[str, int, datetime]]]:
+    """Up to ``most`` marks of events a, b and c by ``uids`` on the ``days`` + 1 days from
+    2024-12-15."""
+    when = st.integers(0, days).map(lambda d: datetime(2024, 12, 15) + timedelta(days=d))
+    return st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), uids, when), max_size=most)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    marks=st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c"]),
-            st.integers(0, 200),
-            st.integers(0, 40).map(lambda d: datetime(2024, 12, 15) + timedelta(days=d)),
-        ),
-        max_size=120,
-    ),
+    marks=marks_strategy(st.integers(0, 200), days=40, most=120),
     time_group=st.sampled_from(["days", "weeks", "months"]),
     extra=st.sampled_from([None, "c"]),
     max_fetch_bytes=st.sampled_from(ENGINES),
@@ -247,7 +249,7 @@ def test_bad_arguments_raise_clear_errors(
         cohort.get_dates_data("active", "play", system=bc, **kwargs)
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["numpy", "lua"])
+@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
 def test_custom_handlers_and_segments_leave_no_keys(
     bc: bitcore.BitCore,
     redis_client: redis.Redis,

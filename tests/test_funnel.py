@@ -219,24 +219,25 @@ def test_segment_steps_are_computed_and_their_keys_deleted(
     assert not list(redis_client.scan_iter(match="trackist_bitop_*"))
 
 
-def test_one_transaction_for_event_steps(
+def test_small_bitmaps_take_two_round_trips(
     bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole report, a 12-period trend of a 10-step, 90-day funnel, is one round trip."""
+    """A 12-period trend of a 10-step, 90-day funnel over small bitmaps: the lengths of its keys
+    (one EVALSHA), then all of them in one MGET; nothing else, no transaction on the server."""
     bc.mark_many([(f"s{k}", u, moment(k)) for k in range(10) for u in range(50)])
-    sent: list[int] = []
-    real_pipeline = bc.redis.pipeline
+    steps = [f"s{k}" for k in range(10)]
+    funnel.funnel_trend(bc, steps, START, 90, 12)  # loads the lengths script
+    sent: list[str] = []
+    real_execute = bc.redis.execute_command
 
-    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
-        pipe = real_pipeline(*args, **kwargs)
-        real_execute = pipe.execute
-        pipe.execute = lambda *a, **k: sent.append(len(pipe.command_stack)) or real_execute(*a, **k)
-        return pipe
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]))
+        return real_execute(*args, **kwargs)
 
-    monkeypatch.setattr(bc.redis, "pipeline", counting_pipeline)
-    monkeypatch.setattr(bc.redis, "execute_command", lambda *a, **k: pytest.fail(f"direct {a}"))
-    trend = funnel.funnel_trend(bc, [f"s{k}" for k in range(10)], START, 90, 12)
-    assert len(sent) == 1
+    monkeypatch.setattr(bc.redis, "execute_command", recording)
+    monkeypatch.setattr(bc.redis, "pipeline", lambda *a, **k: pytest.fail("a pipeline"))
+    trend = funnel.funnel_trend(bc, steps, START, 90, 12)
+    assert sent == ["EVALSHA", "MGET"]
     assert [s.count for s in trend.funnels[-1].steps] == [50] * 10
 
 

@@ -98,11 +98,14 @@ def cohort_table(
     num_of_rows: int = 12,
     start_date: str | date | None = None,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
+    max_bytes: int | None = None,
 ) -> CohortTable:
     """The counts behind ``get_dates_data`` (cohort sizes and overlaps), for callers that want both
     views.
 
-    ``max_fetch_bytes=0`` keeps all counting on the server (Lua) instead of fetching the bitmaps.
+    Bitmaps wider in all than ``max_fetch_bytes`` are read in byte slices of at most that much per
+    round trip (``0``: the narrowest slices); more than ``max_bytes`` to read (``None``: no limit)
+    raises ``bitcore.reading.ReportTooCostly``.
     """
     if isinstance(start_date, date):
         start_date = start_date.strftime("%Y-%m-%d")
@@ -118,6 +121,7 @@ def cohort_table(
         start_date or None,
         resolve=_handler_resolver(system) if CUSTOM_HANDLERS else None,
         max_fetch_bytes=max_fetch_bytes,
+        max_bytes=max_bytes,
     )
 
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from bitcore.reading import BYTE_POPCOUNT
+
 if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
 
@@ -83,16 +85,13 @@ def _give(*flats: np.ndarray) -> None:
                 _spare.append(flat)
 
 
-_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
 def _count_rows(words: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """Set bits per row of ``words`` (uint64), as sums over each ``SUM_WORDS`` of a row (one
     column each); ``counted`` (same shape, uint8) is scratch, so nothing row-sized is allocated."""
     rows, width = words.shape
     if getattr(np, "bitwise_count", None) is None:
         as_bytes = words.view(np.uint8).reshape(rows, -1, min(width, SUM_WORDS) * 8)
-        return _BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
+        return BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
     np.bitwise_count(words, out=counted)
     parts = counted.reshape(rows, -1, min(width, SUM_WORDS))
     return parts.sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
@@ -237,6 +236,25 @@ def count_in_python(
     >>> count_in_python(plan, ["k1", "k2"], [b"\\xf0", b"\\x3c"])
     ([4, 4], [2])
     """
+    sizes, overlaps = count_slice(plan, sources, raw, parallel)
+    return with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
+
+
+def with_empty_cells(
+    plan: Plan, sizes: list[int], overlaps: list[int]
+) -> tuple[list[int], list[int | None]]:
+    """``sizes`` and ``overlaps`` (one per pair), ``None`` where either set of a pair is empty."""
+    cells = [
+        n if sizes[a] and sizes[b] else None for n, (a, b) in zip(overlaps, plan.pairs, strict=True)
+    ]
+    return sizes, cells
+
+
+def count_slice(
+    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Set sizes and pair intersections (int64 arrays) over ``raw``: whole bitmaps, or one byte
+    slice of each (counts of slices add up)."""
     words = -(-max((len(r) for r in raw if r), default=0) // 8)
     width = max(1, min(BLOCK_BYTES // 8, words))
     if width > SUM_WORDS:
@@ -273,6 +291,6 @@ def count_in_python(
     counts += [future.result() for future in futures]
     _give(*flats)
 
-    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1).tolist()
-    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1).tolist()
-    return sizes, [overlaps[cells[a, b]] if sizes[a] and sizes[b] else None for a, b in plan.pairs]
+    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1)
+    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1)
+    return sizes, overlaps[[cells[a, b] for a, b in plan.pairs]]

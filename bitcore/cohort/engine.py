@@ -12,11 +12,12 @@ ORs of stored keys. Then:
    whole band of cells per numpy call, split between threads on big tables): a 31 x 13 table of
    1M users counts in 6-10 ms on two cores, where ~400 server-side BITOP + BITCOUNT pairs take
    ~30 ms.
-   Otherwise one Lua script (``bitcore.cohort.lua``) does BITOP into scratch keys + BITCOUNT per
-   cell on the server and deletes its scratch keys before it returns.
+   Otherwise the same counting runs on byte slices of every key, read one round trip of at most
+   ``DEFAULT_MAX_FETCH_BYTES`` at a time (``bitcore.reading``), and the counts add up: Redis is
+   never held for more than a short copy (a server-side Lua count held it for seconds).
 
 Either way the keyspace is the same afterwards. Selections that are derived bitmaps (segments,
-custom handlers) are built in the same MULTI/EXEC as the read and unlinked in it.
+custom handlers) are computed when made, renamed to keys private to the table, unlinked after.
 
 The date arithmetic is bitmapist's, step for step (including its quirks with ``start_date``), so the
 rows start on the same datetimes and cover the same periods.
@@ -25,12 +26,14 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from bitcore import periods
+import numpy as np
+
+from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting
 from bitcore.periods import Period
@@ -48,10 +51,10 @@ _KIND: dict[str, periods.Kind] = {
 }
 #: bitmapist always shows three years, whatever ``num_results`` says.
 YEARS_SHOWN = 3
-#: Fetch the bitmaps and count in numpy while (widest bitmap x number of bitmaps) stays under this;
-#: above it (ids near 2**32 make 512 MiB bitmaps) the counting stays on the server, in one Lua
-#: script.
-DEFAULT_MAX_FETCH_BYTES = 64 << 20
+#: Fetch the bitmaps in one MGET while (widest bitmap x number of bitmaps) stays under this; above
+#: it (ids near 2**32 make 512 MiB bitmaps) they are read in byte slices of at most this much per
+#: round trip, so Redis is never held long (``bitcore.reading``).
+DEFAULT_MAX_FETCH_BYTES = reading.ROUND_TRIP_BYTES
 
 #: Resolves a selection token in a period to a bitmap, or ``None`` to use the default (event /
 #: segment).
@@ -180,7 +183,7 @@ Operands = tuple[tuple[str, ...], ...]
 @dataclass
 class Plan:
     """The distinct sets a table needs, the cells (pairs of set numbers) to count, and the derived
-    bitmaps (segments, custom handlers) that must be built before reading and unlinked after."""
+    bitmaps (segments, custom handlers) that must be built before reading."""
 
     sets: list[Operands] = field(default_factory=list)
     set_index: dict[Operands, int] = field(default_factory=dict)
@@ -197,20 +200,6 @@ class Plan:
     def source_keys(self) -> list[str]:
         """Every key read, once, in first-use order."""
         return list(dict.fromkeys(k for operands in self.sets for keys in operands for k in keys))
-
-    def made_keys(self) -> list[str]:
-        """Keys that building the derived bitmaps writes: deleted when the table is done."""
-        return sorted({k for bitmap in self.derived.values() for k in derived_keys(bitmap)})
-
-
-def derived_keys(bitmap: Bitmap) -> Iterator[str]:
-    """Keys of ``bitmap`` and of the derived bitmaps under it: what materialising it wrote."""
-    if not bitmap.derived:
-        return
-    yield bitmap.redis_key
-    for inner in getattr(bitmap, "events", ()):
-        if isinstance(inner, Bitmap):
-            yield from derived_keys(inner)
 
 
 def _operand(
@@ -279,14 +268,17 @@ def cohort_table(
     resolve: Resolver | None = None,
     now: datetime | None = None,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
+    max_bytes: int | None = None,
 ) -> CohortTable:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods.
 
     Tokens are selections (``"active"``, ``"event:song:played"``, ``"segment:ios"``); ``resolve``
-    may answer a token first (bitmapist's custom handlers). Two round trips: the sizes of the
-    bitmaps, then either their bytes (counted with numpy, when they fit in ``max_fetch_bytes``) or
-    one Lua script that counts on the server (``max_fetch_bytes=0`` forces it).
+    may answer a token first (bitmapist's custom handlers). Two round trips for bitmaps that fit
+    in ``max_fetch_bytes``: their lengths, then their bytes, counted with numpy; bigger ones are
+    read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
+    slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
+    ``bitcore.reading.ReportTooCostly`` before anything is fetched.
     """
     group = check_time_group(time_group)
     if num_of_rows < 0:
@@ -301,55 +293,35 @@ def cohort_table(
         plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
-    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes)
+    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
     return CohortTable(group, starts, sizes, cells, num_of_rows)
 
 
-#: The length of every key in one reply: one EVALSHA instead of a STRLEN per key.
-LENGTHS_SCRIPT = """
-local lengths = {}
-for i = 1, #KEYS do lengths[i] = redis.call('STRLEN', KEYS[i]) end
-return lengths
-"""
-
-
 def evaluate(
-    client: BitCore, plan: Plan, max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES
+    client: BitCore,
+    plan: Plan,
+    max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
+    max_bytes: int | None = None,
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
 
-    Each round trip is a single command (one EVALSHA for the lengths, one MGET for the bytes), so
-    redis-py packs and parses one reply instead of one per key. (Fetching in a few batches and
-    counting one while the next arrives was slower: the counting threads and the reply parsing
-    fight over the GIL and the cores.)
+    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``), then
+    their bytes: one MGET when they fit in ``max_fetch_bytes``, else byte slices of at most that
+    much per round trip, counted one after the other (``bitcore.reading``). A single command per
+    round trip lets redis-py pack and parse one reply instead of one per key. (Fetching in a few
+    batches and counting one while the next arrives was slower: the counting threads and the
+    reply parsing fight over the GIL and the cores.)
     """
     sources = plan.source_keys()
-    lengths_of = client.redis.register_script(LENGTHS_SCRIPT)
-    lengths = _with_derived(client, plan, lambda r: lengths_of(keys=sources, client=r))
-    widest = max(lengths, default=0)
-    if widest * len(sources) > max_fetch_bytes:
-        from bitcore.cohort import lua  # imports this module: keep the import here
-
-        return lua.evaluate(client, plan, sources)
-    raw = _with_derived(client, plan, lambda r: r.mget(sources), cleanup=True)
-    parallel = widest // 8 * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
-    return counting.count_in_python(plan, sources, raw, parallel)
-
-
-def _with_derived(
-    client: BitCore, plan: Plan, command: Callable[[Any], Any], cleanup: bool = False
-) -> Any:
-    """The reply to ``command(r)``: sent as is when the plan reads only stored keys, else in one
-    MULTI/EXEC with the derived bitmaps built first (and unlinked after, when ``cleanup``)."""
-    if not plan.derived:
-        return command(client.redis)
-    with client.redis.pipeline(transaction=True) as pipe:
-        for bitmap in plan.derived.values():
-            bitmap.build(pipe, client.bitop_ttl(bitmap))
-        before = len(pipe.command_stack)
-        command(pipe)
-        if cleanup:
-            pipe.unlink(*plan.made_keys())
-        return pipe.execute()[before]
+    sizes = np.zeros(len(plan.sets), dtype=np.int64)
+    overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
+    with reading.opened(client, sources, plan.derived, max_bytes) as read:
+        for raw in reading.read_slices(client.redis, read, max_fetch_bytes):
+            widest = max((len(value) for value in raw if value), default=0)
+            parallel = widest // 8 * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            set_counts, cell_counts = counting.count_slice(plan, sources, raw, parallel)
+            sizes += set_counts
+            overlaps += cell_counts
+    return counting.with_empty_cells(plan, sizes.tolist(), overlaps.tolist())

@@ -1,0 +1,221 @@
+"""Reading a report's bitmaps in bounded steps: Redis is shared, so no read may hold it for long.
+
+A report (a funnel, a cohort table) needs the bytes of many keys. Its arithmetic is independent
+per byte position (byte ``i`` of every key holds the same eight users), so the id space is read in
+byte-range slices: for each slice one MULTI/EXEC of ``GETRANGE`` over every key still that long,
+at most ``round_trip_bytes`` in all, then numpy counts the slice and the counts add up. Redis copies
+at most ``round_trip_bytes`` per step (16 MiB: ~10-25 ms), the Python process holds one slice of
+every key, and every user's bits are read in one transaction (a user's bits sit in one slice).
+When every key fits in one round trip the whole report is one ``MGET`` (the fast path).
+
+Before reading, one ``EVALSHA`` returns the length of every key (``STRLEN``), so a report knows
+what it will read and refuses (``ReportTooCostly``) when that is more than its ``max_bytes``.
+Derived bitmaps (saved segments, custom handlers) are measured by their stored leaves (a ``BITOP``
+result is as long as its longest operand), then computed as their kind does it (a segment in
+bounded steps) and renamed to keys of this read alone: a concurrent report or preview deleting the
+shared bit-op key cannot empty ours.
+
+>>> list(slice_bounds([10, 3, 0], round_trip_bytes=16, min_slice=8))
+[(0, 8), (8, 24)]
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain
+from typing import TYPE_CHECKING
+
+import numpy as np
+import redis
+
+if TYPE_CHECKING:
+    from bitcore.bitmaps import Bitmap
+    from bitcore.client import BitCore
+
+#: Bytes fetched by one round trip at most: Redis copies them in ~10-25 ms (64 MiB held a PING
+#: back ~80 ms), and the slice of every key the Python process holds stays this small.
+ROUND_TRIP_BYTES = 16 << 20
+#: Narrowest slice of a key: with thousands of keys a round trip still reads whole pages.
+MIN_SLICE_BYTES = 4 << 10
+#: Times a derived bitmap is computed again when its shared result vanished before we took it.
+TAKE_ATTEMPTS = 3
+
+#: The length of every key in one reply: one EVALSHA instead of a STRLEN per key.
+LENGTHS_SCRIPT = """
+local lengths = {}
+for i = 1, #KEYS do lengths[i] = redis.call('STRLEN', KEYS[i]) end
+return lengths
+"""
+
+#: Set bits of each byte value: numpy before 2.0 has no ``bitwise_count``.
+BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+class ReportTooCostly(ValueError):
+    """A report would read more bytes of bitmaps than its limit (``max_bytes``) allows.
+
+    ``needed`` and ``limit`` are byte counts, so a caller can say which limit was hit and by how
+    much.
+    """
+
+    def __init__(self, needed: int, limit: int) -> None:
+        self.needed = needed
+        self.limit = limit
+        super().__init__(
+            f"this report would read {needed:,} bytes of bitmaps, more than the limit of "
+            f"{limit:,} bytes (max_bytes): ask for fewer steps, periods or rows"
+        )
+
+
+def check_cost(needed: int, max_bytes: int | None) -> None:
+    """Raise ``ReportTooCostly`` when ``needed`` bytes exceed ``max_bytes`` (``None``: no limit)."""
+    if max_bytes is not None and needed > max_bytes:
+        raise ReportTooCostly(needed, max_bytes)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a report reads: ``keys`` (each once) and their ``lengths`` in bytes, in order."""
+
+    keys: list[str]
+    lengths: list[int]
+
+    def fits_one_round_trip(self, round_trip_bytes: int = ROUND_TRIP_BYTES) -> bool:
+        """Whether one ``MGET`` (every key as long as the widest) stays within a round trip."""
+        return max(self.lengths, default=0) * len(self.keys) <= round_trip_bytes
+
+
+def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap]) -> list[int]:
+    """The byte length of each of ``keys``, in one round trip; a key in ``derived`` (a bit-op
+    result not built yet) counts as long as its longest stored leaf."""
+    leaves = {key: [leaf.redis_key for leaf in derived[key].leaves()] for key in derived}
+    stored = [k for k in keys if k not in derived]
+    asked = list(dict.fromkeys(chain(stored, chain.from_iterable(leaves.values()))))
+    script = client.redis.register_script(LENGTHS_SCRIPT)
+    length_of = dict(zip(asked, (int(n) for n in script(keys=asked)), strict=True)) if asked else {}
+    return [
+        max((length_of[leaf] for leaf in leaves[key]), default=0)
+        if key in derived
+        else length_of[key]
+        for key in keys
+    ]
+
+
+def derived_keys(bitmap: Bitmap) -> Iterator[str]:
+    """Keys of ``bitmap`` and of the derived bitmaps under it (``BitOp*`` operands): what
+    computing it wrote, for the cleanup."""
+    if not bitmap.derived:
+        return
+    yield bitmap.redis_key
+    for inner in getattr(bitmap, "events", ()):
+        yield from derived_keys(inner)
+
+
+def take_private(client: BitCore, bitmap: Bitmap, private_key: str, expected: int) -> None:
+    """RENAME the result of ``bitmap`` (computed when it was made, as bitmapist's bit operations
+    are) to ``private_key``, which no other report or preview knows, so none can delete it under
+    us. If the result is gone (someone else took or deleted it), compute it again with
+    ``client.materialize`` (in bounded steps where its kind has them), ``TAKE_ATTEMPTS`` times at
+    most. A result ``expected`` to be 0 bytes may have no key at all."""
+    for attempt in range(TAKE_ATTEMPTS + 1):
+        try:
+            client.redis.rename(bitmap.redis_key, private_key)
+            return
+        except redis.ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+        if not expected:
+            return  # an empty result: nothing to read
+        if attempt < TAKE_ATTEMPTS:
+            client.materialize(bitmap)
+    raise redis.ResponseError(
+        f"the result of {bitmap.redis_key!r} was deleted {TAKE_ATTEMPTS} times before it could be "
+        "read: try again"
+    )
+
+
+@contextmanager
+def opened(
+    client: BitCore,
+    keys: Sequence[str],
+    derived: Mapping[str, Bitmap],
+    max_bytes: int | None = None,
+) -> Iterator[Reading]:
+    """Measure ``keys``, refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
+    the ``derived`` ones; yields the keys to read (derived ones under private names) and their
+    lengths. When the block ends, however it ends, it unlinks what it built and the shared keys
+    of ``derived`` (a saved segment materializes its key when evaluated, before we get here)."""
+    keys = list(dict.fromkeys(keys))
+    private: dict[str, str] = {}
+    try:
+        lengths = measure(client, keys, derived)
+        check_cost(sum(lengths), max_bytes)
+        run = uuid.uuid4().hex
+        for key, bitmap in derived.items():
+            private[key] = client.keys.bitop_key("REPORT", [run, str(len(private))])
+            take_private(client, bitmap, private[key], lengths[keys.index(key)])
+        yield Reading([private.get(key, key) for key in keys], lengths)
+    finally:
+        if derived:
+            shared = chain.from_iterable(derived_keys(bitmap) for bitmap in derived.values())
+            client.redis.unlink(*private.values(), *dict.fromkeys(shared))
+
+
+def slice_bounds(
+    lengths: Sequence[int],
+    round_trip_bytes: int = ROUND_TRIP_BYTES,
+    min_slice: int | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Byte ranges ``[start, stop)`` covering the longest of ``lengths``: each as wide as
+    ``round_trip_bytes`` shared by the keys still that long (a multiple of 8, at least
+    ``min_slice``, by default ``MIN_SLICE_BYTES``), so one slice of every key fits a round trip."""
+    min_slice = min_slice or MIN_SLICE_BYTES
+    ordered = sorted(lengths)
+    start, longest = 0, max(lengths, default=0)
+    while start < longest:
+        alive = len(ordered) - int(np.searchsorted(ordered, start, side="right"))
+        width = max(min_slice, round_trip_bytes // alive // 8 * 8)
+        yield start, start + width
+        start += width
+
+
+def read_slices(
+    r: redis.Redis, reading: Reading, round_trip_bytes: int = ROUND_TRIP_BYTES
+) -> Iterator[list[bytes | None]]:
+    """The keys' bytes slice by slice (``None`` or short where a key ends), one round trip each:
+    one ``MGET`` when they all fit in one, else one MULTI/EXEC of ``GETRANGE`` per slice."""
+    if reading.fits_one_round_trip(round_trip_bytes):
+        yield list(r.mget(reading.keys)) if reading.keys else []  # type: ignore[arg-type]
+        return
+    for start, stop in slice_bounds(reading.lengths, round_trip_bytes):
+        wanted = [k for k, length in enumerate(reading.lengths) if length > start]
+        with r.pipeline(transaction=True) as pipe:
+            for k in wanted:
+                pipe.getrange(reading.keys[k], start, stop - 1)
+            replies = pipe.execute()
+        values: list[bytes | None] = [None] * len(reading.keys)
+        for k, value in zip(wanted, replies, strict=True):
+            values[k] = value
+        yield values
+
+
+def as_words(values: Sequence[bytes | None]) -> tuple[np.ndarray, list[bool]]:
+    """One slice as rows of uint64 words (zero-padded to the longest), and which rows have
+    bytes at all (an absent or empty key has no users: callers skip its work)."""
+    width = -(-max((len(v) for v in values if v), default=0) // 8)
+    rows = np.zeros((len(values), width), dtype=np.uint64)
+    as_bytes = rows.view(np.uint8)
+    for k, value in enumerate(values):
+        if value:
+            as_bytes[k, : len(value)] = np.frombuffer(value, dtype=np.uint8)
+    return rows, [bool(v) for v in values]
+
+
+def popcounts(rows: np.ndarray) -> np.ndarray:
+    """Set bits per row of a 2-D uint64 array, as int64."""
+    if getattr(np, "bitwise_count", None) is None:
+        return BYTE_POPCOUNT[rows.view(np.uint8)].sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
+    return np.bitwise_count(rows).sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
