@@ -12,6 +12,7 @@ from bitcore import demo
 from dashboard import auth, cli, errors, health, security, store
 from dashboard import config as config_module
 from dashboard.extensions import csrf
+from dashboard.form_json import FormRequest
 
 _HERE = Path(__file__).resolve().parent
 
@@ -31,6 +32,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=_asset_dir("static"),
         instance_relative_config=True,
     )
+    # A JSON body is a form's fields or a 400 (dashboard/form_json.py).
+    app.request_class = FormRequest
     app.config.from_mapping(config_module.from_environ())
     if config:
         app.config.from_mapping(config)
