@@ -11,12 +11,13 @@ name such as ``active`` is read as ``event:active``).
 
 from __future__ import annotations
 
-from wtforms import DateField, Form, IntegerField, SelectField, StringField
+from wtforms import DateField, Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from bitcore.cohort import TIME_GROUPS
 from dashboard.choices import known_token
+from dashboard.fields import WholeNumberField
 
 TIME_GROUP_CHOICES = [SelectChoice(g, g.title()) for g in TIME_GROUPS]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
@@ -37,12 +38,12 @@ class CohortForm(Form):
     select2b = StringField("and also (optional)")
     time_group = SelectField("Group by", choices=TIME_GROUP_CHOICES, default="days")
     as_percent = SelectField("Show", choices=AS_PERCENT_CHOICES, default="1")
-    num_results = IntegerField(
+    num_results = WholeNumberField(
         "Cohorts (rows)",
         default=31,
         validators=[InputRequired(), NumberRange(1, MAX_ROWS, "Between %(min)s and %(max)s.")],
     )
-    num_of_rows = IntegerField(
+    num_of_rows = WholeNumberField(
         "Later periods (columns - 1)",
         default=12,
         validators=[InputRequired(), NumberRange(0, MAX_COLUMNS, "Between %(min)s and %(max)s.")],
@@ -64,7 +65,7 @@ class CohortForm(Form):
     validate_select2 = _check_selection
     validate_select2b = _check_selection
 
-    def validate_num_of_rows(self, field: IntegerField) -> None:
+    def validate_num_of_rows(self, field: WholeNumberField) -> None:
         rows = self.num_results.data if self.time_group.data != "years" else 3
         if (
             isinstance(rows, int)

@@ -17,6 +17,8 @@ class WholeNumberField(IntegerField):
     an integer of a few hundred digits: a ``?page=999…9`` would be a 500 instead of a 400.
     """
 
+    data: Any  # an int once validated, as IntegerField's (typed here, not inferred from None)
+
     def process_formdata(self, valuelist: list[Any]) -> None:
         super().process_formdata(valuelist)
         value: Any = getattr(self, "data", None)

@@ -11,13 +11,14 @@ import re
 from datetime import date, datetime
 
 from werkzeug.datastructures import MultiDict
-from wtforms import FieldList, Form, IntegerField, SelectField, StringField
+from wtforms import FieldList, Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import funnel, periods
 from bitcore.selections import Selection
 from dashboard.choices import known_token
+from dashboard.fields import WholeNumberField
 
 KIND_CHOICES = [
     SelectChoice("hour", "Hour"),
@@ -95,7 +96,7 @@ class FunnelForm(Form):
     )
     kind = SelectField("Period", choices=KIND_CHOICES, default=DEFAULT_KIND)
     start = StringField("Start period", description="e.g. 2024-05-07, 2025-W01, 2024-05")
-    window = IntegerField(
+    window = WholeNumberField(
         "Conversion window (periods)",
         default=DEFAULT_WINDOW,
         validators=[
@@ -103,7 +104,7 @@ class FunnelForm(Form):
             NumberRange(funnel.MIN_WINDOW, funnel.MAX_WINDOW, "Between %(min)s and %(max)s."),
         ],
     )
-    trend = IntegerField(
+    trend = WholeNumberField(
         "Trend (start periods)",
         default=DEFAULT_TREND,
         validators=[
