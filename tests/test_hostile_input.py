@@ -16,7 +16,6 @@ a view (the test app propagates them) is reported with the line of our code it c
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import traceback
 from collections.abc import Iterator
@@ -133,33 +132,6 @@ PRIMARY = {
     min((r for r, _, m in ROUTES if (_stem(r), m) == (_stem(rule), method)), key=len) + " " + method
     for rule, _, method in ROUTES
 }
-#: Failures in code other branches of issue 13 fix (``(route, request label, why)`` regexes): a
-#: route whose only failures match is an xfail naming them; any other failure fails the test.
-#: Delete an entry once its fix is merged: the sweep then holds that route to "never a 500" again.
-KNOWN_ELSEWHERE: list[tuple[str, str, str]] = [
-    (
-        r"POST /track$",
-        r"non-ascii-key|json key='ü'|json event='bitop'|deep-list|deep-events",
-        "h1: non-ASCII write key (hmac.compare_digest), event 'bitop', JSON nested deep",
-    ),
-    (r"(GET|HEAD) /track/p\.gif$", r"k=non-ascii|all=non-ascii", "h1: non-ASCII write key"),
-    (
-        r"POST /segments/(new|<name>/edit|<name>/delete)(\.json)?$",
-        r"json-string|json-number|deep-",
-        "h3: Flask-WTF reads a JSON body as form data (RecursionError, TypeError, ValueError)",
-    ),
-    (
-        r"(GET|HEAD) /segments/preview(\.json)?$",
-        r"expression=bitop|all=bitop",
-        "h3: a preview naming 'bitop_...' (check_event_name's ValueError)",
-    ),
-    (
-        r"(GET|HEAD) /(cohort|funnel)(\.json|\.csv)?$",
-        r"(num_results|num_of_rows|window|trend|all)=long-number",
-        "h2: IntegerField + NumberRange raise OverflowError on 400 digits "
-        "(dashboard.fields.WholeNumberField refuses them)",
-    ),
-]
 
 
 @pytest.fixture(scope="module")
@@ -355,13 +327,6 @@ def _sweep(
     return failures
 
 
-def _known_elsewhere(route: str, label: str) -> str | None:
-    for route_pattern, label_pattern, why in KNOWN_ELSEWHERE:
-        if re.match(route_pattern, route) and re.match(label_pattern, label):
-            return why
-    return None
-
-
 @pytest.mark.parametrize(
     ("rule", "endpoint", "method"),
     [pytest.param(*route, id=f"{route[2]} {route[0]}") for route in ROUTES],
@@ -371,18 +336,11 @@ def test_no_route_answers_500(
     app: Flask, rule: str, endpoint: str, method: str, logged_in: bool
 ) -> None:
     route = f"{method} {rule}"
-    failures = _sweep(app, rule, endpoint, method, logged_in)
-    unknown = [
+    failures = [
         f"{route} [{label}]: {what}"
-        for label, what in failures
-        if not _known_elsewhere(route, label)
+        for label, what in _sweep(app, rule, endpoint, method, logged_in)
     ]
-    assert not unknown, f"{len(unknown)} requests failed:\n" + "\n".join(unknown[:40])
-    if failures:
-        reasons = sorted({_known_elsewhere(route, label) or "" for label, _ in failures})
-        pytest.xfail(
-            f"{len(failures)} known failures, fixed on other branches: {'; '.join(reasons)}"
-        )
+    assert not failures, f"{len(failures)} requests failed:\n" + "\n".join(failures[:40])
 
 
 def test_every_route_is_swept() -> None:
