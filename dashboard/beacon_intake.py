@@ -242,7 +242,13 @@ def _storage_refusal(error: redis.RedisError, app: Flask) -> Answer:
 
 
 def _with_body(status: int, body: bytes, content_type: str) -> Answer:
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    """An answer with a body; ``nosniff`` so a browser never reads a beacon's JSON as anything else
+    (the dashboard's other security headers are about pages, which beacons are not)."""
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
     return Answer(status, body, headers)
 
 
