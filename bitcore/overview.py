@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from bitcore import event_names, periods
+from bitcore import event_names, periods, reading
 from bitcore.periods import Kind, Period
 from bitcore.validation import check_event_name, check_uuid
 
@@ -160,8 +160,9 @@ def event_activity(
 ) -> EventActivity:
     """Actives of ``name`` per day, ISO week and month up to ``day``, and DAU/MAU stickiness.
 
-    Two round trips: one pipeline of ``BITCOUNT``s, and one ``BITOP OR`` (a temporary key with a
-    TTL) for the distinct users of the last ``days`` days.
+    A pipeline of ``BITCOUNT``s, then the distinct users of the last ``days`` days counted from
+    their day keys in slices (``reading.count_union``): nothing is written, so the page leaves no
+    temporary key, never holds Redis for long, and still answers when Redis is full.
     """
     check_event_name(name)
     day = day or today_of(client)
@@ -179,8 +180,7 @@ def event_activity(
         ]
         for kind, kind_periods in series.items()
     }
-    rolling = client.BitOpOr(*(client.event(name, p) for p in series["day"]))
-    users = len(rolling)
+    users = reading.count_union(client, [client.keys.event_key(name, p) for p in series["day"]])
     average = sum(row.count for row in tables["day"]) / days
     return EventActivity(
         name=name,

@@ -219,3 +219,19 @@ def popcounts(rows: np.ndarray) -> np.ndarray:
     if getattr(np, "bitwise_count", None) is None:
         return BYTE_POPCOUNT[rows.view(np.uint8)].sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
     return np.bitwise_count(rows).sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
+
+
+def count_union(client: BitCore, keys: Sequence[str], max_bytes: int | None = None) -> int:
+    """Users in any of ``keys`` (the size of their OR), read in slices and counted in numpy.
+
+    Unlike a ``BITOP OR`` it writes nothing: no temporary key to expire, no step that holds Redis
+    for longer than one slice, and it still answers when Redis is full (``maxmemory``), since it
+    only reads.
+    """
+    total = 0
+    with opened(client, keys, {}, max_bytes) as reading:
+        for values in read_slices(client.redis, reading):
+            rows, _present = as_words(values)
+            if rows.size:
+                total += int(popcounts(np.bitwise_or.reduce(rows, axis=0, keepdims=True))[0])
+    return total

@@ -58,6 +58,19 @@ def test_pages_answer_without_a_500(full: tuple[Flask, redis.Redis], url: str) -
     assert response.status_code in {200, 507}, (url, response.status_code)
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["/", "/index.json", "/segments", "/segments.json", "/event/active", "/event/active.json",
+     "/funnel?steps-0=active&steps-1=signup", "/funnel.json?steps-0=active&steps-1=signup",
+     "/cohort?select1=active&select2=signup", "/cohort.json?select1=active&select2=signup"],
+)  # fmt: skip
+def test_pages_that_only_read_keep_working(full: tuple[Flask, redis.Redis], url: str) -> None:
+    """Events, funnels and cohorts over events are read and counted without writing a key, so a
+    full Redis still answers them."""
+    response = full[0].test_client().get(url)
+    assert response.status_code == 200, (url, response.get_data(as_text=True)[:2000])
+
+
 OOM = "command not allowed when used memory > 'maxmemory'."
 
 
