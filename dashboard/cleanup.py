@@ -32,7 +32,7 @@ from flask.typing import ResponseReturnValue
 import bitcore
 from bitcore import cleanup as job
 from bitcore import event_names
-from dashboard import render, store
+from dashboard import negotiation, store
 
 bp = Blueprint("cleanup", __name__)
 
@@ -238,8 +238,9 @@ def system() -> ResponseReturnValue:
     except (redis.RedisError, OSError) as error:
         current_app.logger.warning("system status: Redis unavailable: %s", error)
         message = f"Redis is not answering ({type(error).__name__}); see the server log."
-        return render.page("system.html", {"error": message}, status=503)
-    return render.page("system.html", data)
+        body = negotiation.error_body(503, message, title="Redis is not answering")
+        return negotiation.page("system.html", {"error": message}, 503, error=body)
+    return negotiation.page("system.html", data)
 
 
 # --- the CLI

@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from bitcore import BitCore, event_names
 from bitcore import overview as report
 from bitcore.validation import MAX_UUID
-from dashboard import charts, render, store
+from dashboard import charts, negotiation, store
 from dashboard.fields import WholeNumberField
 
 bp = Blueprint("pages", __name__)
@@ -70,7 +70,9 @@ class UserLookup(FlaskForm):
 def overview() -> ResponseReturnValue:
     form = OverviewFilter(request.args)
     if not form.validate():
-        return render.page("overview.html", {"errors": form.errors, "events": []}, 400, form=form)
+        data = {"errors": form.errors, "events": []}
+        error = negotiation.form_error(400, form.errors)
+        return negotiation.page("overview.html", data, 400, error=error, form=form)
     client = store.client()
     today = report.today_of(client)
     query = form.q.data or ""
@@ -88,7 +90,7 @@ def overview() -> ResponseReturnValue:
         "previous": _page_link(query, result.page - 1) if result.page > 1 else None,
     }
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
-    return render.page("overview.html", data, form=form, sparklines=sparklines)
+    return negotiation.page("overview.html", data, form=form, sparklines=sparklines)
 
 
 def page_size() -> int:
@@ -132,6 +134,7 @@ def event(name: str) -> ResponseReturnValue:
     data["today"] = today.isoformat()
     lookup = UserLookup(request.args)
     status = 200
+    error = None
     if "user" in request.args or "date" in request.args:
         if lookup.validate():
             day: date = lookup.date.data  # type: ignore[assignment]
@@ -140,7 +143,7 @@ def event(name: str) -> ResponseReturnValue:
             data["lookup"] = {"user": user, "date": day.isoformat(), "active": found}
         else:
             data["lookup"] = {"errors": lookup.errors}
-            status = 400
+            error, status = negotiation.form_error(400, lookup.errors), 400
     sizes = {"daily": (1000, 280), "weekly": (520, 260), "monthly": (520, 260)}
     chart_of = {
         kind: charts.line_chart(
@@ -148,4 +151,6 @@ def event(name: str) -> ResponseReturnValue:
         )
         for kind in sizes
     }
-    return render.page("event.html", data, status, lookup=lookup, chart_of=chart_of)
+    return negotiation.page(
+        "event.html", data, status, error=error, lookup=lookup, chart_of=chart_of
+    )

@@ -157,7 +157,7 @@ def test_invalid_forms_rerender_with_field_errors(
     assert "funnel-table" not in html.get_data(as_text=True)
     payload = client.get("/funnel.json", query_string=params)
     assert payload.status_code == 400
-    assert message in str(payload.get_json()["errors"][field])
+    assert message in str(payload.get_json()["error"]["fields"][field])
     assert client.get("/funnel.csv", query_string=params).status_code == 400
 
 
