@@ -170,7 +170,8 @@ def load_secret_key(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Secret key, cookie flags, the users table and the app-wide login check."""
+    """Secret key, cookie flags, the users table and the app-wide login check (its blueprint,
+    ``/login`` and ``/logout``, is registered by ``create_app``)."""
     load_secret_key(app)
     app.config["BITCORE_USER_HASHES"] = parse_users(app.config.get("BITCORE_USERS") or "")
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -180,7 +181,6 @@ def init_app(app: Flask) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=days)
     app.before_request(require_login)
     app.context_processor(auth_context)
-    app.register_blueprint(bp)
 
 
 def users() -> dict[str, str]:
