@@ -14,61 +14,19 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_wtf import FlaskForm
-from wtforms import DateField, SearchField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from bitcore import BitCore, event_names
 from bitcore import overview as report
-from bitcore.validation import MAX_UUID
 from dashboard import charts, negotiation, store
-from dashboard.fields import WholeNumberField
+from dashboard.page_form import OverviewFilterForm, UserLookupForm
 
 bp = Blueprint("pages", __name__)
-#: No page number past this is meaningful (a million events at 50 a page would need 20,000).
-MAX_PAGE = 1_000_000
-
-
-class OverviewFilter(FlaskForm):
-    """``GET /?q=song&page=2``: the events whose name contains ``q`` (case-insensitive), a
-    page at a time."""
-
-    class Meta:
-        csrf = False  # a GET filter is a shareable URL, it changes nothing
-
-    q = SearchField("Filter", validators=[Optional(), Length(max=200)])
-    page = WholeNumberField(
-        "Page",
-        default=1,
-        validators=[
-            Optional(),
-            NumberRange(min=1, max=MAX_PAGE, message=f"Pages are numbered 1 to {MAX_PAGE:,}."),
-        ],
-    )
-
-
-class UserLookup(FlaskForm):
-    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
-
-    class Meta:
-        csrf = False
-
-    user = WholeNumberField(
-        "User id",
-        validators=[
-            InputRequired(message="Enter a user id."),
-            NumberRange(
-                min=0, max=MAX_UUID, message=f"User ids are whole numbers from 0 to {MAX_UUID}."
-            ),
-        ],
-    )
-    date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
 
 
 @bp.route("/index.json")
 @bp.route("/")
 def overview() -> ResponseReturnValue:
-    form = OverviewFilter(request.args)
+    form = OverviewFilterForm(request.args)
     if not form.validate():
         data = {"errors": form.errors, "events": []}
         error = negotiation.form_error(400, form.errors)
@@ -132,7 +90,7 @@ def event(name: str) -> ResponseReturnValue:
     activity = report.event_activity(client, name, today)
     data: dict[str, Any] = asdict(activity)
     data["today"] = today.isoformat()
-    lookup = UserLookup(request.args)
+    lookup = UserLookupForm(request.args)
     status = 200
     error = None
     if "user" in request.args or "date" in request.args:
