@@ -149,7 +149,7 @@ def load_secret_key(app: Flask) -> None:
                 f"SECRET_KEY is too weak: {reason}; refusing to start under gunicorn, since "
                 f"anyone who guesses it can sign a session cookie. Make one, e.g. {MAKE_A_KEY}"
             )
-        if reason and not app.testing:
+        if reason:
             app.logger.warning("bitcore: SECRET_KEY is weak (%s); gunicorn would refuse it", reason)
         return
     if store.running_under_gunicorn():
