@@ -37,7 +37,7 @@ def requested_format(offered: Sequence[str] = ("html", "json")) -> str:
         if fmt != "html" and request.path.endswith("." + fmt):
             return fmt
     accept = request.accept_mimetypes
-    best = accept.best_match([MIMETYPES[fmt] for fmt in ("html", *offered) if fmt in MIMETYPES])
+    best = accept.best_match([MIMETYPES[fmt] for fmt in dict.fromkeys(("html", *offered))])
     for fmt in offered:
         if fmt != "html" and best == MIMETYPES[fmt] and accept[best] > accept["text/html"]:
             return fmt
