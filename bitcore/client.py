@@ -20,17 +20,15 @@ from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.client import Pipeline
-from redis.retry import Retry
 
-from bitcore import bitmaps, bitops, breaker, bulk, events, periods, planning
+from bitcore import bitmaps, bitops, bulk, events, periods, planning
 from bitcore.bitmaps import Bitmap, set_bits
+from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
+from bitcore.embedded import default_redis
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
 from bitcore.validation import check_event_name, check_uuid
 
-#: Seconds a client waits on Redis before raising ``ConnectionError``/``TimeoutError``: no hang.
-DEFAULT_SOCKET_TIMEOUT = 5.0
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
 DEFAULT_UNIVERSE = "_seen"
 DELETE_BATCH = 1000
@@ -39,61 +37,8 @@ DELETE_BATCH = 1000
 DEFAULT_REMEMBER_BITOP_KEYS = 1000
 
 T = TypeVar("T", bound=type)
-R = TypeVar("R")
 
 Mark = planning.Mark
-
-
-#: Seconds every command is refused at once after Redis failed or timed out (``bitcore.breaker``).
-DEFAULT_BREAKER_SECONDS = 1.0
-
-
-class _NoRetryWhenOpen(Retry):
-    """redis-py's ``Retry``, except that a refusal by the breaker is raised at once: retrying it
-    would only sleep (on a beacon's event loop, too) to be refused again."""
-
-    def call_with_retry(
-        self,
-        do: Callable[[], R],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> R:
-        def retryable(error: Exception) -> bool:
-            if isinstance(error, breaker.BreakerOpen):
-                return False
-            return is_retryable is None or is_retryable(error)
-
-        return super().call_with_retry(do, fail, retryable, with_failure_count)
-
-
-def bounded_retry() -> Retry:
-    """Two quick retries on a dropped connection (a restarted server, an idle socket cut), none on
-    a timeout, none when the breaker refuses.
-
-    redis-py's own default retries ten times with backoff, so a stopped server takes seconds to
-    report and an unresponsive one ten socket timeouts; with this a dead server raises
-    ``redis.ConnectionError`` in well under a second and a hung one after one ``socket_timeout``.
-    """
-    return _NoRetryWhenOpen(ExponentialBackoff(cap=0.1, base=0.01), 2, (redis.ConnectionError,))
-
-
-def connect(
-    url: str,
-    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-    breaker_seconds: float = DEFAULT_BREAKER_SECONDS,
-    **kwargs: Any,
-) -> redis.Redis:
-    """A redis-py client for ``url`` with timeouts, a bounded retry policy and a circuit breaker
-    (``bitcore.breaker``; ``breaker_seconds=0`` turns it off), so a dead or hung server raises
-    ``redis.ConnectionError`` instead of hanging, and after one failure at once for
-    ``breaker_seconds``."""
-    kwargs.setdefault("socket_connect_timeout", socket_timeout)
-    kwargs.setdefault("health_check_interval", 30)
-    kwargs.setdefault("retry", bounded_retry())
-    client = redis.Redis.from_url(url, socket_timeout=socket_timeout, **kwargs)
-    breaker.guard(client.connection_pool, breaker_seconds)
-    return client
 
 
 def _bind(cls: T, client: BitCore) -> T:
@@ -153,8 +98,6 @@ class BitCore:
         remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
     ) -> None:
         if redis_or_url is None:
-            from bitcore.systems import default_redis
-
             self.redis = default_redis()
         elif isinstance(redis_or_url, str):
             self.redis = connect(redis_or_url, socket_timeout)

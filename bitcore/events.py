@@ -35,21 +35,29 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 
-def resolve_system(cls: type, system: Any) -> tuple[Any, BitCore]:
+def resolve_system(cls: type[Bitmap], system: Any) -> tuple[Any, BitCore]:
     """``(system, client)`` for ``system``: a name from ``setup_redis``, a redis client or pipeline,
     or a ``BitCore``.
 
     ``None`` means the client a bound class belongs to (``b.MonthEvents``), else ``"default"``, so
-    ``ev.system`` reads ``"default"`` as it does in bitmapist.
+    ``ev.system`` reads ``"default"`` as it does in bitmapist. Names and redis clients are looked
+    up by the resolver the facade installed (``Bitmap.system_resolver``): nothing here imports the
+    registry or the client.
     """
-    from bitcore.systems import client_for  # the registry imports the client, which imports us
-
+    bound = cls._bound_client
     if system is None:
-        system = getattr(cls, "_bound_client", None) or "default"
-    return system, client_for(system)
+        if bound is not None:
+            return bound, bound
+        system = "default"
+    elif system is bound:
+        return bound, bound
+    resolver = Bitmap.system_resolver
+    if resolver is None:
+        raise RuntimeError("no registry of systems is installed: import bitcore first")
+    return system, resolver(system)
 
 
-def resolve_client(cls: type, system: Any) -> BitCore:
+def resolve_client(cls: type[Bitmap], system: Any) -> BitCore:
     """The ``BitCore`` for ``system`` (see ``resolve_system``)."""
     return resolve_system(cls, system)[1]
 

@@ -14,7 +14,7 @@ import redis
 
 from bitcore import bulk, embedded
 from bitcore.breaker import BreakerOpen
-from bitcore.client import connect
+from bitcore.connection import connect
 from bitcore.own_connection import own_connection
 
 TIMEOUT = 0.5

@@ -37,6 +37,7 @@ from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting
 from bitcore.periods import Period
+from bitcore.selections import Selection
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -208,8 +209,6 @@ def _operand(
     """The keys whose OR is ``token``'s users in ``period``."""
     bitmap = resolve(token, period) if resolve else None
     if bitmap is None:
-        from bitcore.selections import Selection
-
         selection = Selection.parse(token)
         if selection.kind == "event":
             if (
