@@ -452,8 +452,9 @@ class BitCore:
         return len(keys)
 
     def delete_temporary_bitop_keys(self) -> int:
-        """Delete every ``trackist_bitop_*`` key, walking the keyspace with SCAN (never KEYS)."""
-        return self._delete_matching(self.keys.bitop_keys_pattern())
+        """Delete every temporary bit-op key (``KeyLayout.is_temporary_key``: bit-op, segment and
+        report results, never an event's data), walking the keyspace with SCAN (never KEYS)."""
+        return self._delete_matching(self.keys.bitop_keys_pattern(), self.keys.is_temporary_key)
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
@@ -462,10 +463,15 @@ class BitCore:
         self._delete([self.keys.event_names_key()])
         return deleted
 
-    def _delete_matching(self, pattern: str) -> int:
+    def _delete_matching(
+        self, pattern: str, keep_only: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete the keys matching ``pattern`` (those ``keep_only`` accepts, when given)."""
         deleted = 0
         batch: list[bytes] = []
         for key in self.redis.scan_iter(match=pattern, count=DELETE_BATCH):
+            if keep_only is not None and not keep_only(key):
+                continue
             batch.append(key)
             if len(batch) >= DELETE_BATCH:
                 deleted += self._delete(batch)

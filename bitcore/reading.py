@@ -155,7 +155,7 @@ def opened(
         check_cost(sum(lengths), max_bytes)
         run = uuid.uuid4().hex
         for key, bitmap in derived.items():
-            private[key] = client.keys.bitop_key("REPORT", [run, str(len(private))])
+            private[key] = client.keys.report_key(run, len(private))
             take_private(client, bitmap, private[key], lengths[keys.index(key)])
         yield Reading([private.get(key, key) for key in keys], lengths)
     finally:
