@@ -238,6 +238,20 @@ def set_bits_atomically(
     return True
 
 
+def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) -> None:
+    """Clear bit ``offset`` of every key (an unmark: the universe and the registry are left as they
+    are, since the user was seen), in one ``MULTI``/``EXEC``; on a pipeline, queued for the caller's
+    ``execute()``. ``offset`` must already be checked."""
+    if isinstance(redis_client, Pipeline):
+        for key in keys:
+            redis_client.setbit(key, offset, 0)
+        return
+    with redis_client.pipeline() as pipe:
+        for key in keys:
+            pipe.setbit(key, offset, 0)
+        pipe.execute()
+
+
 def _queue(
     pipe: Pipeline, keys: list[str], writes: Mapping[str, Collection[int]], gate: _Gate
 ) -> bool:

@@ -225,24 +225,24 @@ class BitCore:
     ) -> None:
         offset = check_uuid(uuid)
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
-        if value:  # marking adds the user to the universe; unmarking leaves them there
-            keys.append(self.keys.unique_key(self.universe))
-        if not use_pipeline:  # bitmapist's way to queue onto a caller's pipeline given as system
-            self._set_bits(self.redis, keys, offset, value, event_name)
-            return
-        with self.redis.pipeline() as pipe:
-            self._set_bits(pipe, keys, offset, value, event_name)
-            pipe.execute()
+        with self._target(use_pipeline) as target:
+            if value:  # marking adds the user to the universe; unmarking leaves them there
+                keys.append(self.keys.unique_key(self.universe))
+                self._write(target, planning.Plan({k: {offset} for k in keys}, 1, {event_name}))
+            else:
+                bulk.clear_bits(target, keys, offset)
 
-    def _set_bits(
-        self, target: redis.Redis, keys: list[str], offset: int, value: int, event_name: str
-    ) -> None:
-        """``SETBIT`` on each key; a mark (``value`` 1) also adds its event to the registry of
-        names, in the same pipeline."""
-        for key in keys:
-            target.setbit(key, offset, value)
-        if value and event_name != self.universe:
-            target.zadd(self.keys.event_names_key(), {event_name: 0}, nx=True)
+    @contextlib.contextmanager
+    def _target(self, use_pipeline: bool) -> Iterator[redis.Redis]:
+        """Where a single mark is written: this client's redis (on a client made from a caller's
+        pipeline, queued there: bitmapist's ``use_pipeline=False``), except that
+        ``use_pipeline=True`` on such a client writes at once, on a pipeline of its own."""
+        if use_pipeline and isinstance(self.redis, Pipeline):
+            with self.redis.pipeline() as pipe:
+                yield pipe
+                pipe.execute()
+        else:
+            yield self.redis
 
     def mark_unique(self, event_name: str, uuid: int) -> None:
         """Flag ``uuid`` with a dateless event (``trackist_<event>_u``).
@@ -250,20 +250,23 @@ class BitCore:
         On a client made from a caller's pipeline the bits are queued there, not executed (bitmapist
         does the same), so the caller's ``execute()`` writes them.
         """
-        offset = check_uuid(uuid)
-        keys = [self.keys.unique_key(check_event_name(event_name))]
-        keys.append(self.keys.unique_key(self.universe))
-        if isinstance(self.redis, Pipeline):
-            self._set_bits(self.redis, keys, offset, 1, event_name)
-            return
-        with self.redis.pipeline() as pipe:
-            self._set_bits(pipe, keys, offset, 1, event_name)
-            pipe.execute()
+        self.mark_unique_many([(event_name, uuid)])
+
+    def mark_unique_many(
+        self, marks: Iterable[tuple[str, int]], budget: bulk.Budget | None = None
+    ) -> int:
+        """Flag many ``(event, uuid)`` with dateless events in one atomic write, as ``mark_many``
+        does for dated ones (the users join the universe, the names the registry). Returns the
+        number of marks."""
+        plan = self._planner.plan_unique(marks, self.keys.unique_key, self.universe)
+        if plan.marks:
+            self._write(self.redis, plan, budget=budget)
+        return plan.marks
 
     def unmark_unique(self, event_name: str, uuid: int) -> None:
         """Clear ``uuid``'s dateless flag (the user stays in the universe: they were seen)."""
         offset = check_uuid(uuid)
-        self.redis.setbit(self.keys.unique_key(check_event_name(event_name)), offset, 0)
+        bulk.clear_bits(self.redis, [self.keys.unique_key(check_event_name(event_name))], offset)
 
     def mark_many(
         self,
@@ -302,9 +305,25 @@ class BitCore:
     ) -> bool:
         """Write what ``plan_marks`` planned (``bulk.set_bits_atomically``), names registered;
         False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written."""
-        registry = self.keys.event_names_key()
+        return self._write(self.redis, plan, quota, budget)
+
+    def _write(
+        self,
+        target: redis.Redis,
+        plan: planning.Plan,
+        quota: bulk.Quota | None = None,
+        budget: bulk.Budget | None = None,
+    ) -> bool:
+        """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
+        beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
+        key is in every plan) and registers the event names, within ``quota`` and ``budget``."""
         return bulk.set_bits_atomically(
-            self.redis, plan.writes, quota, budget=budget, names=plan.names, registry_key=registry
+            target,
+            plan.writes,
+            quota,
+            budget=budget,
+            names=plan.names - {self.universe},
+            registry_key=self.keys.event_names_key(),
         )
 
     def plan_marks(
