@@ -81,6 +81,7 @@ class BitCore:
     ``remember_bitop_keys``: how many bit-op keys each thread remembers for
     ``delete_runtime_bitop_keys`` (the most recent; 0: none, as a long-running server wants), so a
     process that lives for months does not grow with every bit operation it ever made.
+    ``iter_chunk_bytes``: bytes read per round trip while iterating a bitmap's members.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class BitCore:
         bitop_ttl_closed: int = 86400,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
+        iter_chunk_bytes: int = bitmaps.ITER_CHUNK_BYTES,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -111,6 +113,7 @@ class BitCore:
         self.bitop_ttl_open = bitop_ttl_open
         self.bitop_ttl_closed = bitop_ttl_closed
         self.remember_bitop_keys = remember_bitop_keys
+        self.iter_chunk_bytes = iter_chunk_bytes
         self._local = threading.local()
         self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
 
@@ -364,7 +367,7 @@ class BitCore:
         return int(replies[-2])
 
     def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
-        """Ids in ``bitmap``, ascending, fetched in ``ITER_CHUNK_BYTES`` slices decoded by numpy.
+        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` slices decoded by numpy.
 
         A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
         high the ids go. A derived key is a temporary one: each slice's read renews its TTL, and
@@ -373,7 +376,7 @@ class BitCore:
         """
         if bitmap.derived:
             self.materialize(bitmap)
-        size = bitmaps.ITER_CHUNK_BYTES  # read at call time, so tests can make slices tiny
+        size = self.iter_chunk_bytes
         start = 0
         while True:
             chunk = self._read_slice(bitmap, start, start + size - 1)
