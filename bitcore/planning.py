@@ -89,10 +89,8 @@ class MarkPlanner:
         count = 0
         for event_name, uuid in marks:
             offset = check_uuid(uuid)
-            if event_name not in names:
-                writes.setdefault(unique_key(check_event_name(event_name)), set())
-                names.add(event_name)
-            writes[unique_key(event_name)].add(offset)
+            names.add(check_event_name(event_name))
+            writes.setdefault(unique_key(event_name), set()).add(offset)
             everyone.add(offset)
             count += 1
         return Plan(writes, count, names)
