@@ -11,21 +11,10 @@ over ``BitCore`` clients (one per named system); new code can hold a ``BitCore``
     b.mark_many([("active", 1), ("signup", 2)])
     len(b.WeekEvents("active") & b.WeekEvents("signup"))
 
-Both libraries can share one Redis: keys are bitmapist's, byte for byte. Deliberate differences:
-
-- ``~x`` / ``BitOpNot(x)`` is taken against a universe (every user bitcore has marked, kept in the
-  unique event ``_seen``), never bare (see ``bitcore.bitops``); ``rebuild_universe()`` builds it for
-  data bitmapist wrote. bitmapist's ``get_event_names`` lists ``_seen`` among the events.
-- Bad input raises before anything is written: a uuid that is not an int in ``[0, 2**32)``, an
-  empty, non-string or reserved (``bitop``…) event name, an impossible period such as month 13.
-- ``from_date`` also works on an instance (``MonthEvents("a").from_date(dt)``), as the README
-  writes it; a date may stand in for the first field (``DayEvents("a", dt)``).
-- ``BitCore(timezone=...)`` reads datetimes in a zone of your choice; the default is bitmapist's
-  rule (wall-clock fields as given, "now" in UTC).
-- Bit-op result keys get TTLs and are recomputed when gone; ``delete_all_events`` and
-  ``delete_temporary_bitop_keys`` walk the keyspace with SCAN, never KEYS.
-- The ``"default"`` system is ``REDIS_URL`` or an embedded Redis, not whatever listens on
-  localhost:6379; clients get 5 s socket timeouts, so a dead server raises instead of hanging.
+Both libraries can share one Redis: keys are bitmapist's, byte for byte. Where bitcore deliberately
+differs from bitmapist (NOT against a universe, input checked before writing, TTLs on bit-op
+results, timeouts, the default system, ...) is listed once, in the README: "Differences from
+bitmapist".
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -54,6 +54,12 @@ class Bitmap:
     system: Any
     redis_key: str
     derived = False
+    #: The client a class is bound to (``b.MonthEvents``, made by ``BitCore``); None when unbound.
+    _bound_client: ClassVar[BitCore | None] = None
+    #: How the unbound classes (``bitcore.MonthEvents``) find the client of ``system=`` (a name, a
+    #: redis client or pipeline, a ``BitCore``): the facade's registry, which ``bitcore.systems``
+    #: installs here when ``bitcore`` is imported. Set from above, so nothing here imports it.
+    system_resolver: ClassVar[Callable[[Any], BitCore] | None] = None
 
     # --- how the key comes to exist (only derived bitmaps build anything)
 

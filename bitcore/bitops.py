@@ -3,15 +3,9 @@
 A result lives under bitmapist's key name (``trackist_bitop_AND_<k1>-<k2>``) and is computed when
 the object is made (one pipelined round trip for the whole tree), as bitmapist does.
 
-Deliberate differences from bitmapist:
-
-- Every result key gets a TTL (short while any period under it is still open, long once all are
-  over), so a crashed process leaks nothing; a read that finds the key gone (expired or deleted)
-  computes it again, so a long-lived object never answers from a missing key.
-- NOT is taken against a universe, never bare: ``~x`` is "users in the universe and not in x",
-  where the universe is the client's ``universe`` unique event (every user bitcore has marked) or
-  the ``universe=`` bitmap given to ``BitOpNot``. bitmapist's bare ``BITOP NOT`` counts every
-  never-seen id below the highest one, plus phantom ids up to the next byte boundary.
+Where they deliberately differ from bitmapist's (result keys with TTLs, computed again when gone;
+NOT taken against a universe, never bare: see ``BitOpNot``) is listed once, in the README:
+"Differences from bitmapist".
 """
 
 from __future__ import annotations

@@ -27,16 +27,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import redis
 from redis.client import Pipeline
 
+from bitcore import wire
 from bitcore.keys import QUOTA_PLACEHOLDER_KEY
-from bitcore.own_connection import own_connection, was_open
 
 
 @dataclass(frozen=True)
@@ -198,8 +197,6 @@ SCRIPT_MAX_BITS = 64
 #: Bits one transaction sets at most (well under a microsecond each in Redis): Redis is never
 #: blocked for long and answers long before the client's socket timeout, however large the batch.
 MAX_BITS_PER_CALL = 200_000
-#: Offsets per ``BITFIELD`` command, so no single command grows without bound.
-OFFSETS_PER_COMMAND = 4096
 
 
 def set_bits_atomically(
@@ -233,9 +230,23 @@ def set_bits_atomically(
         return False
     fragments: dict[int, bytes] = {}  # a uid's fragment is reused by each of its keys
     for call in split(keys, writes, MAX_BITS_PER_CALL):
-        commands = [bitfield_commands(key, part, fragments) for key, part in call]
-        _execute_transaction(redis_client, [c for per_key in commands for c in per_key])
+        commands = [wire.bitfield_commands(key, part, fragments) for key, part in call]
+        wire.execute_transaction(redis_client, [c for per_key in commands for c in per_key])
     return True
+
+
+def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) -> None:
+    """Clear bit ``offset`` of every key (an unmark: the universe and the registry are left as they
+    are, since the user was seen), in one ``MULTI``/``EXEC``; on a pipeline, queued for the caller's
+    ``execute()``. ``offset`` must already be checked."""
+    if isinstance(redis_client, Pipeline):
+        for key in keys:
+            redis_client.setbit(key, offset, 0)
+        return
+    with redis_client.pipeline() as pipe:
+        for key in keys:
+            pipe.setbit(key, offset, 0)
+        pipe.execute()
 
 
 def _queue(
@@ -295,15 +306,15 @@ class _Gate:
         head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
         head_keys, head_args = head(self, write)
         parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed)
-        body = [head_keys, _bulk_strings(keys), head_args, _bulk_strings(packed)]
+        body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
         numkeys = _HEAD_KEYS + len(keys)
         try:
             try:
-                command = _command(parts, ("EVALSHA", GATE_SHA, numkeys), body)
-                [reply] = _round_trip(redis_client, [command])
+                command = wire.command(parts, ("EVALSHA", GATE_SHA, numkeys), body)
+                [reply] = wire.round_trip(redis_client, [command])
             except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
-                command = _command(parts, ("EVAL", GATE_LUA, numkeys), body)
-                [reply] = _round_trip(redis_client, [command])
+                command = wire.command(parts, ("EVAL", GATE_LUA, numkeys), body)
+                [reply] = wire.round_trip(redis_client, [command])
         except redis.ResponseError as error:
             raise _out_of_memory(error) from None
         allowed, _count, *refused = reply
@@ -328,14 +339,9 @@ _CACHED_NAMES = 8
 @functools.lru_cache(maxsize=256)
 def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
     """The gate's KEYS and ARGV before the bitmaps', encoded once: a busy endpoint sends the same
-    quotas, budget and event name thousands of times per window (a fifth of the client time of a
-    single beacon's call, measured)."""
-    return _bulk_strings(gate.keys(gate.names)), _bulk_strings(gate.args(write, gate.names))
-
-
-def _command(parts: int, head: tuple[str | int, ...], body: list[bytes]) -> bytes:
-    """A RESP command of ``parts`` parts: ``head`` encoded here, then ``body`` already encoded."""
-    return b"".join([b"*%d\r\n" % parts, _bulk_strings(head), *body])
+    quotas, budget and event name thousands of times per window (encoding them was a fifth of a
+    single beacon's client time)."""
+    return wire.bulk_strings(gate.keys(gate.names)), wire.bulk_strings(gate.args(write, gate.names))
 
 
 _NO_BUDGET = Budget()
@@ -354,25 +360,6 @@ def _out_of_memory(error: redis.ResponseError) -> redis.ResponseError:
     if is_out_of_memory(error) and not isinstance(error, redis.exceptions.OutOfMemoryError):
         return redis.exceptions.OutOfMemoryError(str(error))
     return error
-
-
-def _resp(*parts: str | int | bytes) -> bytes:
-    """One command as RESP: what redis-py would send, without its per-argument checks and command
-    machinery (about a fifth of a single beacon's client time, profiled).
-
-    >>> _resp("GET", "k")
-    b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
-    """
-    return b"*%d\r\n%s" % (len(parts), _bulk_strings(parts))
-
-
-def _bulk_strings(parts: Iterable[str | int | bytes]) -> bytes:
-    """``parts`` as RESP bulk strings, one after the other: the body of a command."""
-    chunks = []
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(chunks)
 
 
 def pack_offsets(offsets: Collection[int]) -> bytes:
@@ -405,95 +392,3 @@ def split(
                 call, room = [], limit
     if call:
         yield call
-
-
-def bitfield_commands(
-    key: str, offsets: list[int], fragments: dict[int, bytes] | None = None
-) -> list[bytes]:
-    """``BITFIELD key SET u1 <o> 1 ...`` for every offset, as RESP, in commands of at most
-    ``OFFSETS_PER_COMMAND`` offsets. ``fragments`` remembers each offset's encoding, for the
-    other keys that get the same offset.
-
-    Encoded here rather than by a redis-py pipeline: a batch of 500 events is about 8,000
-    arguments, which redis-py checks and packs one by one at several times the cost of the rest.
-
-    >>> bitfield_commands("k", [5])
-    [b'*6\\r\\n$8\\r\\nBITFIELD\\r\\n$1\\r\\nk\\r\\n$3\\r\\nSET\\r\\n$2\\r\\nu1\\r\\n$1\\r\\n5\\r\\n$1\\r\\n1\\r\\n']
-    """
-    cache = {} if fragments is None else fragments
-    encoded_key = key.encode()
-    commands = []
-    for start in range(0, len(offsets), OFFSETS_PER_COMMAND):
-        chunk = offsets[start : start + OFFSETS_PER_COMMAND]
-        body = []
-        for offset in chunk:
-            fragment = cache.get(offset)
-            if fragment is None:
-                cache[offset] = fragment = _set_bit_fragment(offset)
-            body.append(fragment)
-        head = b"*%d\r\n$8\r\nBITFIELD\r\n$%d\r\n%s\r\n" % (
-            2 + 4 * len(chunk),
-            len(encoded_key),
-            encoded_key,
-        )
-        commands.append(head + b"".join(body))
-    return commands
-
-
-def _set_bit_fragment(offset: int) -> bytes:
-    """``SET u1 <offset> 1`` as the four bulk strings of a RESP command."""
-    digits = b"%d" % offset
-    return b"$3\r\nSET\r\n$2\r\nu1\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(digits), digits)
-
-
-_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
-_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
-
-
-def _execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> None:
-    """Send ``commands`` (each one RESP-encoded command) in one ``MULTI``/``EXEC`` and raise the
-    first error Redis answers with, queued or executed."""
-    *_queued, replies = _round_trip(redis_client, [_MULTI, *commands, _EXEC])
-    for reply in replies or ():
-        if isinstance(reply, Exception):
-            raise reply
-
-
-def _round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
-    """Send ``commands`` (RESP) at once on this thread's own connection (``own_connection``) and
-    return their replies, with redis-py's retry on connection errors (safe here: setting bits twice
-    sets the same bits; a quota may count a retried request twice). Raises the first error reply,
-    once every reply is read, so the connection is left clean."""
-    connection = own_connection(redis_client)
-    reused = was_open(connection)
-    payload = [b"".join(commands)]
-
-    def attempt() -> list[Any]:
-        connection.send_packed_command(payload)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as error:
-                replies.append(error)
-        return replies
-
-    def disconnect(_error: Exception) -> None:
-        connection.disconnect()
-
-    try:
-        try:
-            replies = connection.retry.call_with_retry(attempt, disconnect)
-        except redis.ConnectionError:
-            if not reused:
-                raise
-            # The kept socket had been closed by the server: once more, on a new one.
-            connection.disconnect()
-            replies = connection.retry.call_with_retry(attempt, disconnect)
-    except BaseException:
-        connection.disconnect()  # replies may be left unread on it
-        raise
-    for reply in replies:
-        if isinstance(reply, redis.ResponseError):
-            raise reply
-    return replies

@@ -10,7 +10,9 @@ This module removes:
   recomputed on its next read, so this costs time, never data).
 
 It never touches anything else: event keys, unique keys, segment hashes (``bitcore:segment:*``) and
-foreign keys are not bit-op results (:func:`is_temporary_bitop_key`). It walks the keyspace with
+foreign keys are not temporary keys (:func:`is_temporary_bitop_key`, the rule of
+``KeyLayout.is_temporary_key`` that ``BitCore.delete_temporary_bitop_keys`` uses too); segment
+results and scratch keys and reports' copies are. It walks the keyspace with
 ``SCAN`` in bounded batches (never ``KEYS``), and each batch is checked, measured (``MEMORY USAGE``)
 and deleted by one Lua script, so check and delete are atomic: a key read or given a TTL between the
 ``SCAN`` and the delete is kept, and a dry run counts exactly what a real run would delete.
@@ -42,6 +44,9 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from bitcore.keys import (
+    BITOP_NAMES as BITOP_NAMES,
+)
+from bitcore.keys import (
     CLEANUP_LAST_DRY_RUN_KEY,
     CLEANUP_LAST_RUN_KEY,
     CLEANUP_LOCK_KEY,
@@ -62,8 +67,6 @@ DEFAULT_INTERVAL = 3600
 DEFAULT_LOCK_TTL = 300.0
 #: SCAN calls the status count makes at most, so a status page on a huge keyspace stays fast.
 COUNT_MAX_SCANS = 200
-#: Bit operations naming result keys ``<prefix>bitop_<OP>_<operand keys>`` (bitmapist and bitcore).
-BITOP_NAMES = ("AND", "OR", "XOR", "NOT")
 
 # KEYS: candidate bit-op keys. ARGV: all ("1"/"0"), max idle seconds, dry run ("1"/"0").
 # Returns {keys freed, bytes freed, keys whose idle time is not tracked (LFU policy)}.
@@ -161,22 +164,14 @@ def _text(value: bytes | str) -> str:
 
 
 def is_temporary_bitop_key(layout: KeyLayout, key: bytes | str) -> bool:
-    """True for a bit-op result key: ``<prefix>bitop_<AND|OR|XOR|NOT>_<prefix>...``.
+    """True for a temporary bit-op key: ``KeyLayout.is_temporary_key``, the one rule every sweeper
+    uses. Stricter than ``KeyLayout.is_bitop_key`` on purpose: an event someone named ``bitop``
+    has keys like ``trackist_bitop_2024-5``, which are data, and cleanup must never delete data.
 
-    Stricter than ``KeyLayout.is_bitop_key`` on purpose: an event someone named ``bitop`` has keys
-    like ``trackist_bitop_2024-5``, which are data, and cleanup must never delete data.
-
-    >>> layout = KeyLayout()
-    >>> is_temporary_bitop_key(layout, "trackist_bitop_AND_trackist_a_2024-5-trackist_b_2024-5")
+    >>> is_temporary_bitop_key(KeyLayout(), "trackist_bitop_OR_trackist_a_u")
     True
-    >>> is_temporary_bitop_key(layout, "trackist_bitop_2024-5"), is_temporary_bitop_key(layout, "x")
-    (False, False)
     """
-    text = _text(key)
-    if not layout.is_bitop_key(text):
-        return False
-    op, sep, operands = text[len(layout.bitop_prefix) :].partition("_")
-    return bool(sep) and op in BITOP_NAMES and operands.startswith(layout.prefix)
+    return layout.is_temporary_key(key)
 
 
 def _bitop_keys(r: redis.Redis, layout: KeyLayout) -> Iterator[bytes]:

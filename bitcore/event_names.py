@@ -1,9 +1,9 @@
 """The registry of event names: count, page, search and rebuild it, never walking the keyspace.
 
 Listing events by ``SCAN`` costs a walk of every key in Redis, and anyone who can send beacons can
-add names: 100,000 of them made the overview take 39 s. So every name written under a prefix is
-also a member of one sorted set, ``KeyLayout.event_names_key()`` (every score 0, so members sort
-by their bytes), and the dashboard reads only that:
+add names: 100,000 of them made the overview take tens of seconds. So every name written under
+a prefix is also a member of one sorted set, ``KeyLayout.event_names_key()`` (every score 0, so
+members sort by their bytes), and the dashboard reads only that:
 
 - :func:`page` and :func:`with_prefix` answer in one round trip (``ZRANGE``/``ZRANGEBYLEX`` with a
   limit, and the matching count), whatever the number of names;
@@ -36,7 +36,7 @@ DEFAULT_LIMIT = 50
 #: Keys per ``SCAN`` call of a rebuild, names per read of a search: each call takes Redis a few
 #: milliseconds, and 100,000 names take 20 round trips.
 BATCH = 5000
-#: Registry names one substring search reads, at most (20 short reads, ~0.3 s in all).
+#: Registry names one substring search reads, at most (20 short reads).
 MAX_SEARCH_SCANNED = 100_000
 #: Past every valid UTF-8 byte: ``[prefix`` .. ``(prefix\xff`` is every name starting with prefix.
 _AFTER_ALL = b"\xff"

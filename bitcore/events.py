@@ -4,17 +4,9 @@ Names, arguments and behaviour follow bitmapist (``MonthEvents("active", 2024, 5
 ``prev``, ``next``, ``delta``, ``period_start``, ``period_end``). Arguments left out mean the
 current period in the client's time zone (UTC by default).
 
-Deliberate differences from bitmapist:
-
-- ``from_date`` also works on an instance, as bitmapist's README writes it:
-  ``MonthEvents("active").from_date(dt)`` is ``MonthEvents.from_date("active", dt)`` (in bitmapist
-  the instance form passes ``dt`` as the event name).
-- An impossible period (``MonthEvents("a", 2024, 13)``, ``WeekEvents("a", 2024, 53)``) raises
-  ``ValueError`` instead of naming a key no mark can ever reach; a bad event name raises too.
-- A date or datetime may stand in for the first field: ``DayEvents("a", dt)``.
-- A client made with ``timezone=`` reads aware datetimes in that zone and takes "now" there;
-  without it (the default), wall-clock fields are used as given and "now" is UTC, as in bitmapist.
-- ``UniqueEvents`` has ``delta`` too (it returns itself, like its ``next`` and ``prev``).
+Where they deliberately differ from bitmapist's (``from_date`` on an instance, impossible periods
+refused, a date for the first field, ``timezone=``, ``UniqueEvents.delta``) is listed once, in the
+README: "Differences from bitmapist".
 """
 
 from __future__ import annotations
@@ -35,21 +27,29 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 
-def resolve_system(cls: type, system: Any) -> tuple[Any, BitCore]:
+def resolve_system(cls: type[Bitmap], system: Any) -> tuple[Any, BitCore]:
     """``(system, client)`` for ``system``: a name from ``setup_redis``, a redis client or pipeline,
     or a ``BitCore``.
 
     ``None`` means the client a bound class belongs to (``b.MonthEvents``), else ``"default"``, so
-    ``ev.system`` reads ``"default"`` as it does in bitmapist.
+    ``ev.system`` reads ``"default"`` as it does in bitmapist. Names and redis clients are looked
+    up by the resolver the facade installed (``Bitmap.system_resolver``): nothing here imports the
+    registry or the client.
     """
-    from bitcore.systems import client_for  # the registry imports the client, which imports us
-
+    bound = cls._bound_client
     if system is None:
-        system = getattr(cls, "_bound_client", None) or "default"
-    return system, client_for(system)
+        if bound is not None:
+            return bound, bound
+        system = "default"
+    elif system is bound:
+        return bound, bound
+    resolver = Bitmap.system_resolver
+    if resolver is None:
+        raise RuntimeError("no registry of systems is installed: import bitcore first")
+    return system, resolver(system)
 
 
-def resolve_client(cls: type, system: Any) -> BitCore:
+def resolve_client(cls: type[Bitmap], system: Any) -> BitCore:
     """The ``BitCore`` for ``system`` (see ``resolve_system``)."""
     return resolve_system(cls, system)[1]
 

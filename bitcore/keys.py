@@ -8,6 +8,9 @@ bitmapist's layout, so both libraries share one Redis::
     trackist_<event>_<y>-<m>-<d>-<h>           hour         trackist_active_2024-5-7-13
     trackist_<event>_u                         unique       trackist_premium_u
     trackist_bitop_<OP>_<key>-<key>-...        bit-op result (temporary)
+    trackist_bitop_SEGMENT_<digest>            segment result (temporary)
+    trackist_bitop_SEGMENT_<run>-r<n>          segment scratch register (temporary)
+    trackist_bitop_REPORT_<run>-<n>            a report's private copy (temporary)
 
 No zero padding anywhere. Years have no key of their own: a year is the OR of its twelve months.
 
@@ -31,6 +34,19 @@ DEFAULT_PREFIX = "trackist_"
 #: its keys would be taken for temporary results (and deleted by the cleanup).
 BITOP_NAMESPACE = "bitop"
 UNIQUE_SUFFIX = "u"
+#: The operations whose results are temporary keys ``<prefix>bitop_<OP>_<operand keys>``
+#: (bitmapist's and bitcore's ``BitOp*``).
+BITOP_NAMES = ("AND", "OR", "XOR", "NOT")
+#: The operation name in the keys of segment results and scratch registers.
+SEGMENT_OP = "SEGMENT"
+#: The operation name in the keys of a report's private copies of derived bitmaps.
+REPORT_OP = "REPORT"
+#: What follows ``<prefix>bitop_<OP>_`` in bitcore's own temporary keys: a segment's result (a
+#: 40-digit digest) or scratch register (``<run>-r<n>``), a report's copy (``<run>-<n>``).
+_OWN_TEMPORARY = {
+    SEGMENT_OP: re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{32}-r\d+)$"),
+    REPORT_OP: re.compile(r"^[0-9a-f]{32}-\d+$"),
+}
 _SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 #: bitcore's own keys live outside the event prefix, so they never look like events and no
@@ -63,6 +79,12 @@ def period_suffix(period: Period) -> str:
     raise ValueError("years have no key of their own: a year is the OR of its months")
 
 
+def _is_data_shape(tail: str) -> bool:
+    """Whether ``tail`` ends the way an event's data key does: ``_<period suffix>``."""
+    _name, sep, suffix = tail.rpartition("_")
+    return (bool(sep) and _SUFFIX.match(suffix) is not None) or _SUFFIX.match(tail) is not None
+
+
 def glob_escape(text: str) -> str:
     """Escape Redis glob characters so an event name matches only itself in SCAN MATCH."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
@@ -89,7 +111,46 @@ class KeyLayout:
         return f"{self.bitop_prefix}{op_name}_{'-'.join(operand_keys)}"
 
     def is_bitop_key(self, key: str) -> bool:
+        """Whether ``key`` is in the bit-op namespace (a data key of an event bitmapist let
+        someone name ``bitop...`` is too: see ``is_temporary_key``)."""
         return key.startswith(self.bitop_prefix)
+
+    def segment_scratch_prefix(self) -> str:
+        """What the keys of segment results and scratch registers start with."""
+        return f"{self.bitop_prefix}{SEGMENT_OP}_"
+
+    def report_key(self, run: str, index: int) -> str:
+        """A report's private copy number ``index`` of run ``run`` (a random hex id)."""
+        return self.bitop_key(REPORT_OP, [run, str(index)])
+
+    def is_temporary_key(self, key: str | bytes) -> bool:
+        """The one rule for what a sweeper may delete: a temporary bit-op key, never data.
+
+        ``<prefix>bitop_<AND|OR|XOR|NOT>_<operands>`` whose operands are keys under the prefix
+        (bitmapist's and bitcore's results), or anything else after ``<OP>_`` that is not the
+        shape of an event's data key (an event someone named ``bitop_AND`` in plain bitmapist has
+        keys like ``trackist_bitop_AND_2024-5``: data); and bitcore's own segment and report keys
+        (``<prefix>bitop_SEGMENT_<digest>``, ``..._SEGMENT_<run>-r<n>``,
+        ``..._REPORT_<run>-<n>``). ``BitCore.delete_temporary_bitop_keys`` and the cleanup job
+        both use it.
+
+        >>> layout = KeyLayout()
+        >>> layout.is_temporary_key("trackist_bitop_AND_trackist_a_2024-5-trackist_b_2024-5")
+        True
+        >>> layout.is_temporary_key("trackist_bitop_2024-5"), layout.is_temporary_key("x")
+        (False, False)
+        """
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        if not self.is_bitop_key(key):
+            return False
+        op, sep, operands = key[len(self.bitop_prefix) :].partition("_")
+        if not sep or not operands:
+            return False
+        if op in BITOP_NAMES:
+            return operands.startswith(self.prefix) or not _is_data_shape(operands)
+        own = _OWN_TEMPORARY.get(op)
+        return own is not None and own.match(operands) is not None
 
     def all_keys_pattern(self) -> str:
         """SCAN pattern for every key under the prefix: events and bit-op results."""

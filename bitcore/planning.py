@@ -78,6 +78,23 @@ class MarkPlanner:
             count += 1
         return Plan(writes, count, names)
 
+    def plan_unique(
+        self, marks: Iterable[tuple[str, int]], unique_key: Callable[[str], str], universe: str
+    ) -> Plan:
+        """The offsets of dateless marks ``(event, uuid)``: each sets its event's unique key
+        (``unique_key(event)``) and the universe's; raises on the first bad mark."""
+        writes: dict[str, set[int]] = {}
+        names: set[str] = set()
+        everyone = writes[unique_key(universe)] = set()
+        count = 0
+        for event_name, uuid in marks:
+            offset = check_uuid(uuid)
+            names.add(check_event_name(event_name))
+            writes.setdefault(unique_key(event_name), set()).add(offset)
+            everyone.add(offset)
+            count += 1
+        return Plan(writes, count, names)
+
     def _keys_of_slot(self, slot: Slot, moment: date | datetime) -> tuple[str, ...]:
         keys = self._slot_keys.get(slot)
         if keys is None:

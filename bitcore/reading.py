@@ -4,8 +4,9 @@ A report (a funnel, a cohort table) needs the bytes of many keys. Its arithmetic
 per byte position (byte ``i`` of every key holds the same eight users), so the id space is read in
 byte-range slices: for each slice one MULTI/EXEC of ``GETRANGE`` over every key still that long,
 at most ``round_trip_bytes`` in all, then numpy counts the slice and the counts add up. Redis copies
-at most ``round_trip_bytes`` per step (16 MiB: ~10-25 ms), the Python process holds one slice of
-every key, and every user's bits are read in one transaction (a user's bits sit in one slice).
+at most ``round_trip_bytes`` per step (16 MiB: tens of milliseconds), the Python process holds
+one slice of every key, and every user's bits are read in one transaction (a user's bits sit in
+one slice).
 When every key fits in one round trip the whole report is one ``MGET`` (the fast path).
 
 Before reading, one ``EVALSHA`` returns the length of every key (``STRLEN``), so a report knows
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
 
-#: Bytes fetched by one round trip at most: Redis copies them in ~10-25 ms (64 MiB held a PING
-#: back ~80 ms), and the slice of every key the Python process holds stays this small.
+#: Bytes fetched by one round trip at most: Redis copies them in tens of milliseconds (four
+#: times as much held a PING back several times longer: ``bench/README.md``, "Numbers behind the
+#: constants"), and the slice of every key the Python process holds stays this small.
 ROUND_TRIP_BYTES = 16 << 20
 #: Narrowest slice of a key: with thousands of keys a round trip still reads whole pages.
 MIN_SLICE_BYTES = 4 << 10
@@ -155,7 +157,7 @@ def opened(
         check_cost(sum(lengths), max_bytes)
         run = uuid.uuid4().hex
         for key, bitmap in derived.items():
-            private[key] = client.keys.bitop_key("REPORT", [run, str(len(private))])
+            private[key] = client.keys.report_key(run, len(private))
             take_private(client, bitmap, private[key], lengths[keys.index(key)])
         yield Reading([private.get(key, key) for key in keys], lengths)
     finally:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from bitcore.segments import SegmentStore
+
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
@@ -51,7 +53,4 @@ class Selection:
         """The users of this selection in ``period``."""
         if self.kind == "event":
             return client.event(self.name, period)
-        # Imported here: segments are built on selections, not the reverse.
-        from bitcore.segments import SegmentStore
-
         return SegmentStore(client).bitmap(self.name, period)

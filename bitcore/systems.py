@@ -8,14 +8,16 @@ default). bitmapist code that calls ``setup_redis("default", host, port)`` first
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any
 
 import redis
 
-from bitcore.client import DEFAULT_SOCKET_TIMEOUT, BitCore, bounded_retry, connect
+from bitcore.bitmaps import Bitmap
+from bitcore.client import BitCore
+from bitcore.connection import connect
+from bitcore.embedded import default_redis
 
 _lock = threading.Lock()
 _clients_by_name: dict[str, tuple[Any, BitCore]] = {}
@@ -25,18 +27,6 @@ _clients_by_name: dict[str, tuple[Any, BitCore]] = {}
 #: value (the ``BitCore``) refers to its key.
 _clients_by_redis: weakref.WeakSet[BitCore] = weakref.WeakSet()
 _CLIENT_ATTRIBUTE = "_bitcore_client"
-
-
-def default_redis() -> redis.Redis:
-    """``REDIS_URL`` when set, else the embedded server in ``BITCORE_DATA_DIR`` (``instance/``),
-    capped at ``BITCORE_REDIS_MAXMEMORY`` (default: ``embedded.default_maxmemory()``)."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return connect(url)
-    from bitcore import embedded
-
-    data_dir = os.environ.get("BITCORE_DATA_DIR", "instance")
-    return embedded.start(data_dir, maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY")).client()
 
 
 class _Systems(dict[str, Any]):
@@ -60,15 +50,13 @@ def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
     """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the
     client class).
 
-    Timeouts default to 5 s and retries to two quick ones (``bounded_retry``), so a dead server
+    The client is made by ``connection.connect``, as every bitcore client is: 5 s timeouts, a
+    health check, two quick retries and the circuit breaker (keywords given win), so a dead server
     raises ``redis.ConnectionError`` at once instead of hanging (bitmapist leaves redis-py's
     defaults: no timeout at all in older redis-py versions).
     """
     redis_client = kw.pop("redis_client", redis.Redis)
-    kw.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    kw.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
-    kw.setdefault("retry", bounded_retry())
-    SYSTEMS[name] = redis_client(host=host, port=port, **kw)
+    SYSTEMS[name] = connect(host=host, port=port, redis_class=redis_client, **kw)
 
 
 def get_redis(system: Any = "default") -> Any:
@@ -100,6 +88,10 @@ def client_for(system: Any = "default") -> BitCore:
             _clients_by_redis.add(client)
         return client
     raise TypeError(f"system must be a name, a redis client or a BitCore, got {system!r}")
+
+
+#: The unbound classes (``bitcore.MonthEvents(..., system="stats")``) find systems here.
+Bitmap.system_resolver = client_for
 
 
 def known_clients() -> list[BitCore]:

@@ -32,7 +32,7 @@ from flask import Flask, current_app
 
 import bitcore
 from bitcore import embedded
-from bitcore.client import connect
+from bitcore.connection import connect
 
 #: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
 #: server.

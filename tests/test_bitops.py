@@ -152,7 +152,7 @@ def test_bad_operands_raise(bc: BitCore, build: Any, error: type, message: str) 
 def test_iteration_crosses_slice_boundaries(
     bc: BitCore, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
 ) -> None:
-    monkeypatch.setattr(bitmaps, "ITER_CHUNK_BYTES", chunk_bytes)
+    bc.iter_chunk_bytes = chunk_bytes
     span = chunk_bytes * 8  # ids per slice
     edges = {k * span + d for k in range(6) for d in (-1, 0, 1)} - {-1}
     mark_all(bc, "a", edges)
@@ -178,7 +178,7 @@ def test_iteration_in_any_slice_size_is_the_set_ascending(
     bc: BitCore, monkeypatch: pytest.MonkeyPatch, members: frozenset[int], chunk_bytes: int
 ) -> None:
     bc.redis.flushdb()
-    monkeypatch.setattr(bitmaps, "ITER_CHUNK_BYTES", chunk_bytes)
+    bc.iter_chunk_bytes = chunk_bytes
     mark_all(bc, "a", members)
     assert list(bc.DayEvents("a", 2024, 5, 7)) == sorted(members)
 
@@ -324,7 +324,7 @@ def test_iterating_a_bit_op_survives_its_key_vanishing_midway(
 ) -> None:
     """A cleanup (or a TTL running out while the consumer pauses) between two slices: the key is
     computed again and the iteration goes on, rather than ending early with part of the answer."""
-    monkeypatch.setattr(bitmaps, "ITER_CHUNK_BYTES", 2)
+    bc.iter_chunk_bytes = 2
     members = set(range(0, 200, 3))
     mark_all(bc, "a", members)
     mark_all(bc, "b", range(200))

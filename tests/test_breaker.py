@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bitcore import bulk, embedded
+from bitcore import embedded, wire
 from bitcore.breaker import BreakerOpen
-from bitcore.client import connect
-from bitcore.own_connection import own_connection
+from bitcore.connection import connect
 
 TIMEOUT = 0.5
 BREAKER = 1.0
@@ -58,7 +57,7 @@ def test_a_hung_server_costs_one_timeout_then_refusals_are_immediate(
             took, error = timed(lambda: client.get("x"))
             assert isinstance(error, BreakerOpen) and took < 0.05, (took, error)
             assert isinstance(error, redis.ConnectionError)  # every 503 handler catches it
-        took, error = timed(lambda: bulk._round_trip(client, [b"*1\r\n$4\r\nPING\r\n"]))
+        took, error = timed(lambda: wire.round_trip(client, [b"*1\r\n$4\r\nPING\r\n"]))
         assert isinstance(error, BreakerOpen) and took < 0.05
         time.sleep(BREAKER)
         took, error = timed(client.ping)  # half-open: one probe, which times out again
@@ -81,7 +80,7 @@ def test_a_dead_server_is_refused_at_once_after_the_first_failure(
     assert isinstance(error, redis.ConnectionError) and took < TIMEOUT
     took, error = timed(client.ping)
     assert isinstance(error, BreakerOpen) and took < 0.01
-    fresh = own_connection(client)
+    fresh = wire.own_connection(client)
     took, error = timed(lambda: fresh.send_command("PING"))
     assert isinstance(error, BreakerOpen)
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bitcore
-from bitcore import bulk, planning
+from bitcore import bulk, planning, wire
 from bitcore.bitmaps import set_bits
 
 MAY_7 = datetime(2024, 5, 7, 13, 30)
@@ -199,13 +199,13 @@ def test_large_batches_are_split_into_bounded_calls(
     """A batch over one call's bound is written whole, in several calls, none over the bound."""
     monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 7)
     sizes: list[int] = []
-    real_transaction = bulk._execute_transaction
+    real_transaction = wire.execute_transaction
 
     def counting(client: Any, commands: list[bytes]) -> None:
         sizes.append(sum(command.count(b"$3\r\nSET\r\n$2\r\nu1\r\n") for command in commands))
         real_transaction(client, commands)
 
-    monkeypatch.setattr(bulk, "_execute_transaction", counting)
+    monkeypatch.setattr(wire, "execute_transaction", counting)
     marks = [("active", uuid, MAY_7) for uuid in range(25)]  # 100 bits: 4 keys each
     assert by_mark_many(bc, marks) == by_mark_event(bc, marks)
     assert sum(sizes) == 100
@@ -242,7 +242,7 @@ def test_an_error_reply_leaves_the_pooled_connection_clean(
     """Every reply is read before the first error is raised: the next user of the connection
     must not read this transaction's leftovers."""
     with pytest.raises(redis.ResponseError):
-        bulk._execute_transaction(bc.redis, [bulk._resp("SET", "k", "v"), bulk._resp(*bad)])
+        wire.execute_transaction(bc.redis, [wire.encode("SET", "k", "v"), wire.encode(*bad)])
     assert bc.redis.get("k") == ran
     assert bc.mark_many([("active", uuid, MAY_7) for uuid in range(100)]) == 100
     assert bc.redis.ping() and bc.DayEvents("active", 2024, 5, 7).get_count() == 100

@@ -17,6 +17,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bitcore import BitCore
 from bitcore import cleanup as job
 from bitcore.keys import KeyLayout
 
@@ -97,6 +98,13 @@ def seed(r: redis.Redis) -> dict[str, str]:
         ("bitcore:segment:trackist_bitop_AND_trackist_a", False),
         ("bitcore:cleanup:lock", False),
         ("", False),
+        ("trackist_bitop_SEGMENT_" + "ab12" * 10, True),  # a segment's result
+        ("trackist_bitop_SEGMENT_" + "0f" * 16 + "-r3", True),  # its scratch register
+        ("trackist_bitop_REPORT_" + "0f" * 16 + "-0", True),  # a report's private copy
+        ("trackist_bitop_SEGMENT_2024-5", False),  # event "bitop_SEGMENT"
+        ("trackist_bitop_REPORT_x_u", False),  # event "bitop_REPORT_x"
+        ("trackist_bitop_OR_x_2024-5", False),  # event "bitop_OR_x"
+        ("trackist_bitop_AND_made-by-someone-else-1", True),  # a foreign result, no data shape
     ],
 )
 def test_is_temporary_bitop_key(key: str | bytes, expected: bool) -> None:
@@ -463,3 +471,30 @@ def test_count_temporary_keys(r: redis.Redis) -> None:
     assert job.count_temporary_keys(r, LAYOUT) == job.TemporaryKeyCount(3, 2, complete=True)
     partial = job.count_temporary_keys(r, LAYOUT, max_scans=0)
     assert partial == job.TemporaryKeyCount(0, 0, complete=False)
+
+
+# --- one rule for both sweepers
+
+
+TEMPORARY_SHAPES = [
+    bitop(EVENT_A, EVENT_B),
+    "trackist_bitop_SEGMENT_" + "ab12" * 10,
+    "trackist_bitop_SEGMENT_" + "0f" * 16 + "-r0",
+    "trackist_bitop_REPORT_" + "0f" * 16 + "-1",
+]
+DATA_OF_BITOP_EVENTS = ["trackist_bitop_2024-5", "trackist_bitop_SEGMENT_u", "trackist_bitop_AND_u"]
+
+
+@pytest.mark.parametrize("sweeper", ["cleanup --all", "delete_temporary_bitop_keys"])
+def test_both_sweepers_take_every_temporary_shape_and_no_data(r: redis.Redis, sweeper: str) -> None:
+    r.flushall()
+    for key in TEMPORARY_SHAPES:
+        put(r, key, ttl_ms=600_000)  # with a TTL, as bitcore makes them: --all takes them anyway
+    for key in [EVENT_A, UNIQUE, *DATA_OF_BITOP_EVENTS]:
+        r.setbit(key, 3, 1)
+    if sweeper == "cleanup --all":
+        assert job.cleanup(r, LAYOUT, all_keys=True).keys == len(TEMPORARY_SHAPES)
+    else:
+        assert BitCore(r).delete_temporary_bitop_keys() == len(TEMPORARY_SHAPES)
+    left = {key.decode() for key in r.scan_iter(count=1000)}
+    assert left == {EVENT_A, UNIQUE, *DATA_OF_BITOP_EVENTS}

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 import bitcore
-from bitcore import BitCore, systems
+from bitcore import BitCore, bulk, systems
 
 WHEN = datetime(2024, 5, 7, 13)
 
@@ -176,3 +176,40 @@ def test_pipelines_passed_as_system_are_not_kept_alive(default_system: redis.Red
     gc.collect()
     assert len(systems.known_clients()) <= before
     assert len(bitcore.MonthEvents("a", 2024, 5)) == 50
+
+
+# --- the one writer
+
+
+def test_every_write_goes_through_the_one_writer(
+    bc: BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mark_event, mark_unique, mark_unique_many and mark_many all reach ``bulk``'s gate."""
+
+    writes: list[dict[str, set[int]]] = []
+    real = bulk.set_bits_atomically
+    monkeypatch.setattr(
+        bulk,
+        "set_bits_atomically",
+        lambda target, w, *a, **k: (
+            writes.append({key: set(o) for key, o in w.items()}) or real(target, w, *a, **k)
+        ),
+    )
+    when = datetime(2024, 5, 7)
+    bc.mark_event("a", 1, when)
+    bc.mark_unique("premium", 2)
+    bc.mark_unique_many([("ios", 3), ("web", 3), ("ios", 4)])
+    bc.mark_many([("b", 5, when)])
+    universe = bc.keys.unique_key(bc.universe)
+    assert len(writes) == 4 and all(universe in w for w in writes)
+    assert writes[2] == {universe: {3, 4}, "trackist_ios_u": {3, 4}, "trackist_web_u": {3}}
+    assert set(bc.UniqueEvents(bc.universe)) == {1, 2, 3, 4, 5}
+    assert set(bc.UniqueEvents("ios")) == {3, 4}
+
+
+def test_mark_unique_many_checks_every_mark_first(bc: BitCore) -> None:
+    with pytest.raises(ValueError):
+        bc.mark_unique_many([("ios", 1), ("web", -1)])
+    with pytest.raises(TypeError):
+        bc.mark_unique_many([("ios", 1), (["web"], 2)])  # type: ignore[list-item]
+    assert bc.redis.dbsize() == 0

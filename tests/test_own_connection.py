@@ -1,4 +1,4 @@
-"""Each thread's own connection (``bitcore.own_connection``), behind the bulk writer."""
+"""Each thread's own connection (``bitcore.wire``), behind the bulk writer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from bitcore import bulk
-from bitcore.own_connection import own_connection
+from bitcore.wire import own_connection
 
 
 def client_count(r: redis.Redis) -> int:

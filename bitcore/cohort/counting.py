@@ -43,8 +43,8 @@ SUM_WORDS = 512
 #: Below this much work in a table (cells x words) the calling thread counts it alone: handing it
 #: to other threads would cost more than it saves.
 PARALLEL_MIN_WORDS = 1 << 20
-#: Bytes of arrays kept for the next table (a 1M-user table uses ~25 MB): a fresh 10 MB array
-#: costs ~2,500 page faults (2-4 ms) whenever malloc has handed the memory back to the kernel.
+#: Bytes of arrays kept for the next table (a 1M-user table uses ~25 MB): a fresh array costs
+#: thousands of page faults whenever malloc has handed the memory back to the kernel.
 SPARE_BYTES = 32 << 20
 
 _lock = threading.Lock()
@@ -155,7 +155,7 @@ def _layout(
 ) -> tuple[Mapping[tuple[int, int], int], tuple[Sweep, ...], tuple[tuple[int, int], ...]]:
     """Each distinct pair's number in cell order (by offset, then row), the sweeps of the cells of
     ``live`` sets, and the spans of ``live`` sets: the same for every table of one shape, so kept
-    (working it out costs a dashboard's table ~0.3 ms)."""
+    (working it out is a noticeable share of a small table's time)."""
     cells = sorted(set(pairs), key=lambda ab: (ab[1] - ab[0], ab[0]))
     sweeps = sweeps_of(cells, [live[a] and live[b] for a, b in cells], most)
     spans = spans_of([s for s, alive in enumerate(live) if alive])

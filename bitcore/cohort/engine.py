@@ -9,9 +9,8 @@ ORs of stored keys. Then:
    key);
 2. when they are small enough (1M users = 125 KB per key), one MGET fetches them and numpy
    counts every cell in C (``bitcore.cohort.counting``: blocks of columns that stay in cache, a
-   whole band of cells per numpy call, split between threads on big tables): a 31 x 13 table of
-   1M users counts in 6-10 ms on two cores, where ~400 server-side BITOP + BITCOUNT pairs take
-   ~30 ms.
+   whole band of cells per numpy call, split between threads on big tables), several times
+   faster than ~400 server-side BITOP + BITCOUNT pairs (``bench/README.md``).
    Otherwise the same counting runs on byte slices of every key, read one round trip of at most
    ``DEFAULT_MAX_FETCH_BYTES`` at a time (``bitcore.reading``), and the counts add up: Redis is
    never held for more than a short copy (a server-side Lua count held it for seconds).
@@ -37,6 +36,7 @@ from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting
 from bitcore.periods import Period
+from bitcore.selections import Selection
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -208,8 +208,6 @@ def _operand(
     """The keys whose OR is ``token``'s users in ``period``."""
     bitmap = resolve(token, period) if resolve else None
     if bitmap is None:
-        from bitcore.selections import Selection
-
         selection = Selection.parse(token)
         if selection.kind == "event":
             if (

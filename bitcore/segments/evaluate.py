@@ -37,8 +37,6 @@ MAX_REFERENCE_DEPTH = 16
 #: Scratch memory (bytes) one evaluation may take in Redis unless the caller says otherwise: four
 #: keys of a 16 MiB universe (ids up to 2**27), e.g. ``a & ~b & ~c`` and its result buffer.
 DEFAULT_MAX_BYTES = 64 << 20
-#: The operation name in the keys of segment results and scratch registers.
-SEGMENT_OP = "SEGMENT"
 
 Resolver = Callable[[str], Node]
 
@@ -60,7 +58,7 @@ class SegmentBitmap(Bitmap):
         self.max_bytes = max_bytes
         self.universe = client.universe_bitmap() if program.has_negation(term) else None
         self.universe_key = client.keys.unique_key(client.universe)
-        self.scratch_prefix = f"{client.keys.bitop_prefix}{SEGMENT_OP}_"
+        self.scratch_prefix = client.keys.segment_scratch_prefix()
         self.redis_key = self.scratch_prefix + program.digest(term, self.universe_key)
         self._registers: list[str] = []
         client.register_bitop(self)

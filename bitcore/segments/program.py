@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
 
 #: Bitmap bytes the BITOPs of one round trip may walk (BITOP walks sources x longest source):
-#: measured at about 1 GB/s on a busy 2-core machine (two 16 MiB keys: 31 ms), so a step holds
-#: Redis for a few tens of milliseconds. One BITOP over two keys longer than half of this is sent
-#: alone (it cannot be split).
+#: Redis walks them at about 1 GB/s (``bench/README.md``, "Numbers behind the constants"), so a
+#: step holds Redis for a few tens of milliseconds. One BITOP over two keys longer than half of
+#: this is sent alone (it cannot be split).
 STEP_BYTES = 32 << 20
 
 Step = Callable[["Pipeline"], None]

@@ -20,15 +20,12 @@ True
 
 from __future__ import annotations
 
-import random
+import itertools
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from bitcore import periods
 from bitcore.segments.errors import (
@@ -52,9 +49,10 @@ MAX_DESCRIPTION_LENGTH = 1000
 MAX_AUTHOR_LENGTH = 200
 #: Letters and digits (any script), space and ``:_.-``.
 _NAME = re.compile(r"[\w :.\-]+")
-#: A save that finds segments changed under it starts over, after a short random pause, this many
-#: times.
+#: A save that finds segments changed under it starts over, after ``_RETRY_PAUSE`` seconds, this
+#: many times.
 _SAVE_ATTEMPTS = 32
+_RETRY_PAUSE = 0.002
 _FIELDS = (
     "name",
     "expression",
@@ -335,24 +333,35 @@ class SegmentStore:
         self._transaction(check, write)
 
     def _transaction(self, check: Any, write: Any) -> Segment:
-        """WATCH the index and every segment, ``check`` what is stored, ``write`` in MULTI/EXEC."""
-        for _ in range(_SAVE_ATTEMPTS):
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(self.index_key)
-                    names = sorted(_text(n) for n in pipe.smembers(self.index_key))
-                    if names:
-                        pipe.watch(*[self.keys.segment_key(n) for n in names])
-                    # read on another connection in one round trip: our WATCH still sees any change
-                    stored = self._load(names)
-                    segment = check(stored)
-                    pipe.multi()
-                    write(pipe, segment)
-                    pipe.execute()
-                    return segment  # type: ignore[no-any-return]
-                except redis.WatchError:
-                    time.sleep(random.uniform(0, 0.005))
-        raise SegmentConflict("segments kept changing while saving; nothing was written, try again")
+        """redis-py's ``transaction``: WATCH the index and every segment it lists, ``check`` what
+        is stored, ``write`` in MULTI/EXEC; started over (after ``_RETRY_PAUSE``) when a watched
+        key changed meanwhile, at most ``_SAVE_ATTEMPTS`` times."""
+        attempts = itertools.count(1)
+
+        def attempt(pipe: Any) -> Segment:
+            if next(attempts) > _SAVE_ATTEMPTS:
+                raise SegmentConflict(
+                    "segments kept changing while saving; nothing was written, try again"
+                )
+            names = sorted(_text(n) for n in pipe.smembers(self.index_key))
+            if names:
+                pipe.watch(*[self.keys.segment_key(n) for n in names])
+            # read on another connection in one round trip: our WATCH still sees any change
+            stored = self._load(names)
+            segment = check(stored)
+            pipe.multi()
+            write(pipe, segment)
+            return segment  # type: ignore[no-any-return]
+
+        return cast(
+            Segment,
+            self.redis.transaction(
+                attempt,  # type: ignore[arg-type]  # typed as returning None; its value is returned
+                self.index_key,
+                value_from_callable=True,
+                watch_delay=_RETRY_PAUSE,
+            ),
+        )
 
     @staticmethod
     def _checked_text(value: Any, limit: int, what: str) -> str:

@@ -1,0 +1,84 @@
+"""Connection plumbing: every redis-py client bitcore makes comes from :func:`connect`.
+
+It sets what a client needs so a dead or hung Redis never hangs a caller: socket timeouts, a
+health check on idle connections, a bounded retry policy (:func:`bounded_retry`) and a circuit
+breaker (``bitcore.breaker``). Nothing here knows about events, clients or systems: the layers
+above (``embedded``, ``client``, the facade) import it, never the other way round.
+
+>>> r = connect("redis://127.0.0.1:6399/0")  # doctest: +SKIP
+>>> r.ping()  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from bitcore import breaker
+
+#: Seconds a client waits on Redis before raising ``ConnectionError``/``TimeoutError``: no hang.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+#: Seconds every command is refused at once after Redis failed or timed out (``bitcore.breaker``).
+DEFAULT_BREAKER_SECONDS = 1.0
+#: Seconds a connection may sit idle before its next command checks it with a PING first.
+HEALTH_CHECK_INTERVAL = 30
+
+R = TypeVar("R")
+
+
+class _NoRetryWhenOpen(Retry):
+    """redis-py's ``Retry``, except that a refusal by the breaker is raised at once: retrying it
+    would only sleep (on a beacon's event loop, too) to be refused again."""
+
+    def call_with_retry(
+        self,
+        do: Callable[[], R],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> R:
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, breaker.BreakerOpen):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
+def bounded_retry() -> Retry:
+    """Two quick retries on a dropped connection (a restarted server, an idle socket cut), none on
+    a timeout, none when the breaker refuses.
+
+    redis-py's own default retries ten times with backoff, so a stopped server takes seconds to
+    report and an unresponsive one ten socket timeouts; with this a dead server raises
+    ``redis.ConnectionError`` in well under a second and a hung one after one ``socket_timeout``.
+    """
+    return _NoRetryWhenOpen(ExponentialBackoff(cap=0.1, base=0.01), 2, (redis.ConnectionError,))
+
+
+def connect(
+    url: str | None = None,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    breaker_seconds: float = DEFAULT_BREAKER_SECONDS,
+    *,
+    redis_class: type[redis.Redis] = redis.Redis,
+    **kwargs: Any,
+) -> redis.Redis:
+    """A redis-py client for ``url`` (or, without one, for ``host=``/``port=``/... given as
+    keywords) with timeouts, a health check, a bounded retry policy and a circuit breaker
+    (``bitcore.breaker``; ``breaker_seconds=0`` turns it off), so a dead or hung server raises
+    ``redis.ConnectionError`` instead of hanging, and after one failure at once for
+    ``breaker_seconds``. Keywords given win over these defaults; ``redis_class`` is the client
+    class to make (a subclass of ``redis.Redis``)."""
+    kwargs.setdefault("socket_connect_timeout", socket_timeout)
+    kwargs.setdefault("health_check_interval", HEALTH_CHECK_INTERVAL)
+    kwargs.setdefault("retry", bounded_retry())
+    kwargs.setdefault("socket_timeout", socket_timeout)
+    client = redis_class(**kwargs) if url is None else redis_class.from_url(url, **kwargs)
+    breaker.guard(client.connection_pool, breaker_seconds)
+    return client

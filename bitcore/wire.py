@@ -1,0 +1,182 @@
+"""The hot write path's wire: each thread's own connection, and commands encoded by hand.
+
+This is the one module that goes under redis-py's public API, and only because a benchmark says
+so: for the writer's one-round-trip gate call (``bitcore.bulk``), sending hand-encoded RESP on
+this connection costs about half the client CPU of redis-py's ``evalsha`` through its pool
+(``bench/README.md``, "The one writer"), and a batch's ``BITFIELD`` arguments are packed several
+times faster than redis-py checks them one by one. It peeks at one private attribute,
+``Connection._sock`` (:func:`was_open`). Everything else in bitcore uses redis-py as documented.
+
+In redis-py 8, taking a connection from a pool and giving it back costs about 70,000 CPU
+instructions (metrics, event dispatch, a ``poll`` for stale data), seven times what sending a
+beacon's script call and reading its reply cost (measured with callgrind). A single beacon is one
+round trip, so the pool was most of its client-side cost. ``own_connection`` instead keeps one
+connection per thread and pool, made with the pool's own settings (address, database, password,
+timeouts, retries, TLS), and reuses it.
+
+It is made outside the pool (the pool neither counts it against ``max_connections`` nor hands it
+to anyone else), closed when its thread ends (the thread's storage is freed, and redis-py closes a
+connection it collects), and made again in a forked child, which must not share its parent's
+socket.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+#: Offsets per ``BITFIELD`` command, so no single command grows without bound.
+OFFSETS_PER_COMMAND = 4096
+
+
+class _Held(threading.local):
+    def __init__(self) -> None:
+        # pool -> (process id, connection); a pool that is collected takes its entry with it
+        self.by_pool: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+
+_held = _Held()
+
+
+def own_connection(redis_client: redis.Redis) -> Any:
+    """This thread's connection with the settings of ``redis_client``'s pool, made on first use
+    (it connects on its first command).
+
+    Unlike the pool, this does not check the connection before handing it out (a ``poll`` and
+    about 30,000 instructions): a connection the server has closed since its last use (a restart,
+    an idle timeout, ``CLIENT KILL``) fails its next command with ``ConnectionError``, and the
+    caller, seeing ``was_open``, tries once more on a new one. The caller must leave it clean:
+    every reply read, or ``disconnect()`` called."""
+    pool = redis_client.connection_pool
+    pid = os.getpid()
+    held = _held.by_pool.get(pool)
+    if held is None or held[0] != pid:
+        held = (pid, pool.connection_class(**pool.connection_kwargs))
+        _held.by_pool[pool] = held
+    return held[1]
+
+
+def was_open(connection: Any) -> bool:
+    """Whether ``connection`` holds a socket from an earlier command (which may have gone stale)."""
+    return getattr(connection, "_sock", None) is not None
+
+
+def encode(*parts: str | int | bytes) -> bytes:
+    """One command as RESP: what redis-py would send, without its per-argument checks and command
+    machinery (about a fifth of a single beacon's client time, profiled).
+
+    >>> encode("GET", "k")
+    b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
+    """
+    return b"*%d\r\n%s" % (len(parts), bulk_strings(parts))
+
+
+def bulk_strings(parts: Iterable[str | int | bytes]) -> bytes:
+    """``parts`` as RESP bulk strings, one after the other: the body of a command."""
+    chunks = []
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(chunks)
+
+
+def command(parts: int, head: tuple[str | int, ...], body: list[bytes]) -> bytes:
+    """A RESP command of ``parts`` parts: ``head`` encoded here, then ``body`` already encoded."""
+    return b"".join([b"*%d\r\n" % parts, bulk_strings(head), *body])
+
+
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> None:
+    """Send ``commands`` (each one RESP-encoded command) in one ``MULTI``/``EXEC`` and raise the
+    first error Redis answers with, queued or executed."""
+    *_queued, replies = round_trip(redis_client, [_MULTI, *commands, _EXEC])
+    for reply in replies or ():
+        if isinstance(reply, Exception):
+            raise reply
+
+
+def round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
+    """Send ``commands`` (RESP) at once on this thread's own connection (``own_connection``) and
+    return their replies, with redis-py's retry on connection errors (safe here: setting bits twice
+    sets the same bits; a quota may count a retried request twice). Raises the first error reply,
+    once every reply is read, so the connection is left clean."""
+    connection = own_connection(redis_client)
+    reused = was_open(connection)
+    payload = [b"".join(commands)]
+
+    def attempt() -> list[Any]:
+        connection.send_packed_command(payload)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except redis.ResponseError as error:
+                replies.append(error)
+        return replies
+
+    def disconnect(_error: Exception) -> None:
+        connection.disconnect()
+
+    try:
+        try:
+            replies = connection.retry.call_with_retry(attempt, disconnect)
+        except redis.ConnectionError:
+            if not reused:
+                raise
+            # The kept socket had been closed by the server: once more, on a new one.
+            connection.disconnect()
+            replies = connection.retry.call_with_retry(attempt, disconnect)
+    except BaseException:
+        connection.disconnect()  # replies may be left unread on it
+        raise
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
+
+
+def bitfield_commands(
+    key: str, offsets: list[int], fragments: dict[int, bytes] | None = None
+) -> list[bytes]:
+    """``BITFIELD key SET u1 <o> 1 ...`` for every offset, as RESP, in commands of at most
+    ``OFFSETS_PER_COMMAND`` offsets. ``fragments`` remembers each offset's encoding, for the
+    other keys that get the same offset.
+
+    Encoded here rather than by a redis-py pipeline: a batch of 500 events is about 8,000
+    arguments, which redis-py checks and packs one by one at several times the cost of the rest.
+
+    >>> bitfield_commands("k", [5])
+    [b'*6\\r\\n$8\\r\\nBITFIELD\\r\\n$1\\r\\nk\\r\\n$3\\r\\nSET\\r\\n$2\\r\\nu1\\r\\n$1\\r\\n5\\r\\n$1\\r\\n1\\r\\n']
+    """
+    cache = {} if fragments is None else fragments
+    encoded_key = key.encode()
+    commands = []
+    for start in range(0, len(offsets), OFFSETS_PER_COMMAND):
+        chunk = offsets[start : start + OFFSETS_PER_COMMAND]
+        body = []
+        for offset in chunk:
+            fragment = cache.get(offset)
+            if fragment is None:
+                cache[offset] = fragment = _set_bit_fragment(offset)
+            body.append(fragment)
+        head = b"*%d\r\n$8\r\nBITFIELD\r\n$%d\r\n%s\r\n" % (
+            2 + 4 * len(chunk),
+            len(encoded_key),
+            encoded_key,
+        )
+        commands.append(head + b"".join(body))
+    return commands
+
+
+def _set_bit_fragment(offset: int) -> bytes:
+    """``SET u1 <offset> 1`` as the four bulk strings of a RESP command."""
+    digits = b"%d" % offset
+    return b"$3\r\nSET\r\n$2\r\nu1\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(digits), digits)
