@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
-from dashboard import auth, cli, errors, health, security, store
+from dashboard import auth, cli, errors, health, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.form_json import FormRequest
@@ -49,7 +50,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.context_processor(_embedded_context)
     register_blueprints(app)
-    trust_proxies(app)
+    # /track is its own WSGI app in front of Flask (dashboard/tracking/): beacons skip Flask.
+    beacons = tracking.TrackingApp(app.config, lambda: app.extensions["bitcore"], app.logger)
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {tracking.PREFIX: beacons})  # type: ignore[method-assign]
+    trust_proxies(app)  # after the mount, so that it runs first: rate limits see the client
     if app.config.get("BITCORE_DEMO"):
         _load_demo_once(app)
     return app
@@ -77,7 +81,7 @@ def trust_proxies(app: Flask) -> None:
     """``BITCORE_PROXIES=N``: the app sits behind N reverse proxies, so the client's address,
     scheme and host come from their ``X-Forwarded-*`` headers (werkzeug's ``ProxyFix``). Rate
     limits and the localhost-only guard then see the real client, not the proxy. Wrapped last, so
-    it runs first, the tracking shortcut included."""
+    it runs first, the tracking endpoint included."""
     proxies = int(app.config.get("BITCORE_PROXIES") or 0)
     if proxies > 0:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -87,10 +91,9 @@ def trust_proxies(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One line per blueprint; each concern lives in its own module."""
-    from dashboard import cleanup, cohort, funnel, pages, segments, tracking
+    from dashboard import cleanup, cohort, funnel, pages, segments
 
     app.register_blueprint(pages.bp)
-    app.register_blueprint(tracking.bp)
     app.register_blueprint(segments.bp)
     app.register_blueprint(funnel.bp)
     app.register_blueprint(cohort.bp)

@@ -6,8 +6,8 @@ app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon th
 the app's whole answer, and held the endpoint under 3,000 beacons a second on two cores
 (``bench/beacons.py``). ``Worker`` is that asyncio worker serving the same WSGI app:
 
-* a beacon (``tracking.shortcut_route``) with a small body is short, bounded work with one Redis
-  round trip, so it runs on the loop, through the whole WSGI app (proxy fix, tracking shortcut):
+* a beacon (a path under ``/track``) with a small body is short, bounded work with one Redis
+  round trip, so it runs on the loop, through the whole WSGI app (proxy fix, the mounted tracking app):
   no thread hop;
 * anything else (dashboard pages, which may count cohorts for a while, and large batches) runs
   in a pool of ``threads`` threads, through ``a2wsgi`` for pages, and the loop goes on serving.
@@ -37,8 +37,8 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from gunicorn.workers.gasgi import ASGIWorker
 
-from dashboard import beacon_intake
-from dashboard.tracking import shortcut_route
+from dashboard.tracking import PREFIX
+from dashboard.tracking.intake import body_limit
 
 Scope = dict[str, Any]
 
@@ -55,7 +55,8 @@ class BeaconsOnTheLoop:
         self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and shortcut_route(scope["method"], scope["path"], self.app):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
             await self._inline(scope, receive, send)
         else:
             await self.threaded(scope, receive, send)  # type: ignore[arg-type]
@@ -63,7 +64,7 @@ class BeaconsOnTheLoop:
     async def _inline(self, scope: Scope, receive: Any, send: Any) -> None:
         # At most one byte past the limit is read: enough for the app to refuse the body as too
         # large, without holding a huge one in memory; none when its announced length is too large.
-        limit = beacon_intake.body_limit(self.app.config) + 1
+        limit = body_limit(self.app.config) + 1
         parts: list[bytes] = []
         size = 0
         more = _announced_length(scope) < limit

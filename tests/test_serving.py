@@ -208,7 +208,7 @@ def test_a_chunked_body_is_read_in_a_thread_too(
 ) -> None:
     """Without the shortcut, beacons are Flask views in the thread pool: a chunked body still
     arrives whole."""
-    process, port = start(tmp_path, redis_url, BITCORE_TRACK_SHORTCUT="0")
+    process, port = start(tmp_path, redis_url, BITCORE_THREADS="4")
     try:
         answer = post_chunked(port, [b'{"event":"threaded",', b'"uid":13}'])
         assert answer == (200, b'{"accepted":1}\n')
