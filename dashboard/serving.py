@@ -30,6 +30,7 @@ import errno
 import io
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -42,17 +43,16 @@ from dashboard.tracking.intake import body_limit
 
 Scope = dict[str, Any]
 
-#: Beacon bodies up to this size are answered on the loop; larger ones (batches, whose Redis
-#: round trip takes a millisecond or more) in a thread, so the loop serves others meanwhile.
-INLINE_MAX_BODY = 8 * 1024
-
-
 class BeaconsOnTheLoop:
-    """ASGI app over a Flask app: beacon requests run inline, the rest in threads."""
+    """ASGI app over a Flask app: beacon requests read on the loop and answered in their own
+    threads, the rest in the pages' threads."""
 
     def __init__(self, app: Flask, threads: int) -> None:
         self.app = app
         self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
+        # Beacons have threads of their own: a Redis that hangs holds them, not the loop nor the
+        # pages' threads.
+        self.beacons = ThreadPoolExecutor(threads, thread_name_prefix="beacon")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -79,13 +79,8 @@ class BeaconsOnTheLoop:
         environ: dict[str, Any] = build_environ(scope, io.BytesIO(body[:limit]))  # type: ignore[arg-type, assignment]
         # The body ends where the stream ends (a chunked one has no length): werkzeug reads it.
         environ["wsgi.input_terminated"] = True
-        if len(body) <= INLINE_MAX_BODY:
-            status, headers, content = self._call(environ)
-        else:  # a batch: its Redis round trip is long, let the loop serve others meanwhile
-            loop = asyncio.get_running_loop()
-            status, headers, content = await loop.run_in_executor(
-                self.threaded.executor, self._call, environ
-            )
+        loop = asyncio.get_running_loop()
+        status, headers, content = await loop.run_in_executor(self.beacons, self._call, environ)
         await send(
             {
                 "type": "http.response.start",
