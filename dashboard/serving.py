@@ -1,25 +1,26 @@
-"""The gunicorn worker that serves the app: connections on an asyncio event loop, beacons answered
-on the loop itself, every other request in a thread.
+"""The gunicorn worker that serves the app: connections on an asyncio event loop, every request
+answered in a thread, beacons in threads of their own.
 
 gunicorn's own threaded worker (gthread) spends about 300 µs of CPU on each request before the
-app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that was more than
-the app's whole answer, and held the endpoint under 3,000 beacons a second on two cores
-(``bench/beacons.py``). ``Worker`` is that asyncio worker serving the same WSGI app:
+app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that is about as
+much as the app's whole answer, and it holds the endpoint well under the asyncio worker's rate
+(``bench/beacons.py --worker-class gthread``; numbers in the README). ``Worker`` is that asyncio
+worker serving the same WSGI app:
 
-* a beacon (a path under ``/track``) with a small body is short, bounded work with one Redis
-  round trip, so it runs on the loop, through the whole WSGI app (proxy fix, the mounted tracking app):
-  no thread hop;
-* anything else (dashboard pages, which may count cohorts for a while, and large batches) runs
-  in a pool of ``threads`` threads, through ``a2wsgi`` for pages, and the loop goes on serving.
+* a beacon (a path under ``/track``, where ``create_app`` mounts the tracking app) is read on the
+  loop and answered by the whole WSGI app (proxy fix, then the mounted tracking app) in a pool of
+  ``threads`` threads kept for beacons;
+* anything else (dashboard pages, which may count cohorts for a while) runs in another pool of
+  ``threads`` threads, through ``a2wsgi``.
 
 The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
 answer exactly the same (``tests/test_serving.py`` compares them).
 
-While a beacon waits on Redis, the loop waits too: a Redis that hangs (rather than refuses) holds
-the worker for one socket timeout (``BITCORE_REDIS_TIMEOUT``). After that the circuit breaker
-(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``, so
-beacons and pages answer 503 without waiting, then lets one probe through: the loop never stalls
-for more than one timeout at a time, far below gunicorn's worker ``timeout``
+No request waits on Redis on the loop. A Redis that hangs (accepts connections, never answers)
+holds the threads of the beacons asking it for one socket timeout (``BITCORE_REDIS_TIMEOUT``),
+and pages go on being served meanwhile; after that timeout the circuit breaker
+(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``,
+so beacons and pages answer 503 without waiting, then lets one probe through
 (``tests/test_hung_redis.py``).
 """
 
@@ -42,6 +43,7 @@ from dashboard.tracking import PREFIX
 from dashboard.tracking.intake import body_limit
 
 Scope = dict[str, Any]
+
 
 class BeaconsOnTheLoop:
     """ASGI app over a Flask app: beacon requests read on the loop and answered in their own

@@ -20,7 +20,7 @@ from bitcore import embedded
 
 KEY = "hung-key"
 SOCKET_TIMEOUT = 1.0
-#: (method, path, body, needs Redis): beacons on the event loop, pages in threads.
+#: (method, path, body, needs Redis): beacons and pages, each in threads of their own.
 REQUESTS = [
     ("POST", "/track", b'{"event":"play","uid":7}', True),
     ("GET", "/healthz", None, True),
