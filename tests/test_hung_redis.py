@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -70,14 +71,21 @@ def load(
     connection.close()
 
 
-def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) -> None:
+def serve(
+    tmp_path: Path, timeout: float, breaker_seconds: float
+) -> tuple[embedded.EmbeddedRedis, int, subprocess.Popen[bytes], int]:
+    """A private redis-server and gunicorn on it: the server, its pid, gunicorn and its port."""
     server = embedded.start(tmp_path / "redis", port=0, persist=False)
     assert server.process is not None
-    pid = server.process.pid
     process, port = start_gunicorn(
         tmp_path, server.url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT="0",
-        BITCORE_REDIS_TIMEOUT=str(SOCKET_TIMEOUT), BITCORE_REDIS_BREAKER_SECONDS="1",
+        BITCORE_REDIS_TIMEOUT=str(timeout), BITCORE_REDIS_BREAKER_SECONDS=str(breaker_seconds),
     )  # fmt: skip
+    return server, server.process.pid, process, port
+
+
+def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) -> None:
+    server, pid, process, port = serve(tmp_path, SOCKET_TIMEOUT, 1)
     answers: list[Answer] = []
     lock = threading.Lock()
     phase = ["before"]
@@ -125,13 +133,7 @@ def test_pages_are_answered_while_beacons_wait_on_a_hung_redis(tmp_path: Path) -
     on (a thread) for one socket timeout, and nothing else: a page of the same workers, asked
     meanwhile, is answered at once."""
     timeout = 3.0
-    server = embedded.start(tmp_path / "redis", port=0, persist=False)
-    assert server.process is not None
-    pid = server.process.pid
-    process, port = start_gunicorn(
-        tmp_path, server.url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT="0",
-        BITCORE_REDIS_TIMEOUT=str(timeout), BITCORE_REDIS_BREAKER_SECONDS="30",
-    )  # fmt: skip
+    server, pid, process, port = serve(tmp_path, timeout, 30)
 
     def ask(method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout + 10)

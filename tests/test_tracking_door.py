@@ -11,26 +11,18 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from test_tracking import ORIGIN
+from test_tracking import make_app as tracking_app
 
 from bitcore.tracking import ratelimit
-from dashboard import create_app
 from dashboard.tracking import intake
 
 KEY = "door-key"
-ORIGIN = "https://shop.example"
 
 
 def make_app(redis_url: str, **overrides: Any) -> Flask:
-    config: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "REDIS_URL": redis_url,
-        "BITCORE_TRACK_KEYS": KEY,
-        "BITCORE_TRACK_ORIGINS": ORIGIN,
-        "BITCORE_TRACK_RATE_LIMIT": 3,
-        **overrides,
-    }
-    return create_app(config)
+    """``test_tracking``'s app, with one write key and a rate limit of 3."""
+    return tracking_app(redis_url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT=3, **overrides)
 
 
 #: (method, path, keyword arguments of the test client's ``open``): good, bad and odd requests.
