@@ -10,7 +10,20 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
-from dashboard import auth, cli, errors, health, security, store, tracking
+from dashboard import (
+    auth,
+    cleanup_views,
+    cli,
+    cohort_views,
+    errors,
+    funnel_views,
+    health_views,
+    page_views,
+    security,
+    segment_views,
+    store,
+    tracking,
+)
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.form_json import FormRequest
@@ -26,7 +39,10 @@ def _asset_dir(name: str) -> str:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: environment config, overridden by ``config`` (tests pass theirs here)."""
+    """Build the app: environment config, overridden by ``config`` (tests pass theirs here).
+
+    Everything the app is made of is registered here, in order: request hooks and error
+    handlers, one blueprint per page group, the ``flask`` commands, then the cleanup scheduler."""
     app = Flask(
         __name__,
         template_folder=_asset_dir("templates"),
@@ -41,15 +57,28 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("INSTANCE_PATH"):
         app.instance_path = str(app.config["INSTANCE_PATH"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    cleanup_settings = cleanup_views.settings(app)  # a bad setting stops the start, named
     security.init_app(app)  # first: headers, and cross-site links held before any Redis work
     auth.init_app(app)  # refuses to start without a strong SECRET_KEY under gunicorn
     csrf.init_app(app)
     store.init_app(app)
     errors.init_app(app)
-    cli.init_app(app)
-    app.register_blueprint(health.bp)
     app.context_processor(_embedded_context)
-    register_blueprints(app)
+
+    app.register_blueprint(health_views.bp)  # /healthz
+    app.register_blueprint(auth.bp)  # /login, /logout
+    app.register_blueprint(page_views.bp)  # /, /event/<name>
+    app.register_blueprint(segment_views.bp)  # /segments...
+    app.register_blueprint(funnel_views.bp)  # /funnel
+    app.register_blueprint(cohort_views.bp)  # /cohort
+    app.register_blueprint(cleanup_views.bp)  # /system
+
+    app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
+    app.cli.add_command(cli.hash_password_command)  # ... hash-password
+    app.cli.add_command(cli.stop_redis_command)  # ... stop-redis
+    app.cli.add_command(cleanup_views.cleanup_command)  # ... cleanup
+
+    cleanup_views.start_scheduler(app, cleanup_settings)
     # /track is its own WSGI app in front of Flask (dashboard/tracking/): beacons skip Flask.
     beacons = tracking.TrackingApp(app.config, lambda: app.extensions["bitcore"], app.logger)
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {tracking.PREFIX: beacons})  # type: ignore[method-assign]
@@ -87,14 +116,3 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
-
-
-def register_blueprints(app: Flask) -> None:
-    """One line per blueprint; each concern lives in its own module."""
-    from dashboard import cleanup, cohort, funnel, pages, segments
-
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(segments.bp)
-    app.register_blueprint(funnel.bp)
-    app.register_blueprint(cohort.bp)
-    cleanup.init_app(app)  # /system, the CLI command and the scheduler

@@ -53,7 +53,7 @@ from wtforms.validators import DataRequired, Length
 
 from bitcore.keys import SESSION_PREFIX
 from bitcore.tracking import ratelimit
-from dashboard import render, store
+from dashboard import negotiation, store
 
 bp = Blueprint("auth", __name__)
 
@@ -150,7 +150,7 @@ def load_secret_key(app: Flask) -> None:
                 f"SECRET_KEY is too weak: {reason}; refusing to start under gunicorn, since "
                 f"anyone who guesses it can sign a session cookie. Make one, e.g. {MAKE_A_KEY}"
             )
-        if reason and not app.testing:
+        if reason:
             app.logger.warning("bitcore: SECRET_KEY is weak (%s); gunicorn would refuse it", reason)
         return
     if store.running_under_gunicorn():
@@ -171,7 +171,8 @@ def load_secret_key(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Secret key, cookie flags, the users table and the app-wide login check."""
+    """Secret key, cookie flags, the users table and the app-wide login check (its blueprint,
+    ``/login`` and ``/logout``, is registered by ``create_app``)."""
     load_secret_key(app)
     app.config["BITCORE_USER_HASHES"] = parse_users(app.config.get("BITCORE_USERS") or "")
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -181,7 +182,6 @@ def init_app(app: Flask) -> None:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=days)
     app.before_request(require_login)
     app.context_processor(auth_context)
-    app.register_blueprint(bp)
 
 
 def users() -> dict[str, str]:
@@ -210,8 +210,8 @@ def require_login() -> ResponseReturnValue | None:
     if name is not None:
         g.user = name
         return None
-    if render.wants_json():
-        return jsonify({"error": 401, "message": "log in first (POST /login)"}), 401
+    if negotiation.wants_json():
+        return jsonify(negotiation.error_body(401, "log in first (POST /login)")), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -223,9 +223,12 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     status = 200
+    error: dict[str, Any] | None = None
     if request.method == "POST" and (retry_after := _login_refused_for()) is not None:
-        flash(f"Too many login attempts from your address: try again in {retry_after} s.")
-        page = render.page("login.html", {"login_required": True}, 429, form=form)
+        message = f"Too many login attempts from your address: try again in {retry_after} s."
+        flash(message)
+        error = negotiation.error_body(429, message, limit="BITCORE_LOGIN_RATE_LIMIT")
+        page = negotiation.page("login.html", {"login_required": True}, 429, error=error, form=form)
         response = current_app.make_response(page)
         response.headers["Retry-After"] = str(retry_after)
         return response
@@ -238,10 +241,12 @@ def login() -> ResponseReturnValue:
             start_session(name, stored)
             return redirect(safe_next(form.next.data))
         flash("Unknown user or wrong password.")
+        error = negotiation.error_body(401, "Unknown user or wrong password.")
         status = 401
     elif request.method == "POST":
+        error = negotiation.form_error(400, form.errors)
         status = 400
-    return render.page("login.html", {"login_required": True}, status, form=form)
+    return negotiation.page("login.html", {"login_required": True}, status, error=error, form=form)
 
 
 def _session_key(session_id: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
@@ -69,8 +69,3 @@ def stop_redis_command() -> None:
         click.echo(f"Stopped the embedded Redis of {directory}.")
     else:
         click.echo(f"No embedded Redis was running for {directory}.")
-
-
-def init_app(app: Flask) -> None:
-    for command in (demo_command, hash_password_command, stop_redis_command):
-        app.cli.add_command(command)

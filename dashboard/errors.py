@@ -12,12 +12,13 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from dashboard import render
+from dashboard import negotiation
 
 
-def error_page(status: int, title: str, message: str) -> ResponseReturnValue:
-    data = {"error": status, "title": title, "message": message}
-    return render.page("error.html", data, status)
+def error_page(status: int, title: str, message: str, **details: Any) -> ResponseReturnValue:
+    """The error page, or as JSON the one error body (``dashboard.negotiation.error_body``)."""
+    body = negotiation.error_body(status, message, title=title, **details)
+    return negotiation.page("error.html", body["error"], status, error=body)
 
 
 def http_error(error: HTTPException) -> ResponseReturnValue:
@@ -73,6 +74,7 @@ def redis_refused(error: redis.ResponseError) -> ResponseReturnValue:
         "more memory, including this request; nothing was written. Pages that only read still "
         "work. Free memory (delete old events or segments) or raise the limit "
         "(BITCORE_REDIS_MAXMEMORY for the embedded Redis).",
+        limit="maxmemory",
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from dashboard import auth, render
+from dashboard import auth, errors
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -72,16 +72,15 @@ def hold_cross_site_links() -> ResponseReturnValue | None:
     if request.endpoint in LINKABLE_ENDPOINTS or request.blueprint in LINKABLE_BLUEPRINTS:
         return None
     here = auth.safe_next(request.full_path.rstrip("?"))
-    data = {
-        "error": 403,
-        "title": "Opened from another site",
-        "message": "This link came from another site, so the page was not run: a report can "
-        "take a while to compute, and a link elsewhere should not start it for you. Open it "
-        "from here if you meant to.",
-        "link": here,
-    }
     current_app.logger.info("cross-site link to %s held back", request.path)
-    return render.page("error.html", data, 403)
+    return errors.error_page(
+        403,
+        "Opened from another site",
+        "This link came from another site, so the page was not run: a report can take a while "
+        "to compute, and a link elsewhere should not start it for you. Open it from here if you "
+        "meant to.",
+        link=here,
+    )
 
 
 def init_app(app: Flask) -> None:

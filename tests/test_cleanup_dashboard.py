@@ -17,7 +17,7 @@ from flask import Flask
 from bitcore import cleanup as job
 from bitcore.keys import KeyLayout
 from dashboard import create_app
-from dashboard.cleanup import CleanupScheduler
+from dashboard.cleanup_views import CleanupScheduler
 
 LAYOUT = KeyLayout()
 IDLE_KEY = LAYOUT.bitop_key("AND", ["trackist_a_2024-5", "trackist_b_2024-5"])
@@ -64,7 +64,7 @@ def test_status_before_any_run(app: Flask, redis_client: redis.Redis) -> None:
     assert data["cleanup"]["last_run"] is None and data["cleanup"]["last_dry_run"] is None
     assert data["temporary_keys"] == {"total": 3, "without_ttl": 2, "complete": True}
     schedule = data["cleanup"]["schedule"]
-    assert schedule["enabled"] is False  # app.testing, not explicitly enabled
+    assert schedule["enabled"] is False  # BITCORE_CLEANUP_ENABLED=0 from the environment
     assert schedule["scheduler_thread_alive"] is False
     assert (schedule["interval"], schedule["max_idle"]) == (3600, 3600)
     page = app.test_client().get("/system")
@@ -196,7 +196,7 @@ def test_cli_when_redis_is_down(redis_client: redis.Redis) -> None:
 @pytest.mark.parametrize(
     ("overrides", "enabled"),
     [
-        ({}, False),  # tests: off unless asked
+        ({}, True),  # unset: on, in tests too (the suite turns it off in its environment)
         ({"BITCORE_CLEANUP_ENABLED": True}, True),
         ({"TESTING": False}, True),  # production default: on
         ({"TESTING": False, "BITCORE_CLEANUP_ENABLED": False}, False),

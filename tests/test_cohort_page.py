@@ -141,7 +141,7 @@ def test_invalid_input_re_renders_the_form_with_errors(
     assert message in html and 'class="cohort-form"' in html and "cohort-table" not in html
     as_json = client.get(f"/cohort.json?{query}")
     assert as_json.status_code == 400
-    errors = as_json.get_json()["errors"]
+    errors = as_json.get_json()["error"]["fields"]
     assert any(message in e for e in errors[field]), errors
     assert client.get(f"/cohort.csv?{query}").status_code == 400
 

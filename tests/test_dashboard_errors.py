@@ -33,7 +33,7 @@ def test_dead_redis_is_a_503_page_never_a_traceback(dead_app: Flask, url: str) -
 @pytest.mark.parametrize("url", ["/index.json", "/event/active.json"])
 def test_dead_redis_json_twin(dead_app: Flask, url: str) -> None:
     response = dead_app.test_client().get(url)
-    assert response.status_code == 503 and response.get_json()["error"] == 503
+    assert response.status_code == 503 and response.get_json()["error"]["status"] == 503
 
 
 def test_healthz_reports_a_dead_redis_as_503_without_details(dead_app: Flask) -> None:
@@ -62,7 +62,7 @@ def test_404_page_and_json(app: Flask) -> None:
         page.status_code == 404 and b"Not Found" in page.data and b'href="/segments"' in page.data
     )
     twin = client.get("/no/such/page.json")
-    assert twin.status_code == 404 and twin.get_json()["error"] == 404
+    assert twin.status_code == 404 and twin.get_json()["error"]["status"] == 404
 
 
 def test_405_keeps_the_allow_header(app: Flask) -> None:
@@ -82,7 +82,7 @@ def test_500_page_hides_the_error(app: Flask) -> None:
     page = client.get("/broken")
     assert page.status_code == 500 and b"Something went wrong" in page.data
     assert b"secret internals" not in page.data and b"Traceback" not in page.data
-    assert client.get("/broken.json").get_json()["error"] == 500
+    assert client.get("/broken.json").get_json()["error"]["status"] == 500
 
 
 def test_a_redis_timeout_is_a_503_too(app: Flask) -> None:

@@ -88,7 +88,7 @@ def test_overview_filter(app: Flask, client_of: BitCore, query: str, expected: l
 
 def test_overview_filter_too_long_is_a_400_not_a_500(app: Flask) -> None:
     response = app.test_client().get("/index.json", query_string={"q": "x" * 500})
-    assert response.status_code == 400 and "q" in response.get_json()["errors"]
+    assert response.status_code == 400 and "q" in response.get_json()["error"]["fields"]
 
 
 def test_overview_of_hundreds_of_events_counts_one_page_in_one_round_trip(
@@ -187,7 +187,7 @@ def test_user_lookup_rejects_bad_input_with_a_400(
     client_of.mark_event("active", 1)
     response = app.test_client().get("/event/active.json", query_string=args)
     assert response.status_code == 400
-    assert field in response.get_json()["lookup"]["errors"]
+    assert field in response.get_json()["error"]["fields"]
     page = app.test_client().get("/event/active", query_string=args)
     assert page.status_code == 400 and b'role="alert"' in page.data
 

@@ -65,7 +65,7 @@ def test_a_cross_site_link_to_a_page_is_held_without_touching_redis(
     response = dead.test_client().get(url, headers={"Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 403
     if url.endswith(".json"):
-        assert response.get_json()["link"] == url
+        assert response.get_json()["error"]["link"] == url
     else:
         text = response.get_data(as_text=True)
         assert "came from another site" in text

@@ -1,7 +1,8 @@
 """The registry of event names (bitcore.event_names): paging, searching, rebuilding, on real Redis.
 
-Writes that maintain the registry are not this module's concern: the tests put names in the
-registry directly (``ZADD``) or let :func:`event_names.rebuild` find them in the keyspace.
+Writes maintain the registry themselves (``bitcore.bulk``); here the tests put names in it
+directly (``ZADD``), or write as plain bitmapist does (bits, no registry entry) and let
+:func:`event_names.rebuild` find them in the keyspace.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from bitcore import BitCore, event_names
 
 def register(bc: BitCore, *names: str) -> None:
     bc.redis.zadd(bc.keys.event_names_key(), dict.fromkeys(names, 0))
+
+
+def as_bitmapist(bc: BitCore, marks: list[tuple[str, int]], unique: tuple[str, ...] = ()) -> None:
+    """Bits as plain bitmapist writes them: the same keys, and no registry entry."""
+    bc.mark_many(marks)
+    for name in unique:
+        bc.mark_unique(name, 0)
+    bc.redis.zrem(bc.keys.event_names_key(), *{name for name, _ in marks}, *unique)
 
 
 def registered(bc: BitCore) -> list[str]:
@@ -87,8 +96,7 @@ def test_search_is_bounded_and_says_so(bc: BitCore) -> None:
 
 
 def test_rebuild_finds_every_event_name_and_nothing_else(bc: BitCore) -> None:
-    bc.mark_many([("song:played", 1), ("signup", 2), ("weird name", 3)])
-    bc.mark_unique("premium", 4)
+    as_bitmapist(bc, [("song:played", 1), ("signup", 2), ("weird name", 3)], unique=("premium",))
     bc.redis.set(bc.keys.bitop_key("AND", ["trackist_a_2024-5"]), b"\x01")
     bc.redis.set("trackist_bitop_2024-5", b"\x01")  # an event named "bitop": refused, left out
     bc.redis.set("trackist_notakey", b"\x01")
@@ -100,9 +108,9 @@ def test_rebuild_finds_every_event_name_and_nothing_else(bc: BitCore) -> None:
 
 
 def test_ensure_rebuilds_once_then_reads_the_registry(bc: BitCore) -> None:
-    bc.mark_many([("a", 1), ("b", 2)])
+    as_bitmapist(bc, [("a", 1), ("b", 2)])
     assert event_names.ensure(bc) == 2
-    bc.mark_many([("c", 3)])  # written as plain bitmapist would: no registry entry
+    as_bitmapist(bc, [("c", 3)])
     assert event_names.ensure(bc) == 0 and registered(bc) == ["a", "b"]
     assert event_names.rebuild(bc) == 1, "the next cleanup run's rebuild finds it"
     bc.redis.delete(bc.keys.event_names_key())
@@ -111,7 +119,7 @@ def test_ensure_rebuilds_once_then_reads_the_registry(bc: BitCore) -> None:
 
 def test_a_registry_made_by_writes_alone_is_completed_once(bc: BitCore) -> None:
     """A Redis upgraded in place: old keys, and a registry begun by the first new write."""
-    bc.mark_many([("old", 1)])
+    as_bitmapist(bc, [("old", 1)])
     register(bc, "new")
     assert event_names.ensure(bc) == 1 and registered(bc) == ["new", "old"]
 
@@ -119,7 +127,7 @@ def test_a_registry_made_by_writes_alone_is_completed_once(bc: BitCore) -> None:
 def test_ensure_on_a_full_redis_answers_with_what_there_is(
     bc: BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bc.mark_many([("a", 1)])
+    as_bitmapist(bc, [("a", 1)])
 
     def full(*args: Any, **kwargs: Any) -> Any:
         raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")

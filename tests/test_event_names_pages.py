@@ -69,7 +69,7 @@ def test_overview_search_pages_too(app: Flask, many: None) -> None:
 @pytest.mark.parametrize("page", ["0", "-1", "two", "1e3", "99999999999"])
 def test_a_bad_page_number_is_a_400(app: Flask, page: str) -> None:
     response = app.test_client().get(f"/index.json?page={page}")
-    assert response.status_code == 400 and "page" in response.get_json()["errors"]
+    assert response.status_code == 400 and "page" in response.get_json()["error"]["fields"]
 
 
 def test_a_page_past_the_end_says_so(app: Flask, many: None) -> None:
@@ -119,7 +119,7 @@ def test_an_unknown_name_is_refused_clearly(app: Flask, many: None) -> None:
     client = app.test_client()
     response = client.get("/cohort.json?select1=video:999&select2=song:079")
     assert response.status_code == 400
-    assert response.get_json()["errors"]["select1"] == [
+    assert response.get_json()["error"]["fields"]["select1"] == [
         "'video:999' is not a tracked event or saved segment."
     ]
     funnel = client.get("/funnel", query_string={"steps-0": "song:000", "steps-1": "nope"})

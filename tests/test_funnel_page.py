@@ -157,7 +157,7 @@ def test_invalid_forms_rerender_with_field_errors(
     assert "funnel-table" not in html.get_data(as_text=True)
     payload = client.get("/funnel.json", query_string=params)
     assert payload.status_code == 400
-    assert message in str(payload.get_json()["errors"][field])
+    assert message in str(payload.get_json()["error"]["fields"][field])
     assert client.get("/funnel.csv", query_string=params).status_code == 400
 
 
@@ -281,7 +281,7 @@ def test_segment_deleted_after_the_form_was_filled_is_a_400(
         SegmentStore(bc).delete("gone")
         return offered
 
-    monkeypatch.setattr("dashboard.funnel.selection_choices", offer_then_delete)
+    monkeypatch.setattr("dashboard.funnel_views.selection_choices", offer_then_delete)
     response = client.get("/funnel", query_string=query("event:signup", "segment:gone"))
     assert response.status_code == 400
     assert "gone" in response.get_data(as_text=True)
@@ -296,7 +296,7 @@ def test_login_is_required_when_users_are_configured(
 
 
 def test_sparkline_is_scaled_to_its_highest_value() -> None:
-    from dashboard.funnel import sparkline
+    from dashboard.funnel_views import sparkline
 
     line = sparkline([0.0, None, 5.0, 10.0], width=104, height=24)
     assert line["top"] == 10.0

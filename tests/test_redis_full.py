@@ -45,7 +45,7 @@ def test_saving_a_segment_is_a_507_saying_redis_is_full(full: tuple[Flask, redis
     response = web.post("/segments/new", data=form)
     assert response.status_code == 507, response.get_data(as_text=True)[:2000]
     assert "Redis is full" in response.get_data(as_text=True)
-    assert web.post("/segments/new.json", data=form).get_json()["error"] == 507
+    assert web.post("/segments/new.json", data=form).get_json()["error"]["status"] == 507
 
 
 @pytest.mark.parametrize(

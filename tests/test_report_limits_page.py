@@ -49,7 +49,8 @@ def test_over_the_limit_is_422_naming_the_setting(
     assert "BITCORE_REPORT_MAX_BYTES" in page
     as_json = client.get(url.format(".json"))
     assert as_json.status_code == 422
-    assert "BITCORE_REPORT_MAX_BYTES" in as_json.get_json()["message"]
+    assert "BITCORE_REPORT_MAX_BYTES" in as_json.get_json()["error"]["message"]
+    assert as_json.get_json()["error"]["limit"] == "BITCORE_REPORT_MAX_BYTES"
     as_csv = client.get(url.format(".csv"))
     assert as_csv.status_code == 422
     assert as_csv.mimetype == "text/plain"

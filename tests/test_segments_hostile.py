@@ -73,7 +73,7 @@ def test_a_preview_naming_a_bitop_key_is_a_syntax_error(client: FlaskClient) -> 
         "/segments/preview.json?" + urlencode({"expression": expression, "kind": "week"})
     )
     assert answer.status_code == 400
-    error = answer.get_json()["syntax_error"]
+    error = answer.get_json()["error"]["syntax_error"]
     assert "reserved" in error["message"] and error["column"] == 1
 
 
@@ -113,7 +113,8 @@ def test_a_preview_over_the_memory_limit_answers_422_naming_the_setting(
     query = urlencode({"expression": "~active", "kind": "week", "when": "2025-01-08"})
     answer = client.get(f"/segments/preview.json?{query}")
     assert answer.status_code == 422
-    assert "BITCORE_SEGMENT_MAX_BYTES=1024" in answer.get_json()["error"]
+    assert "BITCORE_SEGMENT_MAX_BYTES=1024" in answer.get_json()["error"]["message"]
+    assert answer.get_json()["error"]["limit"] == "BITCORE_SEGMENT_MAX_BYTES"
     html = client.get(f"/segments/preview?{query}")
     assert html.status_code == 422 and "BITCORE_SEGMENT_MAX_BYTES" in html.get_data(as_text=True)
     posted = client.post("/segments/new", data=form(name="x", expression="~active", preview="1"))

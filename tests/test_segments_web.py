@@ -118,8 +118,8 @@ def test_syntax_error_is_shown_with_the_bad_part_underlined(client: FlaskClient)
     data = client.post(
         "/segments/new.json", data=form(name="x", expression="(active", save="Save")
     ).get_json()
-    assert data["syntax_error"]["column"] == 8
-    assert data["syntax_error"]["expected"].startswith("')'")
+    assert data["error"]["syntax_error"]["column"] == 8
+    assert data["error"]["syntax_error"]["expected"].startswith("')'")
 
 
 def test_preview_page_shows_syntax_errors_too(client: FlaskClient) -> None:
@@ -199,7 +199,7 @@ def test_taken_name_is_a_conflict(client: FlaskClient, bc: bitcore.BitCore) -> N
         "/segments/new.json", data=form(name="s", expression="bought", save="Save")
     )
     assert response.status_code == 409
-    assert "already exists" in response.get_json()["error"]
+    assert "already exists" in response.get_json()["error"]["message"]
 
 
 def test_delete_and_delete_in_use(client: FlaskClient, bc: bitcore.BitCore) -> None:
@@ -209,7 +209,7 @@ def test_delete_and_delete_in_use(client: FlaskClient, bc: bitcore.BitCore) -> N
     response = client.post("/segments/base/delete")
     assert response.status_code == 409
     assert "used by &#39;user one&#39;" in response.get_data(as_text=True)
-    assert client.post("/segments/base/delete.json").get_json()["used_by"] == ["user one"]
+    assert client.post("/segments/base/delete.json").get_json()["error"]["used_by"] == ["user one"]
     assert client.post("/segments/user one/delete").status_code == 302
     assert client.post("/segments/base/delete.json").get_json() == {"deleted": "base"}
     assert store.names() == []
@@ -263,7 +263,7 @@ def test_every_page_has_a_json_twin(client: FlaskClient, bc: bitcore.BitCore) ->
     assert client.get("/segments", headers={"Accept": "application/json"}).is_json
     bad = client.get("/segments/preview.json", query_string={"expression": "a &", "kind": "week"})
     assert bad.status_code == 400
-    assert bad.get_json()["syntax_error"]["column"] == 4
+    assert bad.get_json()["error"]["syntax_error"]["column"] == 4
     saved = client.post("/segments/new.json", data=form(name="t", expression="@s", save="Save"))
     assert saved.status_code == 201
     assert saved.get_json()["saved"]["expression"] == "@s"

@@ -1,21 +1,16 @@
-"""Cohort tables as HTML and CSV: bitmapist's three renderers, and the view the dashboard shows.
+"""Cohort tables as HTML and CSV: bitmapist's three renderers.
 
 bitmapist renders with mako templates; these build the same markup with plain strings and
-``html.escape`` (every label and value that reaches the page is escaped). ``cohort_view`` is the one
-place that decides what a cell shows, so the dashboard's HTML, CSV and JSON can never disagree.
+``html.escape`` (every label and value that reaches the page is escaped). The dashboard's own view
+of a cohort table (what each cell shows, its colour) is ``dashboard/cohort_view_model.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
-
-from bitcore.cohort.engine import CohortTable
 
 Choice = tuple[str, str]
 
@@ -27,9 +22,6 @@ _TIME_GROUP_LABELS = (
 )
 _NUM_RESULTS = ("7", "28", "31", "-", "12", "24", "-", "4", "52", "104")
 _NUM_OF_ROWS = ("3", "6", "12", "24", "48")
-
-
-# --- bitmapist's renderers
 
 
 def _selected(flag: bool) -> str:
@@ -126,7 +118,7 @@ def _bitmapist_date(moment: datetime, time_group: str, csv_style: bool = False) 
     return moment.strftime("%d %b %Y" if csv_style else "%d %b, %Y")
 
 
-def _averages(dates_data: Sequence[Sequence[Any]], num_of_rows: int) -> list[float]:
+def column_averages(dates_data: Sequence[Sequence[Any]], num_of_rows: int) -> list[float]:
     """Per column, the mean of the cells that are not ``''`` (0 when there are none), as bitmapist
     does."""
     averages = []
@@ -172,7 +164,7 @@ def render_html_data(
                 out.append(f"<td>{int(entry)}</td>")
         out.append("</tr>")
     out.append('<tr><td class="avg_row"></td>')
-    for average in _averages(dates_data, num_of_rows):
+    for average in column_averages(dates_data, num_of_rows):
         text = f"{round(average, 2)}%" if as_percent else str(int(average))
         out.append(f'<td class="avg_row">{text}</td>')
     out.append("</tr></table>")
@@ -204,119 +196,4 @@ def render_csv_data(
     return "\n".join(lines) + "\n"
 
 
-# --- the dashboard's view: one decision per cell, shared by HTML, CSV and JSON
-
-
-@dataclass(frozen=True)
-class ViewCell:
-    """What one cell shows (``text``), its exact numbers, and how it is coloured and titled."""
-
-    text: str
-    count: int | None
-    percent: float | None
-    style: str
-    title: str
-
-
-@dataclass(frozen=True)
-class ViewRow:
-    label: str
-    size: int
-    cells: list[ViewCell]
-
-
-@dataclass(frozen=True)
-class CohortView:
-    as_percent: bool
-    header: list[str]
-    rows: list[ViewRow]
-    average: list[str]
-
-    @property
-    def empty(self) -> bool:
-        """True when no cohort has anyone in it: the page says so instead of drawing a blank
-        table."""
-        return not any(row.size for row in self.rows)
-
-
-def row_label(moment: datetime, time_group: str) -> str:
-    """A row's period in words; weeks by ISO week-year and number, with the Monday they start on."""
-    if time_group == "weeks":
-        iso_year, iso_week, weekday = moment.isocalendar()
-        monday = moment.toordinal() - (weekday - 1)
-        return f"{iso_year}-W{iso_week:02d} ({datetime.fromordinal(monday).strftime('%d %b')})"
-    if time_group == "months":
-        return moment.strftime("%b %Y")
-    if time_group == "years":
-        return moment.strftime("%Y")
-    return moment.strftime("%a %d %b %Y")
-
-
-def heat_style(percent: float) -> str:
-    """Inline background for a cell: the bluer, the larger the share; white text on the darkest
-    cells."""
-    alpha = round(min(max(percent, 0.0), 100.0) / 100, 2)
-    colour = "#fff" if alpha > 0.55 else "#111"
-    return f"background-color: hsla(200, 80%, 40%, {alpha}); color: {colour}"
-
-
-def cohort_view(table: CohortTable, as_percent: bool = True) -> CohortView:
-    """The table as shown: percentages (2 decimals) or counts, a bitmapist-style average row."""
-    rows: list[ViewRow] = []
-    shown: list[list[Any]] = table.bitmapist_rows(as_percent)
-    for i, start in enumerate(table.starts):
-        cells = []
-        for t, count in enumerate(table.cells[i]):
-            percent = table.percent(i, t)
-            if count is None or percent is None:
-                cells.append(ViewCell("", None, None, "", "no data for this period"))
-                continue
-            text = f"{round(percent, 2)}%" if as_percent else str(count)
-            title = f"{count} of {table.sizes[i]} users ({percent:.2f}%)"
-            cells.append(ViewCell(text, count, round(percent, 2), heat_style(percent), title))
-        rows.append(ViewRow(row_label(start, table.time_group), table.sizes[i], cells))
-    average = []
-    for t, mean in enumerate(_averages(shown, table.num_of_rows)):
-        if all(row.cells[t].count is None for row in rows):
-            average.append("")  # bitmapist prints 0 here; an empty column has no average
-        else:
-            average.append(f"{round(mean, 2)}%" if as_percent else str(int(mean)))
-    header = [str(t) for t in range(table.num_of_rows + 1)]
-    return CohortView(as_percent, header, rows, average)
-
-
-def view_csv(view: CohortView) -> str:
-    """Exactly the shown table: header, one line per cohort, then the average line."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Cohort", "Size", *view.header])
-    for row in view.rows:
-        writer.writerow([row.label, row.size, *(cell.text for cell in row.cells)])
-    writer.writerow(["Average", "", *view.average])
-    return buffer.getvalue()
-
-
-def view_json(view: CohortView) -> dict[str, Any]:
-    """The shown table, with each cell's exact count and percentage next to its text."""
-    return {
-        "as_percent": view.as_percent,
-        "header": ["Cohort", "Size", *view.header],
-        "rows": [
-            {
-                "cohort": row.label,
-                "size": row.size,
-                "cells": [
-                    {"text": c.text, "count": c.count, "percent": c.percent} for c in row.cells
-                ],
-            }
-            for row in view.rows
-        ],
-        "average": view.average,
-        "empty": view.empty,
-    }
-
-
-__all__ = [
-    "CohortView", "ViewCell", "ViewRow", "cohort_view", "heat_style", "render_csv_data",
-    "render_html_data", "render_html_form", "row_label", "view_csv", "view_json",
-]  # fmt: skip
+__all__ = ["column_averages", "render_csv_data", "render_html_data", "render_html_form"]

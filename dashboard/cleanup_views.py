@@ -1,14 +1,13 @@
 """Scheduled cleanup of temporary bit-op keys: the status page, the in-app scheduler and the CLI.
 
 The job itself (what is deleted, the lock, the last-run record) is :mod:`bitcore.cleanup`; this
-module only wires it into the app. ``init_app(app)`` does all three:
+module holds what ``create_app`` registers for it:
 
 - ``/system`` (and ``/system.json``): when cleanup last ran, what it freed, how many bit-op keys
   exist now;
 - a daemon thread per process that wakes up (with jitter) when the interval is due and calls
   :func:`bitcore.cleanup.run_if_due`, which runs once per interval however many workers or hosts
-  there are. On unless ``BITCORE_CLEANUP_ENABLED=0``; off when ``app.testing`` unless explicitly
-  enabled;
+  there are. On unless ``BITCORE_CLEANUP_ENABLED=0`` (the test suite sets it);
 - ``flask --app wsgi cleanup [--dry-run] [--all] [--max-idle SECONDS]`` for cron.
 
 Every real run also refreshes the registry of event names (:func:`refresh_names`), so names written
@@ -30,9 +29,8 @@ from flask.cli import with_appcontext
 from flask.typing import ResponseReturnValue
 
 import bitcore
-from bitcore import cleanup as job
-from bitcore import event_names
-from dashboard import render, store
+from bitcore import cleanup, event_names
+from dashboard import negotiation, store
 
 bp = Blueprint("cleanup", __name__)
 
@@ -45,9 +43,9 @@ MAX_JITTER = 30.0
 def settings(app: Flask) -> dict[str, Any]:
     """The cleanup settings from the app config; a bad one is a ``ValueError`` naming it."""
     enabled = app.config.get("BITCORE_CLEANUP_ENABLED")
-    interval = app.config.get("BITCORE_CLEANUP_INTERVAL", job.DEFAULT_INTERVAL)
-    max_idle = app.config.get("BITCORE_CLEANUP_MAX_IDLE", job.DEFAULT_MAX_IDLE)
-    lock_ttl = app.config.get("BITCORE_CLEANUP_LOCK_TTL", job.DEFAULT_LOCK_TTL)
+    interval = app.config.get("BITCORE_CLEANUP_INTERVAL", cleanup.DEFAULT_INTERVAL)
+    max_idle = app.config.get("BITCORE_CLEANUP_MAX_IDLE", cleanup.DEFAULT_MAX_IDLE)
+    lock_ttl = app.config.get("BITCORE_CLEANUP_LOCK_TTL", cleanup.DEFAULT_LOCK_TTL)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ValueError(f"BITCORE_CLEANUP_INTERVAL must be seconds > 0, got {interval!r}")
     if isinstance(max_idle, bool) or not isinstance(max_idle, int) or max_idle < 0:
@@ -55,8 +53,8 @@ def settings(app: Flask) -> dict[str, Any]:
     if isinstance(lock_ttl, bool) or not isinstance(lock_ttl, int | float) or lock_ttl <= 0:
         raise ValueError(f"BITCORE_CLEANUP_LOCK_TTL must be seconds > 0, got {lock_ttl!r}")
     return {
-        # None (the default) means on, except in tests; an explicit True/False always wins.
-        "enabled": (not app.testing) if enabled is None else bool(enabled),
+        # None (the default) means on; tests turn it off with BITCORE_CLEANUP_ENABLED=0.
+        "enabled": enabled is None or bool(enabled),
         "interval": interval,
         "max_idle": max_idle,
         "lock_ttl": lock_ttl,
@@ -102,7 +100,7 @@ class CleanupScheduler:
     def tick(self) -> float:
         """One wake-up: run if due. Returns the seconds to sleep before the next one."""
         try:
-            result = job.run_if_due(
+            result = cleanup.run_if_due(
                 self.client.redis,
                 self.client.keys,
                 interval=self.interval,
@@ -120,7 +118,7 @@ class CleanupScheduler:
                 self.logger.info(
                     "bitcore cleanup registered %d new event names", refresh_names(self.client)
                 )
-            wait = job.seconds_until_due(self.client.redis, self.interval)
+            wait = cleanup.seconds_until_due(self.client.redis, self.interval)
         except Exception:  # a worker must outlive Redis hiccups: log and try again later
             self.logger.exception("bitcore cleanup failed; retrying later")
             wait = 0.0
@@ -147,11 +145,9 @@ class CleanupScheduler:
         return self._thread is not None and self._thread.is_alive()
 
 
-def init_app(app: Flask) -> None:
-    """Register the status page and the CLI command, and start the scheduler when it is enabled."""
-    config = settings(app)
-    app.register_blueprint(bp)
-    register_cli(app)
+def start_scheduler(app: Flask, config: dict[str, Any]) -> CleanupScheduler:
+    """Make the app's scheduler (``app.extensions["bitcore_cleanup"]``, which ``/system`` reports
+    on) from its ``settings``, and start it when it is enabled and the process is a server."""
     scheduler = CleanupScheduler(
         app.extensions["bitcore"],
         interval=config["interval"],
@@ -162,6 +158,7 @@ def init_app(app: Flask) -> None:
     app.extensions["bitcore_cleanup"] = scheduler
     if config["enabled"] and not _one_shot_cli_command():
         scheduler.start()
+    return scheduler
 
 
 def _one_shot_cli_command() -> bool:
@@ -181,7 +178,7 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def _run_data(result: job.CleanupResult | None, now: float) -> dict[str, Any] | None:
+def _run_data(result: cleanup.CleanupResult | None, now: float) -> dict[str, Any] | None:
     if result is None:
         return None
     return {
@@ -203,17 +200,17 @@ def status() -> dict[str, Any]:
     client = store.client()
     r = client.redis
     config = settings(current_app)
-    now = job.server_time(r)
-    count = job.count_temporary_keys(r, client.keys)
-    last = job.last_run(r)
+    now = cleanup.server_time(r)
+    count = cleanup.count_temporary_keys(r, client.keys)
+    last = cleanup.last_run(r)
     scheduler: CleanupScheduler | None = current_app.extensions.get("bitcore_cleanup")
-    due_in = job.seconds_until_due(r, config["interval"]) if last is not None else 0.0
+    due_in = cleanup.seconds_until_due(r, config["interval"]) if last is not None else 0.0
     return {
         "server_time": _iso(now),
         "cleanup": {
             "last_run": _run_data(last, now),
-            "last_dry_run": _run_data(job.last_run(r, dry_run=True), now),
-            "running_now": bool(r.exists(job.LOCK_KEY)),
+            "last_dry_run": _run_data(cleanup.last_run(r, dry_run=True), now),
+            "running_now": bool(r.exists(cleanup.LOCK_KEY)),
             "schedule": {
                 "enabled": config["enabled"],
                 "scheduler_thread_alive": bool(scheduler and scheduler.running),
@@ -238,19 +235,15 @@ def system() -> ResponseReturnValue:
     except (redis.RedisError, OSError) as error:
         current_app.logger.warning("system status: Redis unavailable: %s", error)
         message = f"Redis is not answering ({type(error).__name__}); see the server log."
-        return render.page("system.html", {"error": message}, status=503)
-    return render.page("system.html", data)
+        body = negotiation.error_body(503, message, title="Redis is not answering")
+        return negotiation.page("system.html", {"error": message}, 503, error=body)
+    return negotiation.page("system.html", data)
 
 
 # --- the CLI
 
 
-def register_cli(app: Flask) -> None:
-    """Add ``flask --app wsgi cleanup`` to the app's CLI."""
-    app.cli.add_command(cleanup_command)
-
-
-def _describe(result: job.CleanupResult) -> str:
+def _describe(result: cleanup.CleanupResult) -> str:
     verb = "Would delete" if result.dry_run else "Deleted"
     which = "all bit-op keys" if result.all_keys else f"no TTL, idle >= {result.max_idle}s"
     noun = "key" if result.keys == 1 else "keys"
@@ -284,7 +277,7 @@ def cleanup_command(dry_run: bool, all_keys: bool, max_idle: int | None) -> None
     config = settings(current_app)
     client = store.client()
     try:
-        result = job.run_locked(
+        result = cleanup.run_locked(
             client.redis,
             client.keys,
             max_idle=config["max_idle"] if max_idle is None else max_idle,
@@ -292,11 +285,11 @@ def cleanup_command(dry_run: bool, all_keys: bool, max_idle: int | None) -> None
             dry_run=dry_run,
             lock_ttl=config["lock_ttl"],
         )
-    except (redis.RedisError, OSError, job.CleanupLockLost) as error:
+    except (redis.RedisError, OSError, cleanup.CleanupLockLost) as error:
         raise click.ClickException(f"cleanup failed: {error}") from error
     if result is None:
         raise click.ClickException(
-            f"another cleanup is running (lock {job.LOCK_KEY} is held); nothing was done"
+            f"another cleanup is running (lock {cleanup.LOCK_KEY} is held); nothing was done"
         )
     click.echo(_describe(result))
     if not dry_run:

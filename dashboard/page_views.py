@@ -14,63 +14,23 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_wtf import FlaskForm
-from wtforms import DateField, SearchField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from bitcore import BitCore, event_names
 from bitcore import overview as report
-from bitcore.validation import MAX_UUID
-from dashboard import charts, render, store
-from dashboard.fields import WholeNumberField
+from dashboard import charts, negotiation, store
+from dashboard.page_form import OverviewFilterForm, UserLookupForm
 
 bp = Blueprint("pages", __name__)
-#: No page number past this is meaningful (a million events at 50 a page would need 20,000).
-MAX_PAGE = 1_000_000
-
-
-class OverviewFilter(FlaskForm):
-    """``GET /?q=song&page=2``: the events whose name contains ``q`` (case-insensitive), a
-    page at a time."""
-
-    class Meta:
-        csrf = False  # a GET filter is a shareable URL, it changes nothing
-
-    q = SearchField("Filter", validators=[Optional(), Length(max=200)])
-    page = WholeNumberField(
-        "Page",
-        default=1,
-        validators=[
-            Optional(),
-            NumberRange(min=1, max=MAX_PAGE, message=f"Pages are numbered 1 to {MAX_PAGE:,}."),
-        ],
-    )
-
-
-class UserLookup(FlaskForm):
-    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
-
-    class Meta:
-        csrf = False
-
-    user = WholeNumberField(
-        "User id",
-        validators=[
-            InputRequired(message="Enter a user id."),
-            NumberRange(
-                min=0, max=MAX_UUID, message=f"User ids are whole numbers from 0 to {MAX_UUID}."
-            ),
-        ],
-    )
-    date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
 
 
 @bp.route("/index.json")
 @bp.route("/")
 def overview() -> ResponseReturnValue:
-    form = OverviewFilter(request.args)
+    form = OverviewFilterForm(request.args)
     if not form.validate():
-        return render.page("overview.html", {"errors": form.errors, "events": []}, 400, form=form)
+        data = {"errors": form.errors, "events": []}
+        error = negotiation.form_error(400, form.errors)
+        return negotiation.page("overview.html", data, 400, error=error, form=form)
     client = store.client()
     today = report.today_of(client)
     query = form.q.data or ""
@@ -88,7 +48,7 @@ def overview() -> ResponseReturnValue:
         "previous": _page_link(query, result.page - 1) if result.page > 1 else None,
     }
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
-    return render.page("overview.html", data, form=form, sparklines=sparklines)
+    return negotiation.page("overview.html", data, form=form, sparklines=sparklines)
 
 
 def page_size() -> int:
@@ -130,8 +90,9 @@ def event(name: str) -> ResponseReturnValue:
     activity = report.event_activity(client, name, today)
     data: dict[str, Any] = asdict(activity)
     data["today"] = today.isoformat()
-    lookup = UserLookup(request.args)
+    lookup = UserLookupForm(request.args)
     status = 200
+    error = None
     if "user" in request.args or "date" in request.args:
         if lookup.validate():
             day: date = lookup.date.data  # type: ignore[assignment]
@@ -140,7 +101,7 @@ def event(name: str) -> ResponseReturnValue:
             data["lookup"] = {"user": user, "date": day.isoformat(), "active": found}
         else:
             data["lookup"] = {"errors": lookup.errors}
-            status = 400
+            error, status = negotiation.form_error(400, lookup.errors), 400
     sizes = {"daily": (1000, 280), "weekly": (520, 260), "monthly": (520, 260)}
     chart_of = {
         kind: charts.line_chart(
@@ -148,4 +109,6 @@ def event(name: str) -> ResponseReturnValue:
         )
         for kind in sizes
     }
-    return render.page("event.html", data, status, lookup=lookup, chart_of=chart_of)
+    return negotiation.page(
+        "event.html", data, status, error=error, lookup=lookup, chart_of=chart_of
+    )

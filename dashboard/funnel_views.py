@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import redis
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from bitcore import funnel, periods
 from bitcore.reading import ReportTooCostly
-from dashboard import report_limits, store
+from dashboard import negotiation, report_limits, store
 from dashboard.choices import selection_choices
 from dashboard.funnel_form import (
     DEFAULT_KIND,
@@ -161,26 +161,36 @@ def _share_urls(args: MultiDict[str, str]) -> dict[str, str]:
     }
 
 
-def _respond(fmt: str, form: FunnelForm, status: int, **data: Any) -> ResponseReturnValue:
-    """HTML, JSON or CSV of the same state; errors in every format are the form's field errors."""
-    if fmt == "json":
-        payload = {
-            "errors": form.errors if status >= 400 else {},
-            "funnel": data.get("funnel"),
-            "trend": data.get("trend"),
-        }
-        if data.get("message"):
-            payload["message"] = data["message"]
-        return jsonify(payload), status
-    if fmt == "csv" and status >= 400:
-        lines = [f"{name}: {errors}" for name, errors in form.errors.items()]
-        if data.get("message"):
-            lines.append(data["message"])
-        return Response("\n".join(lines) + "\n", status=status, mimetype="text/plain")
-    return render_template("funnel.html", form=form, limits=funnel, **data), status
+def _respond(
+    form: FunnelForm,
+    status: int,
+    csv: Response | None = None,
+    limit: str | None = None,
+    **data: Any,
+) -> ResponseReturnValue:
+    """The page, its JSON twin or its CSV download (``dashboard.negotiation``) of one state;
+    errors in every format are the form's field errors and the refusal's message."""
+    error = None
+    if status >= 400:
+        message = data.get("message")
+        if message:
+            error = negotiation.error_body(status, message, fields=form.errors, limit=limit)
+        else:
+            error = negotiation.form_error(status, form.errors)
+    twin = {"funnel": data.get("funnel"), "trend": data.get("trend")}
+    return negotiation.page(
+        "funnel.html",
+        twin,
+        status,
+        error=error,
+        csv=lambda: csv or negotiation.nothing_to_download(),
+        form=form,
+        limits=funnel,
+        **data,
+    )
 
 
-def _report(fmt: str) -> ResponseReturnValue:
+def _report() -> ResponseReturnValue:
     client = store.client()
     choices = selection_choices(client, step_values(request.args))
     args = request.args
@@ -188,12 +198,12 @@ def _report(fmt: str) -> ResponseReturnValue:
     if is_edit(args):
         args, notice = edited_args(args)
         form = _form(args, choices)
-        return _respond(fmt, form, 200, notice=notice, urls=_share_urls(args))
+        return _respond(form, 200, notice=notice, urls=_share_urls(args))
     form = _form(args, choices)
     if not any(k.startswith("steps-") for k in args):
-        return _respond(fmt, form, 200, urls=None)  # a fresh form: nothing asked yet
+        return _respond(form, 200, urls=None)  # a fresh form: nothing asked yet
     if not form.validate():
-        return _respond(fmt, form, 400, urls=None)
+        return _respond(form, 400, urls=None)
     try:
         trend = funnel.funnel_trend(
             client,
@@ -205,17 +215,18 @@ def _report(fmt: str) -> ResponseReturnValue:
         )
     except ReportTooCostly as error:
         message = report_limits.too_costly_message(error)
-        return _respond(fmt, form, report_limits.STATUS, message=message, urls=None)
+        limit = report_limits.SETTING
+        return _respond(form, report_limits.STATUS, message=message, limit=limit, urls=None)
     except (funnel.FunnelError, LookupError, ValueError) as error:
-        return _respond(fmt, form, 400, message=str(error), urls=None)
+        return _respond(form, 400, message=str(error), urls=None)
     except redis.RedisError as error:
-        return _respond(fmt, form, 503, message=f"Redis is unavailable: {error}", urls=None)
+        return _respond(form, 503, message=f"Redis is unavailable: {error}", urls=None)
     report = trend.funnels[-1]
     rows, trend_table = funnel_rows(report), trend_rows(trend)
-    if fmt == "csv":
-        if request.args.get("table") == "trend":
-            return _csv(trend_columns(len(report.steps)), trend_table, "funnel-trend.csv")
-        return _csv(FUNNEL_COLUMNS, rows, "funnel.csv")
+    if request.args.get("table") == "trend":
+        download = _csv(trend_columns(len(report.steps)), trend_table, "funnel-trend.csv")
+    else:
+        download = _csv(FUNNEL_COLUMNS, rows, "funnel.csv")
     summary = {
         "kind": report.kind,
         "start": periods.label(report.start),
@@ -226,9 +237,9 @@ def _report(fmt: str) -> ResponseReturnValue:
     }
     line = sparkline([row["conversion_pct"] for row in trend_table])
     return _respond(
-        fmt,
         form,
         200,
+        csv=download,
         funnel=summary,
         trend=trend_table,
         sparkline=line,
@@ -236,16 +247,9 @@ def _report(fmt: str) -> ResponseReturnValue:
     )
 
 
+@bp.route("/funnel.csv", endpoint="funnel_csv")
+@bp.route("/funnel.json", endpoint="funnel_json")
 @bp.route("/funnel")
 def funnel_page() -> ResponseReturnValue:
-    return _report("html")
-
-
-@bp.route("/funnel.json")
-def funnel_json() -> ResponseReturnValue:
-    return _report("json")
-
-
-@bp.route("/funnel.csv")
-def funnel_csv() -> ResponseReturnValue:
-    return _report("csv")
+    """``/funnel``; ``.json``, ``.csv`` or an ``Accept`` header ask for its twins."""
+    return _report()

@@ -24,8 +24,8 @@ from bitcore.segments import (
     references,
 )
 from bitcore.segments.store import Segment
-from dashboard import render, store
-from dashboard.segment_forms import DeleteForm, PreviewForm, SegmentForm
+from dashboard import negotiation, store
+from dashboard.segment_form import DeleteForm, PreviewForm, SegmentForm
 
 bp = Blueprint("segments", __name__)
 
@@ -50,6 +50,21 @@ def _message(error: SegmentError) -> str:
     if isinstance(error, SegmentTooCostly):
         return f"{error} ({MAX_BYTES_SETTING}={error.limit})."
     return str(error)
+
+
+def _error_body(
+    status: int, form: Any, error: str | None, syntax_error: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The JSON error of a form page: the refusal's message, else the fields' errors; a syntax
+    error's position rides along as ``"syntax_error"``."""
+    if status < 400:
+        return None
+    limit = MAX_BYTES_SETTING if status == 422 else None
+    if error:
+        return negotiation.error_body(
+            status, error, fields=form.errors, limit=limit, syntax_error=syntax_error
+        )
+    return negotiation.form_error(status, form.errors, syntax_error=syntax_error)
 
 
 # --- list
@@ -80,7 +95,7 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         row["used_by"] = used_by.get(row["name"], [])
     data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
-    return render.page("segments.html", data, status, notice=notice, delete_form=DeleteForm())
+    return negotiation.page("segments.html", data, status, notice=notice, delete_form=DeleteForm())
 
 
 # --- create and edit
@@ -124,8 +139,8 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
             except SegmentError as failure:
                 error, status = _message(failure), _status(failure)
             else:
-                if render.wants_json():
-                    return render.page("segments_form.html", {"saved": saved.as_dict()}, 201)
+                if negotiation.wants_json():
+                    return negotiation.page("segments_form.html", {"saved": saved.as_dict()}, 201)
                 return redirect(url_for("segments.index", saved=saved.name))
     elif request.method == "POST":  # "Preview" (also what Enter does: it is the first button)
         if _validate_for_preview(form):
@@ -147,7 +162,8 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
         "preview": preview,
         "used_by": segments.used_by(original) if original else [],
     }
-    return render.page("segments_form.html", data, status, form=form)
+    body = _error_body(status, form, error, data["syntax_error"])
+    return negotiation.page("segments_form.html", data, status, error=body, form=form)
 
 
 def _validate_for_preview(form: SegmentForm) -> bool:
@@ -196,7 +212,8 @@ def preview() -> ResponseReturnValue:
         "syntax_error": form.syntax_error.as_dict() if form.syntax_error else None,
         "error": error,
     }
-    return render.page("segments_preview.html", data, status, form=form)
+    body = _error_body(status, form, error, data["syntax_error"])
+    return negotiation.page("segments_preview.html", data, status, error=body, form=form)
 
 
 # --- delete
@@ -213,11 +230,10 @@ def delete(name: str) -> ResponseReturnValue:
     except SegmentNotFound:
         abort(404, description=f"There is no segment named {name!r}.")
     except SegmentInUse as failure:
-        if render.wants_json():
-            return render.page(
-                "segments.html", {"error": str(failure), "used_by": failure.users}, 409
-            )
+        if negotiation.wants_json():
+            body = negotiation.error_body(409, str(failure), used_by=failure.users)
+            return negotiation.page("segments.html", {}, 409, error=body)
         return _index_page(error=str(failure), status=409)
-    if render.wants_json():
-        return render.page("segments.html", {"deleted": name}, 200)
+    if negotiation.wants_json():
+        return negotiation.page("segments.html", {"deleted": name}, 200)
     return redirect(url_for("segments.index", deleted=name))
