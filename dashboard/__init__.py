@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
@@ -67,7 +68,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_views.bp)  # /healthz
     app.register_blueprint(auth.bp)  # /login, /logout
     app.register_blueprint(page_views.bp)  # /, /event/<name>
-    app.register_blueprint(tracking.bp)  # /track
     app.register_blueprint(segment_views.bp)  # /segments...
     app.register_blueprint(funnel_views.bp)  # /funnel
     app.register_blueprint(cohort_views.bp)  # /cohort
@@ -79,7 +79,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(cleanup_views.cleanup_command)  # ... cleanup
 
     cleanup_views.start_scheduler(app, cleanup_settings)
-    trust_proxies(app)
+    # /track is its own WSGI app in front of Flask (dashboard/tracking/): beacons skip Flask.
+    beacons = tracking.TrackingApp(app.config, lambda: app.extensions["bitcore"], app.logger)
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {tracking.PREFIX: beacons})  # type: ignore[method-assign]
+    trust_proxies(app)  # after the mount, so that it runs first: rate limits see the client
     if app.config.get("BITCORE_DEMO"):
         _load_demo_once(app)
     return app
@@ -107,7 +110,7 @@ def trust_proxies(app: Flask) -> None:
     """``BITCORE_PROXIES=N``: the app sits behind N reverse proxies, so the client's address,
     scheme and host come from their ``X-Forwarded-*`` headers (werkzeug's ``ProxyFix``). Rate
     limits and the localhost-only guard then see the real client, not the proxy. Wrapped last, so
-    it runs first, the tracking shortcut included."""
+    it runs first, the tracking endpoint included."""
     proxies = int(app.config.get("BITCORE_PROXIES") or 0)
     if proxies > 0:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -52,7 +52,8 @@ from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from bitcore.keys import SESSION_PREFIX
-from dashboard import negotiation, ratelimit, store
+from bitcore.tracking import ratelimit
+from dashboard import negotiation, store
 
 bp = Blueprint("auth", __name__)
 

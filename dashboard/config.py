@@ -43,7 +43,7 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_DEMO", "BITCORE_DEMO", _bool, False),
     # default: Flask's (./instance in a checkout)
     ("BITCORE_INSTANCE_PATH", "INSTANCE_PATH", str, None),
-    # Tracking endpoint (dashboard/tracking.py); lists are comma-separated.
+    # Tracking endpoint (dashboard/tracking/); lists are comma-separated.
     # write keys; none set: every beacon is refused
     ("BITCORE_TRACK_KEYS", "BITCORE_TRACK_KEYS", str, ""),
     ("BITCORE_TRACK_ORIGINS", "BITCORE_TRACK_ORIGINS", str, ""),  # CORS origins, or "*"
@@ -66,8 +66,6 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_MAX_SKEW", "BITCORE_TRACK_MAX_SKEW", float, 300.0),
     ("BITCORE_TRACK_ALLOW_HOURLY", "BITCORE_TRACK_ALLOW_HOURLY", _bool, False),
     ("BITCORE_TRACK_ALLOW_UNIQUE", "BITCORE_TRACK_ALLOW_UNIQUE", _bool, True),
-    # answer /track in WSGI middleware, before Flask (dashboard/tracking.py); 0: through Flask
-    ("BITCORE_TRACK_SHORTCUT", "BITCORE_TRACK_SHORTCUT", _bool, True),
     # requests per window; 0: off
     ("BITCORE_TRACK_RATE_LIMIT", "BITCORE_TRACK_RATE_LIMIT", int, 600),
     ("BITCORE_TRACK_RATE_WINDOW", "BITCORE_TRACK_RATE_WINDOW", int, 60),  # seconds

@@ -1,25 +1,26 @@
-"""The gunicorn worker that serves the app: connections on an asyncio event loop, beacons answered
-on the loop itself, every other request in a thread.
+"""The gunicorn worker that serves the app: connections on an asyncio event loop, every request
+answered in a thread, beacons in threads of their own.
 
 gunicorn's own threaded worker (gthread) spends about 300 µs of CPU on each request before the
-app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that was more than
-the app's whole answer, and held the endpoint under 3,000 beacons a second on two cores
-(``bench/beacons.py``). ``Worker`` is that asyncio worker serving the same WSGI app:
+app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that is about as
+much as the app's whole answer, and it holds the endpoint well under the asyncio worker's rate
+(``bench/beacons.py --worker-class gthread``; numbers in the README). ``Worker`` is that asyncio
+worker serving the same WSGI app:
 
-* a beacon (``tracking.shortcut_route``) with a small body is short, bounded work with one Redis
-  round trip, so it runs on the loop, through the whole WSGI app (proxy fix, tracking shortcut):
-  no thread hop;
-* anything else (dashboard pages, which may count cohorts for a while, and large batches) runs
-  in a pool of ``threads`` threads, through ``a2wsgi`` for pages, and the loop goes on serving.
+* a beacon (a path under ``/track``, where ``create_app`` mounts the tracking app) is read on the
+  loop and answered by the whole WSGI app (proxy fix, then the mounted tracking app) in a pool of
+  ``threads`` threads kept for beacons;
+* anything else (dashboard pages, which may count cohorts for a while) runs in another pool of
+  ``threads`` threads, through ``a2wsgi``.
 
 The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
 answer exactly the same (``tests/test_serving.py`` compares them).
 
-While a beacon waits on Redis, the loop waits too: a Redis that hangs (rather than refuses) holds
-the worker for one socket timeout (``BITCORE_REDIS_TIMEOUT``). After that the circuit breaker
-(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``, so
-beacons and pages answer 503 without waiting, then lets one probe through: the loop never stalls
-for more than one timeout at a time, far below gunicorn's worker ``timeout``
+No request waits on Redis on the loop. A Redis that hangs (accepts connections, never answers)
+holds the threads of the beacons asking it for one socket timeout (``BITCORE_REDIS_TIMEOUT``),
+and pages go on being served meanwhile; after that timeout the circuit breaker
+(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``,
+so beacons and pages answer 503 without waiting, then lets one probe through
 (``tests/test_hung_redis.py``).
 """
 
@@ -30,6 +31,7 @@ import errno
 import io
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -37,25 +39,26 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from gunicorn.workers.gasgi import ASGIWorker
 
-from dashboard import beacon_intake
-from dashboard.tracking import shortcut_route
+from dashboard.tracking import PREFIX
+from dashboard.tracking.intake import body_limit
 
 Scope = dict[str, Any]
 
-#: Beacon bodies up to this size are answered on the loop; larger ones (batches, whose Redis
-#: round trip takes a millisecond or more) in a thread, so the loop serves others meanwhile.
-INLINE_MAX_BODY = 8 * 1024
-
 
 class BeaconsOnTheLoop:
-    """ASGI app over a Flask app: beacon requests run inline, the rest in threads."""
+    """ASGI app over a Flask app: beacon requests read on the loop and answered in their own
+    threads, the rest in the pages' threads."""
 
     def __init__(self, app: Flask, threads: int) -> None:
         self.app = app
         self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
+        # Beacons have threads of their own: a Redis that hangs holds them, not the loop nor the
+        # pages' threads.
+        self.beacons = ThreadPoolExecutor(threads, thread_name_prefix="beacon")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and shortcut_route(scope["method"], scope["path"], self.app):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
             await self._inline(scope, receive, send)
         else:
             await self.threaded(scope, receive, send)  # type: ignore[arg-type]
@@ -63,7 +66,7 @@ class BeaconsOnTheLoop:
     async def _inline(self, scope: Scope, receive: Any, send: Any) -> None:
         # At most one byte past the limit is read: enough for the app to refuse the body as too
         # large, without holding a huge one in memory; none when its announced length is too large.
-        limit = beacon_intake.body_limit(self.app.config) + 1
+        limit = body_limit(self.app.config) + 1
         parts: list[bytes] = []
         size = 0
         more = _announced_length(scope) < limit
@@ -78,13 +81,8 @@ class BeaconsOnTheLoop:
         environ: dict[str, Any] = build_environ(scope, io.BytesIO(body[:limit]))  # type: ignore[arg-type, assignment]
         # The body ends where the stream ends (a chunked one has no length): werkzeug reads it.
         environ["wsgi.input_terminated"] = True
-        if len(body) <= INLINE_MAX_BODY:
-            status, headers, content = self._call(environ)
-        else:  # a batch: its Redis round trip is long, let the loop serve others meanwhile
-            loop = asyncio.get_running_loop()
-            status, headers, content = await loop.run_in_executor(
-                self.threaded.executor, self._call, environ
-            )
+        loop = asyncio.get_running_loop()
+        status, headers, content = await loop.run_in_executor(self.beacons, self._call, environ)
         await send(
             {
                 "type": "http.response.start",

@@ -30,6 +30,7 @@ from flask.testing import FlaskClient
 
 from bitcore import BitCore, embedded
 from bitcore.segments import SegmentStore
+from dashboard import tracking
 
 REPO = str(Path(__file__).resolve().parent.parent)
 HUGE = "x" * 100_000
@@ -112,11 +113,18 @@ def _routes() -> list[tuple[str, str, str]]:
     """``(rule, endpoint, method)`` for every route of an app (built without connecting)."""
     with tempfile.TemporaryDirectory() as directory:
         app = make_app("redis://127.0.0.1:9/0", Path(directory))
-        return sorted(
+        flask_routes = [
             (rule.rule, rule.endpoint, method)
             for rule in app.url_map.iter_rules()
             for method in rule.methods or ()
-        )
+        ]
+    # the tracking endpoint is its own WSGI app, mounted in front of Flask's URL map
+    beacon_routes = [
+        (tracking.PREFIX + path, f"tracking.{name}", method)
+        for path, (name, methods) in tracking.ROUTES.items()
+        for method in methods
+    ]
+    return sorted(flask_routes + beacon_routes)
 
 
 ROUTES = _routes()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from bitcore import embedded
 
 KEY = "hung-key"
 SOCKET_TIMEOUT = 1.0
-#: (method, path, body, needs Redis): beacons on the event loop, pages in threads.
+#: (method, path, body, needs Redis): beacons and pages, each in threads of their own.
 REQUESTS = [
     ("POST", "/track", b'{"event":"play","uid":7}', True),
     ("GET", "/healthz", None, True),
@@ -70,14 +71,21 @@ def load(
     connection.close()
 
 
-def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) -> None:
+def serve(
+    tmp_path: Path, timeout: float, breaker_seconds: float
+) -> tuple[embedded.EmbeddedRedis, int, subprocess.Popen[bytes], int]:
+    """A private redis-server and gunicorn on it: the server, its pid, gunicorn and its port."""
     server = embedded.start(tmp_path / "redis", port=0, persist=False)
     assert server.process is not None
-    pid = server.process.pid
     process, port = start_gunicorn(
         tmp_path, server.url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT="0",
-        BITCORE_REDIS_TIMEOUT=str(SOCKET_TIMEOUT), BITCORE_REDIS_BREAKER_SECONDS="1",
+        BITCORE_REDIS_TIMEOUT=str(timeout), BITCORE_REDIS_BREAKER_SECONDS=str(breaker_seconds),
     )  # fmt: skip
+    return server, server.process.pid, process, port
+
+
+def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) -> None:
+    server, pid, process, port = serve(tmp_path, SOCKET_TIMEOUT, 1)
     answers: list[Answer] = []
     lock = threading.Lock()
     phase = ["before"]
@@ -118,3 +126,48 @@ def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) ->
     assert after and all(a.status == 200 for a in after), by_status
     log = (tmp_path / "gunicorn.log").read_text()
     assert "Traceback" not in log and "WORKER TIMEOUT" not in log, log[-3000:]
+
+
+def test_pages_are_answered_while_beacons_wait_on_a_hung_redis(tmp_path: Path) -> None:
+    """Beacons waiting on a Redis that accepts connections but never answers hold what they run
+    on (a thread) for one socket timeout, and nothing else: a page of the same workers, asked
+    meanwhile, is answered at once."""
+    timeout = 3.0
+    server, pid, process, port = serve(tmp_path, timeout, 30)
+
+    def ask(method: str, path: str, body: bytes | None = None) -> tuple[int, float]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout + 10)
+        began = time.monotonic()
+        try:
+            connection.request(method, path, body=body, headers={"X-Bitcore-Key": KEY})
+            response = connection.getresponse()
+            response.read()
+            return response.status, time.monotonic() - began
+        finally:
+            connection.close()
+
+    beacon = b'{"event":"play","uid":7}'
+    beacons: list[tuple[int, float]] = []
+    try:
+        for _ in range(4):  # every worker has its Redis connections and has served a page
+            assert ask("POST", "/track", beacon)[0] == 200
+            assert ask("GET", "/static/style.css")[0] == 200
+        os.kill(pid, signal.SIGSTOP)
+        stuck = [
+            threading.Thread(target=lambda: beacons.append(ask("POST", "/track", beacon)))
+            for _ in range(3)
+        ]
+        for thread in stuck:
+            thread.start()
+        time.sleep(0.5)  # the beacons are waiting on Redis now
+        pages = [ask("GET", "/static/style.css") for _ in range(6)]
+        for thread in stuck:
+            thread.join(timeout=timeout + 10)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        stop(process)
+        server.stop()
+    assert all(status == 200 for status, _ in pages), pages
+    assert max(seconds for _, seconds in pages) < timeout / 3, pages
+    assert [status for status, _ in beacons] == [503] * 3, beacons
+    assert min(seconds for _, seconds in beacons) > timeout / 2, beacons  # they did wait

@@ -14,22 +14,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bitcore import BitCore, embedded
+from bitcore.tracking.schema import sign_uid
 from dashboard import create_app
-from dashboard.beacon_intake import PIXEL_GIF
-from dashboard.beacon_schema import sign_uid
+from dashboard.tracking.intake import PIXEL_GIF
 
 KEY = "site-key-1"
 ORIGIN = "https://shop.example"
 SECRET = "backend-secret"
 HEADERS = {"X-Bitcore-Key": KEY}
-
-
-@pytest.fixture(autouse=True, params=["shortcut", "flask"])
-def door(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs through both ways into ``beacon_intake``: the WSGI shortcut and the
-    blueprint's views."""
-    monkeypatch.setenv("BITCORE_TRACK_SHORTCUT", "1" if request.param == "shortcut" else "0")
-    return str(request.param)
 
 
 def make_app(redis_url: str, **overrides: Any) -> Flask:

@@ -17,10 +17,10 @@ import redis
 from flask.testing import FlaskClient
 from private_redis import fill_up, private_redis, used_memory
 
-# both doors into beacon_intake (the autouse ``door`` fixture) and the same app settings
-from test_tracking import HEADERS, KEY, door, make_app  # noqa: F401
+# the same app settings
+from test_tracking import HEADERS, KEY, make_app
 
-from dashboard.beacon_schema import DEFAULT_MAX_UID
+from bitcore.tracking.schema import DEFAULT_MAX_UID
 
 OTHER_KEY = {"X-Bitcore-Key": "other-key"}
 MiB = 1 << 20

@@ -1,4 +1,4 @@
-"""The pure beacon rules (dashboard/beacon_schema.py) and the write plan, without an app."""
+"""The pure beacon rules (bitcore/tracking/schema.py) and the write plan, without an app."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from bitcore import BitCore
 from bitcore.bulk import SCRIPT_MAX_BITS
-from dashboard import ratelimit
-from dashboard.beacon_schema import (
+from bitcore.tracking import ratelimit
+from bitcore.tracking.schema import (
     Beacon,
     BeaconError,
     BeaconRules,
@@ -22,7 +22,7 @@ from dashboard.beacon_schema import (
     parse_pixel,
     sign_uid,
 )
-from dashboard.beacon_write import WriteResult, plan_beacons, write_beacons
+from bitcore.tracking.write import WriteResult, plan_beacons, write_beacons
 
 NOW = 1_750_000_000.0
 RULES = BeaconRules(max_uid=1000, max_batch=5)

@@ -1,4 +1,5 @@
-"""beacon_write against oracles: the keys each beacon gets, and the bits a batch leaves in Redis."""
+"""bitcore.tracking.write against oracles: the keys each beacon gets, and the bits a batch
+leaves in Redis."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from hypothesis import strategies as st
 
 from bitcore import BitCore
 from bitcore.bulk import SCRIPT_MAX_BITS
-from dashboard.beacon_schema import Beacon
-from dashboard.beacon_write import plan_beacons, write_beacons
+from bitcore.tracking.schema import Beacon
+from bitcore.tracking.write import plan_beacons, write_beacons
 
 NOW = datetime(2024, 3, 31, 0, 40, tzinfo=UTC)  # a month, week and (in some zones) DST edge
 START = NOW.timestamp()

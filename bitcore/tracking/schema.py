@@ -1,10 +1,10 @@
 """Validation of tracking beacons: pure functions from untrusted payloads to checked ``Beacon``s.
 
-Nothing here touches Redis or Flask, so every rule can be tested with a table of payloads. A payload
-is either one event ``{"event": "song:played", "uid": 123}`` or a batch ``{"events": [{...}, ...]}``
-whose events may leave out ``uid``/``sig`` to take the top-level ones. Any bad field rejects the
-whole payload with a ``BeaconError`` that names the field (``events[3].uid``), so a request is
-written whole or not at all.
+Nothing here touches Redis or the web, so every rule can be tested with a table of payloads. A
+payload is either one event ``{"event": "song:played", "uid": 123}`` or a batch
+``{"events": [{...}, ...]}`` whose events may leave out ``uid``/``sig`` to take the top-level
+ones. Any bad field rejects the whole payload with a ``BeaconError`` that names the field
+(``events[3].uid``), so a request is written whole or not at all.
 
 >>> rules = BeaconRules(max_uid=1000)
 >>> [b.event for b in parse_payload({"event": "song:played", "uid": 7}, rules, now=0.0)]
@@ -52,7 +52,7 @@ class BeaconError(ValueError):
 
 @dataclass(frozen=True)
 class BeaconRules:
-    """What the server accepts; built from the app config by the tracking blueprint."""
+    """What the server accepts; the dashboard builds it from the settings."""
 
     max_uid: int = DEFAULT_MAX_UID  # ids must be < max_uid
     max_batch: int = 500

@@ -2,10 +2,11 @@
 
 Each client (write key + IP) gets one counter per window of ``window`` seconds, counted with
 ``INCR`` and given a TTL with ``EXPIRE``. A request that will write is counted by the script that
-writes it (the window is ``bitcore.bulk``'s quota, through ``beacon_write``), so it costs no extra
-round trip; one refused as invalid is counted here. Counters live under ``bitcore:ratelimit:`` and
-never under the event prefix (``trackist_``), so nothing that scans for events can mistake them for
-bitmaps. The login form counts its attempts here too (``dashboard.auth``).
+writes it (the window is ``bitcore.bulk``'s quota, through ``bitcore.tracking.write``), so it
+costs no extra round trip; one refused as invalid is counted here. Counters live under
+``bitcore:ratelimit:`` and never under the event prefix (``trackist_``), so nothing that scans for
+events can mistake them for bitmaps. The login form counts its attempts here too
+(``dashboard.auth``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """Answering a beacon request: origin, write key, body, rate limit, validation, write, response.
 
-Everything the tracking endpoint decides lives here, as a function of a werkzeug ``Request`` and
-the Flask app (its config, client and logger), with no request or app context. Two doors lead in
-(``dashboard.tracking``): the blueprint's views, and a WSGI shortcut in front of Flask that answers
-``/track`` without Flask's per-request machinery (half of a single beacon's time, measured in
-``bench/beacons.py``). Both call ``answer``, so they cannot disagree.
+Everything the tracking endpoint decides, as a function of the WSGI environ and the app's
+settings, client and logger: the HTTP half (reading the request with werkzeug's helpers, CORS,
+the answers) is here, what a beacon may be and cost is the library's (``bitcore.tracking``),
+which gets plain values.
 
-The answer is a plain ``Answer`` (status, headers, body), which the shortcut hands to the server
-as it is and the views turn into a Flask response: building and serializing a werkzeug
+The answer is a plain ``Answer`` (status, headers, body) that the WSGI app
+(``dashboard.tracking.app``) hands to the server as it is: building and serializing a werkzeug
 ``Response`` was a fifth of a single beacon's Python time. For the same reason headers are read
-from the WSGI environ directly rather than through ``request.headers``.
+from the WSGI environ directly, not through a werkzeug ``Request``.
 
 Every refusal is a 4xx JSON ``{"error", "field"}`` (and ``"limit"``, the setting, when a limit
 refused it) decided before anything is written, so it writes nothing. Redis at its ``maxmemory``
@@ -23,24 +22,23 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import redis
-from flask import Flask
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from bitcore import BitCore, bulk
-from dashboard import ratelimit
-from dashboard.beacon_budget import OverBudget, budget_for
-from dashboard.beacon_schema import Beacon, BeaconError, BeaconRules, parse_payload, parse_pixel
-from dashboard.beacon_write import WriteResult, write_beacons
+from bitcore.tracking.budget import Limits, OverBudget
+from bitcore.tracking.schema import BeaconError, BeaconRules, parse_payload, parse_pixel
+from bitcore.tracking.write import Parse, RateLimited, WriteResult, accept
 
 #: The two routes: ``collect`` is ``POST``/``OPTIONS /track``, ``pixel`` is ``GET /track/p.gif``.
 Route = Literal["collect", "pixel"]
@@ -70,12 +68,12 @@ def listed(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
-def _setting_list(config: Any, name: str) -> tuple[str, ...]:
+def _setting_list(config: Mapping[str, Any], name: str) -> tuple[str, ...]:
     value = config.get(name)
     return listed(tuple(value) if isinstance(value, list) else value)
 
 
-def rules_from_config(config: Any, universe: str) -> BeaconRules:
+def rules_from_config(config: Mapping[str, Any], universe: str) -> BeaconRules:
     """The app's rules, built once for each set of the settings they come from (tests change the
     config of a running app, so the settings themselves are the cache key)."""
     settings = (universe, *(config.get(name) for name in _RULE_SETTINGS))
@@ -116,29 +114,23 @@ def _build_rules(config: Any, universe: str) -> BeaconRules:
     )
 
 
-class BeaconRequest(Protocol):
-    """What a beacon's answer reads of its request: a werkzeug (Flask) ``Request`` has it all, and
-    so does the lighter ``EnvironRequest``."""
-
-    @property
-    def environ(self) -> Any: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def remote_addr(self) -> str | None: ...
-    @property
-    def content_length(self) -> int | None: ...
-    @property
-    def stream(self) -> Any: ...
-    @property
-    def args(self) -> MultiDict[str, str]: ...
+def limits_from_config(config: Mapping[str, Any]) -> Limits:
+    """The rate limit and write budget of every write key, from the settings."""
+    return Limits(
+        rate_limit=int(config["BITCORE_TRACK_RATE_LIMIT"]),
+        max_write_bytes=int(config["BITCORE_TRACK_MAX_WRITE_BYTES"]),
+        window_write_bytes=int(config["BITCORE_TRACK_WINDOW_WRITE_BYTES"]),
+        max_event_names=int(config["BITCORE_TRACK_MAX_EVENT_NAMES"]),
+        max_new_names=int(config["BITCORE_TRACK_MAX_NEW_NAMES"]),
+        window=int(config["BITCORE_TRACK_RATE_WINDOW"]),
+    )
 
 
-class EnvironRequest:
-    """A ``BeaconRequest`` read straight from the WSGI environ, for the shortcut: making a werkzeug
-    ``Request`` and going through its cached properties was a tenth of a single beacon's Python
-    time. Body and length are read by werkzeug's own functions, with the same limits; the query
-    string (pixels, a key given as ``k``) by a werkzeug ``Request`` made only then."""
+class BeaconRequest:
+    """What a beacon's answer reads of its request, straight from the WSGI environ: making a
+    werkzeug ``Request`` and going through its cached properties was a tenth of a single beacon's
+    Python time. Body and length are read by werkzeug's own functions, with the same limits; the
+    query string (pixels, a key given as ``k``) by a werkzeug ``Request`` made only then."""
 
     __slots__ = ("environ", "_args")
 
@@ -183,18 +175,21 @@ class Answer:
         """``"200 OK"``, worded as werkzeug words it."""
         return f"{self.status} {HTTP_STATUS_CODES[self.status]}"
 
-    def to_response(self) -> Response:
-        """The same answer as a werkzeug (Flask) response, which adds no header of its own."""
-        response = Response(self.body, self.status, self.headers)
-        if not any(name == "Content-Type" for name, _ in self.headers):
-            del response.headers["Content-Type"]  # werkzeug's default, on a 204
-        return response
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the answers read of the app: its settings (read on every request: tests change them
+    on a running app), its Redis client and its logger."""
+
+    config: Mapping[str, Any]
+    client: Callable[[], BitCore]
+    logger: logging.Logger
 
 
-def answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
+def answer(request: BeaconRequest, route: Route, endpoint: Endpoint) -> Answer:
     """The whole answer to one request to ``route``, CORS headers included."""
     try:
-        answered = _answer(request, route, app)
+        answered = _answer(request, route, endpoint)
     except BeaconError as error:
         answered = _refusal(error.message, error.field, error.status)
     except RateLimited as limited:
@@ -202,13 +197,13 @@ def answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
     except OverBudget as over:
         answered = _refusal(over.message, over.field, over.status, over.retry_after, over.setting)
     except redis.RedisError as exc:
-        answered = _storage_refusal(exc, app)
-    answered.headers.extend(_cors_headers(request.environ.get("HTTP_ORIGIN"), app.config))
+        answered = _storage_refusal(exc, endpoint.logger)
+    answered.headers.extend(_cors_headers(request.environ.get("HTTP_ORIGIN"), endpoint.config))
     return answered
 
 
-def _answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
-    config = app.config
+def _answer(request: BeaconRequest, route: Route, endpoint: Endpoint) -> Answer:
+    config = endpoint.config
     _check_origin(request.environ.get("HTTP_ORIGIN"), config)
     if route == "pixel":
         key = _check_key(request, config)
@@ -216,27 +211,27 @@ def _answer(request: BeaconRequest, route: Route, app: Flask) -> Answer:
         if request.method == "HEAD":
             # What a GET would answer, and nothing written: link checkers and mail scanners
             # ask for a pixel's headers without anyone having opened anything.
-            _checked(app, pixel)
+            pixel(_rules(endpoint), time.time())
         else:
-            _accept(request, key, app, pixel)
+            _accept(request, key, endpoint, pixel)
         return _with_body(200, PIXEL_GIF, "image/gif")
     if request.method == "OPTIONS":
         return Answer(204, b"")
     payload = _read_json_body(request, config)
     key = _check_key(request, config, payload.get("key") if isinstance(payload, dict) else None)
-    result = _accept(request, key, app, lambda rules, now: parse_payload(payload, rules, now))
+    result = _accept(request, key, endpoint, lambda rules, now: parse_payload(payload, rules, now))
     return _accepted(result.written, result.clamped)
 
 
-def _storage_refusal(error: redis.RedisError, app: Flask) -> Answer:
+def _storage_refusal(error: redis.RedisError, logger: logging.Logger) -> Answer:
     """Redis could not take the request: full (507) or unavailable (503), with Retry-After.
     Redis at its ``maxmemory`` refuses a write before any of it is done; a timeout may come
     after the write was done (marks are idempotent: sending it again is safe)."""
     if bulk.is_out_of_memory(error):
-        app.logger.warning("tracking: Redis is full (maxmemory): %s", error)
+        logger.warning("tracking: Redis is full (maxmemory): %s", error)
         message = "storage is full (Redis maxmemory reached): nothing was written, retry later"
         return _refusal(message, None, 507, UNAVAILABLE_RETRY_AFTER, "maxmemory")
-    app.logger.warning("tracking: Redis unavailable: %s", error)
+    logger.warning("tracking: Redis unavailable: %s", error)
     message = "storage is unavailable, retry later"
     return _refusal(message, None, 503, UNAVAILABLE_RETRY_AFTER)
 
@@ -353,55 +348,30 @@ def _read_json_body(request: BeaconRequest, config: Any) -> Any:
         raise BeaconError("body", "is nested too deeply") from None
 
 
-def _rate_window(request: BeaconRequest, key: str, config: Any) -> ratelimit.Window | None:
-    """This client's rate-limit counter (write key + address), or None when the limit is off."""
-    limit = int(config["BITCORE_TRACK_RATE_LIMIT"])
-    if limit <= 0:
-        return None
-    window = int(config["BITCORE_TRACK_RATE_WINDOW"])
-    return ratelimit.window_for(f"{key}|{request.remote_addr}", limit, window)
+def _rules(endpoint: Endpoint) -> BeaconRules:
+    return rules_from_config(endpoint.config, endpoint.client().universe)
 
 
-class RateLimited(Exception):
-    """The client is over its rate limit: 429, retry after ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limited, retry after {retry_after} s")
-        self.retry_after = retry_after
-
-
-Parse = Callable[[BeaconRules, float], list[Beacon]]
-
-
-def _accept(request: BeaconRequest, key: str, app: Flask, parse: Parse) -> WriteResult:
-    """Validate with ``parse(rules, now)``, then count and write in one round trip: the tail of both
-    routes. Returns what was written. A request refused as invalid is counted too, so a
-    flood of bad ones is slowed (``RateLimited`` once over the limit)."""
-    client: BitCore = app.extensions["bitcore"]
-    counter = _rate_window(request, key, app.config)
-    try:
-        beacons = _checked(app, parse)
-    except BeaconError:
-        if counter is not None:
-            verdict = ratelimit.hit(client.redis, counter)
-            if not verdict.allowed:
-                raise RateLimited(verdict.retry_after) from None
-        raise
-    try:
-        result = write_beacons(client, beacons, counter, budget=budget_for(key, app.config))
-    except bulk.WriteRefused as refused:
-        raise OverBudget(refused, app.config) from None
-    if not result.allowed:
-        raise RateLimited(counter.retry_after if counter else 1)
-    return result
-
-
-def _checked(app: Flask, parse: Parse) -> list[Beacon]:
-    """The request's beacons, checked by ``parse`` against the app's rules, as of now."""
-    client: BitCore = app.extensions["bitcore"]
-    return parse(rules_from_config(app.config, client.universe), time.time())
+def _accept(request: BeaconRequest, key: str, endpoint: Endpoint, parse: Parse) -> WriteResult:
+    """Check with ``parse``, count and write (``bitcore.tracking.write.accept``): the tail of
+    both routes. The rate limit counts per write key and client address."""
+    limits = limits_from_config(endpoint.config)
+    client = endpoint.client()
+    return accept(client, _rules(endpoint), parse, key, request.remote_addr, limits)
 
 
 def internal_error() -> Answer:
     """The answer to a bug, once it is logged: a JSON 500 that says nothing of the cause."""
     return _refusal("internal error", None, 500)
+
+
+def not_found() -> Answer:
+    """A path under ``/track`` that is no beacon route."""
+    return _refusal("no such tracking route", None, 404)
+
+
+def method_not_allowed(allowed: tuple[str, ...]) -> Answer:
+    """A beacon route asked with another method: 405, with the ones it takes in ``Allow``."""
+    refusal = _refusal("method not allowed", None, 405)
+    refusal.headers.append(("Allow", ", ".join(allowed)))
+    return refusal

@@ -5,16 +5,19 @@ the write would make Redis allocate (per request, and per write key and rate win
 the registry of event names, and the new names per write key and window, all checked atomically
 before anything is written. The window counters are per write key, whatever the address: an
 attacker with many addresses and the site's public key shares one budget.
+
+The limits come as plain values (``Limits``), read from the settings by the dashboard; the
+settings' names are only quoted in the refusals, so a client can tell which one refused it.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import NamedTuple
 
 from bitcore import bulk
-from dashboard import ratelimit
+from bitcore.tracking import ratelimit
 
 #: Each limit of a beacon write's budget: its status, the setting that sets it, the field to
 #: blame and what it counts. The window ones are per write key (any address) and rate window.
@@ -46,11 +49,23 @@ _BUDGET_LIMITS = {
 }
 
 
+class Limits(NamedTuple):
+    """What a write key may cost (each setting's value; 0 turns a limit off): requests per key
+    and address, and the write budget, in rate windows of ``window`` seconds."""
+
+    rate_limit: int  # BITCORE_TRACK_RATE_LIMIT: requests per write key + address and window
+    max_write_bytes: int  # BITCORE_TRACK_MAX_WRITE_BYTES
+    window_write_bytes: int  # BITCORE_TRACK_WINDOW_WRITE_BYTES
+    max_event_names: int  # BITCORE_TRACK_MAX_EVENT_NAMES
+    max_new_names: int  # BITCORE_TRACK_MAX_NEW_NAMES
+    window: int  # BITCORE_TRACK_RATE_WINDOW
+
+
 class OverBudget(Exception):
     """A write over its budget (``bulk.WriteRefused``), as the refusal the client gets:
     ``retry_after`` is set for the window limits (seconds until the window turns over)."""
 
-    def __init__(self, refused: bulk.WriteRefused, config: Any) -> None:
+    def __init__(self, refused: bulk.WriteRefused, window: int) -> None:
         self.status, self.setting, self.field, what = _BUDGET_LIMITS[refused.limit]
         self.message = (
             f"refused, nothing written: this request would bring {what} to {refused.amount}, "
@@ -58,26 +73,23 @@ class OverBudget(Exception):
         )
         self.retry_after: int | None = None
         if self.status == 429:
-            window = int(config["BITCORE_TRACK_RATE_WINDOW"])
             self.retry_after = ratelimit.window_for("", refused.allowed, window).retry_after
         super().__init__(self.message)
 
 
-def budget_for(key: str, config: Any, now: float | None = None) -> bulk.Budget:
+def budget_for(key: str, limits: Limits, now: float | None = None) -> bulk.Budget:
     """The budget of a write with write key ``key`` at ``now``: the window counters are per
-    write key and rate window. A setting of 0 turns its limit off."""
-    window = int(config["BITCORE_TRACK_RATE_WINDOW"])
-    index = int((time.time() if now is None else now) // window)
-    limits = (int(config[setting]) for setting in _BUDGET_SETTINGS)
-    return _budget(key, index, window, *limits)
-
-
-_BUDGET_SETTINGS = (
-    "BITCORE_TRACK_MAX_WRITE_BYTES",
-    "BITCORE_TRACK_WINDOW_WRITE_BYTES",
-    "BITCORE_TRACK_MAX_EVENT_NAMES",
-    "BITCORE_TRACK_MAX_NEW_NAMES",
-)
+    write key and rate window. A limit of 0 is off."""
+    index = int((time.time() if now is None else now) // limits.window)
+    return _budget(
+        key,
+        index,
+        limits.window,
+        limits.max_write_bytes,
+        limits.window_write_bytes,
+        limits.max_event_names,
+        limits.max_new_names,
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -7,18 +7,23 @@ bulk writer, with the client's rate-limit window as the write's quota. A single 
 script call (count, check, write: one round trip); a batch is a check-and-count call, then one
 ``MULTI``/``EXEC``. Either way Redis applies a request as one unit, and a key of the wrong type
 or a rate limit reached writes nothing.
+
+``accept`` is a request's whole way in, after its write key is known: check, count, write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bitcore import BitCore, bulk
 from bitcore.planning import Plan
-from dashboard.beacon_schema import Beacon
-from dashboard.ratelimit import Window
+from bitcore.tracking import ratelimit
+from bitcore.tracking.budget import Limits, OverBudget, budget_for
+from bitcore.tracking.ratelimit import Window
+from bitcore.tracking.schema import Beacon, BeaconError, BeaconRules
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,50 @@ def write_beacons(
     if not client.write_plan(plan, quota, budget):
         return WriteResult(0, False)
     return WriteResult(len(beacons), True, sum(beacon.clamped for beacon in beacons))
+
+
+class RateLimited(Exception):
+    """The client is over its rate limit: 429, retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited, retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+#: Checks a request's payload against the rules, as of a moment (unix seconds): its beacons.
+Parse = Callable[[BeaconRules, float], list[Beacon]]
+
+
+def accept(
+    client: BitCore,
+    rules: BeaconRules,
+    parse: Parse,
+    key: str,
+    address: str | None,
+    limits: Limits,
+) -> WriteResult:
+    """Check a request with ``parse(rules, now)``, then count it against the rate limit of
+    ``key`` + ``address`` and write it within ``key``'s budget, in one round trip. Returns what
+    was written. A request refused as invalid (``BeaconError``) is counted too, so a flood of bad
+    ones is slowed (``RateLimited`` once over the limit); one over its budget raises
+    ``OverBudget`` and writes nothing."""
+    counter = (
+        ratelimit.window_for(f"{key}|{address}", limits.rate_limit, limits.window)
+        if limits.rate_limit > 0
+        else None
+    )
+    try:
+        beacons = parse(rules, time.time())
+    except BeaconError:
+        if counter is not None:
+            verdict = ratelimit.hit(client.redis, counter)
+            if not verdict.allowed:
+                raise RateLimited(verdict.retry_after) from None
+        raise
+    try:
+        result = write_beacons(client, beacons, counter, budget=budget_for(key, limits))
+    except bulk.WriteRefused as refused:
+        raise OverBudget(refused, limits.window) from None
+    if not result.allowed:
+        raise RateLimited(counter.retry_after if counter else 1)
+    return result

@@ -1,5 +1,5 @@
-"""The two ways into the tracking endpoint, the WSGI shortcut and the blueprint's views, answer
-alike, and the shortcut really does keep Flask out of a beacon's way."""
+"""The one door into the tracking endpoint: the WSGI app mounted at ``/track`` by ``create_app``
+answers every request under it, the same way each time, and keeps Flask out of a beacon's way."""
 
 from __future__ import annotations
 
@@ -11,25 +11,18 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from test_tracking import ORIGIN
+from test_tracking import make_app as tracking_app
 
-from dashboard import beacon_intake, create_app, ratelimit
+from bitcore.tracking import ratelimit
+from dashboard.tracking import intake
 
 KEY = "door-key"
-ORIGIN = "https://shop.example"
 
 
-def make_app(redis_url: str, shortcut: bool, **overrides: Any) -> Flask:
-    config: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "REDIS_URL": redis_url,
-        "BITCORE_TRACK_KEYS": KEY,
-        "BITCORE_TRACK_ORIGINS": ORIGIN,
-        "BITCORE_TRACK_RATE_LIMIT": 3,
-        "BITCORE_TRACK_SHORTCUT": shortcut,
-        **overrides,
-    }
-    return create_app(config)
+def make_app(redis_url: str, **overrides: Any) -> Flask:
+    """``test_tracking``'s app, with one write key and a rate limit of 3."""
+    return tracking_app(redis_url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT=3, **overrides)
 
 
 #: (method, path, keyword arguments of the test client's ``open``): good, bad and odd requests.
@@ -64,43 +57,41 @@ def answers(app: Flask) -> list[tuple[int, dict[str, str], bytes]]:
     return seen
 
 
-def test_both_doors_answer_byte_for_byte_alike(
+def test_the_same_requests_get_the_same_answers_byte_for_byte(
     redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same requests (rate limit of 3 included: the last ones are 429) in two fresh windows,
-    at the same moment of the window: ``Retry-After`` counts the seconds left in it."""
+    at the same moment of the window (``Retry-After`` counts the seconds left in it), to two
+    apps: nothing of an answer depends on the app instance or on what came before."""
     moment = time.time()
     fixed = functools.partial(ratelimit.window_for, now=moment)
     monkeypatch.setattr(ratelimit, "window_for", fixed)
-    through_shortcut = answers(make_app(redis_url, shortcut=True))
+    first = answers(make_app(redis_url))
     redis_client.flushdb()
-    through_flask = answers(make_app(redis_url, shortcut=False))
-    assert through_shortcut == through_flask
-    statuses = [status for status, _, _ in through_shortcut]
+    second = answers(make_app(redis_url))
+    assert first == second
+    statuses = [status for status, _, _ in first]
     assert statuses == [200, 400, 403, 400, 200, 403, 204, 429, 429, 429]
 
 
-@pytest.mark.parametrize("shortcut", [True, False])
-def test_flask_hooks_see_beacons_only_without_the_shortcut(
-    redis_url: str, redis_client: redis.Redis, shortcut: bool
-) -> None:
-    app = make_app(redis_url, shortcut)
+def test_flask_hooks_never_see_beacons(redis_url: str, redis_client: redis.Redis) -> None:
+    app = make_app(redis_url)
     seen: list[str] = []
     app.before_request(lambda: seen.append("hook") and None)
     client = app.test_client()
     answer = client.post("/track", json={"event": "play", "uid": 1}, headers={"X-Bitcore-Key": KEY})
     assert answer.status_code == 200
-    assert seen == ([] if shortcut else ["hook"])
+    assert seen == []
     assert client.get("/healthz").status_code == 200  # everything else still goes through Flask
-    assert seen == (["hook"] if shortcut else ["hook", "hook"])
+    assert seen == ["hook"]
 
 
-@pytest.mark.parametrize("shortcut", [True, False])
-def test_other_methods_get_flask_answers(
-    redis_url: str, redis_client: redis.Redis, shortcut: bool
-) -> None:
-    client = make_app(redis_url, shortcut).test_client()
+def test_other_methods_and_paths_are_refused(redis_url: str, redis_client: redis.Redis) -> None:
+    client = make_app(redis_url).test_client()
     assert client.get("/track").status_code == 405
+    assert client.get("/track").headers["Allow"] == "POST, OPTIONS"
+    assert client.get("/track/nope").status_code == 404
+    assert client.post("/track/").status_code == 404
     assert client.put("/track/p.gif").status_code == 405
     head = client.head("/track/p.gif", query_string={"e": "mail", "u": "3", "k": KEY})
     assert head.status_code == 200
@@ -111,20 +102,36 @@ def test_other_methods_get_flask_answers(
     assert redis_client.dbsize() == 0  # ...but a HEAD marks nothing
 
 
-@pytest.mark.parametrize("shortcut", [True, False])
 def test_a_bug_is_logged_and_answered_500_without_a_traceback(
     redis_url: str,
     redis_client: redis.Redis,
-    shortcut: bool,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*_args: Any) -> Any:
         raise RuntimeError("a bug, secret detail")
 
-    monkeypatch.setattr(beacon_intake, "_answer", broken)
-    app = make_app(redis_url, shortcut, TESTING=False)
+    monkeypatch.setattr(intake, "_answer", broken)
+    app = make_app(redis_url, TESTING=False)
     answer = app.test_client().post("/track", json={"event": "play", "uid": 1})
     assert answer.status_code == 500
     assert b"secret detail" not in answer.data
     assert "secret detail" in caplog.text
+
+
+def test_behind_a_proxy_the_rate_limit_counts_each_real_client(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """``ProxyFix`` runs before the mount: two clients behind one proxy (one ``REMOTE_ADDR``) get
+    a rate limit each, from ``X-Forwarded-For``."""
+    client = make_app(redis_url, BITCORE_PROXIES=1).test_client()
+
+    def beacon(address: str) -> int:
+        return client.post(
+            "/track",
+            json={"event": "play", "uid": 1},
+            headers={"X-Bitcore-Key": KEY, "X-Forwarded-For": address},
+        ).status_code
+
+    assert [beacon("203.0.113.1") for _ in range(4)] == [200, 200, 200, 429]
+    assert beacon("203.0.113.2") == 200
