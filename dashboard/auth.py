@@ -1,8 +1,9 @@
 """Who may see the dashboard: session login when users are configured, else localhost only.
 
-Enforced app-wide in one ``before_request`` hook with an allow-list (the login page, static files,
-``/healthz`` and the public ``tracking`` blueprint), so a new blueprint is protected without a
-decorator.
+Enforced app-wide in one ``before_request`` hook with an allow-list (the login page, static files
+and ``/healthz``), so a new blueprint is protected without a decorator. The tracking endpoint is
+public too, but Flask never sees it: it is its own WSGI app, mounted at ``/track`` in
+``create_app``, gated by write keys.
 
 Login attempts are rate-limited per client address (``BITCORE_LOGIN_RATE_LIMIT`` per
 ``BITCORE_LOGIN_RATE_WINDOW`` seconds, counted in Redis so the limit holds across gunicorn
@@ -59,8 +60,6 @@ bp = Blueprint("auth", __name__)
 
 #: Endpoints anyone may reach, logged in or not.
 PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "health.healthz"})
-#: Blueprints whose every route is public (the tracking beacon has its own write keys).
-PUBLIC_BLUEPRINTS = frozenset({"tracking"})
 #: Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 
@@ -195,7 +194,7 @@ def auth_context() -> dict[str, Any]:
 def require_login() -> ResponseReturnValue | None:
     """Let public endpoints through; otherwise ask for a login, or (no users) refuse non-local
     clients."""
-    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     configured = users()
     if not configured:

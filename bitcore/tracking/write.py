@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bitcore import BitCore, bulk
+from bitcore import bulk
+from bitcore.client import BitCore
 from bitcore.planning import Plan
 from bitcore.tracking import ratelimit
 from bitcore.tracking.budget import Limits, OverBudget, budget_for
