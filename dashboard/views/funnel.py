@@ -19,8 +19,8 @@ from werkzeug.datastructures import MultiDict
 from bitcore import funnel, periods
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.choices import selection_choices
-from dashboard.funnel_form import (
+from dashboard.forms.choices import selection_choices
+from dashboard.forms.funnel import (
     DEFAULT_KIND,
     DEFAULT_TREND,
     DEFAULT_WINDOW,
