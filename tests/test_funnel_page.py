@@ -296,7 +296,7 @@ def test_login_is_required_when_users_are_configured(
 
 
 def test_sparkline_is_scaled_to_its_highest_value() -> None:
-    from dashboard.views.funnel import sparkline
+    from dashboard.presenters.funnel import sparkline
 
     line = sparkline([0.0, None, 5.0, 10.0], width=104, height=24)
     assert line["top"] == 10.0
