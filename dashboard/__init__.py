@@ -10,23 +10,11 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bitcore import demo
-from dashboard import (
-    auth,
-    cleanup_views,
-    cli,
-    cohort_views,
-    errors,
-    funnel_views,
-    health_views,
-    page_views,
-    security,
-    segment_views,
-    store,
-    tracking,
-)
+from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
-from dashboard.form_json import FormRequest
+from dashboard.forms.json_body import FormRequest
+from dashboard.views import cleanup, cohort, funnel, health, pages, segments
 
 _HERE = Path(__file__).resolve().parent
 
@@ -49,7 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=_asset_dir("static"),
         instance_relative_config=True,
     )
-    # A JSON body is a form's fields or a 400 (dashboard/form_json.py).
+    # A JSON body is a form's fields or a 400 (dashboard/forms/json_body.py).
     app.request_class = FormRequest
     app.config.from_mapping(config_module.from_environ())
     if config:
@@ -57,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("INSTANCE_PATH"):
         app.instance_path = str(app.config["INSTANCE_PATH"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    cleanup_settings = cleanup_views.settings(app)  # a bad setting stops the start, named
+    cleanup_settings = cleanup.settings(app)  # a bad setting stops the start, named
     security.init_app(app)  # first: headers, and cross-site links held before any Redis work
     auth.init_app(app)  # refuses to start without a strong SECRET_KEY under gunicorn
     csrf.init_app(app)
@@ -65,20 +53,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.context_processor(_embedded_context)
 
-    app.register_blueprint(health_views.bp)  # /healthz
+    app.register_blueprint(health.bp)  # /healthz
     app.register_blueprint(auth.bp)  # /login, /logout
-    app.register_blueprint(page_views.bp)  # /, /event/<name>
-    app.register_blueprint(segment_views.bp)  # /segments...
-    app.register_blueprint(funnel_views.bp)  # /funnel
-    app.register_blueprint(cohort_views.bp)  # /cohort
-    app.register_blueprint(cleanup_views.bp)  # /system
+    app.register_blueprint(pages.bp)  # /, /event/<name>
+    app.register_blueprint(segments.bp)  # /segments...
+    app.register_blueprint(funnel.bp)  # /funnel
+    app.register_blueprint(cohort.bp)  # /cohort
+    app.register_blueprint(cleanup.bp)  # /system
 
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
     app.cli.add_command(cli.hash_password_command)  # ... hash-password
     app.cli.add_command(cli.stop_redis_command)  # ... stop-redis
-    app.cli.add_command(cleanup_views.cleanup_command)  # ... cleanup
+    app.cli.add_command(cleanup.cleanup_command)  # ... cleanup
 
-    cleanup_views.start_scheduler(app, cleanup_settings)
+    cleanup.start_scheduler(app, cleanup_settings)
     # /track is its own WSGI app in front of Flask (dashboard/tracking/): beacons skip Flask.
     beacons = tracking.TrackingApp(app.config, lambda: app.extensions["bitcore"], app.logger)
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {tracking.PREFIX: beacons})  # type: ignore[method-assign]

@@ -79,7 +79,7 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # the cohort and funnel pickers offer while typing (any registered name is still accepted)
     ("BITCORE_OVERVIEW_PAGE_SIZE", "BITCORE_OVERVIEW_PAGE_SIZE", int, 50),
     ("BITCORE_PICKER_NAMES", "BITCORE_PICKER_NAMES", int, 200),
-    # Cleanup of temporary bit-op keys (dashboard/cleanup_views.py, bitcore/cleanup.py).
+    # Cleanup of temporary bit-op keys (dashboard/views/cleanup.py, bitcore/cleanup.py).
     ("BITCORE_CLEANUP_ENABLED", "BITCORE_CLEANUP_ENABLED", _bool, None),  # unset: on
     ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds
     ("BITCORE_CLEANUP_MAX_IDLE", "BITCORE_CLEANUP_MAX_IDLE", int, 86400),  # idle seconds (no TTL)

@@ -17,7 +17,7 @@ from flask import Flask
 from bitcore import cleanup as job
 from bitcore.keys import KeyLayout
 from dashboard import create_app
-from dashboard.cleanup_views import CleanupScheduler
+from dashboard.views.cleanup import CleanupScheduler
 
 LAYOUT = KeyLayout()
 IDLE_KEY = LAYOUT.bitop_key("AND", ["trackist_a_2024-5", "trackist_b_2024-5"])

@@ -1,10 +1,10 @@
-"""Chart geometry (``dashboard.charts``): where the points of the SVG lines go."""
+"""Chart geometry (``dashboard.presenters.charts``): where the points of the SVG lines go."""
 
 from __future__ import annotations
 
 import pytest
 
-from dashboard import charts
+from dashboard.presenters import charts
 
 
 def parse(points: str) -> list[tuple[float, float]]:

@@ -19,8 +19,8 @@ from werkzeug.datastructures import MultiDict
 import bitcore
 from bitcore import periods
 from bitcore.segments import SegmentStore
-from dashboard import choices
-from dashboard.funnel_form import edited_args, parse_start
+from dashboard.forms import choices
+from dashboard.forms.funnel import edited_args, parse_start
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_segment_deleted_after_the_form_was_filled_is_a_400(
         SegmentStore(bc).delete("gone")
         return offered
 
-    monkeypatch.setattr("dashboard.funnel_views.selection_choices", offer_then_delete)
+    monkeypatch.setattr("dashboard.views.funnel.selection_choices", offer_then_delete)
     response = client.get("/funnel", query_string=query("event:signup", "segment:gone"))
     assert response.status_code == 400
     assert "gone" in response.get_data(as_text=True)
@@ -296,7 +296,7 @@ def test_login_is_required_when_users_are_configured(
 
 
 def test_sparkline_is_scaled_to_its_highest_value() -> None:
-    from dashboard.funnel_views import sparkline
+    from dashboard.presenters.funnel import sparkline
 
     line = sparkline([0.0, None, 5.0, 10.0], width=104, height=24)
     assert line["top"] == 10.0

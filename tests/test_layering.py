@@ -66,7 +66,8 @@ ROOT = LIBRARY.parent
 
 def test_the_import_contracts_hold() -> None:
     """``lint-imports`` (import-linter) checks the layers of ``pyproject.toml``: bitcore is one
-    stack with no import loops, and never imports flask, wtforms, werkzeug or the dashboard."""
+    stack with no import loops, and never imports flask, wtforms, werkzeug or the dashboard; the
+    dashboard is layered too (entry points and pages over forms and presenters over plumbing)."""
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run(
         [str(lint), "--no-cache", "--config", str(ROOT / "pyproject.toml")],

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 import bitcore
 from bitcore.segments import SegmentStore
 from dashboard import create_app
-from dashboard.choices import selection_choices
+from dashboard.forms.choices import selection_choices
 
 WHEN = datetime(2025, 1, 8, 12)
 

@@ -2,7 +2,7 @@
 
 bitmapist renders with mako templates; these build the same markup with plain strings and
 ``html.escape`` (every label and value that reaches the page is escaped). The dashboard's own view
-of a cohort table (what each cell shows, its colour) is ``dashboard/cohort_view_model.py``.
+of a cohort table (what each cell shows, its colour) is ``dashboard/presenters/cohort.py``.
 """
 
 from __future__ import annotations

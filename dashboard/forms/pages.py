@@ -7,7 +7,7 @@ from wtforms import DateField, SearchField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from bitcore.validation import MAX_UUID
-from dashboard.fields import WholeNumberField
+from dashboard.forms.fields import WholeNumberField
 
 #: No page number past this is meaningful (a million events at 50 a page would need 20,000).
 MAX_PAGE = 1_000_000

@@ -17,8 +17,9 @@ from flask.typing import ResponseReturnValue
 
 from bitcore import BitCore, event_names
 from bitcore import overview as report
-from dashboard import charts, negotiation, store
-from dashboard.page_form import OverviewFilterForm, UserLookupForm
+from dashboard import negotiation, store
+from dashboard.forms.pages import OverviewFilterForm, UserLookupForm
+from dashboard.presenters import charts
 
 bp = Blueprint("pages", __name__)
 

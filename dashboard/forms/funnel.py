@@ -17,8 +17,8 @@ from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import funnel, periods
 from bitcore.selections import Selection
-from dashboard.choices import known_token
-from dashboard.fields import WholeNumberField
+from dashboard.forms.choices import known_token
+from dashboard.forms.fields import WholeNumberField
 
 KIND_CHOICES = [
     SelectChoice("hour", "Hour"),

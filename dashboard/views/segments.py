@@ -25,7 +25,7 @@ from bitcore.segments import (
 )
 from bitcore.segments.store import Segment
 from dashboard import negotiation, store
-from dashboard.segment_form import DeleteForm, PreviewForm, SegmentForm
+from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
 
 bp = Blueprint("segments", __name__)
 

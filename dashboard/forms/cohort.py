@@ -4,9 +4,9 @@ date).
 
 A plain WTForms ``Form`` read from the query string: the report is a GET, so its URL is shareable
 and there is nothing for CSRF to protect. Selections are text inputs backed by a ``<datalist>`` of
-a bounded number of events and every segment (``dashboard.choices``), searchable by typing without
-JavaScript; a value must name a registered event or a saved segment, offered or not (a bare event
-name such as ``active`` is read as ``event:active``).
+a bounded number of events and every segment (``dashboard.forms.choices``), searchable by typing
+without JavaScript; a value must name a registered event or a saved segment, offered or not (a bare
+event name such as ``active`` is read as ``event:active``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from bitcore.cohort import TIME_GROUPS
-from dashboard.choices import known_token
-from dashboard.fields import WholeNumberField
+from dashboard.forms.choices import known_token
+from dashboard.forms.fields import WholeNumberField
 
 TIME_GROUP_CHOICES = [SelectChoice(g, g.title()) for g in TIME_GROUPS]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]

@@ -1,6 +1,6 @@
 """The cohort page and its twins: ``/cohort`` (HTML heatmap), ``/cohort.json`` and ``/cohort.csv``.
 
-All three render one ``CohortView`` (``dashboard.cohort_view_model.cohort_view``), so a download is
+All three render one ``CohortView`` (``dashboard.presenters.cohort.cohort_view``), so a download is
 exactly what the page shows, for the same query string. The view only reads the form, calls
 ``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP 400), a
 table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
@@ -17,9 +17,9 @@ from flask.typing import ResponseReturnValue
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.choices import selection_choices
-from dashboard.cohort_form import CohortForm
-from dashboard.cohort_view_model import CohortView, cohort_view, view_csv, view_json
+from dashboard.forms.choices import selection_choices
+from dashboard.forms.cohort import CohortForm
+from dashboard.presenters.cohort import CohortView, cohort_view, view_csv, view_json
 
 bp = Blueprint("cohort", __name__)
 SELECTIONS = ("select1", "select1b", "select2", "select2b")

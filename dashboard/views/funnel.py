@@ -1,6 +1,6 @@
 """The funnel page and its twins: ``/funnel`` (HTML), ``/funnel.json`` and ``/funnel.csv``.
 
-All three come from the same rows (``funnel_rows`` / ``trend_rows``), so an export is exactly
+All three come from the same rows (``dashboard.presenters.funnel``), so an export is exactly
 what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders.
 """
 
@@ -19,8 +19,8 @@ from werkzeug.datastructures import MultiDict
 from bitcore import funnel, periods
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.choices import selection_choices
-from dashboard.funnel_form import (
+from dashboard.forms.choices import selection_choices
+from dashboard.forms.funnel import (
     DEFAULT_KIND,
     DEFAULT_TREND,
     DEFAULT_WINDOW,
@@ -31,84 +31,16 @@ from dashboard.funnel_form import (
     normalise_steps,
     step_values,
 )
+from dashboard.presenters.funnel import (
+    FUNNEL_COLUMNS,
+    funnel_rows,
+    percent,
+    sparkline,
+    trend_columns,
+    trend_rows,
+)
 
 bp = Blueprint("funnel", __name__)
-
-FUNNEL_COLUMNS = [
-    "step",
-    "name",
-    "token",
-    "users",
-    "pct_of_step_1",
-    "pct_of_previous",
-    "drop_off",
-    "drop_off_pct",
-]
-
-
-def percent(rate: float | None) -> float | None:
-    """A rate as the percentage the page prints (one decimal), or ``None`` when there is no base."""
-    return None if rate is None else round(rate * 100, 1)
-
-
-def funnel_rows(report: funnel.Funnel) -> list[dict[str, Any]]:
-    """One dict per step, the columns of the table, the CSV and the JSON alike."""
-    rows = []
-    for step in report.steps:
-        previous = step.count + step.drop_off
-        rows.append(
-            {
-                "step": step.position,
-                "name": step.label,
-                "token": step.token,
-                "users": step.count,
-                "pct_of_step_1": percent(step.of_first),
-                "pct_of_previous": percent(step.of_previous),
-                "drop_off": step.drop_off,
-                "drop_off_pct": percent(step.drop_off / previous) if previous else None,
-            }
-        )
-    return rows
-
-
-def trend_columns(steps: int) -> list[str]:
-    return ["start", "end", *[f"step_{n}" for n in range(1, steps + 1)], "conversion_pct"]
-
-
-def trend_rows(trend: funnel.FunnelTrend) -> list[dict[str, Any]]:
-    """One dict per start period, oldest first: step counts and overall conversion."""
-    rows = []
-    for report in trend.funnels:
-        row: dict[str, Any] = {
-            "start": periods.label(report.start),
-            "end": periods.label(report.end),
-        }
-        for step in report.steps:
-            row[f"step_{step.position}"] = step.count
-        row["conversion_pct"] = percent(report.conversion)
-        rows.append(row)
-    return rows
-
-
-def sparkline(values: list[float | None], width: int = 120, height: int = 28) -> dict[str, Any]:
-    """Points of a small SVG line: 0 % at the bottom, the highest value at the top (2 px margins).
-
-    Conversions are often a few percent; on a 0..100 % scale the line would be flat.
-    """
-    step = (width - 4) / max(len(values) - 1, 1)
-    top = max((v for v in values if v is not None), default=0.0) or 100.0
-    points = [
-        (round(2 + i * step, 1), round(2 + (height - 4) * (1 - v / top), 1))
-        for i, v in enumerate(values)
-        if v is not None
-    ]
-    return {
-        "width": width,
-        "height": height,
-        "top": top,
-        "points": " ".join(f"{x},{y}" for x, y in points),
-        "dots": points,
-    }
 
 
 def _with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
