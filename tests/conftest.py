@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from browser_support import browser, page  # noqa: F401 - shared fixtures, tests/browser_support.py
 
 import bitcore
 from bitcore import embedded, systems

@@ -16,17 +16,18 @@ PASSWORD = "correct horse battery staple"
 USERS = f"alice:{generate_password_hash(PASSWORD, method='pbkdf2:sha256:1000')}"
 
 
-def make_app(redis_url: str, tmp_path: Path, **config: Any) -> Flask:
-    """A testing app on ``redis_url`` with its instance folder under ``tmp_path``; no users unless
-    given."""
+def make_app(redis_url: str, tmp_path: Path | None = None, **config: Any) -> Flask:
+    """The one way tests build the dashboard: a testing app on ``redis_url``, no users and no demo
+    unless given, its instance folder under ``tmp_path`` (else the session's, see conftest.py)."""
     settings: dict[str, Any] = {
         "TESTING": True,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
         "BITCORE_USERS": "",
         "BITCORE_DEMO": False,
     }
+    if tmp_path is not None:
+        settings["INSTANCE_PATH"] = str(tmp_path / "instance")
     settings.update(config)
     return create_app(settings)
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
-from test_tracking import ORIGIN
-from test_tracking import make_app as tracking_app
+from test_tracking import ORIGIN, tracking_app
 
 from bitcore.tracking import ratelimit
 from dashboard.tracking import intake
@@ -20,7 +19,7 @@ from dashboard.tracking import intake
 KEY = "door-key"
 
 
-def make_app(redis_url: str, **overrides: Any) -> Flask:
+def door_app(redis_url: str, **overrides: Any) -> Flask:
     """``test_tracking``'s app, with one write key and a rate limit of 3."""
     return tracking_app(redis_url, BITCORE_TRACK_KEYS=KEY, BITCORE_TRACK_RATE_LIMIT=3, **overrides)
 
@@ -66,16 +65,16 @@ def test_the_same_requests_get_the_same_answers_byte_for_byte(
     moment = time.time()
     fixed = functools.partial(ratelimit.window_for, now=moment)
     monkeypatch.setattr(ratelimit, "window_for", fixed)
-    first = answers(make_app(redis_url))
+    first = answers(door_app(redis_url))
     redis_client.flushdb()
-    second = answers(make_app(redis_url))
+    second = answers(door_app(redis_url))
     assert first == second
     statuses = [status for status, _, _ in first]
     assert statuses == [200, 400, 403, 400, 200, 403, 204, 429, 429, 429]
 
 
 def test_flask_hooks_never_see_beacons(redis_url: str, redis_client: redis.Redis) -> None:
-    app = make_app(redis_url)
+    app = door_app(redis_url)
     seen: list[str] = []
     app.before_request(lambda: seen.append("hook") and None)
     client = app.test_client()
@@ -87,7 +86,7 @@ def test_flask_hooks_never_see_beacons(redis_url: str, redis_client: redis.Redis
 
 
 def test_other_methods_and_paths_are_refused(redis_url: str, redis_client: redis.Redis) -> None:
-    client = make_app(redis_url).test_client()
+    client = door_app(redis_url).test_client()
     assert client.get("/track").status_code == 405
     assert client.get("/track").headers["Allow"] == "POST, OPTIONS"
     assert client.get("/track/nope").status_code == 404
@@ -112,7 +111,7 @@ def test_a_bug_is_logged_and_answered_500_without_a_traceback(
         raise RuntimeError("a bug, secret detail")
 
     monkeypatch.setattr(intake, "_answer", broken)
-    app = make_app(redis_url, TESTING=False)
+    app = door_app(redis_url, TESTING=False)
     answer = app.test_client().post("/track", json={"event": "play", "uid": 1})
     assert answer.status_code == 500
     assert b"secret detail" not in answer.data
@@ -124,7 +123,7 @@ def test_behind_a_proxy_the_rate_limit_counts_each_real_client(
 ) -> None:
     """``ProxyFix`` runs before the mount: two clients behind one proxy (one ``REMOTE_ADDR``) get
     a rate limit each, from ``X-Forwarded-For``."""
-    client = make_app(redis_url, BITCORE_PROXIES=1).test_client()
+    client = door_app(redis_url, BITCORE_PROXIES=1).test_client()
 
     def beacon(address: str) -> int:
         return client.post(

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from flask.testing import FlaskClient
-from test_segments_web import WHEN, form, make_app
+from test_segments_web import WHEN, form, segments_app
 
 import bitcore
 from bitcore.segments import MAX_DEPTH, MAX_LENGTH
@@ -48,7 +48,7 @@ def bc(redis_client: redis.Redis) -> bitcore.BitCore:
 
 @pytest.fixture
 def client(redis_url: str, bc: bitcore.BitCore) -> Iterator[FlaskClient]:
-    yield make_app(redis_url).test_client()
+    yield segments_app(redis_url).test_client()
 
 
 @pytest.mark.parametrize("expression", HOSTILE)
@@ -108,7 +108,7 @@ def test_a_preview_over_the_memory_limit_answers_422_naming_the_setting(
     redis_url: str, bc: bitcore.BitCore
 ) -> None:
     bc.mark_event("active", HIGH_ID, WHEN)  # every key of this week: 64 KiB
-    client = make_app(redis_url, BITCORE_SEGMENT_MAX_BYTES=1024).test_client()
+    client = segments_app(redis_url, BITCORE_SEGMENT_MAX_BYTES=1024).test_client()
     keys = bc.redis.dbsize()
     query = urlencode({"expression": "~active", "kind": "week", "when": "2025-01-08"})
     answer = client.get(f"/segments/preview.json?{query}")

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import redis
+from dashboard_support import make_app
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bitcore import BitCore, embedded
 from bitcore.tracking.schema import sign_uid
-from dashboard import create_app
 from dashboard.tracking.intake import PIXEL_GIF
 
 KEY = "site-key-1"
@@ -24,23 +24,21 @@ SECRET = "backend-secret"
 HEADERS = {"X-Bitcore-Key": KEY}
 
 
-def make_app(redis_url: str, **overrides: Any) -> Flask:
+def tracking_app(redis_url: str, **overrides: Any) -> Flask:
+    """The shared ``make_app`` with two write keys, one allowed origin and no rate limit."""
     config: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "REDIS_URL": redis_url,
         "BITCORE_TRACK_KEYS": f"{KEY}, other-key",
         "BITCORE_TRACK_ORIGINS": ORIGIN,
         "BITCORE_TRACK_RATE_LIMIT": 0,
         "BITCORE_TRACK_MAX_BODY": 64 * 1024,
     }
     config.update(overrides)
-    return create_app(config)
+    return make_app(redis_url, **config)
 
 
 @pytest.fixture
 def client(redis_url: str, redis_client: redis.Redis) -> Iterator[FlaskClient]:
-    yield make_app(redis_url).test_client()
+    yield tracking_app(redis_url).test_client()
 
 
 def keyspace(r: redis.Redis) -> dict[bytes, bytes]:
@@ -128,7 +126,7 @@ def test_ts_outside_the_window_is_kept_at_its_edge_and_counted(
 def test_flags_within_what_the_server_allows(
     redis_url: str, redis_client: redis.Redis, bc: BitCore
 ) -> None:
-    app = make_app(redis_url, BITCORE_TRACK_ALLOW_HOURLY=True)
+    app = tracking_app(redis_url, BITCORE_TRACK_ALLOW_HOURLY=True)
     body = {"event": "buy", "uid": 9, "track_hourly": True, "unique": True}
     assert app.test_client().post("/track", json=body, headers=HEADERS).status_code == 200
     assert 9 in bc.HourEvents("buy")
@@ -235,7 +233,7 @@ def test_bad_requests_are_refused_and_write_nothing(
 
 
 def test_app_wide_max_content_length_is_json_413(redis_url: str, redis_client: redis.Redis) -> None:
-    app = make_app(redis_url, MAX_CONTENT_LENGTH=1000)
+    app = tracking_app(redis_url, MAX_CONTENT_LENGTH=1000)
     answer = app.test_client().post(
         "/track", data=json.dumps({"events": [single()] * 100}), headers=HEADERS
     )
@@ -290,7 +288,7 @@ def test_cors_headers_on_answers_and_errors(client: FlaskClient) -> None:
 
 
 def test_wildcard_origin(redis_url: str, redis_client: redis.Redis) -> None:
-    app = make_app(redis_url, BITCORE_TRACK_ORIGINS="*")
+    app = tracking_app(redis_url, BITCORE_TRACK_ORIGINS="*")
     answer = app.test_client().post(
         "/track", json=single(), headers={**HEADERS, "Origin": "https://any.example"}
     )
@@ -340,7 +338,7 @@ def test_bad_pixels_are_refused(
 
 @pytest.fixture
 def signed_client(redis_url: str, redis_client: redis.Redis) -> FlaskClient:
-    return make_app(redis_url, BITCORE_TRACK_HMAC_SECRET=SECRET).test_client()
+    return tracking_app(redis_url, BITCORE_TRACK_HMAC_SECRET=SECRET).test_client()
 
 
 def test_signature_made_as_the_readme_shows(signed_client: FlaskClient, bc: BitCore) -> None:
@@ -396,7 +394,7 @@ def test_signatures_are_ignored_when_not_configured(client: FlaskClient, bc: Bit
 def test_rate_limit_answers_429_with_retry_after(
     redis_url: str, redis_client: redis.Redis, bc: BitCore
 ) -> None:
-    app = make_app(redis_url, BITCORE_TRACK_RATE_LIMIT=3, BITCORE_TRACK_RATE_WINDOW=60)
+    app = tracking_app(redis_url, BITCORE_TRACK_RATE_LIMIT=3, BITCORE_TRACK_RATE_WINDOW=60)
     client = app.test_client()
     statuses = [
         client.post("/track", json=single(uid=uid), headers=HEADERS).status_code for uid in range(5)
@@ -422,7 +420,7 @@ def test_rate_limit_is_shared_between_app_instances(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     """Two apps stand in for two gunicorn workers: the count is in Redis, not in a process."""
-    apps = [make_app(redis_url, BITCORE_TRACK_RATE_LIMIT=2).test_client() for _ in range(2)]
+    apps = [tracking_app(redis_url, BITCORE_TRACK_RATE_LIMIT=2).test_client() for _ in range(2)]
     statuses = [c.post("/track", json=single(), headers=HEADERS).status_code for c in apps * 2]
     assert statuses == [200, 200, 429, 429]
 
@@ -433,7 +431,7 @@ def test_rate_limit_is_shared_between_app_instances(
 @pytest.mark.parametrize("rate_limit", [0, 100])
 def test_redis_down_is_503_with_retry_after(rate_limit: int) -> None:
     nobody = f"redis://127.0.0.1:{embedded.free_port()}/0"
-    client = make_app(nobody, BITCORE_TRACK_RATE_LIMIT=rate_limit).test_client()
+    client = tracking_app(nobody, BITCORE_TRACK_RATE_LIMIT=rate_limit).test_client()
     for answer in (
         client.post("/track", json=single(), headers=HEADERS),
         client.get(f"/track/p.gif?e=ok&u=1&k={KEY}"),
@@ -451,7 +449,7 @@ def test_tracking_needs_no_login_and_no_csrf_token(
     redis_url: str, redis_client: redis.Redis, bc: BitCore, users: str
 ) -> None:
     """From a non-local address, with or without dashboard users: beacons need only their key."""
-    app = make_app(redis_url, BITCORE_USERS=users, WTF_CSRF_ENABLED=True)
+    app = tracking_app(redis_url, BITCORE_USERS=users, WTF_CSRF_ENABLED=True)
     client = app.test_client()
     remote = {"REMOTE_ADDR": "203.0.113.9"}
     assert client.get("/", environ_base=remote).status_code in {302, 401, 403}

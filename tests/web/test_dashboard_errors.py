@@ -50,11 +50,6 @@ def test_healthz_reports_the_round_trip(
     assert body["status"] == "ok" and 0 < body["redis_ms"] < 1000
 
 
-@pytest.fixture
-def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
-    return make_app(redis_url, tmp_path)
-
-
 def test_404_page_and_json(app: Flask) -> None:
     client = app.test_client()
     page = client.get("/no/such/page")

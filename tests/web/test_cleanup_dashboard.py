@@ -12,23 +12,17 @@ from typing import Any
 import click
 import pytest
 import redis
+from dashboard_support import make_app
 from flask import Flask
 
 from bitcore import cleanup as job
 from bitcore.keys import KeyLayout
-from dashboard import create_app
 from dashboard.views.cleanup import CleanupScheduler
 
 LAYOUT = KeyLayout()
 IDLE_KEY = LAYOUT.bitop_key("AND", ["trackist_a_2024-5", "trackist_b_2024-5"])
 FRESH_KEY = LAYOUT.bitop_key("OR", ["trackist_a_2024-5", "trackist_b_2024-5"])
 TTL_KEY = LAYOUT.bitop_key("XOR", ["trackist_a_2024-5", "trackist_b_2024-5"])
-
-
-def make_app(redis_url: str, **overrides: Any) -> Flask:
-    config: dict[str, Any] = {"TESTING": True, "SECRET_KEY": "test", "REDIS_URL": redis_url}
-    config.update(overrides)
-    return create_app(config)
 
 
 @pytest.fixture

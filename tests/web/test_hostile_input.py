@@ -32,7 +32,7 @@ from bitcore import BitCore, embedded
 from bitcore.segments import SegmentStore
 from dashboard import tracking
 
-REPO = str(Path(__file__).resolve().parent.parent)
+REPO = str(Path(__file__).resolve().parents[2])
 HUGE = "x" * 100_000
 #: What goes into every field, one field at a time.
 VALUES: dict[str, str] = {

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from private_redis import fill_up, private_redis, used_memory
 
 # the same app settings
-from test_tracking import HEADERS, KEY, make_app
+from test_tracking import HEADERS, KEY, tracking_app
 
 from bitcore.tracking.schema import DEFAULT_MAX_UID
 
@@ -44,7 +44,7 @@ def r(capped: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def client(capped: str, r: redis.Redis) -> FlaskClient:
-    return make_app(capped).test_client()
+    return tracking_app(capped).test_client()
 
 
 def batch(names: list[str], uid: int) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def test_a_single_beacon_with_every_kind_of_key_fits_the_default_budget(
 ) -> None:
     """The default uid cap is chosen so: month, week, day, hour, unique and universe keys, all
     new, at the highest uid, take 3 MiB of the 8 MiB a request may."""
-    app = make_app(capped, BITCORE_TRACK_ALLOW_HOURLY=True)
+    app = tracking_app(capped, BITCORE_TRACK_ALLOW_HOURLY=True)
     body = {"event": "buy", "uid": DEFAULT_MAX_UID - 1, "track_hourly": True, "unique": True}
     assert app.test_client().post("/track", json=body, headers=HEADERS).status_code == 200
     keys = r.keys("trackist_*")
@@ -91,7 +91,7 @@ def test_a_single_beacon_with_every_kind_of_key_fits_the_default_budget(
 def test_a_write_key_has_a_byte_budget_per_window(capped: str, r: redis.Redis) -> None:
     """Per write key, whatever the address; 429 with Retry-After once over it."""
     per_key = 64 * 1024  # bytes of each new key at this uid
-    app = make_app(capped, BITCORE_TRACK_WINDOW_WRITE_BYTES=10 * per_key)
+    app = tracking_app(capped, BITCORE_TRACK_WINDOW_WRITE_BYTES=10 * per_key)
     client = app.test_client()
     uid = per_key * 8 - 1
     first = client.post("/track", json={"event": "a", "uid": uid}, headers=HEADERS)
@@ -118,7 +118,7 @@ def test_a_write_key_has_a_byte_budget_per_window(capped: str, r: redis.Redis) -
 
 
 def test_registry_cap_refuses_new_names_with_422(capped: str, r: redis.Redis) -> None:
-    client = make_app(capped, BITCORE_TRACK_MAX_EVENT_NAMES=3).test_client()
+    client = tracking_app(capped, BITCORE_TRACK_MAX_EVENT_NAMES=3).test_client()
     assert client.post("/track", json=batch(["a", "b", "c"], 1), headers=HEADERS).status_code == 200
     answer = client.post("/track", json=batch(["a", "d"], 2), headers=HEADERS)
     refusal = assert_refused(answer, 422, "BITCORE_TRACK_MAX_EVENT_NAMES")
@@ -132,7 +132,7 @@ def test_registry_cap_refuses_new_names_with_422(capped: str, r: redis.Redis) ->
 
 
 def test_new_names_per_write_key_and_window(capped: str, r: redis.Redis) -> None:
-    client = make_app(capped, BITCORE_TRACK_MAX_NEW_NAMES=2).test_client()
+    client = tracking_app(capped, BITCORE_TRACK_MAX_NEW_NAMES=2).test_client()
     answer = client.post("/track", json=batch(["a", "b", "c"], 1), headers=HEADERS)
     assert_refused(answer, 429, "BITCORE_TRACK_MAX_NEW_NAMES")
     assert 1 <= int(answer.headers["Retry-After"]) <= 60
@@ -147,7 +147,7 @@ def test_new_names_per_write_key_and_window(capped: str, r: redis.Redis) -> None
 
 
 def test_limits_of_zero_are_off(capped: str, r: redis.Redis) -> None:
-    app = make_app(
+    app = tracking_app(
         capped,
         BITCORE_TRACK_MAX_WRITE_BYTES=0,
         BITCORE_TRACK_WINDOW_WRITE_BYTES=0,
@@ -176,7 +176,7 @@ def test_redis_at_maxmemory_answers_507(
     capped: str, r: redis.Redis, request_args: dict[str, Any]
 ) -> None:
     for rate_limit in (0, 600):  # the rate-limit counter is the script's first write
-        app = make_app(capped, BITCORE_TRACK_RATE_LIMIT=rate_limit)
+        app = tracking_app(capped, BITCORE_TRACK_RATE_LIMIT=rate_limit)
         r.flushall()
         fill_up(r)
         args = {"method": "POST", "headers": HEADERS, **request_args}
@@ -307,7 +307,7 @@ def test_hostile_pixel_queries_are_refused_without_a_500(
 
 @pytest.mark.parametrize("sig", ["\u00e9" * 64, "\u2603", "\\ud800", "\xff" * 64])
 def test_non_ascii_signatures_are_refused_with_403(capped: str, r: redis.Redis, sig: str) -> None:
-    client = make_app(capped, BITCORE_TRACK_HMAC_SECRET="s3cret").test_client()
+    client = tracking_app(capped, BITCORE_TRACK_HMAC_SECRET="s3cret").test_client()
     body = json.dumps({"event": "a", "uid": 1, "sig": sig})
     answer = client.post("/track", data=body, headers=HEADERS, content_type="application/json")
     pixel = client.get("/track/p.gif", query_string={"e": "a", "u": "1", "s": sig, "k": KEY})

@@ -23,7 +23,7 @@ import redis
 
 import bitcore
 
-DRIVER = Path(__file__).with_name("bitmapist_driver.py")
+DRIVER = Path(__file__).parent.parent / "bitmapist_driver.py"
 BITMAPIST = "bitmapist==3.119"
 
 pytestmark = pytest.mark.skipif(

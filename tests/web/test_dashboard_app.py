@@ -172,13 +172,14 @@ time.sleep(5)
 """
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("second", ["SIGTERM", "SIGINT"])
 def test_a_second_signal_does_not_cut_the_embedded_save_short(tmp_path: Path, second: str) -> None:
     marker = tmp_path / "saved"
     script = SECOND_SIGNAL_SCRIPT.replace("{signal}", second)
     done = subprocess.run(
         [sys.executable, "-c", script, str(marker)],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=30,

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from dashboard_support import make_app
 from flask import Flask
 
 from bitcore import BitCore
 from bitcore import overview as report
-
-
-@pytest.fixture
-def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
-    return make_app(redis_url, tmp_path)
 
 
 @pytest.fixture

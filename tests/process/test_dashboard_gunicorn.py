@@ -21,7 +21,7 @@ from process_support import TEST_SECRET_KEY, stop
 from bitcore import embedded
 from dashboard import store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 

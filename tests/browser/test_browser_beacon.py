@@ -152,6 +152,7 @@ def test_events_arrive_after_the_visitor_leaves(
     assert [("text/plain;charset=UTF-8", fetch_mode)] == SEEN_POSTS
 
 
+@pytest.mark.process  # a real gunicorn
 @pytest.mark.parametrize("transport", ["sendBeacon", "fetch keepalive"])
 def test_events_arrive_through_the_production_server(
     browser: Any, gunicorn_app: str, page_server: str, redis_client: redis.Redis, transport: str

@@ -9,26 +9,20 @@ from typing import Any
 
 import pytest
 import redis
+from dashboard_support import make_app
 from flask import Flask
 from flask.testing import FlaskClient
 
 import bitcore
 from bitcore.segments import SegmentStore
-from dashboard import create_app
 from dashboard.forms.choices import selection_choices
 
 WHEN = datetime(2025, 1, 8, 12)
 
 
-def make_app(redis_url: str, **overrides: Any) -> Flask:
-    config: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "REDIS_URL": redis_url,
-        "WTF_CSRF_ENABLED": False,
-    }
-    config.update(overrides)
-    return create_app(config)
+def segments_app(redis_url: str, **overrides: Any) -> Flask:
+    """The shared ``make_app`` with CSRF off, so forms post without a token unless a test asks."""
+    return make_app(redis_url, **{"WTF_CSRF_ENABLED": False, **overrides})
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ def bc(redis_client: redis.Redis) -> bitcore.BitCore:
 
 @pytest.fixture
 def client(redis_url: str, bc: bitcore.BitCore) -> Iterator[FlaskClient]:
-    yield make_app(redis_url).test_client()
+    yield segments_app(redis_url).test_client()
 
 
 def form(**fields: str) -> dict[str, str]:
@@ -234,7 +228,7 @@ def test_selection_token_evaluates_the_segment(bc: bitcore.BitCore) -> None:
 
 
 def test_csrf_refusal_saves_nothing(redis_url: str, bc: bitcore.BitCore) -> None:
-    app = make_app(redis_url, WTF_CSRF_ENABLED=True)
+    app = segments_app(redis_url, WTF_CSRF_ENABLED=True)
     client = app.test_client()
     response = client.post("/segments/new", data=form(name="s", expression="active", save="Save"))
     assert response.status_code == 400

@@ -24,16 +24,6 @@ from dashboard.forms.funnel import edited_args, parse_start
 
 
 @pytest.fixture
-def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
-    return make_app(redis_url, tmp_path)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
 def data(bc: bitcore.BitCore) -> None:
     """10 signups on 2024-05-06, 6 of them create a project (one the next day), 2 invite."""
     d = datetime(2024, 5, 6, 12)
