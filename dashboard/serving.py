@@ -14,14 +14,14 @@ worker serving the same WSGI app:
   ``threads`` threads, through ``a2wsgi``.
 
 The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
-answer exactly the same (``tests/test_serving.py`` compares them).
+answer exactly the same (``tests/process/test_serving.py`` compares them).
 
 No request waits on Redis on the loop. A Redis that hangs (accepts connections, never answers)
 holds the threads of the beacons asking it for one socket timeout (``BITCORE_REDIS_TIMEOUT``),
 and pages go on being served meanwhile; after that timeout the circuit breaker
 (``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``,
 so beacons and pages answer 503 without waiting, then lets one probe through
-(``tests/test_hung_redis.py``).
+(``tests/process/test_hung_redis.py``).
 """
 
 from __future__ import annotations
