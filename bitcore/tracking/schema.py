@@ -46,9 +46,6 @@ class BeaconError(ValueError):
         """The same error for a field further inside the payload (``uid`` -> ``events[3].uid``)."""
         return BeaconError(field, self.detail, self.status)
 
-    def as_json(self) -> dict[str, str]:
-        return {"error": self.message, "field": self.field}
-
 
 @dataclass(frozen=True)
 class BeaconRules:
