@@ -319,3 +319,48 @@ def test_trend_line_is_scaled_to_its_range() -> None:
     assert heights[0] == line.height - 5 and heights[-1] == 5, "14.9 % -> 15.9 % fills the height"
     assert [i for *_, i in line.dots] == [0, 2, 3], "no point where there is no rate"
     assert conversion_line([{"conversion_pct": None}] * 3) is None, "nothing to draw"
+
+
+def links(html: str) -> dict[str, str]:
+    """The report's links by their text (``link to this funnel``, ``JSON``, ``CSV``)."""
+    found = re.findall(r'<a href="(/funnel[^"]*)"[^>]*>([^<]+)</a>', html)
+    return {text: unescape(href) for href, text in found}
+
+
+def test_an_empty_start_gives_links_pinned_to_the_start_shown(
+    client: FlaskClient, data: None
+) -> None:
+    html = client.get("/funnel?steps-0=signup&steps-1=project&start=").get_data(as_text=True)
+    payload = client.get("/funnel.json?steps-0=signup&steps-1=project&start=").get_json()
+    shown = payload["funnel"]["start"]
+    for text in ("link to this funnel", "JSON", "CSV"):
+        assert f"start={shown}" in links(html)[text], text
+    assert payload["funnel"]["in_progress"], "the latest start's window ends today"
+    assert "still in progress" in html
+
+
+def test_a_rolling_funnel_links_to_the_latest_start(client: FlaskClient, data: None) -> None:
+    html = client.get("/funnel", query_string=query(*THREE, rolling="1")).get_data(as_text=True)
+    link = links(html)["link to this funnel"]
+    assert "rolling=1" in link and "start=" not in link
+    payload = client.get("/funnel.json", query_string=query(*THREE, rolling="1")).get_json()
+    assert payload["funnel"]["start"] != "2024-05-06", "rolling ignores the start typed"
+
+
+def test_downloads_are_named_after_the_report(client: FlaskClient, data: None) -> None:
+    table = client.get("/funnel.csv", query_string=query(*THREE))
+    expected = "funnel-signup-project-invite-day-2024-05-05-2024-05-08"
+    assert table.headers["Content-Disposition"] == f'attachment; filename="{expected}.csv"'
+    trend = client.get("/funnel.csv", query_string=query(*THREE, table="trend"))
+    assert f'filename="{expected}-trend.csv"' in trend.headers["Content-Disposition"]
+    html = client.get("/funnel", query_string=query(*THREE)).get_data(as_text=True)
+    assert f'download="{expected}.json"' in html
+
+
+def test_an_all_zero_funnel_says_there_is_nothing_to_draw(
+    client: FlaskClient, data: None
+) -> None:
+    html = client.get("/funnel", query_string=query(*THREE, start="2020-01-01"))
+    text = html.get_data(as_text=True)
+    assert html.status_code == 200
+    assert "funnel-sparkline" not in text and "there is no conversion to draw" in text
