@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -85,25 +86,34 @@ def test_csv_and_json_are_exactly_the_html_table(client: FlaskClient, as_percent
     from_json += [
         [r["cohort"], str(r["size"]), *(c["text"] for c in r["cells"])] for r in table["rows"]
     ]
-    from_json.append(["Average", "", *table["average"]])
+    from_json.append([table["average_label"], "", *(c["text"] for c in table["average"])])
     assert from_json == shown
-    assert shown[0] == ["Cohort", "Size", "0", "1", "2"]
+    assert shown[0] == ["Cohort", "Size", "Day 0", "Day 1", "Day 2"]
     assert shown[1][:2] == ["Mon 06 May 2024", "8"]
     expected = ["25.0%", "37.5%", ""] if as_percent == "1" else ["2", "3", ""]
     assert shown[1][2:] == expected  # of 0..7: 0 and 1 played on day 0; 0, 5, 6 on day 1
+    # the average row is weighted by cohort size: (2 + 2) of (8 + 6) on day 0, not (25 + 33.3) / 2
+    average = table["average"][0]
+    assert (average["count"], average["size"], average["percent"]) == (4, 14, 28.6)
+    assert all(isinstance(c["percent"], float) for c in table["average"][:2]), "numbers, not text"
+    assert table["average_label"] == (
+        "Average, weighted by cohort size" if as_percent == "1" else "All cohorts (total)"
+    )
 
 
 def test_cells_are_a_heatmap_with_exact_counts_in_titles(client: FlaskClient) -> None:
     rows = html_table(client.get(f"/cohort?{QUERY}").get_data(as_text=True))
     text, attrs = rows[1][2]
     assert text == "25.0%"
-    assert attrs["title"] == "2 of 8 users (25.00%)"
-    assert re.fullmatch(
-        r"background-color: hsla\(200, 80%, 40%, 0\.25\); color: #111", attrs["style"]
-    )
-    darker = [a for _, a in rows[2][2:] if a.get("style")]
-    assert darker and all("hsla(200" in a["style"] for a in darker)
-    assert rows[-1][0][0] == "Average"
+    assert attrs["title"] == "2 of 8 users (25.0%)"
+    assert "style" not in attrs and "cohort-base" in attrs["class"], "column 0 is not coloured"
+    # the scale is the largest share after column 0 (3 of 8 = 37.5 %): that cell is the darkest
+    _, darkest = rows[1][3]
+    darkest_style = r"background-color: hsla\(200, 80%, 40%, 0\.85\); color: #fff"
+    assert re.fullmatch(darkest_style, darkest["style"])
+    page = client.get(f"/cohort?{QUERY}").get_data(as_text=True)
+    assert page.count('class="cohort-swatch"') == 5 and "37.5%</span>" in page, "a legend"
+    assert rows[-1][0][0] == "Average, weighted by cohort size"
 
 
 def test_and_selections_and_segments_work_on_the_page(
@@ -122,8 +132,8 @@ def test_and_selections_and_segments_work_on_the_page(
     ("query", "field", "message"),
     [
         ("select1=active", "select2", "Choose an event or segment."),
-        ("select1=nope&select2=play", "select1", "is not a tracked event or saved segment"),
-        ("select1=active&select2=play&select2b=segment:nope", "select2b", "is not a tracked"),
+        ("select1=nope&select2=play", "select1", "Unknown event &#39;nope&#39;"),
+        ("select1=active&select2=play&select2b=segment:nope", "select2b", "Unknown segment"),
         ("select1=active&select2=play&num_results=0", "num_results", "Between 1 and 366"),
         ("select1=active&select2=play&num_results=x", "num_results", "Not a valid integer"),
         ("select1=active&select2=play&num_of_rows=500", "num_of_rows", "Between 0 and 104"),
@@ -142,15 +152,15 @@ def test_invalid_input_re_renders_the_form_with_errors(
     as_json = client.get(f"/cohort.json?{query}")
     assert as_json.status_code == 400
     errors = as_json.get_json()["error"]["fields"]
-    assert any(message in e for e in errors[field]), errors
+    assert any(unescape(message) in e for e in errors[field]), errors
     assert client.get(f"/cohort.csv?{query}").status_code == 400
 
 
 @pytest.mark.parametrize(
     "query",
     [
-        "start_date=0001-01-01&time_group=weeks",
-        "start_date=0001-02-01&time_group=months",
+        "end_date=0001-01-20&time_group=weeks",
+        "end_date=0001-02-01&time_group=months",
         "start_date=9999-12-01&num_of_rows=60",
         "start_date=9999-06-01&time_group=years",
     ],
@@ -165,7 +175,8 @@ def test_a_fresh_form_and_bare_names(client: FlaskClient) -> None:
     fresh = client.get("/cohort")
     assert fresh.status_code == 200
     html = fresh.get_data(as_text=True)
-    assert '<option value="event:active">active</option>' in html and "cohort-table" not in html
+    assert '<option value="active">active</option>' in html and "cohort-table" not in html
+    assert "event:" not in html, "names, not tokens"
     assert client.get("/cohort.csv").status_code == 400
     # bare names are read as events, and a partial URL takes the defaults for the rest
     assert client.get("/cohort?select1=active&select2=event:play").status_code == 200
