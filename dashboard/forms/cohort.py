@@ -101,18 +101,18 @@ class CohortForm(Form):
         "First cohort",
         validators=[Optional()],
         format="%Y-%m-%d",
-        description="the period containing this date; empty: counted back from the last",
+        description="empty: counted back from the last",
     )
     end_date = DateField(
         "Last cohort",
         validators=[Optional()],
         format="%Y-%m-%d",
-        description="empty: today, or counted on from the first",
+        description="empty: today (or counted on from the first)",
     )
     num_results = WholeNumberField(
         "Cohorts (rows)",
         default=31,
-        description="when the first or the last cohort is empty",
+        description="used when a date is empty",
         validators=[InputRequired(), NumberRange(1, MAX_ROWS, "Between %(min)s and %(max)s.")],
     )
     num_of_rows = WholeNumberField(
@@ -122,7 +122,7 @@ class CohortForm(Form):
     )
     rolling = BooleanField(
         "Rolling",
-        description="links end at today whenever they are opened, instead of these dates",
+        description="links always end today, instead of these dates",
         false_values=FALSE_VALUES,
     )
 
