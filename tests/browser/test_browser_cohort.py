@@ -66,3 +66,31 @@ def test_invalid_input_shows_field_errors(page: Any, base_url: str) -> None:
     page.goto(f"{base_url}/cohort?select1=nope&select2=event:login")
     assert "Unknown event 'nope'" in page.locator(".field-error").first.inner_text()
     assert page.locator("#select1").input_value() == "nope"
+
+
+def test_the_form_refuses_too_many_cells_before_submitting(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/cohort")
+    page.fill("#select1", "signup")
+    page.fill("#select2", "login")
+    page.fill("#num_results", "366")
+    page.fill("#num_of_rows", "60")
+    message = "At most 20,000 cells: 366 cohorts x 61 columns is 22,326."
+    assert message in page.inner_text(".cohort-cells")
+    page.get_by_role("button", name="Show cohorts").click()
+    assert page.locator(".cohort-table").count() == 0 and "select1" not in page.url, "not sent"
+    assert message in page.eval_on_selector("#num_of_rows", "el => el.validationMessage")
+    page.fill("#num_of_rows", "50")  # 366 x 51 = 18,666: fine
+    assert "18,666 cells" in page.inner_text(".cohort-cells")
+
+
+def test_show_cohorts_sits_under_the_form_and_stays_put(page: Any, base_url: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{base_url}/cohort")
+    form = page.locator("form.cohort-form").bounding_box()
+    button = page.get_by_role("button", name="Show cohorts").bounding_box()
+    last_fieldset = page.locator(".cohort-form fieldset").last.bounding_box()
+    assert abs(button["x"] - form["x"]) < 2, "at the form's left edge, not floating right"
+    assert button["y"] >= last_fieldset["y"] + last_fieldset["height"], "under the fields"
+    page.goto(f"{base_url}/cohort?select1=nope&select2=login")  # an error next to a field
+    moved = page.get_by_role("button", name="Show cohorts").bounding_box()
+    assert abs(moved["x"] - button["x"]) < 2

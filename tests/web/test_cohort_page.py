@@ -215,3 +215,98 @@ def test_no_keys_left_behind(client: FlaskClient, redis_client: redis.Redis) -> 
     for fmt in ("", ".json", ".csv"):
         assert client.get(f"/cohort{fmt}?{QUERY}&time_group=years").status_code == 200
     assert set(redis_client.keys("*")) == before
+
+
+def links(html: str) -> dict[str, str]:
+    """The report's links by their text (``link to this report``, ``JSON``, ``CSV``)."""
+    found = re.findall(r'<a href="(/cohort[^"]*)"[^>]*>([^<]+)</a>', html)
+    return {text: unescape(href) for href, text in found}
+
+
+def test_a_range_is_the_first_and_the_last_cohort(client: FlaskClient) -> None:
+    weeks = "select1=active&select2=play&time_group=weeks&num_of_rows=1"
+    table = client.get(f"/cohort.json?{weeks}&start_date=2024-05-08&end_date=2024-05-22")
+    rows = table.get_json()["table"]["rows"]
+    # the weeks containing the two dates, both included: W19 (Monday 6 May) to W21
+    assert [r["cohort"] for r in rows] == [
+        "2024-W19 (06 May)",
+        "2024-W20 (13 May)",
+        "2024-W21 (20 May)",
+    ]
+    days = client.get("/cohort.json?select1=active&select2=play&start_date=2024-05-06&num_results=2")
+    assert [r["cohort"] for r in days.get_json()["table"]["rows"]] == [
+        "Mon 06 May 2024",
+        "Tue 07 May 2024",
+    ], "a first cohort and a number of rows"
+    backwards = client.get(f"/cohort?{weeks}&start_date=2024-05-22&end_date=2024-05-08")
+    assert backwards.status_code == 400
+    assert "must not be before the first" in backwards.get_data(as_text=True)
+
+
+def test_links_pin_the_dates_shown(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    html = client.get("/cohort?select1=active&select2=play&num_results=3&start_date=").get_data(
+        as_text=True
+    )
+    today = bc.now().date()
+    first = (today - timedelta(days=2)).isoformat()
+    for text in ("link to this report", "CSV", "JSON"):
+        href = links(html)[text]
+        assert f"start_date={first}" in href and f"end_date={today.isoformat()}" in href, text
+        assert "select1=active" in href, "names, not tokens"
+    assert f'value="{first}"' in html, "the inputs show the dates the table shows"
+    # the pinned link shows the same table tomorrow: its rows do not depend on today
+    pinned = links(html)["JSON"]
+    assert client.get(pinned).get_json() == client.get(pinned).get_json()
+
+
+def test_a_rolling_table_links_to_today(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    bc.mark_many([("active", 1, bc.now()), ("play", 1, bc.now())])
+    query = "select1=active&select2=play&num_results=3&start_date=2024-05-06&rolling=1"
+    html = client.get(f"/cohort?{query}").get_data(as_text=True)
+    href = links(html)["link to this report"]
+    assert "rolling=1" in href and "num_results=3" in href and "start_date" not in href
+    rows = client.get(f"/cohort.json?{query}").get_json()["table"]["rows"]
+    assert rows[-1]["in_progress"] and rows[-1]["cells"][0]["in_progress"], "today is not over"
+    assert not rows[0]["in_progress"]
+    assert "(in progress)" in html
+
+
+def test_a_cohort_in_the_future_says_so_and_offers_no_download(
+    client: FlaskClient, bc: bitcore.BitCore
+) -> None:
+    later = (bc.now().date() + timedelta(days=30)).isoformat()
+    page = client.get(f"/cohort?select1=active&select2=play&start_date={later}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert f"{later} is in the future" in html and "Nobody is in any" not in html
+    assert "Download" not in html and not links(html).get("CSV")
+    assert client.get(f"/cohort.csv?select1=active&select2=play&start_date={later}").status_code == 400
+
+
+def test_downloads_are_named_after_the_report(client: FlaskClient) -> None:
+    query = "select1=active&select2=play&start_date=2024-05-06&end_date=2024-05-08&num_of_rows=1"
+    download = client.get(f"/cohort.csv?{query}")
+    name = "cohort-active-play-day-2024-05-06-2024-05-08"
+    assert download.headers["Content-Disposition"] == f'attachment; filename="{name}.csv"'
+    assert f'download="{name}.json"' in client.get(f"/cohort?{query}").get_data(as_text=True)
+
+
+def test_the_form_states_and_checks_the_cell_limit(client: FlaskClient) -> None:
+    from dashboard.forms.cohort import MAX_CELLS
+
+    html = client.get("/cohort").get_data(as_text=True)
+    assert f'data-max-cells="{MAX_CELLS}"' in html and "At most 20,000 cells" in html
+    answer = client.get(
+        "/cohort.json?select1=active&select2=play&start_date=2023-01-01&end_date=2023-12-31"
+        "&num_of_rows=60"
+    ).get_json()
+    assert answer["error"]["fields"]["num_of_rows"] == [
+        "At most 20,000 cells: 365 cohorts x 61 columns is 22,265. Ask for fewer cohorts or columns."
+    ]
+
+
+def test_retention_curve_and_headers_with_units(client: FlaskClient) -> None:
+    html = client.get(f"/cohort?{QUERY}").get_data(as_text=True)
+    assert "Retention curve" in html and '<svg class="chart"' in html
+    assert "<th scope=\"col\">Day 1</th>" in html
+    assert "active → play, by day</h2>" in " ".join(html.split())
