@@ -37,7 +37,7 @@ def overview() -> ResponseReturnValue:
     query = form.q.data or ""
     result = report.overview(client, today, query, form.page.data or 1, page_size())
     data = {
-        "today": today.isoformat(),
+        "date": today.isoformat(),  # the day counted up to; "today" is always a count of users
         "filter": query,
         "events": [asdict(row) for row in result.events],
         "page": result.page,
@@ -90,7 +90,8 @@ def event(name: str) -> ResponseReturnValue:
     today = report.today_of(client)
     activity = report.event_activity(client, name, today)
     data: dict[str, Any] = asdict(activity)
-    data["today"] = today.isoformat()
+    data["date"] = today.isoformat()
+    data["today"] = activity.daily[-1].count  # users today, as in this event's index.json row
     lookup = UserLookupForm(request.args)
     status = 200
     error = None

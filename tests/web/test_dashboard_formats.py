@@ -105,3 +105,14 @@ def test_a_held_cross_site_link_and_a_refused_login_have_the_one_body(
 def test_the_error_page_shows_the_same_error(app: Flask) -> None:
     page = app.test_client().get("/no/such/page")
     assert page.status_code == 404 and b'<p class="status">404</p>' in page.data
+
+
+def test_today_means_one_thing_in_every_json_twin(app: Flask) -> None:
+    """``date`` is the day a page counts up to; ``today`` is always a count of users."""
+    client = app.test_client()
+    index = client.get("/index.json").get_json()
+    event = client.get("/event/active.json").get_json()
+    assert index["date"] == event["date"] and len(event["date"]) == 10
+    row = next(row for row in index["events"] if row["name"] == "active")
+    assert isinstance(row["today"], int) and event["today"] == row["today"] == 1
+    assert event["today"] == event["daily"][-1]["count"]
