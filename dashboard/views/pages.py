@@ -107,7 +107,10 @@ def event(name: str) -> ResponseReturnValue:
     sizes = {"daily": (1000, 280), "weekly": (520, 260), "monthly": (520, 260)}
     chart_of = {
         kind: charts.line_chart(
-            [p["label"] for p in data[kind]], [p["count"] for p in data[kind]], *sizes[kind]
+            [p["label"] for p in data[kind]],
+            [p["count"] for p in data[kind]],
+            *sizes[kind],
+            in_progress=[p is data[kind][-1] for p in data[kind]],  # the current period
         )
         for kind in sizes
     }
