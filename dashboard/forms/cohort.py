@@ -159,7 +159,10 @@ class CohortForm(Form):
             error.field.errors = [*error.field.errors, str(error)]
             return False
         if not self.rolling.data:  # the inputs show the cohorts the table shows
-            for field, period in ((self.start_date, self.range.first), (self.end_date, self.range.last)):
+            for field, period in (
+                (self.start_date, self.range.first),
+                (self.end_date, self.range.last),
+            ):
                 field.data = _period_date(period)
                 field.raw_data = [field.data.isoformat()]
         return True

@@ -135,9 +135,7 @@ def line_chart(
         width=width,
         height=height,
         points=" ".join(f"{x},{y}" for x, y in coords),
-        dots=[
-            (x, y, labels[i], text(values[i]), flags[i]) for i, (x, y) in enumerate(coords)
-        ],
+        dots=[(x, y, labels[i], text(values[i]), flags[i]) for i, (x, y) in enumerate(coords)],
         y_ticks=[
             (round(top_pad + plot_h - plot_h * value / top, 1), text(value))
             for value in range(0, top + 1, tick)

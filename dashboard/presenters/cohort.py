@@ -122,7 +122,9 @@ def _cell_periods(table: CohortTable, row: int) -> list[periods.Period]:
     return [periods.shift(first, t) for t in range(table.num_of_rows + 1)]
 
 
-def cohort_view(table: CohortTable, as_percent: bool = True, now: datetime | None = None) -> CohortView:
+def cohort_view(
+    table: CohortTable, as_percent: bool = True, now: datetime | None = None
+) -> CohortView:
     """The table as shown: percentages (one decimal) or counts, a heatmap scaled to the columns
     after the first, cells of periods still in progress at ``now`` marked (and left out of the
     weighted average row), and the retention curve of that average."""
@@ -152,7 +154,9 @@ def cohort_view(table: CohortTable, as_percent: bool = True, now: datetime | Non
     unit = UNITS[table.time_group]
     header = [f"{unit} {t}" for t in range(table.num_of_rows + 1)]
     label = "Average, weighted by cohort size" if as_percent else "All cohorts (total)"
-    return CohortView(as_percent, header, rows, average, label, top, legend(top), _curve(header, average))
+    return CohortView(
+        as_percent, header, rows, average, label, top, legend(top), _curve(header, average)
+    )
 
 
 def _average_row(table: CohortTable, counted: list[list[bool]], as_percent: bool) -> list[ViewCell]:

@@ -110,3 +110,17 @@ def test_add_and_remove_work_on_a_fresh_page(page: Any, base_url: str) -> None:
     page.wait_for_function("document.querySelectorAll('input[id^=steps-]').length === 2")
     assert page.locator("#steps-0").input_value() == "signup"
     assert page.locator(".field-error").count() == 0
+
+
+def test_the_parameters_labels_line_up_above_their_controls(page: Any, base_url: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{base_url}/funnel")
+    labels = [
+        page.locator(f'label[for="{name}"]').bounding_box()
+        for name in ("kind", "start", "window", "trend")
+    ]
+    controls = [
+        page.locator(f"#{name}").bounding_box() for name in ("kind", "start", "window", "trend")
+    ]
+    assert max(b["y"] for b in labels) - min(b["y"] for b in labels) < 2, "one line of labels"
+    assert all(c["y"] >= lab["y"] + lab["height"] - 1 for lab, c in zip(labels, controls)), "above"

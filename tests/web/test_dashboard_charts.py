@@ -57,7 +57,9 @@ def test_an_all_zero_chart_has_sane_labels() -> None:
 def test_line_chart_layout() -> None:
     labels = [f"d{i}" for i in range(30)]
     values = [i * 10 for i in range(30)]
-    chart = charts.line_chart(labels, values, width=640, height=220, in_progress=[False] * 29 + [True])
+    chart = charts.line_chart(
+        labels, values, width=640, height=220, in_progress=[False] * 29 + [True]
+    )
     dots = chart.dots
     assert len(dots) == 30 and dots[0][2:] == ("d0", "0", False)
     assert dots[-1][2:] == ("d29", "290", True), "the last period is still in progress"

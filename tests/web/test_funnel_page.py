@@ -357,9 +357,7 @@ def test_downloads_are_named_after_the_report(client: FlaskClient, data: None) -
     assert f'download="{expected}.json"' in html
 
 
-def test_an_all_zero_funnel_says_there_is_nothing_to_draw(
-    client: FlaskClient, data: None
-) -> None:
+def test_an_all_zero_funnel_says_there_is_nothing_to_draw(client: FlaskClient, data: None) -> None:
     html = client.get("/funnel", query_string=query(*THREE, start="2020-01-01"))
     text = html.get_data(as_text=True)
     assert html.status_code == 200
