@@ -8,7 +8,6 @@ table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 import redis

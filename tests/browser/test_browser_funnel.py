@@ -123,4 +123,6 @@ def test_the_parameters_labels_line_up_above_their_controls(page: Any, base_url:
         page.locator(f"#{name}").bounding_box() for name in ("kind", "start", "window", "trend")
     ]
     assert max(b["y"] for b in labels) - min(b["y"] for b in labels) < 2, "one line of labels"
-    assert all(c["y"] >= lab["y"] + lab["height"] - 1 for lab, c in zip(labels, controls)), "above"
+    assert all(
+        c["y"] >= lab["y"] + lab["height"] - 1 for lab, c in zip(labels, controls, strict=True)
+    ), "above"

@@ -305,7 +305,8 @@ def test_the_form_states_and_checks_the_cell_limit(client: FlaskClient) -> None:
         "&num_of_rows=60"
     ).get_json()
     assert answer["error"]["fields"]["num_of_rows"] == [
-        "At most 20,000 cells: 365 cohorts x 61 columns is 22,265. Ask for fewer cohorts or columns."
+        "At most 20,000 cells: 365 cohorts x 61 columns is 22,265. "
+        "Ask for fewer cohorts or columns."
     ]
 
 
