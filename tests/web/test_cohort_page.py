@@ -315,3 +315,18 @@ def test_retention_curve_and_headers_with_units(client: FlaskClient) -> None:
     assert "Retention curve" in html and '<svg class="chart"' in html
     assert '<th scope="col">Day 1</th>' in html
     assert "active → play, by day</h2>" in " ".join(html.split())
+
+
+def test_the_page_weighs_by_cohort_size_and_the_library_keeps_bitmapists_mean() -> None:
+    """A cohort of 100 with 10 % back and one of 10 with 90 % back: the page's average is 17.3 %
+    (19 of 110 users), bitmapist's ``column_averages`` stays the plain mean of the cells, 50 %."""
+    from bitcore.cohort.engine import CohortTable
+    from bitcore.cohort.render import column_averages
+    from dashboard.presenters.cohort import cohort_view
+
+    table = CohortTable(
+        "days", [datetime(2024, 5, 6), datetime(2024, 5, 7)], [100, 10], [[100, 10], [10, 9]], 1
+    )
+    assert column_averages(table.bitmapist_rows(), 1)[1] == 50.0
+    average = cohort_view(table, True, now=datetime(2024, 6, 1)).average[1]
+    assert (average.count, average.size, average.text) == (19, 110, "17.3%")
