@@ -158,11 +158,12 @@ class CohortForm(Form):
         except _RangeError as error:
             error.field.errors = [*error.field.errors, str(error)]
             return False
-        if not self.rolling.data:  # the inputs show the cohorts the table shows
-            for field, period in (
-                (self.start_date, self.range.first),
-                (self.end_date, self.range.last),
-            ):
+        # the inputs show the cohorts the table shows: their number, and their dates unless rolling
+        self.num_results.data = self.range.count
+        self.num_results.raw_data = [str(self.range.count)]
+        if not self.rolling.data:
+            shown = ((self.start_date, self.range.first), (self.end_date, self.range.last))
+            for field, period in shown:
                 field.data = _period_date(period)
                 field.raw_data = [field.data.isoformat()]
         return True

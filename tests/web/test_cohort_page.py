@@ -240,6 +240,9 @@ def test_a_range_is_the_first_and_the_last_cohort(client: FlaskClient) -> None:
         "Mon 06 May 2024",
         "Tue 07 May 2024",
     ], "a first cohort and a number of rows"
+    page = client.get(f"/cohort?{weeks}&start_date=2024-05-08&end_date=2024-05-22&num_results=9")
+    shown = re.search(r'<input [^>]*id="num_results"[^>]*>', page.get_data(as_text=True))
+    assert shown and 'value="3"' in shown.group(0), "the form shows how many cohorts they make"
     backwards = client.get(f"/cohort?{weeks}&start_date=2024-05-22&end_date=2024-05-08")
     assert backwards.status_code == 400
     assert "must not be before the first" in backwards.get_data(as_text=True)
