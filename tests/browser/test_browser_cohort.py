@@ -91,6 +91,15 @@ def test_show_cohorts_sits_under_the_form_and_stays_put(page: Any, base_url: str
     last_fieldset = page.locator(".cohort-form fieldset").last.bounding_box()
     assert abs(button["x"] - form["x"]) < 2, "at the form's left edge, not floating right"
     assert button["y"] >= last_fieldset["y"] + last_fieldset["height"], "under the fields"
+    fieldsets = [
+        box["x"]
+        for box in map(lambda f: f.bounding_box(), page.locator(".cohort-form fieldset").all())
+    ]
     page.goto(f"{base_url}/cohort?select1=nope&select2=login")  # an error next to a field
     moved = page.get_by_role("button", name="Show cohorts").bounding_box()
     assert abs(moved["x"] - button["x"]) < 2
+    after = [
+        box["x"]
+        for box in map(lambda f: f.bounding_box(), page.locator(".cohort-form fieldset").all())
+    ]
+    assert after == fieldsets, "the error wraps in its fieldset: nothing moves sideways"
