@@ -158,14 +158,10 @@ class CohortForm(Form):
         except _RangeError as error:
             error.field.errors = [*error.field.errors, str(error)]
             return False
-        # the inputs show the cohorts the table shows: their number, and their dates unless rolling
+        # the rows input shows how many cohorts the table has (two dates make their own number);
+        # the dates stay as typed, so a changed number of rows still counts from them next time
         self.num_results.data = self.range.count
         self.num_results.raw_data = [str(self.range.count)]
-        if not self.rolling.data:
-            shown = ((self.start_date, self.range.first), (self.end_date, self.range.last))
-            for field, period in shown:
-                field.data = _period_date(period)
-                field.raw_data = [field.data.isoformat()]
         return True
 
     def _cohort_range(self) -> CohortRange:

@@ -258,7 +258,6 @@ def test_links_pin_the_dates_shown(client: FlaskClient, bc: bitcore.BitCore) -> 
         href = links(html)[text]
         assert f"start_date={first}" in href and f"end_date={today.isoformat()}" in href, text
         assert "select1=active" in href, "names, not tokens"
-    assert f'value="{first}"' in html, "the inputs show the dates the table shows"
     # the pinned link shows the same table tomorrow: its rows do not depend on today
     pinned = links(html)["JSON"]
     assert client.get(pinned).get_json() == client.get(pinned).get_json()
