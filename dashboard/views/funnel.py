@@ -1,7 +1,9 @@
 """The funnel page and its twins: ``/funnel`` (HTML), ``/funnel.json`` and ``/funnel.csv``.
 
 All three come from the same rows (``dashboard.presenters.funnel``), so an export is exactly
-what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders.
+what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders. "Add step" and
+"Remove step" re-render the edited form with the funnel of its filled steps still shown; links
+carry the start period shown (``FunnelForm.pinned_query``) unless the funnel is rolling.
 """
 
 from __future__ import annotations
