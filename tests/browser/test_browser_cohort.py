@@ -81,6 +81,13 @@ def test_the_form_refuses_too_many_cells_before_submitting(page: Any, base_url: 
     assert message in page.eval_on_selector("#num_of_rows", "el => el.validationMessage")
     page.fill("#num_of_rows", "50")  # 366 x 51 = 18,666: fine
     assert "18,666 cells" in page.inner_text(".cohort-cells")
+    # two dates make their own number of cohorts, counted as the server counts them
+    page.fill("#start_date", "2023-01-01")
+    page.fill("#end_date", "2023-12-31")
+    page.fill("#num_of_rows", "60")
+    assert "365 cohorts x 61 columns is 22,265." in page.inner_text(".cohort-cells")
+    page.select_option("#time_group", "weeks")  # 2022-W52 .. 2023-W52: 53 weeks
+    assert "53 cohorts x 61 columns = 3,233 cells" in page.inner_text(".cohort-cells")
 
 
 def test_show_cohorts_sits_under_the_form_and_stays_put(page: Any, base_url: str) -> None:
