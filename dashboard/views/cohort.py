@@ -3,9 +3,9 @@
 All three render one ``CohortView`` (``dashboard.presenters.cohort.cohort_view``), so a download is
 exactly what the page shows, for the same query string. The page's links (itself, its downloads)
 carry the first and last cohort it shows (``CohortForm.pinned_query``), unless it is rolling, and
-downloads are named after the report (``dashboard.presenters.exports``). The view only reads the form, calls
-``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP 400), a
-table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
+downloads are named after the report (``dashboard.presenters.exports``). The view only reads the
+form, calls ``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP
+400), a table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
 """
 
 from __future__ import annotations
