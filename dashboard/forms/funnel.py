@@ -11,14 +11,14 @@ import re
 from datetime import date, datetime
 
 from werkzeug.datastructures import MultiDict
-from wtforms import FieldList, Form, SelectField, StringField
+from wtforms import BooleanField, FieldList, Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import funnel, periods
 from bitcore.selections import Selection
-from dashboard.forms.choices import known_token
 from dashboard.forms.fields import WholeNumberField
+from dashboard.forms.selection import checked_token, input_text
 
 KIND_CHOICES = [
     SelectChoice("hour", "Hour"),
@@ -30,6 +30,8 @@ KINDS = {choice.value for choice in KIND_CHOICES}
 DEFAULT_KIND = "day"
 DEFAULT_WINDOW = 7
 DEFAULT_TREND = 8
+#: What a checkbox reads as unticked in a hand-written URL (``rolling=0``).
+FALSE_VALUES = ("", "0", "false", "off", "no")
 #: The id of the ``<datalist>`` every step input offers its names from.
 STEP_CHOICES_ID = "funnel-choices"
 
@@ -75,7 +77,7 @@ def parse_start(kind: periods.Kind, text: str) -> periods.Period:
 def _known_step(form: FunnelForm, field: StringField) -> None:
     """A step names a registered event or a saved segment, offered by the datalist or not."""
     if (field.data or "").strip():
-        field.data = known_token(form.choices, field.data)
+        field.data = checked_token(form.choices, field.data)
 
 
 class FunnelForm(Form):
@@ -95,7 +97,9 @@ class FunnelForm(Form):
         label="Steps",
     )
     kind = SelectField("Period", choices=KIND_CHOICES, default=DEFAULT_KIND)
-    start = StringField("Start period", description="e.g. 2024-05-07, 2025-W01, 2024-05")
+    start = StringField(
+        "Start period", description="e.g. 2024-05-07, 2025-W01, 2024-05; empty: the latest"
+    )
     window = WholeNumberField(
         "Conversion window (periods)",
         default=DEFAULT_WINDOW,
@@ -111,6 +115,12 @@ class FunnelForm(Form):
             InputRequired(),
             NumberRange(1, funnel.MAX_TREND, "Between %(min)s and %(max)s."),
         ],
+    )
+
+    rolling = BooleanField(
+        "Rolling",
+        description="links show the latest start when opened, not this one",
+        false_values=FALSE_VALUES,
     )
 
     choices: list[tuple[str, str]] = []
@@ -142,6 +152,17 @@ class FunnelForm(Form):
 
     def step_tokens(self) -> list[str]:
         return [entry.data for entry in self.steps]
+
+    def pinned_query(self) -> list[tuple[str, str]]:
+        """The query of the report a validated form shows, with its start period written out
+        (a link opened next week shows the same funnel), unless the user asked for a rolling
+        one; steps by the names the inputs show."""
+        pairs = [(f"steps-{i}", input_text(token)) for i, token in enumerate(self.step_tokens())]
+        pairs += [("kind", self.kind.data), ("window", str(self.window.data))]
+        pairs.append(("trend", str(self.trend.data)))
+        if self.rolling.data:
+            return [*pairs, ("rolling", "1")]
+        return [*pairs, ("start", periods.label(self.start_period()))]
 
 
 def default_start(kind: str, window: object, today: datetime) -> str:
@@ -194,6 +215,21 @@ def edited_args(args: MultiDict[str, str]) -> tuple[MultiDict[str, str], str | N
     for index, value in enumerate(steps):
         edited[f"steps-{index}"] = value
     return edited, notice
+
+
+def is_rolling(args: MultiDict[str, str]) -> bool:
+    """Whether the query asks for a rolling funnel: the latest start whenever it is opened."""
+    return args.get("rolling", "").strip().lower() not in FALSE_VALUES
+
+
+def without_empty_steps(args: MultiDict[str, str]) -> MultiDict[str, str]:
+    """The query without its empty steps, renumbered: the funnel an edited form still shows."""
+    kept: MultiDict[str, str] = MultiDict(
+        [(k, v) for k, v in args.items(multi=True) if not _STEP_NAME.match(k)]
+    )
+    for index, value in enumerate(v for v in step_values(args) if v.strip()):
+        kept[f"steps-{index}"] = value
+    return kept
 
 
 def is_edit(args: MultiDict[str, str]) -> bool:

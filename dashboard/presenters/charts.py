@@ -1,36 +1,95 @@
 """Geometry for the server-drawn SVG charts: pure functions from numbers to coordinates.
 
-The templates draw (``templates/_charts.html``); this module only decides where points go, so it is
-tested without a browser.
+The templates draw (``templates/_charts.html``); this module only decides where points go and
+which values the axes name, so it is tested without a browser.
 
 >>> sparkline_points([0, 5, 10], width=100, height=20, pad=0)
 '0.0,20.0 50.0,10.0 100.0,0.0'
+>>> axis(0), axis(3), axis(1_234)
+((1, 1), (3, 1), (1500, 500))
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dashboard.presenters.numbers import count_text
 
-def _scale(
-    values: Sequence[float], width: float, height: float, pad: float
-) -> list[tuple[float, float]]:
-    top = max(values, default=0) or 1
+
+@dataclass(frozen=True)
+class Sparkline:
+    """A small line: its ``points`` (an SVG polyline), one dot per known value ``(x, y,
+    index)``, and the values at its bottom (``low``) and top (``high``) edges."""
+
+    width: float
+    height: float
+    points: str
+    dots: list[tuple[float, float, int]]
+    low: float
+    high: float
+
+
+def sparkline(
+    values: Sequence[float | None],
+    width: float = 120,
+    height: float = 24,
+    pad: float = 2,
+    *,
+    floor: float | None = 0.0,
+    empty_top: float = 1.0,
+) -> Sparkline:
+    """Lay out ``values`` left to right, oldest first; ``None`` is a gap (no point there).
+
+    ``floor`` is the value at the bottom edge (0: counts); ``None`` scales the line to its data
+    range instead, so a conversion going from 14.9 % to 15.9 % fills the height. The top edge is
+    the largest value, or ``empty_top`` above the floor when every value sits on it (an
+    all-zero series is a flat line at the bottom); a flat series scaled to its range is a line
+    across the middle of a range ``empty_top`` wide (at the bottom when it is 0).
+    """
+    known = [v for v in values if v is not None]
+    if floor is None:
+        low, high = min(known, default=0.0), max(known, default=0.0)
+        if high == low:  # flat: across the middle, or at the bottom when it is 0
+            low = max(low - empty_top / 2, min(low, 0.0))
+            high = low + empty_top
+    else:
+        low = floor
+        high = max(known, default=floor)
+        if high <= low:
+            high = low + empty_top
     step = (width - 2 * pad) / max(len(values) - 1, 1)
     inner = height - 2 * pad
-    return [
-        (round(pad + i * step, 1), round(pad + inner - inner * v / top, 1))
+    dots = [
+        (round(pad + i * step, 1), round(pad + inner - inner * (v - low) / (high - low), 1), i)
         for i, v in enumerate(values)
+        if v is not None
     ]
+    points = " ".join(f"{x},{y}" for x, y, _ in dots)
+    return Sparkline(width, height, points, dots, low, high)
 
 
 def sparkline_points(
     values: Sequence[float], width: float = 120, height: float = 24, pad: float = 2
 ) -> str:
-    """The ``points`` of an SVG polyline for ``values``: first value at the left, zero at the
-    bottom, the largest value at the top (an all-zero series is a flat line at the bottom)."""
-    return " ".join(f"{x},{y}" for x, y in _scale(values, width, height, pad))
+    """The ``points`` of a zero-based :func:`sparkline` (the overview's trend lines)."""
+    return sparkline(values, width, height, pad).points
+
+
+def axis(largest: float, ticks: int = 4) -> tuple[int, int]:
+    """``(top, step)`` of a zero-based axis of whole numbers showing ``largest``: the step is
+    1, 2 or 5 x 10^n, at most ``ticks`` steps reach the top, and no two labels are equal (an
+    all-zero series gets 0 and 1, not "0, 0, 0, 1, 1")."""
+    if largest <= 0:
+        return 1, 1
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if math.ceil(largest / step) <= ticks:
+                return step * math.ceil(largest / step), step
+        magnitude *= 10
 
 
 @dataclass(frozen=True)
@@ -41,49 +100,45 @@ class LineChart:
     width: int
     height: int
     points: str
-    dots: list[tuple[float, float, str, int]]  # x, y, label, value: one per point, for tooltips
-    y_ticks: list[tuple[float, int]]  # y, value
+    #: x, y, label, value as text, and whether its period is still in progress: one per point
+    dots: list[tuple[float, float, str, str, bool]]
+    y_ticks: list[tuple[float, str]]  # y, label
     x_labels: list[tuple[float, str]]  # x, label
     left: int
     bottom: int
 
 
-def nice_top(value: int) -> int:
-    """A round number at or above ``value`` for the y axis (1, 2, 5 x 10^n)."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
-
-
 def line_chart(
     labels: Sequence[str],
-    values: Sequence[int],
+    values: Sequence[float],
     width: int = 640,
     height: int = 220,
     max_labels: int = 8,
+    *,
+    text: Callable[[float], str] = count_text,
+    in_progress: Sequence[bool] = (),
 ) -> LineChart:
-    """Lay out a line chart of ``values`` (one per label) with a zero-based, rounded y axis."""
+    """Lay out a line chart of ``values`` (one per label) with a zero-based axis of round,
+    distinct labels (``axis``); ``text`` writes a value, ``in_progress`` flags the points whose
+    period is not over yet (drawn hollow)."""
     left, right, top_pad, bottom = 56, 40, 10, 28
     plot_w, plot_h = width - left - right, height - top_pad - bottom
-    top = nice_top(max(values, default=0))
+    top, tick = axis(max(values, default=0))
     step = plot_w / max(len(values) - 1, 1)
     coords = [
         (round(left + i * step, 1), round(top_pad + plot_h - plot_h * v / top, 1))
         for i, v in enumerate(values)
     ]
     every = max(1, -(-len(labels) // max_labels))
+    flags = list(in_progress) + [False] * (len(values) - len(in_progress))
     return LineChart(
         width=width,
         height=height,
         points=" ".join(f"{x},{y}" for x, y in coords),
-        dots=[(x, y, labels[i], values[i]) for i, (x, y) in enumerate(coords)],
+        dots=[(x, y, labels[i], text(values[i]), flags[i]) for i, (x, y) in enumerate(coords)],
         y_ticks=[
-            (round(top_pad + plot_h - plot_h * f, 1), round(top * f))
-            for f in (0, 0.25, 0.5, 0.75, 1)
+            (round(top_pad + plot_h - plot_h * value / top, 1), text(value))
+            for value in range(0, top + 1, tick)
         ],
         x_labels=[(coords[i][0], labels[i]) for i in range(0, len(labels), every)],
         left=left,

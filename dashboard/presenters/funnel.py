@@ -1,4 +1,4 @@
-"""The funnel page's view model: the rows of its table, trend and exports, and its sparkline.
+"""The funnel page's view model: the rows of its table, trend and exports, and its trend line.
 
 The HTML table, ``/funnel.json`` and ``/funnel.csv`` all come from these rows, so an export is
 exactly what is shown.
@@ -6,9 +6,11 @@ exactly what is shown.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bitcore import funnel, periods
+from dashboard.presenters.charts import Sparkline, sparkline
 
 FUNNEL_COLUMNS = [
     "step",
@@ -40,19 +42,30 @@ def funnel_rows(report: funnel.Funnel) -> list[dict[str, Any]]:
                 "users": step.count,
                 "pct_of_step_1": percent(step.of_first),
                 "pct_of_previous": percent(step.of_previous),
-                "drop_off": step.drop_off,
-                "drop_off_pct": percent(step.drop_off / previous) if previous else None,
+                # step 1 has no step before it: no drop-off (the page's "—"), not 0
+                "drop_off": step.drop_off if step.position > 1 else None,
+                "drop_off_pct": (
+                    percent(step.drop_off / previous) if previous and step.position > 1 else None
+                ),
             }
         )
     return rows
 
 
 def trend_columns(steps: int) -> list[str]:
-    return ["start", "end", *[f"step_{n}" for n in range(1, steps + 1)], "conversion_pct"]
+    steps_ = [f"step_{n}" for n in range(1, steps + 1)]
+    return ["start", "end", *steps_, "conversion_pct", "in_progress"]
 
 
-def trend_rows(trend: funnel.FunnelTrend) -> list[dict[str, Any]]:
-    """One dict per start period, oldest first: step counts and overall conversion."""
+def in_progress(report: funnel.Funnel, now: datetime) -> bool:
+    """Whether the window of ``report`` ends in the current period or later: its counts can
+    still grow, so the page marks it."""
+    return report.end >= periods.period_of(report.kind, now)
+
+
+def trend_rows(trend: funnel.FunnelTrend, now: datetime) -> list[dict[str, Any]]:
+    """One dict per start period, oldest first: step counts, overall conversion, and whether its
+    window is still open at ``now``."""
     rows = []
     for report in trend.funnels:
         row: dict[str, Any] = {
@@ -62,26 +75,16 @@ def trend_rows(trend: funnel.FunnelTrend) -> list[dict[str, Any]]:
         for step in report.steps:
             row[f"step_{step.position}"] = step.count
         row["conversion_pct"] = percent(report.conversion)
+        row["in_progress"] = in_progress(report, now)
         rows.append(row)
     return rows
 
 
-def sparkline(values: list[float | None], width: int = 120, height: int = 28) -> dict[str, Any]:
-    """Points of a small SVG line: 0 % at the bottom, the highest value at the top (2 px margins).
-
-    Conversions are often a few percent; on a 0..100 % scale the line would be flat.
-    """
-    step = (width - 4) / max(len(values) - 1, 1)
-    top = max((v for v in values if v is not None), default=0.0) or 100.0
-    points = [
-        (round(2 + i * step, 1), round(2 + (height - 4) * (1 - v / top), 1))
-        for i, v in enumerate(values)
-        if v is not None
-    ]
-    return {
-        "width": width,
-        "height": height,
-        "top": top,
-        "points": " ".join(f"{x},{y}" for x, y in points),
-        "dots": points,
-    }
+def conversion_line(rows: list[dict[str, Any]]) -> Sparkline | None:
+    """The trend's overall conversion as a line scaled to its range (a change from 14.9 % to
+    15.9 % fills the height), or ``None`` when no start period had anyone at step 1: nothing to
+    draw, the page says so instead."""
+    values = [row["conversion_pct"] for row in rows]
+    if all(value is None for value in values):
+        return None
+    return sparkline(values, width=240, height=56, pad=5, floor=None, empty_top=1.0)

@@ -1,14 +1,16 @@
 """The cohort page and its twins: ``/cohort`` (HTML heatmap), ``/cohort.json`` and ``/cohort.csv``.
 
 All three render one ``CohortView`` (``dashboard.presenters.cohort.cohort_view``), so a download is
-exactly what the page shows, for the same query string. The view only reads the form, calls
-``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP 400), a
-table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
+exactly what the page shows, for the same query string. The page's links (itself, its downloads)
+carry the first and last cohort it shows (``CohortForm.pinned_query``), unless it is rolling, and
+downloads are named after the report (``dashboard.presenters.exports``). The view only reads the
+form, calls ``bitcore.cohort`` and renders; bad input re-renders the form with field errors (HTTP
+400), a table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 503.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from urllib.parse import urlencode
 
 import redis
 from flask import Blueprint, Response, request, url_for
@@ -18,13 +20,32 @@ from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
-from dashboard.forms.cohort import CohortForm
+from dashboard.forms.cohort import MAX_CELLS, CohortForm
+from dashboard.forms.selection import input_text
+from dashboard.presenters import numbers
 from dashboard.presenters.cohort import CohortView, cohort_view, view_csv, view_json
+from dashboard.presenters.exports import download_name
 
 bp = Blueprint("cohort", __name__)
 SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
 DEFAULTS = {"time_group": "days", "as_percent": "1", "num_results": "31", "num_of_rows": "12"}
+
+
+def _links(form: CohortForm) -> dict[str, str]:
+    """The page, JSON and CSV of the table shown, its dates pinned unless it is rolling, and the
+    name its downloads get."""
+    query = urlencode([(k, v) for k, v in form.pinned_query() if v])
+    assert form.range is not None
+    names = [input_text(getattr(form, f).data) for f in SELECTIONS]
+    first, last = form.range.first, form.range.last
+    name = download_name("cohort", *[n for n in names if n], first.kind, first, last)
+    return {
+        "html": f"{url_for('cohort.cohort_page')}?{query}",
+        "json": f"{url_for('cohort.cohort_json')}?{query}",
+        "csv": f"{url_for('cohort.cohort_csv')}?{query}",
+        "name": name,
+    }
 
 
 def _respond(
@@ -43,32 +64,31 @@ def _respond(
             error = negotiation.form_error(
                 status, form.errors, None if form.errors else "Fill in the form to get a table."
             )
-    query: dict[str, Any] = request.args.to_dict(flat=False)
-    urls = {
-        "json": url_for("cohort.cohort_json", **query),
-        "csv": url_for("cohort.cohort_csv", **query),
-    }
+    links = _links(form) if view is not None else None
     data = {"table": view_json(view) if view else None}
     return negotiation.page(
         "cohort.html",
         data,
         status,
         error=error,
-        csv=lambda: _csv(view),
+        csv=lambda: _csv(view, links),
         form=form,
         view=view,
         message=message,
-        urls=urls,
+        urls=links,
+        numbers=numbers,
+        input_text=input_text,
+        max_cells=MAX_CELLS,
     )
 
 
-def _csv(view: CohortView | None) -> Response:
-    if view is None:
+def _csv(view: CohortView | None, links: dict[str, str] | None) -> Response:
+    if view is None or links is None:
         return negotiation.nothing_to_download()
     return Response(
         view_csv(view),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="cohort.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{links["name"]}.csv"'},
     )
 
 
@@ -84,7 +104,8 @@ def _report() -> ResponseReturnValue:
             args[name] = (
                 default  # a hand-written URL (?select1=a&select2=b) means the defaults for the rest
             )
-    form = CohortForm(args, choices=choices)
+    now = client.now()
+    form = CohortForm(args, choices=choices, today=now.date())
     if "select1" not in request.args and "select2" not in request.args:
         # a fresh form: nothing asked yet (its JSON and CSV twins have no table to give)
         return _respond(form, 200 if negotiation.requested_format(FORMATS) == "html" else 400)
@@ -103,7 +124,7 @@ def _report() -> ResponseReturnValue:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:
         return _respond(form, 503, message=f"Redis could not compute the table: {error}")
-    return _respond(form, 200, view=cohort_view(table, form.percent))
+    return _respond(form, 200, view=cohort_view(table, form.percent, now))
 
 
 @bp.route("/cohort.csv", endpoint="cohort_csv")

@@ -1,7 +1,9 @@
 """The funnel page and its twins: ``/funnel`` (HTML), ``/funnel.json`` and ``/funnel.csv``.
 
 All three come from the same rows (``dashboard.presenters.funnel``), so an export is exactly
-what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders.
+what is shown. The view only reads the form, calls ``bitcore.funnel`` and renders. "Add step" and
+"Remove step" re-render the edited form with the funnel of its filled steps still shown; links
+carry the start period shown (``FunnelForm.pinned_query``) unless the funnel is rolling.
 """
 
 from __future__ import annotations
@@ -28,14 +30,20 @@ from dashboard.forms.funnel import (
     default_start,
     edited_args,
     is_edit,
+    is_rolling,
     normalise_steps,
     step_values,
+    without_empty_steps,
 )
+from dashboard.forms.selection import input_text
+from dashboard.presenters import numbers
+from dashboard.presenters.exports import download_name
 from dashboard.presenters.funnel import (
     FUNNEL_COLUMNS,
+    conversion_line,
     funnel_rows,
+    in_progress,
     percent,
-    sparkline,
     trend_columns,
     trend_rows,
 )
@@ -44,7 +52,8 @@ bp = Blueprint("funnel", __name__)
 
 
 def _with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
-    """A partial URL (``?steps-0=a&steps-1=b``) means the defaults for the rest."""
+    """A partial URL (``?steps-0=a&steps-1=b``) means the defaults for the rest; an empty start,
+    or a rolling funnel, starts at the latest start whose window ends now."""
     filled = normalise_steps(args)
     for name, value in (
         ("kind", DEFAULT_KIND),
@@ -53,7 +62,7 @@ def _with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
     ):
         if not filled.get(name):
             filled[name] = str(value)
-    if not filled.get("start", "").strip():
+    if not filled.get("start", "").strip() or is_rolling(filled):
         window = filled.get("window", "")
         size = int(window) if window.isdigit() else DEFAULT_WINDOW
         filled["start"] = default_start(filled["kind"], size, store.client().now())
@@ -82,14 +91,16 @@ def _csv(columns: list[str], rows: list[dict[str, Any]], filename: str) -> Respo
     )
 
 
-def _share_urls(args: MultiDict[str, str]) -> dict[str, str]:
-    pairs = [(k, v) for k, v in args.items(multi=True) if k not in {"add", "remove", "table"}]
+def _share_urls(form: FunnelForm, name: str) -> dict[str, str]:
+    """Links to the report shown, its start pinned unless it is rolling (``pinned_query``)."""
+    pairs = form.pinned_query()
     query = urlencode(pairs)
     return {
         "html": f"{url_for('funnel.funnel_page')}?{query}",
         "json": f"{url_for('funnel.funnel_json')}?{query}",
         "csv": f"{url_for('funnel.funnel_csv')}?{query}",
         "trend_csv": f"{url_for('funnel.funnel_csv')}?{urlencode([*pairs, ('table', 'trend')])}",
+        "json_name": f"{name}.json",
     }
 
 
@@ -118,24 +129,15 @@ def _respond(
         csv=lambda: csv or negotiation.nothing_to_download(),
         form=form,
         limits=funnel,
+        numbers=numbers,
+        input_text=input_text,
         **data,
     )
 
 
-def _report() -> ResponseReturnValue:
+def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
+    """The report of a validated form: its status and what the page, JSON and CSV show."""
     client = store.client()
-    choices = selection_choices(client, step_values(request.args))
-    args = request.args
-    notice = None
-    if is_edit(args):
-        args, notice = edited_args(args)
-        form = _form(args, choices)
-        return _respond(form, 200, notice=notice, urls=_share_urls(args))
-    form = _form(args, choices)
-    if not any(k.startswith("steps-") for k in args):
-        return _respond(form, 200, urls=None)  # a fresh form: nothing asked yet
-    if not form.validate():
-        return _respond(form, 400, urls=None)
     try:
         trend = funnel.funnel_trend(
             client,
@@ -147,36 +149,61 @@ def _report() -> ResponseReturnValue:
         )
     except ReportTooCostly as error:
         message = report_limits.too_costly_message(error)
-        limit = report_limits.SETTING
-        return _respond(form, report_limits.STATUS, message=message, limit=limit, urls=None)
+        return report_limits.STATUS, {"message": message, "limit": report_limits.SETTING}
     except (funnel.FunnelError, LookupError, ValueError) as error:
-        return _respond(form, 400, message=str(error), urls=None)
+        return 400, {"message": str(error)}
     except redis.RedisError as error:
-        return _respond(form, 503, message=f"Redis is unavailable: {error}", urls=None)
+        return 503, {"message": f"Redis is unavailable: {error}"}
+    now = client.now()
     report = trend.funnels[-1]
-    rows, trend_table = funnel_rows(report), trend_rows(trend)
+    rows, trend_table = funnel_rows(report), trend_rows(trend, now)
+    first = trend.funnels[0]
+    names = [input_text(token) for token in form.step_tokens()]
+    name = download_name("funnel", *names, report.kind, first.start, report.end)
     if request.args.get("table") == "trend":
-        download = _csv(trend_columns(len(report.steps)), trend_table, "funnel-trend.csv")
+        download = _csv(trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv")
     else:
-        download = _csv(FUNNEL_COLUMNS, rows, "funnel.csv")
+        download = _csv(FUNNEL_COLUMNS, rows, f"{name}.csv")
     summary = {
         "kind": report.kind,
         "start": periods.label(report.start),
         "end": periods.label(report.end),
         "window": report.window,
+        "in_progress": in_progress(report, now),
         "conversion_pct": percent(report.conversion),
         "steps": rows,
     }
-    line = sparkline([row["conversion_pct"] for row in trend_table])
-    return _respond(
-        form,
-        200,
-        csv=download,
-        funnel=summary,
-        trend=trend_table,
-        sparkline=line,
-        urls=_share_urls(args),
-    )
+    return 200, {
+        "csv": download,
+        "funnel": summary,
+        "trend": trend_table,
+        "line": conversion_line(trend_table),
+        "urls": _share_urls(form, name),
+    }
+
+
+def _report() -> ResponseReturnValue:
+    client = store.client()
+    choices = selection_choices(client, step_values(request.args))
+    args = request.args
+    if is_edit(args):
+        # "Add step" / "Remove step": the edited form, and the funnel of its filled steps still
+        # shown when they make a valid one (an added step is empty until it is filled in)
+        args, notice = edited_args(args)
+        form = _form(args, choices)
+        filled = _form(without_empty_steps(args), choices)
+        if len(step_values(without_empty_steps(args))) >= funnel.MIN_STEPS and filled.validate():
+            status, shown = _run(filled)
+            if status == 200:
+                return _respond(form, 200, notice=notice, **shown)
+        return _respond(form, 200, notice=notice, urls=None)
+    form = _form(args, choices)
+    if not any(k.startswith("steps-") for k in args):
+        return _respond(form, 200, urls=None)  # a fresh form: nothing asked yet
+    if not form.validate():
+        return _respond(form, 400, urls=None)
+    status, shown = _run(form)
+    return _respond(form, status, **({"urls": None} | shown))
 
 
 @bp.route("/funnel.csv", endpoint="funnel_csv")

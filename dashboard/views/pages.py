@@ -37,7 +37,7 @@ def overview() -> ResponseReturnValue:
     query = form.q.data or ""
     result = report.overview(client, today, query, form.page.data or 1, page_size())
     data = {
-        "today": today.isoformat(),
+        "date": today.isoformat(),  # the day counted up to; "today" is always a count of users
         "filter": query,
         "events": [asdict(row) for row in result.events],
         "page": result.page,
@@ -90,7 +90,8 @@ def event(name: str) -> ResponseReturnValue:
     today = report.today_of(client)
     activity = report.event_activity(client, name, today)
     data: dict[str, Any] = asdict(activity)
-    data["today"] = today.isoformat()
+    data["date"] = today.isoformat()
+    data["today"] = activity.daily[-1].count  # users today, as in this event's index.json row
     lookup = UserLookupForm(request.args)
     status = 200
     error = None
@@ -106,7 +107,10 @@ def event(name: str) -> ResponseReturnValue:
     sizes = {"daily": (1000, 280), "weekly": (520, 260), "monthly": (520, 260)}
     chart_of = {
         kind: charts.line_chart(
-            [p["label"] for p in data[kind]], [p["count"] for p in data[kind]], *sizes[kind]
+            [p["label"] for p in data[kind]],
+            [p["count"] for p in data[kind]],
+            *sizes[kind],
+            in_progress=[p is data[kind][-1] for p in data[kind]],  # the current period
         )
         for kind in sizes
     }

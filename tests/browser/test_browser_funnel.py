@@ -43,15 +43,18 @@ def test_build_a_three_step_funnel(page: Any, base_url: str, redis_client: redis
     page.goto(f"{base_url}/funnel")
     # the steps are text inputs offering names from a datalist; the value is what is typed
     assert page.locator("#steps-0").get_attribute("list") == "funnel-choices"
-    assert page.locator('#funnel-choices option[value="event:signup"]').count() == 1
-    page.fill("#steps-0", "event:signup")
-    page.fill("#steps-1", "event:project")
+    # offered by name, as a person writes it
+    assert page.locator('#funnel-choices option[value="signup"]').count() == 1
+    page.fill("#steps-0", "signup")
+    page.fill("#steps-1", "project")
     page.get_by_role("button", name="Add step").click()
 
-    # the re-rendered form kept what was entered and has a third, empty step
-    assert page.locator("#steps-0").input_value() == "event:signup"
-    assert page.locator("#steps-1").input_value() == "event:project"
-    page.fill("#steps-2", "event:invite")
+    # the re-rendered form kept what was entered and has a third, empty step; the funnel of the
+    # two filled ones is shown meanwhile
+    assert page.locator("#steps-0").input_value() == "signup"
+    assert page.locator("#steps-1").input_value() == "project"
+    page.wait_for_selector(".funnel-report")
+    page.fill("#steps-2", "invite")
     page.fill("#start", "2024-05-06")
     page.fill("#window", "2")
     page.fill("#trend", "3")
@@ -59,7 +62,7 @@ def test_build_a_three_step_funnel(page: Any, base_url: str, redis_client: redis
 
     page.wait_for_selector(".funnel-report")
     assert counts(page) == ["10", "5", "1"]
-    assert "steps-2=event%3Ainvite" in page.url  # a GET: the URL is the report
+    assert "steps-2=invite" in page.url  # a GET: the URL is the report
     widths = [
         box["width"]
         for box in (b.bounding_box() for b in page.locator(".funnel-bar-fill").all())
@@ -81,7 +84,8 @@ def test_build_a_three_step_funnel(page: Any, base_url: str, redis_client: redis
     # remove the middle step: the funnel becomes signup -> invite
     page.get_by_role("button", name="Remove step 2").click()
     assert page.locator("input[id^=steps-]").count() == 2
-    assert page.locator("#steps-1").input_value() == "event:invite"
+    assert page.locator("#steps-1").input_value() == "invite"
+    assert counts(page) == ["10", "2"], "the edited funnel is shown at once"
     page.get_by_role("button", name="Show funnel").last.click()
     page.wait_for_selector(".funnel-report")
     assert counts(page) == ["10", "2"]
@@ -93,3 +97,32 @@ def test_invalid_window_shows_the_error_in_the_page(page: Any, base_url: str) ->
     assert "Between 1 and 90" in page.inner_text(".funnel-form")
     assert page.locator("#window").get_attribute("aria-invalid") == "true"
     assert page.locator(".funnel-report").count() == 0
+
+
+def test_add_and_remove_work_on_a_fresh_page(page: Any, base_url: str) -> None:
+    """The steps are required for "Show funnel", not for editing the list of steps."""
+    page.goto(f"{base_url}/funnel")
+    page.get_by_role("button", name="Add step").click()  # nothing filled in yet
+    page.wait_for_selector("#steps-2")
+    assert page.locator("input[id^=steps-]").count() == 3
+    page.fill("#steps-0", "signup")
+    page.get_by_role("button", name="Remove step 3").click()  # an empty step
+    page.wait_for_function("document.querySelectorAll('input[id^=steps-]').length === 2")
+    assert page.locator("#steps-0").input_value() == "signup"
+    assert page.locator(".field-error").count() == 0
+
+
+def test_the_parameters_labels_line_up_above_their_controls(page: Any, base_url: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{base_url}/funnel")
+    labels = [
+        page.locator(f'label[for="{name}"]').bounding_box()
+        for name in ("kind", "start", "window", "trend")
+    ]
+    controls = [
+        page.locator(f"#{name}").bounding_box() for name in ("kind", "start", "window", "trend")
+    ]
+    assert max(b["y"] for b in labels) - min(b["y"] for b in labels) < 2, "one line of labels"
+    assert all(
+        c["y"] >= lab["y"] + lab["height"] - 1 for lab, c in zip(labels, controls, strict=True)
+    ), "above"

@@ -74,8 +74,8 @@ def test_define_a_segment_and_use_it_in_a_report(
     page.get_by_label("Group by").select_option("weeks")
     page.get_by_label("Show").select_option("0")
     page.get_by_label("Cohorts (rows)").fill("2")
-    page.get_by_label("Later periods (columns - 1)").fill("1")
-    page.get_by_label("Start date").fill("2025-01-13")
+    page.get_by_label("Periods after the first (columns)").fill("1")
+    page.get_by_label("First cohort").fill("2025-01-06")  # its ISO week, 2025-W02, is the first row
     page.get_by_role("button", name="Show cohorts").click()
     week2 = page.locator("table.cohort-table tbody tr", has_text="2025-W02")
     assert week2.locator("td.cohort-size").inner_text() == "2"  # users 2 and 3

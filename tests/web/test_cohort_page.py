@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -85,25 +86,34 @@ def test_csv_and_json_are_exactly_the_html_table(client: FlaskClient, as_percent
     from_json += [
         [r["cohort"], str(r["size"]), *(c["text"] for c in r["cells"])] for r in table["rows"]
     ]
-    from_json.append(["Average", "", *table["average"]])
+    from_json.append([table["average_label"], "", *(c["text"] for c in table["average"])])
     assert from_json == shown
-    assert shown[0] == ["Cohort", "Size", "0", "1", "2"]
+    assert shown[0] == ["Cohort", "Size", "Day 0", "Day 1", "Day 2"]
     assert shown[1][:2] == ["Mon 06 May 2024", "8"]
     expected = ["25.0%", "37.5%", ""] if as_percent == "1" else ["2", "3", ""]
     assert shown[1][2:] == expected  # of 0..7: 0 and 1 played on day 0; 0, 5, 6 on day 1
+    # the average row is weighted by cohort size: (2 + 2) of (8 + 6) on day 0, not (25 + 33.3) / 2
+    average = table["average"][0]
+    assert (average["count"], average["size"], average["percent"]) == (4, 14, 28.6)
+    assert all(isinstance(c["percent"], float) for c in table["average"][:2]), "numbers, not text"
+    assert table["average_label"] == (
+        "Average, weighted by cohort size" if as_percent == "1" else "All cohorts (total)"
+    )
 
 
 def test_cells_are_a_heatmap_with_exact_counts_in_titles(client: FlaskClient) -> None:
     rows = html_table(client.get(f"/cohort?{QUERY}").get_data(as_text=True))
     text, attrs = rows[1][2]
     assert text == "25.0%"
-    assert attrs["title"] == "2 of 8 users (25.00%)"
-    assert re.fullmatch(
-        r"background-color: hsla\(200, 80%, 40%, 0\.25\); color: #111", attrs["style"]
-    )
-    darker = [a for _, a in rows[2][2:] if a.get("style")]
-    assert darker and all("hsla(200" in a["style"] for a in darker)
-    assert rows[-1][0][0] == "Average"
+    assert attrs["title"] == "2 of 8 users (25.0%)"
+    assert "style" not in attrs and "cohort-base" in attrs["class"], "column 0 is not coloured"
+    # the scale is the largest share after column 0 (3 of 8 = 37.5 %): that cell is the darkest
+    _, darkest = rows[1][3]
+    darkest_style = r"background-color: hsla\(200, 80%, 40%, 0\.85\); color: #fff"
+    assert re.fullmatch(darkest_style, darkest["style"])
+    page = client.get(f"/cohort?{QUERY}").get_data(as_text=True)
+    assert page.count('class="cohort-swatch"') == 5 and "37.5%</span>" in page, "a legend"
+    assert rows[-1][0][0] == "Average, weighted by cohort size"
 
 
 def test_and_selections_and_segments_work_on_the_page(
@@ -122,8 +132,8 @@ def test_and_selections_and_segments_work_on_the_page(
     ("query", "field", "message"),
     [
         ("select1=active", "select2", "Choose an event or segment."),
-        ("select1=nope&select2=play", "select1", "is not a tracked event or saved segment"),
-        ("select1=active&select2=play&select2b=segment:nope", "select2b", "is not a tracked"),
+        ("select1=nope&select2=play", "select1", "Unknown event &#39;nope&#39;"),
+        ("select1=active&select2=play&select2b=segment:nope", "select2b", "Unknown segment"),
         ("select1=active&select2=play&num_results=0", "num_results", "Between 1 and 366"),
         ("select1=active&select2=play&num_results=x", "num_results", "Not a valid integer"),
         ("select1=active&select2=play&num_of_rows=500", "num_of_rows", "Between 0 and 104"),
@@ -142,15 +152,15 @@ def test_invalid_input_re_renders_the_form_with_errors(
     as_json = client.get(f"/cohort.json?{query}")
     assert as_json.status_code == 400
     errors = as_json.get_json()["error"]["fields"]
-    assert any(message in e for e in errors[field]), errors
+    assert any(unescape(message) in e for e in errors[field]), errors
     assert client.get(f"/cohort.csv?{query}").status_code == 400
 
 
 @pytest.mark.parametrize(
     "query",
     [
-        "start_date=0001-01-01&time_group=weeks",
-        "start_date=0001-02-01&time_group=months",
+        "end_date=0001-01-20&time_group=weeks",
+        "end_date=0001-02-01&time_group=months",
         "start_date=9999-12-01&num_of_rows=60",
         "start_date=9999-06-01&time_group=years",
     ],
@@ -165,7 +175,8 @@ def test_a_fresh_form_and_bare_names(client: FlaskClient) -> None:
     fresh = client.get("/cohort")
     assert fresh.status_code == 200
     html = fresh.get_data(as_text=True)
-    assert '<option value="event:active">active</option>' in html and "cohort-table" not in html
+    assert '<option value="active">active</option>' in html and "cohort-table" not in html
+    assert "event:" not in html, "names, not tokens"
     assert client.get("/cohort.csv").status_code == 400
     # bare names are read as events, and a partial URL takes the defaults for the rest
     assert client.get("/cohort?select1=active&select2=event:play").status_code == 200
@@ -204,3 +215,120 @@ def test_no_keys_left_behind(client: FlaskClient, redis_client: redis.Redis) -> 
     for fmt in ("", ".json", ".csv"):
         assert client.get(f"/cohort{fmt}?{QUERY}&time_group=years").status_code == 200
     assert set(redis_client.keys("*")) == before
+
+
+def links(html: str) -> dict[str, str]:
+    """The report's links by their text (``link to this report``, ``JSON``, ``CSV``)."""
+    found = re.findall(r'<a href="(/cohort[^"]*)"[^>]*>([^<]+)</a>', html)
+    return {text: unescape(href) for href, text in found}
+
+
+def test_a_range_is_the_first_and_the_last_cohort(client: FlaskClient) -> None:
+    weeks = "select1=active&select2=play&time_group=weeks&num_of_rows=1"
+    table = client.get(f"/cohort.json?{weeks}&start_date=2024-05-08&end_date=2024-05-22")
+    rows = table.get_json()["table"]["rows"]
+    # the weeks containing the two dates, both included: W19 (Monday 6 May) to W21
+    assert [r["cohort"] for r in rows] == [
+        "2024-W19 (06 May)",
+        "2024-W20 (13 May)",
+        "2024-W21 (20 May)",
+    ]
+    days = client.get(
+        "/cohort.json?select1=active&select2=play&start_date=2024-05-06&num_results=2"
+    )
+    assert [r["cohort"] for r in days.get_json()["table"]["rows"]] == [
+        "Mon 06 May 2024",
+        "Tue 07 May 2024",
+    ], "a first cohort and a number of rows"
+    page = client.get(f"/cohort?{weeks}&start_date=2024-05-08&end_date=2024-05-22&num_results=9")
+    shown = re.search(r'<input [^>]*id="num_results"[^>]*>', page.get_data(as_text=True))
+    assert shown and 'value="3"' in shown.group(0), "the form shows how many cohorts they make"
+    backwards = client.get(f"/cohort?{weeks}&start_date=2024-05-22&end_date=2024-05-08")
+    assert backwards.status_code == 400
+    assert "must not be before the first" in backwards.get_data(as_text=True)
+
+
+def test_links_pin_the_dates_shown(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    html = client.get("/cohort?select1=active&select2=play&num_results=3&start_date=").get_data(
+        as_text=True
+    )
+    today = bc.now().date()
+    first = (today - timedelta(days=2)).isoformat()
+    for text in ("link to this report", "CSV", "JSON"):
+        href = links(html)[text]
+        assert f"start_date={first}" in href and f"end_date={today.isoformat()}" in href, text
+        assert "select1=active" in href, "names, not tokens"
+    # the pinned link shows the same table tomorrow: its rows do not depend on today
+    pinned = links(html)["JSON"]
+    assert client.get(pinned).get_json() == client.get(pinned).get_json()
+
+
+def test_a_rolling_table_links_to_today(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    bc.mark_many([("active", 1, bc.now()), ("play", 1, bc.now())])
+    query = "select1=active&select2=play&num_results=3&start_date=2024-05-06&rolling=1"
+    html = client.get(f"/cohort?{query}").get_data(as_text=True)
+    href = links(html)["link to this report"]
+    assert "rolling=1" in href and "num_results=3" in href and "start_date" not in href
+    rows = client.get(f"/cohort.json?{query}").get_json()["table"]["rows"]
+    assert rows[-1]["in_progress"] and rows[-1]["cells"][0]["in_progress"], "today is not over"
+    assert not rows[0]["in_progress"]
+    assert "(in progress)" in html
+
+
+def test_a_cohort_in_the_future_says_so_and_offers_no_download(
+    client: FlaskClient, bc: bitcore.BitCore
+) -> None:
+    later = (bc.now().date() + timedelta(days=30)).isoformat()
+    page = client.get(f"/cohort?select1=active&select2=play&start_date={later}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert f"{later} is in the future" in html and "Nobody is in any" not in html
+    assert "Download" not in html and not links(html).get("CSV")
+    assert (
+        client.get(f"/cohort.csv?select1=active&select2=play&start_date={later}").status_code == 400
+    )
+
+
+def test_downloads_are_named_after_the_report(client: FlaskClient) -> None:
+    query = "select1=active&select2=play&start_date=2024-05-06&end_date=2024-05-08&num_of_rows=1"
+    download = client.get(f"/cohort.csv?{query}")
+    name = "cohort-active-play-day-2024-05-06-2024-05-08"
+    assert download.headers["Content-Disposition"] == f'attachment; filename="{name}.csv"'
+    assert f'download="{name}.json"' in client.get(f"/cohort?{query}").get_data(as_text=True)
+
+
+def test_the_form_states_and_checks_the_cell_limit(client: FlaskClient) -> None:
+    from dashboard.forms.cohort import MAX_CELLS
+
+    html = client.get("/cohort").get_data(as_text=True)
+    assert f'data-max-cells="{MAX_CELLS}"' in html and "At most 20,000 cells" in html
+    answer = client.get(
+        "/cohort.json?select1=active&select2=play&start_date=2023-01-01&end_date=2023-12-31"
+        "&num_of_rows=60"
+    ).get_json()
+    assert answer["error"]["fields"]["num_of_rows"] == [
+        "At most 20,000 cells: 365 cohorts x 61 columns is 22,265. "
+        "Ask for fewer cohorts or columns."
+    ]
+
+
+def test_retention_curve_and_headers_with_units(client: FlaskClient) -> None:
+    html = client.get(f"/cohort?{QUERY}").get_data(as_text=True)
+    assert "Retention curve" in html and '<svg class="chart"' in html
+    assert '<th scope="col">Day 1</th>' in html
+    assert "active → play, by day</h2>" in " ".join(html.split())
+
+
+def test_the_page_weighs_by_cohort_size_and_the_library_keeps_bitmapists_mean() -> None:
+    """A cohort of 100 with 10 % back and one of 10 with 90 % back: the page's average is 17.3 %
+    (19 of 110 users), bitmapist's ``column_averages`` stays the plain mean of the cells, 50 %."""
+    from bitcore.cohort.engine import CohortTable
+    from bitcore.cohort.render import column_averages
+    from dashboard.presenters.cohort import cohort_view
+
+    table = CohortTable(
+        "days", [datetime(2024, 5, 6), datetime(2024, 5, 7)], [100, 10], [[100, 10], [10, 9]], 1
+    )
+    assert column_averages(table.bitmapist_rows(), 1)[1] == 50.0
+    average = cohort_view(table, True, now=datetime(2024, 6, 1)).average[1]
+    assert (average.count, average.size, average.text) == (19, 110, "17.3%")

@@ -105,3 +105,56 @@ def test_a_held_cross_site_link_and_a_refused_login_have_the_one_body(
 def test_the_error_page_shows_the_same_error(app: Flask) -> None:
     page = app.test_client().get("/no/such/page")
     assert page.status_code == 404 and b'<p class="status">404</p>' in page.data
+
+
+def test_today_means_one_thing_in_every_json_twin(app: Flask) -> None:
+    """``date`` is the day a page counts up to; ``today`` is always a count of users."""
+    client = app.test_client()
+    index = client.get("/index.json").get_json()
+    event = client.get("/event/active.json").get_json()
+    assert index["date"] == event["date"] and len(event["date"]) == 10
+    row = next(row for row in index["events"] if row["name"] == "active")
+    assert isinstance(row["today"], int) and event["today"] == row["today"] == 1
+    assert event["today"] == event["daily"][-1]["count"]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _shape(value: Any) -> Any:
+    """The keys of ``value``, recursively (a list by its first item): what the README promises."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value and isinstance(value[0], dict | list) else []
+    return type(value).__name__ if value is not None else None
+
+
+def _readme_json(first_key: str) -> Any:
+    import json
+    import re
+
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.S)
+    return next(json.loads(b) for b in blocks if b.lstrip().startswith(f'{{"{first_key}"'))
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("table", "/cohort.json?select1=active&select2=play&num_results=1&num_of_rows=1"),
+        ("funnel", "/funnel.json?steps-0=active&steps-1=play&window=3&trend=1"),
+    ],
+)
+def test_the_readme_shows_the_json_twins_shapes(app: Flask, key: str, url: str) -> None:
+    answer = app.test_client().get(url).get_json()
+    documented, real = _shape(_readme_json(key)), _shape(answer)
+    # a null in the README stands for a number the page may show as "—"
+    assert _keys(documented) == _keys(real)
+
+
+def _keys(shape: Any) -> Any:
+    if isinstance(shape, dict):
+        return {key: _keys(value) for key, value in shape.items()}
+    if isinstance(shape, list):
+        return [_keys(item) for item in shape]
+    return "value"

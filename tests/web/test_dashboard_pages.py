@@ -133,6 +133,9 @@ def test_event_page_counts_and_stickiness(app: Flask, client_of: BitCore) -> Non
     assert data["weekly"][-1]["count"] == 2 and data["monthly"][-1]["count"] >= 2
     page = app.test_client().get("/event/active")
     assert page.status_code == 200 and page.data.count(b"<svg") == 3 and b"Stickiness" in page.data
+    # the current day, week and month are still in progress: their points are drawn hollow
+    assert page.data.count(b'class="dot in-progress"') == 3
+    assert page.data.count(b"(still in progress)</title>") == 3
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import datetime
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def test_fresh_page_shows_an_empty_form(client: FlaskClient, data: None) -> None
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert step_inputs(html) == [("steps-0", ""), ("steps-1", "")]
-    assert '<option value="event:invite">invite</option>' in html, "offered in the datalist"
+    # offered in the datalist by name, as a person writes it (a bare name is an event)
+    assert '<option value="invite">invite</option>' in html, "offered in the datalist"
+    assert "event:" not in html
     assert "funnel-table" not in html
     assert "ordered by period, not by time of day" in html
 
@@ -80,17 +83,19 @@ def test_report_in_html_json_and_csv_agree(client: FlaskClient, data: None) -> N
     ]
     assert [s["pct_of_step_1"] for s in steps] == [100.0, 60.0, 20.0]
     assert [s["pct_of_previous"] for s in steps] == [100.0, 60.0, 33.3]
-    assert [s["drop_off"] for s in steps] == [0, 4, 4]
+    assert [s["drop_off"] for s in steps] == [None, 4, 4]  # the page's "—": step 1 has no drop-off
+    assert [s["drop_off_pct"] for s in steps] == [None, 40.0, 66.7]
     assert payload["funnel"]["start"] == "2024-05-06" and payload["funnel"]["end"] == "2024-05-08"
     assert payload["trend"] == [
         {"start": "2024-05-05", "end": "2024-05-07", "step_1": 4, "step_2": 0, "step_3": 0,
-         "conversion_pct": 0.0},
+         "conversion_pct": 0.0, "in_progress": False},
         {"start": "2024-05-06", "end": "2024-05-08", "step_1": 10, "step_2": 6, "step_3": 2,
-         "conversion_pct": 20.0},
+         "conversion_pct": 20.0, "in_progress": False},
     ]  # fmt: skip
 
     rows = list(csv.DictReader(io.StringIO(table)))
-    assert [{k: str(v) for k, v in s.items()} for s in steps] == rows
+    as_csv = [{k: "" if v is None else str(v) for k, v in s.items()} for s in steps]
+    assert as_csv == rows and rows[0]["drop_off"] == ""
     trend_csv = client.get("/funnel.csv", query_string=query(*THREE, table="trend"))
     assert list(csv.DictReader(io.StringIO(trend_csv.get_data(as_text=True)))) == [
         {k: str(v) for k, v in row.items()} for row in payload["trend"]
@@ -100,7 +105,7 @@ def test_report_in_html_json_and_csv_agree(client: FlaskClient, data: None) -> N
     assert bars == ["100.0", "60.0", "20.0"]
     for s in steps:
         assert f'<td class="num">{s["users"]}</td>' in html
-    assert "33.3 %" in html and "<polyline" in html
+    assert "33.3%" in html and "<polyline" in html
     assert "/funnel.csv?" in html and "/funnel.json?" in html
 
 
@@ -126,7 +131,8 @@ def test_missing_fields_take_defaults(client: FlaskClient, data: None) -> None:
     [
         (query("event:signup"), "steps", "at least 2 steps"),
         (query(*["event:signup" for _ in range(11)]), "steps", "at most 10 steps"),
-        (query("event:signup", "event:nope"), "steps", "is not a tracked event or saved segment"),
+        (query("event:signup", "event:nope"), "steps", "Unknown event 'nope'"),
+        (query("event:signup", "segment:nope"), "steps", "Unknown segment 'nope'"),
         (query("event:signup", ""), "steps", "Choose an event or segment"),
         (query(*THREE, window=0), "window", "Between 1 and 90"),
         (query(*THREE, window=91), "window", "Between 1 and 90"),
@@ -143,7 +149,7 @@ def test_invalid_forms_rerender_with_field_errors(
 ) -> None:
     html = client.get("/funnel", query_string=params)
     assert html.status_code == 400
-    assert message in html.get_data(as_text=True)
+    assert message in unescape(html.get_data(as_text=True))
     assert "funnel-table" not in html.get_data(as_text=True)
     payload = client.get("/funnel.json", query_string=params)
     assert payload.status_code == 400
@@ -155,8 +161,9 @@ def test_unknown_step_stays_in_its_input_next_to_its_error(client: FlaskClient, 
     html = client.get("/funnel", query_string=query("event:signup", "event:<gone>")).get_data(
         as_text=True
     )
-    assert step_inputs(html) == [("steps-0", "event:signup"), ("steps-1", "event:&lt;gone&gt;")]
-    assert "&#39;event:&lt;gone&gt;&#39; is not a tracked event or saved segment." in html
+    assert step_inputs(html) == [("steps-0", "signup"), ("steps-1", "&lt;gone&gt;")]
+    assert "Unknown event &#39;&lt;gone&gt;&#39;: nothing has been tracked under this name." in html
+    assert "(unknown)" not in html
     assert "<gone>" not in html
 
 
@@ -164,17 +171,34 @@ def test_add_and_remove_step_rerender_what_was_entered(client: FlaskClient, data
     added = client.get("/funnel", query_string=query(*THREE[:2], add="1", window=5))
     html = added.get_data(as_text=True)
     assert added.status_code == 200
-    assert step_inputs(html) == [
-        ("steps-0", "event:signup"),
-        ("steps-1", "event:project"),
-        ("steps-2", ""),
-    ]
+    assert step_inputs(html) == [("steps-0", "signup"), ("steps-1", "project"), ("steps-2", "")]
     assert 'name="window" type="number" value="5"' in html or 'value="5"' in html
-    assert "funnel-table" not in html
+    assert "field-error" not in html, "the new, empty step is not an error yet"
+    # the funnel of the filled steps stays shown while the new step is filled in
+    assert "funnel-table" in html and "signup → project</h2>" in html
 
     removed = client.get("/funnel", query_string=query(*THREE, remove="0"))
     html = removed.get_data(as_text=True)
-    assert step_inputs(html) == [("steps-0", "event:project"), ("steps-1", "event:invite")]
+    assert step_inputs(html) == [("steps-0", "project"), ("steps-1", "invite")]
+    assert "project → invite</h2>" in html, "the edited funnel is shown at once"
+    # its links are of the funnel shown: no add/remove, the start written out
+    link = re.findall(r'href="(/funnel\?[^"]*)">link to this funnel', html)[0]
+    assert "remove" not in link and "steps-0=project&amp;steps-1=invite" in link
+
+
+def test_removing_an_empty_step_needs_no_other_step_filled(client: FlaskClient, data: None) -> None:
+    empty = {"steps-0": "", "steps-1": "", "steps-2": "", "remove": "2"}
+    response = client.get("/funnel", query_string=empty)
+    assert response.status_code == 200
+    assert step_inputs(response.get_data(as_text=True)) == [("steps-0", ""), ("steps-1", "")]
+
+
+def test_edit_buttons_skip_the_browsers_required_check(client: FlaskClient, data: None) -> None:
+    """A fresh page's steps are ``required``: "Add step" and "Remove step" must still submit."""
+    html = client.get("/funnel", query_string=query(*THREE)).get_data(as_text=True)
+    buttons = re.findall(r'<button [^>]*name="(?:add|remove)"[^>]*>', html)
+    assert len(buttons) == 4 and all("formnovalidate" in tag for tag in buttons)
+    assert re.search(r'<input [^>]*id="steps-0"[^>]*required', html)
 
 
 def test_cannot_add_an_eleventh_step(client: FlaskClient, data: None) -> None:
@@ -285,11 +309,56 @@ def test_login_is_required_when_users_are_configured(
         assert guarded.get(url, query_string=query(*THREE)).status_code in {302, 401}
 
 
-def test_sparkline_is_scaled_to_its_highest_value() -> None:
-    from dashboard.presenters.funnel import sparkline
+def test_trend_line_is_scaled_to_its_range() -> None:
+    from dashboard.presenters.funnel import conversion_line
 
-    line = sparkline([0.0, None, 5.0, 10.0], width=104, height=24)
-    assert line["top"] == 10.0
-    assert line["dots"] == [(2.0, 22.0), (68.7, 12.0), (102.0, 2.0)]
-    assert line["points"] == "2.0,22.0 68.7,12.0 102.0,2.0"
-    assert sparkline([0.0, None])["top"] == 100.0  # all zero: a flat line at the bottom
+    rows = [{"conversion_pct": v} for v in (14.9, None, 15.4, 15.9)]
+    line = conversion_line(rows)
+    assert line is not None and (line.low, line.high) == (14.9, 15.9)
+    heights = [y for _, y, _ in line.dots]
+    assert heights[0] == line.height - 5 and heights[-1] == 5, "14.9 % -> 15.9 % fills the height"
+    assert [i for *_, i in line.dots] == [0, 2, 3], "no point where there is no rate"
+    assert conversion_line([{"conversion_pct": None}] * 3) is None, "nothing to draw"
+
+
+def links(html: str) -> dict[str, str]:
+    """The report's links by their text (``link to this funnel``, ``JSON``, ``CSV``)."""
+    found = re.findall(r'<a href="(/funnel[^"]*)"[^>]*>([^<]+)</a>', html)
+    return {text: unescape(href) for href, text in found}
+
+
+def test_an_empty_start_gives_links_pinned_to_the_start_shown(
+    client: FlaskClient, data: None
+) -> None:
+    html = client.get("/funnel?steps-0=signup&steps-1=project&start=").get_data(as_text=True)
+    payload = client.get("/funnel.json?steps-0=signup&steps-1=project&start=").get_json()
+    shown = payload["funnel"]["start"]
+    for text in ("link to this funnel", "JSON", "CSV"):
+        assert f"start={shown}" in links(html)[text], text
+    assert payload["funnel"]["in_progress"], "the latest start's window ends today"
+    assert "still in progress" in html
+
+
+def test_a_rolling_funnel_links_to_the_latest_start(client: FlaskClient, data: None) -> None:
+    html = client.get("/funnel", query_string=query(*THREE, rolling="1")).get_data(as_text=True)
+    link = links(html)["link to this funnel"]
+    assert "rolling=1" in link and "start=" not in link
+    payload = client.get("/funnel.json", query_string=query(*THREE, rolling="1")).get_json()
+    assert payload["funnel"]["start"] != "2024-05-06", "rolling ignores the start typed"
+
+
+def test_downloads_are_named_after_the_report(client: FlaskClient, data: None) -> None:
+    table = client.get("/funnel.csv", query_string=query(*THREE))
+    expected = "funnel-signup-project-invite-day-2024-05-05-2024-05-08"
+    assert table.headers["Content-Disposition"] == f'attachment; filename="{expected}.csv"'
+    trend = client.get("/funnel.csv", query_string=query(*THREE, table="trend"))
+    assert f'filename="{expected}-trend.csv"' in trend.headers["Content-Disposition"]
+    html = client.get("/funnel", query_string=query(*THREE)).get_data(as_text=True)
+    assert f'download="{expected}.json"' in html
+
+
+def test_an_all_zero_funnel_says_there_is_nothing_to_draw(client: FlaskClient, data: None) -> None:
+    html = client.get("/funnel", query_string=query(*THREE, start="2020-01-01"))
+    text = html.get_data(as_text=True)
+    assert html.status_code == 200
+    assert "funnel-sparkline" not in text and "there is no conversion to draw" in text
