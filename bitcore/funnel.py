@@ -246,9 +246,9 @@ def _plan(
     return _Plan(list(keys), derived, rows)
 
 
-def _count_slice(plan: _Plan, steps: int, values: Sequence[bytes | None]) -> np.ndarray:
-    """Step counts per start period (starts x steps) over one slice of every key."""
-    words, present = reading.as_words(values)
+def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[int]) -> np.ndarray:
+    """Step counts per start period (starts x steps) over one slice of every key (``words``, rows
+    of uint64; ``present[k]``: whether key ``k`` has bytes in it)."""
     counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
     reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
     both = np.empty(words.shape[1], dtype=np.uint64)
@@ -278,6 +278,6 @@ def _count(
     plan = _plan(client, sources, starts, window)
     counts = np.zeros((len(starts), len(sources)), dtype=np.int64)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            counts += _count_slice(plan, len(sources), values)
+        for part in reading.read_words(client.redis, read, round_trip_bytes):
+            counts += _count_slice(plan, len(sources), part.words, part.lengths)
     return counts.tolist()  # type: ignore[no-any-return]

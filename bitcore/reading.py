@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import redis
 
+from bitcore import transfer
+
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
@@ -202,6 +204,59 @@ def read_slices(
         for k, value in zip(wanted, replies, strict=True):
             values[k] = value
         yield values
+
+
+@dataclass(frozen=True)
+class WordSlice:
+    """One byte slice of every key read: ``words[k]`` holds key ``k``'s bytes from ``start`` on
+    (zero past its end), ``lengths[k]`` how many bytes it had there (0: none, skip it)."""
+
+    start: int
+    words: np.ndarray
+    lengths: list[int]
+
+
+def read_words(
+    r: redis.Redis, reading: Reading, round_trip_bytes: int = ROUND_TRIP_BYTES
+) -> Iterator[WordSlice]:
+    """The keys' bytes slice by slice as rows of uint64 words, straight from the socket into one
+    array reused for every slice (``bitcore.transfer``): the Python process holds one slice of
+    every key, and Redis copies at most ``round_trip_bytes`` per step (one MULTI/EXEC of
+    ``GETRANGE``). The next slice is asked for before this one is yielded, so Redis copies it while
+    the caller counts. A kept connection the server had closed is replaced once, on the first
+    slice. Consume it to the end or close it: a reader left behind disconnects.
+    """
+    bounds = list(slice_bounds(reading.lengths, round_trip_bytes)) if reading.keys else []
+    if not bounds:
+        return
+    if reading.fits_one_round_trip(round_trip_bytes):
+        bounds = [(0, max(reading.lengths))]  # one round trip for everything
+    words = np.zeros((len(reading.keys), -(-max(b - a for a, b in bounds) // 8)), np.uint64)
+    rows = words.view(np.uint8)
+    wanted = [[k for k, n in enumerate(reading.lengths) if n > start] for start, _ in bounds]
+    yielded = False
+    for attempt in (1, 2):
+        reader = transfer.SliceReader(r)
+        with reader:
+            try:
+                reader.send([reading.keys[k] for k in wanted[0]], *bounds[0])
+                for index, (start, _stop) in enumerate(bounds):
+                    if index + 1 < len(bounds):  # Redis copies the next slice while we count
+                        reader.send(
+                            [reading.keys[k] for k in wanted[index + 1]], *bounds[index + 1]
+                        )
+                    got = reader.receive([rows[k] for k in wanted[index]])
+                    lengths = [0] * len(reading.keys)
+                    for k, length in zip(wanted[index], got, strict=True):
+                        lengths[k] = length
+                    if index and len(wanted[index]) < len(reading.keys):
+                        words[[k for k, n in enumerate(lengths) if not n]] = 0
+                    yielded = True
+                    yield WordSlice(start, words, lengths)
+                return
+            except redis.ConnectionError:
+                if yielded or attempt == 2 or not reader.reused:
+                    raise
 
 
 def as_words(values: Sequence[bytes | None]) -> tuple[np.ndarray, list[bool]]:

@@ -316,10 +316,11 @@ def evaluate(
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        for raw in reading.read_slices(client.redis, read, max_fetch_bytes):
-            widest = max((len(value) for value in raw if value), default=0)
-            parallel = widest // 8 * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
-            set_counts, cell_counts = counting.count_slice(plan, sources, raw, parallel)
+        for part in reading.read_words(client.redis, read, max_fetch_bytes):
+            parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            set_counts, cell_counts = counting.count_words(
+                plan, sources, part.words, part.lengths, parallel
+            )
             sizes += set_counts
             overlaps += cell_counts
     return counting.with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
