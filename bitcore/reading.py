@@ -221,16 +221,18 @@ def read_words(
 ) -> Iterator[WordSlice]:
     """The keys' bytes slice by slice as rows of uint64 words, straight from the socket into one
     array reused for every slice (``bitcore.transfer``): the Python process holds one slice of
-    every key, and Redis copies at most ``round_trip_bytes`` per step (one MULTI/EXEC of
-    ``GETRANGE``). The next slice is asked for before this one is yielded, so Redis copies it while
+    every key, and Redis copies at most ``round_trip_bytes`` per step: one ``MGET`` when every key
+    fits in one (it still answers at ``maxmemory``), else one MULTI/EXEC of ``GETRANGE`` per
+    slice. The next slice is asked for before this one is yielded, so Redis copies it while
     the caller counts. A kept connection the server had closed is replaced once, on the first
     slice. Consume it to the end or close it: a reader left behind disconnects.
     """
     bounds = list(slice_bounds(reading.lengths, round_trip_bytes)) if reading.keys else []
     if not bounds:
         return
-    if reading.fits_one_round_trip(round_trip_bytes):
-        bounds = [(0, max(reading.lengths))]  # one round trip for everything
+    whole = reading.fits_one_round_trip(round_trip_bytes)
+    if whole:
+        bounds = [(0, max(reading.lengths))]  # one MGET for everything
     words = np.zeros((len(reading.keys), -(-max(b - a for a, b in bounds) // 8)), np.uint64)
     rows = words.view(np.uint8)
     wanted = [[k for k, n in enumerate(reading.lengths) if n > start] for start, _ in bounds]
@@ -239,7 +241,7 @@ def read_words(
         reader = transfer.SliceReader(r)
         with reader:
             try:
-                reader.send([reading.keys[k] for k in wanted[0]], *bounds[0])
+                reader.send([reading.keys[k] for k in wanted[0]], *bounds[0], whole=whole)
                 for index, (start, _stop) in enumerate(bounds):
                     if index + 1 < len(bounds):  # Redis copies the next slice while we count
                         reader.send(

@@ -11,13 +11,11 @@ Like ``bitcore.wire`` (the writer's hand-encoded commands) this goes under redis
 it uses the thread's own connection (``wire.own_connection``) and its socket. Anything unexpected
 (an error reply, a closed socket, a timeout) disconnects that connection, so it is never left
 half read, and raises redis-py's own exception types.
-
->>> parse_length(b"$12")
-12
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +30,20 @@ CLOSED = "Redis closed the connection while a report was reading"
 
 
 def parse_length(line: bytes) -> int:
-    """The length of a RESP ``$n`` (bulk) or ``*n`` (array) header; ``-1`` is a missing value."""
-    if line[:1] not in (b"$", b"*"):
-        raise redis.ResponseError(line[1:].decode(errors="replace") if line[:1] == b"-" else
-                                  f"unexpected reply {line[:40]!r}")  # fmt: skip
-    return int(line[1:])
+    """The length of a RESP ``$n`` (bulk) or ``*n`` (array) header; ``-1`` is a missing value
+    (RESP3 spells it ``_``).
+
+    >>> parse_length(b"*3"), parse_length(b"$-1"), parse_length(b"_")
+    (3, -1, -1)
+    """
+    head = line[:1]
+    if head in (b"$", b"*"):
+        return int(line[1:])
+    if head == b"_":
+        return -1
+    if head == b"-":
+        raise redis.ResponseError(line[1:].decode(errors="replace"))
+    raise redis.ResponseError(f"unexpected reply {line[:40]!r}")
 
 
 class _Receiver:
@@ -70,6 +77,15 @@ class _Receiver:
                 return line
             self._more()
 
+    def skip(self, size: int) -> None:
+        """Drop the next ``size`` bytes of the reply."""
+        while size:
+            if self.start == self.end:
+                self._more()
+            dropped = min(size, self.end - self.start)
+            self.start += dropped
+            size -= dropped
+
     def into(self, target: memoryview) -> None:
         """Exactly ``len(target)`` bytes of the reply into ``target``: what the buffer holds, then
         the rest straight from the socket."""
@@ -83,39 +99,46 @@ class _Receiver:
             have += got
 
 
-def request(keys: Sequence[str], start: int, stop: int) -> bytes:
+def request(keys: Sequence[str], start: int, stop: int, whole: bool = False) -> bytes:
     """``MULTI``, ``GETRANGE key start stop-1`` for each key, ``EXEC``: one slice, one transaction
-    (every user's bits of this slice are read at one moment)."""
+    (every user's bits of this slice are read at one moment). ``whole``: one ``MGET`` instead,
+    atomic too, and (unlike a transaction) still served by a Redis at its ``maxmemory``."""
+    if whole:
+        return wire.encode("MGET", *keys)
     last = str(stop - 1)
     body = [wire.encode("GETRANGE", key, start, last) for key in keys]
     return b"".join([wire.encode("MULTI"), *body, wire.encode("EXEC")])
 
 
-def receive(receiver: _Receiver, rows: Sequence[np.ndarray]) -> list[int]:
+def receive(receiver: _Receiver, rows: Sequence[np.ndarray], whole: bool = False) -> list[int]:
     """Read the reply of a ``request`` of ``len(rows)`` keys, key ``k``'s value into ``rows[k]``
-    (a uint8 row at least as wide as the slice), zeroing the rest of the row; returns each value's
-    length."""
+    (a uint8 row as wide as the slice), zeroing the rest of the row; returns each value's length.
+    A whole value longer than its row (the key grew since it was measured) fills the row and the
+    rest is dropped: the report counts the bytes it measured."""
     count = len(rows)
-    if receiver.line() != b"+OK":
-        raise redis.ResponseError("MULTI was refused")
-    for _ in range(count):
-        queued = receiver.line()
-        if queued != b"+QUEUED":
-            raise redis.ResponseError(queued[1:].decode(errors="replace"))
+    if not whole:
+        if receiver.line() != b"+OK":
+            raise redis.ResponseError("MULTI was refused")
+        for _ in range(count):
+            queued = receiver.line()
+            if queued != b"+QUEUED":
+                raise redis.ResponseError(queued[1:].decode(errors="replace"))
     if parse_length(receiver.line()) != count:
         raise redis.ResponseError("EXEC was aborted")
     lengths = []
     for k in range(count):
         size = max(parse_length(receiver.line()), 0)
         row = rows[k]
-        if size > len(row):
+        if size > len(row) and not whole:
             raise redis.ResponseError(f"GETRANGE returned {size} bytes, more than asked")
+        kept = min(size, len(row))
         if size:
-            receiver.into(memoryview(row[:size]))  # type: ignore[arg-type]
+            receiver.into(memoryview(row[:kept]))  # type: ignore[arg-type]
+            receiver.skip(size - kept)
             if receiver.line() != b"":
                 raise redis.ResponseError("a value did not end where its length said")
-        row[size:] = 0
-        lengths.append(size)
+        row[kept:] = 0
+        lengths.append(kept)
     return lengths
 
 
@@ -128,7 +151,7 @@ class SliceReader:
         self.connection = wire.own_connection(redis_client)
         #: whether the connection was kept from an earlier command (the server may have closed it)
         self.reused = wire.was_open(self.connection)
-        self.pending = 0
+        self.pending: deque[bool] = deque()  # per request sent and not received: whole?
         self.receiver: _Receiver | None = None
 
     def __enter__(self) -> SliceReader:
@@ -138,31 +161,33 @@ class SliceReader:
         if self.pending or exc[0] is not None:
             self.connection.disconnect()
 
-    def send(self, keys: Sequence[str], start: int, stop: int) -> None:
-        """Ask for ``[start, stop)`` of ``keys``; the reply waits for ``receive``."""
+    def send(self, keys: Sequence[str], start: int, stop: int, whole: bool = False) -> None:
+        """Ask for ``[start, stop)`` of ``keys`` (``whole``: all of them, one ``MGET``); the reply
+        waits for ``receive``."""
         try:
-            self.connection.send_packed_command([request(keys, start, stop)], check_health=False)
+            packed = request(keys, start, stop, whole)
+            self.connection.send_packed_command([packed], check_health=False)
             sock = self.connection._sock  # connected by the send, if it was not
             if self.receiver is None or self.receiver.sock is not sock:
                 self.receiver = _Receiver(sock)
         except BaseException:
             self.connection.disconnect()
             raise
-        self.pending += 1
+        self.pending.append(whole)
 
     def receive(self, rows: Sequence[np.ndarray]) -> list[int]:
         """The oldest reply not received yet, into ``rows`` (see ``receive``)."""
         if self.receiver is None or not self.pending:
             raise RuntimeError("receive() before send()")
         try:
-            lengths = receive(self.receiver, rows)
+            lengths = receive(self.receiver, rows, self.pending[0])
         except BaseException as error:
             self.connection.disconnect()  # never leave a reply half read on it
-            self.pending = 0
+            self.pending.clear()
             if isinstance(error, TimeoutError):
                 raise redis.TimeoutError(f"a report's read timed out: {error}") from error
             if isinstance(error, OSError):
                 raise redis.ConnectionError(f"a report's read failed: {error}") from error
             raise
-        self.pending -= 1
+        self.pending.popleft()
         return lengths
