@@ -32,11 +32,14 @@ if TYPE_CHECKING:
 #: Threads that count at once (the calling one and a shared pool's); more than the cores only adds
 #: switching.
 MAX_WORKERS = 4
-#: Bytes of every key in a block (~75 keys x 16 KB fit a 2 MB L2 cache). 4 and 8 KB blocks
-#: measured slower on two threads: their numpy calls are short, so the threads queue on the GIL.
-BLOCK_BYTES = 16 << 10
-#: Cells ANDed by one numpy call at most (a band of a bigger table is cut in several).
-SWEEP_CELLS = 512
+#: Bytes of every key in a block. 4 and 8 KB blocks measured slower on two threads: their numpy
+#: calls are short, so the threads queue on the GIL. With ``SWEEP_CELLS`` below, 32 KB blocks took
+#: a quarter less CPU than 16 KB ones did with 512-cell sweeps (``bench/README.md``).
+BLOCK_BYTES = 32 << 10
+#: Cells ANDed by one numpy call at most (a band of a bigger table is cut in several): their
+#: 32 x 32 KB of ANDed words are still in cache when the popcount reads them back, where 512 cells
+#: (16 MB) went out to memory and back.
+SWEEP_CELLS = 32
 #: Popcounts are summed over this many words at a time: at most 64 bits a word, the sums fit in
 #: uint16, which numpy adds up twice as fast as uint32. Blocks are narrower, or a multiple of it.
 SUM_WORDS = 512
