@@ -31,10 +31,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import redis
 
 from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
-from bitcore.cohort import counting
+from bitcore.cohort import counting, server
 from bitcore.periods import Period
 from bitcore.selections import Selection
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 TimeGroup = Literal["days", "weeks", "months", "years"]
+#: How a table is counted: the cheaper way, by BITOPs on the server, or fetched into numpy.
+Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
     "days": "day",
@@ -267,6 +270,7 @@ def cohort_table(
     now: datetime | None = None,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> CohortTable:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods.
@@ -276,7 +280,9 @@ def cohort_table(
     in ``max_fetch_bytes``: their lengths, then their bytes, counted with numpy; bigger ones are
     read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
-    ``bitcore.reading.ReportTooCostly`` before anything is fetched.
+    ``bitcore.reading.ReportTooCostly`` before anything is fetched. A table with about as many
+    cells as keys is counted by BITOPs on the server instead (``bitcore.cohort.server``);
+    ``where`` forces one way (``"server"``, ``"client"``); the numbers are the same.
     """
     group = check_time_group(time_group)
     if num_of_rows < 0:
@@ -291,7 +297,7 @@ def cohort_table(
         plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
-    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes)
+    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
     return CohortTable(group, starts, sizes, cells, num_of_rows)
@@ -302,20 +308,29 @@ def evaluate(
     plan: Plan,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
 
-    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``), then
-    their bytes: one MGET when they fit in ``max_fetch_bytes``, else byte slices of at most that
-    much per round trip, counted one after the other (``bitcore.reading``). A single command per
-    round trip lets redis-py pack and parse one reply instead of one per key. (Fetching in a few
-    batches and counting one while the next arrives was slower: the counting threads and the
-    reply parsing fight over the GIL and the cores.)
+    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). Then,
+    when ``server.cheaper_on_server`` says so (or ``where="server"``), BITOP + BITCOUNT on Redis in
+    bounded round trips. Otherwise their bytes, received straight into one numpy array
+    (``bitcore.transfer``): one MGET when they fit in ``max_fetch_bytes``, else byte slices of at
+    most that much per round trip, the next one asked for while this one is counted
+    (``bitcore.reading.read_words``).
     """
     sources = plan.source_keys()
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
+        if where == "server" or (where == "auto" and server.cheaper_on_server(plan, read.lengths)):
+            try:
+                set_sizes, pair_counts = server.count(client, plan, read)
+                return counting.with_empty_cells(plan, set_sizes, pair_counts)
+            except redis.exceptions.OutOfMemoryError:
+                if where == "server":
+                    raise
+                # a full Redis refuses BITOP's writes: read and count here instead
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             set_counts, cell_counts = counting.count_words(
