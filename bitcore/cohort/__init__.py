@@ -108,8 +108,8 @@ def cohort_table(
 
     Bitmaps wider in all than ``max_fetch_bytes`` are read in byte slices of at most that much per
     round trip (``0``: the narrowest slices); more than ``max_bytes`` to read (``None``: no limit)
-    raises ``bitcore.reading.ReportTooCostly``. ``where`` forces how it is counted (``"server"``:
-    BITOPs on Redis, ``"client"``: fetched into numpy; ``"auto"`` picks the cheaper).
+    raises ``bitcore.reading.ReportTooCostly``. ``where="server"`` counts it by BITOPs on Redis
+    (for a Redis far away) instead of fetching the bitmaps into numpy (the default, faster here).
     """
     if isinstance(start_date, date):
         start_date = start_date.strftime("%Y-%m-%d")

@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import redis
 
 from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
@@ -43,7 +42,9 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 TimeGroup = Literal["days", "weeks", "months", "years"]
-#: How a table is counted: the cheaper way, by BITOPs on the server, or fetched into numpy.
+#: How a table is counted: fetched into numpy (``"auto"``, ``"client"``: faster on every shape
+#: measured), or by BITOPs on the server (``"server"``: for a Redis far away, nothing but counts
+#: cross the network).
 Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
@@ -280,9 +281,9 @@ def cohort_table(
     in ``max_fetch_bytes``: their lengths, then their bytes, counted with numpy; bigger ones are
     read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
-    ``bitcore.reading.ReportTooCostly`` before anything is fetched. A table with about as many
-    cells as keys is counted by BITOPs on the server instead (``bitcore.cohort.server``);
-    ``where`` forces one way (``"server"``, ``"client"``); the numbers are the same.
+    ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
+    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
+    Redis far away); the numbers are the same.
     """
     group = check_time_group(time_group)
     if num_of_rows < 0:
@@ -312,25 +313,19 @@ def evaluate(
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
 
-    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). Then,
-    when ``server.cheaper_on_server`` says so (or ``where="server"``), BITOP + BITCOUNT on Redis in
-    bounded round trips. Otherwise their bytes, received straight into one numpy array
-    (``bitcore.transfer``): one MGET when they fit in ``max_fetch_bytes``, else byte slices of at
-    most that much per round trip, the next one asked for while this one is counted
-    (``bitcore.reading.read_words``).
+    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
+    ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
+    received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
+    ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
+    for while this one is counted (``bitcore.reading.read_words``).
     """
     sources = plan.source_keys()
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        if where == "server" or (where == "auto" and server.cheaper_on_server(plan, read.lengths)):
-            try:
-                set_sizes, pair_counts = server.count(client, plan, read)
-                return counting.with_empty_cells(plan, set_sizes, pair_counts)
-            except redis.exceptions.OutOfMemoryError:
-                if where == "server":
-                    raise
-                # a full Redis refuses BITOP's writes: read and count here instead
+        if where == "server":
+            set_sizes, pair_counts = server.count(client, plan, read)
+            return counting.with_empty_cells(plan, set_sizes, pair_counts)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             set_counts, cell_counts = counting.count_words(

@@ -1,25 +1,24 @@
-"""A small cohort table counted on the server: BITOP + BITCOUNT per cell, in bounded round trips.
+"""A cohort table counted on the server: BITOP + BITCOUNT per cell, in bounded round trips.
 
-A table with about as many cells as keys (months 3 x 2: 9 cells, 8 keys) is cheaper counted where
-the bitmaps are: at 1M users one pipelined round trip of BITOP AND + BITCOUNT per cell took two
-thirds of the time of sending the keys and counting them in numpy (``bench/README.md``, "Where
-the time goes at 10M users"). Tables with many cells per key (days 31 x 13: 403 cells, 43 keys) are
-far cheaper in numpy, whose popcount is several times faster than Redis's ``BITCOUNT``.
-``cheaper_on_server`` decides from the plan and the lengths it measured.
+``cohort_table(..., where="server")`` asks for it; the default reads the bitmaps into numpy, which
+measured faster for every shape and size tried on one machine (``bench/README.md``, "Where the
+time goes at 10M users": months 3 x 2 at 100K, 1M and 10M users, weeks 8 x 6, days 31 x 13),
+since numpy's popcount is several times faster than Redis's ``BITCOUNT`` and the bytes arrive in
+one copy (``bitcore.transfer``). It is for a Redis far from the Python process, where sending
+the bitmaps costs more than Redis counting them: nothing but the counts crosses the network.
 
-Two phases, each in round trips of at most ``STEP_BYTES`` of bitmap bytes walked (reports share
-Redis with beacons): the sets that are ANDs or ORs of keys are built (``BITOP``) and every set is
-counted (``BITCOUNT``); then the cells of non-empty sets (``BITOP AND`` into a scratch key,
-``BITCOUNT``). Built sets and the scratch key are keys of this table alone
-(``KeyLayout.report_key``), with a TTL from the round trip that writes them, unlinked at the end
-however it ends. A Redis at its ``maxmemory`` refuses the BITOPs
-(``redis.exceptions.OutOfMemoryError``): the engine then reads and counts in numpy.
+The commands go in round trips of at most ``STEP_BYTES`` of bitmap bytes walked (reports share
+Redis with beacons; a small table is one round trip): the sets that are ANDs or ORs of keys are
+built (``BITOP``), every set is counted (``BITCOUNT``), then every cell (``BITOP AND`` into a
+scratch key, ``BITCOUNT``; a cell of an empty set costs little and shows as empty). Built sets
+and the scratch key are keys of this table alone (``KeyLayout.report_key``), with a TTL from the
+round trip that writes them, unlinked at the end however it ends. A Redis at its ``maxmemory``
+refuses the BITOPs (``redis.exceptions.OutOfMemoryError``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bitcore.segments.program import STEP_BYTES
@@ -29,22 +28,10 @@ if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
     from bitcore.reading import Reading
 
-#: Count on the server when the table has at most this many cells per key it reads.
-SERVER_CELLS_PER_KEY = 1.5
-#: Only keys this short go to the server: a BITOP over two of them walks a quarter of a step.
-MAX_SERVER_KEY_BYTES = STEP_BYTES // 8
 #: Seconds the table's built sets live if it dies before unlinking them.
 RESULT_TTL = 300
 
 Command = tuple[str, ...]  # ("BITOP", op, dest, *sources) or ("BITCOUNT", key)
-
-
-def cheaper_on_server(plan: Plan, lengths: Sequence[int]) -> bool:
-    """Whether ``plan`` (its source keys measured as ``lengths``) is cheaper counted by Redis."""
-    read = sum(1 for length in lengths if length)
-    if not read or max(lengths) > MAX_SERVER_KEY_BYTES:
-        return False
-    return len(set(plan.pairs)) <= SERVER_CELLS_PER_KEY * read
 
 
 def _run(client: BitCore, commands: list[Command], widest: int, temporary: set[str]) -> list[int]:
@@ -97,15 +84,15 @@ def count(client: BitCore, plan: Plan, read: Reading) -> tuple[list[int], list[i
         else:
             set_keys.append(scratch())
             build.append(("BITOP", "AND", set_keys[-1], *parts))
+    cells = list(dict.fromkeys(plan.pairs))
+    both = scratch()
+    work: list[Command] = [*build, *(("BITCOUNT", k) for k in set_keys)]
+    for a, b in cells:
+        work += [("BITOP", "AND", both, set_keys[a], set_keys[b]), ("BITCOUNT", both)]
     try:
-        sizes = _run(client, [*build, *(("BITCOUNT", k) for k in set_keys)], widest, temporary)
-        cells = sorted({(a, b) for a, b in plan.pairs if sizes[a] and sizes[b]})
-        both = scratch()
-        work: list[Command] = []
-        for a, b in cells:
-            work += [("BITOP", "AND", both, set_keys[a], set_keys[b]), ("BITCOUNT", both)]
-        counted = dict(zip(cells, _run(client, work, widest, temporary), strict=True))
+        answers = _run(client, work, widest, temporary)
     finally:
-        if temporary:
-            client.redis.unlink(*temporary)
-    return sizes, [counted.get(pair, 0) for pair in plan.pairs]
+        client.redis.unlink(*temporary)
+    sizes = answers[: len(set_keys)]
+    counted = dict(zip(cells, answers[len(set_keys) :], strict=True))
+    return sizes, [counted[pair] for pair in plan.pairs]

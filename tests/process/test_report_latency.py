@@ -165,7 +165,7 @@ def test_a_big_cohort_table_never_holds_redis_for_long(
     where: cohort.Where,
 ) -> None:
     """60 daily cohorts of s0 x 41 columns of s1: 101 + 101 keys (26 MiB), read in slices
-    (``auto`` picks it), or 2,460 BITOP + BITCOUNT pairs on the server in bounded round trips."""
+    (the default), or as 2,460 BITOP + BITCOUNT pairs on the server in bounded round trips."""
     bc = bitcore.BitCore(server.client())
     rows, columns = 60, 40
     tables: list[cohort.CohortTable] = []
