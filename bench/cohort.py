@@ -36,6 +36,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -213,6 +214,37 @@ def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
     return fetch, min(timed(count) for _ in range(3))
 
 
+def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
+    """Best-of-three seconds of each part of a bitcore table: planning, measuring the keys (one
+    EVALSHA), receiving their bytes (``read_words``, nothing counted) and counting them in numpy
+    (the received slices kept in memory, counted as the engine does)."""
+    group = engine.check_time_group(shape.time_group)
+    plan = plan_of(client, shape)
+    sources = plan.source_keys()
+    read = reading.Reading(sources, reading.measure(client, sources, {}))
+    kept = [(p.words.copy(), p.lengths) for p in reading.read_words(client.redis, read)]
+
+    def count() -> None:
+        for words, lengths in kept:
+            parallel = words.shape[1] * len(plan.pairs) >= engine.counting.PARALLEL_MIN_WORDS
+            engine.counting.count_words(plan, sources, words, lengths, parallel)
+
+    def receive() -> None:
+        for _ in reading.read_words(client.redis, read):
+            pass
+
+    def best(run: Callable[[], object]) -> float:
+        return min(timed(run) for _ in range(3))
+
+    return {
+        "plan": best(lambda: engine.row_starts(group, shape.rows, START.isoformat())
+                     and plan_of(client, shape)),
+        "lengths": best(lambda: reading.measure(client, sources, {})),
+        "receive": best(receive),
+        "count": best(count),
+    }  # fmt: skip
+
+
 def timed(run: Callable[[], object]) -> float:
     started = time.perf_counter()
     run()
@@ -267,7 +299,7 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 plan = plan_of(client, shape)
                 read = sum(reading.measure(client, plan.source_keys(), {}))
                 peak = peak_python_bytes(
-                    lambda s=shape: ours(client, s, engine.DEFAULT_MAX_FETCH_BYTES)
+                    partial(ours, client, shape, engine.DEFAULT_MAX_FETCH_BYTES)
                 )
                 fetch, count = limits(client, plan)
                 target = shape.target(users)
@@ -278,6 +310,13 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                       f"{ratio:6.1f}x {per_round[0]:5.1f}-{per_round[-1]:4.1f}x{target:7g}x"
                       f"{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB{fetch * 1000:7.1f}"
                       f"{count * 1000:7.1f}  {'PASS' if ok else 'FAIL'}")  # fmt: skip
+            print("\nwhere bitcore's time goes (best of 3, ms; one table is about their sum)")
+            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}")
+            for shape in SHAPES:
+                part = phases(client, shape)
+                print(f"{shape.name:<34}" + "".join(
+                    f"{part[k] * 1000:{w}.1f}" for k, w in (
+                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8))))  # fmt: skip
             if not args.quick:
                 checks += bench_funnel(client, side, users, args.rounds)
             leftovers = set(client.redis.scan_iter(count=1000)) ^ keys_before
