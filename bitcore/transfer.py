@@ -4,8 +4,8 @@ At 10 million users a day bitmap is 1.25 MB and a cohort table reads tens of meg
 redis-py each byte is copied from the socket into its read buffer, into hiredis's buffer, into a
 ``bytes`` reply and then into the array numpy counts in: the copies cost about as much as the
 counting (``bench/README.md``, "Where the time goes at 10M users"). Here the reply of one
-``MULTI`` / ``GETRANGE``... / ``EXEC`` round trip is parsed by hand, and each value is received with
-``recv_into`` directly into its row of the caller's array.
+``MGET`` (or one ``MULTI`` / ``GETRANGE``... / ``EXEC`` per slice) is parsed by hand, and each value
+is received with ``recv_into`` directly into its row of the caller's array.
 
 Like ``bitcore.wire`` (the writer's hand-encoded commands) this goes under redis-py's public API:
 it uses the thread's own connection (``wire.own_connection``) and its socket. Anything unexpected

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from bitcore.reading import BYTE_POPCOUNT
+from bitcore.reading import BYTE_POPCOUNT, as_words
 
 if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
@@ -255,12 +255,7 @@ def count_slice(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count_words`` over ``raw`` (whole bitmaps, or one byte slice of each; counts of slices
     add up), copied into rows of words first."""
-    width = -(-max((len(r) for r in raw if r), default=0) // 8)
-    words = np.zeros((len(sources), width), dtype=np.uint64)
-    as_bytes = words.view(np.uint8)
-    for k, value in enumerate(raw):
-        if value:
-            as_bytes[k, : len(value)] = np.frombuffer(value, dtype=np.uint8)
+    words, _present = as_words(raw)
     return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel)
 
 
