@@ -354,7 +354,7 @@ def bench_funnel(
     print(
         f"{'funnel 5 steps x 30 days':<34}{spread(theirs_s):>24}{spread(ours_s):>24}"
         f"{ratio:6.1f}x{'':12}{FUNNEL_TARGET:7g}x{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB"
-        f"{'':14}  {'PASS' if ok and same else 'FAIL'}  (bitmapist column: the same BITOPs sent by hand)"
+        f"{'':14}  {'PASS' if ok and same else 'FAIL'}  (bitmapist: same BITOPs by hand)"
     )
     return [
         (f"{users:,} funnel: identical counts", same),
