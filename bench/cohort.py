@@ -184,6 +184,8 @@ def ours(client: bitcore.BitCore, shape: Shape, max_fetch_bytes: int) -> tuple[f
 
 def peak_python_bytes(run: Callable[[], object]) -> int:
     """The peak of Python allocations (tracemalloc) while ``run`` runs, over what was held."""
+    reading._spare.clear()  # arrays kept from earlier reports would hide what one needs
+    engine.counting._spare.clear()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
