@@ -1,18 +1,27 @@
-"""Benchmark: bitcore's cohort table against the real bitmapist's, on the same data, in one run.
+"""Benchmark: bitcore's cohort tables and funnel against the real bitmapist's, same data, one run.
 
-    uv run python bench/cohort.py [--users 1000000] [--rows 31] [--columns 12] [--repeat 3]
+    uv run python bench/cohort.py                          # 1,000,000 and 10,000,000 users
+    uv run python bench/cohort.py --users 10000000 --rounds 5
+    uv run python bench/cohort.py --users 1000000 --quick  # fewer rounds, no funnel
 
-Starts its own redis-server (never localhost:6379), writes one million users' ``active`` and
-``play`` day bitmaps straight from numpy (SET of packed bits: the same bytes ``SETBIT`` would
-leave), then times ``bitcore.cohort.get_dates_data`` here and bitmapist 3.119's in its own
-environment (it pins redis<6), via ``uv run --isolated --no-project --with bitmapist==3.119``. The
-numbers must be identical; the target is bitcore >= 10x faster. Exit status 1 on a mismatch or a
-missed target.
+For each user count it starts its own redis-server (never localhost:6379) and writes every bitmap
+the shapes read straight from numpy (SET of random bytes: the same bytes ``SETBIT`` would leave,
+every key as long as the user count; ``active`` p = 1/4, ``signup`` 1/16, the ``web`` flag 1/2),
+a few seconds even at 10M users. Then, round after round, it times each shape once with bitmapist
+3.119 (in its own environment, ``_bitmapist_cohort.py``, answering one JSON request per line) and
+once with ``bitcore.cohort.cohort_table``, in alternating order, so a load spike on a shared
+machine lands on both. The numbers must be identical (percentages or counts, ``''`` cells
+included), also when bitcore reads in its narrowest slices (``max_fetch_bytes=0``, checked once).
 
-Each side first runs once untimed (imports, connection, script loading, first allocations), then
-``--repeat`` times; its best run counts. On a small shared machine the ratio still moves a lot:
-bitmapist's ~1,500 round trips take ~100 ms when the OS runs its process on the same core as
-redis-server and ~300 ms when not (measured by pinning both), so compare several runs.
+Per shape it prints bitmapist's and bitcore's times (best, median, worst), the ratio of the bests
+and the range of the per-round ratios, the peak of Python allocations during one bitcore run
+(``tracemalloc``: numpy arrays and ``bytes`` included) against the bytes the table reads, and the
+machine's limit for those bytes: one bare ``MGET`` of the same keys (redis-py) and a bare numpy
+AND + popcount of every cell (one thread). Targets: days 31 x 12 active -> active >= 15x at 1M and
+>= 10x at 10M; every other shape >= 3x; peak memory < 4x the bytes read. The funnel (5 steps,
+30 days, day periods) is compared with the same recurrence as server-side ``BITOP``s sent by hand
+(target: not slower; bitcore's server path runs the same BITOPs in bounded round trips). Exit
+status 1 on a mismatch or a missed target.
 """
 
 from __future__ import annotations
@@ -24,7 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,118 +45,342 @@ from urllib.parse import urlparse
 import numpy as np
 
 import bitcore
-from bitcore import embedded, periods
-from bitcore.cohort import cohort_table
-from bitcore.cohort.engine import DEFAULT_MAX_FETCH_BYTES
+import bitcore.cohort as bitcore_cohort
+from bitcore import embedded, funnel, periods, reading
+from bitcore.cohort import engine
+from bitcore.events import UniqueEvents
 
 HERE = Path(__file__).resolve().parent
-TARGET_SPEEDUP = 10.0
 START = date(2024, 5, 1)
+FUNNEL_STEPS = ("signup", "active", "play", "share", "buy")
+FUNNEL_WINDOW = 30
+#: ``event -> how many random bytes are ANDed per byte``: p = 2 ** -n that a user has the bit.
+DENSITY = {"active": 2, "signup": 4, "web": 1, "play": 2, "share": 3, "buy": 4}
 
 
-def write_data(client: bitcore.BitCore, users: int, days: int, seed: int = 7) -> None:
-    """``active`` (~40% of users a day) and ``play`` (~15%), day keys only: what a days cohort
-    reads."""
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    time_group: str
+    rows: int
+    columns: int
+    select1: str
+    select1b: str | None
+    select2: str
+    select2b: str | None
+    as_percent: bool
+    target_1m: float
+    target_10m: float
+
+    def target(self, users: int) -> float:
+        return self.target_10m if users >= 10_000_000 else self.target_1m
+
+    def request(self) -> dict[str, Any]:
+        return {
+            "op": "cohort", "select1": self.select1, "select2": self.select2,
+            "select1b": self.select1b, "select2b": self.select2b,
+            "time_group": self.time_group, "num_results": self.rows,
+            "num_of_rows": self.columns, "start_date": START.isoformat(),
+            "as_percent": int(self.as_percent),
+        }  # fmt: skip
+
+
+SHAPES = (
+    Shape("days 31x12 active -> active", "days", 31, 12, "active", None, "active", None,
+          True, 15.0, 10.0),
+    Shape("days 31x12 signup&web -> active", "days", 31, 12, "signup", "web", "active", None,
+          True, 3.0, 3.0),
+    Shape("weeks 8x6 active -> active&web, n", "weeks", 8, 6, "active", None, "active", "web",
+          False, 3.0, 3.0),
+    Shape("months 3x2 signup -> active", "months", 3, 2, "signup", None, "active", None,
+          True, 3.0, 3.0),
+)  # fmt: skip
+#: The funnel's server path runs the same BITOPs as the hand-written baseline: parity is the aim.
+FUNNEL_TARGET = 1.0
+MEMORY_TARGET = 4.0
+
+
+def web_handler(key: str, cls: Any, cls_args: tuple[Any, ...]) -> Any:
+    """bitmapist's way to use a flag without a period in a cohort: a custom handler."""
+    return UniqueEvents("web", system=cls_args[-1])
+
+
+def plan_of(client: bitcore.BitCore, shape: Shape) -> engine.Plan:
+    """The engine's plan for ``shape``: which keys it reads."""
+    group = engine.check_time_group(shape.time_group)
+    starts = engine.row_starts(group, shape.rows, START.isoformat())
+    first = engine.period_for(group, starts[0])
+    selections = (shape.select1, shape.select1b, shape.select2, shape.select2b)
+    resolver = bitcore_cohort._handler_resolver(client)
+    return engine.plan_table(client, first, len(starts), shape.columns, selections, resolver)
+
+
+def funnel_keys(client: bitcore.BitCore) -> tuple[str, list[list[str]]]:
+    """Step 1's key in the start day, then per window day the keys of steps 2..5."""
+    start = periods.day(START.year, START.month, START.day)
+    window = funnel.window_periods(start, FUNNEL_WINDOW)
+    first = client.keys.event_key(FUNNEL_STEPS[0], start)
+    return first, [[client.keys.event_key(s, p) for s in FUNNEL_STEPS[1:]] for p in window]
+
+
+def write_data(client: bitcore.BitCore, users: int, with_funnel: bool, seed: int = 7) -> int:
+    """Random bitmaps for every key a shape (and the funnel) reads; returns how many."""
+    keys = {k for shape in SHAPES for k in plan_of(client, shape).source_keys()}
+    if with_funnel:
+        first, per_period = funnel_keys(client)
+        keys |= {first, *(k for ks in per_period for k in ks)}
     rng = np.random.default_rng(seed)
-    with client.redis.pipeline(transaction=False) as pipe:
-        for offset in range(days):
-            day = START + timedelta(days=offset)
-            period = periods.day(day.year, day.month, day.day)
-            for event, share in (("active", 0.4), ("play", 0.15)):
-                bits = rng.random(users) < share
-                pipe.set(client.keys.event_key(event, period), np.packbits(bits).tobytes())
-            pipe.execute()
+    size = -(-users // 8)
+    for key in sorted(keys):
+        event = next(e for e in DENSITY if f"_{e}_" in key)
+        bits = np.frombuffer(rng.bytes(size), dtype=np.uint8)
+        for _ in range(DENSITY[event] - 1):
+            bits = bits & np.frombuffer(rng.bytes(size), dtype=np.uint8)
+        client.redis.set(key, bits.tobytes())
+    return len(keys)
 
 
-def run_bitmapist(port: int, args: argparse.Namespace) -> dict[str, object]:
-    command = [
-        "uv", "run", "--isolated", "--no-project", "--with", "bitmapist==3.119",
-        "python", str(HERE / "_bitmapist_cohort.py"),
-        "--port", str(port), "--select1", "active", "--select2", "play",
-        "--num-results", str(args.rows), "--num-of-rows", str(args.columns),
-        "--start-date", START.isoformat(), "--repeat", str(args.repeat),
-        "--warmup", str(args.warmup),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
-    if done.returncode:
-        sys.exit(f"bitmapist run failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+class Bitmapist:
+    """The bitmapist process: one JSON request per line, one answer per line."""
+
+    def __init__(self, port: int) -> None:
+        command = [
+            "uv", "run", "--isolated", "--no-project", "--with", "bitmapist==3.119",
+            "python", str(HERE / "_bitmapist_cohort.py"), "--port", str(port),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.hello = self.ask({"op": "hello"})
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit("bitmapist's side stopped")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            sys.exit(f"bitmapist's side: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 
-def time_bitcore(
-    client: bitcore.BitCore, args: argparse.Namespace, max_fetch_bytes: int
-) -> tuple[list[float], list[list[Any]]]:
-    """Seconds per timed run and the rows, with one fetch (default) or in byte slices of
-    ``bitcore.reading.MIN_SLICE_BYTES`` (``max_fetch_bytes=0``: the most round trips)."""
-    timings: list[float] = []
-    rows: list[list[Any]] = []
-    for run in range(args.warmup + args.repeat):
-        started = time.perf_counter()
-        table = cohort_table(
-            "active", "play", system=client, num_results=args.rows, num_of_rows=args.columns,
-            start_date=START.isoformat(), max_fetch_bytes=max_fetch_bytes,
-        )  # fmt: skip
-        rows = table.bitmapist_rows(as_percent=True)
-        if run >= args.warmup:
-            timings.append(time.perf_counter() - started)
-    return timings, rows
+def ours(client: bitcore.BitCore, shape: Shape, max_fetch_bytes: int) -> tuple[float, list[Any]]:
+    started = time.perf_counter()
+    table = bitcore_cohort.cohort_table(
+        shape.select1, shape.select2, shape.select1b, shape.select2b, shape.time_group,
+        client, shape.rows, shape.columns, START.isoformat(), max_fetch_bytes=max_fetch_bytes,
+    )  # fmt: skip
+    rows = table.bitmapist_rows(as_percent=shape.as_percent)
+    seconds = time.perf_counter() - started
+    return seconds, [[r[0].isoformat(), *r[1:]] for r in rows]
+
+
+def peak_python_bytes(run: Callable[[], object]) -> int:
+    """The peak of Python allocations (tracemalloc) while ``run`` runs, over what was held."""
+    reading._spare.clear()  # arrays kept from earlier reports would hide what one needs
+    engine.counting._spare.clear()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
+    """Seconds of a bare MGET of the plan's keys, and of a bare numpy AND + popcount of every cell
+    over whole rows (one thread), best of three."""
+    sources = plan.source_keys()
+    fetch = min(timed(lambda: client.redis.mget(sources)) for _ in range(3))
+    raw = client.redis.mget(sources)
+    width = max(len(v or b"") for v in raw) // 8
+    rows = np.zeros((len(sources), width), dtype=np.uint64)
+    for k, value in enumerate(raw):
+        rows[k, : len(value or b"") // 8] = np.frombuffer(value or b"", np.uint64)
+    index = {key: k for k, key in enumerate(sources)}
+    first = [index[ops[0][0]] for ops in plan.sets]
+    anded, counted = np.empty(width, np.uint64), np.empty(width, np.uint8)
+
+    def count() -> None:
+        for a, b in plan.pairs:
+            np.bitwise_and(rows[first[a]], rows[first[b]], out=anded)
+            np.bitwise_count(anded, out=counted)
+            counted.sum(dtype=np.uint64)
+
+    return fetch, min(timed(count) for _ in range(3))
+
+
+def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
+    """Best-of-three seconds of each part of a bitcore table: planning, measuring the keys (one
+    EVALSHA), receiving their bytes (``read_words``, nothing counted) and counting them in numpy
+    (the received slices kept in memory, counted as the engine does)."""
+    group = engine.check_time_group(shape.time_group)
+    plan = plan_of(client, shape)
+    sources = plan.source_keys()
+    read = reading.Reading(sources, reading.measure(client, sources, {}))
+    kept = [(p.words.copy(), p.lengths) for p in reading.read_words(client.redis, read)]
+
+    def count() -> None:
+        for words, lengths in kept:
+            parallel = words.shape[1] * len(plan.pairs) >= engine.counting.PARALLEL_MIN_WORDS
+            engine.counting.count_words(plan, sources, words, lengths, parallel)
+
+    def receive() -> None:
+        for _ in reading.read_words(client.redis, read):
+            pass
+
+    def best(run: Callable[[], object]) -> float:
+        return min(timed(run) for _ in range(3))
+
+    return {
+        "plan": best(lambda: engine.row_starts(group, shape.rows, START.isoformat())
+                     and plan_of(client, shape)),
+        "lengths": best(lambda: reading.measure(client, sources, {})),
+        "receive": best(receive),
+        "count": best(count),
+    }  # fmt: skip
+
+
+def timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def spread(values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    return f"{ms[0]:7.1f} {statistics.median(ms):7.1f} {ms[-1]:7.1f}"
+
+
+def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """Every shape (and the funnel) at ``users``: prints a table, returns (check, passed)."""
+    checks: list[tuple[str, bool]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = embedded.start(tmp, port=0, persist=False)
+        side = None
+        try:
+            client = bitcore.BitCore(server.client())
+            started = time.perf_counter()
+            written = write_data(client, users, not args.quick)
+            print(f"\n== {users:,} users: {written} bitmaps of {users // 8:,} bytes written in "
+                  f"{time.perf_counter() - started:.1f}s")  # fmt: skip
+            side = Bitmapist(int(urlparse(server.url).port or 0))
+            keys_before = set(client.redis.scan_iter(count=1000))
+            times: dict[str, tuple[list[float], list[float]]] = {}
+            for shape in SHAPES:  # warm-up, and the numbers checked once
+                theirs = side.ask(shape.request())
+                _, mine = ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)
+                _, sliced = ours(client, shape, 0)
+                same = mine == theirs["rows"] == sliced
+                checks.append((f"{users:,} {shape.name}: identical numbers", same))
+                times[shape.name] = ([], [])
+            for round_ in range(args.rounds):
+                for shape in SHAPES:
+                    theirs_s, ours_s = times[shape.name]
+                    if round_ % 2:
+                        ours_s.append(ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)[0])
+                        theirs_s.append(side.ask(shape.request())["seconds"])
+                    else:
+                        theirs_s.append(side.ask(shape.request())["seconds"])
+                        ours_s.append(ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)[0])
+            print(
+                f"{'shape':<34}{'bitmapist ms':>24}{'bitcore ms':>24}{'ratio':>7}"
+                f"{'(rounds)':>13}{'target':>8}{'peak/read':>16}{'MGET':>7}{'numpy':>7}"
+            )
+            print(f"{'':<34}{'best  median   worst':>24}{'best  median   worst':>24}")
+            for shape in SHAPES:
+                theirs_s, ours_s = times[shape.name]
+                ratio = min(theirs_s) / min(ours_s)
+                per_round = sorted(t / o for t, o in zip(theirs_s, ours_s, strict=True))
+                plan = plan_of(client, shape)
+                read = sum(reading.measure(client, plan.source_keys(), {}))
+                peak = peak_python_bytes(
+                    partial(ours, client, shape, engine.DEFAULT_MAX_FETCH_BYTES)
+                )
+                fetch, count = limits(client, plan)
+                target = shape.target(users)
+                ok = ratio >= target and min(per_round) >= 1.0
+                checks.append((f"{users:,} {shape.name}: >= {target:g}x", ok))
+                checks.append((f"{users:,} {shape.name}: memory", peak < MEMORY_TARGET * read))
+                print(f"{shape.name:<34}{spread(theirs_s):>24}{spread(ours_s):>24}"
+                      f"{ratio:6.1f}x {per_round[0]:5.1f}-{per_round[-1]:4.1f}x{target:7g}x"
+                      f"{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB{fetch * 1000:7.1f}"
+                      f"{count * 1000:7.1f}  {'PASS' if ok else 'FAIL'}")  # fmt: skip
+            print("\nwhere bitcore's time goes (best of 3, ms; one table is about their sum)")
+            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}")
+            for shape in SHAPES:
+                part = phases(client, shape)
+                print(f"{shape.name:<34}" + "".join(
+                    f"{part[k] * 1000:{w}.1f}" for k, w in (
+                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8))))  # fmt: skip
+            if not args.quick:
+                checks += bench_funnel(client, side, users, args.rounds)
+            leftovers = set(client.redis.scan_iter(count=1000)) ^ keys_before
+            checks.append((f"{users:,} no keys left behind", not leftovers))
+        finally:
+            if side is not None:
+                side.close()
+            server.stop()
+    return checks
+
+
+def bench_funnel(
+    client: bitcore.BitCore, side: Bitmapist, users: int, rounds: int
+) -> list[tuple[str, bool]]:
+    """The 5-step, 30-day funnel, interleaved with the server-side BITOP recurrence."""
+    first, per_period = funnel_keys(client)
+    request = {"op": "funnel", "first": first, "periods": per_period}
+    start = periods.day(START.year, START.month, START.day)
+
+    def run() -> list[int]:
+        return [s.count for s in funnel.funnel(client, FUNNEL_STEPS, start, FUNNEL_WINDOW).steps]
+
+    same = run() == side.ask(request)["counts"]
+    theirs_s: list[float] = []
+    ours_s: list[float] = []
+    for _ in range(rounds):
+        theirs_s.append(side.ask(request)["seconds"])
+        ours_s.append(timed(run))
+    read = sum(reading.measure(client, [first, *(k for ks in per_period for k in ks)], {}))
+    peak = peak_python_bytes(run)
+    ratio = min(theirs_s) / min(ours_s)
+    ok = ratio >= FUNNEL_TARGET
+    print(
+        f"{'funnel 5 steps x 30 days':<34}{spread(theirs_s):>24}{spread(ours_s):>24}"
+        f"{ratio:6.1f}x{'':12}{FUNNEL_TARGET:7g}x{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB"
+        f"{'':14}  {'PASS' if ok and same else 'FAIL'}  (bitmapist: same BITOPs by hand)"
+    )
+    return [
+        (f"{users:,} funnel: identical counts", same),
+        (f"{users:,} funnel: >= {FUNNEL_TARGET:g}x", ok),
+        (f"{users:,} funnel: memory", peak < MEMORY_TARGET * read),
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--rows", type=int, default=31, help="num_results: cohorts (rows)")
-    parser.add_argument("--columns", type=int, default=12, help="num_of_rows: later periods - 1")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best one counts")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each, first")
+    parser.add_argument("--users", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each side per shape")
+    parser.add_argument("--quick", action="store_true", help="3 rounds and no funnel")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = embedded.start(tmp, port=0, persist=False)
-        try:
-            client = bitcore.BitCore(server.client())
-            started = time.perf_counter()
-            write_data(client, args.users, args.rows + args.columns + 1)
-            written = time.perf_counter() - started
-            keys_before = set(client.redis.keys("*"))
-
-            ours, rows = time_bitcore(client, args, DEFAULT_MAX_FETCH_BYTES)
-            ours_sliced, rows_sliced = time_bitcore(client, args, 0)
-            leftovers = set(client.redis.keys("*")) ^ keys_before
-
-            theirs = run_bitmapist(int(urlparse(server.url).port or 0), args)
-        finally:
-            server.stop()
-
-    mine = [[r[0].isoformat(), *r[1:]] for r in rows]
-    mine_sliced = [[r[0].isoformat(), *r[1:]] for r in rows_sliced]
-    same = mine == theirs["rows"] == mine_sliced
-    their_seconds: list[float] = theirs["seconds"]  # type: ignore[assignment]
-    best_ours, best_theirs = min(ours), min(their_seconds)
-    ratio = best_theirs / best_ours
-    cells = sum(1 for r in mine for c in r[2:] if c != "")
-    days = args.rows + args.columns + 1
-    print(f"data: {args.users:,} users x {days} days x 2 events, written in {written:.2f}s")
-    print(f"table: days, {args.rows} rows x {args.columns + 1} columns ({cells} non-empty cells)")
-    print(f"{'implementation':<22}{'best s':>10}{'median s':>10}{'runs':>6}{'ratio':>9}")
-    for name, seconds, note in (
-        ("bitmapist 3.119", their_seconds, ""),
-        ("bitcore.cohort", ours, "  (fetch + numpy)"),
-        ("bitcore.cohort sliced", ours_sliced, "  (4 KiB slices)"),
-    ):
-        best = min(seconds)
-        shown = f"{best_theirs / best:>8.1f}x{note}" if seconds is not their_seconds else ""
-        print(f"{name:<22}{best:>10.4f}{statistics.median(seconds):>10.4f}{len(seconds):>6}{shown}")
-    print(f"speed-up: {ratio:.1f}x (target >= {TARGET_SPEEDUP:.0f}x)")
-    print(f"identical numbers: {same}; keys left behind by bitcore: {len(leftovers)}")
-    ok = same and ratio >= TARGET_SPEEDUP and not leftovers
-    print("PASS" if ok else "FAIL")
-    if not same:
-        for a, b in zip(mine, theirs["rows"], strict=False):  # type: ignore[call-overload]
-            if a != b:
-                print("first differing row:\n  bitcore  ", a, "\n  bitmapist", b)
-                break
-    return 0 if ok else 1
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
+    bitcore_cohort.set_custom_handler("web", web_handler)
+    checks = [check for users in args.users for check in bench_size(users, args)]
+    failed = [name for name, ok in checks if not ok]
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks pass")
+    for name in failed:
+        print(f"FAIL {name}")
+    print("PASS" if not failed else "FAIL")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -33,17 +33,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+import redis
 
-from bitcore import periods, reading
+from bitcore import funnel_server, periods, reading
 from bitcore.selections import Selection
 
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
     from bitcore.client import BitCore
 
+#: How a funnel is counted: the cheaper way, on the server, or in numpy.
+Where = Literal["auto", "server", "client"]
 MIN_STEPS = 2
 MAX_STEPS = 10
 MIN_WINDOW = 1
@@ -150,19 +153,23 @@ def funnel(
     start: periods.Period,
     window: int,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> Funnel:
     """The funnel of ``steps`` starting in ``start`` with a ``window``-period conversion window.
 
     ``steps`` are selection tokens (``"signup"``, ``"event:signup"``, ``"segment:ios"``) or
-    ``Selection`` objects. The bitmaps are read in bounded slices and counted in numpy (see
-    ``bitcore.reading``); more than ``max_bytes`` to read (``None``: no limit) raises
-    ``ReportTooCostly`` before anything is computed. No key is left behind.
+    ``Selection`` objects. Counted by BITOPs on the server in bounded round trips where that is
+    cheaper (``bitcore.funnel_server``), else read in bounded slices and counted in numpy (see
+    ``bitcore.reading``); ``where`` forces one (``"server"``, ``"client"``). More than
+    ``max_bytes`` to read (``None``: no limit) raises ``ReportTooCostly`` before anything is
+    computed. No key is left behind.
 
     >>> f = funnel(b, ["signup", "project", "invite"], periods.week(2025, 1), 2)  # doctest: +SKIP
     >>> [s.count for s in f.steps]  # doctest: +SKIP
     [120, 80, 12]
     """
-    return funnel_trend(client, steps, start, window, 1, max_bytes).funnels[0]
+    trend = funnel_trend(client, steps, start, window, 1, max_bytes, where=where)
+    return trend.funnels[0]
 
 
 def funnel_trend(
@@ -173,16 +180,19 @@ def funnel_trend(
     count: int,
     max_bytes: int | None = None,
     round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+    where: Where = "auto",
 ) -> FunnelTrend:
     """The funnel for each of the ``count`` start periods ending with ``last_start``, oldest first.
 
     All of them are counted in one read of the bitmaps they need (each key read once), at most
-    ``round_trip_bytes`` per round trip, and refused over ``max_bytes`` like ``funnel``.
+    ``round_trip_bytes`` per round trip, and refused over ``max_bytes`` like ``funnel``. ``where``
+    picks how: ``"auto"`` (the cheaper, from the plan's sizes), ``"server"`` (BITOPs on Redis in
+    bounded round trips) or ``"client"`` (read and counted in numpy); the counts are the same.
     """
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes)
+    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row)
@@ -246,9 +256,9 @@ def _plan(
     return _Plan(list(keys), derived, rows)
 
 
-def _count_slice(plan: _Plan, steps: int, values: Sequence[bytes | None]) -> np.ndarray:
-    """Step counts per start period (starts x steps) over one slice of every key."""
-    words, present = reading.as_words(values)
+def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[int]) -> np.ndarray:
+    """Step counts per start period (starts x steps) over one slice of every key (``words``, rows
+    of uint64; ``present[k]``: whether key ``k`` has bytes in it)."""
     counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
     reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
     both = np.empty(words.shape[1], dtype=np.uint64)
@@ -273,11 +283,22 @@ def _count(
     window: int,
     max_bytes: int | None,
     round_trip_bytes: int,
+    where: Where = "auto",
 ) -> list[list[int]]:
-    """Step counts per start period: the bitmaps are read slice by slice and counted in numpy."""
+    """Step counts per start period: by BITOPs on the server where that is cheaper
+    (``bitcore.funnel_server``), else read slice by slice and counted in numpy."""
     plan = _plan(client, sources, starts, window)
     counts = np.zeros((len(starts), len(sources)), dtype=np.int64)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            counts += _count_slice(plan, len(sources), values)
+        if where == "server" or (
+            where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths)
+        ):
+            try:
+                return funnel_server.count(client, read, plan.rows, len(sources))
+            except redis.exceptions.OutOfMemoryError:
+                if where == "server":
+                    raise
+                # a full Redis refuses BITOP's writes: read and count here instead
+        for part in reading.read_words(client.redis, read, round_trip_bytes):
+            counts += _count_slice(plan, len(sources), part.words, part.lengths)
     return counts.tolist()  # type: ignore[no-any-return]

@@ -26,6 +26,7 @@ from bitcore.cohort.engine import (
     TIME_GROUPS,
     CohortTable,
     TimeGroup,
+    Where,
     row_starts,
 )
 from bitcore.cohort.engine import cohort_table as _cohort_table
@@ -34,8 +35,9 @@ from bitcore.periods import Period
 from bitcore.systems import client_for
 
 __all__ = [
-    "CUSTOM_HANDLERS", "TIME_GROUPS", "CohortTable", "TimeGroup", "cohort_table", "get_dates_data",
-    "render_csv_data", "render_html_data", "render_html_form", "row_starts", "set_custom_handler",
+    "CUSTOM_HANDLERS", "TIME_GROUPS", "CohortTable", "TimeGroup", "Where", "cohort_table",
+    "get_dates_data", "render_csv_data", "render_html_data", "render_html_form", "row_starts",
+    "set_custom_handler",
 ]  # fmt: skip
 
 #: ``name -> callback(key, cls, cls_args)``, consulted before events and segments (bitmapist's
@@ -99,13 +101,15 @@ def cohort_table(
     start_date: str | date | None = None,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> CohortTable:
     """The counts behind ``get_dates_data`` (cohort sizes and overlaps), for callers that want both
     views.
 
     Bitmaps wider in all than ``max_fetch_bytes`` are read in byte slices of at most that much per
     round trip (``0``: the narrowest slices); more than ``max_bytes`` to read (``None``: no limit)
-    raises ``bitcore.reading.ReportTooCostly``.
+    raises ``bitcore.reading.ReportTooCostly``. ``where="server"`` counts it by BITOPs on Redis
+    (for a Redis far away) instead of fetching the bitmaps into numpy (the default, faster here).
     """
     if isinstance(start_date, date):
         start_date = start_date.strftime("%Y-%m-%d")
@@ -122,6 +126,7 @@ def cohort_table(
         resolve=_handler_resolver(system) if CUSTOM_HANDLERS else None,
         max_fetch_bytes=max_fetch_bytes,
         max_bytes=max_bytes,
+        where=where,
     )
 
 

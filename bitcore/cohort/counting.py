@@ -1,8 +1,8 @@
 """Counting a cohort table in numpy: the size of each planned set and of each cell's intersection.
 
-The fetched bitmaps are copied into one uint64 array cut into blocks of columns (``BLOCK_BYTES`` of
-every key side by side), so a block's rows are contiguous and stay in a core's cache while each is
-read by a dozen cells: numpy runs them about twice as fast as column slices of whole bitmaps.
+The fetched bitmaps are rows of one uint64 array (``bitcore.reading.read_words`` receives them
+straight into it); it is counted in blocks of columns (``BLOCK_BYTES`` of every row), so a block
+stays in a core's cache while each of its rows is read by a dozen cells.
 
 A table's cells lie on diagonals (cohort ``i`` meets return set ``i + t``), so in a block a whole
 band of them (every ``t``, every ``i``) is one AND of two overlapping strided views of the rows,
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from bitcore.reading import BYTE_POPCOUNT
+from bitcore.reading import BYTE_POPCOUNT, as_words
 
 if TYPE_CHECKING:
     from bitcore.cohort.engine import Plan
@@ -32,11 +32,14 @@ if TYPE_CHECKING:
 #: Threads that count at once (the calling one and a shared pool's); more than the cores only adds
 #: switching.
 MAX_WORKERS = 4
-#: Bytes of every key in a block (~75 keys x 16 KB fit a 2 MB L2 cache). 4 and 8 KB blocks
-#: measured slower on two threads: their numpy calls are short, so the threads queue on the GIL.
-BLOCK_BYTES = 16 << 10
-#: Cells ANDed by one numpy call at most (a band of a bigger table is cut in several).
-SWEEP_CELLS = 512
+#: Bytes of every key in a block. 4 and 8 KB blocks measured slower on two threads: their numpy
+#: calls are short, so the threads queue on the GIL. With ``SWEEP_CELLS`` below, 32 KB blocks took
+#: a quarter less CPU than 16 KB ones did with 512-cell sweeps (``bench/README.md``).
+BLOCK_BYTES = 32 << 10
+#: Cells ANDed by one numpy call at most (a band of a bigger table is cut in several): their
+#: 32 x 32 KB of ANDed words are still in cache when the popcount reads them back, where 512 cells
+#: (16 MB) went out to memory and back.
+SWEEP_CELLS = 32
 #: Popcounts are summed over this many words at a time: at most 64 bits a word, the sums fit in
 #: uint16, which numpy adds up twice as fast as uint32. Blocks are narrower, or a multiple of it.
 SUM_WORDS = 512
@@ -87,14 +90,21 @@ def _give(*flats: np.ndarray) -> None:
 
 def _count_rows(words: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """Set bits per row of ``words`` (uint64), as sums over each ``SUM_WORDS`` of a row (one
-    column each); ``counted`` (same shape, uint8) is scratch, so nothing row-sized is allocated."""
+    column each, the last one maybe shorter); ``counted`` (same shape, uint8) is scratch, so
+    nothing row-sized is allocated."""
     rows, width = words.shape
+    run = max(1, min(width, SUM_WORDS))
+    whole = width - width % run
     if getattr(np, "bitwise_count", None) is None:
-        as_bytes = words.view(np.uint8).reshape(rows, -1, min(width, SUM_WORDS) * 8)
-        return BYTE_POPCOUNT[as_bytes].sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
-    np.bitwise_count(words, out=counted)
-    parts = counted.reshape(rows, -1, min(width, SUM_WORDS))
-    return parts.sum(axis=2, dtype=np.uint16)  # type: ignore[no-any-return]
+        by_byte = BYTE_POPCOUNT[words.view(np.uint8)].reshape(rows, width, 8)
+        np.sum(by_byte, axis=2, dtype=np.uint8, out=counted)
+    else:
+        np.bitwise_count(words, out=counted)
+    parts = counted[:, :whole].reshape(rows, -1, run).sum(axis=2, dtype=np.uint16)
+    if whole == width:
+        return parts  # type: ignore[no-any-return]
+    rest = counted[:, whole:].sum(axis=1, dtype=np.uint16, keepdims=True)
+    return np.concatenate([parts, rest], axis=1)
 
 
 class Sweep(NamedTuple):
@@ -162,30 +172,16 @@ def _layout(
     return MappingProxyType({cell: c for c, cell in enumerate(cells)}), tuple(sweeps), tuple(spans)
 
 
-def _fill(rows: np.ndarray, value: bytes | None) -> int:
-    """A key's bytes into its row of every block (``rows``: blocks x block bytes), zero-padded;
-    returns how many there were."""
-    size = rows.shape[1]
-    data = np.frombuffer(value or b"", dtype=np.uint8)
-    full, rest = divmod(len(data), size)
-    rows[:full] = data[: full * size].reshape(full, size)
-    if full < len(rows):
-        rows[full, :rest] = data[full * size :]
-        rows[full, rest:] = 0
-        rows[full + 1 :] = 0
-    return len(data)
-
-
 def _build_sets(operand_rows: list[list[list[int]]], keys: np.ndarray, sets: np.ndarray) -> None:
-    """Each set (an AND of ORs of key rows) into its row of every block of ``sets``."""
-    operand = np.empty(keys[:, 0].shape, dtype=np.uint64)
+    """Each set (an AND of ORs of key rows) into its row of ``sets``."""
+    operand = np.empty(keys.shape[1], dtype=np.uint64)
     for s, operands in enumerate(operand_rows):
-        target = sets[:, s]
+        target = sets[s]
         for o, rows in enumerate(operands):
             into = target if o == 0 else operand
-            np.copyto(into, keys[:, rows[0]])
+            np.copyto(into, keys[rows[0]])
             for k in rows[1:]:
-                np.bitwise_or(into, keys[:, k], out=into)
+                np.bitwise_or(into, keys[k], out=into)
             if o:
                 np.bitwise_and(target, operand, out=target)
 
@@ -197,28 +193,32 @@ def _count_blocks(
     sweeps: Sequence[Sweep],
     cells: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes of the sets in ``spans`` and of the cells in ``sweeps`` over ``blocks`` of ``sets``
-    (blocks x sets x words), as partial sums (one column per ``SUM_WORDS``)."""
-    width = sets.shape[2]
+    """Sizes of the sets in ``spans`` and of the cells in ``sweeps`` over the column ``blocks`` of
+    ``sets`` (sets x words, ``BLOCK_BYTES`` of each row per block), as partial sums (one column per
+    ``SUM_WORDS`` of a block)."""
+    width = min(sets.shape[1], BLOCK_BYTES // 8)
     parts = -(-width // SUM_WORDS)
-    set_counts = np.zeros((sets.shape[1], parts), dtype=np.int64)
+    set_counts = np.zeros((sets.shape[0], parts), dtype=np.int64)
     cell_counts = np.zeros((cells, parts), dtype=np.int64)
     rows = max([0, *(b - a for a, b in spans), *(s.rows * s.depth for s in sweeps)])
     scratch = _take(rows * width + -(-rows * width // 8))
-    anded = scratch[: rows * width].reshape(rows, width)
-    counted = scratch[rows * width :].view(np.uint8)[: rows * width].reshape(rows, width)
-    step = sets.strides[1]
+    step = sets.strides[0]
     for j in blocks:
-        block = sets[j]
+        block = sets[:, j * width : (j + 1) * width]
+        wide = block.shape[1]
+        used = -(-wide // SUM_WORDS)
+        anded = scratch[: rows * wide].reshape(rows, wide)
+        counted = scratch[rows * width :].view(np.uint8)[: rows * wide].reshape(rows, wide)
         for start, stop in spans:
-            set_counts[start:stop] += _count_rows(block[start:stop], counted[: stop - start])
+            partial = _count_rows(block[start:stop], counted[: stop - start])
+            set_counts[start:stop, :used] += partial
         for first, start, offset, height, depth in sweeps:
-            shape = (depth, height, width)
+            shape = (depth, height, wide)
             cohorts = as_strided(block[start:], shape, (0, step, 8), writeable=False)
             others = as_strided(block[start + offset :], shape, (step, step, 8), writeable=False)
             n = height * depth
             np.bitwise_and(cohorts, others, out=anded[:n].reshape(shape))
-            cell_counts[first : first + n] += _count_rows(anded[:n], counted[:n])
+            cell_counts[first : first + n, :used] += _count_rows(anded[:n], counted[:n])
     _give(scratch)
     return set_counts, cell_counts
 
@@ -253,35 +253,41 @@ def with_empty_cells(
 def count_slice(
     plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Set sizes and pair intersections (int64 arrays) over ``raw``: whole bitmaps, or one byte
-    slice of each (counts of slices add up)."""
-    words = -(-max((len(r) for r in raw if r), default=0) // 8)
-    width = max(1, min(BLOCK_BYTES // 8, words))
-    if width > SUM_WORDS:
-        width -= width % SUM_WORDS  # whole sums in a block
-    shape = (-(-words // width), len(sources), width)
-    flat_keys = _take(shape[0] * shape[1] * width)
-    keys = flat_keys[: shape[0] * shape[1] * width].reshape(shape)
-    as_bytes = keys.view(np.uint8)
-    lengths = [_fill(as_bytes[:, k], value) for k, value in enumerate(raw)]
+    """``count_words`` over ``raw`` (whole bitmaps, or one byte slice of each; counts of slices
+    add up), copied into rows of words first."""
+    words, _present = as_words(raw)
+    return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel)
 
+
+def count_words(
+    plan: Plan,
+    sources: list[str],
+    words: np.ndarray,
+    lengths: Sequence[int],
+    parallel: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Set sizes and pair intersections (int64 arrays) over ``words`` (row ``k``: source key
+    ``k``'s bytes in this slice, zero past its end;
+    ``lengths[k]``: how many it had). ``parallel`` splits the column blocks between the shared
+    counting threads."""
     row = {key: k for k, key in enumerate(sources)}
     operand_rows = [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
-    flats = [flat_keys]
+    flats = []
     if plan.sets == [((key,),) for key in sources]:  # one key per set (the usual table)
-        sets = keys
+        sets = words
     else:
-        set_shape = (shape[0], len(plan.sets), width)
-        flats.append(_take(set_shape[0] * set_shape[1] * width))
-        sets = flats[1][: set_shape[0] * set_shape[1] * width].reshape(set_shape)
-        _build_sets(operand_rows, keys, sets)
+        set_words = len(plan.sets) * words.shape[1]
+        flats.append(_take(set_words))
+        sets = flats[0][:set_words].reshape(len(plan.sets), words.shape[1])
+        _build_sets(operand_rows, words, sets)
     # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
     # its shortest operand).
     live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in operand_rows)
     cells, sweeps, spans = _layout(tuple(plan.pairs), live, SWEEP_CELLS)
 
-    parts = max(1, min(_workers(), shape[0])) if parallel else 1
-    bounds = [shape[0] * p // parts for p in range(parts + 1)]
+    blocks = -(-sets.shape[1] // (BLOCK_BYTES // 8))
+    parts = max(1, min(_workers(), blocks)) if parallel else 1
+    bounds = [blocks * p // parts for p in range(parts + 1)]
     tasks = [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
     futures = [
         _shared_pool().submit(_count_blocks, sets, task, spans, sweeps, len(cells))

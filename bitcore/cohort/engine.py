@@ -34,7 +34,7 @@ import numpy as np
 
 from bitcore import periods, reading
 from bitcore.bitmaps import Bitmap
-from bitcore.cohort import counting
+from bitcore.cohort import counting, server
 from bitcore.periods import Period
 from bitcore.selections import Selection
 
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 TimeGroup = Literal["days", "weeks", "months", "years"]
+#: How a table is counted: fetched into numpy (``"auto"``, ``"client"``: faster on every shape
+#: measured), or by BITOPs on the server (``"server"``: for a Redis far away, nothing but counts
+#: cross the network).
+Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
     "days": "day",
@@ -267,6 +271,7 @@ def cohort_table(
     now: datetime | None = None,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> CohortTable:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods.
@@ -276,7 +281,9 @@ def cohort_table(
     in ``max_fetch_bytes``: their lengths, then their bytes, counted with numpy; bigger ones are
     read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
-    ``bitcore.reading.ReportTooCostly`` before anything is fetched.
+    ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
+    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
+    Redis far away); the numbers are the same.
     """
     group = check_time_group(time_group)
     if num_of_rows < 0:
@@ -291,7 +298,7 @@ def cohort_table(
         plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
-    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes)
+    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
     return CohortTable(group, starts, sizes, cells, num_of_rows)
@@ -302,24 +309,28 @@ def evaluate(
     plan: Plan,
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
+    where: Where = "auto",
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
 
-    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``), then
-    their bytes: one MGET when they fit in ``max_fetch_bytes``, else byte slices of at most that
-    much per round trip, counted one after the other (``bitcore.reading``). A single command per
-    round trip lets redis-py pack and parse one reply instead of one per key. (Fetching in a few
-    batches and counting one while the next arrives was slower: the counting threads and the
-    reply parsing fight over the GIL and the cores.)
+    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
+    ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
+    received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
+    ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
+    for while this one is counted (``bitcore.reading.read_words``).
     """
     sources = plan.source_keys()
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        for raw in reading.read_slices(client.redis, read, max_fetch_bytes):
-            widest = max((len(value) for value in raw if value), default=0)
-            parallel = widest // 8 * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
-            set_counts, cell_counts = counting.count_slice(plan, sources, raw, parallel)
+        if where == "server":
+            set_sizes, pair_counts = server.count(client, plan, read)
+            return counting.with_empty_cells(plan, set_sizes, pair_counts)
+        for part in reading.read_words(client.redis, read, max_fetch_bytes):
+            parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            set_counts, cell_counts = counting.count_words(
+                plan, sources, part.words, part.lengths, parallel
+            )
             sizes += set_counts
             overlaps += cell_counts
     return counting.with_empty_cells(plan, sizes.tolist(), overlaps.tolist())

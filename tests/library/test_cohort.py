@@ -20,7 +20,14 @@ from bitcore.segments import SegmentStore
 
 KIND = {"days": "day", "weeks": "week", "months": "month", "years": "year"}
 #: Both ways of reading: one fetch + numpy (default), and byte slices of every key (0: narrowest).
-ENGINES = [engine.DEFAULT_MAX_FETCH_BYTES, 0]
+#: How a table may be counted: fetched in one round trip, in the narrowest slices, or on the
+#: server (BITOP + BITCOUNT); every way must give the oracle's numbers.
+ENGINES: list[dict[str, Any]] = [
+    {"max_fetch_bytes": engine.DEFAULT_MAX_FETCH_BYTES, "where": "client"},
+    {"max_fetch_bytes": 0, "where": "client"},
+    {"where": "server"},
+]
+ENGINE_IDS = ["one-fetch", "sliced", "server"]
 
 Oracle = dict[tuple[str, periods.Period], set[int]]
 
@@ -101,9 +108,9 @@ SELECTIONS: list[tuple[str, str | None, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
+@pytest.mark.parametrize("how", ENGINES, ids=ENGINE_IDS)
 def test_rows_match_a_set_oracle(
-    bc: bitcore.BitCore, redis_client: redis.Redis, max_fetch_bytes: int
+    bc: bitcore.BitCore, redis_client: redis.Redis, how: dict[str, Any]
 ) -> None:
     """Every time group x selection shape x percent/counts, on one data set (written once: it is
     slow)."""
@@ -113,7 +120,7 @@ def test_rows_match_a_set_oracle(
         for selections in SELECTIONS:
             table = cohort.cohort_table(
                 selections[0], selections[2], selections[1], selections[3], time_group, bc,
-                num_results, num_of_rows, start_date, max_fetch_bytes=max_fetch_bytes,
+                num_results, num_of_rows, start_date, **how,
             )  # fmt: skip
             for as_percent in (True, False):
                 expected = expected_rows(
@@ -140,7 +147,7 @@ def marks_strategy(
     marks=marks_strategy(st.integers(0, 200), days=40, most=120),
     time_group=st.sampled_from(["days", "weeks", "months"]),
     extra=st.sampled_from([None, "c"]),
-    max_fetch_bytes=st.sampled_from(ENGINES),
+    how=st.sampled_from(ENGINES),
 )
 def test_property_matches_sets(
     bc: bitcore.BitCore,
@@ -148,13 +155,11 @@ def test_property_matches_sets(
     marks: list[tuple[str, int, datetime]],
     time_group: str,
     extra: str | None,
-    max_fetch_bytes: int,
+    how: dict[str, Any],
 ) -> None:
     redis_client.flushall()
     oracle = mark(bc, marks)
-    table = cohort.cohort_table(
-        "a", "b", extra, None, time_group, bc, 8, 3, "2024-12-15", max_fetch_bytes=max_fetch_bytes
-    )
+    table = cohort.cohort_table("a", "b", extra, None, time_group, bc, 8, 3, "2024-12-15", **how)
     selections = ("a", extra, "b", None)
     assert table.bitmapist_rows() == expected_rows(
         oracle, table.starts, time_group, selections, 3, True
@@ -249,12 +254,12 @@ def test_bad_arguments_raise_clear_errors(
         cohort.get_dates_data("active", "play", system=bc, **kwargs)
 
 
-@pytest.mark.parametrize("max_fetch_bytes", ENGINES, ids=["one-fetch", "sliced"])
+@pytest.mark.parametrize("how", ENGINES, ids=ENGINE_IDS)
 def test_custom_handlers_and_segments_leave_no_keys(
     bc: bitcore.BitCore,
     redis_client: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
-    max_fetch_bytes: int,
+    how: dict[str, Any],
 ) -> None:
     oracle = mark(bc, random_marks(5, 20, 40, datetime(2024, 5, 1)))
     SegmentStore(bc).save("ios_players", "ios AND play")
@@ -265,7 +270,7 @@ def test_custom_handlers_and_segments_leave_no_keys(
     before = set(redis_client.keys("*"))
     table = cohort.cohort_table("active_or_ios", "segment:ios_players", system=bc, num_results=5,
                                 num_of_rows=3, start_date="2024-05-03",
-                                max_fetch_bytes=max_fetch_bytes)  # fmt: skip
+                                **how)  # fmt: skip
     assert set(redis_client.keys("*")) == before
     for offset in range(20):
         period = periods.day(2024, 5, 1 + offset)

@@ -90,7 +90,7 @@ def test_sliced_cohorts_match_the_set_oracle(
     redis_client.flushall()
     sets = mark(bc, marks)
     table = cohort.cohort_table(
-        "a", "b", extra, None, "days", bc, 8, 3, "2024-12-15", max_fetch_bytes=0
+        "a", "b", extra, None, "days", bc, 8, 3, "2024-12-15", max_fetch_bytes=0, where="client"
     )
     expected = expected_rows(sets, table.starts, "days", ("a", extra, "b", None), 3, False)
     assert table.bitmapist_rows(as_percent=False) == expected
