@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ T = TypeVar("T")
 async def run(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, run on this event loop, its round trips (``bitcore.wire.round_trip``)
     awaited on an asyncio connection; what ``fn`` returns or raises."""
-    child = _idle.pop() if _idle else greenlet.greenlet(_serve)
+    idle = _idle.__dict__.setdefault("greenlets", [])
+    child = idle.pop() if idle else greenlet.greenlet(_serve)
     child.parent = greenlet.getcurrent()
     asked = child.switch(fn, args)
     while asked[0] is _ROUND_TRIP:
@@ -61,17 +63,18 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
             asked = child.throw(error)
         else:
             asked = child.switch(replies)
-    if len(_idle) < MAX_IDLE:
-        _idle.append(child)
+    if len(idle) < MAX_IDLE:
+        idle.append(child)
     if asked[0] is _RAISED:
         raise asked[1]
     return asked[1]  # type: ignore[no-any-return]
 
 
 #: Greenlets kept for the next ``run`` (making one costs more than a beacon's round trip), at
-#: most ``MAX_IDLE``: as many as beacons ever waited on Redis at once, up to that.
+#: most ``MAX_IDLE``: as many as beacons ever waited on Redis at once, up to that. Per thread: a
+#: greenlet runs only in the thread that made it.
 MAX_IDLE = 256
-_idle: list[greenlet.greenlet] = []
+_idle = threading.local()
 #: What a greenlet hands to ``run``: a round trip to make, or how ``fn`` ended.
 _ROUND_TRIP, _RETURNED, _RAISED = "round trip", "returned", "raised"
 

@@ -9,8 +9,10 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -22,6 +24,15 @@ from bitcore.connection import connect
 TIMEOUT = 0.5
 BREAKER = 1.0
 PING = wire.encode("PING")
+
+T = TypeVar("T")
+
+
+def on_a_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)`` in a thread of its own: the browser tests' Playwright leaves an
+    event loop running in the main thread, where ``asyncio.run`` refuses to start another."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture
@@ -80,7 +91,7 @@ def test_a_hung_server_holds_the_round_trip_not_the_loop(server: embedded.Embedd
         assert (await timed_ping(client))[1] is None
 
     try:
-        asyncio.run(scenario())
+        on_a_loop(scenario())
     finally:
         os.kill(pid, signal.SIGCONT)  # the fixture's pid, never a name
 
@@ -98,7 +109,7 @@ def test_concurrent_round_trips_on_a_hung_server_all_end_after_one_timeout(
         return await asyncio.gather(*(timed_ping(client) for _ in range(20)))
 
     try:
-        answers = asyncio.run(scenario())
+        answers = on_a_loop(scenario())
     finally:
         os.kill(pid, signal.SIGCONT)
     assert all(isinstance(error, redis.TimeoutError) for _, error in answers), answers
@@ -120,4 +131,4 @@ def test_a_dead_server_is_refused_at_once_after_the_first_failure(
         took, error = await timed_ping(client)
         assert isinstance(error, BreakerOpen) and took < 0.01, (took, error)
 
-    asyncio.run(scenario())
+    on_a_loop(scenario())
