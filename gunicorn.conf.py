@@ -13,9 +13,10 @@ from dashboard.store import MASTER_PID_VARIABLE
 
 bind = os.environ.get("BITCORE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# An asyncio worker: connections on its event loop, beacons answered in a pool of ``threads``
-# threads and other requests in another, and connections are kept alive (see dashboard/serving.py
-# for why; measured in bench/beacons.py, which runs this same setup, against gthread).
+# An asyncio worker: connections on its event loop, beacons answered on the loop (their Redis
+# round trip awaited, bitcore/aio.py), other requests in a pool of ``threads`` threads, and
+# connections kept alive (see dashboard/serving.py for why; measured in bench/beacons.py, which
+# runs this same setup, against gthread).
 worker_class = "dashboard.serving.Worker"
 threads = int(os.environ.get("BITCORE_THREADS", "4"))
 # Each worker listens on its own socket and the kernel spreads new connections between them: an
@@ -27,8 +28,8 @@ reuse_port = True
 on_starting = refuse_taken_addresses
 keepalive = 5
 # A worker whose event loop does not tick for ``timeout`` seconds is killed with the requests it
-# holds. Nothing waits on Redis on the loop (threads do, at most BITCORE_REDIS_TIMEOUT, 3 s, and
-# the breaker, bitcore/breaker.py, then refuses at once).
+# holds. Nothing blocks the loop on Redis (a beacon awaits its reply at most
+# BITCORE_REDIS_TIMEOUT, 3 s, and the breaker, bitcore/breaker.py, then refuses at once).
 timeout = int(os.environ.get("BITCORE_WORKER_TIMEOUT", "30"))
 preload_app = True
 # This file is read by gunicorn's master only: mark it as the one process that may stop the

@@ -76,8 +76,9 @@ def start_gunicorn(
     app_dir: Path = ROOT,
     app: str = "wsgi:app",
 ) -> subprocess.Popen[bytes]:
-    """gunicorn as ``gunicorn.conf.py`` sets it up (read from ``app_dir``), but for the workers,
-    threads and worker class given on the bench's command line."""
+    """gunicorn as the ``gunicorn.conf.py`` of the checkout measured (``--app-dir``) sets it up,
+    but for the workers, threads and worker class given on the bench's command line; it serves
+    ``app`` from ``app_dir``. (An older checkout's settings import what this one may lack.)"""
     env = dict(
         os.environ,
         REDIS_URL=redis_url,
@@ -87,7 +88,7 @@ def start_gunicorn(
     )
     command = [
         sys.executable, "-m", "gunicorn",
-        "--config", str(ROOT / "gunicorn.conf.py"), "--workers", str(args.workers),
+        "--config", str(args.app_dir / "gunicorn.conf.py"), "--workers", str(args.workers),
         *(["--worker-class", args.worker_class] if args.worker_class else []),
         *(["--threads", str(args.threads)] if args.threads else []),
         "--bind", f"{HOST}:{port}", "--log-level", "warning", "--keep-alive", "30",

@@ -16,6 +16,11 @@ an event loop, that held requests for tens of seconds. With ``guard(pool, second
 A connection reset on a socket that was open (a restarted server, an idle socket cut) does not
 open it: the retry that follows reconnects, and only a failed reconnect counts.
 
+The same connections refuse to be used at all by code running on an event loop (``on_loop``, set
+by ``bitcore.aio``): a blocking command there would hold the loop, and every connection it serves,
+for as long as Redis takes. Such code makes its round trips through the wire, which the loop
+awaits (``BlockingOnLoop`` says where one slipped through).
+
 >>> import redis
 >>> client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
 >>> _ = guard(client.connection_pool, 1.0)
@@ -28,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -35,6 +41,22 @@ import redis
 
 class BreakerOpen(redis.ConnectionError):
     """Refused without asking Redis: it failed or timed out moments ago. Retry after a moment."""
+
+
+class BlockingOnLoop(RuntimeError):
+    """A redis-py command made by code running on an event loop: a bug, refused before it can
+    block the loop (its round trips must go through ``bitcore.wire``, which the loop awaits)."""
+
+
+#: True for code that ``bitcore.aio`` runs on an event loop.
+on_loop: ContextVar[bool] = ContextVar("bitcore_on_loop", default=False)
+
+
+def _refuse_on_loop() -> None:
+    if on_loop.get():
+        raise BlockingOnLoop(
+            "a blocking Redis command on the event loop: use bitcore.wire.round_trip there"
+        )
 
 
 class Breaker:
@@ -114,6 +136,7 @@ class _Guarded:
     def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         if getattr(self, "_sock", None):
             return
+        _refuse_on_loop()
         self.breaker.admit(self)
         self._connecting = True
         try:
@@ -125,6 +148,7 @@ class _Guarded:
             self._connecting = False
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _refuse_on_loop()
         if getattr(self, "_sock", None) and not self._connecting:
             self.breaker.admit(self)
         try:

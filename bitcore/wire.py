@@ -18,6 +18,11 @@ It is made outside the pool (the pool neither counts it against ``max_connection
 to anyone else), closed when its thread ends (the thread's storage is freed, and redis-py closes a
 connection it collects), and made again in a forked child, which must not share its parent's
 socket.
+
+It also lets a round trip go elsewhere (``elsewhere``): ``bitcore.aio`` sends the same bytes on an
+asyncio connection for code it runs on an event loop, and reads the replies with ``reply_reader``,
+the parser redis-py uses with its own error classes (the second thing here under redis-py's public
+API: ``redis._parsers.BaseParser.parse_error``).
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
+import hiredis
 import redis
+from redis._parsers import BaseParser
 
 #: Offsets per ``BITFIELD`` command, so no single command grows without bound.
 OFFSETS_PER_COMMAND = 4096
@@ -103,11 +111,31 @@ def execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> Non
             raise reply
 
 
+#: Sends a round trip's commands and returns their replies (error replies as exceptions, not
+#: raised): this thread's own connection, unless ``elsewhere`` says otherwise.
+RoundTrip = Callable[[redis.Redis, list[bytes]], list[Any]]
+
+#: The transport of the code running now, when it is not this thread's own connection: set by
+#: ``bitcore.aio`` for code it runs on an event loop, whose round trips the loop awaits.
+elsewhere: ContextVar[RoundTrip | None] = ContextVar("bitcore_wire_elsewhere", default=None)
+
+
 def round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
-    """Send ``commands`` (RESP) at once on this thread's own connection (``own_connection``) and
-    return their replies, with redis-py's retry on connection errors (safe here: setting bits twice
-    sets the same bits; a quota may count a retried request twice). Raises the first error reply,
-    once every reply is read, so the connection is left clean."""
+    """Send ``commands`` (RESP) at once and return their replies: on this thread's own connection
+    (``own_connection``), or through the transport ``elsewhere`` names. Raises the first error
+    reply, once every reply is read, so the connection is left clean."""
+    transport = elsewhere.get()
+    replies = (transport or on_own_connection)(redis_client, commands)
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
+
+
+def on_own_connection(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
+    """``round_trip`` on this thread's own connection, error replies returned, with redis-py's
+    retry on connection errors (safe here: setting bits twice sets the same bits; a quota may
+    count a retried request twice)."""
     connection = own_connection(redis_client)
     reused = was_open(connection)
     payload = [b"".join(commands)]
@@ -137,10 +165,19 @@ def round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
     except BaseException:
         connection.disconnect()  # replies may be left unread on it
         raise
-    for reply in replies:
-        if isinstance(reply, redis.ResponseError):
-            raise reply
     return replies
+
+
+def reply_reader(decode: bool = False, encoding: str = "utf-8") -> hiredis.Reader:
+    """A parser of Redis's replies (hiredis, as redis-py uses it) that returns error replies as
+    the exceptions redis-py raises for them (``NoScriptError``, ``OutOfMemoryError`` ...), so a
+    reply read elsewhere (``bitcore.aio``) means what the same reply read here means. Error
+    replies are returned, not raised: ``round_trip`` raises them once all replies are read."""
+    return hiredis.Reader(
+        protocolError=redis.exceptions.InvalidResponse,
+        replyError=BaseParser.parse_error,
+        encoding=encoding if decode else None,
+    )
 
 
 def bitfield_commands(

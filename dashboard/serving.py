@@ -1,5 +1,5 @@
-"""The gunicorn worker that serves the app: connections on an asyncio event loop, every request
-answered in a thread, beacons in threads of their own.
+"""The gunicorn worker that serves the app: connections on an asyncio event loop, beacons
+answered on the loop, every other request in a thread.
 
 gunicorn's own threaded worker (gthread) spends about 300 µs of CPU on each request before the
 app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that is about as
@@ -7,31 +7,31 @@ much as the app's whole answer, and it holds the endpoint well under the asyncio
 (``bench/beacons.py --worker-class gthread``; numbers in the README). ``Worker`` is that asyncio
 worker serving the same WSGI app:
 
-* a beacon (a path under ``/track``, where ``create_app`` mounts the tracking app) is read on the
-  loop and answered by the whole WSGI app (proxy fix, then the mounted tracking app) in a pool of
-  ``threads`` threads kept for beacons;
-* anything else (dashboard pages, which may count cohorts for a while) runs in another pool of
+* a beacon (a path under ``/track``, where ``create_app`` mounts the tracking app) is read and
+  answered on the loop, by the whole WSGI app (proxy fix, then the mounted tracking app), run by
+  ``bitcore.aio``: its one Redis round trip is awaited on an asyncio connection, so the loop
+  serves other connections meanwhile, without a hop to a thread and back (that hop cost more CPU
+  than the rest of the beacon's answer; ``bench/README.md``);
+* anything else (dashboard pages, which may count cohorts for a while) runs in a pool of
   ``threads`` threads, through ``a2wsgi``.
 
 The app stays a plain WSGI app: ``flask run`` and any other WSGI server serve it unchanged, and
 answer exactly the same (``tests/process/test_serving.py`` compares them).
 
-No request waits on Redis on the loop. A Redis that hangs (accepts connections, never answers)
-holds the threads of the beacons asking it for one socket timeout (``BITCORE_REDIS_TIMEOUT``),
-and pages go on being served meanwhile; after that timeout the circuit breaker
-(``bitcore/breaker.py``) refuses every Redis call at once for ``BITCORE_REDIS_BREAKER_SECONDS``,
-so beacons and pages answer 503 without waiting, then lets one probe through
-(``tests/process/test_hung_redis.py``).
+Nothing blocks the loop on Redis. A Redis that hangs (accepts connections, never answers) holds
+the beacons asking it for one socket timeout (``BITCORE_REDIS_TIMEOUT``), each awaiting its reply,
+and pages and other connections go on being served meanwhile; after that timeout the circuit
+breaker (``bitcore/breaker.py``) refuses every Redis call at once for
+``BITCORE_REDIS_BREAKER_SECONDS``, so beacons and pages answer 503 without waiting, then lets one
+probe through (``tests/process/test_hung_redis.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -39,6 +39,7 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from gunicorn.workers.gasgi import ASGIWorker
 
+from bitcore import aio
 from dashboard.tracking import PREFIX
 from dashboard.tracking.intake import body_limit
 
@@ -46,15 +47,12 @@ Scope = dict[str, Any]
 
 
 class BeaconsOnTheLoop:
-    """ASGI app over a Flask app: beacon requests read on the loop and answered in their own
-    threads, the rest in the pages' threads."""
+    """ASGI app over a Flask app: beacon requests read and answered on the loop (their Redis round
+    trip awaited), the rest in the pages' threads."""
 
     def __init__(self, app: Flask, threads: int) -> None:
         self.app = app
         self.threaded = WSGIMiddleware(_whole_body(app), workers=threads)  # type: ignore[arg-type]
-        # Beacons have threads of their own: a Redis that hangs holds them, not the loop nor the
-        # pages' threads.
-        self.beacons = ThreadPoolExecutor(threads, thread_name_prefix="beacon")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -81,8 +79,7 @@ class BeaconsOnTheLoop:
         environ: dict[str, Any] = build_environ(scope, io.BytesIO(body[:limit]))  # type: ignore[arg-type, assignment]
         # The body ends where the stream ends (a chunked one has no length): werkzeug reads it.
         environ["wsgi.input_terminated"] = True
-        loop = asyncio.get_running_loop()
-        status, headers, content = await loop.run_in_executor(self.beacons, self._call, environ)
+        status, headers, content = await aio.run(self._call, environ)
         await send(
             {
                 "type": "http.response.start",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import redis
 
+from bitcore import wire
 from bitcore.keys import RATELIMIT_PREFIX
 
 KEY_PREFIX = RATELIMIT_PREFIX
@@ -76,9 +77,9 @@ def hit(client: redis.Redis, counter: Window) -> Verdict:
     the write script instead.)
 
     Raises redis-py's ``ConnectionError``/``TimeoutError`` when Redis is down: the caller says 503.
+    Sent through the wire, like the write: a beacon's every round trip can then be awaited on an
+    event loop (``bitcore.aio``).
     """
-    with client.pipeline(transaction=False) as pipe:
-        pipe.incr(counter.key)
-        pipe.expire(counter.key, counter.ttl)
-        count, _ = pipe.execute()
+    incr = wire.encode("INCR", counter.key)
+    count, _ = wire.round_trip(client, [incr, wire.encode("EXPIRE", counter.key, counter.ttl)])
     return Verdict(int(count) <= counter.limit, int(count), counter.retry_after)

@@ -178,12 +178,19 @@ class Answer:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """What the answers read of the app: its settings (read on every request: tests change them
-    on a running app), its Redis client and its logger."""
+    """What the answers read of the app: its settings (the write keys, origins and beacon rules
+    read on every request: tests change them on a running app), its Redis client and its
+    logger."""
 
     config: Mapping[str, Any]
     client: Callable[[], BitCore]
     logger: logging.Logger
+
+    @functools.cached_property
+    def limits(self) -> Limits:
+        """The rate limit and write budget, read from the settings once, at the first beacon (a
+        running server reads its settings once too)."""
+        return limits_from_config(self.config)
 
 
 def answer(request: BeaconRequest, route: Route, endpoint: Endpoint) -> Answer:
@@ -355,9 +362,8 @@ def _rules(endpoint: Endpoint) -> BeaconRules:
 def _accept(request: BeaconRequest, key: str, endpoint: Endpoint, parse: Parse) -> WriteResult:
     """Check with ``parse``, count and write (``bitcore.tracking.write.accept``): the tail of
     both routes. The rate limit counts per write key and client address."""
-    limits = limits_from_config(endpoint.config)
     client = endpoint.client()
-    return accept(client, _rules(endpoint), parse, key, request.remote_addr, limits)
+    return accept(client, _rules(endpoint), parse, key, request.remote_addr, endpoint.limits)
 
 
 def internal_error() -> Answer:

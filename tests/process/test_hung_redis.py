@@ -129,9 +129,9 @@ def test_a_stopped_redis_is_answered_503_at_once_and_recovers(tmp_path: Path) ->
 
 
 def test_pages_are_answered_while_beacons_wait_on_a_hung_redis(tmp_path: Path) -> None:
-    """Beacons waiting on a Redis that accepts connections but never answers hold what they run
-    on (a thread) for one socket timeout, and nothing else: a page of the same workers, asked
-    meanwhile, is answered at once."""
+    """Beacons waiting on a Redis that accepts connections but never answers are held for one
+    socket timeout, and nothing else is: a page of the same workers, asked meanwhile, is
+    answered at once (the beacons await their replies on the loop, ``bitcore.aio``)."""
     timeout = 3.0
     server, pid, process, port = serve(tmp_path, timeout, 30)
 
