@@ -28,7 +28,7 @@ from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
 from bitcore.idmap import IdMap, IdMappingMismatch
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
-from bitcore.validation import check_event_name, check_external_id, check_uuid
+from bitcore.validation import check_event_name, check_uuid
 
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
 DEFAULT_UNIVERSE = "_seen"
@@ -89,6 +89,7 @@ class BitCore:
     dataset starts: a client whose choice differs from the dataset's raises
     ``IdMappingMismatch`` on its first write or read of members. ``id_map_buckets``: the forward
     map's bucket count of a dataset this client starts (an existing one keeps its own).
+    ``id_map_cache``: how many mappings the writer remembers (``bitcore.idmap.IdMap``; 0: none).
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class BitCore:
         iter_chunk_bytes: int = bitmaps.ITER_CHUNK_BYTES,
         id_mapping: bool = False,
         id_map_buckets: int = idmap.DEFAULT_BUCKETS,
+        id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -128,6 +130,7 @@ class BitCore:
         if id_map_buckets < 1:
             raise ValueError(f"id_map_buckets must be at least 1, got {id_map_buckets}")
         self.id_map_buckets = id_map_buckets
+        self.id_map_cache = id_map_cache
         self._id_map: tuple[IdMap | None] | None = None  # set once the dataset is checked
         self._id_map_lock = threading.Lock()
         check_id = _external_token if self.id_mapping else check_uuid
@@ -370,8 +373,8 @@ class BitCore:
                 else "a plan of external ids needs a client with id_mapping=True"
             )
         universe = plan.writes.get(self.keys.unique_key(self.universe))
-        everyone = list(universe if universe is not None else set().union(*plan.writes.values()))
-        internal_of = dict(zip(everyone, id_map.resolve(everyone, create=True), strict=True))
+        everyone = universe if universe is not None else set().union(*plan.writes.values())
+        internal_of = id_map.resolve_all(everyone, create=True)
         writes = {key: {internal_of[t] for t in tokens} for key, tokens in plan.writes.items()}
         return planning.Plan(writes, plan.marks, plan.names)
 
@@ -418,7 +421,7 @@ class BitCore:
         buckets = idmap.buckets_of_marker(marker)
         if buckets is None:
             raise IdMappingMismatch(f"{where} has an id map marker bitcore cannot read: {marker}")
-        return IdMap(direct, self.keys, buckets)
+        return IdMap(direct, self.keys, buckets, self.id_map_cache)
 
     def _holds_plain_data(self, direct: redis.Redis) -> bool:
         """Whether any event data lies under the prefix (a SCAN that stops at the first key):
@@ -693,7 +696,4 @@ class BitCore:
         return bool(self.redis.ping())
 
 
-def _external_token(external: Any) -> bytes:
-    """A mark's external id as the id map stores it; raises on a bad one (``TypeError`` or
-    ``ValueError``), before anything is written."""
-    return idmap.token_of(check_external_id(external))
+_external_token = idmap.check_token

@@ -26,20 +26,25 @@ the forward bucket stays compact (the reverse value keeps it whole).
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import uuid as uuid_module
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from bitcore import wire
 from bitcore.keys import KeyLayout
+from bitcore.validation import MAX_EXTERNAL_INT, check_external_id
 
-#: Forward buckets of a new dataset: 65,536 keep about 4 million users in listpack-sized
-#: buckets (64 on average, far from 128); past that buckets turn into plain hash tables, which
-#: works but costs more memory. ``BitCore(id_map_buckets=...)`` sets it when a dataset starts.
-DEFAULT_BUCKETS = 1 << 16
+#: Forward buckets of a new dataset. 32,768 keep 1 to 3 million users in listpack-sized buckets
+#: (30 to 90 on average, under 128); far past that buckets turn into plain hash tables one by
+#: one (it works, but costs about three times the memory), far below it each bucket's own cost
+#: is shared by few users. ``BitCore(id_map_buckets=...)`` sets it when a dataset starts: about
+#: the number of users expected, divided by 64.
+DEFAULT_BUCKETS = 1 << 15
 #: Internal ids per reverse bucket: 128, the listpack limit.
 REVERSE_SHIFT = 7
 #: Internal ids are bitmap offsets: below 2**32.
@@ -54,7 +59,7 @@ MAPPED = "mapped"
 
 _UUID_TAG = b"\x00"
 _DIGEST_TAG = b"\x01"
-_HEX = frozenset("0123456789abcdef")
+_LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class IdMappingMismatch(RuntimeError):
@@ -62,24 +67,35 @@ class IdMappingMismatch(RuntimeError):
     plain ids, or the other way): refused, never mixed."""
 
 
+class IdMapFull(RuntimeError):
+    """Every internal id (bitmap offset, below 2**32) is taken: nothing was allocated."""
+
+
 def token_of(external: int | str) -> bytes:
     """What the map stores for a canonical external id (``validation.check_external_id``).
+
+    A UUID is packed only as ``str(uuid.UUID(...))`` prints it (lowercase, dashed); any other
+    spelling is an id of its own, kept as it is.
 
     >>> token_of(123), token_of("usr_8f3a"), len(token_of("0b5e36a2-1c3d-4e5f-8a9b-0c1d2e3f4a5b"))
     (b'123', b'usr_8f3a', 17)
     """
     if isinstance(external, int):
         return b"%d" % external
-    if len(external) == 36 and external[8] == "-" and _is_lower_uuid(external):
-        return _UUID_TAG + uuid_module.UUID(external).bytes
+    if len(external) == 36 and _LOWER_UUID.fullmatch(external):
+        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
     return external.encode("utf-8")
 
 
-def _is_lower_uuid(text: str) -> bool:
-    """Whether ``text`` is a UUID as ``str(uuid.UUID(...))`` prints it (lowercase, dashed), the
-    only spelling packed into 16 bytes: any other is an id of its own, kept as it is."""
-    parts = text.split("-")
-    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and _HEX.issuperset("".join(parts))
+def check_token(external: Any) -> bytes:
+    """``token_of(check_external_id(external))``, the common cases first: a mark's id as the map
+    stores it, checked (a bad one raises before anything is written)."""
+    kind = type(external)
+    if kind is str and len(external) == 36 and _LOWER_UUID.fullmatch(external):
+        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
+    if kind is int and 0 <= external <= MAX_EXTERNAL_INT:
+        return b"%d" % external
+    return token_of(check_external_id(external))
 
 
 def external_of(token: bytes) -> int | str:
@@ -115,47 +131,56 @@ def buckets_of_marker(marker: str) -> int | None:
     return int(count) if kind == MAPPED and count.isdigit() and int(count) > 0 else None
 
 
-#: KEYS[1]: the marker; KEYS[2]: the counter of internal ids; KEYS[3..]: forward buckets.
+#: KEYS[1]: the marker; KEYS[2]: the counter of internal ids; KEYS[3]: the epoch (see
+#: ``IdMap``); KEYS[4..]: forward buckets.
 #: ARGV[1]: the marker's expected value; ARGV[2]: '1' to allocate new ids, '0' to look up only;
-#: ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; then per id its
-#: forward bucket's index in KEYS, its field, and its reverse value ('' when it is the field).
-#: Returns the internal ids in order, -1 for an unknown id when looking up only.
+#: ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; ARGV[5]: how many
+#: ids; then for each forward bucket in KEYS' order the number of its ids and their fields, a
+#: digest field (first byte 1) followed by the whole token, its reverse value.
+#: Returns the epoch, then the internal ids in the order sent (-1: unknown, when looking up only).
 RESOLVE_LUA = """
-local call, floor = redis.call, math.floor
+local call, floor, byte = redis.call, math.floor, string.byte
 local marker = call('GET', KEYS[1])
 if marker ~= ARGV[1] then
   return redis.error_reply('IDMAP this dataset is not id-mapped as expected (marker ' ..
     tostring(marker) .. ', expected ' .. ARGV[1] .. ')')
 end
 local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
-if create and tonumber(call('GET', KEYS[2]) or '0') + (#ARGV - 4) / 3 > limit then
+if create and tonumber(call('GET', KEYS[2]) or '0') + tonumber(ARGV[5]) > limit then
   return redis.error_reply('IDMAP full: every internal id below ' .. ARGV[4] .. ' is taken')
 end
-local out = {}
-for i = 5, #ARGV, 3 do
-  local key, field = KEYS[tonumber(ARGV[i])], ARGV[i + 1]
-  local found = call('HGET', key, field)
-  if found then
-    out[#out + 1] = tonumber(found)
-  elseif create then
-    local n = call('INCR', KEYS[2]) - 1
-    call('HSET', key, field, n)
-    local value = ARGV[i + 2]
-    if value == '' then
-      value = field
+local out, i = {call('GET', KEYS[3]) or ''}, 6
+for k = 4, #KEYS do
+  local key, count = KEYS[k], tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, count do
+    local field = ARGV[i]
+    local value = field
+    if byte(field, 1) == 1 then
+      value = ARGV[i + 1]
+      i = i + 1
     end
-    call('HSET', reverse .. floor(n / 128), n % 128, value)
-    out[#out + 1] = n
-  else
-    out[#out + 1] = -1
+    i = i + 1
+    local found = call('HGET', key, field)
+    if found then
+      out[#out + 1] = tonumber(found)
+    elseif create then
+      local n = call('INCR', KEYS[2]) - 1
+      call('HSET', key, field, n)
+      call('HSET', reverse .. floor(n / 128), n % 128, value)
+      out[#out + 1] = n
+    else
+      out[#out + 1] = -1
+    end
   end
 end
 return out
 """
 
-#: KEYS[1]: the marker; KEYS[2]: the universe; KEYS[3]: the registry of event names. ARGV[1]:
-#: the marker of a mapped dataset. Sets it unless the dataset already holds plain data; returns
-#: the marker found or set, nil when plain data is there.
+#: KEYS[1]: the marker; KEYS[2]: the universe; KEYS[3]: the registry of event names; KEYS[4]:
+#: the epoch. ARGV[1]: the marker of a mapped dataset; ARGV[2]: a first epoch. Sets both unless
+#: the dataset already holds plain data; returns the marker found or set, nil when plain data
+#: is there.
 CLAIM_LUA = """
 local marker = redis.call('GET', KEYS[1])
 if marker then
@@ -165,11 +190,13 @@ if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZCARD', KEYS[3]) > 0 then
   return false
 end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[2])
 return ARGV[1]
 """
 
-#: KEYS[1]: the id's forward bucket. ARGV[1]: its field; ARGV[2]: the reverse key prefix.
-#: Deletes both directions; returns the internal id it had, or nil.
+#: KEYS[1]: the id's forward bucket; KEYS[2]: the epoch. ARGV[1]: its field; ARGV[2]: the reverse
+#: key prefix; ARGV[3]: a new epoch. Deletes both directions and renews the epoch; returns the
+#: internal id it had, or nil.
 FORGET_LUA = """
 local found = redis.call('HGET', KEYS[1], ARGV[1])
 if not found then
@@ -178,16 +205,44 @@ end
 local n = tonumber(found)
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', ARGV[2] .. math.floor(n / 128), n % 128)
+redis.call('SET', KEYS[2], ARGV[3])
 return n
 """
 _RESOLVE_SHA = hashlib.sha1(RESOLVE_LUA.encode()).hexdigest()
 
 
-class IdMap:
-    """One dataset's id map (``KeyLayout.id_map_key``), with ``buckets`` forward buckets."""
+#: Mappings an ``IdMap`` remembers at most (about 150 bytes each); past it, it starts afresh.
+DEFAULT_CACHE_SIZE = 100_000
 
-    def __init__(self, redis_client: redis.Redis, keys: KeyLayout, buckets: int) -> None:
+
+def _new_epoch() -> bytes:
+    return os.urandom(8).hex().encode()
+
+
+class IdMap:
+    """One dataset's id map (``KeyLayout.id_map_bucket_key`` and its neighbours), with
+    ``buckets`` forward buckets.
+
+    The writer's look-ups (``resolve_all``) remember what they found, up to ``cache_size``
+    mappings: a known id costs nothing on the server. A mapping never changes once made (the
+    counter only grows, so an internal id is never handed out twice) except that
+    ``forget`` removes one; each removal sets the dataset's epoch (``id_map_epoch_key``) to a new
+    random value, and a batch whose epoch differs from the remembered one starts afresh, so no
+    process writes to a forgotten user's old internal id from memory. (A write racing the
+    removal itself can, with or without the memory: erasure clears bits after unmapping.)
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        keys: KeyLayout,
+        buckets: int,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
         self.redis = redis_client
+        self.cache_size = cache_size
+        self._cache: dict[bytes, int] = {}
+        self._epoch: bytes | None = None
         self.keys = keys
         self.buckets = buckets
         self.marker = marker_value(buckets)
@@ -203,42 +258,97 @@ class IdMap:
     def resolve(self, tokens: Sequence[bytes], create: bool) -> list[int]:
         """The internal id of each token, in order (-1: unknown, when not ``create``); new ones
         allocated when ``create``. One script call per ``RESOLVE_BATCH`` tokens."""
-        found: list[int] = []
-        for start in range(0, len(tokens), RESOLVE_BATCH):
-            found.extend(self._resolve(tokens[start : start + RESOLVE_BATCH], create))
+        found = self.resolve_all(tokens, create)
+        return [found[token] for token in tokens]
+
+    def resolve_all(self, tokens: Iterable[bytes], create: bool) -> dict[bytes, int]:
+        """``{token: internal id}`` for distinct ``tokens`` (as ``resolve``): what the writer
+        needs to rewrite a plan. Remembered mappings are used (and new ones remembered) when
+        ``create``, once the epoch is seen unchanged."""
+        unique = list(dict.fromkeys(tokens))
+        if not create or self.cache_size <= 0:
+            return self._resolve_batches(unique, create)[1]
+        cache = self._cache
+        found: dict[bytes, int] = {}
+        missing: list[bytes] = []
+        for token in unique:
+            internal = cache.get(token)
+            if internal is None:
+                missing.append(token)
+            else:
+                found[token] = internal
+        if missing:
+            epoch, fresh = self._resolve_batches(missing, create)
+        else:
+            epoch, fresh = cast(bytes, self.redis.get(self.keys.id_map_epoch_key()) or b""), {}
+        if epoch != self._epoch:  # a user was forgotten (or first use): nothing remembered holds
+            cache.clear()
+            self._epoch = epoch
+            if found:
+                found = self._resolve_batches(list(found), create)[1]
+                fresh.update(found)
+        found.update(fresh)
+        if len(cache) + len(fresh) > self.cache_size:
+            cache.clear()
+        cache.update(fresh)
         return found
 
-    def _resolve(self, tokens: Sequence[bytes], create: bool) -> list[int]:
-        index_of: dict[int, int] = {}
-        args: list[bytes] = []
+    def _resolve_batches(self, tokens: list[bytes], create: bool) -> tuple[bytes, dict[bytes, int]]:
+        """The epoch (seen by the first call) and ``{token: internal}``, ``RESOLVE_BATCH``
+        tokens a script call."""
+        found: dict[bytes, int] = {}
+        epoch = b""
+        for start in range(0, len(tokens), RESOLVE_BATCH):
+            batch_epoch, batch = self._resolve(tokens[start : start + RESOLVE_BATCH], create)
+            epoch = epoch or batch_epoch
+            found.update(batch)
+        return epoch, found
+
+    def _resolve(self, tokens: Sequence[bytes], create: bool) -> tuple[bytes, dict[bytes, int]]:
+        """One script call for distinct ``tokens``, grouped by forward bucket."""
+        groups: dict[int, list[bytes]] = {}
+        buckets, crc32 = self.buckets, zlib.crc32
         for token in tokens:
-            bucket = zlib.crc32(token) % self.buckets
-            index = index_of.get(bucket)
-            if index is None:
-                index = index_of[bucket] = len(index_of) + 3
-            field = token if len(token) <= MAX_FIELD_BYTES else field_of(token)
-            args.extend((b"%d" % index, field, b"" if field is token else token))
+            group = groups.get(bucket := crc32(token) % buckets)
+            if group is None:
+                groups[bucket] = [token]
+            else:
+                group.append(token)
+        args: list[bytes | int] = []
+        ordered: list[bytes] = []
+        for group in groups.values():
+            args.append(len(group))
+            for token in group:
+                if len(token) <= MAX_FIELD_BYTES:
+                    args.append(token)
+                else:
+                    args += (field_of(token), token)
+            ordered += group
         prefix = self._forward_prefix
-        keys = [f"{prefix}{bucket}" for bucket in index_of]
-        head = [
-            self.keys.id_map_marker_key(),
-            self.keys.id_map_counter_key(),
-            *keys,
-            self.marker,
-            b"1" if create else b"0",
-            self._reverse_prefix,
-            INTERNAL_LIMIT,
-        ]
+        keys = [f"{prefix}{bucket}" for bucket in groups]
+        head: list[str | bytes | int] = [self.keys.id_map_marker_key()]
+        head += [self.keys.id_map_counter_key(), self.keys.id_map_epoch_key(), *keys]
+        head += [self.marker, b"1" if create else b"0", self._reverse_prefix, INTERNAL_LIMIT]
+        head.append(len(tokens))
         body = [wire.bulk_strings(head), wire.bulk_strings(args)]
         parts = 3 + len(head) + len(args)
-        numkeys = 2 + len(keys)
+        numkeys = 3 + len(keys)
         try:
-            command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
-            [reply] = wire.round_trip(self.redis, [command])
-        except redis.exceptions.NoScriptError:  # first use on this server: EVAL loads it
-            command = wire.command(parts, ("EVAL", RESOLVE_LUA, numkeys), body)
-            [reply] = wire.round_trip(self.redis, [command])
-        return [int(n) for n in reply]
+            try:
+                command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
+                [reply] = wire.round_trip(self.redis, [command])
+            except redis.exceptions.NoScriptError:  # first use on this server: EVAL loads it
+                command = wire.command(parts, ("EVAL", RESOLVE_LUA, numkeys), body)
+                [reply] = wire.round_trip(self.redis, [command])
+        except redis.ResponseError as error:
+            message = str(error)
+            if message.startswith("IDMAP full"):
+                raise IdMapFull(message[len("IDMAP ") :]) from None
+            if message.startswith("IDMAP"):
+                raise IdMappingMismatch(message[len("IDMAP ") :]) from None
+            raise
+        epoch, *internals = reply
+        return epoch, dict(zip(ordered, internals, strict=True))
 
     def lookup(self, tokens: Sequence[bytes]) -> list[int | None]:
         """The internal id of each token, ``None`` if unknown, without allocating: plain
@@ -282,13 +392,15 @@ class IdMap:
 
     def forget(self, token: bytes) -> int | None:
         """Remove one id's mapping, both directions, atomically; the internal id it had."""
-        bucket_key = self._forward_key(token)
-        found = self._forget(keys=[bucket_key], args=[field_of(token), self._reverse_prefix])
+        keys = [self._forward_key(token), self.keys.id_map_epoch_key()]
+        found = self._forget(keys=keys, args=[field_of(token), self._reverse_prefix, _new_epoch()])
+        self._cache.pop(token, None)
         return None if found is None else int(found)
 
     def claim(self, universe_key: str, registry_key: str) -> str | None:
         """Mark the dataset as mapped unless it holds plain data; the marker found or set
         (``None``: plain data is there)."""
         keys = [self.keys.id_map_marker_key(), universe_key, registry_key]
-        found: Any = self._claim(keys=keys, args=[self.marker])
+        keys.append(self.keys.id_map_epoch_key())
+        found: Any = self._claim(keys=keys, args=[self.marker, _new_epoch()])
         return None if found is None else found.decode() if isinstance(found, bytes) else found

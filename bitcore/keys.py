@@ -65,11 +65,12 @@ SESSION_PREFIX = f"{SEGMENT_NAMESPACE}session:"
 #: Named in the bulk writer's script call when a write has no quota; the script never touches it.
 QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 #: The id map of a key prefix (``bitcore.idmap``), outside the event prefix like every key of
-#: bitcore's own: ``bitcore:idmap:<prefix>:`` then ``mode`` (the marker: is the dataset mapped?),
-#: ``next`` (the next internal id), ``f:<bucket>`` (external -> internal, bucket from a hash of
-#: the external id) and ``r:<bucket>`` (internal -> external, bucket = internal >> 7). The bucket
-#: is always the last part of the key, so a Redis Cluster layout can put it in a hash tag
-#: (``...:f:{123}``) and spread the buckets over the slots.
+#: bitcore's own: ``bitcore:idmap:<prefix>:`` then ``mode`` (the marker: is the dataset
+#: mapped?), ``next`` (the next internal id), ``epoch`` (renewed when a mapping is removed),
+#: ``f:<bucket>`` (external -> internal, bucket from a hash of the external id) and
+#: ``r:<bucket>`` (internal -> external, bucket = internal >> 7). The bucket is always the last
+#: part of the key, so a Redis Cluster layout can put it in a hash tag (``...:f:{123}``) and
+#: spread the buckets over the slots.
 ID_MAP_NAMESPACE = f"{SEGMENT_NAMESPACE}idmap:"
 
 
@@ -200,6 +201,11 @@ class KeyLayout:
     def id_map_counter_key(self) -> str:
         """The number of internal ids handed out so far (the next one is this number)."""
         return self._id_map_key("next")
+
+    def id_map_epoch_key(self) -> str:
+        """A random value renewed whenever a mapping is removed: processes that remember
+        mappings start afresh when it changes (``bitcore.idmap.IdMap``)."""
+        return self._id_map_key("epoch")
 
     def id_map_bucket_key(self, direction: str, bucket: int) -> str:
         """Bucket ``bucket`` of the forward (``"f"``) or reverse (``"r"``) map: always

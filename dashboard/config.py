@@ -21,6 +21,10 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_KEY_PREFIX", "BITCORE_KEY_PREFIX", str, "trackist_"),
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
+    # user ids are strings or 64-bit ints, mapped to dense ones (chosen when the data starts)
+    ("BITCORE_ID_MAPPING", "BITCORE_ID_MAPPING", _bool, False),
+    # forward buckets of the id map when it starts: about the expected users / 64
+    ("BITCORE_ID_MAP_BUCKETS", "BITCORE_ID_MAP_BUCKETS", int, 1 << 15),
     # seconds a Redis command may take before the request answers 503 (a hung Redis)
     ("BITCORE_REDIS_TIMEOUT", "BITCORE_REDIS_TIMEOUT", float, 3.0),
     # seconds Redis is not asked after it failed or timed out (503 at once); 0: no breaker
