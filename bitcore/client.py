@@ -399,8 +399,7 @@ class BitCore:
             return self._id_map[0]
 
     def _check_dataset(self, direct: redis.Redis) -> IdMap | None:
-        raw = direct.get(self.keys.id_map_marker_key())
-        marker = raw.decode() if isinstance(raw, bytes) else raw
+        marker = _decoded(direct.get(self.keys.id_map_marker_key()))
         where = f"the dataset under prefix {self.keys.prefix!r}"
         if not self.id_mapping:
             if marker is not None:
@@ -408,12 +407,14 @@ class BitCore:
                     f"{where} has mapped user ids ({marker}): open it with id_mapping=True"
                 )
             return None
-        if marker is None:
-            if self._holds_plain_data(direct):
+        if marker is None and self._holds_plain_data(direct):
+            marker = _decoded(direct.get(self.keys.id_map_marker_key()))  # claimed meanwhile?
+            if marker is None:
                 raise IdMappingMismatch(
                     f"{where} already holds data with plain integer ids: id_mapping=True would "
                     "mix two kinds of ids (use another key_prefix for mapped ids)"
                 )
+        if marker is None:
             fresh = IdMap(direct, self.keys, self.id_map_buckets)
             marker = fresh.claim(self.keys.unique_key(self.universe), self.keys.event_names_key())
             if marker is None:
@@ -697,3 +698,7 @@ class BitCore:
 
 
 _external_token = idmap.check_token
+
+
+def _decoded(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
