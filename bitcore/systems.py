@@ -48,7 +48,7 @@ class _Systems(dict[str, Any]):
 SYSTEMS: _Systems = _Systems()
 
 
-def setup_redis(name: str, host: str, port: int, *, id_mapping: bool = False, **kw: Any) -> None:
+def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
     """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the
     client class). ``id_mapping=True`` (a bitcore addition) makes its client map external ids
     (strings, 64-bit ints: ``BitCore(id_mapping=True)``).
@@ -59,6 +59,7 @@ def setup_redis(name: str, host: str, port: int, *, id_mapping: bool = False, **
     defaults: no timeout at all in older redis-py versions).
     """
     redis_client = kw.pop("redis_client", redis.Redis)
+    id_mapping = bool(kw.pop("id_mapping", False))
     SYSTEMS[name] = connect(host=host, port=port, redis_class=redis_client, **kw)
     if id_mapping:
         _mapped_systems.add(name)

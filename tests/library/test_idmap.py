@@ -6,6 +6,7 @@ import threading
 import uuid as uuid_module
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -398,3 +399,20 @@ def test_bitmapist_reads_the_internal_ids(mapped: BitCore, redis_client: redis.R
         mapped.mark_event("active", name, WHEN)
     key = LAYOUT.event_key("active", periods.period_of("month", WHEN))
     assert [redis_client.getbit(key, n) for n in range(4)] == [1, 1, 1, 0]
+
+
+def test_setup_redis_with_id_mapping(redis_client: redis.Redis, redis_url: str) -> None:
+    import bitcore
+    from bitcore import systems
+
+    address = urlsplit(redis_url)
+    bitcore.setup_redis("idmapped", address.hostname, address.port, id_mapping=True)
+    try:
+        bitcore.mark_event("active", "alice", system="idmapped")
+        bitcore.mark_unique("premium", "alice", system="idmapped")
+        assert "alice" in bitcore.MonthEvents("active", system="idmapped")
+        assert list(bitcore.UniqueEvents("premium", system="idmapped")) == ["alice"]
+        assert systems.client_for("idmapped").id_mapping
+    finally:
+        del systems.SYSTEMS["idmapped"]
+        systems._mapped_systems.discard("idmapped")
