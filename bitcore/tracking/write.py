@@ -51,7 +51,7 @@ def plan_beacons(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> P
         for key, offsets in planned.writes.items():
             writes.setdefault(key, set()).update(offsets)
     names = set().union(*(p.names for p in plans))
-    return Plan(writes, sum(p.marks for p in plans), names, plans[0].external)
+    return Plan(writes, sum(p.marks for p in plans), names, client.id_mapping)
 
 
 def write_beacons(
