@@ -39,17 +39,21 @@ def page_port() -> int:
     return embedded.free_port()
 
 
+def app_config(redis_url: str, page_port: int, **extra: Any) -> dict[str, Any]:
+    """The app's settings: the write key, and the page's origin (another port) as CORS origin."""
+    return {
+        "SECRET_KEY": "browser",
+        "REDIS_URL": redis_url,
+        "BITCORE_TRACK_KEYS": KEY,
+        "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def live_app(redis_url: str, page_port: int) -> Iterator[str]:
     """The real app on a real socket; the page's origin (another port) is its CORS origin."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser",
-            "REDIS_URL": redis_url,
-            "BITCORE_TRACK_KEYS": KEY,
-            "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
-        }
-    )
+    app = create_app(app_config(redis_url, page_port))
     inner = app.wsgi_app
 
     def recording(environ: dict[str, Any], start_response: Any) -> Any:
@@ -184,6 +188,16 @@ def shop_then_leave(
     context.close()
 
 
+def open_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
+    """A new browser context with ``url`` open, and the list its page's errors land in."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return context, page, errors
+
+
 def test_a_broken_setup_never_throws_into_the_page(
     browser: Any, live_app: str, page_server: str, redis_client: redis.Redis
 ) -> None:
@@ -197,11 +211,7 @@ def test_a_broken_setup_never_throws_into_the_page(
   bitcore.flush();
   window.survived = true;
 </script>"""
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{page_server}/broken")
+    context, page, errors = open_page(browser, f"{page_server}/broken")
     assert page.evaluate("window.survived === true")
     page.goto("about:blank")
     assert errors == []
@@ -211,15 +221,7 @@ def test_a_broken_setup_never_throws_into_the_page(
 @pytest.fixture(scope="module")
 def mapped_app(redis_url: str, page_port: int) -> Iterator[str]:
     """The real app with the id map on (``BITCORE_ID_MAPPING=1``)."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser",
-            "REDIS_URL": redis_url,
-            "BITCORE_TRACK_KEYS": KEY,
-            "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
-            "BITCORE_ID_MAPPING": True,
-        }
-    )
+    app = create_app(app_config(redis_url, page_port, BITCORE_ID_MAPPING=True))
     with live_server(app) as url:
         yield url
 
@@ -241,11 +243,7 @@ def test_identify_takes_string_and_64_bit_ids(
   window.loaded = true;
 </script>
 <a id="leave" href="/next">next</a>"""
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{page_server}/mapped")
+    context, page, errors = open_page(browser, f"{page_server}/mapped")
     assert page.evaluate("window.loaded === true")
     page.click("#leave")
     page.wait_for_url(f"{page_server}/next")
