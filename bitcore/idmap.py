@@ -146,10 +146,8 @@ if marker ~= ARGV[1] then
     tostring(marker) .. ', expected ' .. ARGV[1] .. ')')
 end
 local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
-if create and tonumber(call('GET', KEYS[2]) or '0') + tonumber(ARGV[5]) > limit then
-  return redis.error_reply('IDMAP full: every internal id below ' .. ARGV[4] .. ' is taken')
-end
 local out, i = {call('GET', KEYS[3]) or ''}, 6
+local new_keys, new_fields, new_values = {}, {}, {}
 for k = 4, #KEYS do
   local key, count = KEYS[k], tonumber(ARGV[i])
   i = i + 1
@@ -164,15 +162,42 @@ for k = 4, #KEYS do
     local found = call('HGET', key, field)
     if found then
       out[#out + 1] = tonumber(found)
-    elseif create then
-      local n = call('INCR', KEYS[2]) - 1
-      call('HSET', key, field, n)
-      call('HSET', reverse .. floor(n / 128), n % 128, value)
-      out[#out + 1] = n
     else
       out[#out + 1] = -1
+      if create then
+        new_keys[#new_keys + 1] = key
+        new_fields[#new_fields + 1] = field
+        new_values[#new_values + 1] = #out
+        new_values[#new_values + 1] = value
+      end
     end
   end
+end
+local fresh = #new_keys
+if fresh == 0 then
+  return out
+end
+local first = call('INCRBY', KEYS[2], fresh) - fresh
+if first + fresh > limit then
+  call('DECRBY', KEYS[2], fresh)
+  return redis.error_reply('IDMAP full: every internal id below ' .. ARGV[4] .. ' is taken')
+end
+local pairs_of = {}
+for j = 1, fresh do
+  local n = first + j - 1
+  call('HSET', new_keys[j], new_fields[j], n)
+  out[new_values[2 * j - 1]] = n
+  local bucket = floor(n / 128)
+  local group = pairs_of[bucket]
+  if not group then
+    group = {}
+    pairs_of[bucket] = group
+  end
+  group[#group + 1] = n % 128
+  group[#group + 1] = new_values[2 * j]
+end
+for bucket, group in pairs(pairs_of) do
+  call('HSET', reverse .. bucket, unpack(group))
 end
 return out
 """
