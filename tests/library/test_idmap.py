@@ -423,3 +423,15 @@ def test_setup_redis_with_id_mapping(redis_client: redis.Redis, redis_url: str) 
     finally:
         del systems.SYSTEMS["idmapped"]
         systems._mapped_systems.discard("idmapped")
+
+
+def test_a_client_made_from_a_pipeline_maps_at_once_and_queues_the_bits(
+    redis_client: redis.Redis,
+) -> None:
+    with redis_client.pipeline() as pipe:
+        queued = BitCore(pipe, id_mapping=True)
+        queued.mark_event("active", "alice", WHEN, use_pipeline=False)
+        assert counter(redis_client) == 1  # the mapping could not wait: its id is in the bits
+        assert not redis_client.exists(LAYOUT.event_key("active", periods.period_of("day", WHEN)))
+        pipe.execute()
+    assert list(BitCore(redis_client, id_mapping=True).DayEvents("active", 2024, 5, 7)) == ["alice"]
