@@ -375,7 +375,8 @@ class BitCore:
         universe = plan.writes.get(self.keys.unique_key(self.universe))
         everyone = universe if universe is not None else set().union(*plan.writes.values())
         internal_of = id_map.resolve_all(everyone, create=True)
-        writes = {key: {internal_of[t] for t in tokens} for key, tokens in plan.writes.items()}
+        internal = internal_of.__getitem__
+        writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
         return planning.Plan(writes, plan.marks, plan.names)
 
     # --- the id map: external ids (strings, sparse 64-bit ints) <-> dense internal ids
