@@ -170,3 +170,15 @@ def test_the_lookup_without_the_map_still_wants_a_number(
     today = datetime.now(UTC).date()
     assert client.get(f"/event/play.json?user=usr_1&date={today}").status_code == 400
     assert client.get(f"/event/play.json?user=7&date={today}").json["lookup"]["active"]["day"]
+
+
+def test_a_mapped_dashboard_on_plain_data_says_which_setting_to_fix(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    BitCore(redis_client).mark_event("play", 7)
+    client = app_client(redis_url)
+    today = datetime.now(UTC).date()
+    answer = client.get(f"/event/play.json?user=usr_1&date={today}")
+    assert answer.status_code == 500
+    assert "BITCORE_ID_MAPPING" in answer.get_data(as_text=True)
+    assert not redis_client.exists("bitcore:idmap:trackist_:mode")
