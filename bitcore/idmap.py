@@ -294,6 +294,7 @@ class IdMap:
         if not create or self.cache_size <= 0:
             return self._resolve_batches(unique, create)[1]
         cache = self._cache
+        known_epoch = self._epoch  # read before the cache: what its entries were made under
         found: dict[bytes, int] = {}
         missing: list[bytes] = []
         for token in unique:
@@ -306,16 +307,17 @@ class IdMap:
             epoch, fresh = self._resolve_batches(missing, create)
         else:
             epoch, fresh = cast(bytes, self.redis.get(self.keys.id_map_epoch_key()) or b""), {}
-        if epoch != self._epoch:  # a user was forgotten (or first use): nothing remembered holds
+        if epoch != known_epoch:  # a user was forgotten (or first use): nothing remembered holds
             cache.clear()
             self._epoch = epoch
             if found:
                 found = self._resolve_batches(list(found), create)[1]
                 fresh.update(found)
         found.update(fresh)
-        if len(cache) + len(fresh) > self.cache_size:
-            cache.clear()
-        cache.update(fresh)
+        if self._epoch == epoch:  # else another thread saw a newer epoch: keep out of its cache
+            if len(cache) + len(fresh) > self.cache_size:
+                cache.clear()
+            cache.update(fresh)
         return found
 
     def _resolve_batches(self, tokens: list[bytes], create: bool) -> tuple[bytes, dict[bytes, int]]:
