@@ -59,7 +59,10 @@ class Budget:
     the string to N/8 bytes). ``bytes_quota``: a counter of those bytes, for a rate window
     (``limit`` bytes per counter). ``max_event_names``: the size the registry of event names
     (``KeyLayout.event_names_key``) may reach; names already in it always pass.
-    ``new_names_quota``: a counter of names the writes add to the registry. ``None``: no limit.
+    ``new_names_quota``: a counter of names the writes add to the registry. ``new_ids_quota``
+    (with the id map on): a counter of the new external ids the write makes the map allocate,
+    checked by the allocation script before it allocates any (``bitcore.idmap``): the map's
+    memory is not in ``max_bytes``, which counts the bitmaps. ``None``: no limit.
 
     >>> Budget(max_bytes=8 << 20).max_bytes
     8388608
@@ -69,14 +72,15 @@ class Budget:
     bytes_quota: Quota | None = None
     max_event_names: int | None = None
     new_names_quota: Quota | None = None
+    new_ids_quota: Quota | None = None
 
 
 class WriteRefused(Exception):
     """A write over one of its ``Budget``'s limits: nothing was written.
 
-    ``limit`` names it (``"max_bytes"``, ``"bytes_quota"``, ``"max_event_names"`` or
-    ``"new_names_quota"``), ``amount`` is what the write would have brought it to and ``allowed``
-    the limit itself."""
+    ``limit`` names it (``"max_bytes"``, ``"bytes_quota"``, ``"max_event_names"``,
+    ``"new_names_quota"`` or ``"new_ids_quota"``), ``amount`` is what the write would have
+    brought it to and ``allowed`` the limit itself."""
 
     def __init__(self, limit: str, amount: int, allowed: int) -> None:
         super().__init__(f"write refused: {limit} would reach {amount}, over {allowed}")

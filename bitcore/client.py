@@ -353,7 +353,7 @@ class BitCore:
         allocated: one script call), so the budget counts the bytes of the dense internal ids."""
         id_map = self._dataset_id_map()
         if plan.external or id_map is not None:
-            plan = self._internal_plan(plan, id_map)
+            plan = self._internal_plan(plan, id_map, budget)
         return bulk.set_bits_atomically(
             target,
             plan.writes,
@@ -363,9 +363,12 @@ class BitCore:
             registry_key=self.keys.event_names_key(),
         )
 
-    def _internal_plan(self, plan: planning.Plan, id_map: IdMap | None) -> planning.Plan:
+    def _internal_plan(
+        self, plan: planning.Plan, id_map: IdMap | None, budget: bulk.Budget | None = None
+    ) -> planning.Plan:
         """``plan`` with its external ids' tokens replaced by their internal ids (allocated if
-        new); refused when the plan's kind of ids is not the dataset's."""
+        new, counted on the budget's ``new_ids_quota``); refused when the plan's kind of ids is
+        not the dataset's."""
         if id_map is None or not plan.external:
             raise IdMappingMismatch(
                 "a plan of plain ids cannot be written to an id-mapped dataset"
@@ -374,7 +377,8 @@ class BitCore:
             )
         universe = plan.writes.get(self.keys.unique_key(self.universe))
         everyone = universe if universe is not None else set().union(*plan.writes.values())
-        internal_of = id_map.resolve_all(everyone, create=True)
+        quota = budget.new_ids_quota if budget is not None else None
+        internal_of = id_map.resolve_all(everyone, create=True, quota=quota)
         internal = internal_of.__getitem__
         writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
         return planning.Plan(writes, plan.marks, plan.names)

@@ -36,7 +36,8 @@ from typing import Any, cast
 import redis
 
 from bitcore import wire
-from bitcore.keys import KeyLayout
+from bitcore.bulk import Quota, WriteRefused
+from bitcore.keys import QUOTA_PLACEHOLDER_KEY, KeyLayout
 from bitcore.validation import MAX_EXTERNAL_INT, check_external_id
 
 #: Forward buckets of a new dataset. 32,768 keep 1 to 3 million users in listpack-sized buckets
@@ -132,11 +133,12 @@ def buckets_of_marker(marker: str) -> int | None:
 
 
 #: KEYS[1]: the marker; KEYS[2]: the counter of internal ids; KEYS[3]: the epoch (see
-#: ``IdMap``); KEYS[4..]: forward buckets.
-#: ARGV[1]: the marker's expected value; ARGV[2]: '1' to allocate new ids, '0' to look up only;
-#: ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; ARGV[5]: how many
-#: ids; then for each forward bucket in KEYS' order the number of its ids and their fields, a
-#: digest field (first byte 1) followed by the whole token, its reverse value.
+#: ``IdMap``); KEYS[4]: the new-ids quota's counter (untouched when unused); KEYS[5..]: forward
+#: buckets. ARGV[1]: the marker's expected value; ARGV[2]: '1' to allocate new ids, '0' to look up
+#: only; ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; ARGV[5]: how
+#: many ids; ARGV[6], ARGV[7]: the new-ids quota's limit (0: none) and TTL; then for each forward
+#: bucket in KEYS' order the number of its ids and their fields, a digest field (first byte 1)
+#: followed by the whole token, its reverse value.
 #: Returns the epoch, then the internal ids in the order sent (-1: unknown, when looking up only).
 RESOLVE_LUA = """
 local call, floor, byte = redis.call, math.floor, string.byte
@@ -146,9 +148,9 @@ if marker ~= ARGV[1] then
     tostring(marker) .. ', expected ' .. ARGV[1] .. ')')
 end
 local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
-local out, i = {call('GET', KEYS[3]) or ''}, 6
+local out, i = {call('GET', KEYS[3]) or ''}, 8
 local new_keys, new_fields, new_values = {}, {}, {}
-for k = 4, #KEYS do
+for k = 5, #KEYS do
   local key, count = KEYS[k], tonumber(ARGV[i])
   i = i + 1
   for _ = 1, count do
@@ -176,6 +178,16 @@ end
 local fresh = #new_keys
 if fresh == 0 then
   return out
+end
+local quota = tonumber(ARGV[6])
+if quota > 0 then
+  local used = tonumber(call('GET', KEYS[4]) or '0') + fresh
+  if used > quota then
+    return redis.error_reply('IDMAP quota ' .. used .. ' ' .. quota)
+  end
+  if call('INCRBY', KEYS[4], fresh) == fresh then
+    call('EXPIRE', KEYS[4], ARGV[7])
+  end
 end
 local first = call('INCRBY', KEYS[2], fresh) - fresh
 if first + fresh > limit then
@@ -286,13 +298,16 @@ class IdMap:
         found = self.resolve_all(tokens, create)
         return [found[token] for token in tokens]
 
-    def resolve_all(self, tokens: Iterable[bytes], create: bool) -> dict[bytes, int]:
+    def resolve_all(
+        self, tokens: Iterable[bytes], create: bool, quota: Quota | None = None
+    ) -> dict[bytes, int]:
         """``{token: internal id}`` for distinct ``tokens`` (as ``resolve``): what the writer
         needs to rewrite a plan. Remembered mappings are used (and new ones remembered) when
-        ``create``, once the epoch is seen unchanged."""
+        ``create``, once the epoch is seen unchanged. New ids count on ``quota`` (a
+        ``bulk.Quota``); over it, ``bulk.WriteRefused`` and nothing is allocated."""
         unique = list(dict.fromkeys(tokens))
         if not create or self.cache_size <= 0:
-            return self._resolve_batches(unique, create)[1]
+            return self._resolve_batches(unique, create, quota)[1]
         cache = self._cache
         known_epoch = self._epoch  # read before the cache: what its entries were made under
         found: dict[bytes, int] = {}
@@ -304,14 +319,14 @@ class IdMap:
             else:
                 found[token] = internal
         if missing:
-            epoch, fresh = self._resolve_batches(missing, create)
+            epoch, fresh = self._resolve_batches(missing, create, quota)
         else:
             epoch, fresh = cast(bytes, self.redis.get(self.keys.id_map_epoch_key()) or b""), {}
         if epoch != known_epoch:  # a user was forgotten (or first use): nothing remembered holds
             cache.clear()
             self._epoch = epoch
             if found:
-                found = self._resolve_batches(list(found), create)[1]
+                found = self._resolve_batches(list(found), create, quota)[1]
                 fresh.update(found)
         found.update(fresh)
         if self._epoch == epoch:  # else another thread saw a newer epoch: keep out of its cache
@@ -320,18 +335,23 @@ class IdMap:
             cache.update(fresh)
         return found
 
-    def _resolve_batches(self, tokens: list[bytes], create: bool) -> tuple[bytes, dict[bytes, int]]:
+    def _resolve_batches(
+        self, tokens: list[bytes], create: bool, quota: Quota | None = None
+    ) -> tuple[bytes, dict[bytes, int]]:
         """The epoch (seen by the first call) and ``{token: internal}``, ``RESOLVE_BATCH``
         tokens a script call."""
         found: dict[bytes, int] = {}
         epoch = b""
         for start in range(0, len(tokens), RESOLVE_BATCH):
-            batch_epoch, batch = self._resolve(tokens[start : start + RESOLVE_BATCH], create)
+            batch = tokens[start : start + RESOLVE_BATCH]
+            batch_epoch, batch_found = self._resolve(batch, create, quota)
             epoch = epoch or batch_epoch
-            found.update(batch)
+            found.update(batch_found)
         return epoch, found
 
-    def _resolve(self, tokens: Sequence[bytes], create: bool) -> tuple[bytes, dict[bytes, int]]:
+    def _resolve(
+        self, tokens: Sequence[bytes], create: bool, quota: Quota | None = None
+    ) -> tuple[bytes, dict[bytes, int]]:
         """One script call for distinct ``tokens``, grouped by forward bucket."""
         groups: dict[int, list[bytes]] = {}
         buckets, crc32 = self.buckets, zlib.crc32
@@ -362,16 +382,13 @@ class IdMap:
                     )
             ordered += group
         head = [self.keys.id_map_marker_key(), self.keys.id_map_counter_key()]
+        head += [self.keys.id_map_epoch_key(), quota.key if quota else QUOTA_PLACEHOLDER_KEY]
         tail = [self.marker, b"1" if create else b"0", self._reverse_prefix, INTERNAL_LIMIT]
-        body = [
-            wire.bulk_strings([*head, self.keys.id_map_epoch_key()]),
-            *keys,
-            wire.bulk_strings([*tail, len(tokens)]),
-            *args,
-        ]
+        tail += [len(tokens), quota.limit if quota else 0, quota.ttl if quota else 0]
+        body = [wire.bulk_strings(head), *keys, wire.bulk_strings(tail), *args]
         extra = sum(1 for token in tokens if len(token) > MAX_FIELD_BYTES)
-        parts = 3 + 3 + len(keys) + 5 + len(args) + extra
-        numkeys = 3 + len(keys)
+        parts = 3 + len(head) + len(keys) + len(tail) + len(args) + extra
+        numkeys = len(head) + len(keys)
         try:
             try:
                 command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
@@ -381,6 +398,9 @@ class IdMap:
                 [reply] = wire.round_trip(self.redis, [command])
         except redis.ResponseError as error:
             message = str(error)
+            if message.startswith("IDMAP quota"):
+                used, limit = message.split()[2:4]
+                raise WriteRefused("new_ids_quota", int(used), int(limit)) from None
             if message.startswith("IDMAP full"):
                 raise IdMapFull(message[len("IDMAP ") :]) from None
             if message.startswith("IDMAP"):

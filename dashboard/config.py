@@ -63,6 +63,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_MAX_EVENT_NAMES", "BITCORE_TRACK_MAX_EVENT_NAMES", int, 10_000),
     # new event names per write key and BITCORE_TRACK_RATE_WINDOW; 0: no limit
     ("BITCORE_TRACK_MAX_NEW_NAMES", "BITCORE_TRACK_MAX_NEW_NAMES", int, 100),
+    # with the id map: new user ids per write key and BITCORE_TRACK_RATE_WINDOW; 0: no limit
+    ("BITCORE_TRACK_MAX_NEW_IDS", "BITCORE_TRACK_MAX_NEW_IDS", int, 100_000),
     ("BITCORE_TRACK_MAX_BATCH", "BITCORE_TRACK_MAX_BATCH", int, 500),  # events per request
     ("BITCORE_TRACK_MAX_BODY", "BITCORE_TRACK_MAX_BODY", int, 256 * 1024),  # bytes per request
     ("BITCORE_TRACK_MAX_AGE_DAYS", "BITCORE_TRACK_MAX_AGE_DAYS", float, 7.0),  # older ts is refused

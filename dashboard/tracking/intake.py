@@ -127,6 +127,7 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         max_event_names=int(config["BITCORE_TRACK_MAX_EVENT_NAMES"]),
         max_new_names=int(config["BITCORE_TRACK_MAX_NEW_NAMES"]),
         window=int(config["BITCORE_TRACK_RATE_WINDOW"]),
+        max_new_ids=int(config.get("BITCORE_TRACK_MAX_NEW_IDS") or 0),
     )
 
 

@@ -182,3 +182,21 @@ def test_a_mapped_dashboard_on_plain_data_says_which_setting_to_fix(
     assert answer.status_code == 500
     assert "BITCORE_ID_MAPPING" in answer.get_data(as_text=True)
     assert not redis_client.exists("bitcore:idmap:trackist_:mode")
+
+
+def test_new_ids_per_window_are_budgeted_and_known_ids_still_pass(
+    redis_url: str, redis_client: redis.Redis, mapped: BitCore
+) -> None:
+    client = app_client(redis_url, BITCORE_TRACK_MAX_NEW_IDS=3)
+    first = [{"event": "play", "uid": f"u{n}"} for n in range(3)]
+    assert client.post("/track", json={"events": first}, headers=HEADERS).status_code == 200
+    more = [{"event": "play", "uid": "u0"}, {"event": "play", "uid": "u9"}]
+    refused = client.post("/track", json={"events": more}, headers=HEADERS)
+    assert refused.status_code == 429
+    assert refused.json["limit"] == "BITCORE_TRACK_MAX_NEW_IDS"
+    assert refused.json["field"] == "uid"
+    assert "Retry-After" in refused.headers
+    assert mapped.internal_id("u9") is None  # nothing allocated
+    again = client.post("/track", json={"events": first}, headers=HEADERS)
+    assert again.status_code == 200  # known ids cost no budget
+    assert month_members(mapped, "play") == {"u0", "u1", "u2"}
