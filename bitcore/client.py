@@ -349,11 +349,32 @@ class BitCore:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
         key is in every plan) and registers the event names, within ``quota`` and ``budget``.
+
         With the id map on, the plan's external ids are mapped to internal ones first (new ones
-        allocated: one script call), so the budget counts the bytes of the dense internal ids."""
+        allocated: one script call), so the budget counts the bytes of the dense internal ids.
+        Ids this client remembers cost no round trip: the write itself checks that no mapping was
+        removed since (the map's epoch), and on ``bulk.EpochChanged`` they are mapped afresh."""
         id_map = self._dataset_id_map()
-        if plan.external or id_map is not None:
-            plan = self._internal_plan(plan, id_map, budget)
+        if not plan.external and id_map is None:
+            return self._set_bits(target, plan, quota, budget, None)
+        remembered = id_map is not None and not isinstance(target, Pipeline)
+        written, epoch = self._internal_plan(plan, id_map, budget, remembered)
+        try:
+            return self._set_bits(target, written, quota, budget, epoch)
+        except bulk.EpochChanged:
+            assert id_map is not None
+            id_map.forget_remembered()
+            written, _ = self._internal_plan(plan, id_map, budget, False)
+            return self._set_bits(target, written, quota, budget, None)
+
+    def _set_bits(
+        self,
+        target: redis.Redis,
+        plan: planning.Plan,
+        quota: bulk.Quota | None,
+        budget: bulk.Budget | None,
+        epoch: bytes | None,
+    ) -> bool:
         return bulk.set_bits_atomically(
             target,
             plan.writes,
@@ -361,14 +382,20 @@ class BitCore:
             budget=budget,
             names=plan.names - {self.universe},
             registry_key=self.keys.event_names_key(),
+            epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
         )
 
     def _internal_plan(
-        self, plan: planning.Plan, id_map: IdMap | None, budget: bulk.Budget | None = None
-    ) -> planning.Plan:
+        self,
+        plan: planning.Plan,
+        id_map: IdMap | None,
+        budget: bulk.Budget | None,
+        remembered: bool,
+    ) -> tuple[planning.Plan, bytes | None]:
         """``plan`` with its external ids' tokens replaced by their internal ids (allocated if
-        new, counted on the budget's ``new_ids_quota``); refused when the plan's kind of ids is
-        not the dataset's."""
+        new, counted on the budget's ``new_ids_quota``), and the epoch the write must check when
+        they all came from memory (``remembered``: else ``None``); refused when the plan's kind
+        of ids is not the dataset's."""
         if id_map is None or not plan.external:
             raise IdMappingMismatch(
                 "a plan of plain ids cannot be written to an id-mapped dataset"
@@ -378,10 +405,14 @@ class BitCore:
         universe = plan.writes.get(self.keys.unique_key(self.universe))
         everyone = universe if universe is not None else set().union(*plan.writes.values())
         quota = budget.new_ids_quota if budget is not None else None
-        internal_of = id_map.resolve_all(everyone, create=True, quota=quota)
+        epoch = None
+        if remembered:
+            internal_of, epoch = id_map.resolve_for_write(everyone, quota)
+        else:
+            internal_of = id_map.resolve_all(everyone, create=True, quota=quota)
         internal = internal_of.__getitem__
         writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
-        return planning.Plan(writes, plan.marks, plan.names)
+        return planning.Plan(writes, plan.marks, plan.names), epoch
 
     # --- the id map: external ids (strings, sparse 64-bit ints) <-> dense internal ids
 

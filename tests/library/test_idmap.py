@@ -292,7 +292,10 @@ def test_mark_many_is_a_constant_few_round_trips(
         assert len(trips) <= 3, trips  # resolve; check and transaction (or one script call)
     trips.clear()
     mapped.mark_many([("active", f"user-{n}", WHEN) for n in range(10_000)])  # all remembered
-    assert len(trips) <= 3, trips
+    assert len(trips) <= 2, trips  # the write's check (which checks the epoch too), transaction
+    trips.clear()
+    mapped.mark_event("active", "user-7", WHEN)  # a known user: one round trip, as plain ids
+    assert trips == ["wire"]
 
 
 def test_threads_that_see_new_ids_at_once_agree(redis_client: redis.Redis) -> None:
@@ -449,3 +452,17 @@ def test_a_new_ids_quota_refuses_before_allocating(mapped: BitCore) -> None:
     )
     assert mapped.internal_id("c") is None
     mapped.mark_many([("active", "b", WHEN)], budget=budget)  # known: free
+
+
+@pytest.mark.parametrize("bits", [1, bulk.SCRIPT_MAX_BITS + 1])
+def test_a_write_under_an_old_epoch_writes_and_counts_nothing(
+    redis_client: redis.Redis, bits: int
+) -> None:
+    redis_client.set("epoch", b"new")
+    quota = bulk.Quota("requests", 10, 60)
+    writes = {"trackist_a_2024-5": set(range(bits))}
+    with pytest.raises(bulk.EpochChanged):
+        bulk.set_bits_atomically(redis_client, writes, quota, epoch=("epoch", b"old"))
+    assert not redis_client.exists("trackist_a_2024-5", "requests")
+    assert bulk.set_bits_atomically(redis_client, writes, quota, epoch=("epoch", b"new"))
+    assert redis_client.bitcount("trackist_a_2024-5") == bits
