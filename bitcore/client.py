@@ -352,19 +352,21 @@ class BitCore:
 
         With the id map on, the plan's external ids are mapped to internal ones first (new ones
         allocated: one script call), so the budget counts the bytes of the dense internal ids.
-        Ids this client remembers cost no round trip: the write itself checks that no mapping was
-        removed since (the map's epoch), and on ``bulk.EpochChanged`` they are mapped afresh."""
+        Ids this client remembers cost no round trip. The write itself checks that no mapping was
+        removed since they were mapped (the map's epoch): on ``bulk.EpochChanged`` they are
+        mapped afresh and written once more (without the check that second time: a second
+        removal in those few milliseconds is a race any order of the two steps has)."""
         id_map = self._dataset_id_map()
         if not plan.external and id_map is None:
             return self._set_bits(target, plan, quota, budget, None)
-        remembered = id_map is not None and not isinstance(target, Pipeline)
-        written, epoch = self._internal_plan(plan, id_map, budget, remembered)
+        checked = not isinstance(target, Pipeline)  # a pipeline's script answers too late
+        written, epoch = self._internal_plan(plan, id_map, budget)
         try:
-            return self._set_bits(target, written, quota, budget, epoch)
+            return self._set_bits(target, written, quota, budget, epoch if checked else None)
         except bulk.EpochChanged:
             assert id_map is not None
             id_map.forget_remembered()
-            written, _ = self._internal_plan(plan, id_map, budget, False)
+            written, _ = self._internal_plan(plan, id_map, budget)
             return self._set_bits(target, written, quota, budget, None)
 
     def _set_bits(
@@ -390,12 +392,10 @@ class BitCore:
         plan: planning.Plan,
         id_map: IdMap | None,
         budget: bulk.Budget | None,
-        remembered: bool,
-    ) -> tuple[planning.Plan, bytes | None]:
+    ) -> tuple[planning.Plan, bytes]:
         """``plan`` with its external ids' tokens replaced by their internal ids (allocated if
-        new, counted on the budget's ``new_ids_quota``), and the epoch the write must check when
-        they all came from memory (``remembered``: else ``None``); refused when the plan's kind
-        of ids is not the dataset's."""
+        new, counted on the budget's ``new_ids_quota``), and the map's epoch they hold under;
+        refused when the plan's kind of ids is not the dataset's."""
         if id_map is None or not plan.external:
             raise IdMappingMismatch(
                 "a plan of plain ids cannot be written to an id-mapped dataset"
@@ -405,11 +405,7 @@ class BitCore:
         universe = plan.writes.get(self.keys.unique_key(self.universe))
         everyone = universe if universe is not None else set().union(*plan.writes.values())
         quota = budget.new_ids_quota if budget is not None else None
-        epoch = None
-        if remembered:
-            internal_of, epoch = id_map.resolve_for_write(everyone, quota)
-        else:
-            internal_of = id_map.resolve_all(everyone, create=True, quota=quota)
+        internal_of, epoch = id_map.resolve_for_write(everyone, quota)
         internal = internal_of.__getitem__
         writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
         return planning.Plan(writes, plan.marks, plan.names), epoch

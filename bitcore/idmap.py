@@ -265,8 +265,8 @@ class IdMap:
     counter only grows, so an internal id is never handed out twice) except that
     ``forget`` removes one; each removal sets the dataset's epoch (``id_map_epoch_key``) to a new
     random value, and a batch whose epoch differs from the remembered one starts afresh, so no
-    process writes to a forgotten user's old internal id from memory. (A write racing the
-    removal itself can, with or without the memory: erasure clears bits after unmapping.)
+    process writes to a forgotten user's old internal id from memory: the writer hands the
+    epoch its mappings hold under to the write, whose script checks it (``bulk.EpochChanged``).
     """
 
     def __init__(
@@ -305,9 +305,15 @@ class IdMap:
         needs to rewrite a plan. Remembered mappings are used (and new ones remembered) when
         ``create``, once the epoch is seen unchanged. New ids count on ``quota`` (a
         ``bulk.Quota``); over it, ``bulk.WriteRefused`` and nothing is allocated."""
-        unique = list(dict.fromkeys(tokens))
+        return self._resolve_remembering(list(dict.fromkeys(tokens)), create, quota)[0]
+
+    def _resolve_remembering(
+        self, unique: list[bytes], create: bool, quota: Quota | None
+    ) -> tuple[dict[bytes, int], bytes]:
+        """``resolve_all`` of distinct tokens, and the epoch its answers hold under."""
         if not create or self.cache_size <= 0:
-            return self._resolve_batches(unique, create, quota)[1]
+            epoch, answers = self._resolve_batches(unique, create, quota)
+            return answers, epoch
         cache = self._cache
         known_epoch = self._epoch  # read before the cache: what its entries were made under
         found: dict[bytes, int] = {}
@@ -333,15 +339,15 @@ class IdMap:
             if len(cache) + len(fresh) > self.cache_size:
                 cache.clear()
             cache.update(fresh)
-        return found
+        return found, epoch
 
     def resolve_for_write(
         self, tokens: Iterable[bytes], quota: Quota | None = None
-    ) -> tuple[dict[bytes, int], bytes | None]:
-        """``resolve_all(tokens, create=True, quota)``, except that when every token is
-        remembered nothing is asked of Redis: then the epoch they were remembered under comes
-        back too, for the write to check (``bulk.set_bits_atomically(epoch=...)``): one round
-        trip for a known user's mark, as without the map."""
+    ) -> tuple[dict[bytes, int], bytes]:
+        """``resolve_all(tokens, create=True, quota)`` and the epoch its answers hold under, for
+        the write to check (``bulk.set_bits_atomically(epoch=...)``), so no bit is written for a
+        mapping removed meanwhile. When every token is remembered nothing is asked of Redis: one
+        round trip for a known user's mark, as without the map."""
         unique = list(dict.fromkeys(tokens))
         epoch = self._epoch  # read before the cache, as in resolve_all
         if epoch is not None and self.cache_size > 0:
@@ -353,7 +359,7 @@ class IdMap:
                 found[token] = internal
             else:
                 return found, epoch
-        return self.resolve_all(unique, create=True, quota=quota), None
+        return self._resolve_remembering(unique, True, quota)
 
     def forget_remembered(self) -> None:
         """Drop every remembered mapping (a write found the epoch changed)."""

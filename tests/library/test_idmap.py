@@ -466,3 +466,27 @@ def test_a_write_under_an_old_epoch_writes_and_counts_nothing(
     assert not redis_client.exists("trackist_a_2024-5", "requests")
     assert bulk.set_bits_atomically(redis_client, writes, quota, epoch=("epoch", b"new"))
     assert redis_client.bitcount("trackist_a_2024-5") == bits
+
+
+def test_a_removal_between_mapping_and_writing_is_caught_by_the_write(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = BitCore(redis_client, id_mapping=True)
+    eraser = BitCore(redis_client, id_mapping=True)
+    writer.mark_event("seen", "alice", WHEN)  # alice -> 0
+    real = bulk.set_bits_atomically
+    calls: list[Any] = []
+
+    def forget_first(*args: Any, **kwargs: Any) -> Any:
+        if not calls:
+            eraser.forget_id("alice")  # between the writer's mapping and its write
+        calls.append(kwargs.get("epoch"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "set_bits_atomically", forget_first)
+    writer.mark_event("active", "alice", WHEN)
+    assert len(calls) == 2 and calls[0] is not None and calls[1] is None  # refused, then again
+    day = LAYOUT.event_key("active", periods.period_of("day", WHEN))
+    assert redis_client.getbit(day, 0) == 0  # nothing for the forgotten internal id
+    assert writer.internal_id("alice") == 1
+    assert list(writer.DayEvents("active", 2024, 5, 7)) == ["alice"]
