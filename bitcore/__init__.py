@@ -67,7 +67,7 @@ def _flags(track_hourly: bool | None, track_unique: bool | None) -> tuple[bool, 
 
 def mark_event(
     event_name: str,
-    uuid: int,
+    uuid: int | str,
     system: Any = "default",
     now: date | datetime | None = None,
     track_hourly: bool | None = None,
@@ -83,7 +83,7 @@ def mark_event(
 
 def unmark_event(
     event_name: str,
-    uuid: int,
+    uuid: int | str,
     system: Any = "default",
     now: date | datetime | None = None,
     track_hourly: bool | None = None,
@@ -95,12 +95,12 @@ def unmark_event(
     client_for(system).unmark_event(event_name, uuid, now, hourly, unique, use_pipeline)
 
 
-def mark_unique(event_name: str, uuid: int, system: Any = "default") -> None:
+def mark_unique(event_name: str, uuid: int | str, system: Any = "default") -> None:
     """Flag ``uuid`` with a dateless event, e.g. ``mark_unique("premium", 42)``."""
     client_for(system).mark_unique(event_name, uuid)
 
 
-def unmark_unique(event_name: str, uuid: int, system: Any = "default") -> None:
+def unmark_unique(event_name: str, uuid: int | str, system: Any = "default") -> None:
     client_for(system).unmark_unique(event_name, uuid)
 
 

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from bitcore.validation import check_uuid
-
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
@@ -92,21 +90,22 @@ class Bitmap:
 
     def __contains__(self, uuid: object) -> bool:
         """Whether ``uuid`` is a member. Something that cannot be a user id (a negative number, a
-        string, ``2**32``) is simply not a member, where bitmapist would let Redis raise."""
-        try:
-            offset = check_uuid(uuid)
-        except (TypeError, ValueError):
+        string, ``2**32``; with the id map an id never seen) is simply not a member, where
+        bitmapist would let Redis raise."""
+        offset = self.client.member_offset(uuid)
+        if offset is None:
             return False
         return bool(self.client.read(self, "GETBIT", offset))
 
     def has_events_marked(self) -> bool:
         return self.get_count() > 0
 
-    def get_uuids(self) -> Iterator[int]:
-        """Member ids in ascending order, streamed from Redis in ``ITER_CHUNK_BYTES`` slices."""
-        return self.client.iter_members(self)
+    def get_uuids(self) -> Iterator[int | str]:
+        """Member ids, streamed from Redis in ``ITER_CHUNK_BYTES`` slices: ascending ints, or
+        with the id map the external ids (in the order of their internal ids)."""
+        return self.client.iter_external(self)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | str]:
         return self.get_uuids()
 
     def delete(self) -> None:

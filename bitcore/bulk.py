@@ -59,7 +59,10 @@ class Budget:
     the string to N/8 bytes). ``bytes_quota``: a counter of those bytes, for a rate window
     (``limit`` bytes per counter). ``max_event_names``: the size the registry of event names
     (``KeyLayout.event_names_key``) may reach; names already in it always pass.
-    ``new_names_quota``: a counter of names the writes add to the registry. ``None``: no limit.
+    ``new_names_quota``: a counter of names the writes add to the registry. ``new_ids_quota``
+    (with the id map on): a counter of the new external ids the write makes the map allocate,
+    checked by the allocation script before it allocates any (``bitcore.idmap``): the map's
+    memory is not in ``max_bytes``, which counts the bitmaps. ``None``: no limit.
 
     >>> Budget(max_bytes=8 << 20).max_bytes
     8388608
@@ -69,14 +72,20 @@ class Budget:
     bytes_quota: Quota | None = None
     max_event_names: int | None = None
     new_names_quota: Quota | None = None
+    new_ids_quota: Quota | None = None
+
+
+class EpochChanged(Exception):
+    """The id map's epoch is not the one a write's offsets were mapped under (a mapping was
+    removed since): nothing was written or counted; map again and write."""
 
 
 class WriteRefused(Exception):
     """A write over one of its ``Budget``'s limits: nothing was written.
 
-    ``limit`` names it (``"max_bytes"``, ``"bytes_quota"``, ``"max_event_names"`` or
-    ``"new_names_quota"``), ``amount`` is what the write would have brought it to and ``allowed``
-    the limit itself."""
+    ``limit`` names it (``"max_bytes"``, ``"bytes_quota"``, ``"max_event_names"``,
+    ``"new_names_quota"`` or ``"new_ids_quota"``), ``amount`` is what the write would have
+    brought it to and ``allowed`` the limit itself."""
 
     def __init__(self, limit: str, amount: int, allowed: int) -> None:
         super().__init__(f"write refused: {limit} would reach {amount}, over {allowed}")
@@ -86,27 +95,32 @@ class WriteRefused(Exception):
 
 
 #: KEYS[1]: the request quota's counter; KEYS[2]: the bytes quota's; KEYS[3]: the new-names
-#: quota's; KEYS[4]: the registry of event names (each untouched when unused); KEYS[5..]: bitmaps.
+#: quota's; KEYS[4]: the registry of event names; KEYS[5]: the id map's epoch (each untouched when
+#: unused); KEYS[6..]: bitmaps.
 #: ARGV[1], ARGV[2]: the request quota's limit (0: none) and TTL; ARGV[3]: bytes one call may make
 #: Redis allocate (0: no limit); ARGV[4], ARGV[5]: the bytes quota's limit and TTL; ARGV[6]: the
 #: registry's size limit; ARGV[7], ARGV[8]: the new-names quota's limit and TTL; ARGV[9]: 1 to set
-#: the bits, 0 to check and count only; ARGV[10]: the number n of event names, ARGV[11..10+n]
-#: the names; then for each bitmap its offsets packed as 4-byte big-endian integers, highest
-#: first (when checking only, the highest alone).
+#: the bits, 0 to check and count only; ARGV[10]: the id map's epoch the offsets were mapped
+#: under ('' when not checked: see ``EpochChanged``); ARGV[11]: the number n of event names,
+#: ARGV[12..11+n] the names; then for each bitmap its offsets packed as 4-byte big-endian
+#: integers, highest first (when checking only, the highest alone).
 #: Returns {1, count} when written (or allowed), {0, count, limit name, amount, limit} when
-#: refused.
+#: refused, {0, 0, 'epoch'} when the epoch differs (nothing counted or written).
 GATE_LUA = """
 local call, byte, floor = redis.call, string.byte, math.floor
-local n = tonumber(ARGV[10])
-local first = 11 + n
+if ARGV[10] ~= '' and call('GET', KEYS[5]) ~= ARGV[10] then
+  return {0, 0, 'epoch'}
+end
+local n = tonumber(ARGV[11])
+local first = 12 + n
 local grow = 0
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   local length = redis.pcall('STRLEN', KEYS[i])
   if type(length) == 'table' then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' ..
       call('TYPE', KEYS[i])['ok'] .. ', not a bitmap: nothing was marked')
   end
-  local packed = ARGV[first + i - 5]
+  local packed = ARGV[first + i - 6]
   if packed and #packed >= 4 then
     local a, b, c, d = byte(packed, 1, 4)
     local size = floor((((a * 256 + b) * 256 + c) * 256 + d) / 8) + 1
@@ -142,8 +156,8 @@ if bytes_limit > 0 and grow > 0 then
   end
 end
 local fresh = {}
-for start = 11, 10 + n, 1000 do
-  local last = math.min(start + 999, 10 + n)
+for start = 12, 11 + n, 1000 do
+  local last = math.min(start + 999, 11 + n)
   local scores = call('ZMSCORE', KEYS[4], unpack(ARGV, start, last))
   for j = start, last do
     if not scores[j - start + 1] then
@@ -180,8 +194,8 @@ if bytes_limit > 0 and grow > 0 then
   counted(KEYS[2], ARGV[5], grow)
 end
 if ARGV[9] == '1' then
-  for i = 5, #KEYS do
-    local key, packed = KEYS[i], ARGV[first + i - 5]
+  for i = 6, #KEYS do
+    local key, packed = KEYS[i], ARGV[first + i - 6]
     for pos = 1, #packed, 4 do
       local a, b, c, d = byte(packed, pos, pos + 3)
       call('SETBIT', key, ((a * 256 + b) * 256 + c) * 256 + d, 1)
@@ -207,11 +221,15 @@ def set_bits_atomically(
     budget: Budget | None = None,
     names: Collection[str] = (),
     registry_key: str | None = None,
+    epoch: tuple[str, bytes] | None = None,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
     ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
     same step. Returns False, having written nothing, when that count is over the quota; raises
     ``WriteRefused``, having written nothing, when the write is over a limit of ``budget``.
+    ``epoch`` (the id map's epoch key and the value the offsets were mapped under): the write
+    happens only while the key still holds it, else ``EpochChanged``, nothing written or counted
+    (a writer that mapped ids from memory learns that a mapping was removed meanwhile).
 
     Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
     raises ``redis.ResponseError`` before any bit is set; Redis at its ``maxmemory`` raises
@@ -220,7 +238,7 @@ def set_bits_atomically(
     if names and registry_key is None:
         raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
-    gate = _Gate(quota, budget, tuple(names), registry_key)
+    gate = _Gate(quota, budget, tuple(names), registry_key, *(epoch or (None, None)))
     if isinstance(redis_client, Pipeline):
         return _queue(redis_client, keys, writes, gate)
     if sum(len(writes[key]) for key in keys) <= SCRIPT_MAX_BITS:
@@ -274,19 +292,24 @@ class _Gate:
     budget: Budget | None
     names: tuple[str, ...]
     registry_key: str | None
+    epoch_key: str | None = None
+    epoch: bytes | None = None
 
     def keys(self, names: tuple[str, ...]) -> list[str]:
-        """KEYS[1..4]: the counters of the quotas and the registry, placeholders when unused."""
+        """KEYS[1..5]: the counters of the quotas, the registry and the id map's epoch,
+        placeholders when unused."""
         budget = self.budget or _NO_BUDGET
         return [
             self.quota.key if self.quota else QUOTA_PLACEHOLDER_KEY,
             budget.bytes_quota.key if budget.bytes_quota else QUOTA_PLACEHOLDER_KEY,
             budget.new_names_quota.key if budget.new_names_quota else QUOTA_PLACEHOLDER_KEY,
             self.registry_key if names and self.registry_key else QUOTA_PLACEHOLDER_KEY,
+            self.epoch_key or QUOTA_PLACEHOLDER_KEY,
         ]
 
     def args(self, write: bool, names: tuple[str, ...]) -> list[str | int | bytes]:
-        """ARGV[1..10+n]: the limits (0: none) and TTLs, whether to write, and the names."""
+        """ARGV[1..11+n]: the limits (0: none) and TTLs, whether to write, the epoch, the
+        names."""
         budget = self.budget or _NO_BUDGET
         quotas = (self.quota, budget.bytes_quota, budget.new_names_quota)
         (limit, ttl), (bytes_limit, bytes_ttl), (names_limit, names_ttl) = (
@@ -295,6 +318,7 @@ class _Gate:
         return [
             *(limit, ttl, budget.max_bytes or 0, bytes_limit, bytes_ttl),
             *(budget.max_event_names or 0, names_limit, names_ttl, 1 if write else 0),
+            self.epoch if self.epoch is not None else b"",
             len(names),
             *names,
         ]
@@ -318,6 +342,8 @@ class _Gate:
         except redis.ResponseError as error:
             raise _out_of_memory(error) from None
         allowed, _count, *refused = reply
+        if not allowed and refused[0] == b"epoch":
+            raise EpochChanged()
         if not allowed and refused[0] != b"requests":
             name, amount, limit = refused
             raise WriteRefused(name.decode(), int(amount), int(limit))
@@ -329,8 +355,8 @@ class _Gate:
 
 
 #: KEYS before the bitmaps, and ARGV before the names.
-_HEAD_KEYS = 4
-_FIXED_ARGS = 10
+_HEAD_KEYS = 5
+_FIXED_ARGS = 11
 #: Heads with at most this many names are remembered (beacons'); a big batch's are not, so the
 #: memory stays small.
 _CACHED_NAMES = 8

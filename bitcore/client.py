@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from bitcore import bitmaps, bitops, bulk, events, periods, planning
+from bitcore import bitmaps, bitops, bulk, events, idmap, periods, planning
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
+from bitcore.idmap import IdMap, IdMappingMismatch
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
 from bitcore.validation import check_event_name, check_uuid
 
@@ -82,6 +83,13 @@ class BitCore:
     ``delete_runtime_bitop_keys`` (the most recent; 0: none, as a long-running server wants), so a
     process that lives for months does not grow with every bit operation it ever made.
     ``iter_chunk_bytes``: bytes read per round trip while iterating a bitmap's members.
+    ``id_mapping``: user ids are external ids (strings of 1 to 128 printable characters, ints in
+    ``[0, 2**63)``; an int and the string of its digits are one user), mapped to dense internal
+    ids by ``bitcore.idmap`` at the one writer and back when members are read. Chosen when a
+    dataset starts: a client whose choice differs from the dataset's raises
+    ``IdMappingMismatch`` on its first write or read of members. ``id_map_buckets``: the forward
+    map's bucket count of a dataset this client starts (an existing one keeps its own).
+    ``id_map_cache``: how many mappings the writer remembers (``bitcore.idmap.IdMap``; 0: none).
     """
 
     def __init__(
@@ -98,6 +106,9 @@ class BitCore:
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
         iter_chunk_bytes: int = bitmaps.ITER_CHUNK_BYTES,
+        id_mapping: bool = False,
+        id_map_buckets: int = idmap.DEFAULT_BUCKETS,
+        id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -115,7 +126,17 @@ class BitCore:
         self.remember_bitop_keys = remember_bitop_keys
         self.iter_chunk_bytes = iter_chunk_bytes
         self._local = threading.local()
-        self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
+        self.id_mapping = bool(id_mapping)
+        if id_map_buckets < 1:
+            raise ValueError(f"id_map_buckets must be at least 1, got {id_map_buckets}")
+        self.id_map_buckets = id_map_buckets
+        self.id_map_cache = id_map_cache
+        self._id_map: tuple[IdMap | None] | None = None  # set once the dataset is checked
+        self._id_map_lock = threading.Lock()
+        check_id = _external_token if self.id_mapping else check_uuid
+        self._planner = planning.MarkPlanner(
+            self._keys_with_universe, self.now, self.tz, check_id, self.id_mapping
+        )
 
     def __repr__(self) -> str:
         return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r}>"
@@ -195,7 +216,7 @@ class BitCore:
     def mark_event(
         self,
         event_name: str,
-        uuid: int,
+        uuid: int | str,
         now: date | datetime | None = None,
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
@@ -207,7 +228,7 @@ class BitCore:
     def unmark_event(
         self,
         event_name: str,
-        uuid: int,
+        uuid: int | str,
         now: date | datetime | None = None,
         track_hourly: bool | None = None,
         track_unique: bool | None = None,
@@ -219,19 +240,25 @@ class BitCore:
     def _set(
         self,
         event_name: str,
-        uuid: int,
+        uuid: int | str,
         now: date | datetime | None,
         track_hourly: bool | None,
         track_unique: bool | None,
         use_pipeline: bool,
         value: int,
     ) -> None:
-        offset = check_uuid(uuid)
+        if value:
+            offset: Any = _external_token(uuid) if self.id_mapping else check_uuid(uuid)
+        else:  # an unmark never allocates: an id never seen has no bits to clear
+            offset = self._existing_offset(uuid)
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
+        if offset is None:
+            return
         with self._target(use_pipeline) as target:
             if value:  # marking adds the user to the universe; unmarking leaves them there
                 keys.append(self.keys.unique_key(self.universe))
-                self._write(target, planning.Plan({k: {offset} for k in keys}, 1, {event_name}))
+                writes = {k: {offset} for k in keys}
+                self._write(target, planning.Plan(writes, 1, {event_name}, self.id_mapping))
             else:
                 bulk.clear_bits(target, keys, offset)
 
@@ -247,7 +274,7 @@ class BitCore:
         else:
             yield self.redis
 
-    def mark_unique(self, event_name: str, uuid: int) -> None:
+    def mark_unique(self, event_name: str, uuid: int | str) -> None:
         """Flag ``uuid`` with a dateless event (``trackist_<event>_u``).
 
         On a client made from a caller's pipeline the bits are queued there, not executed (bitmapist
@@ -256,7 +283,7 @@ class BitCore:
         self.mark_unique_many([(event_name, uuid)])
 
     def mark_unique_many(
-        self, marks: Iterable[tuple[str, int]], budget: bulk.Budget | None = None
+        self, marks: Iterable[tuple[str, int | str]], budget: bulk.Budget | None = None
     ) -> int:
         """Flag many ``(event, uuid)`` with dateless events in one atomic write, as ``mark_many``
         does for dated ones (the users join the universe, the names the registry). Returns the
@@ -266,10 +293,12 @@ class BitCore:
             self._write(self.redis, plan, budget=budget)
         return plan.marks
 
-    def unmark_unique(self, event_name: str, uuid: int) -> None:
+    def unmark_unique(self, event_name: str, uuid: int | str) -> None:
         """Clear ``uuid``'s dateless flag (the user stays in the universe: they were seen)."""
-        offset = check_uuid(uuid)
-        bulk.clear_bits(self.redis, [self.keys.unique_key(check_event_name(event_name))], offset)
+        key = self.keys.unique_key(check_event_name(event_name))
+        offset = self._existing_offset(uuid)
+        if offset is not None:
+            bulk.clear_bits(self.redis, [key], offset)
 
     def mark_many(
         self,
@@ -319,7 +348,35 @@ class BitCore:
     ) -> bool:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
-        key is in every plan) and registers the event names, within ``quota`` and ``budget``."""
+        key is in every plan) and registers the event names, within ``quota`` and ``budget``.
+
+        With the id map on, the plan's external ids are mapped to internal ones first (new ones
+        allocated: one script call), so the budget counts the bytes of the dense internal ids.
+        Ids this client remembers cost no round trip. The write itself checks that no mapping was
+        removed since they were mapped (the map's epoch): on ``bulk.EpochChanged`` they are
+        mapped afresh and written once more (without the check that second time: a second
+        removal in those few milliseconds is a race any order of the two steps has)."""
+        id_map = self._dataset_id_map()
+        if not plan.external and id_map is None:
+            return self._set_bits(target, plan, quota, budget, None)
+        checked = not isinstance(target, Pipeline)  # a pipeline's script answers too late
+        written, epoch = self._internal_plan(plan, id_map, budget)
+        try:
+            return self._set_bits(target, written, quota, budget, epoch if checked else None)
+        except bulk.EpochChanged:
+            assert id_map is not None
+            id_map.forget_remembered()
+            written, _ = self._internal_plan(plan, id_map, budget)
+            return self._set_bits(target, written, quota, budget, None)
+
+    def _set_bits(
+        self,
+        target: redis.Redis,
+        plan: planning.Plan,
+        quota: bulk.Quota | None,
+        budget: bulk.Budget | None,
+        epoch: bytes | None,
+    ) -> bool:
         return bulk.set_bits_atomically(
             target,
             plan.writes,
@@ -327,7 +384,137 @@ class BitCore:
             budget=budget,
             names=plan.names - {self.universe},
             registry_key=self.keys.event_names_key(),
+            epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
         )
+
+    def _internal_plan(
+        self,
+        plan: planning.Plan,
+        id_map: IdMap | None,
+        budget: bulk.Budget | None,
+    ) -> tuple[planning.Plan, bytes]:
+        """``plan`` with its external ids' tokens replaced by their internal ids (allocated if
+        new, counted on the budget's ``new_ids_quota``), and the map's epoch they hold under;
+        refused when the plan's kind of ids is not the dataset's."""
+        if id_map is None or not plan.external:
+            raise IdMappingMismatch(
+                "a plan of plain ids cannot be written to an id-mapped dataset"
+                if id_map is not None
+                else "a plan of external ids needs a client with id_mapping=True"
+            )
+        universe = plan.writes.get(self.keys.unique_key(self.universe))
+        everyone = universe if universe is not None else set().union(*plan.writes.values())
+        quota = budget.new_ids_quota if budget is not None else None
+        internal_of, epoch = id_map.resolve_for_write(everyone, quota)
+        internal = internal_of.__getitem__
+        writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
+        return planning.Plan(writes, plan.marks, plan.names), epoch
+
+    # --- the id map: external ids (strings, sparse 64-bit ints) <-> dense internal ids
+
+    def _direct_redis(self) -> redis.Redis:
+        """A client that answers at once, also when this one was made from a pipeline."""
+        if isinstance(self.redis, Pipeline):
+            return redis.Redis(connection_pool=self.redis.connection_pool)
+        return self.redis
+
+    def _dataset_id_map(self) -> IdMap | None:
+        """The dataset's id map (``None`` for plain ids), after checking once per client that
+        the dataset is of this client's kind (its marker, ``KeyLayout.id_map_marker_key``): a
+        mapped client starting a dataset claims it, unless plain data is already there."""
+        checked = self._id_map
+        if checked is not None:
+            return checked[0]
+        with self._id_map_lock:
+            if self._id_map is None:
+                self._id_map = (self._check_dataset(self._direct_redis()),)
+            return self._id_map[0]
+
+    def _check_dataset(self, direct: redis.Redis) -> IdMap | None:
+        marker = _decoded(direct.get(self.keys.id_map_marker_key()))
+        where = f"the dataset under prefix {self.keys.prefix!r}"
+        if not self.id_mapping:
+            if marker is not None:
+                raise IdMappingMismatch(
+                    f"{where} has mapped user ids ({marker}): open it with id_mapping=True"
+                )
+            return None
+        if marker is None and self._holds_plain_data(direct):
+            marker = _decoded(direct.get(self.keys.id_map_marker_key()))  # claimed meanwhile?
+            if marker is None:
+                raise IdMappingMismatch(
+                    f"{where} already holds data with plain integer ids: id_mapping=True would "
+                    "mix two kinds of ids (use another key_prefix for mapped ids)"
+                )
+        if marker is None:
+            fresh = IdMap(direct, self.keys, self.id_map_buckets)
+            marker = fresh.claim(self.keys.unique_key(self.universe), self.keys.event_names_key())
+            if marker is None:
+                raise IdMappingMismatch(f"{where} got plain data while being claimed for ids")
+        buckets = idmap.buckets_of_marker(marker)
+        if buckets is None:
+            raise IdMappingMismatch(f"{where} has an id map marker bitcore cannot read: {marker}")
+        return IdMap(direct, self.keys, buckets, self.id_map_cache)
+
+    def _holds_plain_data(self, direct: redis.Redis) -> bool:
+        """Whether any event data lies under the prefix (a SCAN that stops at the first key):
+        the universe and the registry of names first, as bitcore always writes them."""
+        if direct.exists(self.keys.unique_key(self.universe), self.keys.event_names_key()):
+            return True
+        pattern = self.keys.all_keys_pattern()
+        return any(
+            self.keys.parse_event_key(key)
+            for key in direct.scan_iter(match=pattern, count=DELETE_BATCH)
+        )
+
+    def internal_id(self, external: int | str, create: bool = False) -> int | None:
+        """The internal id (bitmap offset) of an external id: ``None`` if never seen, unless
+        ``create`` allocates it. Without the id map, the validated id itself.
+
+        >>> b.internal_id("usr_8f3a", create=True)  # doctest: +SKIP
+        0
+        """
+        if not self.id_mapping:
+            return check_uuid(external)
+        token = _external_token(external)
+        id_map = self._dataset_id_map()
+        assert id_map is not None  # a mapped client's dataset is mapped, or it raised
+        if create:
+            return id_map.resolve([token], create=True)[0]
+        return id_map.lookup([token])[0]
+
+    def _existing_offset(self, external: Any) -> int | None:
+        """``internal_id(external)``, checked against the dataset's kind first."""
+        self._dataset_id_map()
+        return self.internal_id(external)
+
+    def external_ids(self, internal: Iterable[int]) -> Iterator[int | str]:
+        """The external ids of internal ids, in the same order, looked up 10,000 at a time (one
+        pipelined round trip each); an internal id without a mapping (a user being forgotten)
+        is left out. Without the id map, the ids themselves."""
+        id_map = self._dataset_id_map()
+        if id_map is None:
+            return iter(internal)
+        return id_map.externals(internal)
+
+    def forget_id(self, external: int | str) -> int | None:
+        """Remove one user's mapping, both directions (their bits are ``forget``'s business):
+        the internal id it had, ``None`` if none. Without the id map, the validated id, and
+        nothing is removed."""
+        if not self.id_mapping:
+            return check_uuid(external)
+        token = _external_token(external)
+        id_map = self._dataset_id_map()
+        assert id_map is not None
+        return id_map.forget(token)
+
+    def member_offset(self, uuid: object) -> int | None:
+        """The bit of ``uuid`` in any bitmap, for ``in``: ``None`` when it cannot be a member
+        (not a valid id, or never seen by the id map)."""
+        try:
+            return self._existing_offset(uuid)
+        except (TypeError, ValueError):
+            return None
 
     def plan_marks(
         self,
@@ -356,6 +543,13 @@ class BitCore:
         if exists:
             return result
         return self._compute(bitmap, lambda pipe: pipe.execute_command(command, key, *args))[-1]
+
+    def iter_external(self, bitmap: Bitmap) -> Iterator[int | str]:
+        """The members of ``bitmap`` as the ids they were marked with: ``iter_members`` through
+        ``external_ids`` (the same ints without the id map)."""
+        if self._dataset_id_map() is None:
+            return self.iter_members(bitmap)
+        return self.external_ids(self.iter_members(bitmap))
 
     def count_once(self, bitmap: Bitmap) -> int:
         """``len(bitmap)`` for a one-shot answer: a derived bitmap is computed afresh, counted and
@@ -533,3 +727,10 @@ class BitCore:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+_external_token = idmap.check_token
+
+
+def _decoded(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

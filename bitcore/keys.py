@@ -64,6 +64,14 @@ RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
 SESSION_PREFIX = f"{SEGMENT_NAMESPACE}session:"
 #: Named in the bulk writer's script call when a write has no quota; the script never touches it.
 QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
+#: The id map of a key prefix (``bitcore.idmap``), outside the event prefix like every key of
+#: bitcore's own: ``bitcore:idmap:<prefix>:`` then ``mode`` (the marker: is the dataset
+#: mapped?), ``next`` (the next internal id), ``epoch`` (renewed when a mapping is removed),
+#: ``f:<bucket>`` (external -> internal, bucket from a hash of the external id) and
+#: ``r:<bucket>`` (internal -> external, bucket = internal >> 7). The bucket is always the last
+#: part of the key, so a Redis Cluster layout can put it in a hash tag (``...:f:{123}``) and
+#: spread the buckets over the slots.
+ID_MAP_NAMESPACE = f"{SEGMENT_NAMESPACE}idmap:"
 
 
 def period_suffix(period: Period) -> str:
@@ -181,6 +189,39 @@ class KeyLayout:
     def event_names_rebuilt_key(self) -> str:
         """When the registry was last rebuilt from the keyspace (absent: never, so rebuild it)."""
         return f"{SEGMENT_NAMESPACE}event_names_rebuilt:{self.prefix}"
+
+    def _id_map_key(self, part: str) -> str:
+        return f"{ID_MAP_NAMESPACE}{self.prefix}:{part}"
+
+    def id_map_marker_key(self) -> str:
+        """The marker of the dataset under this prefix: ``mapped:<buckets>`` when its ids are
+        mapped (absent for plain ids)."""
+        return self._id_map_key("mode")
+
+    def id_map_counter_key(self) -> str:
+        """The number of internal ids handed out so far (the next one is this number)."""
+        return self._id_map_key("next")
+
+    def id_map_epoch_key(self) -> str:
+        """A random value renewed whenever a mapping is removed: processes that remember
+        mappings start afresh when it changes (``bitcore.idmap.IdMap``)."""
+        return self._id_map_key("epoch")
+
+    def id_map_bucket_key(self, direction: str, bucket: int) -> str:
+        """Bucket ``bucket`` of the forward (``"f"``) or reverse (``"r"``) map: always
+        ``id_map_bucket_prefix(direction)`` followed by the bucket's number."""
+        return f"{self.id_map_bucket_prefix(direction)}{bucket}"
+
+    def id_map_bucket_prefix(self, direction: str) -> str:
+        """What every bucket key of ``direction`` is before its number: the id map appends the
+        number itself (thousands of buckets per batch), its allocation script too."""
+        if direction not in ("f", "r"):
+            raise ValueError(f"an id map direction is 'f' or 'r', not {direction!r}")
+        return self._id_map_key(f"{direction}:")
+
+    def id_map_pattern(self) -> str:
+        """SCAN pattern for every key of this prefix's id map."""
+        return f"{glob_escape(self._id_map_key(''))}*"
 
     def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
         """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys."""

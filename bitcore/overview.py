@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bitcore import event_names, periods, reading
 from bitcore.periods import Kind, Period
-from bitcore.validation import check_event_name, check_uuid
+from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -193,12 +193,14 @@ def event_activity(
     )
 
 
-def was_active(client: BitCore, name: str, uuid: int, day: date) -> dict[str, bool]:
+def was_active(client: BitCore, name: str, uuid: int | str, day: date) -> dict[str, bool]:
     """Whether user ``uuid`` did ``name`` on ``day``, in its ISO week and in its month (one round
-    trip)."""
+    trip; with the id map, one more to find the user's internal id)."""
     check_event_name(name)
-    offset = check_uuid(uuid)
+    offset = client.internal_id(uuid)
     kinds: list[Kind] = ["day", "week", "month"]
+    if offset is None:  # an id the map has never seen did nothing
+        return dict.fromkeys(kinds, False)
     with client.redis.pipeline(transaction=False) as pipe:
         for kind in kinds:
             pipe.getbit(client.keys.event_key(name, periods.period_of(kind, day)), offset)

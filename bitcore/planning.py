@@ -9,15 +9,19 @@ marks the same few events in the same hour thousands of times a second.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import date, datetime, tzinfo
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bitcore import periods
 from bitcore.validation import check_event_name, check_uuid
 
-#: One mark: ``(event, uuid)`` or ``(event, uuid, when)``; no ``when`` means now.
-Mark = tuple[str, int] | tuple[str, int, "date | datetime | None"]
+#: One mark: ``(event, uuid)`` or ``(event, uuid, when)``; no ``when`` means now. With the id
+#: map on, ``uuid`` is an external id (``int | str``).
+Mark = tuple[str, Any] | tuple[str, Any, "date | datetime | None"]
+#: What a mark's uuid becomes in a plan: ``check_uuid`` (the bitmap offset), or with the id map
+#: on the external id's token (``bitcore.idmap.token_of``), mapped by the writer.
+CheckId = Callable[[Any], Hashable]
 #: What decides a mark's keys: event, local year, month, day and hour, hourly and unique flags.
 Slot = tuple[str, int, int, int, int, bool, bool]
 #: ``mark_keys(event, moment, track_hourly, track_unique)``: the keys one mark sets, the universe
@@ -27,11 +31,15 @@ KeysOf = Callable[[str, "date | datetime", bool, bool], list[str]]
 
 class Plan(NamedTuple):
     """What a batch of marks writes: the offsets of each key, how many marks, and the event
-    names they mark (for the registry of names; the universe is not one of them)."""
+    names they mark (for the registry of names; the universe is not one of them).
 
-    writes: dict[str, set[int]]
+    ``external``: the "offsets" are external ids' tokens, which the one writer
+    (``BitCore._write``) maps to internal ids before anything is written."""
+
+    writes: dict[str, set[Any]]
     marks: int  # how many marks
     names: set[str]
+    external: bool = False
 
 
 #: Slots remembered at most; past it the memory is cleared at once (a new hour fills it again).
@@ -41,23 +49,33 @@ MAX_REMEMBERED_SLOTS = 4096
 class MarkPlanner:
     """Turns marks into ``{key: offsets}`` for one client's key layout, clock and time zone."""
 
-    def __init__(self, keys_of: KeysOf, now: Callable[[], datetime], tz: tzinfo | None) -> None:
+    def __init__(
+        self,
+        keys_of: KeysOf,
+        now: Callable[[], datetime],
+        tz: tzinfo | None,
+        check_id: CheckId = check_uuid,
+        external: bool = False,
+    ) -> None:
         self._keys_of = keys_of
         self._now = now
         self._tz = tz
+        self._check_id = check_id
+        self._external = external
         self._slot_keys: dict[Slot, tuple[str, ...]] = {}
 
     def plan(self, marks: Iterable[Mark], hourly: bool, unique: bool) -> Plan:
         """The offsets each key gets, how many marks there were and their event names; raises
         ``ValueError`` or ``TypeError`` on the first bad mark."""
-        writes: dict[str, set[int]] = {}
+        writes: dict[str, set[Any]] = {}
         names: set[str] = set()
-        targets_at: dict[Slot, list[set[int]]] = {}
+        targets_at: dict[Slot, list[set[Any]]] = {}
         count = 0
         now: datetime | None = None  # taken once: one batch, one "now"
+        check_id = self._check_id
         for mark in marks:
             event_name, uuid, *rest = mark
-            offset = check_uuid(uuid)
+            offset = check_id(uuid)
             check_event_name(event_name)
             when = rest[0] if rest else None
             if when is None:
@@ -76,24 +94,24 @@ class MarkPlanner:
             for offsets in targets:
                 offsets.add(offset)
             count += 1
-        return Plan(writes, count, names)
+        return Plan(writes, count, names, self._external)
 
     def plan_unique(
-        self, marks: Iterable[tuple[str, int]], unique_key: Callable[[str], str], universe: str
+        self, marks: Iterable[tuple[str, Any]], unique_key: Callable[[str], str], universe: str
     ) -> Plan:
         """The offsets of dateless marks ``(event, uuid)``: each sets its event's unique key
         (``unique_key(event)``) and the universe's; raises on the first bad mark."""
-        writes: dict[str, set[int]] = {}
+        writes: dict[str, set[Any]] = {}
         names: set[str] = set()
         everyone = writes[unique_key(universe)] = set()
         count = 0
         for event_name, uuid in marks:
-            offset = check_uuid(uuid)
+            offset = self._check_id(uuid)
             names.add(check_event_name(event_name))
             writes.setdefault(unique_key(event_name), set()).add(offset)
             everyone.add(offset)
             count += 1
-        return Plan(writes, count, names)
+        return Plan(writes, count, names, self._external)
 
     def _keys_of_slot(self, slot: Slot, moment: date | datetime) -> tuple[str, ...]:
         keys = self._slot_keys.get(slot)

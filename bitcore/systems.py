@@ -26,6 +26,8 @@ _clients_by_name: dict[str, tuple[Any, BitCore]] = {}
 #: ``WeakKeyDictionary`` would keep every pipeline ever passed as ``system=`` alive, since its
 #: value (the ``BitCore``) refers to its key.
 _clients_by_redis: weakref.WeakSet[BitCore] = weakref.WeakSet()
+#: Systems set up with ``id_mapping=True``: their clients map external ids.
+_mapped_systems: set[str] = set()
 _CLIENT_ATTRIBUTE = "_bitcore_client"
 
 
@@ -48,7 +50,8 @@ SYSTEMS: _Systems = _Systems()
 
 def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
     """Register a Redis system under ``name`` (bitmapist's signature; ``redis_client=`` picks the
-    client class).
+    client class). ``id_mapping=True`` (a bitcore addition) makes its client map external ids
+    (strings, 64-bit ints: ``BitCore(id_mapping=True)``).
 
     The client is made by ``connection.connect``, as every bitcore client is: 5 s timeouts, a
     health check, two quick retries and the circuit breaker (keywords given win), so a dead server
@@ -56,7 +59,12 @@ def setup_redis(name: str, host: str, port: int, **kw: Any) -> None:
     defaults: no timeout at all in older redis-py versions).
     """
     redis_client = kw.pop("redis_client", redis.Redis)
+    id_mapping = bool(kw.pop("id_mapping", False))
     SYSTEMS[name] = connect(host=host, port=port, redis_class=redis_client, **kw)
+    if id_mapping:
+        _mapped_systems.add(name)
+    else:
+        _mapped_systems.discard(name)
 
 
 def get_redis(system: Any = "default") -> Any:
@@ -76,8 +84,9 @@ def client_for(system: Any = "default") -> BitCore:
     if isinstance(system, str):
         conn = SYSTEMS[system]
         cached = _clients_by_name.get(system)
-        if cached is None or cached[0] is not conn:
-            cached = (conn, BitCore(conn))
+        mapped = system in _mapped_systems
+        if cached is None or cached[0] is not conn or cached[1].id_mapping != mapped:
+            cached = (conn, BitCore(conn, id_mapping=mapped))
             _clients_by_name[system] = cached
         return cached[1]
     if isinstance(system, redis.Redis):

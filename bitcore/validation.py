@@ -84,3 +84,44 @@ def check_event_name(
     if event_name in reserved:
         raise EventNameError(event_name, "is a name bitcore reserves for itself")
     return event_name
+
+
+#: External ids (with the id map on): integers in ``[0, 2**63)``, strings of 1 to 128 printable
+#: characters.
+MAX_EXTERNAL_INT = 2**63 - 1
+MAX_EXTERNAL_LENGTH = 128
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def check_external_id(external: Any) -> int | str:
+    """An external user id in its canonical form, or a ``TypeError``/``ValueError`` naming it.
+
+    An int in ``[0, 2**63)``, or a string of 1 to 128 printable characters. A string that spells
+    such an int the way Python prints it (``"123"``; not ``"0123"``, ``"+1"`` or ``" 1"``) is
+    the same user as the int, and comes back as the int: JavaScript cannot hold a 64-bit id as a
+    number, so a page sends ``"1234567890123456789"`` where the backend has the int. Every other
+    string is itself, compared exactly (case and all).
+
+    >>> check_external_id("123"), check_external_id("0123"), check_external_id(7)
+    (123, '0123', 7)
+    """
+    if isinstance(external, str):
+        if not 0 < len(external) <= MAX_EXTERNAL_LENGTH:
+            raise ValueError(
+                f"user id {external[:20]!r} must be 1 to {MAX_EXTERNAL_LENGTH} characters long"
+            )
+        if _CANONICAL_INT.fullmatch(external):
+            value = int(external)
+            if value <= MAX_EXTERNAL_INT:
+                return value
+        if not external.isprintable():
+            raise ValueError(f"user id {external[:20]!r} may only hold printable characters")
+        return external
+    if isinstance(external, bool) or not hasattr(external, "__index__"):
+        raise TypeError(
+            f"user id must be a string or an integer, got {type(external).__name__} {external!r}"
+        )
+    value = operator.index(external)
+    if not 0 <= value <= MAX_EXTERNAL_INT:
+        raise ValueError(f"user id {value} is out of range: integer ids must be in [0, 2**63)")
+    return value

@@ -21,6 +21,10 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_KEY_PREFIX", "BITCORE_KEY_PREFIX", str, "trackist_"),
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
+    # user ids are strings or 64-bit ints, mapped to dense ones (chosen when the data starts)
+    ("BITCORE_ID_MAPPING", "BITCORE_ID_MAPPING", _bool, False),
+    # forward buckets of the id map when it starts: about the expected users / 64
+    ("BITCORE_ID_MAP_BUCKETS", "BITCORE_ID_MAP_BUCKETS", int, 1 << 15),
     # seconds a Redis command may take before the request answers 503 (a hung Redis)
     ("BITCORE_REDIS_TIMEOUT", "BITCORE_REDIS_TIMEOUT", float, 3.0),
     # seconds Redis is not asked after it failed or timed out (503 at once); 0: no breaker
@@ -59,6 +63,8 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_TRACK_MAX_EVENT_NAMES", "BITCORE_TRACK_MAX_EVENT_NAMES", int, 10_000),
     # new event names per write key and BITCORE_TRACK_RATE_WINDOW; 0: no limit
     ("BITCORE_TRACK_MAX_NEW_NAMES", "BITCORE_TRACK_MAX_NEW_NAMES", int, 100),
+    # with the id map: new user ids per write key and BITCORE_TRACK_RATE_WINDOW; 0: no limit
+    ("BITCORE_TRACK_MAX_NEW_IDS", "BITCORE_TRACK_MAX_NEW_IDS", int, 100_000),
     ("BITCORE_TRACK_MAX_BATCH", "BITCORE_TRACK_MAX_BATCH", int, 500),  # events per request
     ("BITCORE_TRACK_MAX_BODY", "BITCORE_TRACK_MAX_BODY", int, 256 * 1024),  # bytes per request
     ("BITCORE_TRACK_MAX_AGE_DAYS", "BITCORE_TRACK_MAX_AGE_DAYS", float, 7.0),  # older ts is refused

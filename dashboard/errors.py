@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from bitcore.idmap import IdMappingMismatch
 from dashboard import negotiation
 
 
@@ -86,7 +87,20 @@ def internal_error(error: InternalServerError) -> ResponseReturnValue:
     )
 
 
+def id_mapping_mismatch(error: IdMappingMismatch) -> ResponseReturnValue:
+    """``BITCORE_ID_MAPPING`` disagrees with the data in Redis: a setting to fix, said plainly
+    (the library refused before writing anything)."""
+    current_app.logger.error("id mapping mismatch: %s", error)
+    return error_page(
+        500,
+        "The id mapping setting does not match the data",
+        f"{error}. Set BITCORE_ID_MAPPING to match the data, or use another "
+        "BITCORE_KEY_PREFIX for the other kind of ids; nothing was written.",
+    )
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(IdMappingMismatch, id_mapping_mismatch)
     app.register_error_handler(redis.ConnectionError, redis_unavailable)
     app.register_error_handler(redis.TimeoutError, redis_unavailable)
     app.register_error_handler(redis.ResponseError, redis_refused)

@@ -31,7 +31,7 @@ import redis
 from flask import Flask, current_app
 
 import bitcore
-from bitcore import embedded
+from bitcore import embedded, idmap
 from bitcore.connection import connect
 
 #: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
@@ -149,6 +149,8 @@ def init_app(app: Flask) -> None:
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],
         remember_bitop_keys=0,  # workers live for months; their bit-op keys expire by TTL
+        id_mapping=bool(app.config.get("BITCORE_ID_MAPPING", False)),
+        id_map_buckets=int(app.config.get("BITCORE_ID_MAP_BUCKETS") or idmap.DEFAULT_BUCKETS),
     )
 
 

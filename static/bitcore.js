@@ -3,6 +3,7 @@
  *
  *   bitcore.init({endpoint: "https://stats.example.com/track", key: "WRITE_KEY"});
  *   bitcore.identify(123, "SIGNATURE_FROM_YOUR_BACKEND");   // sig only if the server asks for one
+ *   bitcore.identify("usr_8f3a");  // string and 64-bit ids: servers with BITCORE_ID_MAPPING=1
  *   bitcore.track("song:played");
  *
  * Events are queued and sent in batches: every few seconds, when a batch is full, and when the page is
@@ -30,6 +31,27 @@
 
   // The names the server accepts: letters, digits and ":_.-", at most 120 characters.
   var NAME = /^[A-Za-z0-9:_.\-]{1,120}$/;
+  // A string that spells a whole number JavaScript holds exactly is sent as that number (the same
+  // user either way); a longer one (a 64-bit id) stays a string, as a number would lose digits.
+  var SAFE_DIGITS = /^(0|[1-9][0-9]{0,15})$/;
+  var CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+  // The uid to send for identify()'s argument, or null for one no server accepts: a whole number
+  // >= 0, or a string of 1 to 128 printable characters (taken by servers that map ids).
+  function userId(uid) {
+    if (typeof uid === "number") {
+      return isFinite(uid) && Math.floor(uid) === uid && uid >= 0 && uid <= 9007199254740991
+        ? uid
+        : null;
+    }
+    if (typeof uid !== "string" || uid.length < 1 || uid.length > 128 || CONTROL.test(uid)) {
+      return null;
+    }
+    if (SAFE_DIGITS.test(uid) && Number(uid) <= 9007199254740991) {
+      return Number(uid);
+    }
+    return uid;
+  }
 
   function guard(fn) {
     return function () {
@@ -132,11 +154,11 @@
       }
     }),
     identify: guard(function (uid, sig) {
-      var n = Number(uid);
-      if (typeof uid === "boolean" || !isFinite(n) || Math.floor(n) !== n || n < 0) {
+      var id = userId(uid);
+      if (id === null) {
         return;
       }
-      state.uid = n;
+      state.uid = id;
       state.sig = sig ? String(sig) : null;
       while (state.waiting.length) {
         state.queue.push(stamp(state.waiting.shift()));

@@ -46,6 +46,12 @@ _BUDGET_LIMITS = {
         "event",
         "new event names for this write key in this window",
     ),
+    "new_ids_quota": (
+        429,
+        "BITCORE_TRACK_MAX_NEW_IDS",
+        "uid",
+        "new user ids in the id map for this write key in this window",
+    ),
 }
 
 
@@ -59,6 +65,7 @@ class Limits(NamedTuple):
     max_event_names: int  # BITCORE_TRACK_MAX_EVENT_NAMES
     max_new_names: int  # BITCORE_TRACK_MAX_NEW_NAMES
     window: int  # BITCORE_TRACK_RATE_WINDOW
+    max_new_ids: int = 0  # BITCORE_TRACK_MAX_NEW_IDS: new ids the id map allocates per window
 
 
 class OverBudget(Exception):
@@ -89,6 +96,7 @@ def budget_for(key: str, limits: Limits, now: float | None = None) -> bulk.Budge
         limits.window_write_bytes,
         limits.max_event_names,
         limits.max_new_names,
+        limits.max_new_ids,
     )
 
 
@@ -101,6 +109,7 @@ def _budget(
     window_bytes: int,
     max_names: int,
     new_names: int,
+    new_ids: int = 0,
 ) -> bulk.Budget:
     """Made once per write key, window and settings (the same for thousands of beacons)."""
 
@@ -113,4 +122,5 @@ def _budget(
         bytes_quota=quota("bytes", window_bytes),
         max_event_names=max_names or None,
         new_names_quota=quota("names", new_names),
+        new_ids_quota=quota("ids", new_ids),
     )

@@ -21,7 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from bitcore.validation import MAX_PUBLIC_NAME_LENGTH, EventNameError, check_event_name
+from bitcore.validation import (
+    MAX_EXTERNAL_LENGTH,
+    MAX_PUBLIC_NAME_LENGTH,
+    EventNameError,
+    check_event_name,
+    check_external_id,
+)
 
 #: A bit at offset N makes Redis allocate N/8 bytes: 2**22 keeps one key at 512 KiB at most, so
 #: even a beacon that makes every kind of key (month, week, day, hour, unique, universe: 3 MiB)
@@ -61,24 +67,28 @@ class BeaconRules:
     default_hourly: bool = False
     hmac_secret: bytes | None = None  # set: every uid must carry sig = HMAC-SHA256(secret, uid)
     universe: str = "_seen"
+    #: The client maps ids: a uid is an int in [0, 2**63) or a string of 1 to 128 printable
+    #: characters (``max_uid`` does not apply: mapped ids are dense, the write budget holds).
+    id_mapping: bool = False
 
 
 class Beacon(NamedTuple):
     """One checked event: who, what, when (unix seconds, or ``None`` for "now") and which keys."""
 
     event: str
-    uid: int
+    uid: int | str  # a str only with the id map on
     ts: float | None
     track_hourly: bool
     unique: bool
     clamped: bool = False  # ``ts`` was outside the window and moved to its nearest edge
 
 
-def sign_uid(secret: bytes, uid: int) -> str:
-    """The signature a site's backend hands its page for ``uid``: hex HMAC-SHA256 of ``str(uid)``.
+def sign_uid(secret: bytes, uid: int | str) -> str:
+    """The signature a site's backend hands its page for ``uid``: hex HMAC-SHA256 of ``str(uid)``,
+    the id as sent (a string id as it is, so ``123`` and ``"123"``, one user, share it).
 
-    >>> sign_uid(b"s3cret", 123)[:16]
-    'f214e50971a56e38'
+    >>> sign_uid(b"s3cret", 123)[:16], sign_uid(b"s3cret", "123")[:16]
+    ('f214e50971a56e38', 'f214e50971a56e38')
     """
     return hmac.new(secret, str(uid).encode(), hashlib.sha256).hexdigest()
 
@@ -94,12 +104,27 @@ def check_event(value: Any, field: str, rules: BeaconRules) -> str:
         raise BeaconError(field, error.detail) from None
 
 
-def check_uid(value: Any, field: str, rules: BeaconRules) -> int:
-    """An int in ``[0, max_uid)``; bools, floats and numeric strings are refused, not coerced."""
+#: What a mapped uid may be, for the refusals.
+_EXTERNAL_RULE = (
+    f"must be an integer in [0, 2**63) or a string of 1 to {MAX_EXTERNAL_LENGTH} printable "
+    "characters"
+)
+
+
+def check_uid(value: Any, field: str, rules: BeaconRules) -> int | str:
+    """An int in ``[0, max_uid)``; bools, floats and numeric strings are refused, not coerced.
+    With ``rules.id_mapping``, an external id (``validation.check_external_id``) instead."""
     if type(value) is int and 0 <= value < rules.max_uid:  # the common case, first: once an event
         return value
     if value is None:
         raise BeaconError(field, "is required")
+    if rules.id_mapping:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise BeaconError(field, _EXTERNAL_RULE)
+        try:
+            return check_external_id(value)
+        except ValueError:
+            raise BeaconError(field, _EXTERNAL_RULE) from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise BeaconError(field, "must be an integer")
     if not 0 <= value < rules.max_uid:
@@ -107,7 +132,7 @@ def check_uid(value: Any, field: str, rules: BeaconRules) -> int:
     return value
 
 
-def check_sig(uid: int, sig: Any, field: str, rules: BeaconRules) -> None:
+def check_sig(uid: int | str, sig: Any, field: str, rules: BeaconRules) -> None:
     if rules.hmac_secret is None:
         return
     if not isinstance(sig, str) or not sig:
@@ -226,9 +251,14 @@ def parse_pixel(args: Mapping[str, str], rules: BeaconRules, now: float) -> list
     raw_uid = args.get("u")
     if raw_uid is None or raw_uid == "":
         raise BeaconError("u", "(the uid) is required")
-    if not re.fullmatch(r"[0-9]{1,12}", raw_uid):
+    uid: int | str
+    if rules.id_mapping:
+        uid = raw_uid  # checked as a string id; one that spells an int is that int's user
+    elif re.fullmatch(r"[0-9]{1,12}", raw_uid):
+        uid = int(raw_uid)
+    else:
         raise BeaconError("u", "must be a non-negative integer")
-    payload: dict[str, Any] = {"event": args.get("e"), "uid": int(raw_uid), "sig": args.get("s")}
+    payload: dict[str, Any] = {"event": args.get("e"), "uid": uid, "sig": args.get("s")}
     raw_ts = args.get("t")
     if raw_ts:
         try:

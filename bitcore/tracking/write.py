@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from bitcore import bulk
 from bitcore.client import BitCore
@@ -37,7 +38,7 @@ class WriteResult:
 def plan_beacons(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> Plan:
     """What ``beacons`` write: ``plan_marks`` for each set of flags the beacons use (usually
     one), merged. A beacon without ``ts`` happened ``now``."""
-    by_flags: dict[tuple[bool, bool], list[tuple[str, int, datetime]]] = {}
+    by_flags: dict[tuple[bool, bool], list[tuple[str, int | str, datetime]]] = {}
     for beacon in beacons:
         when = now if beacon.ts is None else datetime.fromtimestamp(beacon.ts, UTC)
         marks = by_flags.setdefault((beacon.track_hourly, beacon.unique), [])
@@ -45,11 +46,12 @@ def plan_beacons(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> P
     plans = [client.plan_marks(marks, *flags) for flags, marks in by_flags.items()]
     if len(plans) == 1:
         return plans[0]
-    writes: dict[str, set[int]] = {}
+    writes: dict[str, set[Any]] = {}
     for planned in plans:
         for key, offsets in planned.writes.items():
             writes.setdefault(key, set()).update(offsets)
-    return Plan(writes, sum(p.marks for p in plans), set().union(*(p.names for p in plans)))
+    names = set().union(*(p.names for p in plans))
+    return Plan(writes, sum(p.marks for p in plans), names, client.id_mapping)
 
 
 def write_beacons(
@@ -66,7 +68,7 @@ def write_beacons(
     its ``maxmemory``).
     """
     moment = client.now() if now is None else now
-    plan = plan_beacons(client, beacons, moment) if beacons else Plan({}, 0, set())
+    plan = plan_beacons(client, beacons, moment) if beacons else Plan({}, 0, set(), False)
     quota = bulk.Quota(counter.key, counter.limit, counter.ttl) if counter else None
     if not client.write_plan(plan, quota, budget):
         return WriteResult(0, False)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import DateField, SearchField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from typing import Any
 
-from bitcore.validation import MAX_UUID
+from flask_wtf import FlaskForm
+from wtforms import DateField, Field, SearchField, StringField
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+
+from bitcore.validation import MAX_EXTERNAL_LENGTH, MAX_UUID, check_external_id
 from dashboard.forms.fields import WholeNumberField
 
 #: No page number past this is meaningful (a million events at 50 a page would need 20,000).
@@ -37,6 +46,8 @@ class UserLookupForm(FlaskForm):
     class Meta:
         csrf = False
 
+    #: How a phone's keyboard should look for the id: digits (plain ids) or text (mapped ones).
+    user_inputmode = "numeric"
     user = WholeNumberField(
         "User id",
         validators=[
@@ -47,3 +58,26 @@ class UserLookupForm(FlaskForm):
         ],
     )
     date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
+
+
+def _external_id(_form: Any, field: Field) -> None:
+    """The library's rule for external ids; the field's data becomes the canonical id."""
+    try:
+        field.data = check_external_id(field.data)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(str(error)) from None
+
+
+class ExternalUserLookupForm(UserLookupForm):
+    """The same lookup when the id map is on: ``?user=usr_8f3a`` (a string, or a 64-bit int)."""
+
+    user_inputmode = "text"
+
+    user = StringField(  # type: ignore[assignment]
+        "User id",
+        validators=[
+            InputRequired(message="Enter a user id."),
+            Length(max=MAX_EXTERNAL_LENGTH, message="User ids are at most 128 characters long."),
+            _external_id,
+        ],
+    )

@@ -73,15 +73,18 @@ def _setting_list(config: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return listed(tuple(value) if isinstance(value, list) else value)
 
 
-def rules_from_config(config: Mapping[str, Any], universe: str) -> BeaconRules:
+def rules_from_config(
+    config: Mapping[str, Any], universe: str, id_mapping: bool = False
+) -> BeaconRules:
     """The app's rules, built once for each set of the settings they come from (tests change the
-    config of a running app, so the settings themselves are the cache key)."""
-    settings = (universe, *(config.get(name) for name in _RULE_SETTINGS))
+    config of a running app, so the settings themselves are the cache key). ``universe`` and
+    ``id_mapping`` are the client's."""
+    settings = (universe, id_mapping, *(config.get(name) for name in _RULE_SETTINGS))
     rules = _rules_cache.get(settings)
     if rules is None:
         if len(_rules_cache) > 64:
             _rules_cache.clear()
-        rules = _rules_cache[settings] = _build_rules(config, universe)
+        rules = _rules_cache[settings] = _build_rules(config, universe, id_mapping)
     return rules
 
 
@@ -99,7 +102,7 @@ _RULE_SETTINGS = (
 _rules_cache: dict[tuple[Any, ...], BeaconRules] = {}
 
 
-def _build_rules(config: Any, universe: str) -> BeaconRules:
+def _build_rules(config: Any, universe: str, id_mapping: bool) -> BeaconRules:
     secret = config.get("BITCORE_TRACK_HMAC_SECRET")
     return BeaconRules(
         max_uid=int(config["BITCORE_TRACK_MAX_UID"]),
@@ -111,6 +114,7 @@ def _build_rules(config: Any, universe: str) -> BeaconRules:
         default_hourly=bool(config.get("BITCORE_TRACK_HOURLY", False)),
         hmac_secret=secret.encode() if isinstance(secret, str) and secret else None,
         universe=universe,
+        id_mapping=id_mapping,
     )
 
 
@@ -123,6 +127,7 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         max_event_names=int(config["BITCORE_TRACK_MAX_EVENT_NAMES"]),
         max_new_names=int(config["BITCORE_TRACK_MAX_NEW_NAMES"]),
         window=int(config["BITCORE_TRACK_RATE_WINDOW"]),
+        max_new_ids=int(config.get("BITCORE_TRACK_MAX_NEW_IDS") or 0),
     )
 
 
@@ -356,7 +361,8 @@ def _read_json_body(request: BeaconRequest, config: Any) -> Any:
 
 
 def _rules(endpoint: Endpoint) -> BeaconRules:
-    return rules_from_config(endpoint.config, endpoint.client().universe)
+    client = endpoint.client()
+    return rules_from_config(endpoint.config, client.universe, client.id_mapping)
 
 
 def _accept(request: BeaconRequest, key: str, endpoint: Endpoint, parse: Parse) -> WriteResult:

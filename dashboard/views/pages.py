@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from bitcore import BitCore, event_names
 from bitcore import overview as report
 from dashboard import negotiation, store
-from dashboard.forms.pages import OverviewFilterForm, UserLookupForm
+from dashboard.forms.pages import ExternalUserLookupForm, OverviewFilterForm, UserLookupForm
 from dashboard.presenters import charts
 
 bp = Blueprint("pages", __name__)
@@ -92,13 +92,13 @@ def event(name: str) -> ResponseReturnValue:
     data: dict[str, Any] = asdict(activity)
     data["date"] = today.isoformat()
     data["today"] = activity.daily[-1].count  # users today, as in this event's index.json row
-    lookup = UserLookupForm(request.args)
+    lookup = (ExternalUserLookupForm if client.id_mapping else UserLookupForm)(request.args)
     status = 200
     error = None
     if "user" in request.args or "date" in request.args:
         if lookup.validate():
             day: date = lookup.date.data  # type: ignore[assignment]
-            user: int = lookup.user.data  # type: ignore[assignment]
+            user: int | str = lookup.user.data  # type: ignore[assignment]
             found = report.was_active(client, name, user, day)
             data["lookup"] = {"user": user, "date": day.isoformat(), "active": found}
         else:

@@ -39,17 +39,21 @@ def page_port() -> int:
     return embedded.free_port()
 
 
+def app_config(redis_url: str, page_port: int, **extra: Any) -> dict[str, Any]:
+    """The app's settings: the write key, and the page's origin (another port) as CORS origin."""
+    return {
+        "SECRET_KEY": "browser",
+        "REDIS_URL": redis_url,
+        "BITCORE_TRACK_KEYS": KEY,
+        "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def live_app(redis_url: str, page_port: int) -> Iterator[str]:
     """The real app on a real socket; the page's origin (another port) is its CORS origin."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser",
-            "REDIS_URL": redis_url,
-            "BITCORE_TRACK_KEYS": KEY,
-            "BITCORE_TRACK_ORIGINS": f"http://127.0.0.1:{page_port}",
-        }
-    )
+    app = create_app(app_config(redis_url, page_port))
     inner = app.wsgi_app
 
     def recording(environ: dict[str, Any], start_response: Any) -> Any:
@@ -119,7 +123,8 @@ def shop_page(app_url: str, before: str = "") -> str:
   bitcore.track("song:played");
   bitcore.track("bad name with spaces");   // dropped in the page, so it cannot spoil the batch
   bitcore.track(null);
-  bitcore.identify("not a number");
+  bitcore.identify(-1);                    // no server takes it: ignored
+  bitcore.identify("");
   window.loaded = true;
 </script>
 <a id="leave" href="/next">next</a>"""
@@ -183,6 +188,16 @@ def shop_then_leave(
     context.close()
 
 
+def open_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
+    """A new browser context with ``url`` open, and the list its page's errors land in."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return context, page, errors
+
+
 def test_a_broken_setup_never_throws_into_the_page(
     browser: Any, live_app: str, page_server: str, redis_client: redis.Redis
 ) -> None:
@@ -196,12 +211,44 @@ def test_a_broken_setup_never_throws_into_the_page(
   bitcore.flush();
   window.survived = true;
 </script>"""
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{page_server}/broken")
+    context, page, errors = open_page(browser, f"{page_server}/broken")
     assert page.evaluate("window.survived === true")
     page.goto("about:blank")
+    assert errors == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def mapped_app(redis_url: str, page_port: int) -> Iterator[str]:
+    """The real app with the id map on (``BITCORE_ID_MAPPING=1``)."""
+    app = create_app(app_config(redis_url, page_port, BITCORE_ID_MAPPING=True))
+    with live_server(app) as url:
+        yield url
+
+
+def test_identify_takes_string_and_64_bit_ids(
+    browser: Any, mapped_app: str, page_server: str, redis_client: redis.Redis
+) -> None:
+    PAGES["/mapped"] = f"""<!doctype html><script src="{mapped_app}/static/bitcore.js"></script>
+<script>
+  bitcore.init({{endpoint: "{mapped_app}/track", key: "{KEY}", flushInterval: 60000}});
+  bitcore.identify("usr_8f3a");
+  bitcore.track("play");
+  bitcore.identify("1234567890123456789");  // a snowflake: sent as a string, no digit lost
+  bitcore.track("play");
+  bitcore.identify("4242");                 // digits JavaScript holds: sent as the number
+  bitcore.track("play");
+  bitcore.identify("bad\\nid");              // a control character: ignored
+  bitcore.track("play");
+  window.loaded = true;
+</script>
+<a id="leave" href="/next">next</a>"""
+    context, page, errors = open_page(browser, f"{page_server}/mapped")
+    assert page.evaluate("window.loaded === true")
+    page.click("#leave")
+    page.wait_for_url(f"{page_server}/next")
+    bc = BitCore(redis_client, id_mapping=True)
+    expected = {"usr_8f3a", 1234567890123456789, 4242}
+    assert wait_for(lambda: set(bc.MonthEvents("play")) == expected)
     assert errors == []
     context.close()

@@ -174,3 +174,27 @@ def test_bitmapist_reads_what_bitcore_wrote(default_system: redis.Redis, redis_u
     ]
     check(run_bitmapist(redis_url, "", queries), seen_by_bitmapist, "bitmapist")
     assert sorted(bitcore.UniqueEvents("_seen")) == sorted(EVERYONE)
+
+
+def test_bitmapist_reads_mapped_data_as_internal_ids(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """With the id map on, bitmapist sharing the Redis still reads every bitmap: its counts and
+    bit operations are right, and its members are the internal ids ``external_ids`` turns back."""
+    b = bitcore.BitCore(redis_client, id_mapping=True)
+    dec = ["0b5e36a2-1c3d-4e5f-8a9b-0c1d2e3f4a5b", "usr_8f3a", 2**62 + 1]
+    for uid in dec:
+        b.mark_event("active", uid, now=datetime(2024, 12, 30, 13))
+    b.mark_event("active", "usr_8f3a", now=datetime(2025, 1, 2))
+    count, both, members = run_bitmapist(
+        redis_url,
+        "",
+        [
+            f"len({ACTIVE_2024_12})",
+            f"sorted(BitOpAnd({ACTIVE_2024_12}, {ACTIVE_2025_1}))",
+            f"sorted({ACTIVE_2024_12})",
+        ],
+    )
+    assert count == len(dec)
+    assert list(b.external_ids(both)) == ["usr_8f3a"]
+    assert sorted(map(str, b.external_ids(members))) == sorted(map(str, dec))

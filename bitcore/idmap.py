@@ -1,0 +1,496 @@
+"""The id map: external user ids (strings, UUIDs, sparse 64-bit ints) to dense internal ones.
+
+A bit at offset N makes Redis allocate N/8 bytes, so bitmaps want ids 0, 1, 2, ... With the map
+on (``BitCore(..., id_mapping=True)``) the one writer hands every external id to ``IdMap.resolve``
+first: an id seen before gets its internal id back, a new one the next free integer, in one
+script call for the whole batch (atomic, as Redis runs scripts one at a time: two writers that see
+a new id at once, on any host, get the same internal id). Reads map the other way at the edges
+(``IdMap.externals``: members, bit-op results, segments), in pipelines of ``EXTERNALS_BATCH``.
+
+The map costs little memory because it is made of many small hashes, which Redis keeps in its
+compact listpack encoding while a hash has at most ``hash-max-listpack-entries`` (128) entries of
+at most ``hash-max-listpack-value`` (64) bytes (bench/README.md, "The id map", has the numbers):
+
+* forward, ``f:<bucket>``: bucket = CRC32 of the external id's token modulo the dataset's bucket
+  count (fixed when the dataset starts, in its marker), field = the token, value = internal id;
+* reverse, ``r:<internal >> 7>``: field = ``internal & 127``, value = the token. Internal ids are
+  dense, so a reverse bucket holds exactly 128 entries.
+
+The token of an external id is what Redis stores: an int (or a string that spells one, the same
+user: ``validation.check_external_id``) as its decimal digits, which listpack stores as an 8-byte
+integer; a lowercase UUID as ``\\x00`` and its 16 bytes; any other string as its UTF-8. A token
+longer than ``MAX_FIELD_BYTES`` is a forward field of ``\\x01`` and a 20-byte BLAKE2b digest, so
+the forward bucket stays compact (the reverse value keeps it whole).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid as uuid_module
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import redis
+
+from bitcore import wire
+from bitcore.bulk import Quota, WriteRefused
+from bitcore.keys import QUOTA_PLACEHOLDER_KEY, KeyLayout
+from bitcore.validation import MAX_EXTERNAL_INT, check_external_id
+
+#: Forward buckets of a new dataset. 32,768 keep 1 to 3 million users in listpack-sized buckets
+#: (30 to 90 on average, under 128); far past that buckets turn into plain hash tables one by
+#: one (it works, but costs about three times the memory), far below it each bucket's own cost
+#: is shared by few users. ``BitCore(id_map_buckets=...)`` sets it when a dataset starts: about
+#: the number of users expected, divided by 64.
+DEFAULT_BUCKETS = 1 << 15
+#: Internal ids per reverse bucket: 128, the listpack limit.
+REVERSE_SHIFT = 7
+#: Internal ids are bitmap offsets: below 2**32.
+INTERNAL_LIMIT = 2**32
+#: Longest token kept as a forward field as it is; a longer one is stored as a digest.
+MAX_FIELD_BYTES = 40
+#: Internal ids looked up per pipeline while mapping members back.
+EXTERNALS_BATCH = 10_000
+#: Ids per allocation script call: Redis runs each call in well under 100 ms.
+RESOLVE_BATCH = 20_000
+MAPPED = "mapped"
+
+_UUID_TAG = b"\x00"
+_DIGEST_TAG = b"\x01"
+_LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class IdMappingMismatch(RuntimeError):
+    """A client whose ``id_mapping`` differs from the dataset's (mapped data read or written as
+    plain ids, or the other way): refused, never mixed."""
+
+
+class IdMapFull(RuntimeError):
+    """Every internal id (bitmap offset, below 2**32) is taken: nothing was allocated."""
+
+
+def token_of(external: int | str) -> bytes:
+    """What the map stores for a canonical external id (``validation.check_external_id``).
+
+    A UUID is packed only as ``str(uuid.UUID(...))`` prints it (lowercase, dashed); any other
+    spelling is an id of its own, kept as it is.
+
+    >>> token_of(123), token_of("usr_8f3a"), len(token_of("0b5e36a2-1c3d-4e5f-8a9b-0c1d2e3f4a5b"))
+    (b'123', b'usr_8f3a', 17)
+    """
+    if isinstance(external, int):
+        return b"%d" % external
+    if len(external) == 36 and _LOWER_UUID.fullmatch(external):
+        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
+    return external.encode("utf-8")
+
+
+def check_token(external: Any) -> bytes:
+    """``token_of(check_external_id(external))``, the common cases first: a mark's id as the map
+    stores it, checked (a bad one raises before anything is written)."""
+    kind = type(external)
+    if kind is str and len(external) == 36 and _LOWER_UUID.fullmatch(external):
+        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
+    if kind is int and 0 <= external <= MAX_EXTERNAL_INT:
+        return b"%d" % external
+    return token_of(check_external_id(external))
+
+
+def external_of(token: bytes) -> int | str:
+    """The external id a stored token stands for (``token_of`` undone).
+
+    >>> external_of(b"123"), external_of(b"0123"), external_of(token_of("a-b"))
+    (123, '0123', 'a-b')
+    """
+    if token[:1] == _UUID_TAG and len(token) == 17:
+        return str(uuid_module.UUID(bytes=token[1:]))
+    if token.isdigit() and len(token) <= 19 and (token[0] != 48 or len(token) == 1):
+        value = int(token)
+        if value < 2**63:
+            return value
+    return token.decode("utf-8")
+
+
+def field_of(token: bytes) -> bytes:
+    """The token as a forward field: itself, or a digest when longer than ``MAX_FIELD_BYTES``."""
+    if len(token) <= MAX_FIELD_BYTES:
+        return token
+    return _DIGEST_TAG + hashlib.blake2b(token, digest_size=20).digest()
+
+
+def marker_value(buckets: int) -> str:
+    """The marker of a mapped dataset, which records its bucket count: ``mapped:65536``."""
+    return f"{MAPPED}:{buckets}"
+
+
+def buckets_of_marker(marker: str) -> int | None:
+    """The bucket count in a mapped dataset's marker; ``None`` for anything else."""
+    kind, _, count = marker.partition(":")
+    return int(count) if kind == MAPPED and count.isdigit() and int(count) > 0 else None
+
+
+#: KEYS[1]: the marker; KEYS[2]: the counter of internal ids; KEYS[3]: the epoch (see
+#: ``IdMap``); KEYS[4]: the new-ids quota's counter (untouched when unused); KEYS[5..]: forward
+#: buckets. ARGV[1]: the marker's expected value; ARGV[2]: '1' to allocate new ids, '0' to look up
+#: only; ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; ARGV[5]: how
+#: many ids; ARGV[6], ARGV[7]: the new-ids quota's limit (0: none) and TTL; then for each forward
+#: bucket in KEYS' order the number of its ids and their fields, a digest field (first byte 1)
+#: followed by the whole token, its reverse value.
+#: Returns the epoch, then the internal ids in the order sent (-1: unknown, when looking up only).
+RESOLVE_LUA = """
+local call, floor, byte = redis.call, math.floor, string.byte
+local marker = call('GET', KEYS[1])
+if marker ~= ARGV[1] then
+  return redis.error_reply('IDMAP this dataset is not id-mapped as expected (marker ' ..
+    tostring(marker) .. ', expected ' .. ARGV[1] .. ')')
+end
+local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
+local out, i = {call('GET', KEYS[3]) or ''}, 8
+local new_keys, new_fields, new_values = {}, {}, {}
+for k = 5, #KEYS do
+  local key, count = KEYS[k], tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, count do
+    local field = ARGV[i]
+    local value = field
+    if byte(field, 1) == 1 then
+      value = ARGV[i + 1]
+      i = i + 1
+    end
+    i = i + 1
+    local found = call('HGET', key, field)
+    if found then
+      out[#out + 1] = tonumber(found)
+    else
+      out[#out + 1] = -1
+      if create then
+        new_keys[#new_keys + 1] = key
+        new_fields[#new_fields + 1] = field
+        new_values[#new_values + 1] = #out
+        new_values[#new_values + 1] = value
+      end
+    end
+  end
+end
+local fresh = #new_keys
+if fresh == 0 then
+  return out
+end
+local quota = tonumber(ARGV[6])
+if quota > 0 then
+  local used = tonumber(call('GET', KEYS[4]) or '0') + fresh
+  if used > quota then
+    return redis.error_reply('IDMAP quota ' .. used .. ' ' .. quota)
+  end
+  if call('INCRBY', KEYS[4], fresh) == fresh then
+    call('EXPIRE', KEYS[4], ARGV[7])
+  end
+end
+local first = call('INCRBY', KEYS[2], fresh) - fresh
+if first + fresh > limit then
+  call('DECRBY', KEYS[2], fresh)
+  return redis.error_reply('IDMAP full: every internal id below ' .. ARGV[4] .. ' is taken')
+end
+local pairs_of = {}
+for j = 1, fresh do
+  local n = first + j - 1
+  call('HSET', new_keys[j], new_fields[j], n)
+  out[new_values[2 * j - 1]] = n
+  local bucket = floor(n / 128)
+  local group = pairs_of[bucket]
+  if not group then
+    group = {}
+    pairs_of[bucket] = group
+  end
+  group[#group + 1] = n % 128
+  group[#group + 1] = new_values[2 * j]
+end
+for bucket, group in pairs(pairs_of) do
+  call('HSET', reverse .. bucket, unpack(group))
+end
+return out
+"""
+
+#: KEYS[1]: the marker; KEYS[2]: the universe; KEYS[3]: the registry of event names; KEYS[4]:
+#: the epoch. ARGV[1]: the marker of a mapped dataset; ARGV[2]: a first epoch. Sets both unless
+#: the dataset already holds plain data; returns the marker found or set, nil when plain data
+#: is there.
+CLAIM_LUA = """
+local marker = redis.call('GET', KEYS[1])
+if marker then
+  return marker
+end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZCARD', KEYS[3]) > 0 then
+  return false
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[2])
+return ARGV[1]
+"""
+
+#: KEYS[1]: the id's forward bucket; KEYS[2]: the epoch. ARGV[1]: its field; ARGV[2]: the reverse
+#: key prefix; ARGV[3]: a new epoch. Deletes both directions and renews the epoch; returns the
+#: internal id it had, or nil.
+FORGET_LUA = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if not found then
+  return false
+end
+local n = tonumber(found)
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', ARGV[2] .. math.floor(n / 128), n % 128)
+redis.call('SET', KEYS[2], ARGV[3])
+return n
+"""
+_RESOLVE_SHA = hashlib.sha1(RESOLVE_LUA.encode()).hexdigest()
+
+
+#: Mappings an ``IdMap`` remembers at most (about 150 bytes each); past it, it starts afresh.
+DEFAULT_CACHE_SIZE = 100_000
+
+
+def _new_epoch() -> bytes:
+    return os.urandom(8).hex().encode()
+
+
+class IdMap:
+    """One dataset's id map (``KeyLayout.id_map_bucket_key`` and its neighbours), with
+    ``buckets`` forward buckets.
+
+    The writer's look-ups (``resolve_all``) remember what they found, up to ``cache_size``
+    mappings: a known id costs nothing on the server. A mapping never changes once made (the
+    counter only grows, so an internal id is never handed out twice) except that
+    ``forget`` removes one; each removal sets the dataset's epoch (``id_map_epoch_key``) to a new
+    random value, and a batch whose epoch differs from the remembered one starts afresh, so no
+    process writes to a forgotten user's old internal id from memory: the writer hands the
+    epoch its mappings hold under to the write, whose script checks it (``bulk.EpochChanged``).
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        keys: KeyLayout,
+        buckets: int,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.redis = redis_client
+        self.cache_size = cache_size
+        self._cache: dict[bytes, int] = {}
+        self._epoch: bytes | None = None
+        self.keys = keys
+        self.buckets = buckets
+        self.marker = marker_value(buckets)
+        self._reverse_prefix = keys.id_map_bucket_prefix("r")
+        self._forward_prefix = keys.id_map_bucket_prefix("f")
+        self._claim = redis_client.register_script(CLAIM_LUA)
+        self._forget = redis_client.register_script(FORGET_LUA)
+
+    def _forward_key(self, token: bytes) -> str:
+        """The forward bucket of a token (``KeyLayout.id_map_bucket_key("f", ...)``)."""
+        return f"{self._forward_prefix}{zlib.crc32(token) % self.buckets}"
+
+    def resolve(self, tokens: Sequence[bytes], create: bool) -> list[int]:
+        """The internal id of each token, in order (-1: unknown, when not ``create``); new ones
+        allocated when ``create``. One script call per ``RESOLVE_BATCH`` tokens."""
+        found = self.resolve_all(tokens, create)
+        return [found[token] for token in tokens]
+
+    def resolve_all(
+        self, tokens: Iterable[bytes], create: bool, quota: Quota | None = None
+    ) -> dict[bytes, int]:
+        """``{token: internal id}`` for distinct ``tokens`` (as ``resolve``): what the writer
+        needs to rewrite a plan. Remembered mappings are used (and new ones remembered) when
+        ``create``, once the epoch is seen unchanged. New ids count on ``quota`` (a
+        ``bulk.Quota``); over it, ``bulk.WriteRefused`` and nothing is allocated."""
+        return self._resolve_remembering(list(dict.fromkeys(tokens)), create, quota)[0]
+
+    def _resolve_remembering(
+        self, unique: list[bytes], create: bool, quota: Quota | None
+    ) -> tuple[dict[bytes, int], bytes]:
+        """``resolve_all`` of distinct tokens, and the epoch its answers hold under."""
+        if not create or self.cache_size <= 0:
+            epoch, answers = self._resolve_batches(unique, create, quota)
+            return answers, epoch
+        cache = self._cache
+        known_epoch = self._epoch  # read before the cache: what its entries were made under
+        found: dict[bytes, int] = {}
+        missing: list[bytes] = []
+        for token in unique:
+            internal = cache.get(token)
+            if internal is None:
+                missing.append(token)
+            else:
+                found[token] = internal
+        if missing:
+            epoch, fresh = self._resolve_batches(missing, create, quota)
+        else:
+            epoch, fresh = cast(bytes, self.redis.get(self.keys.id_map_epoch_key()) or b""), {}
+        if epoch != known_epoch:  # a user was forgotten (or first use): nothing remembered holds
+            cache.clear()
+            self._epoch = epoch
+            if found:
+                found = self._resolve_batches(list(found), create, quota)[1]
+                fresh.update(found)
+        found.update(fresh)
+        if self._epoch == epoch:  # else another thread saw a newer epoch: keep out of its cache
+            if len(cache) + len(fresh) > self.cache_size:
+                cache.clear()
+            cache.update(fresh)
+        return found, epoch
+
+    def resolve_for_write(
+        self, tokens: Iterable[bytes], quota: Quota | None = None
+    ) -> tuple[dict[bytes, int], bytes]:
+        """``resolve_all(tokens, create=True, quota)`` and the epoch its answers hold under, for
+        the write to check (``bulk.set_bits_atomically(epoch=...)``), so no bit is written for a
+        mapping removed meanwhile. When every token is remembered nothing is asked of Redis: one
+        round trip for a known user's mark, as without the map."""
+        unique = list(dict.fromkeys(tokens))
+        epoch = self._epoch  # read before the cache, as in resolve_all
+        if epoch is not None and self.cache_size > 0:
+            cache, found = self._cache, {}
+            for token in unique:
+                internal = cache.get(token)
+                if internal is None:
+                    break
+                found[token] = internal
+            else:
+                return found, epoch
+        return self._resolve_remembering(unique, True, quota)
+
+    def forget_remembered(self) -> None:
+        """Drop every remembered mapping (a write found the epoch changed)."""
+        self._cache.clear()
+        self._epoch = None
+
+    def _resolve_batches(
+        self, tokens: list[bytes], create: bool, quota: Quota | None = None
+    ) -> tuple[bytes, dict[bytes, int]]:
+        """The epoch (seen by the first call) and ``{token: internal}``, ``RESOLVE_BATCH``
+        tokens a script call."""
+        found: dict[bytes, int] = {}
+        epoch = b""
+        for start in range(0, len(tokens), RESOLVE_BATCH):
+            batch = tokens[start : start + RESOLVE_BATCH]
+            batch_epoch, batch_found = self._resolve(batch, create, quota)
+            epoch = epoch or batch_epoch
+            found.update(batch_found)
+        return epoch, found
+
+    def _resolve(
+        self, tokens: Sequence[bytes], create: bool, quota: Quota | None = None
+    ) -> tuple[bytes, dict[bytes, int]]:
+        """One script call for distinct ``tokens``, grouped by forward bucket."""
+        groups: dict[int, list[bytes]] = {}
+        buckets, crc32 = self.buckets, zlib.crc32
+        for token in tokens:
+            group = groups.get(bucket := crc32(token) % buckets)
+            if group is None:
+                groups[bucket] = [token]
+            else:
+                group.append(token)
+        # RESP built here, not by wire.bulk_strings: its per-part type checks were most of the
+        # client's time for a batch of 10,000 new ids.
+        keys: list[bytes] = []
+        args: list[bytes] = []
+        ordered: list[bytes] = []
+        prefix = self._forward_prefix.encode()
+        for bucket, group in groups.items():
+            key = b"%s%d" % (prefix, bucket)
+            keys.append(b"$%d\r\n%s\r\n" % (len(key), key))
+            count = b"%d" % len(group)
+            args.append(b"$%d\r\n%s\r\n" % (len(count), count))
+            for token in group:
+                if len(token) <= MAX_FIELD_BYTES:
+                    args.append(b"$%d\r\n%s\r\n" % (len(token), token))
+                else:
+                    digest = field_of(token)
+                    args.append(
+                        b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(digest), digest, len(token), token)
+                    )
+            ordered += group
+        head = [self.keys.id_map_marker_key(), self.keys.id_map_counter_key()]
+        head += [self.keys.id_map_epoch_key(), quota.key if quota else QUOTA_PLACEHOLDER_KEY]
+        tail = [self.marker, b"1" if create else b"0", self._reverse_prefix, INTERNAL_LIMIT]
+        tail += [len(tokens), quota.limit if quota else 0, quota.ttl if quota else 0]
+        body = [wire.bulk_strings(head), *keys, wire.bulk_strings(tail), *args]
+        extra = sum(1 for token in tokens if len(token) > MAX_FIELD_BYTES)
+        parts = 3 + len(head) + len(keys) + len(tail) + len(args) + extra
+        numkeys = len(head) + len(keys)
+        try:
+            try:
+                command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
+                [reply] = wire.round_trip(self.redis, [command])
+            except redis.exceptions.NoScriptError:  # first use on this server: EVAL loads it
+                command = wire.command(parts, ("EVAL", RESOLVE_LUA, numkeys), body)
+                [reply] = wire.round_trip(self.redis, [command])
+        except redis.ResponseError as error:
+            message = str(error)
+            if message.startswith("IDMAP quota"):
+                used, limit = message.split()[2:4]
+                raise WriteRefused("new_ids_quota", int(used), int(limit)) from None
+            if message.startswith("IDMAP full"):
+                raise IdMapFull(message[len("IDMAP ") :]) from None
+            if message.startswith("IDMAP"):
+                raise IdMappingMismatch(message[len("IDMAP ") :]) from None
+            raise
+        epoch, *internals = reply
+        return epoch, dict(zip(ordered, internals, strict=True))
+
+    def lookup(self, tokens: Sequence[bytes]) -> list[int | None]:
+        """The internal id of each token, ``None`` if unknown, without allocating: plain
+        ``HGET``s in one pipeline (a read, so a read replica can answer it)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for token in tokens:
+                pipe.hget(self._forward_key(token), field_of(token))
+            replies = pipe.execute()
+        return [None if reply is None else int(reply) for reply in replies]
+
+    def externals(self, internals: Iterable[int]) -> Iterator[int | str]:
+        """The external id of each internal id, in order, looked up ``EXTERNALS_BATCH`` at a
+        time (one pipeline of ``HMGET`` per reverse bucket). An internal id with no mapping (a
+        user being forgotten, a bit set outside bitcore) is skipped."""
+        batch: list[int] = []
+        for internal in internals:
+            batch.append(internal)
+            if len(batch) >= EXTERNALS_BATCH:
+                yield from self._externals(batch)
+                batch = []
+        if batch:
+            yield from self._externals(batch)
+
+    def _externals(self, internals: list[int]) -> Iterator[int | str]:
+        groups: dict[int, list[int]] = {}
+        for internal in internals:
+            groups.setdefault(internal >> REVERSE_SHIFT, []).append(internal & 127)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket, fields in groups.items():
+                pipe.hmget(f"{self._reverse_prefix}{bucket}", fields)
+            replies = pipe.execute()
+        tokens: dict[int, bytes | None] = {}
+        for (bucket, fields), values in zip(groups.items(), replies, strict=True):
+            base = bucket << REVERSE_SHIFT
+            for field, value in zip(fields, values, strict=True):
+                tokens[base + field] = value
+        for internal in internals:
+            token = tokens[internal]
+            if token is not None:
+                yield external_of(token)
+
+    def forget(self, token: bytes) -> int | None:
+        """Remove one id's mapping, both directions, atomically; the internal id it had."""
+        keys = [self._forward_key(token), self.keys.id_map_epoch_key()]
+        found = self._forget(keys=keys, args=[field_of(token), self._reverse_prefix, _new_epoch()])
+        self._cache.pop(token, None)
+        return None if found is None else int(found)
+
+    def claim(self, universe_key: str, registry_key: str) -> str | None:
+        """Mark the dataset as mapped unless it holds plain data; the marker found or set
+        (``None``: plain data is there)."""
+        keys = [self.keys.id_map_marker_key(), universe_key, registry_key]
+        keys.append(self.keys.id_map_epoch_key())
+        found: Any = self._claim(keys=keys, args=[self.marker, _new_epoch()])
+        return None if found is None else found.decode() if isinstance(found, bytes) else found
