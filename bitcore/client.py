@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from bitcore import bitmaps, bitops, bulk, events, idmap, periods, planning
+from bitcore import bitmaps, bitops, bulk, events, idmap, periods, planning, wire
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
@@ -431,7 +431,11 @@ class BitCore:
             return self._id_map[0]
 
     def _check_dataset(self, direct: redis.Redis) -> IdMap | None:
-        marker = _decoded(direct.get(self.keys.id_map_marker_key()))
+        # The one read every client makes goes through the wire, so a plain client's first
+        # write also works where it is awaited on an event loop (``bitcore.aio``).
+        marker = _decoded(
+            wire.round_trip(direct, [wire.encode("GET", self.keys.id_map_marker_key())])[0]
+        )
         where = f"the dataset under prefix {self.keys.prefix!r}"
         if not self.id_mapping:
             if marker is not None:

@@ -56,7 +56,11 @@ class BeaconsOnTheLoop:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
+        # With the id map on, a beacon's write also looks ids up through redis-py, which must not
+        # block the loop: those beacons wait in the pages' threads (a hung Redis still freezes
+        # nothing), the price being the thread hop.
+        inline = not self.app.config.get("BITCORE_ID_MAPPING", False)
+        if inline and scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
             await self._inline(scope, receive, send)
         else:
             await self.threaded(scope, receive, send)  # type: ignore[arg-type]

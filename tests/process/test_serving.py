@@ -209,3 +209,28 @@ def test_a_large_chunked_beacon_is_read_whole_too(served: int, redis_client: red
     answer = post_chunked(served, [b"{", *padding, b'"event":"threaded",', b'"uid":13}'])
     assert answer == (200, b'{"accepted":1}\n')
     assert redis_client.keys("trackist_threaded_*")
+
+
+def test_mapped_beacons_with_string_ids_are_written_through_the_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """With the id map on, a beacon's ids are looked up through redis-py, which may not block
+    the event loop: the worker serves those beacons from its threads, and they are written."""
+    redis.Redis.from_url(redis_url).flushall()
+    process, port = start(tmp_path, redis_url, BITCORE_ID_MAPPING="1")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for uid in ('"usr_8f3a"', '"usr_8f3a"', "18446744073709551", '"b2f1"'):
+            body = b'{"event":"play","uid":%s}' % uid.encode()
+            status, _, answer = ask(connection, "POST", "/track", body, {"X-Bitcore-Key": KEY})
+            assert status in (200, 204), answer
+    finally:
+        stop(process)
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "Traceback" not in log, log
+    from bitcore import BitCore
+
+    mapped = BitCore(redis_url, id_mapping=True)
+    assert sorted(map(str, mapped.MonthEvents("play"))) == sorted(
+        ["usr_8f3a", "18446744073709551", "b2f1"]
+    )
