@@ -425,9 +425,14 @@ class BitCore:
         checked = self._id_map
         if checked is not None:
             return checked[0]
+        # Checked outside the lock, which guards only the assignment: the check's round trip may
+        # be awaited on an event loop (``bitcore.aio``), where another beacon's greenlet of the
+        # same thread would wait on a held lock forever. Two checks at once agree (a marker is
+        # claimed atomically), so the first one kept is as good as the other.
+        found = (self._check_dataset(self._direct_redis()),)
         with self._id_map_lock:
             if self._id_map is None:
-                self._id_map = (self._check_dataset(self._direct_redis()),)
+                self._id_map = found
             return self._id_map[0]
 
     def _check_dataset(self, direct: redis.Redis) -> IdMap | None:
