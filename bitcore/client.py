@@ -531,5 +531,24 @@ class BitCore:
             )
         return int(self.redis.bitcount(universe_key))
 
+    # --- the id map's interface: identity stand-ins (the id map, issue 16, replaces them)
+
+    #: Whether external ids are mapped to dense internal ones; never, in this stand-in.
+    id_mapping: bool = False
+
+    def external_ids(self, internal: Iterable[int]) -> Iterator[int | str]:
+        """Internal ids as external ones, in the same order: without a map, the ids themselves."""
+        return iter(internal)
+
+    def internal_id(self, external: int | str, create: bool = False) -> int | None:
+        """The internal id of ``external``: without a map, the id itself once ``check_uuid``
+        accepts it (``create`` has nothing to create)."""
+        return check_uuid(external)
+
+    def forget_id(self, external: int | str) -> int | None:
+        """Remove ``external``'s mapping and return the internal id it had: without a map there
+        is nothing to remove, so the checked id itself."""
+        return check_uuid(external)
+
     def ping(self) -> bool:
         return bool(self.redis.ping())
