@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from bitcore import bitmaps, bitops, bulk, events, periods, planning
+from bitcore import bitmaps, bitops, bulk, erasure, events, periods, planning
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
@@ -504,6 +504,26 @@ class BitCore:
         if not keys:
             return 0
         return int(self.redis.unlink(*keys))
+
+    # --- erasure
+
+    def forget(
+        self,
+        user_id: int | str,
+        dry_run: bool = False,
+        *,
+        batch: int = erasure.DEFAULT_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> erasure.ErasureReport:
+        """Forget a user: clear their bit in every key under the prefix (events, periods, unique
+        flags, the universe, cached bit-op results), walking it with SCAN in bounded batches,
+        then remove their id mapping. ``dry_run`` reports the same and writes nothing. Safe to
+        run again after a stop (``bitcore.erasure``).
+
+        >>> b.forget(123).keys_changed  # doctest: +SKIP
+        7
+        """
+        return erasure.forget(self, user_id, dry_run=dry_run, batch=batch, progress=progress)
 
     # --- the catalogue of events
 
