@@ -81,6 +81,16 @@ class AndOf(BitOperation):
         super().__init__("AND", *events)
 
 
+def _shifted(period: periods.Period, offset: int) -> periods.Period:
+    """``periods.shift``, with a period past year 9999 a ``ValueError`` like any bad period."""
+    try:
+        return periods.shift(period, offset)
+    except OverflowError:
+        raise ValueError(
+            f"{offset} periods after {periods.label(period)} is past year 9999"
+        ) from None
+
+
 def _selection(
     client: BitCore, token: str, period: periods.Period, resolve: Resolver | None
 ) -> Bitmap:
@@ -105,7 +115,7 @@ def cohort_cell(
     if offset is not None:
         if offset < 0:
             raise ValueError(f"a cell is 0 or more periods after its cohort, got {offset}")
-        later = periods.shift(cohort, offset)
+        later = _shifted(cohort, offset)
         operands.append(_selection(client, select2, later, resolve))
         if select2b:
             operands.append(_selection(client, select2b, later, resolve))
@@ -199,7 +209,7 @@ def funnel_rows(
     window: int,
 ) -> list[list[Bitmap]]:
     """Each step's bitmap in each window period (step 1: its start period alone)."""
-    window_periods = [periods.shift(start, offset) for offset in range(window)]
+    window_periods = [_shifted(start, offset) for offset in range(window)]
     first = [sources[0].bitmap(client, start)]
     return [first, *([s.bitmap(client, p) for p in window_periods] for s in sources[1:])]
 

@@ -8,12 +8,14 @@ table over ``BITCORE_REPORT_MAX_BYTES`` is a 422 naming it, a Redis outage is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 
+from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
@@ -33,6 +35,7 @@ def _respond(
     view: CohortView | None = None,
     message: str | None = None,
     limit: str | None = None,
+    users_url: Callable[[int, int | None], str] | None = None,
 ) -> ResponseReturnValue:
     """The page, its JSON twin or its CSV download (``dashboard.negotiation``), of one state."""
     error = None
@@ -59,7 +62,22 @@ def _respond(
         view=view,
         message=message,
         urls=urls,
+        users_url=users_url,
     )
+
+
+def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
+    """The users page of row ``row``'s cohort (``col`` ``None``) or of its cell ``col``."""
+    query: dict[str, Any] = {"of": "cohort", "time_group": table.time_group}
+    for name, token in zip(SELECTIONS, table.selections or (), strict=True):
+        if token:
+            query[name] = token
+
+    def users_url(row: int, col: int | None) -> str:
+        cell: dict[str, Any] = {"offset": col} if col is not None else {}
+        return url_for("users.users_page", **query, cohort=periods.label(table.period(row)), **cell)
+
+    return users_url
 
 
 def _csv(view: CohortView | None) -> Response:
@@ -103,7 +121,7 @@ def _report() -> ResponseReturnValue:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:
         return _respond(form, 503, message=f"Redis could not compute the table: {error}")
-    return _respond(form, 200, view=cohort_view(table, form.percent))
+    return _respond(form, 200, view=cohort_view(table, form.percent), users_url=_users_url(table))
 
 
 @bp.route("/cohort.csv", endpoint="cohort_csv")

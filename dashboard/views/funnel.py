@@ -93,6 +93,25 @@ def _share_urls(args: MultiDict[str, str]) -> dict[str, str]:
     }
 
 
+def _users_urls(report: funnel.Funnel) -> dict[int, dict[str, str]]:
+    """Per step, the users page of who reached it and of who dropped off before it."""
+    base = [
+        ("of", "funnel"),
+        *[(f"steps-{k}", step.token) for k, step in enumerate(report.steps)],
+        ("kind", report.kind),
+        ("start", periods.label(report.start)),
+        ("window", str(report.window)),
+    ]
+    page = url_for("users.users_page")
+    return {
+        step.position: {
+            part: f"{page}?{urlencode([*base, ('step', str(step.position)), ('part', part)])}"
+            for part in ("step", "dropoff")
+        }
+        for step in report.steps
+    }
+
+
 def _respond(
     form: FunnelForm,
     status: int,
@@ -176,6 +195,7 @@ def _report() -> ResponseReturnValue:
         trend=trend_table,
         sparkline=line,
         urls=_share_urls(args),
+        users_urls=_users_urls(report),
     )
 
 

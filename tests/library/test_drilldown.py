@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
+from drill_support import reached_sets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from id_mapping_support import MAPPINGS, MappedClient, make_client
@@ -20,22 +21,6 @@ START = periods.day(2024, 12, 30)  # windows cross a calendar year and an ISO we
 
 def moment(offset: int) -> datetime:
     return periods.start(periods.shift(START, offset)).replace(tzinfo=None, hour=12)
-
-
-def reached_sets(did: list[list[set[int]]], window: int) -> list[set[int]]:
-    """By the definition, user by user: who reached each step by the end of the window."""
-    earliest = {user: 0 for user in did[0][0]}
-    reached = [set(earliest)]
-    for step in did[1:]:
-        nxt = {}
-        for user, since in earliest.items():
-            for p in range(since, window):
-                if user in step[p]:
-                    nxt[user] = p
-                    break
-        earliest = nxt
-        reached.append(set(earliest))
-    return reached
 
 
 def members(mc: MappedClient, bitmap: drilldown.Bitmap) -> list[int | str]:
