@@ -10,8 +10,8 @@ usual TTL, and computed again if that key is gone:
 * a funnel step's users are ``R_k`` of ``bitcore.funnel``'s recurrence at the end of the window,
   and a drop-off's those of the step before who did not reach it, ``R_{k-1} AND NOT R_k``
   (``funnel_step``). As ``R_k`` is inside ``R_{k-1}`` that is ``R_{k-1} XOR R_k``. Redis runs the
-  recurrence with ``BITOP`` in scratch registers, one round trip per window period, so no single
-  step holds Redis for long.
+  recurrence with ``BITOP`` in scratch registers, one round trip of two ``BITOP`` per window
+  period and step (none where the step's key is empty), so no round trip holds Redis for long.
 
 Members are internal ids; ``external_members`` gives them as external ids (``BitCore
 .external_ids``, batched), streamed in bounded slices however many there are. ``check_cost``
@@ -157,11 +157,15 @@ class FunnelStepBitmap(Bitmap):
             yield from bitmap.leaves()
 
     def steps(self, ttl: int) -> list[Callable[[Pipeline], None]]:
-        """Compute the derived inputs (segments, in their own bounded steps), then: registers
-        ``R_1`` .. ``R_k`` from step 1; one round trip per window period updating them in step
-        order; last, the result (``R_k``, or ``R_{k-1} XOR R_k``) and the registers deleted."""
+        """Compute the derived inputs (segments, in their own bounded steps) and measure every
+        input (one round trip); then: registers ``R_1`` .. ``R_k`` from step 1; one round trip
+        per window period and step (two ``BITOP``: so even 512 MiB keys hold Redis for a
+        moment only), skipped where the step's key is empty; last, the result (``R_k``, or
+        ``R_{k-1} XOR R_k``) and the registers deleted."""
         for bitmap in {b.redis_key: b for b in self._inputs() if b.derived}.values():
             self.client.materialize(bitmap)
+        keys = [[bitmap.redis_key for bitmap in row] for row in self.rows]
+        lengths = dict(zip(*self._lengths(keys[1:]), strict=True))
         run = uuid.uuid4().hex
         registers = [self.client.keys.funnel_register(run, k) for k in range(self.position + 1)]
         self._registers = registers
@@ -169,19 +173,18 @@ class FunnelStepBitmap(Bitmap):
         reached = registers[:-1]
 
         def start(pipe: Pipeline) -> None:
-            pipe.bitop("OR", reached[0], self.rows[0][0].redis_key)
+            pipe.bitop("OR", reached[0], keys[0][0])
             pipe.expire(reached[0], ttl)
             pipe.unlink(*reached[1:], both)  # position >= 2: R_2 .. R_k start empty
 
-        def period(p: int) -> Callable[[Pipeline], None]:
-            def update(pipe: Pipeline) -> None:
-                for k in range(1, self.position):
-                    pipe.bitop("AND", both, reached[k - 1], self.rows[k][p].redis_key)
-                    pipe.bitop("OR", reached[k], reached[k], both)
-                    pipe.expire(reached[k], ttl)
+        def update(k: int, key: str) -> Callable[[Pipeline], None]:
+            def run(pipe: Pipeline) -> None:
+                pipe.bitop("AND", both, reached[k - 1], key)
+                pipe.bitop("OR", reached[k], reached[k], both)
+                pipe.expire(reached[k], ttl)
                 pipe.expire(both, ttl)
 
-            return update
+            return run
 
         def finish(pipe: Pipeline) -> None:
             if self.dropoff:
@@ -191,8 +194,22 @@ class FunnelStepBitmap(Bitmap):
             pipe.expire(self.redis_key, ttl)
             pipe.unlink(*registers)
 
-        window = len(self.rows[1]) if self.position > 1 else 0
-        return [start, *(period(p) for p in range(window)), finish]
+        window = len(keys[1])
+        updates = [
+            update(k, keys[k][p])
+            for p in range(window)
+            for k in range(1, self.position)
+            if lengths[keys[k][p]]
+        ]
+        return [start, *updates, finish]
+
+    def _lengths(self, rows: Sequence[Sequence[str]]) -> tuple[list[str], list[int]]:
+        """Each distinct key of ``rows`` and its ``STRLEN``, in one round trip."""
+        distinct = list(dict.fromkeys(key for row in rows for key in row))
+        with self.client.redis.pipeline(transaction=False) as pipe:
+            for key in distinct:
+                pipe.strlen(key)
+            return distinct, [int(n) for n in pipe.execute()]
 
     def scratch_keys(self) -> list[str]:
         return list(self._registers)
