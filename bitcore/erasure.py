@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -83,15 +84,10 @@ class ErasureReport:
 
 def _batches(client: BitCore, batch: int) -> Iterator[list[bytes]]:
     """The string keys under the client's prefix, ``batch`` at a time (SCAN, never KEYS)."""
-    keys: list[bytes] = []
     pattern = client.keys.all_keys_pattern()
-    for key in client.redis.scan_iter(match=pattern, count=batch, _type="string"):
-        keys.append(key)
-        if len(keys) >= batch:
-            yield keys
-            keys = []
-    if keys:
-        yield keys
+    keys = client.redis.scan_iter(match=pattern, count=batch, _type="string")
+    while chunk := list(islice(keys, batch)):
+        yield chunk
 
 
 def _had_bit(client: BitCore, keys: Sequence[bytes], offset: int, dry_run: bool) -> list[bool]:

@@ -156,6 +156,11 @@ def step(moment: datetime, time_group: TimeGroup, count: int) -> datetime:
     return add_months(moment, 12 * count)
 
 
+def period_kind(time_group: str) -> periods.Kind:
+    """The period kind of a grouping's rows and columns: ``"weeks"`` -> ``"week"``."""
+    return _KIND[check_time_group(time_group)]
+
+
 def check_time_group(time_group: str) -> TimeGroup:
     if time_group not in TIME_GROUPS:
         raise ValueError(f"time_group must be one of {TIME_GROUPS}, got {time_group!r}")

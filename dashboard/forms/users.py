@@ -14,6 +14,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
 from bitcore import drilldown, funnel, periods
+from bitcore.cohort import TIME_GROUPS, engine
 from dashboard.forms.cohort import MAX_COLUMNS, CohortForm
 from dashboard.forms.fields import WholeNumberField
 from dashboard.forms.funnel import FunnelForm, parse_start
@@ -22,13 +23,6 @@ from dashboard.forms.segments import PreviewForm
 #: What a users page lists: the users of a cohort cell, of a funnel step, of a segment preview.
 SOURCES = ("cohort", "funnel", "segment")
 PART_CHOICES = [SelectChoice("step", "reached the step"), SelectChoice("dropoff", "dropped off")]
-#: The period kind of each cohort grouping.
-COHORT_KINDS: dict[str, periods.Kind] = {
-    "days": "day",
-    "weeks": "week",
-    "months": "month",
-    "years": "year",
-}
 #: Longest period label a link carries (``2024-05-07 13h``), with room to spare.
 MAX_LABEL = 20
 
@@ -48,16 +42,16 @@ class CohortCellForm(CohortForm):
     )
 
     def validate_cohort(self, field: StringField) -> None:
-        kind = COHORT_KINDS.get(self.time_group.data or "")
-        if kind is None:
+        if self.time_group.data not in TIME_GROUPS:
             return  # the grouping's own error says what is wrong
+        kind = engine.period_kind(self.time_group.data)
         try:
             drilldown.parse_label(kind, field.data or "")
         except ValueError as error:
             raise ValidationError(str(error)) from None
 
     def cohort_period(self) -> periods.Period:
-        return drilldown.parse_label(COHORT_KINDS[self.time_group.data], self.cohort.data)
+        return drilldown.parse_label(engine.period_kind(self.time_group.data), self.cohort.data)
 
     def selections(self) -> drilldown.Selections:
         return (

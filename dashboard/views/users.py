@@ -32,19 +32,14 @@ from wtforms import Form
 
 from bitcore import BitCore, drilldown, periods
 from bitcore.bitmaps import Bitmap
+from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from bitcore.segments import SegmentError, SegmentStore, SegmentTooCostly
 from bitcore.selections import Selection
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import normalise_steps, step_values
-from dashboard.forms.users import (
-    COHORT_KINDS,
-    SOURCES,
-    CohortCellForm,
-    FunnelStepForm,
-    SegmentUsersForm,
-)
+from dashboard.forms.users import SOURCES, CohortCellForm, FunnelStepForm, SegmentUsersForm
 
 bp = Blueprint("users", __name__)
 
@@ -90,7 +85,7 @@ def _cohort(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     bitmap = drilldown.cohort_cell(client, selections, period, offset)
     title = f"Cohort {periods.label(period)}: did {_and(selections[0], selections[1])}"
     if offset is not None:
-        unit = COHORT_KINDS[form.time_group.data]
+        unit = engine.period_kind(form.time_group.data)
         later = f"{offset} {unit}{'s' if offset != 1 else ''} later"
         title += f"; {later} did {_and(selections[2], selections[3])}"
     return form, Drill(bitmap, title)
