@@ -22,7 +22,7 @@ from flask import render_template
 from id_mapping_support import MAPPINGS, external
 
 from bitcore.segments import SegmentStore
-from dashboard.views.users import PAGE_USERS, Drill
+from dashboard.views.users import PAGE_USERS, Drill, _csv_stream, _json_stream
 
 DAY = datetime(2024, 12, 30, 12)  # windows cross a calendar year and an ISO week
 EVENTS = ("signup", "ios", "active", "pay")
@@ -263,3 +263,14 @@ def test_string_ids_are_escaped_on_the_page(site: Site) -> None:
             "users.html", drill=drill, users=[hostile], count=1, urls={"csv": "", "json": ""}
         )
     assert "<script>" not in page and "&lt;script&gt;" in page and "<b>of</b>" not in page
+
+
+def test_string_ids_are_quoted_in_the_downloads() -> None:
+    """With the id map, ids are strings with commas, quotes and newlines: still one id a row."""
+    ids = ["a,b", 'say "hi"', "two\nlines", 7, "usr_8f3a"]
+    rows = list(csv.reader(io.StringIO("".join(_csv_stream(ids)))))
+    assert rows == [["user_id"], *[[str(user)] for user in ids]]
+    doc = json.loads("".join(_json_stream("segment", "t", ids)))
+    assert doc == {"of": "segment", "title": "t", "users": ids, "count": len(ids)}
+    assert json.loads("".join(_json_stream("cohort", "t", range(12_001))))["count"] == 12_001
+    assert "".join(_csv_stream(range(3))) == "user_id\n0\n1\n2\n"
