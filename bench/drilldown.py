@@ -78,8 +78,7 @@ def bench_drilldown(url: str, b: bitcore.BitCore, users: int, rounds: int) -> No
     app = create_app({"TESTING": True, "REDIS_URL": url, "SECRET_KEY": "x" * 40})
     http = app.test_client()
     link = (
-        "/users.csv?of=funnel&steps-0=signup&steps-1=buy&kind=day"
-        "&start=2025-03-03&window=7&step=2"
+        "/users.csv?of=funnel&steps-0=signup&steps-1=buy&kind=day&start=2025-03-03&window=7&step=2"
     )
     for _ in range(rounds):
         b.delete_temporary_bitop_keys()

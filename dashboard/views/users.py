@@ -124,10 +124,15 @@ def _segment(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | 
     return form, Drill(bitmap, f"Segment {expression} in {periods.label(period)}")
 
 
-def _segment_refusal(error: SegmentError) -> Refused:
+def _segment_refusal(
+    error: SegmentError, setting: str | None = SEGMENT_MAX_BYTES_SETTING
+) -> Refused:
+    """422 for a segment too costly to compute (naming ``setting`` when one holds its limit: a
+    cohort's or funnel's segment selections use the library's default, as those reports do),
+    else 400."""
     if isinstance(error, SegmentTooCostly):
-        limit = SEGMENT_MAX_BYTES_SETTING
-        return Refused(422, f"{error} ({limit}={error.limit}).", limit)
+        message = f"{error} ({setting}={error.limit})." if setting else str(error)
+        return Refused(422, message, setting)
     return Refused(400, str(error))
 
 
@@ -214,6 +219,9 @@ def _report() -> ResponseReturnValue:
         head, rest = _computed(client, drill, fmt)
     except Refused as refusal:
         return _error(refusal.status, refusal.message, form, refusal.limit)
+    except SegmentError as error:  # a cohort's or funnel's segment selection, computed when made
+        refused = _segment_refusal(error, None)
+        return _error(refused.status, refused.message, form, refused.limit)
     except ValueError as error:
         return _error(400, str(error), form)
     query: dict[str, Any] = request.args.to_dict(flat=False)

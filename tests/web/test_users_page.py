@@ -274,3 +274,23 @@ def test_string_ids_are_quoted_in_the_downloads() -> None:
     assert doc == {"of": "segment", "title": "t", "users": ids, "count": len(ids)}
     assert json.loads("".join(_json_stream("cohort", "t", range(12_001))))["count"] == 12_001
     assert "".join(_csv_stream(range(3))) == "user_id\n0\n1\n2\n"
+
+
+def test_a_segment_step_over_its_limit_is_a_422(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cohort's or funnel's segment selection is computed with the library's default limit
+    (as the reports do): here a tiny one, so that it refuses."""
+    site = Site(redis_url, tmp_path, False)
+    site.mark([("signup", 100_000, 0), ("pay", 100_000, 0)])
+    SegmentStore(site.bc).save("heavy", "signup and not pay")
+    monkeypatch.setattr(SegmentStore.__init__, "__kwdefaults__", {"max_bytes": 100})
+    for link in (
+        "/users.json?of=cohort&select1=segment:heavy&select2=pay&time_group=days"
+        "&cohort=2024-12-30&offset=0",
+        "/users.json?of=funnel&steps-0=signup&steps-1=segment:heavy&kind=day"
+        "&start=2024-12-30&window=2&step=2",
+    ):
+        response = site.http.get(link)
+        assert response.status_code == 422, response.text
+        assert "limit" not in response.get_json()["error"]  # no setting holds this one
