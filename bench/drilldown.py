@@ -7,21 +7,23 @@ Starts its own redis-server (never localhost:6379). Drill-down: ``--users`` user
 the funnel's step-2 users and drop-off (BITOP registers in Redis), and streaming all step-2
 users through ``/users.csv`` (the Flask test client, chunk by chunk), with the Python heap's peak
 while streaming (tracemalloc). Erasure: ``--keys`` day keys of 1 KiB, half holding the user;
-times ``BitCore.forget`` and its dry run. Meanwhile a thread PINGs Redis every millisecond: the
-slowest PING says how long Redis was held at once.
+times ``BitCore.forget`` and its dry run. Meanwhile another process PINGs Redis every
+millisecond: the slowest PING says how long Redis was held at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
-import threading
 import time
 import tracemalloc
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import redis
 
 import bitcore
 from bitcore import embedded, funnel, periods
@@ -29,26 +31,54 @@ from bitcore import embedded, funnel, periods
 START = periods.day(2025, 3, 3)
 
 
-class Prober(threading.Thread):
-    """PINGs Redis on its own connection until stopped; keeps the slowest answer."""
+def _probe(url: str, running: Any, slowest: Any) -> None:
+    client = redis.Redis.from_url(url)
+    while running.value:
+        started = time.perf_counter()
+        client.ping()
+        slowest.value = max(slowest.value, time.perf_counter() - started)
+        time.sleep(0.001)
+
+
+class Prober:
+    """PINGs Redis from a process of its own (so the GIL of the process under test does not delay
+    it) until stopped; keeps the slowest answer."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.client = bitcore.BitCore(url).redis
-        self.slowest = 0.0
-        self.running = True
+        self.running = multiprocessing.Value("b", 1)
+        self.slowest = multiprocessing.Value("d", 0.0)
+        self.process = multiprocessing.Process(
+            target=_probe, args=(url, self.running, self.slowest), daemon=True
+        )
 
-    def run(self) -> None:
-        while self.running:
-            started = time.perf_counter()
-            self.client.ping()
-            self.slowest = max(self.slowest, time.perf_counter() - started)
-            time.sleep(0.001)
+    def start(self) -> None:
+        self.process.start()
+        time.sleep(0.2)  # connected and probing before the timed work starts
 
     def stop(self) -> float:
-        self.running = False
-        self.join()
-        return self.slowest
+        self.running.value = 0
+        self.process.join()
+        return float(self.slowest.value)
+
+
+class Slowlog:
+    """The longest single command Redis ran meanwhile (its SLOWLOG, every command over 200 µs):
+    how long Redis was held at once, whatever the machine's load does to a PING's round trip."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        r.config_set("slowlog-log-slower-than", 200)
+        r.config_set("slowlog-max-len", 4096)
+        r.slowlog_reset()
+
+    def longest(self) -> tuple[float, str]:
+        entries = self.r.slowlog_get(4096)
+        if not entries:
+            return 0.0, "-"
+        worst = max(entries, key=lambda e: e["duration"])
+        command = worst["command"]
+        name = (command.decode() if isinstance(command, bytes) else str(command)).split()[0]
+        return worst["duration"] / 1000, name
 
 
 def packed(ids: np.ndarray, users: int) -> bytes:
@@ -84,6 +114,7 @@ def bench_drilldown(url: str, b: bitcore.BitCore, users: int, rounds: int) -> No
         b.delete_temporary_bitop_keys()
         prober = Prober(url)
         prober.start()
+        slowlog = Slowlog(b.redis)
         started = time.perf_counter()
         step = report.step_users(2)
         count = len(step)
@@ -91,6 +122,7 @@ def bench_drilldown(url: str, b: bitcore.BitCore, users: int, rounds: int) -> No
         dropoff = len(report.dropoff_users(2))
         both = time.perf_counter() - started
         slowest = prober.stop()
+        held, command = slowlog.longest()
         assert count == buyers and dropoff == users - buyers
         b.delete_temporary_bitop_keys()
         tracemalloc.start()
@@ -103,7 +135,8 @@ def bench_drilldown(url: str, b: bitcore.BitCore, users: int, rounds: int) -> No
         assert lines == buyers + 1
         print(
             f"drill-down, {users:,} users: step 2 ({count:,}) {computed * 1000:.0f} ms, "
-            f"+ drop-off {both * 1000:.0f} ms, slowest PING {slowest * 1000:.1f} ms; "
+            f"+ drop-off {both * 1000:.0f} ms, slowest PING {slowest * 1000:.1f} ms, "
+            f"longest command {held:.1f} ms ({command}); "
             f"/users.csv {streamed:.2f} s ({buyers / streamed:,.0f} ids/s), "
             f"Python heap peak {peak / 2**20:.1f} MiB"
         )
@@ -128,15 +161,17 @@ def bench_erasure(url: str, b: bitcore.BitCore, keys: int, rounds: int) -> None:
         for dry in (True, False):
             prober = Prober(url)
             prober.start()
+            slowlog = Slowlog(b.redis)
             started = time.perf_counter()
             report = b.forget(target, dry_run=dry)
             took = time.perf_counter() - started
             slowest = prober.stop()
+            held, command = slowlog.longest()
             assert report.keys_scanned == keys
             print(
                 f"erasure{' (dry run)' if dry else ''}, {keys:,} keys: {report.keys_changed:,} "
                 f"changed in {took:.2f} s ({keys / took:,.0f} keys/s), "
-                f"slowest PING {slowest * 1000:.1f} ms"
+                f"slowest PING {slowest * 1000:.1f} ms, longest command {held:.1f} ms ({command})"
             )
         with b.redis.pipeline(transaction=False) as pipe:  # put the user back for the next round
             for key in b.redis.scan_iter(match="trackist_*", count=1000):

@@ -366,8 +366,9 @@ class BitCore:
         replies = self._compute(bitmap, lambda pipe: (pipe.bitcount(key), pipe.unlink(key)))
         return int(replies[-2])
 
-    def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
-        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` slices decoded by numpy.
+    def iter_members(self, bitmap: Bitmap, chunk_bytes: int | None = None) -> Iterator[int]:
+        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` (or ``chunk_bytes``)
+        slices decoded by numpy.
 
         A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
         high the ids go. A derived key is a temporary one: each slice's read renews its TTL, and
@@ -376,7 +377,7 @@ class BitCore:
         """
         if bitmap.derived:
             self.materialize(bitmap)
-        size = self.iter_chunk_bytes
+        size = chunk_bytes or self.iter_chunk_bytes
         start = 0
         while True:
             chunk = self._read_slice(bitmap, start, start + size - 1)

@@ -199,3 +199,25 @@ def test_parse_label_inverts_label(kind: periods.Kind, text: str) -> None:
 def test_parse_label_refuses_nonsense(kind: periods.Kind, text: str) -> None:
     with pytest.raises(ValueError):
         drilldown.parse_label(kind, text)
+
+
+def test_members_are_read_in_bounded_slices(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mc = make_client(redis_client, False)
+    users = list(range(0, 200_000, 3))
+    mc.bc.mark_many(("a", u, moment(0)) for u in users)
+    reads: list[tuple[int, int]] = []
+    real = mc.bc._read_slice
+
+    def spy(bitmap: drilldown.Bitmap, first: int, last: int) -> bytes:
+        reads.append((first, last))
+        return real(bitmap, first, last)
+
+    monkeypatch.setattr(mc.bc, "_read_slice", spy)
+    bitmap = mc.bc.DayEvents("a", 2024, 12, 30)
+    assert list(drilldown.external_members(mc.bc, bitmap, chunk_bytes=4096)) == users
+    assert reads[:2] == [(0, 4095), (4096, 8191)] and len(reads) == -(-25_000 // 4096)
+    reads.clear()
+    list(drilldown.external_members(mc.bc, bitmap))  # the default: 64 KiB at most
+    assert all(last - first < drilldown.MEMBER_CHUNK_BYTES for first, last in reads)
