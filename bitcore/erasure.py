@@ -13,8 +13,8 @@ How it stays gentle on a shared Redis:
   keys, never ``KEYS``;
 * each batch is one short Lua script that, per key, clears the bit only where ``GETBIT`` says it
   is set: ``O(1)`` per key, so a call lasts well under a millisecond, and a bit past a key's end
-  (where ``SETBIT 0`` would allocate the key up to it) is never written. A dry run pipelines the
-  same ``GETBIT`` calls and writes nothing.
+  (where ``SETBIT 0`` would allocate the key up to it) is never written. A dry run runs the same
+  script told to write nothing.
 
 It is resumable by being idempotent: a run stopped midway (Ctrl-C, a lost connection) leaves some
 keys cleared and some not; running it again from the start clears what is left, counts only bits
@@ -42,15 +42,17 @@ if TYPE_CHECKING:
 #: Keys per SCAN step and per script call: a few hundred ``GETBIT`` calls are well under 1 ms.
 DEFAULT_BATCH = 500
 
-#: Per key: clear bit ARGV[1] where it is set; 1 when it was, 0 when not (or not a string).
-#: ``pcall`` so that a key turned into another type since SCAN saw it is skipped, not fatal.
+#: Per key: whether bit ARGV[1] is set (1) or not (0, also for a key that is not a string: it
+#: turned into another type since SCAN saw it, so ``pcall``); cleared where set unless ARGV[2]
+#: is "dry". One script for both, so a dry run reads exactly what a real run would change.
 CLEAR_SCRIPT = """
 local offset = tonumber(ARGV[1])
+local write = ARGV[2] ~= 'dry'
 local changed = {}
 for i = 1, #KEYS do
   local bit = redis.pcall('GETBIT', KEYS[i], offset)
   if bit == 1 then
-    redis.call('SETBIT', KEYS[i], offset, 0)
+    if write then redis.call('SETBIT', KEYS[i], offset, 0) end
     changed[i] = 1
   else
     changed[i] = 0
@@ -92,13 +94,9 @@ def _batches(client: BitCore, batch: int) -> Iterator[list[bytes]]:
 
 def _had_bit(client: BitCore, keys: Sequence[bytes], offset: int, dry_run: bool) -> list[bool]:
     """Which of ``keys`` had the bit set; cleared there in the same script unless ``dry_run``."""
-    if dry_run:
-        with client.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.getbit(key, offset)
-            return [bit == 1 for bit in pipe.execute(raise_on_error=False)]
     script = client.redis.register_script(CLEAR_SCRIPT)
-    return [flag == 1 for flag in script(keys=list(keys), args=[offset])]
+    flags = script(keys=list(keys), args=[offset, "dry" if dry_run else "write"])
+    return [flag == 1 for flag in flags]
 
 
 def forget(

@@ -141,7 +141,9 @@ def test_other_types_under_the_prefix_are_left_alone(bc: BitCore) -> None:
 def test_the_script_skips_a_key_of_another_type(redis_client: redis.Redis) -> None:
     redis_client.hset("h", "a", "b")
     redis_client.setbit("s", 9, 1)
-    assert redis_client.register_script(CLEAR_SCRIPT)(keys=["h", "s"], args=[9]) == [0, 1]
+    script = redis_client.register_script(CLEAR_SCRIPT)
+    assert script(keys=["h", "s"], args=[9, "dry"]) == [0, 1] and redis_client.getbit("s", 9)
+    assert script(keys=["h", "s"], args=[9, "write"]) == [0, 1] and not redis_client.getbit("s", 9)
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "x", None])
