@@ -12,7 +12,7 @@ How it stays gentle on a shared Redis:
 * the keyspace is walked with ``SCAN ... MATCH <prefix>* TYPE string`` in batches of ``batch``
   keys, never ``KEYS``;
 * each batch is one short Lua script that, per key, clears the bit only where ``GETBIT`` says it
-  is set: ``O(1)`` per key, so a call lasts well under a millisecond, and a bit past a key's end
+  is set: ``O(1)`` per key, so a call lasts about a millisecond, and a bit past a key's end
   (where ``SETBIT 0`` would allocate the key up to it) is never written. A dry run runs the same
   script told to write nothing.
 
@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bitcore.client import BitCore
 
-#: Keys per SCAN step and per script call: a few hundred ``GETBIT`` calls are well under 1 ms.
+#: Keys per SCAN step and per script call: 500 ``GETBIT`` calls take about a millisecond
+#: (``bench/README.md``).
 DEFAULT_BATCH = 500
 
 #: Per key: whether bit ARGV[1] is set (1) or not (0, also for a key that is not a string: it
