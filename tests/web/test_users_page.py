@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from dashboard_support import make_app
+from dashboard_support import USERS, make_app
 from drill_support import reached_sets
 from flask import render_template
 from id_mapping_support import MAPPINGS, external
@@ -294,3 +294,15 @@ def test_a_segment_step_over_its_limit_is_a_422(
         response = site.http.get(link)
         assert response.status_code == 422, response.text
         assert "limit" not in response.get_json()["error"]  # no setting holds this one
+
+
+def test_the_users_need_a_login_when_users_are_configured(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    site = Site(redis_url, tmp_path, False, BITCORE_USERS=USERS)
+    site.mark([("signup", 1, 0)])
+    link = "/users?of=cohort&select1=signup&select2=signup&time_group=days&cohort=2024-12-30"
+    assert site.http.get(link).status_code == 302
+    assert site.http.get(link.replace("/users?", "/users.json?")).status_code == 401
+    held = site.http.get(link.replace("/users?", "/users.csv?"))
+    assert held.status_code in (302, 401) and "user_id" not in held.text
