@@ -9,7 +9,7 @@ anything else is a 400.
 
 from __future__ import annotations
 
-from wtforms import SelectField, StringField
+from wtforms import Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
@@ -31,15 +31,23 @@ class CohortCellForm(CohortForm):
     """A cohort's selections and grouping, a row's period (``cohort``) and a column (``offset``;
     none: the row's cohort itself, its "size")."""
 
-    as_percent = None  # type: ignore[assignment]  # WTForms: None removes the field
+    # WTForms: None removes a field. What picks the table's rows goes: a cell names its period.
+    as_percent = None  # type: ignore[assignment]
     num_results = None  # type: ignore[assignment]
     num_of_rows = None  # type: ignore[assignment]
     start_date = None  # type: ignore[assignment]
+    end_date = None  # type: ignore[assignment]
+    rolling = None  # type: ignore[assignment]
     cohort = StringField("Cohort", validators=[InputRequired(), Length(max=MAX_LABEL)])
     offset = WholeNumberField(
         "Periods later",
         validators=[Optional(), NumberRange(0, MAX_COLUMNS, "Between %(min)s and %(max)s.")],
     )
+
+    def validate(self, extra_validators: object = None) -> bool:
+        """The fields' own checks only: which rows a table shows (``CohortForm``'s range of
+        cohorts) is not a cell's question."""
+        return Form.validate(self, extra_validators)  # type: ignore[arg-type]
 
     def validate_cohort(self, field: StringField) -> None:
         if self.time_group.data not in TIME_GROUPS:
@@ -67,6 +75,7 @@ class FunnelStepForm(FunnelForm):
     users: those who reached it, or (``part=dropoff``) those of the step before who did not."""
 
     trend = None  # type: ignore[assignment]  # WTForms: None removes the field
+    rolling = None  # type: ignore[assignment]
     step = WholeNumberField(
         "Step",
         validators=[
