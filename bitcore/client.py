@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from bitcore import bitmaps, bitops, bulk, events, idmap, periods, planning, wire
+from bitcore import bitmaps, bitops, bulk, erasure, events, idmap, periods, planning, wire
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
@@ -569,8 +569,9 @@ class BitCore:
         replies = self._compute(bitmap, lambda pipe: (pipe.bitcount(key), pipe.unlink(key)))
         return int(replies[-2])
 
-    def iter_members(self, bitmap: Bitmap) -> Iterator[int]:
-        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` slices decoded by numpy.
+    def iter_members(self, bitmap: Bitmap, chunk_bytes: int | None = None) -> Iterator[int]:
+        """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` (or ``chunk_bytes``)
+        slices decoded by numpy.
 
         A derived bitmap is computed afresh first. Memory stays bounded by one slice, however
         high the ids go. A derived key is a temporary one: each slice's read renews its TTL, and
@@ -579,7 +580,7 @@ class BitCore:
         """
         if bitmap.derived:
             self.materialize(bitmap)
-        size = self.iter_chunk_bytes
+        size = chunk_bytes or self.iter_chunk_bytes
         start = 0
         while True:
             chunk = self._read_slice(bitmap, start, start + size - 1)
@@ -707,6 +708,26 @@ class BitCore:
         if not keys:
             return 0
         return int(self.redis.unlink(*keys))
+
+    # --- erasure
+
+    def forget(
+        self,
+        user_id: int | str,
+        dry_run: bool = False,
+        *,
+        batch: int = erasure.DEFAULT_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> erasure.ErasureReport:
+        """Forget a user: clear their bit in every key under the prefix (events, periods, unique
+        flags, the universe, cached bit-op results), walking it with SCAN in bounded batches,
+        then remove their id mapping. ``dry_run`` reports the same and writes nothing. Safe to
+        run again after a stop (``bitcore.erasure``).
+
+        >>> b.forget(123).keys_changed  # doctest: +SKIP
+        7
+        """
+        return erasure.forget(self, user_id, dry_run=dry_run, batch=batch, progress=progress)
 
     # --- the catalogue of events
 

@@ -32,13 +32,13 @@ Period(kind='week', year=2025, month=1, day=1, hour=0, week=3)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import redis
 
-from bitcore import funnel_server, periods, reading
+from bitcore import drilldown, funnel_server, periods, reading
 from bitcore.selections import Selection
 
 if TYPE_CHECKING:
@@ -90,13 +90,40 @@ class FunnelStep:
 
 @dataclass(frozen=True)
 class Funnel:
-    """A computed funnel: its steps and its window, ``start`` .. ``end`` both included."""
+    """A computed funnel: its steps and its window, ``start`` .. ``end`` both included.
+
+    ``step_users(k)`` / ``dropoff_users(k)`` are the users behind step ``k``'s ``count`` and
+    ``drop_off`` (``bitcore.drilldown``), for a funnel made by ``funnel`` / ``funnel_trend``.
+    """
 
     kind: periods.Kind
     start: periods.Period
     window: int
     end: periods.Period
     steps: tuple[FunnelStep, ...]
+    client: BitCore | None = field(default=None, repr=False, compare=False)
+    sources: tuple[StepSource, ...] = field(default=(), repr=False, compare=False)
+
+    def step_users(self, position: int) -> Bitmap:
+        """The users who reached step ``position`` (1-based): ``len`` is its ``count``.
+
+        >>> f.step_users(2) & b.MonthEvents("ios", 2025, 1)  # doctest: +SKIP
+        """
+        return drilldown.funnel_step(
+            self._client(), self.sources, self.start, self.window, position
+        )
+
+    def dropoff_users(self, position: int) -> Bitmap:
+        """The users of step ``position - 1`` who did not reach step ``position`` (2 or more):
+        ``len`` is step ``position``'s ``drop_off``."""
+        return drilldown.funnel_step(
+            self._client(), self.sources, self.start, self.window, position, dropoff=True
+        )
+
+    def _client(self) -> BitCore:
+        if self.client is None:
+            raise FunnelError("this funnel was not computed from Redis: it has no users to give")
+        return self.client
 
     @property
     def conversion(self) -> float | None:
@@ -195,14 +222,18 @@ def funnel_trend(
     counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
     return FunnelTrend(
         tuple(
-            _funnel_of(sources, start, window, row)
+            _funnel_of(sources, start, window, row, client)
             for start, row in zip(starts, counts, strict=True)
         )
     )
 
 
 def _funnel_of(
-    sources: Sequence[StepSource], start: periods.Period, window: int, counts: Sequence[int]
+    sources: Sequence[StepSource],
+    start: periods.Period,
+    window: int,
+    counts: Sequence[int],
+    client: BitCore | None = None,
 ) -> Funnel:
     steps = []
     for index, (source, count) in enumerate(zip(sources, counts, strict=True)):
@@ -219,7 +250,7 @@ def _funnel_of(
             )
         )
     end = periods.shift(start, window - 1)
-    return Funnel(start.kind, start, window, end, tuple(steps))
+    return Funnel(start.kind, start, window, end, tuple(steps), client, tuple(sources))
 
 
 @dataclass(frozen=True)

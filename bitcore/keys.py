@@ -11,6 +11,8 @@ bitmapist's layout, so both libraries share one Redis::
     trackist_bitop_SEGMENT_<digest>            segment result (temporary)
     trackist_bitop_SEGMENT_<run>-r<n>          segment scratch register (temporary)
     trackist_bitop_REPORT_<run>-<n>            a report's private copy (temporary)
+    trackist_bitop_FUNNEL_<digest>             a funnel step's users (temporary)
+    trackist_bitop_FUNNEL_<run>-r<n>           a funnel step's scratch register (temporary)
 
 No zero padding anywhere. Years have no key of their own: a year is the OR of its twelve months.
 
@@ -41,11 +43,15 @@ BITOP_NAMES = ("AND", "OR", "XOR", "NOT")
 SEGMENT_OP = "SEGMENT"
 #: The operation name in the keys of a report's private copies of derived bitmaps.
 REPORT_OP = "REPORT"
-#: What follows ``<prefix>bitop_<OP>_`` in bitcore's own temporary keys: a segment's result (a
-#: 40-digit digest) or scratch register (``<run>-r<n>``), a report's copy (``<run>-<n>``).
+#: The operation name in the keys of a funnel step's (or drop-off's) users and their registers.
+FUNNEL_OP = "FUNNEL"
+#: What follows ``<prefix>bitop_<OP>_`` in bitcore's own temporary keys: a segment's or funnel
+#: step's result (a 40-digit digest) or scratch register (``<run>-r<n>``), a report's copy
+#: (``<run>-<n>``).
 _OWN_TEMPORARY = {
     SEGMENT_OP: re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{32}-r\d+)$"),
     REPORT_OP: re.compile(r"^[0-9a-f]{32}-\d+$"),
+    FUNNEL_OP: re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{32}-r\d+)$"),
 }
 _SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -131,16 +137,26 @@ class KeyLayout:
         """A report's private copy number ``index`` of run ``run`` (a random hex id)."""
         return self.bitop_key(REPORT_OP, [run, str(index)])
 
+    def funnel_key(self, digest: str) -> str:
+        """The users of one funnel step or drop-off, named by a 40-digit ``digest`` of what they
+        are computed from (so the same question shares one cached result)."""
+        return self.bitop_key(FUNNEL_OP, [digest])
+
+    def funnel_register(self, run: str, index: int) -> str:
+        """Scratch register ``index`` of one computation ``run`` (a random hex id) of a funnel
+        step's users."""
+        return f"{self.bitop_key(FUNNEL_OP, [run])}-r{index}"
+
     def is_temporary_key(self, key: str | bytes) -> bool:
         """The one rule for what a sweeper may delete: a temporary bit-op key, never data.
 
         ``<prefix>bitop_<AND|OR|XOR|NOT>_<operands>`` whose operands are keys under the prefix
         (bitmapist's and bitcore's results), or anything else after ``<OP>_`` that is not the
         shape of an event's data key (an event someone named ``bitop_AND`` in plain bitmapist has
-        keys like ``trackist_bitop_AND_2024-5``: data); and bitcore's own segment and report keys
-        (``<prefix>bitop_SEGMENT_<digest>``, ``..._SEGMENT_<run>-r<n>``,
-        ``..._REPORT_<run>-<n>``). ``BitCore.delete_temporary_bitop_keys`` and the cleanup job
-        both use it.
+        keys like ``trackist_bitop_AND_2024-5``: data); and bitcore's own segment, report and
+        funnel-step keys (``<prefix>bitop_SEGMENT_<digest>``, ``..._SEGMENT_<run>-r<n>``,
+        ``..._REPORT_<run>-<n>``, ``..._FUNNEL_<digest>``, ``..._FUNNEL_<run>-r<n>``).
+        ``BitCore.delete_temporary_bitop_keys`` and the cleanup job both use it.
 
         >>> layout = KeyLayout()
         >>> layout.is_temporary_key("trackist_bitop_AND_trackist_a_2024-5-trackist_b_2024-5")

@@ -1,8 +1,9 @@
 """``flask --app wsgi ...`` commands: load demo data, make a password hash, stop the embedded
-Redis."""
+Redis, forget a user."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -11,6 +12,7 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
 from bitcore import demo as demo_data
+from bitcore import erasure
 from dashboard import store
 
 
@@ -69,3 +71,46 @@ def stop_redis_command() -> None:
         click.echo(f"Stopped the embedded Redis of {directory}.")
     else:
         click.echo(f"No embedded Redis was running for {directory}.")
+
+
+def _user_id(text: str, as_string: bool) -> int | str:
+    """The id as typed: digits are an integer id unless ``--string`` says the id is text."""
+    return text if as_string or not text.isdigit() else int(text)
+
+
+@click.command("forget-user")
+@with_appcontext
+@click.argument("user_id")
+@click.option("--dry-run", is_flag=True, help="Count the keys that hold the user; write nothing.")
+@click.option("--string", "as_string", is_flag=True, help="Take an id of digits as text.")
+@click.option(
+    "--batch",
+    default=erasure.DEFAULT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Keys per SCAN step and per script call.",
+)
+def forget_user_command(user_id: str, dry_run: bool, as_string: bool, batch: int) -> None:
+    """Forget a user: clear their bit in every event, period and unique key (and in cached
+    results), then remove their id mapping. Stopped midway, run it again: it ends the same."""
+    client = store.client()
+    external = _user_id(user_id, as_string)
+    try:
+        client.internal_id(external)
+    except (TypeError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="USER_ID") from None
+    total = int(client.redis.dbsize())
+    with click.progressbar(length=total, label="Scanning keys", file=sys.stderr) as bar:
+        report = client.forget(external, dry_run=dry_run, batch=batch, progress=bar.update)
+    verb = "Would clear" if dry_run else "Cleared"
+    click.echo(
+        f"{verb} user {user_id}'s bit in {report.keys_changed:,} keys "
+        f"({report.data_keys_changed:,} of events, {report.temporary_keys_changed:,} cached "
+        f"results) of {report.keys_scanned:,} scanned."
+    )
+    if report.internal_id is None:
+        click.echo("The id map knows no such user: nothing held their bit.")
+    elif report.mapping_removed:
+        click.echo("Their id mapping is removed.")
+    elif dry_run and client.id_mapping:
+        click.echo("Their id mapping would be removed.")

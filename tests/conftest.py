@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import id_mapping_support
 import pytest
 import redis
 
@@ -69,3 +70,12 @@ def default_system(
     monkeypatch.setattr(bitcore, "TRACK_UNIQUE", False)
     yield redis_client
     bitcore.delete_runtime_bitop_keys()
+
+
+@pytest.fixture(params=id_mapping_support.MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+def mapped_bc(
+    request: pytest.FixtureRequest, redis_client: redis.Redis
+) -> id_mapping_support.MappedClient:
+    """A ``BitCore`` on the empty test server, once without the id map and (when the client has
+    one) once with it: ``tests/id_mapping_support.py``."""
+    return id_mapping_support.make_client(redis_client, request.param)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bitcore import periods, reading
+from bitcore import drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting, server
 from bitcore.periods import Period
@@ -76,6 +76,38 @@ class CohortTable:
     sizes: list[int]
     cells: list[list[int | None]]
     num_of_rows: int = 12
+    #: What the table was computed from, for ``cohort_users`` / ``cell_users`` (drill-down).
+    client: BitCore | None = field(default=None, repr=False, compare=False)
+    selections: drilldown.Selections | None = field(default=None, repr=False, compare=False)
+    resolve: Resolver | None = field(default=None, repr=False, compare=False)
+
+    def period(self, row: int) -> Period:
+        """The period of row ``row``'s cohort (row 0 is the first start's period)."""
+        if not 0 <= row < len(self.starts):
+            raise IndexError(f"the table has rows 0 to {len(self.starts) - 1}, not {row}")
+        return periods.shift(period_for(self.time_group, self.starts[0]), row)
+
+    def cohort_users(self, row: int) -> Bitmap:
+        """The users of row ``row``'s cohort: ``len`` is ``sizes[row]``."""
+        return self._drill(row, None)
+
+    def cell_users(self, row: int, col: int) -> Bitmap:
+        """The users of cell ``(row, col)``: the cohort's users who did the return selections
+        ``col`` periods later; ``len`` is ``cells[row][col]`` (0 where that is ``None``).
+
+        >>> list(table.cell_users(0, 1))  # doctest: +SKIP
+        [3, 17, 42]
+        """
+        if not 0 <= col <= self.num_of_rows:
+            raise IndexError(f"the table has columns 0 to {self.num_of_rows}, not {col}")
+        return self._drill(row, col)
+
+    def _drill(self, row: int, col: int | None) -> Bitmap:
+        if self.client is None or self.selections is None:
+            raise ValueError("this table was not computed from Redis: it has no users to give")
+        return drilldown.cohort_cell(
+            self.client, self.selections, self.period(row), col, self.resolve
+        )
 
     def percent(self, row: int, col: int) -> float | None:
         """bitmapist's percentage, computed with the same float expression so the numbers are
@@ -126,6 +158,11 @@ def step(moment: datetime, time_group: TimeGroup, count: int) -> datetime:
     if time_group == "months":
         return add_months(moment, count)
     return add_months(moment, 12 * count)
+
+
+def period_kind(time_group: str) -> periods.Kind:
+    """The period kind of a grouping's rows and columns: ``"weeks"`` -> ``"week"``."""
+    return _KIND[check_time_group(time_group)]
 
 
 def check_time_group(time_group: str) -> TimeGroup:
@@ -293,7 +330,7 @@ def cohort_table(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         if not starts:
-            return CohortTable(group, [], [], [], num_of_rows)
+            return CohortTable(group, [], [], [], num_of_rows, client, selections, resolve)
         first = period_for(group, starts[0])
         plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
@@ -301,7 +338,7 @@ def cohort_table(
     set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
-    return CohortTable(group, starts, sizes, cells, num_of_rows)
+    return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve)
 
 
 def evaluate(

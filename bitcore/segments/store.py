@@ -210,10 +210,18 @@ class SegmentStore:
         moment = self.client.now() if when is None else periods.to_local(when, self.client.tz)
         return self.bitmap(name, periods.period_of(kind, moment))
 
-    def preview(self, expression: str, period: periods.Period, name: str | None = None) -> Bitmap:
-        """Evaluate an unsaved expression (as segment ``name``, if given, for cycle checks)."""
+    def preview(
+        self,
+        expression: str,
+        period: periods.Period,
+        name: str | None = None,
+        *,
+        compute: bool = True,
+    ) -> Bitmap:
+        """Evaluate an unsaved expression (as segment ``name``, if given, for cycle checks);
+        ``compute=False`` leaves it to the first read (a caller measuring its cost first)."""
         tree, resolve = self._checked(expression, name)
-        return self._evaluate(tree, period, resolve, name, compute=True)
+        return self._evaluate(tree, period, resolve, name, compute=compute)
 
     def preview_size(self, expression: str, period: periods.Period, name: str | None = None) -> int:
         """``len(preview(...))``, leaving no key behind: what a dashboard preview shows."""

@@ -10,12 +10,15 @@ form, calls ``bitcore.cohort`` and renders; bad input re-renders the form with f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import redis
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 
+from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
@@ -54,6 +57,7 @@ def _respond(
     view: CohortView | None = None,
     message: str | None = None,
     limit: str | None = None,
+    users_url: Callable[[int, int | None], str] | None = None,
 ) -> ResponseReturnValue:
     """The page, its JSON twin or its CSV download (``dashboard.negotiation``), of one state."""
     error = None
@@ -79,7 +83,22 @@ def _respond(
         numbers=numbers,
         input_text=input_text,
         max_cells=MAX_CELLS,
+        users_url=users_url,
     )
+
+
+def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
+    """The users page of row ``row``'s cohort (``col`` ``None``) or of its cell ``col``."""
+    query: dict[str, Any] = {"of": "cohort", "time_group": table.time_group}
+    for name, token in zip(SELECTIONS, table.selections or (), strict=True):
+        if token:
+            query[name] = token
+
+    def users_url(row: int, col: int | None) -> str:
+        cell: dict[str, Any] = {"offset": col} if col is not None else {}
+        return url_for("users.users_page", **query, cohort=periods.label(table.period(row)), **cell)
+
+    return users_url
 
 
 def _csv(view: CohortView | None, links: dict[str, str] | None) -> Response:
@@ -124,7 +143,8 @@ def _report() -> ResponseReturnValue:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:
         return _respond(form, 503, message=f"Redis could not compute the table: {error}")
-    return _respond(form, 200, view=cohort_view(table, form.percent, now))
+    view = cohort_view(table, form.percent, now)
+    return _respond(form, 200, view=view, users_url=_users_url(table))
 
 
 @bp.route("/cohort.csv", endpoint="cohort_csv")

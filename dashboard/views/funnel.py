@@ -104,6 +104,25 @@ def _share_urls(form: FunnelForm, name: str) -> dict[str, str]:
     }
 
 
+def _users_urls(report: funnel.Funnel) -> dict[int, dict[str, str]]:
+    """Per step, the users page of who reached it and of who dropped off before it."""
+    base = [
+        ("of", "funnel"),
+        *[(f"steps-{k}", step.token) for k, step in enumerate(report.steps)],
+        ("kind", report.kind),
+        ("start", periods.label(report.start)),
+        ("window", str(report.window)),
+    ]
+    page = url_for("users.users_page")
+    return {
+        step.position: {
+            part: f"{page}?{urlencode([*base, ('step', str(step.position)), ('part', part)])}"
+            for part in ("step", "dropoff")
+        }
+        for step in report.steps
+    }
+
+
 def _respond(
     form: FunnelForm,
     status: int,
@@ -179,6 +198,7 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
         "trend": trend_table,
         "line": conversion_line(trend_table),
         "urls": _share_urls(form, name),
+        "users_urls": _users_urls(report),
     }
 
 

@@ -8,6 +8,7 @@ edit form, so it works without JavaScript.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
@@ -23,6 +24,7 @@ from bitcore.segments import (
     SegmentTooCostly,
     references,
 )
+from bitcore.segments.parser import quote_name
 from bitcore.segments.store import Segment
 from dashboard import negotiation, store
 from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
@@ -95,7 +97,18 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         row["used_by"] = used_by.get(row["name"], [])
     data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
-    return negotiation.page("segments.html", data, status, notice=notice, delete_form=DeleteForm())
+    today = store.client().now().date()
+    users_urls = {
+        row["name"]: _users_url(f"@{quote_name(row['name'])}", "week", today) for row in rows
+    }
+    return negotiation.page(
+        "segments.html",
+        data,
+        status,
+        notice=notice,
+        delete_form=DeleteForm(),
+        users_urls=users_urls,
+    )
 
 
 # --- create and edit
@@ -163,7 +176,27 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
         "used_by": segments.used_by(original) if original else [],
     }
     body = _error_body(status, form, error, data["syntax_error"])
-    return negotiation.page("segments_form.html", data, status, error=body, form=form)
+    users_url = _preview_users_url(form, preview)
+    return negotiation.page(
+        "segments_form.html", data, status, error=body, form=form, users_url=users_url
+    )
+
+
+def _users_url(expression: str, kind: str, when: date, name: str | None = None) -> str:
+    """The users page of ``expression`` in the ``kind`` period containing ``when``."""
+    query: dict[str, Any] = {"of": "segment", "expression": expression, "kind": kind}
+    query["when"] = when.isoformat()
+    if name:
+        query["name"] = name
+    return url_for("users.users_page", **query)
+
+
+def _preview_users_url(form: Any, preview: dict[str, Any] | None) -> str | None:
+    """The users page of a form's previewed expression, when it has a preview."""
+    if not preview:
+        return None
+    when = form.when.data or store.client().now().date()
+    return _users_url(form.expression.data, form.kind.data, when, form.name.data or None)
 
 
 def _validate_for_preview(form: SegmentForm) -> bool:
@@ -213,7 +246,10 @@ def preview() -> ResponseReturnValue:
         "error": error,
     }
     body = _error_body(status, form, error, data["syntax_error"])
-    return negotiation.page("segments_preview.html", data, status, error=body, form=form)
+    users_url = _preview_users_url(form, result)
+    return negotiation.page(
+        "segments_preview.html", data, status, error=body, form=form, users_url=users_url
+    )
 
 
 # --- delete

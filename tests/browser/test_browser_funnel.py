@@ -126,3 +126,30 @@ def test_the_parameters_labels_line_up_above_their_controls(page: Any, base_url:
     assert all(
         c["y"] >= lab["y"] + lab["height"] - 1 for lab, c in zip(labels, controls, strict=True)
     ), "above"
+
+
+def test_click_a_drop_off_and_a_cohort_cell(page: Any, base_url: str) -> None:
+    """Drill-down: a funnel's drop-off and a cohort cell lead to their users and a CSV of them."""
+    page.goto(
+        f"{base_url}/funnel?steps-0=signup&steps-1=project&kind=day&start=2024-05-06&window=2"
+    )
+    page.locator(".funnel-report tbody tr:nth-child(2) td:nth-child(7) a").click()
+    page.wait_for_url("**/users?**part=dropoff**")
+    assert page.locator(".users-count strong").inner_text() == "5"
+    assert page.locator(".users-list li").all_inner_texts() == ["5", "6", "7", "8", "9"]
+    assert (
+        "reached step 1 (signup) but not step 2 (project)"
+        in page.locator(".users-what").inner_text()
+    )
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    lines = Path(download.value.path()).read_text().split()
+    assert lines == ["user_id", "5", "6", "7", "8", "9"]
+
+    page.goto(f"{base_url}/cohort?select1=signup&select2=project&num_results=2&num_of_rows=1"
+              "&start_date=2024-05-06&as_percent=0")  # fmt: skip
+    cell = page.locator(".cohort-table tbody tr:first-child td:nth-child(4) a")
+    assert cell.inner_text() == "1"  # user 4, the next day
+    cell.click()
+    page.wait_for_url("**/users?**offset=1**")
+    assert page.locator(".users-list li").all_inner_texts() == ["4"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis
+from drill_support import reached_sets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,18 +29,7 @@ def oracle(did: list[list[set[int]]], window: int) -> list[int]:
 
     ``did[k][p]`` is the set of users who did step ``k`` in window period ``p`` (0 = start period).
     """
-    earliest = {user: 0 for user in did[0][0]}
-    counts = [len(earliest)]
-    for step in did[1:]:
-        reached = {}
-        for user, since in earliest.items():
-            for p in range(since, window):
-                if user in step[p]:
-                    reached[user] = p
-                    break
-        earliest = reached
-        counts.append(len(earliest))
-    return counts
+    return [len(users) for users in reached_sets(did, window)]
 
 
 def write(bc: bitcore.BitCore, names: list[str], did: list[list[set[int]]], shift: int = 0) -> None:
