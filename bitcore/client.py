@@ -319,14 +319,16 @@ class BitCore:
     ) -> bool:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
-        key is in every plan) and registers the event names, within ``quota`` and ``budget``."""
+        key is in every plan) and registers the event names, within ``quota`` and ``budget``: the
+        names of dated marks in the registry of events, those of dateless ones in that of flags."""
+        registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
         return bulk.set_bits_atomically(
             target,
             plan.writes,
             quota,
             budget=budget,
             names=plan.names - {self.universe},
-            registry_key=self.keys.event_names_key(),
+            registry_key=registry,
         )
 
     def plan_marks(
@@ -480,9 +482,9 @@ class BitCore:
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
-        how many. The registry of event names goes too, as no event is left to list."""
+        how many. The registries of event and flag names go too, as no event is left to list."""
         deleted = self._delete_matching(self.keys.all_keys_pattern())
-        self._delete([self.keys.event_names_key()])
+        self._delete([self.keys.event_names_key(), self.keys.flag_names_key()])
         return deleted
 
     def _delete_matching(

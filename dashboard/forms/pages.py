@@ -31,8 +31,8 @@ class OverviewFilterForm(FlaskForm):
     )
 
 
-class UserLookupForm(FlaskForm):
-    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
+class FlagLookupForm(FlaskForm):
+    """``GET /event/<flag>?user=123``: does that user carry the flag? (A flag has no date.)"""
 
     class Meta:
         csrf = False
@@ -46,4 +46,9 @@ class UserLookupForm(FlaskForm):
             ),
         ],
     )
+
+
+class UserLookupForm(FlagLookupForm):
+    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
+
     date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
