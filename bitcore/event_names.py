@@ -212,7 +212,8 @@ def rebuild(client: BitCore, batch: int = BATCH) -> int:
         cursor, keys = client.redis.scan(
             cursor, match=client.keys.event_keys_pattern(), count=batch
         )
-        dated, flags = set(), set()
+        dated: set[str] = set()
+        flags: set[str] = set()
         for found in keys:
             parsed = client.keys.parse_event_key(found)
             if parsed and _valid_name(parsed[0], client.universe):

@@ -53,7 +53,10 @@ def overview() -> ResponseReturnValue:
         "flags_complete": result.flags_complete,
     }
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
-    return negotiation.page("overview.html", data, form=form, sparklines=sparklines)
+    example = format_expression(Unique(result.flags[0].name)) if result.flags else ""
+    return negotiation.page(
+        "overview.html", data, form=form, sparklines=sparklines, flag_example=example
+    )
 
 
 def page_size() -> int:

@@ -185,8 +185,8 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
                 error, status = _message(failure), _status(failure)
             else:
                 if negotiation.wants_json():
-                    body = {"saved": saved.as_dict(), "warnings": _warnings(saved.expression)}
-                    return negotiation.page("segments_form.html", body, 201)
+                    answer = {"saved": saved.as_dict(), "warnings": _warnings(saved.expression)}
+                    return negotiation.page("segments_form.html", answer, 201)
                 return redirect(url_for("segments.index", saved=saved.name))
     elif request.method == "POST":  # "Preview" (also what Enter does: it is the first button)
         if _validate_for_preview(form):
@@ -195,7 +195,7 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
             )
         else:
             status = 400
-    data = {
+    data: dict[str, Any] = {
         "original": original,
         "segment": {
             "name": form.name.data,
@@ -254,7 +254,7 @@ def preview() -> ResponseReturnValue:
             )
         else:
             status = 400
-    data = {
+    data: dict[str, Any] = {
         "expression": form.expression.data,
         "preview": result,
         "warnings": _warnings(form.expression.data) if form.expression.data else [],
