@@ -13,24 +13,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-def _scale(
-    values: Sequence[float], width: float, height: float, pad: float
-) -> list[tuple[float, float]]:
-    top = max(values, default=0) or 1
+def sparkline_points(
+    values: Sequence[float], width: float = 120, height: float = 28, pad: float = 2
+) -> str:
+    """The ``points`` of an SVG polyline for ``values``: first value at the left, the smallest
+    value at the bottom and the largest at the top, so the line uses the whole height and shows
+    the shape of the trend (a sparkline has no axis; the table beside it has the numbers). A
+    series that never changes is a flat line: at the bottom when it is all zeros, else midway.
+
+    >>> sparkline_points([100, 110, 105], width=100, height=20, pad=0)
+    '0.0,20.0 50.0,0.0 100.0,10.0'
+    >>> sparkline_points([0, 0], width=10, height=20, pad=0), sparkline_points([7, 7], 10, 20, 0)
+    ('0.0,20.0 10.0,20.0', '0.0,10.0 10.0,10.0')
+    """
+    if not values:
+        return ""
+    low, high = min(values), max(values)
     step = (width - 2 * pad) / max(len(values) - 1, 1)
     inner = height - 2 * pad
-    return [
-        (round(pad + i * step, 1), round(pad + inner - inner * v / top, 1))
+    if high == low:
+        level = float(inner) if high == 0 else inner / 2
+        return " ".join(
+            f"{round(pad + i * step, 1)},{round(pad + level, 1)}" for i in range(len(values))
+        )
+    return " ".join(
+        f"{round(pad + i * step, 1)},{round(pad + inner - inner * (v - low) / (high - low), 1)}"
         for i, v in enumerate(values)
-    ]
-
-
-def sparkline_points(
-    values: Sequence[float], width: float = 120, height: float = 24, pad: float = 2
-) -> str:
-    """The ``points`` of an SVG polyline for ``values``: first value at the left, zero at the
-    bottom, the largest value at the top (an all-zero series is a flat line at the bottom)."""
-    return " ".join(f"{x},{y}" for x, y in _scale(values, width, height, pad))
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Quantities for people: seconds as "1 h" or "5 min", bytes as "0 bytes" or "1.5 MiB".
+"""Quantities for people: seconds as "1 h" or "5 min", bytes as "0 bytes" or "1.5 MiB", an ISO
+time as "2 Dec 2026, 07:41 UTC".
 
 Templates get these as plain functions (``negotiation.page(..., duration=units.duration)``); the
 JSON twins keep the raw numbers.
@@ -7,9 +8,13 @@ JSON twins keep the raw numbers.
 ('1 h', '1 min 30 s', '0.25 s', '2 days')
 >>> size(0), size(1), size(1536), size(3 * 2**20)
 ('0 bytes', '1 byte', '1.5 KiB', '3 MiB')
+>>> moment("2026-12-02T07:41:09+00:00"), moment("not a time")
+('2 Dec 2026, 07:41 UTC', 'not a time')
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 _STEPS = ((86400, "day"), (3600, "h"), (60, "min"), (1, "s"))
 
@@ -38,3 +43,14 @@ def size(count: int) -> str:
         if value < 1024 or unit == "TiB":
             break
     return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def moment(iso: str) -> str:
+    """An ISO 8601 time as ``2 Dec 2026, 07:41 UTC`` (to the minute); text that is none, as is."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso
+    zone = when.tzname() or ""
+    zone = "UTC" if zone in ("UTC", "UTC+00:00") else zone
+    return f"{when.day} {when:%b %Y, %H:%M} {zone}".rstrip()

@@ -8,7 +8,6 @@ edit form, so it works without JavaScript.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
@@ -30,6 +29,7 @@ from bitcore.segments.store import Segment
 from bitcore.untracked import expression_warnings
 from dashboard import negotiation, store
 from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
+from dashboard.presenters import units
 
 bp = Blueprint("segments", __name__)
 
@@ -91,16 +91,6 @@ def _flag_names() -> list[str]:
     return event_names.flag_page(client, FLAGS_IN_HELP).names
 
 
-def _when(iso: str) -> str:
-    """``2026-12-02T07:41:09+00:00`` as ``2 Dec 2026, 07:41 UTC`` (the stored text if odd)."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return iso
-    zone = moment.tzname() or ""
-    return f"{moment.day} {moment:%b %Y, %H:%M} {'UTC' if zone in ('UTC', 'UTC+00:00') else zone}"
-
-
 def _who(author: str) -> str:
     """Who saved it, for people: ``local`` is what an open dashboard (no ``BITCORE_USERS``, so no
     login) records, i.e. someone on this machine."""
@@ -137,7 +127,7 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
     data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
     shown = {
-        row["name"]: {"when": _when(row["updated_at"]), "who": _who(row["updated_by"])}
+        row["name"]: {"when": units.moment(row["updated_at"]), "who": _who(row["updated_by"])}
         for row in rows
     }
     return negotiation.page("segments.html", data, status, notice=notice, shown=shown)
