@@ -6,9 +6,9 @@ are text inputs with a ``<datalist>`` of a bounded number of names (the first
 value is checked against the registry on the server (:meth:`Choices.knows`: one ``ZSCORE``).
 
 Flags (dateless events such as ``ios``: ``mark_unique``) are not events: per period they count
-nobody, so the event pickers never offer them and a typed one is refused saying so. Where a flag
-means something, as a filter (the cohort's "and also"), :func:`flag_choices` offers them as
-``flag:<name>`` and ``Choices(accept_flags=True)`` takes them.
+nobody, so the event pickers never offer them and a bare flag name is refused saying so. Typed as
+``flag:<name>`` a flag is its users whatever the period, a filter (the cohort's "and also": iOS
+signups), and is accepted; :func:`flag_choices` lists them that way for a filter's picker.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Choices(list[tuple[str, str]]):
         client: BitCore,
         pairs: Iterable[tuple[str, str]],
         segments: set[str],
-        accept_flags: bool = False,
+        accept_flags: bool = True,
     ):
         super().__init__(pairs)
         self.client = client
@@ -62,7 +62,8 @@ class Choices(list[tuple[str, str]]):
         ):
             return (
                 f"{selection.name!r} is a flag (a dateless event): it has no per-period users to "
-                f"count here; narrow a segment with unique({selection.name}) instead."
+                f"count; as a filter write flag:{selection.name}, in a segment "
+                f"unique({selection.name})."
             )
         return f"{value!r} is not a tracked event or saved segment."
 

@@ -63,7 +63,14 @@ def test_report_pickers_never_offer_a_flag_and_say_why_one_is_refused(
             ("flag:ios", "ios (flag)"),
         ]
     page = app.test_client().get("/cohort.json?select1=ios&select2=active")
-    assert page.status_code == 400 and "is a flag" in page.get_data(as_text=True)
+    assert page.status_code == 400 and "flag:ios" in page.get_data(as_text=True)
+    today = report.today_of(client_of) - timedelta(days=2)
+    filtered = app.test_client().get(
+        f"/cohort.json?select1=active&select1b=flag:ios&select2=active&start_date={today}"
+    )
+    assert filtered.status_code == 200, "as a filter a flag means something: iOS users"
+    day0 = [row["cells"][0]["count"] for row in filtered.get_json()["table"]["rows"]]
+    assert day0[0] == len({1, 2} & {u for u in range(1, 7) if u % 3 == 2}), day0
     assert "event:ios" not in app.test_client().get("/funnel").get_data(as_text=True)
 
 
