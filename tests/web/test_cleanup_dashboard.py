@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -92,6 +93,7 @@ def test_durations_and_sizes_read_as_people_write_them(app: Flask) -> None:
     page = app.test_client().get("/system").get_data(as_text=True)
     assert "Freed</th><td>0 keys</td>" in page, "no '0 Bytes (0 bytes)'"
     assert "Bytes" not in page and "3600" not in page and ".0 s" not in page
+    assert re.search(r"0 bit-op keys\.\s*</p>", page), "no dangling comma"
 
 
 def test_status_json_via_accept_header(app: Flask) -> None:
