@@ -4,17 +4,18 @@
     uv run python scripts/screenshots.py --out /tmp/shots
 
 It starts a private embedded redis-server in a temporary folder (never your data), loads the demo
-data set (a fixed seed, ending today, as the pages report up to today), serves the
-dashboard on a free local port and photographs each main page with Debian's chromium through
-Playwright, at 1440 px (desktop) and 390 px (a phone). Each PNG shows the top of its page (at
-most :data:`MAX_SCREENS` window heights), so the repository stays small.
+data set (a fixed seed, ending today, as the pages report up to today), serves the dashboard on a
+free local port and photographs each main page with Debian's chromium through Playwright (the
+browser tests' ``tests/browser_support.py``), at 1440 px (desktop) and 390 px (a phone). Each PNG
+shows the top of its page (at most :data:`MAX_SCREENS` window heights) in a palette of
+:data:`COLOURS` colours, so the repository stays small.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -22,13 +23,13 @@ from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from werkzeug.serving import make_server
 
 from bitcore import demo, embedded
 from dashboard import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' chromium and live server
+from browser_support import CHROMIUM_ARGS, chromium_path, live_server  # noqa: E402
 
 
 def pages(today: date) -> dict[str, str]:
@@ -69,14 +70,8 @@ def serving(data_dir: Path) -> Iterator[str]:
             }
         )
         demo.load_demo(app.extensions["bitcore"], users=20_000, days=90)
-        http = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=http.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{http.server_port}"
-        finally:
-            http.shutdown()
-            thread.join(timeout=10)
+        with live_server(app) as url:
+            yield url
     finally:
         server.stop()
 
@@ -85,9 +80,10 @@ def photograph(base_url: str, out: Path) -> list[Path]:
     """Every page of :func:`pages` at every size of :data:`SIZES`; returns the files written."""
     written = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
+        chromium = chromium_path()
+        if chromium is None:
+            raise SystemExit("needs Debian's chromium: apt-get install chromium")
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for size, (width, height) in SIZES.items():
             context = browser.new_context(viewport={"width": width, "height": height})
             tab = context.new_page()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -86,6 +87,20 @@ def log_in(tab: Any, url: str) -> None:
     tab.wait_for_url(re.compile(r".*/$"))
 
 
+@contextmanager
+def window(browser: Any, url: str, width: int, logged_in: bool = True) -> Iterator[Any]:
+    """A tab in a fresh context of ``width`` CSS pixels, logged in unless told."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        tab = context.new_page()
+        if logged_in:
+            log_in(tab, url)
+        yield tab
+    finally:
+        context.close()
+
+
 def sideways_overflow(tab: Any) -> int:
     """How many CSS pixels the page is wider than the window (0: it fits)."""
     return int(
@@ -99,11 +114,7 @@ def sideways_overflow(tab: Any) -> int:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_page_scrolls_sideways(browser: Any, site: tuple[Flask, str], width: int) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    try:
-        log_in(tab, url)
+    with window(browser, url, width) as tab:
         too_wide = {}
         paths = page_paths(app)
         assert len(paths) >= 12, paths
@@ -113,15 +124,11 @@ def test_no_page_scrolls_sideways(browser: Any, site: tuple[Flask, str], width: 
             if overflow := sideways_overflow(tab):
                 too_wide[path] = overflow
         assert not too_wide, f"pages wider than {width} px (by px): {too_wide}"
-    finally:
-        context.close()
 
 
 def test_logged_out_pages_fit_and_show_no_navigation(browser: Any, site: tuple[Flask, str]) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    tab = context.new_page()
-    try:
+    with window(browser, url, 390, logged_in=False) as tab:
         tab.goto(f"{url}/login")
         assert sideways_overflow(tab) == 0
         assert tab.locator("header nav").count() == 0, "no navigation before a login"
@@ -131,18 +138,13 @@ def test_logged_out_pages_fit_and_show_no_navigation(browser: Any, site: tuple[F
         tab.click("button[type=submit]")
         alert = tab.locator("main .login [role=alert]")
         assert alert.first.inner_text() == "Unknown user or wrong password."
-    finally:
-        context.close()
 
 
 def test_wide_tables_scroll_in_their_own_box_with_a_sticky_first_column(
     browser: Any, site: tuple[Flask, str]
 ) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    tab = context.new_page()
-    try:
-        log_in(tab, url)
+    with window(browser, url, 390) as tab:
         funnel = [p for p in page_paths(app) if p.startswith("/funnel?")][0]
         tab.goto(url + funnel)
         box = tab.locator(".table-scroll").first
@@ -155,18 +157,13 @@ def test_wide_tables_scroll_in_their_own_box_with_a_sticky_first_column(
         header = box.locator("thead th").nth(1)
         assert header.evaluate("h => getComputedStyle(h).position") == "sticky"
         assert sideways_overflow(tab) == 0
-    finally:
-        context.close()
 
 
 def test_numbers_are_right_aligned_and_controls_share_one_style(
     browser: Any, site: tuple[Flask, str]
 ) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    tab = context.new_page()
-    try:
-        log_in(tab, url)
+    with window(browser, url, 1440) as tab:
         for path in ("/", "/segments"):
             tab.goto(url + path)
             cells = tab.locator("table.overview td.num")
@@ -186,34 +183,24 @@ def test_numbers_are_right_aligned_and_controls_share_one_style(
             "els => els.map(e => getComputedStyle(e).fontSize)"
         )
         assert len(set(sizes)) == 1, f"one control size on the cohort page: {sizes}"
-    finally:
-        context.close()
 
 
 def test_overview_sparklines_use_their_height(browser: Any, site: tuple[Flask, str]) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    tab = context.new_page()
-    try:
-        log_in(tab, url)
+    with window(browser, url, 1440) as tab:
         spans = tab.locator("svg.sparkline polyline").evaluate_all(
             "ps => ps.map(p => { const ys = Array.from(p.points, q => q.y);"
             " return Math.max(...ys) - Math.min(...ys); })"
         )
         height = tab.locator("svg.sparkline").first.evaluate("s => s.viewBox.baseVal.height")
         assert spans and all(span > height * 0.6 for span in spans), (spans, height)
-    finally:
-        context.close()
 
 
 def test_flags_are_listed_apart_and_their_page_checks_membership(
     browser: Any, site: tuple[Flask, str]
 ) -> None:
     app, url = site
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    tab = context.new_page()
-    try:
-        log_in(tab, url)
+    with window(browser, url, 390) as tab:
         events = tab.locator("table.overview:not(.flags) tbody th a").all_inner_texts()
         flags = tab.locator("table.flags tbody th a").all_inner_texts()
         assert flags == ["android", "ios", "web"] and not set(flags) & set(events)
@@ -223,5 +210,3 @@ def test_flags_are_listed_apart_and_their_page_checks_membership(
         tab.fill("#user", "1")
         tab.click("main button[type=submit]")
         assert re.search(r"User 1 (carries|does not carry) the flag ios", tab.inner_text("main"))
-    finally:
-        context.close()

@@ -111,23 +111,23 @@ def test_delete_asks_first_without_javascript(redis_url: str, bc: bitcore.BitCor
     assert client.get("/segments/nope/delete").status_code == 404
 
 
-def test_a_used_segment_cannot_be_deleted_from_its_confirmation(
-    client: FlaskClient, bc: bitcore.BitCore
-) -> None:
+@pytest.fixture
+def used(bc: bitcore.BitCore) -> None:
+    """``buyers``, used by ``loyal``."""
     store = SegmentStore(bc)
     store.save("buyers", "active & bought")
     store.save("loyal", "@buyers & active")
+
+
+@pytest.mark.usefixtures("used")
+def test_a_used_segment_cannot_be_deleted_from_its_confirmation(client: FlaskClient) -> None:
     html = client.get("/segments/buyers/delete").get_data(as_text=True)
     assert "cannot be deleted while" in html and 'href="/segments/loyal/edit"' in html
     assert "<button" not in html.split("<main>")[1], "nothing to press"
 
 
-def test_the_edit_page_warns_before_renaming_a_used_segment(
-    client: FlaskClient, bc: bitcore.BitCore
-) -> None:
-    store = SegmentStore(bc)
-    store.save("buyers", "active & bought")
-    store.save("loyal", "@buyers & active")
+@pytest.mark.usefixtures("used")
+def test_the_edit_page_warns_before_renaming_a_used_segment(client: FlaskClient) -> None:
     html = client.get("/segments/buyers/edit").get_data(as_text=True)
     assert re.search(r'<input[^>]*id="name"[^>]*readonly', html), "the name is locked"
     assert 'class="warning"' in html and 'href="/segments/loyal/edit"' in html
