@@ -27,7 +27,7 @@ from bitcore.segments import (
 )
 from bitcore.segments.store import Segment
 from bitcore.untracked import expression_warnings
-from dashboard import negotiation, store
+from dashboard import auth, negotiation, store
 from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
 from dashboard.presenters import units
 
@@ -91,10 +91,18 @@ def _flag_names() -> list[str]:
     return event_names.flag_page(client, FLAGS_IN_HELP).names
 
 
+#: What a save records as its author when the dashboard is open (no ``BITCORE_USERS``: no login).
+OPEN_AUTHOR = "local"
+
+
 def _who(author: str) -> str:
-    """Who saved it, for people: ``local`` is what an open dashboard (no ``BITCORE_USERS``, so no
-    login) records, i.e. someone on this machine."""
-    return "someone on this machine (no login)" if author == "local" else author
+    """Who saved it, for people: on an open dashboard ``local`` means someone on this machine
+    (with logins it is a user's name); the library's saves may record nobody."""
+    if not author:
+        return "the library (no author given)"
+    if author == OPEN_AUTHOR and not auth.users():
+        return "someone on this machine (no login)"
+    return author
 
 
 # --- list
@@ -168,7 +176,7 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
                     form.name.data,
                     form.expression.data,
                     form.description.data or "",
-                    by=str(g.get("user") or "local"),
+                    by=str(g.get("user") or OPEN_AUTHOR),
                     original=original,
                 )
             except SegmentError as failure:

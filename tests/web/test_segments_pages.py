@@ -66,15 +66,16 @@ def test_the_list_reads_as_people_write(client: FlaskClient, bc: bitcore.BitCore
     store = SegmentStore(bc)
     store.save("buyers", "active & bought", by="local")
     store.save("loyal buyers", "@buyers & active", by="ana")
+    store.save("scripted", "active", by="")
     html = client.get("/segments").get_data(as_text=True)
     shown = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', html)
-    assert len(shown) == 2 and all(
+    assert len(shown) == 3 and all(
         re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", s) for s in shown
     )
     assert "by someone on this machine (no login)" in html and "by local" not in html
-    assert "by ana" in html
+    assert "by ana" in html and "by the library (no author given)" in html
     assert '<a href="/segments/loyal%20buyers/edit">loyal buyers</a>' in html, "Used by: a link"
-    assert html.count('<td class="num">') == 2
+    assert html.count('<td class="num">') == 3
 
 
 def test_every_id_is_unique_on_every_segments_page(
