@@ -26,6 +26,11 @@ from bitcore.selections import Selection
 DEFAULT_PICKER_NAMES = 200
 
 
+class FlagNotEvent(ValidationError):
+    """A flag's name typed where an event is wanted: the message says how to use the flag (a
+    report that rewords "unknown" names should let this one through as it is)."""
+
+
 class Choices(list[tuple[str, str]]):
     """``(token, label)`` pairs to offer (events first, then segments, each sorted by name) that
     also know every valid token, offered or not: any registered event, any saved segment."""
@@ -53,19 +58,20 @@ class Choices(list[tuple[str, str]]):
             return self.accept_flags and kind == "flag"
         return kind == "event"
 
-    def refusal(self, value: str, token: str) -> str:
-        """Why ``value`` is not accepted, for the person who typed it."""
+    def refusal(self, value: str, token: str) -> ValidationError:
+        """Why ``value`` is not accepted, for the person who typed it: a ``FlagNotEvent`` for a
+        flag's name, else a ``ValidationError``."""
         selection = Selection.parse(token)
         if (
             selection.kind != "segment"
             and event_names.kind_of(self.client, selection.name) == "flag"
         ):
-            return (
+            return FlagNotEvent(
                 f"{selection.name!r} is a flag (a dateless event): it has no per-period users to "
                 f"count; as a filter write flag:{selection.name}, in a segment "
                 f"unique({selection.name})."
             )
-        return f"{value!r} is not a tracked event or saved segment."
+        return ValidationError(f"{value!r} is not a tracked event or saved segment.")
 
 
 def picker_limit() -> int:
@@ -98,7 +104,7 @@ def known_token(choices: list[tuple[str, str]], value: str) -> str:
     token = Selection.parse(value.strip()).token
     if isinstance(choices, Choices):
         if not choices.knows(token):
-            raise ValidationError(choices.refusal(value, token))
+            raise choices.refusal(value, token)
     elif token not in dict(choices):
         raise ValidationError(f"{value!r} is not a tracked event or saved segment.")
     return token
