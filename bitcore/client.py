@@ -348,7 +348,8 @@ class BitCore:
     ) -> bool:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
-        key is in every plan) and registers the event names, within ``quota`` and ``budget``.
+        key is in every plan) and registers the event names, within ``quota`` and ``budget``: the
+        names of dated marks in the registry of events, those of dateless ones in that of flags.
 
         With the id map on, the plan's external ids are mapped to internal ones first (new ones
         allocated: one script call), so the budget counts the bytes of the dense internal ids.
@@ -383,7 +384,9 @@ class BitCore:
             quota,
             budget=budget,
             names=plan.names - {self.universe},
-            registry_key=self.keys.event_names_key(),
+            registry_key=(
+                self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
+            ),
             epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
         )
 
@@ -408,7 +411,7 @@ class BitCore:
         internal_of, epoch = id_map.resolve_for_write(everyone, quota)
         internal = internal_of.__getitem__
         writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
-        return planning.Plan(writes, plan.marks, plan.names), epoch
+        return planning.Plan(writes, plan.marks, plan.names, dateless=plan.dateless), epoch
 
     # --- the id map: external ids (strings, sparse 64-bit ints) <-> dense internal ids
 
@@ -684,9 +687,9 @@ class BitCore:
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
-        how many. The registry of event names goes too, as no event is left to list."""
+        how many. The registries of event and flag names go too, as no event is left to list."""
         deleted = self._delete_matching(self.keys.all_keys_pattern())
-        self._delete([self.keys.event_names_key()])
+        self._delete([self.keys.event_names_key(), self.keys.flag_names_key()])
         return deleted
 
     def _delete_matching(

@@ -16,7 +16,11 @@ over time):
   days later follows ``retention(k)``;
 - ``song:played``, ``project:created``, ``teammate:invited``: done by some of that day's active
   users;
-- unique (dateless) events ``ios``, ``android``, ``web``: the platforms each user has used.
+- ``churned``: a user is marked churned on the day they have been away for ``CHURN_AFTER_DAYS``
+  days (the kind of event a product's nightly job writes);
+- flags (unique, dateless events) ``ios``, ``android``, ``web``: the platforms each user has used;
+- saved segments (:data:`SEGMENTS`, through ``SegmentStore``) so the segments page, the cohort and
+  funnel pickers show the feature at work; one refers to another.
 
 >>> summary = load_demo(b, users=1000, days=30)  # doctest: +SKIP
 >>> summary.users, summary.days  # doctest: +SKIP
@@ -30,6 +34,8 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from bitcore.segments import SegmentExists, SegmentStore
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore, Mark
@@ -50,6 +56,22 @@ PRODUCT_EVENTS: dict[str, tuple[float, float]] = {
     "project:created": (0.30, 0.10),
     "teammate:invited": (0.12, 0.03),
 }
+#: Days without a visit after which a user is marked ``churned``.
+CHURN_AFTER_DAYS = 14
+#: Saved segments the demo ships: name -> (expression, description), saved in this order.
+SEGMENTS: dict[str, tuple[str, str]] = {
+    "mobile": (
+        "unique(ios) OR unique(android)",
+        "Users of a phone app (a flag, whatever the day).",
+    ),
+    "creators": (
+        "active AND project:created",
+        "Active users who created a project in the period.",
+    ),
+    "mobile churn": ("churned AND @mobile", "Phone users marked churned in the period."),
+}
+#: Who the demo's segments are saved by.
+DEMO_AUTHOR = "demo data"
 #: Unique event -> share of users who use that platform (a user may use several).
 PLATFORMS: dict[str, float] = {"ios": 0.45, "android": 0.35, "web": 0.40}
 
@@ -61,6 +83,7 @@ class DemoSummary:
     first_day: date
     last_day: date
     marks: int  # dated marks written (platform flags not counted)
+    segments: tuple[str, ...] = ()  # the saved segments it added (none when they existed)
 
 
 def retention(age_days: np.ndarray) -> np.ndarray:
@@ -84,10 +107,16 @@ def lifetimes(rng: np.random.Generator, users: int) -> np.ndarray:
 
 
 def daily_marks(
-    rng: np.random.Generator, signup: np.ndarray, lifetime: np.ndarray, day_index: int, when: date
+    rng: np.random.Generator,
+    signup: np.ndarray,
+    lifetime: np.ndarray,
+    day_index: int,
+    when: date,
+    last_seen: np.ndarray | None = None,
 ) -> list[Mark]:
     """The dated marks of one simulated day (user ``i + 1`` signed up on day ``signup[i]`` and keeps
-    visiting for ``lifetime[i]`` days)."""
+    visiting for ``lifetime[i]`` days). ``last_seen`` (the day index each user was last active,
+    -1 for never), when given, is brought up to date and gives the day's ``churned`` marks."""
     alive = np.flatnonzero(signup <= day_index)
     age = day_index - signup[alive]
     visit = DAILY_VISIT_CHANCE * (0.85 if when.weekday() >= 5 else 1.0)
@@ -96,6 +125,10 @@ def daily_marks(
     active = alive[rng.random(alive.size) < chance]
     marks: list[Mark] = [("signup", uid, when) for uid in (alive[age == 0] + 1).tolist()]
     marks += [("active", uid, when) for uid in (active + 1).tolist()]
+    if last_seen is not None:
+        last_seen[active] = day_index
+        gone = np.flatnonzero(last_seen == day_index - CHURN_AFTER_DAYS)
+        marks += [("churned", uid, when) for uid in (gone + 1).tolist()]
     new_user = (day_index - signup[active]) < 7
     for event, (early, later) in PRODUCT_EVENTS.items():
         share = np.where(new_user, early, later)
@@ -123,12 +156,30 @@ def load_demo(
     signup = signup_days(rng, users, days)
     lifetime = lifetimes(rng, users)
     written = 0
+    last_seen = np.full(users, -1)
     for day_index in range(days):
         when = first_day + timedelta(days=day_index)
-        written += client.mark_many(daily_marks(rng, signup, lifetime, day_index, when))
+        marks = daily_marks(rng, signup, lifetime, day_index, when, last_seen)
+        written += client.mark_many(marks)
     client.mark_unique_many(
         (platform, uid)
         for platform, share in PLATFORMS.items()
         for uid in (np.flatnonzero(rng.random(users) < share) + 1).tolist()
     )
-    return DemoSummary(users, days, first_day, last_day, written)
+    return DemoSummary(users, days, first_day, last_day, written, save_segments(client))
+
+
+def save_segments(client: BitCore) -> tuple[str, ...]:
+    """Save the demo's :data:`SEGMENTS` that do not exist yet (one edited by hand is kept as it
+    is); returns the names saved."""
+    segments = SegmentStore(client)
+    saved = []
+    for name, (expression, description) in SEGMENTS.items():
+        if segments.exists(name):
+            continue
+        try:
+            segments.save(name, expression, description, by=DEMO_AUTHOR)
+        except SegmentExists:  # another worker loading the demo at the same moment
+            continue
+        saved.append(name)
+    return tuple(saved)

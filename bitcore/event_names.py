@@ -10,6 +10,10 @@ members sort by their bytes), and the dashboard reads only that:
 - :func:`search` finds a substring (case-insensitively), reading the registry in bounded batches
   and no more than ``max_scanned`` names: past that its answer says it is incomplete;
 - :func:`is_registered` is one ``ZSCORE``;
+- flags (names marked only without a date, ``mark_unique``: a ``_u`` key and no period key) are
+  kept apart, in ``KeyLayout.flag_names_key()``, by the same writer: a flag has no daily count,
+  so it is no event to chart or to put in a cohort or funnel. :func:`kind_of` says which a name
+  is, :func:`flag_page` lists flags (a name marked both ways is an event);
 - :func:`rebuild` adds the names of the event keys it finds (``SCAN`` in bounded batches), for data
   written before the registry existed or by plain bitmapist, which keeps no registry;
   :func:`ensure` does it once, when the registry does not exist or was never rebuilt.
@@ -38,6 +42,11 @@ DEFAULT_LIMIT = 50
 BATCH = 5000
 #: Registry names one substring search reads, at most (20 short reads).
 MAX_SEARCH_SCANNED = 100_000
+#: Flags a listing reads at most: few products have more than a handful (platforms, plans).
+MAX_FLAGS = 200
+#: Written into ``event_names_rebuilt_key`` by a rebuild; a registry rebuilt by an older version
+#: (which listed flags as events) is rebuilt once more.
+REBUILD_VERSION = "2"
 #: Past every valid UTF-8 byte: ``[prefix`` .. ``(prefix\xff`` is every name starting with prefix.
 _AFTER_ALL = b"\xff"
 
@@ -78,6 +87,36 @@ def count(client: BitCore) -> int:
 def is_registered(client: BitCore, name: str) -> bool:
     """Whether ``name`` is in the registry: one ``ZSCORE``, whatever the number of names."""
     return client.redis.zscore(client.keys.event_names_key(), name) is not None
+
+
+def kind_of(client: BitCore, name: str) -> str | None:
+    """``"event"`` (it has dated marks), ``"flag"`` (only dateless ones) or ``None`` (never
+    marked): two ``ZSCORE`` in one round trip."""
+    with client.redis.pipeline(transaction=False) as pipe:
+        pipe.zscore(client.keys.event_names_key(), name)
+        pipe.zscore(client.keys.flag_names_key(), name)
+        dated, flag = pipe.execute()
+    if dated is not None:
+        return "event"
+    return "flag" if flag is not None else None
+
+
+def flag_page(client: BitCore, limit: int = MAX_FLAGS) -> NamePage:
+    """The first ``limit`` flag names in name order that are not also events, and how many flags
+    there are (``complete`` is False when there are more than ``limit``): one round trip for the
+    names, one ``ZMSCORE`` to drop those also marked with a date."""
+    _bounds(0, limit)
+    key = client.keys.flag_names_key()
+    with client.redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(key)
+        pipe.zrange(key, 0, limit - 1)
+        total, names = pipe.execute()
+    if not names:
+        return NamePage([], 0, 0, limit)
+    dated = client.redis.zmscore(client.keys.event_names_key(), names)
+    flags = [_text(n) for n, score in zip(names, dated, strict=True) if score is None]
+    complete = int(total) <= limit
+    return NamePage(flags, len(flags) if complete else int(total), 0, limit, complete)
 
 
 def page(client: BitCore, offset: int = 0, limit: int = DEFAULT_LIMIT) -> NamePage:
@@ -155,39 +194,56 @@ def _valid_name(name: str, universe: str) -> bool:
 
 
 def rebuild(client: BitCore, batch: int = BATCH) -> int:
-    """Add the name of every event key under the prefix to the registry; returns how many were new.
+    """Add the name of every event key under the prefix to the registry (dated keys) or to that of
+    flags (unique keys); returns how many names were new.
 
-    ``SCAN`` in calls of ``batch`` keys, and one ``ZADD NX`` per call that found names, so Redis
-    is never held for long. Names already there stay (a name whose keys all expired or were deleted
-    is not removed). The universe, bit-op results and names the library refuses are left out.
+    ``SCAN`` in calls of ``batch`` keys, and one ``ZADD NX`` per registry per call that found
+    names, so Redis is never held for long. Names already there stay (a name whose keys all
+    expired or were deleted is not removed), except that a name found with a unique key and no
+    dated key moves from the events' registry to the flags' (older versions listed every name
+    as an event). The universe, bit-op results and names the library refuses are left out.
     """
-    key = client.keys.event_names_key()
+    registry, flag_registry = client.keys.event_names_key(), client.keys.flag_names_key()
     added = 0
     cursor = 0
+    dated_seen: set[str] = set()
+    flags_seen: set[str] = set()
     while True:
         cursor, keys = client.redis.scan(
             cursor, match=client.keys.event_keys_pattern(), count=batch
         )
-        names = set()
+        dated: set[str] = set()
+        flags: set[str] = set()
         for found in keys:
             parsed = client.keys.parse_event_key(found)
             if parsed and _valid_name(parsed[0], client.universe):
-                names.add(parsed[0])
-        if names:
-            added += int(client.redis.zadd(key, dict.fromkeys(names, 0), nx=True) or 0)
+                (flags if parsed[1] == "u" else dated).add(parsed[0])
+        for key, names in ((registry, dated), (flag_registry, flags)):
+            if names:
+                added += int(client.redis.zadd(key, dict.fromkeys(names, 0), nx=True) or 0)
+        dated_seen |= dated
+        flags_seen |= flags
         if cursor == 0:
-            client.redis.set(client.keys.event_names_rebuilt_key(), str(client.redis.time()[0]))
+            only_flags = list(flags_seen - dated_seen)
+            if only_flags:
+                client.redis.zrem(registry, *only_flags)
+            marker = f"{REBUILD_VERSION} {client.redis.time()[0]}"
+            client.redis.set(client.keys.event_names_rebuilt_key(), marker)
             return added
 
 
 def ensure(client: BitCore) -> int:
-    """Rebuild the registry unless it exists and has been rebuilt once (an old or
-    bitmapist-written Redis, or one whose first new name came before any rebuild); returns the
-    names added. One ``EXISTS`` when there is nothing to do. A Redis out of memory refuses the
-    rebuild: then nothing is added, the readers answer with what there is, and the next call tries
-    again."""
+    """Rebuild the registries unless one exists and they have been rebuilt once by this version
+    (an old or bitmapist-written Redis, or one whose first new name came before any rebuild);
+    returns the names added. One round trip when there is nothing to do. A Redis out of memory
+    refuses the rebuild: then nothing is added, the readers answer with what there is, and the
+    next call tries again."""
     keys = client.keys
-    if client.redis.exists(keys.event_names_key(), keys.event_names_rebuilt_key()) == 2:
+    with client.redis.pipeline(transaction=False) as pipe:
+        pipe.exists(keys.event_names_key(), keys.flag_names_key())
+        pipe.get(keys.event_names_rebuilt_key())
+        registries, marker = pipe.execute()
+    if registries and _text(marker or b"").split(" ")[0] == REBUILD_VERSION:
         return 0
     try:
         return rebuild(client)

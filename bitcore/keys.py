@@ -202,6 +202,11 @@ class KeyLayout:
         for an event and no cleanup or ``delete_all_events`` touches it."""
         return f"{SEGMENT_NAMESPACE}event_names:{self.prefix}"
 
+    def flag_names_key(self) -> str:
+        """The registry of flag names: events marked only without a date (``mark_unique``, only a
+        ``_u`` key), a sorted set like ``event_names_key``'s."""
+        return f"{SEGMENT_NAMESPACE}flag_names:{self.prefix}"
+
     def event_names_rebuilt_key(self) -> str:
         """When the registry was last rebuilt from the keyspace (absent: never, so rebuild it)."""
         return f"{SEGMENT_NAMESPACE}event_names_rebuilt:{self.prefix}"

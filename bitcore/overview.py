@@ -13,7 +13,7 @@ a page at a time, so 100,000 event names cost no more than 50.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,14 @@ def walk_back(kind: Kind, last: date, count: int) -> list[Period]:
 
 
 @dataclass(frozen=True)
+class FlagSummary:
+    """A flag (a dateless event such as a platform or a plan) and how many users carry it."""
+
+    name: str
+    users: int
+
+
+@dataclass(frozen=True)
 class OverviewPage:
     """One page of overview rows, and where it sits among every event matching the search."""
 
@@ -84,6 +92,8 @@ class OverviewPage:
     per_page: int
     total: int  # events matching ``query`` (a lower bound when ``complete`` is False)
     complete: bool  # False when the search stopped at its budget of names looked at
+    flags: list[FlagSummary] = field(default_factory=list)  # dateless events matching ``query``
+    flags_complete: bool = True  # False when there are more flags than one listing reads
 
     @property
     def pages(self) -> int:
@@ -116,7 +126,11 @@ def overview(
     needle = query.strip()
     found = event_names.search(client, needle, (page - 1) * per_page, per_page)
     rows = summaries(client, found.names, day, trend_days)
-    return OverviewPage(rows, needle, page, per_page, found.total, found.complete)
+    listed, flags_complete = _flags(client)
+    matching = [flag for flag in listed if needle.casefold() in flag.name.casefold()]
+    return OverviewPage(
+        rows, needle, page, per_page, found.total, found.complete, matching, flags_complete
+    )
 
 
 def summaries(
@@ -148,6 +162,50 @@ def event_exists(client: BitCore, name: str) -> bool:
         return False
     event_names.ensure(client)
     return event_names.is_registered(client, name)
+
+
+def event_kind(client: BitCore, name: str) -> str | None:
+    """``"event"``, ``"flag"`` (marked only without a date) or ``None`` (never tracked), from the
+    registries (:func:`event_names.kind_of`), never a walk of the keyspace."""
+    check_event_name(name)
+    if name == client.universe:
+        return None
+    event_names.ensure(client)
+    return event_names.kind_of(client, name)
+
+
+def flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[FlagSummary], bool]:
+    """The flags (at most ``limit``, by name) with their sizes, and whether that is all of them."""
+    event_names.ensure(client)
+    return _flags(client, limit)
+
+
+def _flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[FlagSummary], bool]:
+    """:func:`event_names.flag_page` and one pipeline of ``BITCOUNT``s (none when no flags)."""
+    found = event_names.flag_page(client, limit)
+    if not found.names:
+        return [], found.complete
+    with client.redis.pipeline(transaction=False) as pipe:
+        for name in found.names:
+            pipe.bitcount(client.keys.unique_key(name))
+        sizes = pipe.execute()
+    return [FlagSummary(n, int(c)) for n, c in zip(found.names, sizes, strict=True)], found.complete
+
+
+def flag_size(client: BitCore, name: str) -> int:
+    """How many users carry the flag ``name``: one ``BITCOUNT``."""
+    check_event_name(name)
+    return int(client.redis.bitcount(client.keys.unique_key(name)))
+
+
+def has_flag(client: BitCore, name: str, uuid: int | str) -> bool:
+    """Whether user ``uuid`` carries the flag (dateless event) ``name``: one ``GETBIT`` (with
+    the id map, one more round trip to find the user's internal id)."""
+    check_event_name(name)
+    offset = client.internal_id(uuid)
+    if offset is None:  # an id the map has never seen carries nothing
+        return False
+    return bool(client.redis.getbit(client.keys.unique_key(name), offset))
 
 
 def event_activity(

@@ -33,6 +33,9 @@ class Plan(NamedTuple):
     """What a batch of marks writes: the offsets of each key, how many marks, and the event
     names they mark (for the registry of names; the universe is not one of them).
 
+    ``dateless`` plans (``plan_unique``) set only unique keys: their names are flags, kept in a
+    registry of their own (``KeyLayout.flag_names_key``) so a report never offers them as events.
+
     ``external``: the "offsets" are external ids' tokens, which the one writer
     (``BitCore._write``) maps to internal ids before anything is written."""
 
@@ -40,6 +43,7 @@ class Plan(NamedTuple):
     marks: int  # how many marks
     names: set[str]
     external: bool = False
+    dateless: bool = False
 
 
 #: Slots remembered at most; past it the memory is cleared at once (a new hour fills it again).
@@ -111,7 +115,7 @@ class MarkPlanner:
             writes.setdefault(unique_key(event_name), set()).add(offset)
             everyone.add(offset)
             count += 1
-        return Plan(writes, count, names, self._external)
+        return Plan(writes, count, names, self._external, dateless=True)
 
     def _keys_of_slot(self, slot: Slot, moment: date | datetime) -> tuple[str, ...]:
         keys = self._slot_keys.get(slot)

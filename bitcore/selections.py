@@ -1,9 +1,10 @@
 """What a report picks as a set of users: an event, or a saved segment, named by one string token.
 
-Reports (cohort, funnel) and the dashboard's form choices speak in tokens: ``event:<name>`` or
-``segment:<name>``. A bare string is an event name, so bitmapist-style calls
-(``select1="active"``) keep working. Event names may contain ``:`` (``song:played``); only the
-first ``:`` after a known kind counts.
+Reports (cohort, funnel) and the dashboard's form choices speak in tokens: ``event:<name>``,
+``segment:<name>`` or ``flag:<name>`` (a dateless event: the same users whatever the period, so a
+filter such as the cohort's "and also", not a step or a cohort of its own). A bare string is an
+event name, so bitmapist-style calls (``select1="active"``) keep working. Event names may contain
+``:`` (``song:played``); only the first ``:`` after a known kind counts.
 
 >>> Selection.parse("event:song:played")
 Selection(kind='event', name='song:played')
@@ -11,6 +12,8 @@ Selection(kind='event', name='song:played')
 'event:song:played'
 >>> Selection.parse("segment:ios users").kind
 'segment'
+>>> Selection.parse("flag:ios").label
+'ios (flag)'
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
     from bitcore.periods import Period
 
-SelectionKind = Literal["event", "segment"]
-_KINDS: tuple[SelectionKind, ...] = ("event", "segment")
+SelectionKind = Literal["event", "segment", "flag"]
+_KINDS: tuple[SelectionKind, ...] = ("event", "segment", "flag")
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,12 @@ class Selection:
 
     @property
     def label(self) -> str:
-        return self.name if self.kind == "event" else f"{self.name} (segment)"
+        return self.name if self.kind == "event" else f"{self.name} ({self.kind})"
 
     def bitmap(self, client: BitCore, period: Period) -> Bitmap:
-        """The users of this selection in ``period``."""
+        """The users of this selection in ``period`` (a flag's, whatever the period)."""
         if self.kind == "event":
             return client.event(self.name, period)
+        if self.kind == "flag":
+            return client.UniqueEvents(self.name)
         return SegmentStore(client).bitmap(self.name, period)

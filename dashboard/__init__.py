@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bitcore import demo
+from bitcore import demo, event_names
 from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_module.from_environ())
     if config:
         app.config.from_mapping(config)
+    app.logger.setLevel(app.config.get("BITCORE_LOG_LEVEL") or "INFO")
     if app.config.get("INSTANCE_PATH"):
         app.instance_path = str(app.config["INSTANCE_PATH"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -88,11 +89,22 @@ def _load_demo_once(app: Flask) -> None:
     or a second gunicorn worker, does not load it again; loading twice would only set the same
     bits)."""
     client = app.extensions["bitcore"]
-    if client.get_event_names():
+    event_names.ensure(client)  # the registry, never a walk of the keyspace
+    held = event_names.count(client) + event_names.flag_page(client, 1).total
+    if held:
+        app.logger.info(
+            "bitcore: BITCORE_DEMO=1, but Redis already holds %s event name%s: demo data not "
+            "loaded (it goes only into an empty Redis, so a restart never mixes it with data)",
+            f"{held:,}",
+            "" if held == 1 else "s",
+        )
         return
     summary = demo.load_demo(client)
-    app.logger.warning(
-        "bitcore: loaded demo data, %s users over %s days", summary.users, summary.days
+    app.logger.info(
+        "bitcore: loaded demo data, %s users over %s days, %s saved segments",
+        summary.users,
+        summary.days,
+        len(summary.segments),
     )
 
 

@@ -13,6 +13,14 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _log_level(value: str) -> str:
+    """A ``logging`` level name (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR``), upper-cased."""
+    name = value.strip().upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+    return name
+
+
 #: (environment variable, config key, parser, default).
 #: Every setting the dashboard reads is listed here.
 SETTINGS: list[tuple[str, str, Any, Any]] = [
@@ -90,6 +98,9 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_CLEANUP_INTERVAL", "BITCORE_CLEANUP_INTERVAL", float, 3600.0),  # seconds
     ("BITCORE_CLEANUP_MAX_IDLE", "BITCORE_CLEANUP_MAX_IDLE", int, 86400),  # idle seconds (no TTL)
     ("BITCORE_CLEANUP_LOCK_TTL", "BITCORE_CLEANUP_LOCK_TTL", float, 300.0),  # dead holder's lock
+    # The app's log level: INFO says what the start did (embedded Redis, demo data); WARNING and
+    # up are for what needs a look.
+    ("BITCORE_LOG_LEVEL", "BITCORE_LOG_LEVEL", _log_level, "INFO"),
 ]
 
 

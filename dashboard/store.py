@@ -130,7 +130,7 @@ def init_app(app: Flask) -> None:
         maxmemory = app.config.get("BITCORE_REDIS_MAXMEMORY")
         server = start_embedded(data_dir(app), stop_at_exit, maxmemory)
         app.extensions["bitcore_embedded"] = server
-        app.logger.warning(
+        app.logger.info(
             "bitcore: no REDIS_URL set; embedded Redis on %s keeps its data in %s%s",
             server.url,
             server.data_dir,

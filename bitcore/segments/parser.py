@@ -354,6 +354,23 @@ def references(node: Node) -> set[str]:
     return set()
 
 
+def leaves(node: Node) -> tuple[set[str], set[str]]:
+    """The event names ``node`` uses directly: ``(dated events, unique events)`` (saved segments
+    it refers to are not opened)."""
+    if isinstance(node, Event):
+        return {node.name}, set()
+    if isinstance(node, Unique):
+        return set(), {node.name}
+    children = (node.operand,) if isinstance(node, Not) else getattr(node, "operands", ())
+    events: set[str] = set()
+    uniques: set[str] = set()
+    for child in children:
+        more_events, more_uniques = leaves(child)
+        events |= more_events
+        uniques |= more_uniques
+    return events, uniques
+
+
 def quote_name(name: str) -> str:
     """``name`` bare when it can be, else quoted with escapes; keywords are always quoted."""
     if name and all(is_bare_char(ch) for ch in name) and name.lower() not in _KEYWORDS:

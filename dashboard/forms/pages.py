@@ -40,8 +40,8 @@ class OverviewFilterForm(FlaskForm):
     )
 
 
-class UserLookupForm(FlaskForm):
-    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
+class FlagLookupForm(FlaskForm):
+    """``GET /event/<flag>?user=123``: does that user carry the flag? (A flag has no date.)"""
 
     class Meta:
         csrf = False
@@ -57,6 +57,11 @@ class UserLookupForm(FlaskForm):
             ),
         ],
     )
+
+
+class UserLookupForm(FlagLookupForm):
+    """``GET /event/<name>?user=123&date=2024-05-07``: was that user active then?"""
+
     date = DateField("Date", validators=[DataRequired(message="Enter a date as YYYY-MM-DD.")])
 
 
@@ -68,8 +73,8 @@ def _external_id(_form: Any, field: Field) -> None:
         raise ValidationError(str(error)) from None
 
 
-class ExternalUserLookupForm(UserLookupForm):
-    """The same lookup when the id map is on: ``?user=usr_8f3a`` (a string, or a 64-bit int)."""
+class ExternalFlagLookupForm(FlagLookupForm):
+    """The flag lookup when the id map is on: ``?user=usr_8f3a`` (a string, or a 64-bit int)."""
 
     user_inputmode = "text"
 
@@ -81,3 +86,7 @@ class ExternalUserLookupForm(UserLookupForm):
             _external_id,
         ],
     )
+
+
+class ExternalUserLookupForm(ExternalFlagLookupForm, UserLookupForm):
+    """The event lookup when the id map is on: an external id and a date."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from wtforms.validators import ValidationError
 
 from bitcore.selections import Selection
-from dashboard.forms.choices import known_token
+from dashboard.forms.choices import FlagNotEvent, known_token
 
 
 def input_text(token: str | None) -> str:
@@ -38,5 +38,7 @@ def checked_token(choices: list[tuple[str, str]], value: str) -> str:
     event or segment."""
     try:
         return known_token(choices, value)
+    except FlagNotEvent:  # its message says how to use the flag
+        raise
     except ValidationError:
         raise ValidationError(unknown_message(value)) from None

@@ -71,10 +71,17 @@ def sparkline(
 
 
 def sparkline_points(
-    values: Sequence[float], width: float = 120, height: float = 24, pad: float = 2
+    values: Sequence[float], width: float = 120, height: float = 28, pad: float = 2
 ) -> str:
-    """The ``points`` of a zero-based :func:`sparkline` (the overview's trend lines)."""
-    return sparkline(values, width, height, pad).points
+    """The ``points`` of the overview's trend lines: a :func:`sparkline` scaled to its data
+    range, so a busy, steady event uses the whole height instead of its top pixels (a sparkline
+    has no axis: the table beside it has the numbers); an all-zero series is a flat line at the
+    bottom, any other flat series one across the middle.
+
+    >>> sparkline_points([100, 110, 105], width=100, height=20, pad=0)
+    '0.0,20.0 50.0,0.0 100.0,10.0'
+    """
+    return sparkline(values, width, height, pad, floor=None).points
 
 
 def axis(largest: float, ticks: int = 4) -> tuple[int, int]:

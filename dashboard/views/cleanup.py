@@ -31,6 +31,7 @@ from flask.typing import ResponseReturnValue
 import bitcore
 from bitcore import cleanup, event_names
 from dashboard import negotiation, store
+from dashboard.presenters import units
 
 bp = Blueprint("cleanup", __name__)
 
@@ -237,7 +238,9 @@ def system() -> ResponseReturnValue:
         message = f"Redis is not answering ({type(error).__name__}); see the server log."
         body = negotiation.error_body(503, message, title="Redis is not answering")
         return negotiation.page("system.html", {"error": message}, 503, error=body)
-    return negotiation.page("system.html", data)
+    return negotiation.page(
+        "system.html", data, duration=units.duration, size=units.size, moment=units.moment
+    )
 
 
 # --- the CLI

@@ -17,8 +17,16 @@ from flask.typing import ResponseReturnValue
 
 from bitcore import BitCore, event_names
 from bitcore import overview as report
+from bitcore.segments import format_expression
+from bitcore.segments.parser import Unique
 from dashboard import negotiation, store
-from dashboard.forms.pages import ExternalUserLookupForm, OverviewFilterForm, UserLookupForm
+from dashboard.forms.pages import (
+    ExternalFlagLookupForm,
+    ExternalUserLookupForm,
+    FlagLookupForm,
+    OverviewFilterForm,
+    UserLookupForm,
+)
 from dashboard.presenters import charts
 
 bp = Blueprint("pages", __name__)
@@ -47,9 +55,14 @@ def overview() -> ResponseReturnValue:
         "complete": result.complete,
         "next": _page_link(query, result.page + 1) if result.has_next else None,
         "previous": _page_link(query, result.page - 1) if result.page > 1 else None,
+        "flags": [asdict(flag) for flag in result.flags],
+        "flags_complete": result.flags_complete,
     }
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
-    return negotiation.page("overview.html", data, form=form, sparklines=sparklines)
+    example = format_expression(Unique(result.flags[0].name)) if result.flags else ""
+    return negotiation.page(
+        "overview.html", data, form=form, sparklines=sparklines, flag_example=example
+    )
 
 
 def page_size() -> int:
@@ -73,23 +86,27 @@ def _event_name(name: str) -> str:
     return name
 
 
-def _is_event(client: BitCore, name: str) -> bool:
-    """Whether ``name`` is a tracked event; a name the library refuses (``bitop_…``) is none."""
+def _kind(client: BitCore, name: str) -> str | None:
+    """``"event"``, ``"flag"`` or ``None`` (never tracked, or a name the library refuses, such as
+    ``bitop_…``)."""
     try:
-        return report.event_exists(client, name)
+        return report.event_kind(client, name)
     except (TypeError, ValueError):
-        return False
+        return None
 
 
 @bp.route("/event/<path:name>")
 def event(name: str) -> ResponseReturnValue:
     name = _event_name(name)
     client = store.client()
-    if not _is_event(client, name):
+    kind = _kind(client, name)
+    if kind is None:
         abort(404, description=f"No event named {name!r} has been tracked.")
+    if kind == "flag":
+        return _flag_page(client, name)
     today = report.today_of(client)
     activity = report.event_activity(client, name, today)
-    data: dict[str, Any] = asdict(activity)
+    data: dict[str, Any] = {"kind": "event", **asdict(activity)}
     data["date"] = today.isoformat()
     data["today"] = activity.daily[-1].count  # users today, as in this event's index.json row
     lookup = (ExternalUserLookupForm if client.id_mapping else UserLookupForm)(request.args)
@@ -117,3 +134,23 @@ def event(name: str) -> ResponseReturnValue:
     return negotiation.page(
         "event.html", data, status, error=error, lookup=lookup, chart_of=chart_of
     )
+
+
+def _flag_page(client: BitCore, name: str) -> ResponseReturnValue:
+    """A flag (dateless event) has no days to chart: its size, and "does user N carry it?"."""
+    data: dict[str, Any] = {
+        "kind": "flag",
+        "name": name,
+        "users": report.flag_size(client, name),
+        "expression": format_expression(Unique(name)),
+    }
+    lookup = (ExternalFlagLookupForm if client.id_mapping else FlagLookupForm)(request.args)
+    status, error = 200, None
+    if "user" in request.args:
+        if lookup.validate():
+            user: int | str = lookup.user.data  # type: ignore[assignment]
+            data["lookup"] = {"user": user, "flagged": report.has_flag(client, name, user)}
+        else:
+            data["lookup"] = {"errors": lookup.errors}
+            error, status = negotiation.form_error(400, lookup.errors), 400
+    return negotiation.page("flag.html", data, status, error=error, lookup=lookup)

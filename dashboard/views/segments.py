@@ -14,24 +14,30 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bitcore import periods
+from bitcore import event_names, periods
 from bitcore.segments import (
     SegmentError,
     SegmentExists,
     SegmentInUse,
     SegmentNotFound,
     SegmentStore,
+    SegmentSyntaxError,
     SegmentTooCostly,
+    parse_expression,
     references,
 )
 from bitcore.segments.parser import quote_name
 from bitcore.segments.store import Segment
-from dashboard import negotiation, store
+from bitcore.untracked import expression_warnings
+from dashboard import auth, negotiation, store
 from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
+from dashboard.presenters import units
 
 bp = Blueprint("segments", __name__)
 
 
+#: Flags the syntax help names, at most.
+FLAGS_IN_HELP = 20
 #: The setting that bounds the scratch memory of one evaluation (``dashboard/config.py``).
 MAX_BYTES_SETTING = "BITCORE_SEGMENT_MAX_BYTES"
 
@@ -69,6 +75,38 @@ def _error_body(
     return negotiation.form_error(status, form.errors, syntax_error=syntax_error)
 
 
+def _warnings(expression: str | None) -> list[str]:
+    """What ``expression`` names that was never tracked (a warning: saving it is allowed); none
+    for an expression that does not parse (its syntax error is shown instead)."""
+    try:
+        tree = parse_expression(expression or "")
+    except SegmentSyntaxError:
+        return []
+    return expression_warnings(store.client(), tree)
+
+
+def _flag_names() -> list[str]:
+    """The first flags (dateless events), for the syntax help: ``unique(<flag>)`` is how a
+    segment uses one."""
+    client = store.client()
+    event_names.ensure(client)
+    return event_names.flag_page(client, FLAGS_IN_HELP).names
+
+
+#: What a save records as its author when the dashboard is open (no ``BITCORE_USERS``: no login).
+OPEN_AUTHOR = "local"
+
+
+def _who(author: str) -> str:
+    """Who saved it, for people: on an open dashboard ``local`` means someone on this machine
+    (with logins it is a user's name); the library's saves may record nobody."""
+    if not author:
+        return "the library (no author given)"
+    if author == OPEN_AUTHOR and not auth.users():
+        return "someone on this machine (no login)"
+    return author
+
+
 # --- list
 
 
@@ -85,10 +123,11 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
     used_by: dict[str, list[str]] = {s.name: [] for s in saved}
     rows = []
     for segment in saved:
-        row: dict[str, Any] = {**segment.as_dict(), "size": None, "error": None}
+        row: dict[str, Any] = {**segment.as_dict(), "size": None, "error": None, "warnings": []}
         try:
             for ref in sorted(references(segment.tree)):
                 used_by.setdefault(ref, []).append(segment.name)
+            row["warnings"] = expression_warnings(store.client(), segment.tree)
             row["size"] = segments.size(segment.name, this_week)
         except SegmentError as failure:  # a hash edited by hand: show it, do not fail the page
             row["error"] = _message(failure)
@@ -97,17 +136,16 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
         row["used_by"] = used_by.get(row["name"], [])
     data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
+    shown = {
+        row["name"]: {"when": units.moment(row["updated_at"]), "who": _who(row["updated_by"])}
+        for row in rows
+    }
     today = store.client().now().date()
     users_urls = {
         row["name"]: _users_url(f"@{quote_name(row['name'])}", "week", today) for row in rows
     }
     return negotiation.page(
-        "segments.html",
-        data,
-        status,
-        notice=notice,
-        delete_form=DeleteForm(),
-        users_urls=users_urls,
+        "segments.html", data, status, notice=notice, shown=shown, users_urls=users_urls
     )
 
 
@@ -146,14 +184,15 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
                     form.name.data,
                     form.expression.data,
                     form.description.data or "",
-                    by=str(g.get("user") or "local"),
+                    by=str(g.get("user") or OPEN_AUTHOR),
                     original=original,
                 )
             except SegmentError as failure:
                 error, status = _message(failure), _status(failure)
             else:
                 if negotiation.wants_json():
-                    return negotiation.page("segments_form.html", {"saved": saved.as_dict()}, 201)
+                    answer = {"saved": saved.as_dict(), "warnings": _warnings(saved.expression)}
+                    return negotiation.page("segments_form.html", answer, 201)
                 return redirect(url_for("segments.index", saved=saved.name))
     elif request.method == "POST":  # "Preview" (also what Enter does: it is the first button)
         if _validate_for_preview(form):
@@ -162,7 +201,7 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
             )
         else:
             status = 400
-    data = {
+    data: dict[str, Any] = {
         "original": original,
         "segment": {
             "name": form.name.data,
@@ -173,12 +212,19 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
         "syntax_error": form.syntax_error.as_dict() if form.syntax_error else None,
         "error": error,
         "preview": preview,
+        "warnings": _warnings(form.expression.data) if form.expression.data else [],
         "used_by": segments.used_by(original) if original else [],
     }
     body = _error_body(status, form, error, data["syntax_error"])
     users_url = _preview_users_url(form, preview)
     return negotiation.page(
-        "segments_form.html", data, status, error=body, form=form, users_url=users_url
+        "segments_form.html",
+        data,
+        status,
+        error=body,
+        form=form,
+        users_url=users_url,
+        flags=_flag_names(),
     )
 
 
@@ -238,9 +284,10 @@ def preview() -> ResponseReturnValue:
             )
         else:
             status = 400
-    data = {
+    data: dict[str, Any] = {
         "expression": form.expression.data,
         "preview": result,
+        "warnings": _warnings(form.expression.data) if form.expression.data else [],
         "errors": form.errors,
         "syntax_error": form.syntax_error.as_dict() if form.syntax_error else None,
         "error": error,
@@ -248,7 +295,13 @@ def preview() -> ResponseReturnValue:
     body = _error_body(status, form, error, data["syntax_error"])
     users_url = _preview_users_url(form, result)
     return negotiation.page(
-        "segments_preview.html", data, status, error=body, form=form, users_url=users_url
+        "segments_preview.html",
+        data,
+        status,
+        error=body,
+        form=form,
+        flags=_flag_names(),
+        users_url=users_url,
     )
 
 
@@ -256,9 +309,18 @@ def preview() -> ResponseReturnValue:
 
 
 @bp.route("/segments/<name>/delete.json", methods=["POST"])
-@bp.route("/segments/<name>/delete", methods=["POST"])
+@bp.route("/segments/<name>/delete", methods=["GET", "POST"])
 def delete(name: str) -> ResponseReturnValue:
+    """GET: "Delete segment X?" with the segments that use it (a step that needs no JavaScript);
+    POST (that page's form, with its CSRF token): delete it."""
     form = DeleteForm()
+    if request.method == "GET":
+        try:
+            segment = segment_store().get(name)
+        except SegmentNotFound:
+            abort(404, description=f"There is no segment named {name!r}.")
+        data = {"segment": segment.as_dict(), "used_by": segment_store().used_by(name)}
+        return negotiation.page("segments_delete.html", data, form=form)
     if not form.validate():
         abort(400, description="The form was incomplete; reload the page and try again.")
     try:

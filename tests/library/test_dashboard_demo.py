@@ -86,3 +86,31 @@ def test_a_tenth_of_the_default_loads_quickly(bc: BitCore) -> None:
     assert time.perf_counter() - started < 5, (
         "the full default data set must load in well under 20 s"
     )
+
+
+def test_the_demo_ships_segments_and_a_churn_event(bc: BitCore) -> None:
+    from bitcore import event_names, periods
+    from bitcore.segments import SegmentStore
+
+    summary = demo.load_demo(bc, users=2000, days=60, seed=3, last_day=LAST)
+    assert summary.segments == tuple(demo.SEGMENTS)
+    segments = SegmentStore(bc)
+    assert segments.names() == sorted(demo.SEGMENTS)
+    assert segments.used_by("mobile") == ["mobile churn"], "one segment builds on another"
+    month = periods.period_of("month", LAST)
+    churned = set(bc.MonthEvents.from_date("churned", LAST))
+    assert churned and len(segments.bitmap("mobile churn", month)) <= len(churned)
+    assert len(segments.bitmap("creators", month)) > 0
+    # a churned user was away for CHURN_AFTER_DAYS days before the mark, and not active that day
+    day = LAST - timedelta(days=3)
+    for uid in set(bc.DayEvents.from_date("churned", day)):
+        assert uid not in set(bc.DayEvents.from_date("active", day))
+        assert uid in set(
+            bc.DayEvents.from_date("active", day - timedelta(days=demo.CHURN_AFTER_DAYS))
+        )
+    assert (
+        event_names.kind_of(bc, "ios") == "flag" and event_names.kind_of(bc, "churned") == "event"
+    )
+    assert demo.load_demo(bc, users=2000, days=60, seed=3, last_day=LAST).segments == (), (
+        "loading again keeps the saved segments as they are"
+    )

@@ -26,6 +26,8 @@ def as_bitmapist(bc: BitCore, marks: list[tuple[str, int]], unique: tuple[str, .
     for name in unique:
         bc.mark_unique(name, 0)
     bc.redis.zrem(bc.keys.event_names_key(), *{name for name, _ in marks}, *unique)
+    if unique:
+        bc.redis.zrem(bc.keys.flag_names_key(), *unique)
 
 
 def registered(bc: BitCore) -> list[str]:
@@ -102,7 +104,8 @@ def test_rebuild_finds_every_event_name_and_nothing_else(bc: BitCore) -> None:
     bc.redis.set("trackist_notakey", b"\x01")
     bc.redis.set("other_app:song_2024-5", b"\x01")
     assert event_names.rebuild(bc, batch=2) == 4
-    assert registered(bc) == ["premium", "signup", "song:played", "weird name"]
+    assert registered(bc) == ["signup", "song:played", "weird name"]
+    assert event_names.flag_page(bc).names == ["premium"], "a unique-only name is a flag"
     assert "_seen" not in registered(bc), "the universe is not an event"
     assert event_names.rebuild(bc) == 0, "already there"
 
@@ -160,3 +163,36 @@ def test_registry_of_another_prefix_is_its_own(redis_client: redis.Redis) -> Non
     event_names.ensure(ours)
     event_names.ensure(theirs)
     assert event_names.page(ours).names == ["a"] and event_names.page(theirs).names == ["b"]
+
+
+def test_dateless_marks_make_flags_and_dated_marks_events(bc: BitCore) -> None:
+    bc.mark_unique_many([("ios", 1), ("web", 2)])
+    bc.mark_event("active", 1, track_unique=True)
+    bc.mark_unique("active", 3)  # marked both ways: an event that also has a flag count
+    assert registered(bc) == ["active"]
+    assert event_names.kind_of(bc, "ios") == "flag"
+    assert event_names.kind_of(bc, "active") == "event"
+    assert event_names.kind_of(bc, "never") is None
+    found = event_names.flag_page(bc)
+    assert found.names == ["ios", "web"] and found.total == 2 and found.complete
+
+
+def test_flag_page_is_bounded_and_says_when_it_is_not_all(bc: BitCore) -> None:
+    bc.mark_unique_many([(f"plan{i:02d}", 1) for i in range(12)])
+    found = event_names.flag_page(bc, limit=5)
+    assert found.names == [f"plan{i:02d}" for i in range(5)]
+    assert found.total == 12 and not found.complete
+
+
+def test_a_registry_of_an_older_version_moves_its_flags_out(bc: BitCore) -> None:
+    """Older versions listed unique-only names as events: the next ensure() rebuilds once and
+    moves them to the flags' registry."""
+    bc.mark_event("active", 1)
+    bc.mark_unique("android", 1)
+    bc.redis.zadd(bc.keys.event_names_key(), {"android": 0})
+    bc.redis.delete(bc.keys.flag_names_key())
+    bc.redis.set(bc.keys.event_names_rebuilt_key(), "1700000000")  # an old marker: no version
+    event_names.ensure(bc)
+    assert registered(bc) == ["active"]
+    assert event_names.kind_of(bc, "android") == "flag"
+    assert event_names.ensure(bc) == 0, "rebuilt once"

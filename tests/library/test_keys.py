@@ -104,7 +104,7 @@ def test_mark_event_by_default_writes_month_week_and_day(default_system: redis.R
 
 def test_mark_unique_writes_the_u_key(default_system: redis.Redis) -> None:
     bitcore.mark_unique("premium", 3)
-    assert default_system.zrange("bitcore:event_names:trackist_", 0, -1) == [b"premium"]
+    assert default_system.zrange("bitcore:flag_names:trackist_", 0, -1) == [b"premium"]
     assert {k.decode() for k in default_system.keys("trackist_*")} == {
         "trackist_premium_u",
         "trackist__seen_u",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -83,7 +84,16 @@ def test_status_after_a_run_shows_what_it_freed(app: Flask, redis_client: redis.
     assert data["temporary_keys"]["total"] == 2
     assert 3500 < data["cleanup"]["schedule"]["next_due_in"] <= 3600
     page = app.test_client().get("/system", headers={"Accept": "text/html"})
-    assert b"Freed</th><td>1 key, " in page.data and f"({size} bytes)".encode() in page.data
+    assert f"Freed</th><td>1 key, {size} bytes</td>".encode() in page.data
+    assert b"once idle for 1 h." in page.data, "durations for people, not 3600 s"
+
+
+def test_durations_and_sizes_read_as_people_write_them(app: Flask) -> None:
+    app.test_cli_runner().invoke(args=["cleanup"])  # nothing to free
+    page = app.test_client().get("/system").get_data(as_text=True)
+    assert "Freed</th><td>0 keys</td>" in page, "no '0 Bytes (0 bytes)'"
+    assert "Bytes" not in page and "3600" not in page and ".0 s" not in page
+    assert re.search(r"0 bit-op keys\.\s*</p>", page), "no dangling comma"
 
 
 def test_status_json_via_accept_header(app: Flask) -> None:

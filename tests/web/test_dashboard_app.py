@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -134,7 +135,11 @@ def test_embedded_redis_is_shared_keeps_data_and_is_stopped_only_by_its_owner(
 
 
 def test_demo_flag_loads_demo_data_once(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from bitcore import demo
 
@@ -143,11 +148,32 @@ def test_demo_flag_loads_demo_data_once(
     monkeypatch.setattr(
         demo, "load_demo", lambda client: calls.append(1) or real(client, users=300, days=20)
     )
-    app = make_app(redis_url, tmp_path, BITCORE_DEMO=True)
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        app = make_app(redis_url, tmp_path, BITCORE_DEMO=True)
     names = set(app.extensions["bitcore"].get_event_names())
-    assert {"signup", "active", "song:played", "ios"} <= names
-    make_app(redis_url, tmp_path, BITCORE_DEMO=True)
+    assert {"signup", "active", "song:played", "churned", "ios"} <= names
+    [loaded] = [r for r in caplog.records if "loaded demo data" in r.getMessage()]
+    assert loaded.levelno == logging.INFO, "an ordinary start is no warning"
+    assert "3 saved segments" in loaded.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        make_app(redis_url, tmp_path, BITCORE_DEMO=True)
     assert calls == [1], "a second start finds events and loads nothing"
+    [skipped] = [r for r in caplog.records if "demo data not loaded" in r.getMessage()]
+    assert skipped.levelno == logging.INFO and "already holds" in skipped.getMessage()
+
+
+def test_the_embedded_redis_start_is_logged_as_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        app = make_app("", tmp_path / "one")
+        assert app.logger.getEffectiveLevel() == logging.INFO, "INFO lines reach the log"
+    try:
+        [started] = [r for r in caplog.records if "no REDIS_URL set" in r.getMessage()]
+        assert started.levelno == logging.INFO
+    finally:
+        store.shutdown_embedded(store.data_dir(app))
 
 
 def test_a_setting_that_does_not_parse_names_its_variable() -> None:

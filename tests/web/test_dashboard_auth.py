@@ -332,3 +332,28 @@ def test_gunicorn_accepts_a_generated_secret_key(
     for _ in range(20):
         key = secrets.token_hex(32)
         assert make_app(redis_url, tmp_path, SECRET_KEY=key).config["SECRET_KEY"] == key
+
+
+def test_logged_out_visitors_see_no_navigation_nor_the_data_path(
+    locked_app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from dashboard import store
+
+    secret = tmp_path / "secret-data-dir"
+    monkeypatch.setattr(store, "embedded_server", lambda: SimpleNamespace(data_dir=secret))
+    client = locked_app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    assert "<nav" not in page and 'href="/cohort"' not in page
+    assert str(secret) not in page, "the server's folders are for logged-in users"
+    token = csrf_token(page)
+    wrong = client.post("/login", data={"username": "alice", "password": "no", "csrf_token": token})
+    html = wrong.get_data(as_text=True)
+    main = html.split("<main>")[1].split("</main>")[0]
+    assert "Unknown user or wrong password." in main, "the error is inside <main>"
+    assert html.count("Unknown user or wrong password.") == 1
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    inside = client.get("/").get_data(as_text=True)
+    assert "<nav" in inside and str(secret) in inside

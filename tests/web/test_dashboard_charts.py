@@ -16,7 +16,10 @@ def parse(points: str) -> list[tuple[float, float]]:
     [
         ([0, 5, 10], [(0, 20), (50, 10), (100, 0)]),
         ([0, 0], [(0, 20), (100, 20)]),  # all zero: flat at the bottom, no division by zero
-        ([7], [(0, 0)]),
+        ([7], [(0, 10)]),  # one value, or one that never changes: flat, midway
+        ([7, 7, 7], [(0, 10), (50, 10), (100, 10)]),
+        # a busy, steady series uses the whole height, not the top pixels (zero is not drawn)
+        ([1800, 1900, 1850], [(0, 20), (50, 0), (100, 10)]),
         ([], []),
     ],
 )

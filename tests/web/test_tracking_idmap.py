@@ -162,6 +162,18 @@ def test_the_lookup_takes_string_ids(client: FlaskClient, mapped: BitCore) -> No
     assert 'inputmode="text"' in html and "usr_8f3a" in html
 
 
+def test_the_flag_lookup_takes_string_ids(client: FlaskClient, mapped: BitCore) -> None:
+    mapped.mark_unique("ios", "usr_8f3a")
+    mapped.mark_event("play", "usr_other")
+    page = client.get("/event/ios.json?user=usr_8f3a")
+    assert page.status_code == 200
+    assert page.json["lookup"] == {"user": "usr_8f3a", "flagged": True}
+    assert client.get("/event/ios.json?user=usr_other").json["lookup"]["flagged"] is False
+    assert client.get("/event/ios.json?user=nobody").json["lookup"]["flagged"] is False
+    assert client.get(f"/event/ios.json?user={'x' * 129}").status_code == 400
+    assert 'inputmode="text"' in client.get("/event/ios?user=usr_8f3a").get_data(as_text=True)
+
+
 def test_the_lookup_without_the_map_still_wants_a_number(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
