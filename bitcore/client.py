@@ -82,6 +82,9 @@ class BitCore:
     ``delete_runtime_bitop_keys`` (the most recent; 0: none, as a long-running server wants), so a
     process that lives for months does not grow with every bit operation it ever made.
     ``iter_chunk_bytes``: bytes read per round trip while iterating a bitmap's members.
+    ``track_first_time``: also keep, per event, who did it for the first time ever in each
+    period (``KeyLayout.first_time_key``, read by first-time cohorts and the lifecycle report),
+    in the same write; ``rebuild_first_time`` makes them for data written without.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class BitCore:
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         remember_bitop_keys: int = DEFAULT_REMEMBER_BITOP_KEYS,
         iter_chunk_bytes: int = bitmaps.ITER_CHUNK_BYTES,
+        track_first_time: bool = True,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -115,7 +119,13 @@ class BitCore:
         self.remember_bitop_keys = remember_bitop_keys
         self.iter_chunk_bytes = iter_chunk_bytes
         self._local = threading.local()
-        self._planner = planning.MarkPlanner(self._keys_with_universe, self.now, self.tz)
+        self.track_first_time = track_first_time
+        self._planner = planning.MarkPlanner(
+            self._keys_with_universe,
+            self.now,
+            self.tz,
+            self.first_time_keys_of if track_first_time else None,
+        )
 
     def __repr__(self) -> str:
         return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r}>"
@@ -185,6 +195,17 @@ class BitCore:
             keys.append(self.keys.unique_key(event_name))
         return keys
 
+    def first_time_keys_of(
+        self, event_name: str, moment: date | datetime, hourly: bool
+    ) -> tuple[str, tuple[str, ...]]:
+        """The ever key of ``event_name`` and its first-time keys for the periods of ``moment``
+        (month, ISO week, day; hour when tracked): what a mark's first time sets."""
+        kinds: list[periods.Kind] = ["month", "week", "day"]
+        if hourly:
+            kinds.append("hour")
+        firsts = (self.keys.first_time_key(event_name, periods.period_of(k, moment)) for k in kinds)
+        return self.keys.ever_key(event_name), tuple(firsts)
+
     def _keys_with_universe(
         self, event_name: str, moment: date | datetime, hourly: bool, unique: bool
     ) -> list[str]:
@@ -231,8 +252,14 @@ class BitCore:
         with self._target(use_pipeline) as target:
             if value:  # marking adds the user to the universe; unmarking leaves them there
                 keys.append(self.keys.unique_key(self.universe))
-                self._write(target, planning.Plan({k: {offset} for k in keys}, 1, {event_name}))
-            else:
+                plan = planning.Plan({k: {offset} for k in keys}, 1, {event_name})
+                if self.track_first_time:
+                    moment = self.now() if now is None else periods.to_local(now, self.tz)
+                    hourly = self.track_hourly if track_hourly is None else track_hourly
+                    ever, firsts = self.first_time_keys_of(event_name, moment, hourly)
+                    plan = plan._replace(firsts={ever: {firsts: {offset}}})
+                self._write(target, plan)
+            else:  # an unmark leaves first-time bits: the first time did happen
                 bulk.clear_bits(target, keys, offset)
 
     @contextlib.contextmanager
@@ -327,6 +354,7 @@ class BitCore:
             budget=budget,
             names=plan.names - {self.universe},
             registry_key=self.keys.event_names_key(),
+            firsts=plan.firsts if self.track_first_time else None,
         )
 
     def plan_marks(
@@ -480,7 +508,11 @@ class BitCore:
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
-        how many. The registry of event names goes too, as no event is left to list."""
+        how many. The registry of event names goes too, as no event is left to list, and so do
+        the events' first-time bitmaps and ever sets (``KeyLayout.first_time_key``), which
+        describe the events deleted (they are not counted in the answer)."""
+        for pattern in self.keys.first_time_keys_patterns():
+            self._delete_matching(pattern)
         deleted = self._delete_matching(self.keys.all_keys_pattern())
         self._delete([self.keys.event_names_key()])
         return deleted
