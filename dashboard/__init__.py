@@ -64,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
     app.cli.add_command(cli.hash_password_command)  # ... hash-password
     app.cli.add_command(cli.stop_redis_command)  # ... stop-redis
+    app.cli.add_command(cli.rebuild_first_time_command)  # ... rebuild-first-time
     app.cli.add_command(cleanup.cleanup_command)  # ... cleanup
 
     cleanup.start_scheduler(app, cleanup_settings)

@@ -1,5 +1,5 @@
 """``flask --app wsgi ...`` commands: load demo data, make a password hash, stop the embedded
-Redis."""
+Redis, rebuild first-time bitmaps from history."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
 from bitcore import demo as demo_data
+from bitcore import first_time
 from dashboard import store
 
 
@@ -69,3 +70,24 @@ def stop_redis_command() -> None:
         click.echo(f"Stopped the embedded Redis of {directory}.")
     else:
         click.echo(f"No embedded Redis was running for {directory}.")
+
+
+@click.command("rebuild-first-time")
+@with_appcontext
+@click.option("--restart", is_flag=True, help="Rebuild every event, even those done before.")
+def rebuild_first_time_command(restart: bool) -> None:
+    """Compute first-time bitmaps (new users per period) from history, for data written before
+    bitcore kept them or by plain bitmapist. Stopped midway (Ctrl-C), it resumes where it was."""
+    client = store.client()
+    with click.progressbar(length=1, label="Rebuilding first-time bitmaps") as bar:
+
+        def advance(event: str, done: int, total: int) -> None:
+            bar.length = total
+            bar.label = f"Rebuilt {event[:40]}"
+            bar.update(1)
+
+        result = first_time.rebuild_first_time(client, restart=restart, progress=advance)
+    click.echo(
+        f"Rebuilt {result.events:,} events ({result.keys:,} first-time bitmaps); "
+        f"{result.skipped:,} were done already (--restart rebuilds them)."
+    )

@@ -15,11 +15,16 @@ from wtforms import DateField, Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
-from bitcore.cohort import TIME_GROUPS
+from bitcore.cohort import COHORT_TYPES, TIME_GROUPS
 from dashboard.forms.choices import known_token
 from dashboard.forms.fields import WholeNumberField
 
 TIME_GROUP_CHOICES = [SelectChoice(g, g.title()) for g in TIME_GROUPS]
+COHORT_TYPE_LABELS = {
+    "recurring": "Did it in the period",
+    "first_time": "Did it for the first time",
+}
+COHORT_TYPE_CHOICES = [SelectChoice(t, COHORT_TYPE_LABELS[t]) for t in COHORT_TYPES]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
 MAX_ROWS = 366
 MAX_COLUMNS = 104
@@ -32,6 +37,7 @@ class CohortForm(Form):
         "People who did", validators=[InputRequired("Choose an event or segment.")]
     )
     select1b = StringField("and also (optional)")
+    cohort_type = SelectField("Cohort", choices=COHORT_TYPE_CHOICES, default="recurring")
     select2 = StringField(
         "and came back to", validators=[InputRequired("Choose an event or segment.")]
     )
@@ -86,6 +92,7 @@ class CohortForm(Form):
             "num_results": self.num_results.data,
             "num_of_rows": self.num_of_rows.data,
             "start_date": start.strftime("%Y-%m-%d") if start else None,
+            "cohort_type": self.cohort_type.data,
         }
 
     @property

@@ -24,7 +24,13 @@ from dashboard.presenters.cohort import CohortView, cohort_view, view_csv, view_
 bp = Blueprint("cohort", __name__)
 SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
-DEFAULTS = {"time_group": "days", "as_percent": "1", "num_results": "31", "num_of_rows": "12"}
+DEFAULTS = {
+    "cohort_type": "recurring",
+    "time_group": "days",
+    "as_percent": "1",
+    "num_results": "31",
+    "num_of_rows": "12",
+}
 
 
 def _respond(

@@ -108,7 +108,7 @@ def test_mark_many_matches_mark_event_on_any_marks(
 ) -> None:
     """Byte for byte, first-time keys included: a batch's first time for a user is its earliest
     mark, as when the marks are written one by one in time order."""
-    in_time_order = sorted(marks, key=lambda m: (m[2].timetuple()[:4]))
+    in_time_order = sorted(marks, key=lambda m: m[2].timetuple()[:4])
     assert by_mark_many(bc, marks, track_hourly=hourly) == by_mark_event(
         bc, in_time_order, track_hourly=hourly
     )

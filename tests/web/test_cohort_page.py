@@ -204,3 +204,16 @@ def test_no_keys_left_behind(client: FlaskClient, redis_client: redis.Redis) -> 
     for fmt in ("", ".json", ".csv"):
         assert client.get(f"/cohort{fmt}?{QUERY}&time_group=years").status_code == 200
     assert set(redis_client.keys("*")) == before
+
+
+def test_first_time_cohorts_and_their_twins(client: FlaskClient) -> None:
+    """Day 2's "active" cohort: 6 did it, 2 of them (8, 9) for the first time."""
+    query = QUERY + "&as_percent=0"
+    every = client.get(f"/cohort.json?{query}").get_json()["table"]
+    first = client.get(f"/cohort.json?{query}&cohort_type=first_time").get_json()["table"]
+    assert first != every
+    html = client.get(f"/cohort?{query}&cohort_type=first_time")
+    assert html.status_code == 200 and b'selected value="first_time"' in html.data
+    assert b"cohort_type=first_time" in html.data  # the twins keep the query
+    bad = client.get(f"/cohort.json?{query}&cohort_type=newest")
+    assert bad.status_code == 400 and "cohort_type" in bad.get_json()["error"]["fields"]
