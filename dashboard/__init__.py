@@ -14,7 +14,7 @@ from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.forms.json_body import FormRequest
-from dashboard.views import cleanup, cohort, funnel, health, pages, segments
+from dashboard.views import cleanup, cohort, funnel, health, pages, reports, segments
 
 _HERE = Path(__file__).resolve().parent
 
@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(segments.bp)  # /segments...
     app.register_blueprint(funnel.bp)  # /funnel
     app.register_blueprint(cohort.bp)  # /cohort
+    app.register_blueprint(reports.bp)  # /lifecycle, /stickiness
     app.register_blueprint(cleanup.bp)  # /system
 
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
