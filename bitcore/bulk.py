@@ -35,6 +35,7 @@ import redis
 from redis.client import Pipeline
 
 from bitcore import wire
+from bitcore.first_time_writes import MAX_FIRST_TIMES_PER_CALL, Firsts, FirstTimeWrites
 from bitcore.keys import QUOTA_PLACEHOLDER_KEY
 
 
@@ -103,7 +104,11 @@ class WriteRefused(Exception):
 #: the bits, 0 to check and count only; ARGV[10]: the id map's epoch the offsets were mapped
 #: under ('' when not checked: see ``EpochChanged``); ARGV[11]: the number n of event names,
 #: ARGV[12..11+n] the names; then for each bitmap its offsets packed as 4-byte big-endian
-#: integers, highest first (when checking only, the highest alone).
+#: integers, highest first (when checking only, the highest alone). Then, optionally, the
+#: first-time section (``_first_time_args``): how many of the last KEYS are first-time and ever
+#: keys (checked and budgeted with the rest, their offsets the candidates, but not set by the
+#: plain loop), and for each group the indexes in KEYS of its ever key and first-time keys and
+#: its packed offsets: a user whose ever bit was 0 gets the group's first-time bits.
 #: Returns {1, count} when written (or allowed), {0, count, limit name, amount, limit} when
 #: refused, {0, 0, 'epoch'} when the epoch differs (nothing counted or written).
 GATE_LUA = """
@@ -194,11 +199,28 @@ if bytes_limit > 0 and grow > 0 then
   counted(KEYS[2], ARGV[5], grow)
 end
 if ARGV[9] == '1' then
-  for i = 6, #KEYS do
+  local tail = first + #KEYS - 5
+  for i = 6, #KEYS - tonumber(ARGV[tail] or '0') do
     local key, packed = KEYS[i], ARGV[first + i - 6]
     for pos = 1, #packed, 4 do
       local a, b, c, d = byte(packed, pos, pos + 3)
       call('SETBIT', key, ((a * 256 + b) * 256 + c) * 256 + d, 1)
+    end
+  end
+  for g = tail + 1, #ARGV, 2 do
+    local targets = {}
+    for index in string.gmatch(ARGV[g], '%d+') do
+      targets[#targets + 1] = KEYS[tonumber(index)]
+    end
+    local packed = ARGV[g + 1]
+    for pos = 1, #packed, 4 do
+      local a, b, c, d = byte(packed, pos, pos + 3)
+      local offset = ((a * 256 + b) * 256 + c) * 256 + d
+      if call('SETBIT', targets[1], offset, 1) == 0 then
+        for t = 2, #targets do
+          call('SETBIT', targets[t], offset, 1)
+        end
+      end
     end
   end
 end
@@ -222,6 +244,7 @@ def set_bits_atomically(
     names: Collection[str] = (),
     registry_key: str | None = None,
     epoch: tuple[str, bytes] | None = None,
+    firsts: Firsts | None = None,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
     ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
@@ -231,6 +254,10 @@ def set_bits_atomically(
     happens only while the key still holds it, else ``EpochChanged``, nothing written or counted
     (a writer that mapped ids from memory learns that a mapping was removed meanwhile).
 
+    ``firsts`` (``{ever key: {first-time keys: offsets}}``, see ``planning.Firsts``): each offset's
+    bit is set in the ever key and, where it was 0 there, in the first-time keys, in the same
+    step; the budget counts every one of those keys as if all were set.
+
     Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
     raises ``redis.ResponseError`` before any bit is set; Redis at its ``maxmemory`` raises
     ``redis.exceptions.OutOfMemoryError``, nothing written; connection errors are raised unchanged.
@@ -238,18 +265,32 @@ def set_bits_atomically(
     if names and registry_key is None:
         raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
+    first = FirstTimeWrites.of(firsts or {}, len(keys))
     gate = _Gate(quota, budget, tuple(names), registry_key, *(epoch or (None, None)))
     if isinstance(redis_client, Pipeline):
-        return _queue(redis_client, keys, writes, gate)
-    if sum(len(writes[key]) for key in keys) <= SCRIPT_MAX_BITS:
-        return gate.call(redis_client, keys, [pack_offsets(writes[key]) for key in keys], True)
-    highest = [pack_offsets((max(writes[key]),)) for key in keys]
-    if not gate.call(redis_client, keys, highest, False):
+        return _queue(redis_client, keys, writes, gate, first)
+    every = [*keys, *first.keys]
+    if sum(len(writes[key]) for key in keys) + first.bits <= SCRIPT_MAX_BITS:
+        packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
+        return gate.call(redis_client, every, packed, True, first.tail())
+    highest = [pack_offsets((max(writes[key]),)) for key in keys] + first.packed_highest()
+    if not gate.call(redis_client, every, highest, False):
         return False
     fragments: dict[int, bytes] = {}  # a uid's fragment is reused by each of its keys
-    for call in split(keys, writes, MAX_BITS_PER_CALL):
-        commands = [wire.bitfield_commands(key, part, fragments) for key, part in call]
-        wire.execute_transaction(redis_client, [c for per_key in commands for c in per_key])
+    transactions = [
+        [c for key, part in call for c in wire.bitfield_commands(key, part, fragments)]
+        for call in split(keys, writes, MAX_BITS_PER_CALL)
+    ] or [[]]
+    for number, (chunk_keys, args) in enumerate(first.chunk_calls(MAX_FIRST_TIMES_PER_CALL)):
+        if number > 0:  # the first chunk rides in the last transaction of plain bits
+            transactions.append([])
+        head_keys, head_args = _NO_GATE.keys(()), _NO_GATE.args(True, ())
+        numkeys = len(head_keys) + len(chunk_keys)  # EVAL, not EVALSHA: no NOSCRIPT midway
+        call = ("EVAL", GATE_LUA, numkeys, *head_keys, *chunk_keys, *head_args, *args)
+        transactions[-1].append(wire.encode(*call))
+    for commands in transactions:
+        if commands:
+            wire.execute_transaction(redis_client, commands)
     return True
 
 
@@ -268,11 +309,16 @@ def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) ->
 
 
 def _queue(
-    pipe: Pipeline, keys: list[str], writes: Mapping[str, Collection[int]], gate: _Gate
+    pipe: Pipeline,
+    keys: list[str],
+    writes: Mapping[str, Collection[int]],
+    gate: _Gate,
+    first: FirstTimeWrites,
 ) -> bool:
     """On a caller's pipeline (a client made from one, as bitmapist allows): queue script calls of
-    at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``.
-    Nothing can be decided before then, so a quota or a budget is refused here."""
+    at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``
+    (first-time groups in calls of their own). Nothing can be decided before then, so a quota or
+    a budget is refused here."""
     if gate.quota is not None or gate.budget is not None:
         raise ValueError("a quota or budget needs an answer now: use a client, not a pipeline")
     script = pipe.register_script(GATE_LUA)  # loaded, if need be, by the pipeline's execute()
@@ -281,6 +327,8 @@ def _queue(
         call_keys = [*gate.keys(names), *(key for key, _ in call)]
         args = [*gate.args(True, names), *(pack_offsets(part) for _, part in call)]
         script(keys=call_keys, args=args)
+    for chunk in first.chunk_calls(MAX_FIRST_TIMES_PER_CALL):
+        script(keys=[*_NO_GATE.keys(()), *chunk[0]], args=[*_NO_GATE.args(True, ()), *chunk[1]])
     return True
 
 
@@ -324,13 +372,20 @@ class _Gate:
         ]
 
     def call(
-        self, redis_client: redis.Redis, keys: list[str], packed: list[bytes], write: bool
+        self,
+        redis_client: redis.Redis,
+        keys: list[str],
+        packed: list[bytes],
+        write: bool,
+        tail: list[bytes] | tuple[()] = (),
     ) -> bool:
-        """One call of ``GATE_LUA`` (loaded on first use): True when allowed."""
+        """One call of ``GATE_LUA`` (loaded on first use): True when allowed. ``tail``: the
+        first-time section after the bitmaps' offsets."""
         head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
         head_keys, head_args = head(self, write)
-        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed)
+        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
         body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
+        body.append(wire.bulk_strings(tail))
         numkeys = _HEAD_KEYS + len(keys)
         try:
             try:
@@ -371,6 +426,8 @@ def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
 
 
 _NO_BUDGET = Budget()
+#: The gate of a call that only sets first-time bits, checked and counted by an earlier call.
+_NO_GATE = _Gate(None, None, (), None)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -90,6 +90,9 @@ class BitCore:
     ``IdMappingMismatch`` on its first write or read of members. ``id_map_buckets``: the forward
     map's bucket count of a dataset this client starts (an existing one keeps its own).
     ``id_map_cache``: how many mappings the writer remembers (``bitcore.idmap.IdMap``; 0: none).
+    ``track_first_time``: also keep, per event, who did it for the first time ever in each
+    period (``KeyLayout.first_time_key``, read by first-time cohorts and the lifecycle report),
+    in the same write; ``rebuild_first_time`` makes them for data written without.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class BitCore:
         id_mapping: bool = False,
         id_map_buckets: int = idmap.DEFAULT_BUCKETS,
         id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
+        track_first_time: bool = True,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -133,9 +137,15 @@ class BitCore:
         self.id_map_cache = id_map_cache
         self._id_map: tuple[IdMap | None] | None = None  # set once the dataset is checked
         self._id_map_lock = threading.Lock()
+        self.track_first_time = track_first_time
         check_id = _external_token if self.id_mapping else check_uuid
         self._planner = planning.MarkPlanner(
-            self._keys_with_universe, self.now, self.tz, check_id, self.id_mapping
+            self._keys_with_universe,
+            self.now,
+            self.tz,
+            check_id,
+            self.id_mapping,
+            self.first_time_keys_of if track_first_time else None,
         )
 
     def __repr__(self) -> str:
@@ -206,6 +216,17 @@ class BitCore:
             keys.append(self.keys.unique_key(event_name))
         return keys
 
+    def first_time_keys_of(
+        self, event_name: str, moment: date | datetime, hourly: bool
+    ) -> tuple[str, tuple[str, ...]]:
+        """The ever key of ``event_name`` and its first-time keys for the periods of ``moment``
+        (month, ISO week, day; hour when tracked): what a mark's first time sets."""
+        kinds: list[periods.Kind] = ["month", "week", "day"]
+        if hourly:
+            kinds.append("hour")
+        firsts = (self.keys.first_time_key(event_name, periods.period_of(k, moment)) for k in kinds)
+        return self.keys.ever_key(event_name), tuple(firsts)
+
     def _keys_with_universe(
         self, event_name: str, moment: date | datetime, hourly: bool, unique: bool
     ) -> list[str]:
@@ -257,9 +278,14 @@ class BitCore:
         with self._target(use_pipeline) as target:
             if value:  # marking adds the user to the universe; unmarking leaves them there
                 keys.append(self.keys.unique_key(self.universe))
-                writes = {k: {offset} for k in keys}
-                self._write(target, planning.Plan(writes, 1, {event_name}, self.id_mapping))
-            else:
+                plan = planning.Plan({k: {offset} for k in keys}, 1, {event_name}, self.id_mapping)
+                if self.track_first_time:
+                    moment = self.now() if now is None else periods.to_local(now, self.tz)
+                    hourly = self.track_hourly if track_hourly is None else track_hourly
+                    ever, firsts = self.first_time_keys_of(event_name, moment, hourly)
+                    plan = plan._replace(firsts={ever: {firsts: {offset}}})
+                self._write(target, plan)
+            else:  # an unmark leaves first-time bits: the first time did happen
                 bulk.clear_bits(target, keys, offset)
 
     @contextlib.contextmanager
@@ -388,6 +414,7 @@ class BitCore:
                 self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
             ),
             epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
+            firsts=plan.firsts if self.track_first_time else None,
         )
 
     def _internal_plan(
@@ -411,7 +438,14 @@ class BitCore:
         internal_of, epoch = id_map.resolve_for_write(everyone, quota)
         internal = internal_of.__getitem__
         writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
-        return planning.Plan(writes, plan.marks, plan.names, dateless=plan.dateless), epoch
+        firsts = {
+            ever: {targets: set(map(internal, tokens)) for targets, tokens in groups.items()}
+            for ever, groups in plan.firsts.items()
+        }
+        mapped = planning.Plan(
+            writes, plan.marks, plan.names, dateless=plan.dateless, firsts=firsts
+        )
+        return mapped, epoch
 
     # --- the id map: external ids (strings, sparse 64-bit ints) <-> dense internal ids
 
@@ -687,7 +721,11 @@ class BitCore:
 
     def delete_all_events(self) -> int:
         """Delete every key under the prefix: events, unique events and bit-op results; returns
-        how many. The registries of event and flag names go too, as no event is left to list."""
+        how many. The registries of event and flag names go too, as no event is left to list, and
+        so do the events' first-time bitmaps and ever sets (``KeyLayout.first_time_key``), which
+        describe the events deleted (they are not counted in the answer)."""
+        for pattern in self.keys.first_time_keys_patterns():
+            self._delete_matching(pattern)
         deleted = self._delete_matching(self.keys.all_keys_pattern())
         self._delete([self.keys.event_names_key(), self.keys.flag_names_key()])
         return deleted

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from bitcore import periods, reading
+from bitcore import first_time, periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.bitops import BitOperation
 from bitcore.selections import Selection
@@ -84,6 +84,27 @@ class AndOf(BitOperation):
         super().__init__("AND", *events)
 
 
+class OrOf(BitOperation):
+    """The OR of ``events``, computed when first read (as ``AndOf``)."""
+
+    eager = False
+
+    def __init__(self, *events: Bitmap) -> None:
+        super().__init__("OR", *events)
+
+
+def _first_time_users(client: BitCore, token: str, period: periods.Period) -> Bitmap:
+    """Who did the event ``token`` for the first time ever in ``period``, as a first-time
+    cohort reads them (a year is the OR of its months)."""
+    selection = Selection.parse(token)
+    if selection.kind != "event":
+        raise ValueError(f"a first-time cohort needs an event, and {token!r} is not one")
+    if period.kind != "year":
+        return first_time.first_time_bitmap(client, selection.name, period)
+    months = periods.months_of_year(period.year)
+    return OrOf(*(first_time.first_time_bitmap(client, selection.name, m) for m in months))
+
+
 def _shifted(period: periods.Period, offset: int) -> periods.Period:
     """``periods.shift``, with a period past year 9999 a ``ValueError`` like any bad period."""
     try:
@@ -108,11 +129,16 @@ def cohort_cell(
     cohort: periods.Period,
     offset: int | None,
     resolve: Resolver | None = None,
+    first_times: bool = False,
 ) -> Bitmap:
     """The users of the cohort of ``cohort`` (``offset`` ``None``: the row's "size"), or of its
-    cell ``offset`` periods later: those of the cohort who did the return selections then."""
+    cell ``offset`` periods later: those of the cohort who did the return selections then.
+    ``first_times``: the cohort is who did ``select1`` for the first time in ``cohort``."""
     select1, select1b, select2, select2b = selections
-    operands = [_selection(client, select1, cohort, resolve)]
+    if first_times:
+        operands = [_first_time_users(client, select1, cohort)]
+    else:
+        operands = [_selection(client, select1, cohort, resolve)]
     if select1b:
         operands.append(_selection(client, select1b, cohort, resolve))
     if offset is not None:

@@ -13,6 +13,9 @@ bitmapist's layout, so both libraries share one Redis::
     trackist_bitop_REPORT_<run>-<n>            a report's private copy (temporary)
     trackist_bitop_FUNNEL_<digest>             a funnel step's users (temporary)
     trackist_bitop_FUNNEL_<run>-r<n>           a funnel step's scratch register (temporary)
+    bitcore:first:trackist_<event>_<period>    who did <event> for the first time ever in a
+                                               period (hour, day, week or month suffix)
+    bitcore:ever:trackist_<event>              who ever did <event> (the writer's memory)
 
 No zero padding anywhere. Years have no key of their own: a year is the OR of its twelve months.
 
@@ -68,6 +71,12 @@ CLEANUP_LAST_DRY_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last_dry_run"
 RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
 #: Dashboard login sessions (one key per live session, expiring with it): logout deletes its key.
 SESSION_PREFIX = f"{SEGMENT_NAMESPACE}session:"
+#: First-time bitmaps (``bitcore:first:<prefix><event>_<period suffix>``) and each event's "ever"
+#: set (``bitcore:ever:<prefix><event>``), kept by the writer. Outside the event prefix like the
+#: registry, so they are never taken for events, no bit-op cleanup touches them, and bitmapist
+#: (which scans ``trackist_*``) never sees them; ``delete_all_events`` deletes them with the events.
+FIRST_TIME_NAMESPACE = f"{SEGMENT_NAMESPACE}first:"
+EVER_NAMESPACE = f"{SEGMENT_NAMESPACE}ever:"
 #: Named in the bulk writer's script call when a write has no quota; the script never touches it.
 QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 #: The id map of a key prefix (``bitcore.idmap``), outside the event prefix like every key of
@@ -91,6 +100,23 @@ def period_suffix(period: Period) -> str:
     if period.kind == "month":
         return f"{period.year}-{period.month}"
     raise ValueError("years have no key of their own: a year is the OR of its months")
+
+
+def period_of_suffix(suffix: str) -> Period:
+    """The period a key's suffix names (``period_suffix`` read back); ``ValueError`` for ``u`` and
+    anything else that names no period.
+
+    >>> period_of_suffix("W2025-1"), period_of_suffix("2024-5-7-13").hour
+    (Period(kind='week', year=2025, month=1, day=1, hour=0, week=1), 13)
+    """
+    if not _SUFFIX.match(suffix) or suffix == UNIQUE_SUFFIX:
+        raise ValueError(f"{suffix!r} names no period")
+    if suffix.startswith("W"):
+        year, week = suffix[1:].split("-")
+        return Period("week", int(year), week=int(week))
+    parts = [int(part) for part in suffix.split("-")]
+    kind = ("month", "day", "hour")[len(parts) - 2]
+    return Period(kind, *parts)  # type: ignore[arg-type]
 
 
 def _is_data_shape(tail: str) -> bool:
@@ -244,11 +270,61 @@ class KeyLayout:
         """SCAN pattern for every key of this prefix's id map."""
         return f"{glob_escape(self._id_map_key(''))}*"
 
+    def first_time_key(self, event_name: str, period: Period) -> str:
+        """Who did ``event_name`` for the first time ever during ``period`` (hour, day, week or
+        month), written by the one writer beside the event's own key.
+
+        >>> from bitcore import periods
+        >>> KeyLayout().first_time_key("active", periods.week(2025, 1))
+        'bitcore:first:trackist_active_W2025-1'
+        """
+        return f"{FIRST_TIME_NAMESPACE}{self.prefix}{event_name}_{period_suffix(period)}"
+
+    def ever_key(self, event_name: str) -> str:
+        """Everyone the writer ever marked with ``event_name`` (any period): the old bit of a mark
+        here says whether the mark is the user's first time."""
+        return f"{EVER_NAMESPACE}{self.prefix}{event_name}"
+
+    def first_time_keys_patterns(self, event_name: str | None = None) -> tuple[str, str]:
+        """SCAN patterns for the first-time and ever keys of this prefix (of one event, when
+        named); the first pattern's matches also take in events whose names extend
+        ``event_name``: filter them with ``parse_first_time_key``."""
+        tail = f"{glob_escape(self.prefix)}{glob_escape(event_name) if event_name else ''}"
+        return (
+            f"{FIRST_TIME_NAMESPACE}{tail}*",
+            f"{EVER_NAMESPACE}{tail}{'' if event_name else '*'}",
+        )
+
+    def parse_first_time_key(self, key: str | bytes) -> tuple[str, str] | None:
+        """``(event_name, period_suffix)`` of a first-time key, else ``None``."""
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        if not key.startswith(FIRST_TIME_NAMESPACE):
+            return None
+        return self.parse_event_key(key[len(FIRST_TIME_NAMESPACE) :])
+
+    def first_time_rebuilt_key(self) -> str:
+        """The set of events whose first-time bitmaps ``rebuild_first_time`` has rebuilt (so a
+        stopped rebuild resumes where it was)."""
+        return f"{SEGMENT_NAMESPACE}first_rebuilt:{self.prefix}"
+
+    @staticmethod
+    def parse_period_suffix(suffix: str) -> Period:
+        """``period_of_suffix``, for callers holding a layout."""
+        return period_of_suffix(suffix)
+
+    def is_first_time_key(self, key: str) -> bool:
+        """Whether ``key`` is a first-time or ever key (never an event's, whatever the prefix)."""
+        return key.startswith((FIRST_TIME_NAMESPACE, EVER_NAMESPACE))
+
     def parse_event_key(self, key: str | bytes) -> tuple[str, str] | None:
-        """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys."""
+        """``(event_name, period_suffix)`` of an event key; ``None`` for bit-op and foreign keys
+        (first-time and ever keys among them, even under a prefix that would take them in)."""
         if isinstance(key, bytes):
             key = key.decode("utf-8", "replace")
         if not key.startswith(self.prefix) or self.is_bitop_key(key):
+            return None
+        if self.is_first_time_key(key):
             return None
         name, sep, suffix = key[len(self.prefix) :].rpartition("_")
         if not sep or not name or not _SUFFIX.match(suffix):

@@ -14,6 +14,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any, NamedTuple
 
 from bitcore import periods
+from bitcore.first_time_writes import Firsts
 from bitcore.validation import check_event_name, check_uuid
 
 #: One mark: ``(event, uuid)`` or ``(event, uuid, when)``; no ``when`` means now. With the id
@@ -27,6 +28,9 @@ Slot = tuple[str, int, int, int, int, bool, bool]
 #: ``mark_keys(event, moment, track_hourly, track_unique)``: the keys one mark sets, the universe
 #: key included.
 KeysOf = Callable[[str, "date | datetime", bool, bool], list[str]]
+#: ``firsts_of(event, moment, track_hourly)``: the event's ever key and its first-time keys for
+#: the periods of ``moment`` (hour, when tracked, day, week, month).
+FirstsOf = Callable[[str, "date | datetime", bool], tuple[str, tuple[str, ...]]]
 
 
 class Plan(NamedTuple):
@@ -44,6 +48,9 @@ class Plan(NamedTuple):
     names: set[str]
     external: bool = False
     dateless: bool = False
+    #: Per (event, user) only the batch's earliest hour, so a batch marking someone's first
+    #: Monday and Tuesday makes Monday the first time.
+    firsts: Firsts = {}  # noqa: RUF012  (never mutated: the planner builds a fresh one)
 
 
 #: Slots remembered at most; past it the memory is cleared at once (a new hour fills it again).
@@ -60,13 +67,16 @@ class MarkPlanner:
         tz: tzinfo | None,
         check_id: CheckId = check_uuid,
         external: bool = False,
+        firsts_of: FirstsOf | None = None,
     ) -> None:
         self._keys_of = keys_of
         self._now = now
         self._tz = tz
         self._check_id = check_id
         self._external = external
+        self._firsts_of = firsts_of
         self._slot_keys: dict[Slot, tuple[str, ...]] = {}
+        self._slot_firsts: dict[Slot, tuple[str, tuple[str, ...]]] = {}
 
     def plan(self, marks: Iterable[Mark], hourly: bool, unique: bool) -> Plan:
         """The offsets each key gets, how many marks there were and their event names; raises
@@ -74,6 +84,8 @@ class MarkPlanner:
         writes: dict[str, set[Any]] = {}
         names: set[str] = set()
         targets_at: dict[Slot, list[set[Any]]] = {}
+        moments: dict[Slot, date | datetime] = {}
+        earliest: dict[tuple[str, Any], Slot] = {}  # (event, user): the batch's first slot
         count = 0
         now: datetime | None = None  # taken once: one batch, one "now"
         check_id = self._check_id
@@ -95,10 +107,39 @@ class MarkPlanner:
                 keys = self._keys_of_slot(slot, moment)
                 targets = targets_at[slot] = [writes.setdefault(key, set()) for key in keys]
                 names.add(event_name)
+                moments[slot] = moment
             for offsets in targets:
                 offsets.add(offset)
+            if self._firsts_of is not None:
+                seen = earliest.setdefault((event_name, offset), slot)
+                if slot[1:5] < seen[1:5]:
+                    earliest[(event_name, offset)] = slot
             count += 1
-        return Plan(writes, count, names, self._external)
+        return Plan(writes, count, names, self._external, firsts=self._firsts(earliest, moments))
+
+    def _firsts(
+        self, earliest: dict[tuple[str, Any], Slot], moments: dict[Slot, date | datetime]
+    ) -> dict[str, dict[tuple[str, ...], set[Any]]]:
+        """Each (event, user)'s earliest slot, as ``{ever key: {first-time keys: offsets}}``."""
+        firsts: dict[str, dict[tuple[str, ...], set[Any]]] = {}
+        if self._firsts_of is None:
+            return firsts
+        for (_event, offset), slot in earliest.items():
+            ever, targets = self._first_keys_of_slot(slot, moments[slot])
+            firsts.setdefault(ever, {}).setdefault(targets, set()).add(offset)
+        return firsts
+
+    def _first_keys_of_slot(
+        self, slot: Slot, moment: date | datetime
+    ) -> tuple[str, tuple[str, ...]]:
+        keys = self._slot_firsts.get(slot)
+        if keys is None:
+            assert self._firsts_of is not None
+            if len(self._slot_firsts) >= MAX_REMEMBERED_SLOTS:
+                self._slot_firsts.clear()
+            event_name, *_, hourly, _unique = slot
+            keys = self._slot_firsts[slot] = self._firsts_of(event_name, moment, hourly)
+        return keys
 
     def plan_unique(
         self, marks: Iterable[tuple[str, Any]], unique_key: Callable[[str], str], universe: str

@@ -14,7 +14,7 @@ from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.forms.json_body import FormRequest
-from dashboard.views import cleanup, cohort, funnel, health, pages, segments, users
+from dashboard.views import cleanup, cohort, funnel, health, pages, reports, segments, users
 
 _HERE = Path(__file__).resolve().parent
 
@@ -61,12 +61,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(funnel.bp)  # /funnel
     app.register_blueprint(cohort.bp)  # /cohort
     app.register_blueprint(users.bp)  # /users: who is behind a report's number
+    app.register_blueprint(reports.bp)  # /lifecycle, /stickiness
     app.register_blueprint(cleanup.bp)  # /system
 
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
     app.cli.add_command(cli.hash_password_command)  # ... hash-password
     app.cli.add_command(cli.stop_redis_command)  # ... stop-redis
     app.cli.add_command(cli.forget_user_command)  # ... forget-user ID [--dry-run]
+    app.cli.add_command(cli.rebuild_first_time_command)  # ... rebuild-first-time
     app.cli.add_command(cleanup.cleanup_command)  # ... cleanup
 
     cleanup.start_scheduler(app, cleanup_settings)

@@ -1,5 +1,5 @@
 """``flask --app wsgi ...`` commands: load demo data, make a password hash, stop the embedded
-Redis, forget a user."""
+Redis, forget a user, rebuild first-time bitmaps from history."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
 from bitcore import demo as demo_data
-from bitcore import erasure
+from bitcore import erasure, first_time
 from dashboard import store
 
 
@@ -114,3 +114,24 @@ def forget_user_command(user_id: str, dry_run: bool, as_string: bool, batch: int
         click.echo("Their id mapping is removed.")
     elif dry_run and client.id_mapping:
         click.echo("Their id mapping would be removed.")
+
+
+@click.command("rebuild-first-time")
+@with_appcontext
+@click.option("--restart", is_flag=True, help="Rebuild every event, even those done before.")
+def rebuild_first_time_command(restart: bool) -> None:
+    """Compute first-time bitmaps (new users per period) from history, for data written before
+    bitcore kept them or by plain bitmapist. Stopped midway (Ctrl-C), it resumes where it was."""
+    client = store.client()
+    with click.progressbar(length=1, label="Rebuilding first-time bitmaps") as bar:
+
+        def advance(event: str, done: int, total: int) -> None:
+            bar.length = total
+            bar.label = f"Rebuilt {event[:40]}"
+            bar.update(1)
+
+        result = first_time.rebuild_first_time(client, restart=restart, progress=advance)
+    click.echo(
+        f"Rebuilt {result.events:,} events ({result.keys:,} first-time bitmaps); "
+        f"{result.skipped:,} were done already (--restart rebuilds them)."
+    )

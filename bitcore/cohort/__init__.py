@@ -22,6 +22,7 @@ from typing import Any
 from bitcore import events
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort.engine import (
+    COHORT_TYPES,
     DEFAULT_MAX_FETCH_BYTES,
     TIME_GROUPS,
     CohortTable,
@@ -35,7 +36,8 @@ from bitcore.periods import Period
 from bitcore.systems import client_for
 
 __all__ = [
-    "CUSTOM_HANDLERS", "TIME_GROUPS", "CohortTable", "TimeGroup", "Where", "cohort_table",
+    "COHORT_TYPES", "CUSTOM_HANDLERS", "TIME_GROUPS", "CohortTable", "TimeGroup", "Where",
+    "cohort_table",
     "get_dates_data", "render_csv_data", "render_html_data", "render_html_form", "row_starts",
     "set_custom_handler",
 ]  # fmt: skip
@@ -102,9 +104,11 @@ def cohort_table(
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
     where: Where = "auto",
+    cohort_type: str = "recurring",
 ) -> CohortTable:
     """The counts behind ``get_dates_data`` (cohort sizes and overlaps), for callers that want both
-    views.
+    views. ``cohort_type="first_time"`` (a bitcore addition): row t is who did ``select1`` for
+    the first time ever in period t.
 
     Bitmaps wider in all than ``max_fetch_bytes`` are read in byte slices of at most that much per
     round trip (``0``: the narrowest slices); more than ``max_bytes`` to read (``None``: no limit)
@@ -127,6 +131,7 @@ def cohort_table(
         max_fetch_bytes=max_fetch_bytes,
         max_bytes=max_bytes,
         where=where,
+        cohort_type=cohort_type,
     )
 
 
@@ -141,8 +146,12 @@ def get_dates_data(
     num_results: int = 31,
     num_of_rows: int = 12,
     start_date: str | date | None = None,
+    *,
+    cohort_type: str = "recurring",
 ) -> list[list[Any]]:
     """bitmapist's ``get_dates_data``: the same rows, in two round trips instead of ~1,000.
+    ``cohort_type="first_time"`` (keyword only, a bitcore addition) makes row t the users who
+    did ``select1`` for the first time ever in period t.
 
     ``as_percent`` also takes what a form sends (``"0"`` means counts, where bitmapist would read
     the non-empty string as true); anything else is read by truthiness.
@@ -159,5 +168,6 @@ def get_dates_data(
         num_results,
         num_of_rows,
         start_date,
+        cohort_type=cohort_type,
     )
     return table.bitmapist_rows(bool(as_percent))

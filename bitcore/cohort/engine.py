@@ -53,6 +53,10 @@ _KIND: dict[str, periods.Kind] = {
     "months": "month",
     "years": "year",
 }
+#: What a cohort row is: who did the cohort event in period t (bitmapist's, "recurring"), or who
+#: did it for the first time ever in t ("first_time": the writer's first-time bitmaps).
+CohortType = Literal["recurring", "first_time"]
+COHORT_TYPES: tuple[CohortType, ...] = ("recurring", "first_time")
 #: bitmapist always shows three years, whatever ``num_results`` says.
 YEARS_SHOWN = 3
 #: Fetch the bitmaps in one MGET while (widest bitmap x number of bitmaps) stays under this; above
@@ -80,6 +84,7 @@ class CohortTable:
     client: BitCore | None = field(default=None, repr=False, compare=False)
     selections: drilldown.Selections | None = field(default=None, repr=False, compare=False)
     resolve: Resolver | None = field(default=None, repr=False, compare=False)
+    cohort_type: CohortType = "recurring"
 
     def period(self, row: int) -> Period:
         """The period of row ``row``'s cohort (row 0 is the first start's period)."""
@@ -106,7 +111,12 @@ class CohortTable:
         if self.client is None or self.selections is None:
             raise ValueError("this table was not computed from Redis: it has no users to give")
         return drilldown.cohort_cell(
-            self.client, self.selections, self.period(row), col, self.resolve
+            self.client,
+            self.selections,
+            self.period(row),
+            col,
+            self.resolve,
+            first_times=self.cohort_type == "first_time",
         )
 
     def percent(self, row: int, col: int) -> float | None:
@@ -163,6 +173,12 @@ def step(moment: datetime, time_group: TimeGroup, count: int) -> datetime:
 def period_kind(time_group: str) -> periods.Kind:
     """The period kind of a grouping's rows and columns: ``"weeks"`` -> ``"week"``."""
     return _KIND[check_time_group(time_group)]
+
+
+def check_cohort_type(cohort_type: str) -> CohortType:
+    if cohort_type not in COHORT_TYPES:
+        raise ValueError(f"cohort_type must be one of {COHORT_TYPES}, got {cohort_type!r}")
+    return cohort_type  # type: ignore[return-value]
 
 
 def check_time_group(time_group: str) -> TimeGroup:
@@ -244,19 +260,29 @@ class Plan:
 
 
 def _operand(
-    client: BitCore, plan: Plan, token: str, period: Period, resolve: Resolver | None
+    client: BitCore,
+    plan: Plan,
+    token: str,
+    period: Period,
+    resolve: Resolver | None,
+    first_time: bool = False,
 ) -> tuple[str, ...]:
-    """The keys whose OR is ``token``'s users in ``period``."""
+    """The keys whose OR is ``token``'s users in ``period`` (its first-time users, when
+    ``first_time``: only an event has them)."""
     bitmap = resolve(token, period) if resolve else None
     if bitmap is None:
         selection = Selection.parse(token)
         if selection.kind == "event":
+            key_of = client.keys.first_time_key if first_time else client.keys.event_key
             if (
                 period.kind == "year"
             ):  # the OR of its months, done by the engine: no key is made for it
                 months = periods.months_of_year(period.year)
-                return tuple(client.keys.event_key(selection.name, m) for m in months)
-            return (client.keys.event_key(selection.name, period),)
+                return tuple(key_of(selection.name, m) for m in months)
+            return (key_of(selection.name, period),)
+    if first_time:
+        raise ValueError(f"a first-time cohort needs an event, and {token!r} is not one")
+    if bitmap is None:
         bitmap = selection.bitmap(client, period)
     if bitmap.derived:
         plan.derived[bitmap.redis_key] = bitmap
@@ -270,20 +296,23 @@ def plan_table(
     num_of_rows: int,
     selections: tuple[str, str | None, str, str | None],
     resolve: Resolver | None = None,
+    cohort_type: CohortType = "recurring",
 ) -> Plan:
     """Rows are ``count`` consecutive periods from ``first``; row ``i`` column ``t`` is period ``i +
-    t``, so a table needs only ``count + num_of_rows`` return sets, each planned once."""
+    t``, so a table needs only ``count + num_of_rows`` return sets, each planned once. A
+    ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else."""
     select1, select1b, select2, select2b = selections
     plan = Plan()
     all_periods = [periods.shift(first, k) for k in range(count + num_of_rows)]
 
-    def selection_set(token: str, extra: str | None, period: Period) -> int:
-        operands = [_operand(client, plan, token, period, resolve)]
+    def selection_set(token: str, extra: str | None, period: Period, first: bool = False) -> int:
+        operands = [_operand(client, plan, token, period, resolve, first)]
         if extra:
             operands.append(_operand(client, plan, extra, period, resolve))
         return plan.add_set(tuple(operands))
 
-    cohorts = [selection_set(select1, select1b, p) for p in all_periods[:count]]
+    first_time = check_cohort_type(cohort_type) == "first_time"
+    cohorts = [selection_set(select1, select1b, p, first_time) for p in all_periods[:count]]
     returns = [selection_set(select2, select2b, p) for p in all_periods]
     plan.pairs = [
         (cohorts[i], returns[i + t]) for i in range(count) for t in range(num_of_rows + 1)
@@ -309,9 +338,11 @@ def cohort_table(
     max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
     max_bytes: int | None = None,
     where: Where = "auto",
+    cohort_type: str = "recurring",
 ) -> CohortTable:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
-    periods.
+    periods. ``cohort_type="first_time"``: row t is who did ``select1`` (an event) for the first
+    time ever in period t (``bitcore.first_time``), AND ``select1b`` then.
 
     Tokens are selections (``"active"``, ``"event:song:played"``, ``"segment:ios"``); ``resolve``
     may answer a token first (bitmapist's custom handlers). Two round trips for bitmaps that fit
@@ -323,6 +354,7 @@ def cohort_table(
     Redis far away); the numbers are the same.
     """
     group = check_time_group(time_group)
+    kind = check_cohort_type(cohort_type)
     if num_of_rows < 0:
         raise ValueError(f"num_of_rows must be >= 0, got {num_of_rows}")
     width = num_of_rows + 1
@@ -330,15 +362,15 @@ def cohort_table(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         if not starts:
-            return CohortTable(group, [], [], [], num_of_rows, client, selections, resolve)
+            return CohortTable(group, [], [], [], num_of_rows, client, selections, resolve, kind)
         first = period_for(group, starts[0])
-        plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve)
+        plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve, kind)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
-    return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve)
+    return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind)
 
 
 def evaluate(

@@ -50,8 +50,13 @@ def plan_beacons(client: BitCore, beacons: Iterable[Beacon], now: datetime) -> P
     for planned in plans:
         for key, offsets in planned.writes.items():
             writes.setdefault(key, set()).update(offsets)
+    firsts: dict[str, dict[tuple[str, ...], set[Any]]] = {}
+    for planned in plans:  # a user's first time in two plans: the gate keeps the first group's
+        for ever, groups in planned.firsts.items():
+            for targets, group in groups.items():
+                firsts.setdefault(ever, {}).setdefault(targets, set()).update(group)
     names = set().union(*(p.names for p in plans))
-    return Plan(writes, sum(p.marks for p in plans), names, client.id_mapping)
+    return Plan(writes, sum(p.marks for p in plans), names, client.id_mapping, firsts=firsts)
 
 
 def write_beacons(

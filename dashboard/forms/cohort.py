@@ -25,12 +25,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from bitcore import periods
-from bitcore.cohort import TIME_GROUPS
+from bitcore.cohort import COHORT_TYPES, TIME_GROUPS
 from bitcore.cohort.engine import YEARS_SHOWN
 from dashboard.forms.fields import WholeNumberField
 from dashboard.forms.selection import checked_token, input_text
 
 TIME_GROUP_CHOICES = [SelectChoice(g, g.title()) for g in TIME_GROUPS]
+COHORT_TYPE_LABELS = {
+    "recurring": "Did it in the period",
+    "first_time": "Did it for the first time",
+}
+COHORT_TYPE_CHOICES = [SelectChoice(t, COHORT_TYPE_LABELS[t]) for t in COHORT_TYPES]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
 #: The period kind of each time group.
 KIND_OF: dict[str, periods.Kind] = {
@@ -91,6 +96,7 @@ class CohortForm(Form):
         "People who did", validators=[InputRequired("Choose an event or segment.")]
     )
     select1b = StringField("and also (optional)")
+    cohort_type = SelectField("Cohort", choices=COHORT_TYPE_CHOICES, default="recurring")
     select2 = StringField(
         "and came back to", validators=[InputRequired("Choose an event or segment.")]
     )
@@ -218,6 +224,7 @@ class CohortForm(Form):
             "num_results": self.range.count,
             "num_of_rows": self.num_of_rows.data,
             "now": self.range.moment(),
+            "cohort_type": self.cohort_type.data,
         }
 
     def pinned_query(self) -> list[tuple[str, str]]:
@@ -233,6 +240,7 @@ class CohortForm(Form):
             ("time_group", self.time_group.data),
             ("as_percent", self.as_percent.data),
             ("num_of_rows", str(self.num_of_rows.data)),
+            ("cohort_type", self.cohort_type.data),
         ]
         if self.rolling.data:
             return [*pairs, ("num_results", str(self.range.count)), ("rolling", "1")]

@@ -16,8 +16,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from bitcore import drilldown, funnel, periods
 from bitcore.cohort import TIME_GROUPS, engine
 from dashboard.forms.cohort import MAX_COLUMNS, CohortForm
-from dashboard.forms.fields import WholeNumberField
-from dashboard.forms.funnel import FunnelForm, parse_start
+from dashboard.forms.fields import WholeNumberField, parse_start
+from dashboard.forms.funnel import FunnelForm
 from dashboard.forms.segments import PreviewForm
 
 #: What a users page lists: the users of a cohort cell, of a funnel step, of a segment preview.

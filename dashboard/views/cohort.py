@@ -32,7 +32,13 @@ from dashboard.presenters.exports import download_name
 bp = Blueprint("cohort", __name__)
 SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
-DEFAULTS = {"time_group": "days", "as_percent": "1", "num_results": "31", "num_of_rows": "12"}
+DEFAULTS = {
+    "cohort_type": "recurring",
+    "time_group": "days",
+    "as_percent": "1",
+    "num_results": "31",
+    "num_of_rows": "12",
+}
 
 
 def _links(form: CohortForm) -> dict[str, str]:
@@ -90,6 +96,8 @@ def _respond(
 def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     """The users page of row ``row``'s cohort (``col`` ``None``) or of its cell ``col``."""
     query: dict[str, Any] = {"of": "cohort", "time_group": table.time_group}
+    if table.cohort_type != "recurring":
+        query["cohort_type"] = table.cohort_type
     for name, token in zip(SELECTIONS, table.selections or (), strict=True):
         if token:
             query[name] = token

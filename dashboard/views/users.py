@@ -82,8 +82,10 @@ def _cohort(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
         return form, None
     period, offset = form.cohort_period(), form.offset.data
     selections = form.selections()
-    bitmap = drilldown.cohort_cell(client, selections, period, offset)
-    title = f"Cohort {periods.label(period)}: did {_and(selections[0], selections[1])}"
+    first_times = form.cohort_type.data == "first_time"
+    bitmap = drilldown.cohort_cell(client, selections, period, offset, first_times=first_times)
+    did = _and(selections[0], selections[1]) + (" for the first time" if first_times else "")
+    title = f"Cohort {periods.label(period)}: did {did}"
     if offset is not None:
         unit = engine.period_kind(form.time_group.data)
         later = f"{offset} {unit}{'s' if offset != 1 else ''} later"

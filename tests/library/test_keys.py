@@ -84,9 +84,15 @@ def test_mark_event_writes_exactly_bitmapists_keys(default_system: redis.Redis) 
         "trackist_active_u",
         "trackist__seen_u",  # bitcore's universe, what ~x is taken against
     }
-    # and, outside the prefix, bitcore's registry of event names
+    # and, outside the prefix, bitcore's registry of event names, the event's ever set and
+    # its first-time bitmaps (never seen by bitmapist, which reads trackist_*)
     assert set(default_system.keys("*")) - set(default_system.keys("trackist_*")) == {
-        b"bitcore:event_names:trackist_"
+        b"bitcore:event_names:trackist_",
+        b"bitcore:ever:trackist_active",
+        b"bitcore:first:trackist_active_2024-12",
+        b"bitcore:first:trackist_active_W2025-1",
+        b"bitcore:first:trackist_active_2024-12-30",
+        b"bitcore:first:trackist_active_2024-12-30-13",
     }
     for key in default_system.keys("trackist_*"):
         assert default_system.getbit(key, 7) == 1

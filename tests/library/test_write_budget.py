@@ -47,15 +47,17 @@ def registry(b: bitcore.BitCore) -> set[str]:
 
 
 def test_a_write_over_max_bytes_is_refused_whole(b: bitcore.BitCore) -> None:
-    """Month, week, day and universe keys are all new: four keys of KEY_BYTES each."""
+    """Month, week, day and universe keys are all new, and so are the event's ever set and its
+    month, week and day first-time keys (counted as if the mark were a first time): eight keys
+    of KEY_BYTES each."""
     before = used_memory(b.redis)
     with pytest.raises(bulk.WriteRefused) as refused:
-        b.mark_many([("active", HIGH_UID, MAY_7)], budget=bulk.Budget(max_bytes=4 * KEY_BYTES - 1))
-    assert (refused.value.limit, refused.value.amount) == ("max_bytes", 4 * KEY_BYTES)
-    assert refused.value.allowed == 4 * KEY_BYTES - 1
+        b.mark_many([("active", HIGH_UID, MAY_7)], budget=bulk.Budget(max_bytes=8 * KEY_BYTES - 1))
+    assert (refused.value.limit, refused.value.amount) == ("max_bytes", 8 * KEY_BYTES)
+    assert refused.value.allowed == 8 * KEY_BYTES - 1
     assert b.redis.dbsize() == 0  # no bit, no name, no counter
     assert used_memory(b.redis) - before < KEY_BYTES
-    b.mark_many([("active", HIGH_UID, MAY_7)], budget=bulk.Budget(max_bytes=4 * KEY_BYTES))
+    b.mark_many([("active", HIGH_UID, MAY_7)], budget=bulk.Budget(max_bytes=8 * KEY_BYTES))
     assert HIGH_UID in b.DayEvents("active", 2024, 5, 7)
 
 
@@ -66,8 +68,8 @@ def test_only_growth_counts(b: bitcore.BitCore) -> None:
     b.mark_many([("active", HIGH_UID - 5, MAY_7), ("active", 3, MAY_7)], budget=tight)
     with pytest.raises(bulk.WriteRefused) as refused:
         b.mark_many([("active", HIGH_UID + 16, MAY_7)], budget=tight)
-    assert refused.value.amount == 4 * 2  # two bytes more in each of the four keys
-    b.mark_many([("active", HIGH_UID + 8, MAY_7)], budget=bulk.Budget(max_bytes=4))
+    assert refused.value.amount == 8 * 2  # two bytes more in each of the eight keys
+    b.mark_many([("active", HIGH_UID + 8, MAY_7)], budget=bulk.Budget(max_bytes=8))
 
 
 def test_a_large_write_is_checked_by_highest_offset_before_its_transaction(
@@ -79,26 +81,26 @@ def test_a_large_write_is_checked_by_highest_offset_before_its_transaction(
     marks.append(("active", HIGH_UID, MAY_7))
     with pytest.raises(bulk.WriteRefused) as refused:
         b.mark_many(marks, budget=bulk.Budget(max_bytes=KEY_BYTES))
-    assert refused.value.amount == 4 * KEY_BYTES
+    assert refused.value.amount == 8 * KEY_BYTES  # with the ever and first-time keys
     assert b.redis.dbsize() == 0
-    assert b.mark_many(marks, budget=bulk.Budget(max_bytes=4 * KEY_BYTES)) == len(marks)
+    assert b.mark_many(marks, budget=bulk.Budget(max_bytes=8 * KEY_BYTES)) == len(marks)
     assert len(b.DayEvents("active", 2024, 5, 7)) == len(marks)
 
 
 def test_bytes_quota_counts_what_writes_allocate_in_its_window(b: bitcore.BitCore) -> None:
-    window = bulk.Quota("test:bytes", 7 * KEY_BYTES, 60)
+    window = bulk.Quota("test:bytes", 15 * KEY_BYTES, 60)
     budget = bulk.Budget(bytes_quota=window)
-    b.mark_many([("a", HIGH_UID, MAY_7)], budget=budget)  # 4 keys
-    assert int(b.redis.get("test:bytes") or 0) == 4 * KEY_BYTES
+    b.mark_many([("a", HIGH_UID, MAY_7)], budget=budget)  # 8 keys (4 of them first-time's)
+    assert int(b.redis.get("test:bytes") or 0) == 8 * KEY_BYTES
     assert 0 < b.redis.ttl("test:bytes") <= 60
     b.mark_many([("a", 1, MAY_7)], budget=budget)  # no growth: free
     with pytest.raises(bulk.WriteRefused) as refused:
         b.mark_many([("b", HIGH_UID, MAY_7), ("c", HIGH_UID, MAY_7)], budget=budget)
-    assert (refused.value.limit, refused.value.amount) == ("bytes_quota", 10 * KEY_BYTES)
-    assert int(b.redis.get("test:bytes") or 0) == 4 * KEY_BYTES  # a refusal is not counted
+    assert (refused.value.limit, refused.value.amount) == ("bytes_quota", 22 * KEY_BYTES)
+    assert int(b.redis.get("test:bytes") or 0) == 8 * KEY_BYTES  # a refusal is not counted
     assert "b" not in registry(b)
-    b.mark_many([("b", HIGH_UID, MAY_7)], budget=budget)  # three new keys: exactly the limit
-    assert int(b.redis.get("test:bytes") or 0) == 7 * KEY_BYTES
+    b.mark_many([("b", HIGH_UID, MAY_7)], budget=budget)  # seven new keys: exactly the limit
+    assert int(b.redis.get("test:bytes") or 0) == 15 * KEY_BYTES
 
 
 def test_library_writes_have_no_budget_by_default(b: bitcore.BitCore) -> None:

@@ -332,3 +332,31 @@ def test_the_page_weighs_by_cohort_size_and_the_library_keeps_bitmapists_mean() 
     assert column_averages(table.bitmapist_rows(), 1)[1] == 50.0
     average = cohort_view(table, True, now=datetime(2024, 6, 1)).average[1]
     assert (average.count, average.size, average.text) == (19, 110, "17.3%")
+
+
+def test_first_time_cohorts_and_their_twins(client: FlaskClient) -> None:
+    """Day 2's "active" cohort: 6 did it, 2 of them (8, 9) for the first time."""
+    query = QUERY + "&as_percent=0"
+    every = client.get(f"/cohort.json?{query}").get_json()["table"]
+    first = client.get(f"/cohort.json?{query}&cohort_type=first_time").get_json()["table"]
+    assert first != every
+    html = client.get(f"/cohort?{query}&cohort_type=first_time")
+    assert html.status_code == 200 and b'selected value="first_time"' in html.data
+    assert b"cohort_type=first_time" in html.data  # the twins keep the query
+    bad = client.get(f"/cohort.json?{query}&cohort_type=newest")
+    assert bad.status_code == 400 and "cohort_type" in bad.get_json()["error"]["fields"]
+
+
+def test_a_first_time_cohorts_links_lead_to_its_first_timers(client: FlaskClient) -> None:
+    """Day 2's first-time "active" cohort is users 8 and 9: its size's link lists just them,
+    and a cell's link the first-timers who came back (nobody of 8, 9 played on day 2)."""
+    html = client.get(f"/cohort?{QUERY}&as_percent=0&cohort_type=first_time").get_data(as_text=True)
+    found = [unescape(h) for h in re.findall(r'href="(/users\?[^"]*)"', html)]
+    sized = [h for h in found if "cohort=2024-05-07" in h and "offset" not in h]
+    assert sized and all("cohort_type=first_time" in h for h in found)
+    users = client.get(sized[0].replace("/users?", "/users.json?")).get_json()
+    assert sorted(int(u) for u in users["users"]) == [8, 9]
+    cell = client.get(sized[0].replace("/users?", "/users.json?") + "&offset=0").get_json()
+    assert cell["users"] == []
+    recurring = client.get(sized[0].replace("cohort_type=first_time", "cohort_type=recurring"))
+    assert "6</strong> user" in recurring.get_data(as_text=True)

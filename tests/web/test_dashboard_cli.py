@@ -73,3 +73,26 @@ def test_stop_redis(tmp_path: Path, redis_url: str) -> None:
     result = fresh.test_cli_runner().invoke(args=["stop-redis"])
     assert "No embedded Redis was running" in result.output
     assert not store.shutdown_embedded(data_dir)
+
+
+def test_rebuild_first_time_command_resumes_and_restarts(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    import bitcore
+    from bitcore import first_time, periods
+
+    plain = bitcore.BitCore(redis_client, track_first_time=False)
+    plain.mark_many([("a", 1, periods.start(periods.day(2024, 5, 6)))])
+    plain.mark_many([("a", 1, periods.start(periods.day(2024, 5, 7)))])
+    plain.mark_many([("b", 2, periods.start(periods.day(2024, 5, 7)))])
+    app = make_app(redis_url, tmp_path)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["rebuild-first-time"])
+    assert result.exit_code == 0, result.output
+    assert "Rebuilt 2 events (7 first-time bitmaps); 0 were done" in result.output
+    b = bitcore.BitCore(redis_client)
+    assert list(first_time.first_time_bitmap(b, "a", periods.day(2024, 5, 6))) == [1]
+    assert list(first_time.first_time_bitmap(b, "a", periods.day(2024, 5, 7))) == []
+    again = runner.invoke(args=["rebuild-first-time"])
+    assert "Rebuilt 0 events" in again.output and "2 were done already" in again.output
+    assert "Rebuilt 2 events" in runner.invoke(args=["rebuild-first-time", "--restart"]).output

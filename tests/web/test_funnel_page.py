@@ -21,7 +21,8 @@ import bitcore
 from bitcore import periods
 from bitcore.segments import SegmentStore
 from dashboard.forms import choices
-from dashboard.forms.funnel import edited_args, parse_start
+from dashboard.forms.fields import parse_start
+from dashboard.forms.funnel import edited_args
 
 
 @pytest.fixture

@@ -91,19 +91,19 @@ def test_a_single_beacon_with_every_kind_of_key_fits_the_default_budget(
 def test_a_write_key_has_a_byte_budget_per_window(capped: str, r: redis.Redis) -> None:
     """Per write key, whatever the address; 429 with Retry-After once over it."""
     per_key = 64 * 1024  # bytes of each new key at this uid
-    app = tracking_app(capped, BITCORE_TRACK_WINDOW_WRITE_BYTES=10 * per_key)
+    app = tracking_app(capped, BITCORE_TRACK_WINDOW_WRITE_BYTES=16 * per_key)
     client = app.test_client()
     uid = per_key * 8 - 1
     first = client.post("/track", json={"event": "a", "uid": uid}, headers=HEADERS)
-    assert first.status_code == 200  # 4 new keys: month, week, day, universe
+    assert first.status_code == 200  # 8 new keys: month, week, day, universe, ever, 3 first
     other_address = {"REMOTE_ADDR": "10.9.8.7"}
     second = client.post(
         "/track", json={"event": "b", "uid": uid}, headers=HEADERS, environ_base=other_address
     )
-    assert second.status_code == 200  # 3 more: 7 of 10
+    assert second.status_code == 200  # 7 more: 15 of 16
     refused = client.post("/track", json=batch(["c", "d"], uid), headers=HEADERS)
     refusal = assert_refused(refused, 429, "BITCORE_TRACK_WINDOW_WRITE_BYTES")
-    assert str(13 * per_key) in refusal["error"]
+    assert str(29 * per_key) in refusal["error"]
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert r.keys("trackist_c_*") == []
     # known keys cost nothing more, and another write key has its own budget

@@ -1,0 +1,133 @@
+"""The lifecycle of an event: per period, who is new, returning, resurrecting or dormant.
+
+PostHog's definitions, per period t (A_t: did the event in t; F_t: did it for the first time
+ever in t, the writer's first-time bitmaps, ``bitcore.first_time``):
+
+* new = A_t and F_t;
+* returning = A_t and A_t-1;
+* resurrecting = A_t, not A_t-1, not F_t;
+* dormant = A_t-1, not A_t (a loss: charts draw it below zero; the count here is positive).
+
+``count`` periods need ``count + 1`` activity bitmaps and ``count`` first-time ones: one round
+trip measures them (refused over ``max_bytes``), then they are read in bounded slices
+(``bitcore.reading``) and counted in numpy, every period at once.
+
+>>> report = lifecycle(b, "active", "week", count=12)  # doctest: +SKIP
+>>> report.periods[-1].as_dict()  # doctest: +SKIP
+{'period': '2026-W40', 'new': 120, 'returning': 800, 'resurrecting': 40, 'dormant': 95}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bitcore import periods, reading
+from bitcore.validation import check_event_name
+
+if TYPE_CHECKING:
+    from bitcore.client import BitCore
+
+KINDS: tuple[periods.Kind, ...] = ("hour", "day", "week", "month")
+MAX_PERIODS = 104
+STATES = ("new", "returning", "resurrecting", "dormant")
+
+
+@dataclass(frozen=True)
+class LifecyclePeriod:
+    """One period's counts; ``period`` is its label (``2026-W40``)."""
+
+    period: str
+    new: int
+    returning: int
+    resurrecting: int
+    dormant: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"period": self.period, **{state: getattr(self, state) for state in STATES}}
+
+    @property
+    def active(self) -> int:
+        """Everyone in the period: new + returning + resurrecting."""
+        return self.new + self.returning + self.resurrecting
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The report: ``periods`` oldest first, ending with ``end``."""
+
+    event: str
+    kind: periods.Kind
+    end: periods.Period
+    periods: list[LifecyclePeriod]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "period": self.kind,
+            "end": periods.label(self.end),
+            "periods": [p.as_dict() for p in self.periods],
+        }
+
+
+def check_kind(kind: str) -> periods.Kind:
+    if kind not in KINDS:
+        raise ValueError(f"period must be one of {KINDS}, got {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def lifecycle(
+    client: BitCore,
+    event: str,
+    kind: str = "week",
+    count: int = 12,
+    end: periods.Period | None = None,
+    *,
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+) -> Lifecycle:
+    """The lifecycle of ``event`` over ``count`` periods of ``kind`` ending with ``end`` (default:
+    the current one). More than ``max_bytes`` of bitmaps to read raises
+    ``bitcore.reading.ReportTooCostly`` before any is fetched."""
+    check_event_name(event)
+    kind_ = check_kind(kind)
+    if not 1 <= count <= MAX_PERIODS:
+        raise ValueError(f"count must be between 1 and {MAX_PERIODS}, got {count}")
+    last = end if end is not None else periods.period_of(kind_, client.now())
+    if last.kind != kind_:
+        raise ValueError(f"end must be a {kind_}, got a {last.kind}")
+    try:
+        span = [periods.shift(last, k - count) for k in range(count + 1)]  # t-1 of the first too
+    except (ValueError, OverflowError):
+        raise ValueError("the report would reach before year 1") from None
+    keys = [client.keys.event_key(event, p) for p in span]
+    keys += [client.keys.first_time_key(event, p) for p in span[1:]]
+    totals = np.zeros((len(STATES), count), dtype=np.int64)
+    with reading.opened(client, keys, {}, max_bytes) as read:
+        for values in reading.read_slices(client.redis, read, round_trip_bytes):
+            totals += count_slice(values, count)
+    rows = [
+        LifecyclePeriod(periods.label(p), *(int(n) for n in totals[:, t]))
+        for t, p in enumerate(span[1:])
+    ]
+    return Lifecycle(event, kind_, last, rows)
+
+
+def count_slice(values: list[bytes | None], count: int) -> np.ndarray:
+    """``(new, returning, resurrecting, dormant) x count`` over one slice of the ``count + 1``
+    activity bitmaps followed by the ``count`` first-time ones."""
+    words, _present = reading.as_words(values)
+    if not words.size:
+        return np.zeros((len(STATES), count), dtype=np.int64)
+    active, first = words[: count + 1], words[count + 1 :]
+    now, before = active[1:], active[:-1]
+    return np.stack(
+        [
+            reading.popcounts(now & first),
+            reading.popcounts(now & before),
+            reading.popcounts(now & ~before & ~first),
+            reading.popcounts(before & ~now),
+        ]
+    )
