@@ -137,10 +137,14 @@ class CohortForm(Form):
         *args: object,
         choices: list[tuple[str, str]] | None = None,
         today: date | None = None,
+        flags: list[tuple[str, str]] | None = None,
         **kwargs: object,
     ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.choices = choices or []
+        # the "and also" inputs offer flags too (``flag:ios``): as a filter a flag narrows a
+        # cohort whatever the period, where as the cohort or return event it would count nobody
+        self.filter_choices = [*self.choices, *(flags or [])]
         self.today = today or datetime.now(UTC).date()
         self.range: CohortRange | None = None
 

@@ -22,7 +22,7 @@ from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.forms.choices import selection_choices
+from dashboard.forms.choices import flag_choices, selection_choices
 from dashboard.forms.cohort import MAX_CELLS, CohortForm
 from dashboard.forms.selection import input_text
 from dashboard.presenters import numbers
@@ -123,6 +123,7 @@ def _report() -> ResponseReturnValue:
     client = store.client()
     try:
         choices = selection_choices(client, [request.args.get(f, "") for f in SELECTIONS])
+        flags = flag_choices(client)
     except redis.RedisError as error:
         return _respond(CohortForm(choices=[]), 503, message=f"Redis is unavailable: {error}")
     args = request.args.copy()
@@ -132,7 +133,7 @@ def _report() -> ResponseReturnValue:
                 default  # a hand-written URL (?select1=a&select2=b) means the defaults for the rest
             )
     now = client.now()
-    form = CohortForm(args, choices=choices, today=now.date())
+    form = CohortForm(args, choices=choices, today=now.date(), flags=flags)
     if "select1" not in request.args and "select2" not in request.args:
         # a fresh form: nothing asked yet (its JSON and CSV twins have no table to give)
         return _respond(form, 200 if negotiation.requested_format(FORMATS) == "html" else 400)

@@ -84,3 +84,29 @@ def test_a_flag_selection_is_its_users_whatever_the_period(client_of: BitCore) -
             1,
             2,
         }
+
+
+def test_the_cohort_filters_offer_flags_and_the_events_do_not(
+    app: Flask, client_of: BitCore
+) -> None:
+    html = app.test_client().get("/cohort").get_data(as_text=True)
+    lists = {
+        name: html.split(f'<datalist id="{name}">')[1].split("</datalist>")[0]
+        for name in ("cohort-choices", "cohort-filter-choices")
+    }
+    assert 'value="flag:ios"' in lists["cohort-filter-choices"]
+    assert 'value="flag:android"' in lists["cohort-filter-choices"]
+    assert 'value="active"' in lists["cohort-filter-choices"], "events stay offered as filters"
+    assert "flag:" not in lists["cohort-choices"], "as the cohort or return event a flag counts 0"
+    for name, datalist in (("select1", "cohort-choices"), ("select1b", "cohort-filter-choices")):
+        field = (
+            html.split(f'name="{name}"')[0].rsplit("<input", 1)[1]
+            + html.split(f'name="{name}"')[1].split(">")[0]
+        )
+        assert f'list="{datalist}"' in field, (name, field)
+    today = report.today_of(client_of)
+    chosen = app.test_client().get(
+        f"/cohort?select1=active&select1b=flag:ios&select2=active&end_date={today}"
+    )
+    assert chosen.status_code == 200, "the flag offered is accepted"
+    assert 'value="flag:ios"' in chosen.get_data(as_text=True).split('name="select1b"')[1][:200]
