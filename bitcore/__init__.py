@@ -13,8 +13,8 @@ over ``BitCore`` clients (one per named system); new code can hold a ``BitCore``
 
 Both libraries can share one Redis: keys are bitmapist's, byte for byte. Where bitcore deliberately
 differs from bitmapist (NOT against a universe, input checked before writing, TTLs on bit-op
-results, timeouts, the default system, ...) is listed once, in the README: "Differences from
-bitmapist".
+results, timeouts, the default system, ...) is listed once, in ``docs/library.md``:
+"Differences from bitmapist".
 """
 
 from __future__ import annotations

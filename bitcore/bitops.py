@@ -4,8 +4,8 @@ A result lives under bitmapist's key name (``trackist_bitop_AND_<k1>-<k2>``) and
 the object is made (one pipelined round trip for the whole tree), as bitmapist does.
 
 Where they deliberately differ from bitmapist's (result keys with TTLs, computed again when gone;
-NOT taken against a universe, never bare: see ``BitOpNot``) is listed once, in the README:
-"Differences from bitmapist".
+NOT taken against a universe, never bare: see ``BitOpNot``) is listed once, in
+``docs/library.md``: "Differences from bitmapist".
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Names, arguments and behaviour follow bitmapist (``MonthEvents("active", 2024, 5
 current period in the client's time zone (UTC by default).
 
 Where they deliberately differ from bitmapist's (``from_date`` on an instance, impossible periods
-refused, a date for the first field, ``timezone=``, ``UniqueEvents.delta``) is listed once, in the
-README: "Differences from bitmapist".
+refused, a date for the first field, ``timezone=``, ``UniqueEvents.delta``) is listed once, in
+``docs/library.md``: "Differences from bitmapist".
 """
 
 from __future__ import annotations

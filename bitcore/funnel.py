@@ -1,6 +1,6 @@
 """Funnels: of the users who did step 1 in a start period, how many then did step 2, step 3, ...
 
-Definitions (what the dashboard and the README promise):
+Definitions (what the dashboard and docs/reports.md promise):
 
 - A funnel has 2..10 steps (events or saved segments, as selection tokens), a period kind (hour,
   day, week, month), a start period ``S`` and a conversion window of ``N`` periods (1..90). The

@@ -4,8 +4,8 @@ answered on the loop, every other request in a thread.
 gunicorn's own threaded worker (gthread) spends about 300 µs of CPU on each request before the
 app sees it, twice what its asyncio (ASGI) worker spends; for a single beacon that is about as
 much as the app's whole answer, and it holds the endpoint well under the asyncio worker's rate
-(``bench/beacons.py --worker-class gthread``; numbers in the README). ``Worker`` is that asyncio
-worker serving the same WSGI app:
+(``bench/beacons.py --worker-class gthread``; numbers in ``docs/benchmarks.md``). ``Worker`` is
+that asyncio worker serving the same WSGI app:
 
 * a beacon (a path under ``/track``, where ``create_app`` mounts the tracking app) is read and
   answered on the loop, by the whole WSGI app (proxy fix, then the mounted tracking app), run by

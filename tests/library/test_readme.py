@@ -1,25 +1,33 @@
-"""The README's Python examples run as written, against the test Redis: the README stays true."""
+"""The Python examples of the README and of every page under ``docs/`` run as written, against the
+test Redis: the documentation stays true."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 import redis
+from docs_support import README, all_code_blocks, code_blocks
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+BLOCKS = all_code_blocks("python")
 
 
 def test_readme_has_python_examples() -> None:
-    assert len(BLOCKS) >= 3
+    assert len(code_blocks(README, "python")) >= 1, "the README's quick start is runnable"
+    pages = {page for page, _, _ in BLOCKS}
+    assert {"docs/library.md", "docs/reports.md", "docs/segments.md"} <= pages
+    assert len(BLOCKS) >= 15
 
 
-@pytest.mark.parametrize("number", range(len(BLOCKS)))
+@pytest.mark.parametrize(
+    ("page", "number", "code"), BLOCKS, ids=[f"{page}-{number}" for page, number, _ in BLOCKS]
+)
 def test_readme_example_runs(
-    number: int, default_system: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    page: str,
+    number: int,
+    code: str,
+    default_system: redis.Redis,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
-    code = compile(BLOCKS[number], f"README.md python block {number + 1}", "exec")
-    exec(code, {"__name__": f"readme_{number}"})
+    compiled = compile(code, f"{page} python block {number}", "exec")
+    exec(compiled, {"__name__": f"docs_example_{number}"})

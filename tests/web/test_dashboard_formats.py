@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 from dashboard_support import make_app
+from docs_support import all_code_blocks
 from flask import Flask
 
 import bitcore
@@ -118,11 +119,8 @@ def test_today_means_one_thing_in_every_json_twin(app: Flask) -> None:
     assert event["today"] == event["daily"][-1]["count"]
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
 def _shape(value: Any) -> Any:
-    """The keys of ``value``, recursively (a list by its first item): what the README promises."""
+    """The keys of ``value``, recursively (a list by its first item): what the docs promise."""
     if isinstance(value, dict):
         return {key: _shape(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -132,9 +130,8 @@ def _shape(value: Any) -> Any:
 
 def _readme_json(first_key: str) -> Any:
     import json
-    import re
 
-    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = [body for _, _, body in all_code_blocks("json")]
     return next(json.loads(b) for b in blocks if b.lstrip().startswith(f'{{"{first_key}"'))
 
 
@@ -145,10 +142,10 @@ def _readme_json(first_key: str) -> Any:
         ("funnel", "/funnel.json?steps-0=active&steps-1=play&window=3&trend=1"),
     ],
 )
-def test_the_readme_shows_the_json_twins_shapes(app: Flask, key: str, url: str) -> None:
+def test_the_docs_show_the_json_twins_shapes(app: Flask, key: str, url: str) -> None:
     answer = app.test_client().get(url).get_json()
     documented, real = _shape(_readme_json(key)), _shape(answer)
-    # a null in the README stands for a number the page may show as "—"
+    # a null in the docs stands for a number the page may show as "—"
     assert _keys(documented) == _keys(real)
 
 
