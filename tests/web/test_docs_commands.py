@@ -14,6 +14,8 @@ from docs_support import PAGES, ROOT, all_code_blocks, name_of, outside_fences
 from flask import Flask
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from bitcore import demo
+
 SHELL = ("sh", "console", "bash", "shell")
 SHELL_BLOCKS = all_code_blocks(*SHELL)
 #: Commands Flask itself brings (``FlaskGroup``), next to the ones ``create_app`` registers.
@@ -124,3 +126,28 @@ def test_every_setting_the_docs_name_is_read(page: Path) -> None:
     named = set(re.findall(r"BITCORE_[A-Z0-9_]*[A-Z0-9]", page.read_text()))
     unread = sorted(name for name in named if name not in source)
     assert not unread, f"{name_of(page)} names settings no code reads: {unread}"
+
+
+def _documented_gets() -> list[tuple[str, str]]:
+    """``(where, path and query)`` of every dashboard GET a shell block sends with curl."""
+    found = []
+    for where, line in _shell_lines():
+        if line.startswith("curl") and not re.search(r"-X POST|-d '", line):
+            found += [(where, url) for url in re.findall(r"https?://[^/\s'\"]+(/[^\s'\"]*)", line)]
+    return found
+
+
+def test_every_documented_get_answers_on_the_demo_data(app: Flask) -> None:
+    """Run against the demo data set (smaller), every documented GET gives what it promises."""
+    demo.load_demo(app.extensions["bitcore"], users=400, days=40)
+    client = app.test_client()
+    gets = _documented_gets()
+    assert len(gets) >= 8
+    failed = []
+    for where, url in gets:
+        answer = client.get(url)
+        if answer.status_code != 200:
+            failed.append(
+                f"{where}: {url} answered {answer.status_code}: {answer.get_data()[:200]!r}"
+            )
+    assert not failed, failed
