@@ -5,8 +5,9 @@
 
 It starts a private embedded redis-server in a temporary folder (never your data), loads the demo
 data set (a fixed seed, ending today, as the pages report up to today), serves the dashboard on a
-free local port and photographs each main page with Debian's chromium through Playwright (the
-browser tests' ``tests/browser_support.py``), at 1440 px (desktop) and 390 px (a phone). Each PNG
+free local port and photographs each main page (overview, event, cohort, funnel, lifecycle,
+stickiness, segments) with Debian's chromium through Playwright (the browser tests'
+``tests/browser_support.py``), at 1440 px (desktop) and 390 px (a phone). Each PNG
 shows the top of its page (at most :data:`MAX_SCREENS` window heights) in a palette of
 :data:`COLOURS` colours, so the repository stays small.
 """
@@ -35,6 +36,8 @@ from browser_support import CHROMIUM_ARGS, chromium_path, live_server  # noqa: E
 def pages(today: date) -> dict[str, str]:
     """name -> path, with the query that makes each report show something."""
     year, week, _ = (today - timedelta(weeks=3)).isocalendar()
+    last = (today - timedelta(weeks=1)).isocalendar()
+    last_week = f"{last.year}-W{last.week:02d}"  # a whole week, over
     return {
         "overview": "/",
         "event": "/event/active",
@@ -42,6 +45,8 @@ def pages(today: date) -> dict[str, str]:
         f"&num_results=14&start_date={today - timedelta(days=20)}",
         "funnel": "/funnel?steps-0=event:signup&steps-1=event:project:created"
         f"&steps-2=event:teammate:invited&kind=week&window=2&start={year}-W{week:02d}&trend=8",
+        "lifecycle": "/lifecycle?event=active&period=week&count=12",
+        "stickiness": f"/stickiness?event=active&period=week&start={last_week}",
         "segments": "/segments",
     }
 
