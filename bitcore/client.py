@@ -28,6 +28,7 @@ from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
 from bitcore.idmap import IdMap, IdMappingMismatch
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
+from bitcore.limits import DEFAULT_SEGMENT_MAX_BYTES
 from bitcore.validation import check_event_name, check_uuid
 
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
@@ -90,6 +91,9 @@ class BitCore:
     ``IdMappingMismatch`` on its first write or read of members. ``id_map_buckets``: the forward
     map's bucket count of a dataset this client starts (an existing one keeps its own).
     ``id_map_cache``: how many mappings the writer remembers (``bitcore.idmap.IdMap``; 0: none).
+    ``segment_max_bytes``: scratch memory (bytes) one segment evaluation may take in Redis,
+    wherever the client evaluates one (``SegmentStore``, a report's segment step); more is refused
+    with ``SegmentTooCostly`` (``None``: no limit).
     ``track_first_time``: also keep, per event, who did it for the first time ever in each
     period (``KeyLayout.first_time_key``, read by first-time cohorts and the lifecycle report),
     in the same write; ``rebuild_first_time`` makes them for data written without.
@@ -113,6 +117,7 @@ class BitCore:
         id_map_buckets: int = idmap.DEFAULT_BUCKETS,
         id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
         track_first_time: bool = True,
+        segment_max_bytes: int | None = DEFAULT_SEGMENT_MAX_BYTES,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -138,6 +143,7 @@ class BitCore:
         self._id_map: tuple[IdMap | None] | None = None  # set once the dataset is checked
         self._id_map_lock = threading.Lock()
         self.track_first_time = track_first_time
+        self.segment_max_bytes = segment_max_bytes
         check_id = _external_token if self.id_mapping else check_uuid
         self._planner = planning.MarkPlanner(
             self._keys_with_universe,

@@ -152,6 +152,8 @@ def init_app(app: Flask) -> None:
         remember_bitop_keys=0,  # workers live for months; their bit-op keys expire by TTL
         id_mapping=bool(app.config.get("BITCORE_ID_MAPPING", False)),
         id_map_buckets=int(app.config.get("BITCORE_ID_MAP_BUCKETS") or idmap.DEFAULT_BUCKETS),
+        # every segment the app evaluates, on the segments pages or as a report's step
+        segment_max_bytes=int(app.config.get("BITCORE_SEGMENT_MAX_BYTES") or 0) or None,
     )
 
 

@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from bitcore import funnel, periods
-from bitcore.reading import ReportTooCostly
+from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import (
@@ -166,9 +166,9 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
             form.trend.data,
             max_bytes=report_limits.max_bytes(),
         )
-    except ReportTooCostly as error:
-        message = report_limits.too_costly_message(error)
-        return report_limits.STATUS, {"message": message, "limit": report_limits.SETTING}
+    except TooCostly as error:
+        refused = report_limits.refusal(error)
+        return refused.status, {"message": refused.message, "limit": refused.setting}
     except (funnel.FunnelError, LookupError, ValueError) as error:
         return 400, {"message": str(error)}
     except redis.RedisError as error:
