@@ -366,10 +366,13 @@ class BitCore:
         plan: planning.Plan,
         quota: bulk.Quota | None = None,
         budget: bulk.Budget | None = None,
+        once: bulk.Once | None = None,
     ) -> bool:
         """Write what ``plan_marks`` planned (``bulk.set_bits_atomically``), names registered;
-        False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written."""
-        return self._write(self.redis, plan, quota, budget)
+        False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written.
+        ``once``: a repeat of a write already done under that key is True, nothing counted or
+        written (a retried beacon request)."""
+        return self._write(self.redis, plan, quota, budget, once)
 
     def _write(
         self,
@@ -377,6 +380,7 @@ class BitCore:
         plan: planning.Plan,
         quota: bulk.Quota | None = None,
         budget: bulk.Budget | None = None,
+        once: bulk.Once | None = None,
     ) -> bool:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
@@ -391,16 +395,16 @@ class BitCore:
         removal in those few milliseconds is a race any order of the two steps has)."""
         id_map = self._dataset_id_map()
         if not plan.external and id_map is None:
-            return self._set_bits(target, plan, quota, budget, None)
+            return self._set_bits(target, plan, quota, budget, None, once)
         checked = not isinstance(target, Pipeline)  # a pipeline's script answers too late
         written, epoch = self._internal_plan(plan, id_map, budget)
         try:
-            return self._set_bits(target, written, quota, budget, epoch if checked else None)
+            return self._set_bits(target, written, quota, budget, epoch if checked else None, once)
         except bulk.EpochChanged:
             assert id_map is not None
             id_map.forget_remembered()
             written, _ = self._internal_plan(plan, id_map, budget)
-            return self._set_bits(target, written, quota, budget, None)
+            return self._set_bits(target, written, quota, budget, None, once)
 
     def _set_bits(
         self,
@@ -409,6 +413,7 @@ class BitCore:
         quota: bulk.Quota | None,
         budget: bulk.Budget | None,
         epoch: bytes | None,
+        once: bulk.Once | None = None,
     ) -> bool:
         return bulk.set_bits_atomically(
             target,
@@ -421,6 +426,7 @@ class BitCore:
             ),
             epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
             firsts=plan.firsts if self.track_first_time else None,
+            once=once,
         )
 
     def _internal_plan(

@@ -28,9 +28,10 @@ Firsts = Mapping[str, Mapping[tuple[str, ...], Collection[Any]]]
 #: Candidate offsets one script call takes at most (each costs up to five ``SETBIT`` calls in
 #: Lua): Redis is held for a few milliseconds, not more.
 MAX_FIRST_TIMES_PER_CALL = 20_000
-#: KEYS before a call's bitmaps (the gate's quota, bytes, names counters, the registry and the id
-#: map's epoch): ``bulk._HEAD_KEYS``, which ``tests/library/test_first_time.py`` checks it equals.
-HEAD_KEYS = 5
+#: KEYS before a call's bitmaps (the gate's quota, bytes, names counters, the registry, the id
+#: map's epoch and the request's once key): ``bulk._HEAD_KEYS``, which
+#: ``tests/library/test_first_time.py`` checks it equals.
+HEAD_KEYS = 6
 
 
 def packed(offsets: Collection[int]) -> bytes:
