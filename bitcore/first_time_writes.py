@@ -12,7 +12,7 @@ were a first time) and groups of ``(indexes of ever key and first-time keys, pac
 
 >>> writes = FirstTimeWrites.of({"e": {("f1", "f2"): {3, 1}}}, plain_keys=2)
 >>> writes.keys, writes.bits, writes.tail()
-(['e', 'f1', 'f2'], 6, [b'3', b'8 9 10', b'\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x01'])
+(['e', 'f1', 'f2'], 6, [b'3', b'9 10 11', b'\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x01'])
 """
 
 from __future__ import annotations
