@@ -270,6 +270,18 @@ def _launch(args: list[str], url: str, directory: Path, die_with_process: bool) 
     return server
 
 
+def shutdown(data_dir: str | os.PathLike[str]) -> bool:
+    """Shut down (saving) the embedded server of ``data_dir`` if one answers on its socket,
+    whoever started it; True if one did (``flask --app wsgi stop-redis``)."""
+    sock = _socket_path(Path(data_dir).resolve())
+    url = f"unix://{sock}"
+    if not sock.exists() or not _answers(url):
+        return False
+    with contextlib.suppress(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2).shutdown(save=True)
+    return True
+
+
 @dataclass(frozen=True)
 class RedisLocation:
     """Where a process's Redis is: ``url``, and ``server`` when that is the embedded one."""

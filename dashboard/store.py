@@ -20,14 +20,12 @@ server matters once there are several processes:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-import redis
 from flask import Flask, current_app
 
 import bitcore
@@ -99,18 +97,7 @@ def _exit_cleanly_on_sigterm() -> None:
 
 def shutdown_embedded(directory: Path) -> bool:
     """Shut down (saving) the embedded server of ``directory`` if one answers. True if one did."""
-    sock = embedded._socket_path(directory)  # the path embedded.start listens on for this directory
-    url = f"unix://{sock}"
-    if not sock.exists():
-        return False
-    try:
-        embedded_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        embedded_client.ping()
-    except (redis.RedisError, OSError):
-        return False
-    with contextlib.suppress(redis.ConnectionError):
-        embedded_client.shutdown(save=True)
-    return True
+    return embedded.shutdown(directory)
 
 
 def init_app(app: Flask) -> None:

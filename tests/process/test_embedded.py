@@ -148,3 +148,15 @@ def test_locate_without_a_url_starts_the_embedded_server_then_joins_it(
     finally:
         assert first.server is not None
         first.server.stop()
+
+
+def test_shutdown_stops_the_server_of_a_data_directory_whoever_started_it(
+    start: Callable[[], embedded.EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = start()
+    server.client().set("kept", "1")
+    assert embedded.shutdown(tmp_path / "data")
+    assert server.process is not None and server.process.wait(timeout=10) == 0
+    assert not embedded.shutdown(tmp_path / "data"), "nothing answers any more"
+    assert not embedded.shutdown(tmp_path / "nothing-here")
+    assert start().client().get("kept") == b"1", "it saved on the way down"
