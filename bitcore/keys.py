@@ -29,6 +29,7 @@ No zero padding anywhere. Years have no key of their own: a year is the OR of it
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -69,6 +70,9 @@ CLEANUP_LAST_DRY_RUN_KEY = f"{SEGMENT_NAMESPACE}cleanup:last_dry_run"
 #: The tracking endpoint's rate-limit counters:
 #: ``bitcore:ratelimit:<window index>:<client hash>``.
 RATELIMIT_PREFIX = f"{SEGMENT_NAMESPACE}ratelimit:"
+#: Request ids of beacon requests already written (``bitcore.tracking``), one key per id and
+#: write key, living one rate window: ``bitcore:request:<hash of write key and id>``.
+REQUEST_ID_PREFIX = f"{SEGMENT_NAMESPACE}request:"
 #: Dashboard login sessions (one key per live session, expiring with it): logout deletes its key.
 SESSION_PREFIX = f"{SEGMENT_NAMESPACE}session:"
 #: First-time bitmaps (``bitcore:first:<prefix><event>_<period suffix>``) and each event's "ever"
@@ -236,6 +240,17 @@ class KeyLayout:
     def event_names_rebuilt_key(self) -> str:
         """When the registry was last rebuilt from the keyspace (absent: never, so rebuild it)."""
         return f"{SEGMENT_NAMESPACE}event_names_rebuilt:{self.prefix}"
+
+    def request_id_key(self, write_key: str, request_id: str) -> str:
+        """The key saying a beacon request with ``request_id``, sent with ``write_key``, was
+        written: hashed, so write keys are not readable in Redis, and per write key, so one site
+        cannot mark another's ids as seen.
+
+        >>> KeyLayout().request_id_key("key", "b1").startswith("bitcore:request:")
+        True
+        """
+        digest = hashlib.sha256(f"{self.prefix}|{write_key}|{request_id}".encode()).hexdigest()
+        return f"{REQUEST_ID_PREFIX}{digest[:32]}"
 
     def _id_map_key(self, part: str) -> str:
         return f"{ID_MAP_NAMESPACE}{self.prefix}:{part}"

@@ -34,6 +34,7 @@ import numpy as np
 import redis
 
 from bitcore import transfer
+from bitcore.limits import TooCostly
 
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
@@ -63,7 +64,7 @@ return lengths
 BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-class ReportTooCostly(ValueError):
+class ReportTooCostly(TooCostly):
     """A report would read more bytes of bitmaps than its limit (``max_bytes``) allows.
 
     ``needed`` and ``limit`` are byte counts, so a caller can say which limit was hit and by how
@@ -71,11 +72,11 @@ class ReportTooCostly(ValueError):
     """
 
     def __init__(self, needed: int, limit: int) -> None:
-        self.needed = needed
-        self.limit = limit
         super().__init__(
+            needed,
+            limit,
             f"this report would read {needed:,} bytes of bitmaps, more than the limit of "
-            f"{limit:,} bytes (max_bytes): ask for fewer steps, periods or rows"
+            f"{limit:,} bytes (max_bytes): ask for fewer steps, periods or rows",
         )
 
 

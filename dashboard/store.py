@@ -20,14 +20,12 @@ server matters once there are several processes:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-import redis
 from flask import Flask, current_app
 
 import bitcore
@@ -69,12 +67,10 @@ def _stop_in(server: embedded.EmbeddedRedis, pid: int) -> None:
         server.stop()
 
 
-def start_embedded(
-    directory: Path, stop_at_exit: bool, maxmemory: str | None = None
-) -> embedded.EmbeddedRedis:
-    """Start the embedded server for ``directory``, or join the one already running there
-    (processes starting at the same moment, like gunicorn workers, are serialised by
-    ``embedded.start``'s lock).
+def own_embedded(server: embedded.EmbeddedRedis, stop_at_exit: bool) -> None:
+    """Take charge of stopping the embedded ``server`` (started, or joined, by
+    ``embedded.locate``; processes starting at the same moment, like gunicorn workers, are
+    serialised by ``embedded.start``'s lock).
 
     ``embedded.start`` would stop a server it started when the process exits; that is replaced by a
     hook that does so only in this very process, and only if ``stop_at_exit``. Then the server also
@@ -82,13 +78,11 @@ def start_embedded(
     SIGKILLed), so it never runs on unowned; otherwise (workers of a gunicorn without its config
     file) it outlives whoever started it, as the others need it.
     """
-    server = embedded.start(directory, maxmemory=maxmemory, die_with_process=stop_at_exit)
     if server.owned:
         atexit.unregister(server.stop)
         if stop_at_exit:
             atexit.register(_stop_in, server, os.getpid())
             _exit_cleanly_on_sigterm()
-    return server
 
 
 def _exit_cleanly_on_sigterm() -> None:
@@ -103,32 +97,27 @@ def _exit_cleanly_on_sigterm() -> None:
 
 def shutdown_embedded(directory: Path) -> bool:
     """Shut down (saving) the embedded server of ``directory`` if one answers. True if one did."""
-    sock = embedded._socket_path(directory)  # the path embedded.start listens on for this directory
-    url = f"unix://{sock}"
-    if not sock.exists():
-        return False
-    try:
-        embedded_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        embedded_client.ping()
-    except (redis.RedisError, OSError):
-        return False
-    with contextlib.suppress(redis.ConnectionError):
-        embedded_client.shutdown(save=True)
-    return True
+    return embedded.shutdown(directory)
 
 
 def init_app(app: Flask) -> None:
-    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory.
+    """Connect to ``REDIS_URL``, or start (or join) the embedded Redis under the data directory:
+    the library decides which (``bitcore.embedded.locate``), the app only owns the server's stop.
 
     Every connection of the app goes through one client with ``BITCORE_REDIS_TIMEOUT`` as its
     socket timeout and a circuit breaker (``bitcore.breaker``): after a failure or a timeout, Redis
     is not asked for ``BITCORE_REDIS_BREAKER_SECONDS`` and every request needing it answers 503 at
     once."""
-    url = app.config.get("REDIS_URL")
-    if not url:
-        stop_at_exit = may_stop_embedded()
-        maxmemory = app.config.get("BITCORE_REDIS_MAXMEMORY")
-        server = start_embedded(data_dir(app), stop_at_exit, maxmemory)
+    stop_at_exit = may_stop_embedded()
+    where = embedded.locate(
+        app.config.get("REDIS_URL"),
+        data_dir(app),
+        maxmemory=app.config.get("BITCORE_REDIS_MAXMEMORY"),
+        die_with_process=stop_at_exit,
+    )
+    server = where.server
+    if server is not None:
+        own_embedded(server, stop_at_exit)
         app.extensions["bitcore_embedded"] = server
         app.logger.info(
             "bitcore: no REDIS_URL set; embedded Redis on %s keeps its data in %s%s",
@@ -138,10 +127,9 @@ def init_app(app: Flask) -> None:
             if not server.owned or stop_at_exit
             else " (left running when workers exit: stop it with `flask --app wsgi stop-redis`)",
         )
-        url = server.url
     app.extensions["bitcore"] = bitcore.BitCore(
         connect(
-            url,
+            where.url,
             socket_timeout=float(app.config["BITCORE_REDIS_TIMEOUT"]),
             breaker_seconds=float(app.config["BITCORE_REDIS_BREAKER_SECONDS"]),
         ),
@@ -151,6 +139,8 @@ def init_app(app: Flask) -> None:
         remember_bitop_keys=0,  # workers live for months; their bit-op keys expire by TTL
         id_mapping=bool(app.config.get("BITCORE_ID_MAPPING", False)),
         id_map_buckets=int(app.config.get("BITCORE_ID_MAP_BUCKETS") or idmap.DEFAULT_BUCKETS),
+        # every segment the app evaluates, on the segments pages or as a report's step
+        segment_max_bytes=int(app.config.get("BITCORE_SEGMENT_MAX_BYTES") or 0) or None,
     )
 
 

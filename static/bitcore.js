@@ -10,6 +10,8 @@
  * hidden or left (pagehide / visibilitychange), with navigator.sendBeacon so the browser delivers them
  * after the page is gone (fetch with keepalive where sendBeacon is missing or refuses). Events tracked
  * before identify() wait for it; whatever is still unidentified when the page goes away is dropped.
+ * Each batch carries a request_id: a batch sent by fetch that fails (no answer, a 5xx or a 429) is
+ * sent again, at most twice, with the same id, so the server writes and counts it once.
  * Nothing here ever throws into the host page: every entry point is wrapped in try/catch.
  * Plain ES5, no build step, no dependencies.
  */
@@ -26,8 +28,11 @@
     timer: null,
     flushInterval: 5000,
     maxBatch: 100,
+    retryDelay: 2000, // ms before the first resend; the second waits four times as long
     listening: false
   };
+  var MAX_RETRIES = 2;
+  var sent = 0;
 
   // The names the server accepts: letters, digits and ":_.-", at most 120 characters.
   var NAME = /^[A-Za-z0-9:_.\-]{1,120}$/;
@@ -68,7 +73,18 @@
     return state.endpoint + sep + "k=" + encodeURIComponent(state.key);
   }
 
-  function send(body, preferBeacon) {
+  // A request id for one batch (at most 64 of [A-Za-z0-9_.:-], as the server takes): the time,
+  // a count and randomness, so two pages or two batches of one page never share one.
+  function requestId() {
+    sent += 1;
+    return (
+      Date.now().toString(36) + "-" + sent.toString(36) + "-" +
+      Math.random().toString(36).slice(2, 12)
+    );
+  }
+
+  function send(body, preferBeacon, attempt) {
+    attempt = attempt || 0;
     var target = url();
     if (preferBeacon && global.navigator && typeof global.navigator.sendBeacon === "function") {
       try {
@@ -90,8 +106,25 @@
           credentials: "omit",
           headers: { "Content-Type": "text/plain;charset=UTF-8" }
         })
-        ["catch"](function () {});
+        .then(function (response) {
+          if (response.status >= 500 || response.status === 429) {
+            retry(body, attempt);
+          }
+        })
+        ["catch"](function () {
+          retry(body, attempt);
+        });
     }
+  }
+
+  // Send the same body (the same request_id) again later, by fetch, unless it was sent enough.
+  function retry(body, attempt) {
+    if (attempt >= MAX_RETRIES) {
+      return;
+    }
+    global.setTimeout(guard(function () {
+      send(body, false, attempt + 1);
+    }), state.retryDelay * Math.pow(4, attempt));
   }
 
   function flush(preferBeacon) {
@@ -104,7 +137,7 @@
     }
     while (state.queue.length) {
       var batch = state.queue.splice(0, state.maxBatch);
-      send(JSON.stringify({ events: batch }), preferBeacon);
+      send(JSON.stringify({ request_id: requestId(), events: batch }), preferBeacon);
     }
   }
 
@@ -143,6 +176,9 @@
       state.key = options.key ? String(options.key) : null;
       if (options.flushInterval > 0) {
         state.flushInterval = Number(options.flushInterval);
+      }
+      if (options.retryDelay > 0) {
+        state.retryDelay = Number(options.retryDelay);
       }
       if (options.maxBatch > 0) {
         state.maxBatch = Math.min(500, Math.floor(options.maxBatch));

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bitcore.limits import TooCostly
+
 
 class SegmentError(ValueError):
     """Base of every segment error; the message is written for the person who typed the segment."""
@@ -60,7 +62,7 @@ class SegmentConflict(SegmentError):
     """Segments kept changing under a save or delete; nothing was written."""
 
 
-class SegmentTooCostly(SegmentTooLarge):
+class SegmentTooCostly(SegmentTooLarge, TooCostly):
     """Computing the expression would take more scratch memory in Redis than allowed.
 
     ``needed`` and ``limit`` are bytes; the message names both, so a caller can add the setting
@@ -68,11 +70,12 @@ class SegmentTooCostly(SegmentTooLarge):
     """
 
     def __init__(self, needed: int, limit: int) -> None:
-        self.needed = needed
-        self.limit = limit
-        super().__init__(
+        TooCostly.__init__(
+            self,
+            needed,
+            limit,
             f"computing this expression needs about {_mib(needed)} of scratch memory in Redis, "
-            f"over the limit of {_mib(limit)}"
+            f"over the limit of {_mib(limit)}",
         )
 
 

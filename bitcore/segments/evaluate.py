@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from bitcore.bitmaps import Bitmap
+from bitcore.limits import DEFAULT_SEGMENT_MAX_BYTES
 from bitcore.segments import program
 from bitcore.segments.errors import SegmentCycle, SegmentTooLarge
 from bitcore.segments.parser import Event, Node, Not, SegmentRef, Unique
@@ -36,7 +37,7 @@ MAX_LEAVES = 512
 MAX_REFERENCE_DEPTH = 16
 #: Scratch memory (bytes) one evaluation may take in Redis unless the caller says otherwise: four
 #: keys of a 16 MiB universe (ids up to 2**27), e.g. ``a & ~b & ~c`` and its result buffer.
-DEFAULT_MAX_BYTES = 64 << 20
+DEFAULT_MAX_BYTES = DEFAULT_SEGMENT_MAX_BYTES
 
 Resolver = Callable[[str], Node]
 

@@ -37,7 +37,7 @@ from bitcore.segments.errors import (
     SegmentNotFound,
     UnknownSegments,
 )
-from bitcore.segments.evaluate import DEFAULT_MAX_BYTES, check_expansion, evaluate
+from bitcore.segments.evaluate import check_expansion, evaluate
 from bitcore.segments.parser import Node, parse_expression, references
 
 if TYPE_CHECKING:
@@ -138,16 +138,27 @@ def _users_of(name: str, segments: Iterable[Segment]) -> list[str]:
     )
 
 
+class _ClientsLimit:
+    """The type of ``CLIENTS``."""
+
+
+#: ``SegmentStore``'s default ``max_bytes``: the client's ``segment_max_bytes``.
+CLIENTS = _ClientsLimit()
+
+
 class SegmentStore:
     """Saved segments of one ``BitCore`` client (its Redis, its universe for NOT).
 
     ``max_bytes``: scratch memory one evaluation may take in Redis (``SegmentTooCostly`` above it;
-    ``None``: no bound).
+    ``None``: no bound); by default the client's ``segment_max_bytes``, so every segment the
+    client's reports evaluate (a cohort's or funnel's segment step) keeps the same limit.
     """
 
-    def __init__(self, client: BitCore, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, client: BitCore, *, max_bytes: int | None | _ClientsLimit = CLIENTS) -> None:
         self.client = client
-        self.max_bytes = max_bytes
+        self.max_bytes = (
+            client.segment_max_bytes if isinstance(max_bytes, _ClientsLimit) else max_bytes
+        )
         self.redis = client.redis
         self.keys = client.keys
         self.index_key = self.keys.segments_index_key()

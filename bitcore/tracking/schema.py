@@ -35,6 +35,11 @@ from bitcore.validation import (
 DEFAULT_MAX_UID = 2**22
 
 
+#: A request id (``"request_id"``, optional): letters, digits and ``_-.:``, at most this long.
+MAX_REQUEST_ID_LENGTH = 64
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
+
+
 class BeaconError(ValueError):
     """A payload the endpoint refuses; ``field`` names the part of the request at fault."""
 
@@ -218,6 +223,27 @@ def parse_event(
         if not where or (error.field in _SHARED_FIELDS and error.field not in item):
             raise
         raise error.renamed(where + error.field) from None
+
+
+def check_request_id(value: Any, field: str = "request_id") -> str | None:
+    """A request's optional id (``None`` when absent): a client's retry of a request sends the
+    same id, so it is written and counted once (``bitcore.tracking.write``).
+
+    >>> check_request_id("b-1701.3"), check_request_id(None)
+    ('b-1701.3', None)
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise BeaconError(
+            field, f"must be 1 to {MAX_REQUEST_ID_LENGTH} letters, digits or the characters _-.:"
+        )
+    return value
+
+
+def request_id_of(payload: Any) -> Any:
+    """The ``"request_id"`` of a JSON payload as sent, unchecked (``None`` when absent)."""
+    return payload.get("request_id") if isinstance(payload, dict) else None
 
 
 def parse_payload(payload: Any, rules: BeaconRules, now: float) -> list[Beacon]:

@@ -9,6 +9,12 @@ script call (count, check, write: one round trip); a batch is a check-and-count 
 or a rate limit reached writes nothing.
 
 ``accept`` is a request's whole way in, after its write key is known: check, count, write.
+
+A request may carry an id (``"request_id"``): a client that retries a request it got no answer
+to sends the same id, and the repeat, within one rate window, is answered as the first was but
+neither counted (rate limit, write budget) nor written again. The id's key
+(``KeyLayout.request_id_key``) is checked and set by the same script call that counts the quota
+(``bulk.Once``), so two copies racing each other are one write too.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from bitcore.planning import Plan
 from bitcore.tracking import ratelimit
 from bitcore.tracking.budget import Limits, OverBudget, budget_for
 from bitcore.tracking.ratelimit import Window
-from bitcore.tracking.schema import Beacon, BeaconError, BeaconRules
+from bitcore.tracking.schema import Beacon, BeaconError, BeaconRules, check_request_id
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,12 @@ def write_beacons(
     counter: Window | None = None,
     now: datetime | None = None,
     budget: bulk.Budget | None = None,
+    once: bulk.Once | None = None,
 ) -> WriteResult:
     """Count the request against ``counter`` (if any) and, unless over it or over ``budget``
     (``bulk.WriteRefused``), set every bit of ``beacons`` atomically and register their names.
+    ``once`` (a request id's key): a repeat of a request already written is answered the same,
+    nothing counted or written.
 
     Raises redis-py errors unchanged (the caller turns them into a 503, or a 507 for Redis at
     its ``maxmemory``).
@@ -75,7 +84,7 @@ def write_beacons(
     moment = client.now() if now is None else now
     plan = plan_beacons(client, beacons, moment) if beacons else Plan({}, 0, set(), False)
     quota = bulk.Quota(counter.key, counter.limit, counter.ttl) if counter else None
-    if not client.write_plan(plan, quota, budget):
+    if not client.write_plan(plan, quota, budget, once):
         return WriteResult(0, False)
     return WriteResult(len(beacons), True, sum(beacon.clamped for beacon in beacons))
 
@@ -99,12 +108,14 @@ def accept(
     key: str,
     address: str | None,
     limits: Limits,
+    request_id: Any = None,
 ) -> WriteResult:
     """Check a request with ``parse(rules, now)``, then count it against the rate limit of
     ``key`` + ``address`` and write it within ``key``'s budget, in one round trip. Returns what
     was written. A request refused as invalid (``BeaconError``) is counted too, so a flood of bad
     ones is slowed (``RateLimited`` once over the limit); one over its budget raises
-    ``OverBudget`` and writes nothing."""
+    ``OverBudget`` and writes nothing. ``request_id`` (as sent, checked here): a repeat of a
+    request written in this rate window is answered the same, not counted nor written again."""
     counter = (
         ratelimit.window_for(f"{key}|{address}", limits.rate_limit, limits.window)
         if limits.rate_limit > 0
@@ -112,6 +123,7 @@ def accept(
     )
     try:
         beacons = parse(rules, time.time())
+        checked_id = check_request_id(request_id)
     except BeaconError:
         if counter is not None:
             verdict = ratelimit.hit(client.redis, counter)
@@ -119,7 +131,10 @@ def accept(
                 raise RateLimited(verdict.retry_after) from None
         raise
     try:
-        result = write_beacons(client, beacons, counter, budget=budget_for(key, limits))
+        once = None
+        if checked_id is not None:
+            once = bulk.Once(client.keys.request_id_key(key, checked_id), limits.window + 1)
+        result = write_beacons(client, beacons, counter, budget=budget_for(key, limits), once=once)
     except bulk.WriteRefused as refused:
         raise OverBudget(refused, limits.window) from None
     if not result.allowed:

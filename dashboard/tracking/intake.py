@@ -37,7 +37,13 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 
 from bitcore import BitCore, bulk
 from bitcore.tracking.budget import Limits, OverBudget
-from bitcore.tracking.schema import BeaconError, BeaconRules, parse_payload, parse_pixel
+from bitcore.tracking.schema import (
+    BeaconError,
+    BeaconRules,
+    parse_payload,
+    parse_pixel,
+    request_id_of,
+)
 from bitcore.tracking.write import Parse, RateLimited, WriteResult, accept
 
 #: The two routes: ``collect`` is ``POST``/``OPTIONS /track``, ``pixel`` is ``GET /track/p.gif``.
@@ -231,7 +237,8 @@ def _answer(request: BeaconRequest, route: Route, endpoint: Endpoint) -> Answer:
         return Answer(204, b"")
     payload = _read_json_body(request, config)
     key = _check_key(request, config, payload.get("key") if isinstance(payload, dict) else None)
-    result = _accept(request, key, endpoint, lambda rules, now: parse_payload(payload, rules, now))
+    parse: Parse = lambda rules, now: parse_payload(payload, rules, now)  # noqa: E731
+    result = _accept(request, key, endpoint, parse, request_id_of(payload))
     return _accepted(result.written, result.clamped)
 
 
@@ -365,11 +372,15 @@ def _rules(endpoint: Endpoint) -> BeaconRules:
     return rules_from_config(endpoint.config, client.universe, client.id_mapping)
 
 
-def _accept(request: BeaconRequest, key: str, endpoint: Endpoint, parse: Parse) -> WriteResult:
+def _accept(
+    request: BeaconRequest, key: str, endpoint: Endpoint, parse: Parse, request_id: Any = None
+) -> WriteResult:
     """Check with ``parse``, count and write (``bitcore.tracking.write.accept``): the tail of
-    both routes. The rate limit counts per write key and client address."""
+    both routes. The rate limit counts per write key and client address; a repeat of
+    ``request_id`` (a client's retry) is answered the same, not counted nor written again."""
     client = endpoint.client()
-    return accept(client, _rules(endpoint), parse, key, request.remote_addr, endpoint.limits)
+    address = request.remote_addr
+    return accept(client, _rules(endpoint), parse, key, address, endpoint.limits, request_id)
 
 
 def internal_error() -> Answer:

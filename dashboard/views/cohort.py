@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 
 from bitcore import periods
 from bitcore.cohort import engine
-from bitcore.reading import ReportTooCostly
+from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import flag_choices, selection_choices
 from dashboard.forms.cohort import MAX_CELLS, CohortForm
@@ -145,9 +145,9 @@ def _report() -> ResponseReturnValue:
             **form.query(),  # type: ignore[arg-type]
             max_bytes=report_limits.max_bytes(),
         )
-    except ReportTooCostly as error:
-        message = report_limits.too_costly_message(error)
-        return _respond(form, report_limits.STATUS, message=message, limit=report_limits.SETTING)
+    except TooCostly as error:
+        refused = report_limits.refusal(error)
+        return _respond(form, refused.status, message=refused.message, limit=refused.setting)
     except ValueError as error:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:

@@ -8,8 +8,6 @@ carry the start period shown (``FunnelForm.pinned_query``) unless the funnel is 
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from bitcore import funnel, periods
-from bitcore.reading import ReportTooCostly
+from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import (
@@ -76,19 +74,6 @@ def _form(args: MultiDict[str, str], choices: list[tuple[str, str]]) -> FunnelFo
             form.steps.append_entry()
     form.set_step_choices(choices)
     return form
-
-
-def _csv(columns: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 def _share_urls(form: FunnelForm, name: str) -> dict[str, str]:
@@ -166,9 +151,9 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
             form.trend.data,
             max_bytes=report_limits.max_bytes(),
         )
-    except ReportTooCostly as error:
-        message = report_limits.too_costly_message(error)
-        return report_limits.STATUS, {"message": message, "limit": report_limits.SETTING}
+    except TooCostly as error:
+        refused = report_limits.refusal(error)
+        return refused.status, {"message": refused.message, "limit": refused.setting}
     except (funnel.FunnelError, LookupError, ValueError) as error:
         return 400, {"message": str(error)}
     except redis.RedisError as error:
@@ -180,9 +165,11 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
     names = [input_text(token) for token in form.step_tokens()]
     name = download_name("funnel", *names, report.kind, first.start, report.end)
     if request.args.get("table") == "trend":
-        download = _csv(trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv")
+        download = negotiation.csv_download(
+            trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv"
+        )
     else:
-        download = _csv(FUNNEL_COLUMNS, rows, f"{name}.csv")
+        download = negotiation.csv_download(FUNNEL_COLUMNS, rows, f"{name}.csv")
     summary = {
         "kind": report.kind,
         "start": periods.label(report.start),

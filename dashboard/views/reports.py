@@ -16,7 +16,7 @@ from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bitcore import lifecycle, stickiness
-from bitcore.reading import ReportTooCostly
+from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.reports import EVENT_CHOICES_ID, LifecycleForm, StickinessForm
@@ -69,9 +69,9 @@ def _run(form: Any, compute: Callable[[], Any]) -> tuple[int, Any, str | None, s
         return 400, None, None, None
     try:
         return 200, compute(), None, None
-    except ReportTooCostly as error:
-        message = report_limits.too_costly_message(error)
-        return report_limits.STATUS, None, message, report_limits.SETTING
+    except TooCostly as error:
+        refused = report_limits.refusal(error)
+        return refused.status, None, refused.message, refused.setting
     except ValueError as error:
         return 400, None, str(error), None
     except redis.RedisError as error:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bitcore import event_names, periods
+from bitcore.limits import TooCostly
 from bitcore.segments import (
     SegmentError,
     SegmentExists,
@@ -22,14 +23,13 @@ from bitcore.segments import (
     SegmentNotFound,
     SegmentStore,
     SegmentSyntaxError,
-    SegmentTooCostly,
     parse_expression,
     references,
 )
 from bitcore.segments.parser import quote_name
 from bitcore.segments.store import Segment
 from bitcore.untracked import expression_warnings
-from dashboard import auth, negotiation, store
+from dashboard import auth, negotiation, report_limits, store
 from dashboard.forms.segments import DeleteForm, PreviewForm, SegmentForm
 from dashboard.presenters import units
 
@@ -38,25 +38,25 @@ bp = Blueprint("segments", __name__)
 
 #: Flags the syntax help names, at most.
 FLAGS_IN_HELP = 20
-#: The setting that bounds the scratch memory of one evaluation (``dashboard/config.py``).
-MAX_BYTES_SETTING = "BITCORE_SEGMENT_MAX_BYTES"
 
 
 def segment_store() -> SegmentStore:
-    return SegmentStore(store.client(), max_bytes=current_app.config[MAX_BYTES_SETTING] or None)
+    """The app's segments, evaluated within the client's limit (``BITCORE_SEGMENT_MAX_BYTES``)."""
+    return SegmentStore(store.client())
 
 
 def _status(error: SegmentError) -> int:
-    """409 for conflicts, 422 for an expression too costly to compute, else 400."""
-    if isinstance(error, SegmentTooCostly):
-        return 422
+    """409 for conflicts, 422 for an expression too costly to compute
+    (``report_limits.refusal``), else 400."""
+    if isinstance(error, TooCostly):
+        return report_limits.refusal(error).status
     return 409 if isinstance(error, SegmentExists | SegmentInUse) else 400
 
 
 def _message(error: SegmentError) -> str:
     """The error for the person who typed the segment; a cost refusal names the setting."""
-    if isinstance(error, SegmentTooCostly):
-        return f"{error} ({MAX_BYTES_SETTING}={error.limit})."
+    if isinstance(error, TooCostly):
+        return report_limits.refusal(error).message
     return str(error)
 
 
@@ -67,7 +67,7 @@ def _error_body(
     error's position rides along as ``"syntax_error"``."""
     if status < 400:
         return None
-    limit = MAX_BYTES_SETTING if status == 422 else None
+    limit = report_limits.SEGMENT_SETTING if status == 422 else None
     if error:
         return negotiation.error_body(
             status, error, fields=form.errors, limit=limit, syntax_error=syntax_error

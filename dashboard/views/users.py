@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
@@ -33,8 +33,8 @@ from wtforms import Form
 from bitcore import BitCore, drilldown, periods
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import engine
-from bitcore.reading import ReportTooCostly
-from bitcore.segments import SegmentError, SegmentStore, SegmentTooCostly
+from bitcore.limits import TooCostly
+from bitcore.segments import SegmentError, SegmentStore
 from bitcore.selections import Selection
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.choices import selection_choices
@@ -49,8 +49,6 @@ PAGE_USERS = 1000
 STREAM_BATCH = 5000
 FORMATS = ("html", "json", "csv")
 COHORT_SELECTIONS = ("select1", "select1b", "select2", "select2b")
-#: The setting bounding a segment's scratch memory (as on the segments pages).
-SEGMENT_MAX_BYTES_SETTING = "BITCORE_SEGMENT_MAX_BYTES"
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,7 @@ def _segment(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | 
     form = SegmentUsersForm(args)
     if not form.validate():
         return form, None
-    limit = current_app.config.get(SEGMENT_MAX_BYTES_SETTING) or None
-    segments = SegmentStore(client, max_bytes=limit)
+    segments = SegmentStore(client)  # the app's limit, BITCORE_SEGMENT_MAX_BYTES
     period = form.period()
     expression = form.expression.data
     try:
@@ -126,15 +123,10 @@ def _segment(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | 
     return form, Drill(bitmap, f"Segment {expression} in {periods.label(period)}")
 
 
-def _segment_refusal(
-    error: SegmentError, setting: str | None = SEGMENT_MAX_BYTES_SETTING
-) -> Refused:
-    """422 for a segment too costly to compute (naming ``setting`` when one holds its limit: a
-    cohort's or funnel's segment selections use the library's default, as those reports do),
-    else 400."""
-    if isinstance(error, SegmentTooCostly):
-        message = f"{error} ({setting}={error.limit})." if setting else str(error)
-        return Refused(422, message, setting)
+def _segment_refusal(error: SegmentError) -> Refused:
+    """422 for a segment too costly to compute (``report_limits.refusal``), else 400."""
+    if isinstance(error, TooCostly):
+        return Refused(*report_limits.refusal(error))
     return Refused(400, str(error))
 
 
@@ -148,9 +140,8 @@ def _computed(client: BitCore, drill: Drill, fmt: str) -> tuple[list[Any], Itera
         drilldown.check_cost(client, drill.bitmap, report_limits.max_bytes())
         members = drilldown.external_members(client, drill.bitmap)
         head = list(islice(members, PAGE_USERS if fmt == "html" else 1))
-    except ReportTooCostly as error:
-        message = report_limits.too_costly_message(error)
-        raise Refused(report_limits.STATUS, message, report_limits.SETTING) from None
+    except TooCostly as error:
+        raise Refused(*report_limits.refusal(error)) from None
     except SegmentError as error:
         raise _segment_refusal(error) from None
     return head, members
@@ -222,7 +213,7 @@ def _report() -> ResponseReturnValue:
     except Refused as refusal:
         return _error(refusal.status, refusal.message, form, refusal.limit)
     except SegmentError as error:  # a cohort's or funnel's segment selection, computed when made
-        refused = _segment_refusal(error, None)
+        refused = _segment_refusal(error)
         return _error(refused.status, refused.message, form, refused.limit)
     except ValueError as error:
         return _error(400, str(error), form)

@@ -9,6 +9,7 @@ CORS has to allow.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -250,5 +251,45 @@ def test_identify_takes_string_and_64_bit_ids(
     bc = BitCore(redis_client, id_mapping=True)
     expected = {"usr_8f3a", 1234567890123456789, 4242}
     assert wait_for(lambda: set(bc.MonthEvents("play")) == expected)
+    assert errors == []
+    context.close()
+
+
+def test_a_failed_batch_is_resent_with_the_same_request_id(
+    browser: Any, live_app: str, page_server: str, redis_client: redis.Redis
+) -> None:
+    """The server's first answer is a 503: bitcore.js sends the batch again with its
+    ``request_id``, and the events arrive once."""
+    PAGES["/retry"] = f"""<!doctype html><script>navigator.sendBeacon = undefined;</script>
+<script src="{live_app}/static/bitcore.js"></script>
+<script>
+  bitcore.init({{endpoint: "{live_app}/track", key: "{KEY}", flushInterval: 60000,
+                retryDelay: 50}});
+  bitcore.identify(77);
+  bitcore.track("retried");
+  window.loaded = true;
+</script>"""
+    bodies: list[str] = []
+
+    def first_fails(route: Any) -> None:
+        bodies.append(route.request.post_data or "")
+        if len(bodies) == 1:
+            origin = {"Access-Control-Allow-Origin": page_server}
+            route.fulfill(status=503, body='{"error": "retry later"}', headers=origin)
+        else:
+            route.continue_()
+
+    context, page, errors = open_page(browser, f"{page_server}/retry")
+    page.route(f"{live_app}/track*", first_fails)
+    assert page.evaluate("window.loaded === true")
+    page.evaluate("bitcore.flush()")  # by fetch: sendBeacon never tells how it went
+    bc = BitCore(redis_client)
+    for _ in range(100):  # the route's handler runs while Playwright is called, not in a sleep
+        if 77 in bc.MonthEvents("retried"):
+            break
+        page.wait_for_timeout(100)
+    assert 77 in bc.MonthEvents("retried"), bodies
+    ids = [json.loads(body)["request_id"] for body in bodies]
+    assert len(ids) == 2 and ids[0] == ids[1] and 1 <= len(ids[0]) <= 64
     assert errors == []
     context.close()

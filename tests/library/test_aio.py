@@ -5,14 +5,13 @@ sync wire writes, answer concurrent callers in order, and never block the loop."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
+from hung_redis_support import on_a_loop
 from private_redis import fill_up, private_redis
 
 import bitcore
@@ -22,15 +21,6 @@ from bitcore.bulk import Budget
 from bitcore.connection import connect
 
 WHEN = datetime(2024, 5, 7, 13)
-
-T = TypeVar("T")
-
-
-def on_a_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(coroutine)`` in a thread of its own: the browser tests' Playwright leaves an
-    event loop running in the main thread, where ``asyncio.run`` refuses to start another."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from bitcore.segments import (
 from bitcore.segments import program as segment_program
 from bitcore.segments.evaluate import evaluate
 from bitcore.segments.parser import BinOp, Event, Node, Not
+from bitcore.selections import Selection
 
 WEEK = periods.week(2025, 2)
 WHEN = datetime(2025, 1, 8, 12)  # inside WEEK
@@ -268,3 +269,20 @@ def test_a_year_operand_that_expired_is_computed_again(bc: bitcore.BitCore) -> N
     bc.delete_temporary_bitop_keys()  # every year key and result is gone
     assert bc.count_once(bitmap) == 1
     assert set(store.preview("a | c", year)) == {1, 2, 3}
+
+
+def test_the_clients_segment_limit_holds_for_reports_segment_steps(
+    small_redis: redis.Redis,
+) -> None:
+    """``BitCore(segment_max_bytes=...)`` is the default of every ``SegmentStore`` of the client,
+    so a report's saved-segment step (``Selection.bitmap``) keeps the same limit."""
+    roomy = bitcore.BitCore(small_redis)
+    big_events(small_redis, roomy, 2)
+    SegmentStore(roomy).save("heavy", "e0 & ~e1")
+    tight = bitcore.BitCore(small_redis, segment_max_bytes=MIB)
+    assert SegmentStore(tight).max_bytes == MIB
+    assert SegmentStore(roomy).max_bytes == 64 << 20  # the library's default
+    with pytest.raises(SegmentTooCostly) as refused:
+        Selection.parse("segment:heavy").bitmap(tight, WEEK)
+    assert refused.value.limit == MIB
+    assert 0 in Selection.parse("segment:heavy").bitmap(roomy, WEEK)

@@ -9,13 +9,12 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 import redis
+from hung_redis_support import on_a_loop, stoppable_redis
 
 from bitcore import aio, embedded, wire
 from bitcore.breaker import BreakerOpen
@@ -25,27 +24,12 @@ TIMEOUT = 0.5
 BREAKER = 1.0
 PING = wire.encode("PING")
 
-T = TypeVar("T")
-
-
-def on_a_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(coroutine)`` in a thread of its own: the browser tests' Playwright leaves an
-    event loop running in the main thread, where ``asyncio.run`` refuses to start another."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[embedded.EmbeddedRedis]:
     """A private redis-server, continued and stopped whatever the test did to it."""
-    started = embedded.start(tmp_path / "redis", port=0, persist=False)
-    assert started.process is not None
-    try:
+    with stoppable_redis(tmp_path / "redis") as started:
         yield started
-    finally:
-        if started.process.poll() is None:
-            os.kill(started.process.pid, signal.SIGCONT)
-        started.stop()
 
 
 async def timed_ping(client: redis.Redis) -> tuple[float, BaseException | None]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from hung_redis_support import stoppable_redis
 
 from bitcore import embedded, wire
 from bitcore.breaker import BreakerOpen
@@ -23,14 +24,8 @@ BREAKER = 1.0
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[embedded.EmbeddedRedis]:
     """A private redis-server, continued and stopped whatever the test did to it."""
-    started = embedded.start(tmp_path / "redis", port=0, persist=False)
-    assert started.process is not None
-    try:
+    with stoppable_redis(tmp_path / "redis") as started:
         yield started
-    finally:
-        if started.process.poll() is None:
-            os.kill(started.process.pid, signal.SIGCONT)
-        started.stop()
 
 
 def timed(call: object) -> tuple[float, BaseException | None]:

@@ -122,3 +122,41 @@ def test_maxmemory_with_noeviction_by_default_and_as_asked(tmp_path: Path) -> No
 def test_a_bad_maxmemory_is_refused(size: str) -> None:
     with pytest.raises(ValueError, match="not a size"):
         embedded.check_maxmemory(size)
+
+
+def test_locate_takes_a_url_when_set_and_starts_nothing(tmp_path: Path) -> None:
+    where = embedded.locate("redis://db:6379/1", tmp_path / "data", maxmemory="64mb")
+    assert where == embedded.RedisLocation("redis://db:6379/1", None)
+    assert not (tmp_path / "data").exists(), "no embedded server was started"
+
+
+def test_locate_without_a_url_starts_the_embedded_server_then_joins_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = embedded.locate(None, tmp_path / "data", maxmemory="64mb")
+    try:
+        assert first.server is not None and first.server.owned and first.url == first.server.url
+        assert first.server.client().config_get("maxmemory")["maxmemory"] == str(64 << 20)
+        joined = embedded.locate("", tmp_path / "data")
+        assert joined.server is not None and not joined.server.owned and joined.url == first.url
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setenv("BITCORE_DATA_DIR", str(tmp_path / "data"))
+        default = embedded.default_redis()  # the library's default asks the same question
+        assert default.connection_pool.connection_kwargs["path"] == first.url.removeprefix(
+            "unix://"
+        )
+    finally:
+        assert first.server is not None
+        first.server.stop()
+
+
+def test_shutdown_stops_the_server_of_a_data_directory_whoever_started_it(
+    start: Callable[[], embedded.EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = start()
+    server.client().set("kept", "1")
+    assert embedded.shutdown(tmp_path / "data")
+    assert server.process is not None and server.process.wait(timeout=10) == 0
+    assert not embedded.shutdown(tmp_path / "data"), "nothing answers any more"
+    assert not embedded.shutdown(tmp_path / "nothing-here")
+    assert start().client().get("kept") == b"1", "it saved on the way down"

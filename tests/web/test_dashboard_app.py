@@ -12,7 +12,7 @@ import pytest
 import redis
 from dashboard_support import make_app
 
-from bitcore import BitCore
+from bitcore import BitCore, embedded
 from dashboard import config, create_app, store
 
 
@@ -52,6 +52,25 @@ def test_environment_reaches_the_app(
     assert client.keys.prefix == "other_"
     assert app.instance_path == str(tmp_path / "inst")
     assert store.embedded_server(app) is None
+
+
+def test_the_app_asks_the_library_where_its_redis_is(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One decision "REDIS_URL or the embedded Redis": ``bitcore.embedded.locate``'s."""
+    asked: list[tuple[object, ...]] = []
+    real = embedded.locate
+
+    def locate(url: str | None, data_dir: Path, **options: object) -> embedded.RedisLocation:
+        asked.append((url, data_dir, options))
+        return real(url, data_dir, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded, "locate", locate)
+    app = make_app(redis_url, tmp_path, BITCORE_REDIS_MAXMEMORY="64mb")
+    [(url, data_dir, options)] = asked
+    assert (url, data_dir) == (redis_url, store.data_dir(app))
+    assert options["maxmemory"] == "64mb"
+    assert app.extensions["bitcore"].ping() and store.embedded_server(app) is None
 
 
 def test_development_secret_key_is_random_and_kept(

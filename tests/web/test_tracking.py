@@ -416,6 +416,24 @@ def test_rate_limit_answers_429_with_retry_after(
     assert other.status_code == 200
 
 
+def test_a_retried_request_with_its_id_is_not_charged_again(
+    redis_url: str, redis_client: redis.Redis, bc: BitCore
+) -> None:
+    """bitcore.js resends a batch it got no answer to with the same ``request_id``: the copies
+    are answered as the first was, and neither counted against the rate limit nor written."""
+    client = tracking_app(redis_url, BITCORE_TRACK_RATE_LIMIT=2).test_client()
+    batch = {"request_id": "k3x9-1", "events": [single(uid=5), single(uid=6)]}
+    answers = [client.post("/track", json=batch, headers=HEADERS) for _ in range(4)]
+    assert [(a.status_code, a.json) for a in answers] == [(200, {"accepted": 2})] * 4
+    assert members(bc, "ok") == {5, 6}
+    assert client.post("/track", json=single(uid=7), headers=HEADERS).status_code == 200
+    assert client.post("/track", json=single(uid=8), headers=HEADERS).status_code == 429
+    unlimited = tracking_app(redis_url).test_client()
+    bad = unlimited.post("/track", json={**batch, "request_id": "x" * 65}, headers=HEADERS)
+    assert bad.status_code == 400 and bad.json is not None
+    assert bad.json["field"] == "request_id"
+
+
 def test_rate_limit_is_shared_between_app_instances(
     redis_url: str, redis_client: redis.Redis
 ) -> None:

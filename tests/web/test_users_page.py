@@ -277,14 +277,13 @@ def test_string_ids_are_quoted_in_the_downloads() -> None:
 
 
 def test_a_segment_step_over_its_limit_is_a_422(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    """A cohort's or funnel's segment selection is computed with the library's default limit
-    (as the reports do): here a tiny one, so that it refuses."""
-    site = Site(redis_url, tmp_path, False)
+    """A cohort's or funnel's segment selection is computed within the app's segment limit
+    (``BITCORE_SEGMENT_MAX_BYTES``), as on the segments pages: here a tiny one, so it refuses."""
+    site = Site(redis_url, tmp_path, False, BITCORE_SEGMENT_MAX_BYTES=100)
     site.mark([("signup", 100_000, 0), ("pay", 100_000, 0)])
-    SegmentStore(site.bc).save("heavy", "signup and not pay")
-    monkeypatch.setattr(SegmentStore.__init__, "__kwdefaults__", {"max_bytes": 100})
+    SegmentStore(site.bc, max_bytes=None).save("heavy", "signup and not pay")
     for link in (
         "/users.json?of=cohort&select1=segment:heavy&select2=pay&time_group=days"
         "&cohort=2024-12-30&offset=0",
@@ -293,7 +292,9 @@ def test_a_segment_step_over_its_limit_is_a_422(
     ):
         response = site.http.get(link)
         assert response.status_code == 422, response.text
-        assert "limit" not in response.get_json()["error"]  # no setting holds this one
+        error = response.get_json()["error"]
+        assert error["limit"] == "BITCORE_SEGMENT_MAX_BYTES"
+        assert "BITCORE_SEGMENT_MAX_BYTES=100" in error["message"]
 
 
 def test_the_users_need_a_login_when_users_are_configured(
