@@ -35,6 +35,8 @@ import numpy as np
 from bitcore import drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting, server
+from bitcore.cohort import retention as _retention
+from bitcore.cohort.retention import Retention
 from bitcore.periods import Period
 from bitcore.selections import Selection
 
@@ -85,6 +87,10 @@ class CohortTable:
     selections: drilldown.Selections | None = field(default=None, repr=False, compare=False)
     resolve: Resolver | None = field(default=None, repr=False, compare=False)
     cohort_type: CohortType = "recurring"
+    #: ``"on_or_after"``: a cell counts who returned then or in any later period up to
+    #: ``current`` (``bitcore.cohort.retention``).
+    retention: Retention = "on"
+    current: Period | None = None
 
     def period(self, row: int) -> Period:
         """The period of row ``row``'s cohort (row 0 is the first start's period)."""
@@ -117,6 +123,7 @@ class CohortTable:
             col,
             self.resolve,
             first_times=self.cohort_type == "first_time",
+            until=self.current if self.retention == "on_or_after" else None,
         )
 
     def percent(self, row: int, col: int) -> float | None:
@@ -246,6 +253,9 @@ class Plan:
     set_index: dict[Operands, int] = field(default_factory=dict)
     pairs: list[tuple[int, int]] = field(default_factory=list)
     derived: dict[str, Bitmap] = field(default_factory=dict)
+    #: On-or-after tables: the return sets in period order up to the current period; set
+    #: ``len(sets) + j`` is the union of ``suffix[j:]`` (``bitcore.cohort.retention``).
+    suffix: list[int] = field(default_factory=list)
 
     def add_set(self, operands: Operands) -> int:
         """0-based number of the set, shared by every row or column that needs the same one."""
@@ -297,10 +307,14 @@ def plan_table(
     selections: tuple[str, str | None, str, str | None],
     resolve: Resolver | None = None,
     cohort_type: CohortType = "recurring",
+    retention: Retention = "on",
+    current: Period | None = None,
 ) -> Plan:
     """Rows are ``count`` consecutive periods from ``first``; row ``i`` column ``t`` is period ``i +
     t``, so a table needs only ``count + num_of_rows`` return sets, each planned once. A
-    ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else."""
+    ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else. An
+    ``on_or_after`` table pairs each cohort with unions of return sets up to ``current`` instead
+    (``bitcore.cohort.retention``)."""
     select1, select1b, select2, select2b = selections
     plan = Plan()
     all_periods = [periods.shift(first, k) for k in range(count + num_of_rows)]
@@ -314,6 +328,12 @@ def plan_table(
     first_time = check_cohort_type(cohort_type) == "first_time"
     cohorts = [selection_set(select1, select1b, p, first_time) for p in all_periods[:count]]
     returns = [selection_set(select2, select2b, p) for p in all_periods]
+    if retention == "on_or_after" and current is not None:
+        reach = _retention.reach(first, len(all_periods), current)
+        tail = [periods.shift(first, k) for k in range(len(all_periods), reach)]
+        plan.suffix = returns[:reach] + [selection_set(select2, select2b, p) for p in tail]
+        base = len(plan.sets)
+        returns = [base + m if m < reach else s for m, s in enumerate(returns)]
     plan.pairs = [
         (cohorts[i], returns[i + t]) for i in range(count) for t in range(num_of_rows + 1)
     ]
@@ -339,6 +359,8 @@ def cohort_table(
     max_bytes: int | None = None,
     where: Where = "auto",
     cohort_type: str = "recurring",
+    retention: str = "on",
+    until: datetime | None = None,
 ) -> CohortTable:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods. ``cohort_type="first_time"``: row t is who did ``select1`` (an event) for the first
@@ -351,10 +373,13 @@ def cohort_table(
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
     ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
     BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
-    Redis far away); the numbers are the same.
+    Redis far away); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
+    the return selections in its period or any later one up to ``until``'s (default: now).
     """
     group = check_time_group(time_group)
     kind = check_cohort_type(cohort_type)
+    mode = _retention.check_retention(retention)
+    current = period_for(group, until or client.now()) if mode == "on_or_after" else None
     if num_of_rows < 0:
         raise ValueError(f"num_of_rows must be >= 0, got {num_of_rows}")
     width = num_of_rows + 1
@@ -362,15 +387,21 @@ def cohort_table(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         if not starts:
-            return CohortTable(group, [], [], [], num_of_rows, client, selections, resolve, kind)
+            return CohortTable(
+                group, [], [], [], num_of_rows, client, selections, resolve, kind, mode, current
+            )
         first = period_for(group, starts[0])
-        plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve, kind)
+        plan = plan_table(
+            client, first, len(starts), num_of_rows, selections, resolve, kind, mode, current
+        )
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
-    return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind)
+    return CohortTable(
+        group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind, mode, current
+    )
 
 
 def evaluate(
@@ -386,19 +417,24 @@ def evaluate(
     ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
     received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
     ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
-    for while this one is counted (``bitcore.reading.read_words``).
+    for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
+    gets them after its sets (``bitcore.cohort.retention``), as rows of the words or as keys.
     """
     sources = plan.source_keys()
-    sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         if where == "server":
             set_sizes, pair_counts = server.count(client, plan, read)
             return counting.with_empty_cells(plan, set_sizes, pair_counts)
+        counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
+        sizes = np.zeros(len(counted.sets), dtype=np.int64)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            words, lengths = part.words, part.lengths
+            if plan.suffix:
+                words, lengths = _retention.suffix_words(plan, sources, words, lengths)
             set_counts, cell_counts = counting.count_words(
-                plan, sources, part.words, part.lengths, parallel
+                counted, [*sources, *extra], words, lengths, parallel
             )
             sizes += set_counts
             overlaps += cell_counts

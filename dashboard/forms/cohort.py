@@ -66,19 +66,6 @@ class CohortRange:
         return periods.start(self.last, UTC)
 
 
-def _periods_between(first: periods.Period, last: periods.Period) -> int:
-    """How many periods ``first`` .. ``last`` covers, both included (0 when ``last`` is
-    earlier)."""
-    if last < first:
-        return 0
-    if first.kind == "month":
-        return (last.year - first.year) * 12 + last.month - first.month + 1
-    if first.kind == "year":
-        return last.year - first.year + 1
-    days = (periods.start(last) - periods.start(first)).days
-    return days // (7 if first.kind == "week" else 1) + 1
-
-
 def _period_date(period: periods.Period) -> date:
     return periods.start(period).date()
 
@@ -180,7 +167,7 @@ class CohortForm(Form):
         try:
             if start and end and kind != "year":
                 first, last = periods.period_of(kind, start), periods.period_of(kind, end)
-                count = _periods_between(first, last)
+                count = periods.count_between(first, last)
                 if not count:
                     raise _RangeError(blame, "The last cohort must not be before the first.")
             elif start:
