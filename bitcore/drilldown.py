@@ -50,7 +50,7 @@ MEMBER_CHUNK_BYTES = 64 << 10
 Resolver = Callable[[str, periods.Period], "Bitmap | None"]
 #: Periods after a cell's own that an on-or-after drill-down may unite (the cohort engine's
 #: limit, ``bitcore.cohort.retention``, plus the table's own columns).
-MAX_PERIODS_AFTER = 1100 + 104
+MAX_PERIODS_AFTER = 3660 + 104
 #: (cohort selection, its optional partner, return selection, its optional partner)
 Selections = tuple[str, "str | None", str, "str | None"]
 

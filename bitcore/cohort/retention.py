@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 Retention = Literal["on", "on_or_after"]
 RETENTIONS: tuple[Retention, ...] = ("on", "on_or_after")
 #: Periods an on-or-after table may read beyond its own columns, up to the current period (a
-#: table of days that starts three years ago reads every day since): more is a ``ValueError``.
-MAX_PERIODS_AFTER = 1100
+#: table of days that starts years ago reads every day since: ten years at most), more is a
+#: ``ValueError``.
+MAX_PERIODS_AFTER = 3660
 
 
 def check_retention(retention: str) -> Retention:

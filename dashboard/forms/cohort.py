@@ -25,7 +25,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from bitcore import periods
-from bitcore.cohort import COHORT_TYPES, TIME_GROUPS
+from bitcore.cohort import COHORT_TYPES, RETENTIONS, TIME_GROUPS
 from bitcore.cohort.engine import YEARS_SHOWN
 from dashboard.forms.fields import WholeNumberField
 from dashboard.forms.selection import checked_token, input_text
@@ -36,6 +36,11 @@ COHORT_TYPE_LABELS = {
     "first_time": "Did it for the first time",
 }
 COHORT_TYPE_CHOICES = [SelectChoice(t, COHORT_TYPE_LABELS[t]) for t in COHORT_TYPES]
+RETENTION_LABELS = {
+    "on": "in that period",
+    "on_or_after": "in that period or any later one",
+}
+RETENTION_CHOICES = [SelectChoice(r, RETENTION_LABELS[r]) for r in RETENTIONS]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
 #: The period kind of each time group.
 KIND_OF: dict[str, periods.Kind] = {
@@ -88,6 +93,7 @@ class CohortForm(Form):
         "and came back to", validators=[InputRequired("Choose an event or segment.")]
     )
     select2b = StringField("and also (optional)")
+    retention = SelectField("Counted when they came back", choices=RETENTION_CHOICES, default="on")
     time_group = SelectField("Group by", choices=TIME_GROUP_CHOICES, default="days")
     as_percent = SelectField("Show", choices=AS_PERCENT_CHOICES, default="1")
     start_date = DateField(
@@ -212,6 +218,7 @@ class CohortForm(Form):
             "num_of_rows": self.num_of_rows.data,
             "now": self.range.moment(),
             "cohort_type": self.cohort_type.data,
+            "retention": self.retention.data,
         }
 
     def pinned_query(self) -> list[tuple[str, str]]:
@@ -228,6 +235,7 @@ class CohortForm(Form):
             ("as_percent", self.as_percent.data),
             ("num_of_rows", str(self.num_of_rows.data)),
             ("cohort_type", self.cohort_type.data),
+            ("retention", self.retention.data),
         ]
         if self.rolling.data:
             return [*pairs, ("num_results", str(self.range.count)), ("rolling", "1")]

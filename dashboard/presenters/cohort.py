@@ -54,6 +54,13 @@ class ViewRow:
         return count_text(self.size)
 
 
+#: What a column counts, by retention mode (``bitcore.cohort.retention``), for the page's heading.
+RETENTION_TEXT = {
+    "on": "came back in exactly that period",
+    "on_or_after": "came back in that period or any later one, up to now",
+}
+
+
 @dataclass(frozen=True)
 class CohortView:
     as_percent: bool
@@ -64,6 +71,11 @@ class CohortView:
     scale_top: float  # the share the darkest colour stands for (columns after the first)
     legend: list[tuple[str, str]]  # (style, text) swatches, lightest first
     curve: LineChart | None
+    retention: str = "on"
+
+    @property
+    def retention_text(self) -> str:
+        return RETENTION_TEXT[self.retention]
 
     @property
     def empty(self) -> bool:
@@ -152,10 +164,12 @@ def cohort_view(
         rows.append(ViewRow(row_label(start, table.time_group), size, cells, in_progress))
     average = _average_row(table, counted, as_percent)
     unit = UNITS[table.time_group]
-    header = [f"{unit} {t}" for t in range(table.num_of_rows + 1)]
+    plus = "+" if table.retention == "on_or_after" else ""  # "Week 2+": week 2 or later
+    header = [f"{unit} {t}{plus}" for t in range(table.num_of_rows + 1)]
     label = "Average, weighted by cohort size" if as_percent else "All cohorts (total)"
+    curve = _curve(header, average)
     return CohortView(
-        as_percent, header, rows, average, label, top, legend(top), _curve(header, average)
+        as_percent, header, rows, average, label, top, legend(top), curve, table.retention
     )
 
 
@@ -213,6 +227,7 @@ def view_json(view: CohortView) -> dict[str, Any]:
     average row's cells are alike, with the users they are a share of."""
     return {
         "as_percent": view.as_percent,
+        "retention": view.retention,
         "header": ["Cohort", "Size", *view.header],
         "rows": [
             {

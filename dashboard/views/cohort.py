@@ -34,6 +34,7 @@ SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
 DEFAULTS = {
     "cohort_type": "recurring",
+    "retention": "on",
     "time_group": "days",
     "as_percent": "1",
     "num_results": "31",
@@ -48,7 +49,8 @@ def _links(form: CohortForm) -> dict[str, str]:
     assert form.range is not None
     names = [input_text(getattr(form, f).data) for f in SELECTIONS]
     first, last = form.range.first, form.range.last
-    name = download_name("cohort", *[n for n in names if n], first.kind, first, last)
+    mode = ["on-or-after"] if form.retention.data == "on_or_after" else []
+    name = download_name("cohort", *[n for n in names if n], *mode, first.kind, first, last)
     return {
         "html": f"{url_for('cohort.cohort_page')}?{query}",
         "json": f"{url_for('cohort.cohort_json')}?{query}",
@@ -98,6 +100,8 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     query: dict[str, Any] = {"of": "cohort", "time_group": table.time_group}
     if table.cohort_type != "recurring":
         query["cohort_type"] = table.cohort_type
+    if table.retention != "on":
+        query["retention"] = table.retention
     for name, token in zip(SELECTIONS, table.selections or (), strict=True):
         if token:
             query[name] = token

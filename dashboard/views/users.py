@@ -83,12 +83,17 @@ def _cohort(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     period, offset = form.cohort_period(), form.offset.data
     selections = form.selections()
     first_times = form.cohort_type.data == "first_time"
-    bitmap = drilldown.cohort_cell(client, selections, period, offset, first_times=first_times)
+    after = form.retention.data == "on_or_after"
+    until = periods.period_of(period.kind, client.now()) if after else None
+    bitmap = drilldown.cohort_cell(
+        client, selections, period, offset, first_times=first_times, until=until
+    )
     did = _and(selections[0], selections[1]) + (" for the first time" if first_times else "")
     title = f"Cohort {periods.label(period)}: did {did}"
     if offset is not None:
         unit = engine.period_kind(form.time_group.data)
         later = f"{offset} {unit}{'s' if offset != 1 else ''} later"
+        later += " or any time after" if after else ""
         title += f"; {later} did {_and(selections[2], selections[3])}"
     return form, Drill(bitmap, title)
 

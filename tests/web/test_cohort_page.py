@@ -360,3 +360,38 @@ def test_a_first_time_cohorts_links_lead_to_its_first_timers(client: FlaskClient
     assert cell["users"] == []
     recurring = client.get(sized[0].replace("cohort_type=first_time", "cohort_type=recurring"))
     assert "6</strong> user" in recurring.get_data(as_text=True)
+
+
+def test_on_or_after_retention_its_twins_and_its_links(client: FlaskClient) -> None:
+    """Day 1's cohort (users 0..7) played on day 1 (0, 1) or day 2 (0, 5, 6): on or after day 1
+    that is 4 of them, on or after day 2 three, after that nobody (an empty cell)."""
+    query = QUERY + "&as_percent=0&retention=on_or_after"
+    table = client.get(f"/cohort.json?{query}").get_json()["table"]
+    assert table["retention"] == "on_or_after" and table["header"][2:] == [
+        "Day 0+",
+        "Day 1+",
+        "Day 2+",
+    ]
+    assert [c["count"] for c in table["rows"][0]["cells"]] == [4, 3, None]
+    assert [c["count"] for c in table["rows"][1]["cells"]] == [2, None, None]
+    on = client.get(f"/cohort.json?{QUERY}&as_percent=0").get_json()["table"]
+    assert on["retention"] == "on" and [c["count"] for c in on["rows"][0]["cells"]] == [2, 3, None]
+    page = client.get(f"/cohort?{query}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'selected value="on_or_after"' in html
+    assert 'data-retention="on_or_after"' in html and "on or after" in html
+    for text in ("link to this report", "CSV", "JSON"):
+        assert "retention=on_or_after" in links(html)[text], text
+    assert (
+        client.get(f"/cohort.csv?{query}")
+        .get_data(as_text=True)
+        .splitlines()[0]
+        .endswith("Day 0+,Day 1+,Day 2+")
+    )
+    found = [unescape(h) for h in re.findall(r'href="(/users\?[^"]*)"', html)]
+    assert found and all("retention=on_or_after" in h for h in found)
+    cell = next(h for h in found if "cohort=2024-05-06" in h and "offset=0" in h)
+    users = client.get(cell.replace("/users?", "/users.json?")).get_json()
+    assert sorted(int(u) for u in users["users"]) == [0, 1, 5, 6]
+    bad = client.get(f"/cohort.json?{QUERY}&retention=ever")
+    assert bad.status_code == 400 and "retention" in bad.get_json()["error"]["fields"]
