@@ -228,6 +228,62 @@ def funnel_trend(
     )
 
 
+def funnel_groups(
+    client: BitCore,
+    steps: Sequence[str | StepSource],
+    start: periods.Period,
+    window: int,
+    groups: Sequence[StepSource],
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+) -> list[Funnel]:
+    """The funnel of everyone, then of each of ``groups`` (``bitcore.breakdown.Group``: a
+    segment, or a flag): step 1 restricted to the group's users in ``start``, so every later step
+    is too. One read of every key for all of them, counted in numpy.
+
+    >>> ios = breakdown.parse_group("segment:ios")  # doctest: +SKIP
+    >>> funnels = funnel_groups(b, ["signup", "buy"], day, 7, [ios])  # doctest: +SKIP
+    >>> [f.steps[-1].count for f in funnels]  # doctest: +SKIP
+    [120, 45]
+    """
+    check_funnel(steps, start.kind, window)
+    sources = _sources(steps)
+    restricted: list[StepSource | None] = [None, *groups]
+    counts = _count(
+        client, sources, [start], window, max_bytes, round_trip_bytes, "client", restricted
+    )
+    return [
+        _funnel_of(
+            sources if g is None else [RestrictedStep(sources[0], g), *sources[1:]],
+            start,
+            window,
+            row,
+            client,
+        )  # fmt: skip
+        for g, row in zip(restricted, counts, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class RestrictedStep:
+    """Step 1 of a group's funnel: the step's users who are in the group, in each period (what
+    the group's drill-down reads; counting ANDs the two in numpy)."""
+
+    step: StepSource
+    group: StepSource
+
+    @property
+    def token(self) -> str:
+        return self.step.token
+
+    @property
+    def label(self) -> str:
+        return self.step.label
+
+    def bitmap(self, client: BitCore, period: periods.Period) -> Bitmap:
+        return drilldown.AndOf(self.step.bitmap(client, period), self.group.bitmap(client, period))
+
+
 def _funnel_of(
     sources: Sequence[StepSource],
     start: periods.Period,
@@ -262,12 +318,19 @@ class _Plan:
     #: per start: the row of step 1 in the start period, then per window period the rows of
     #: steps 2..K
     rows: list[tuple[int, list[list[int]]]]
+    #: per start: the row of the group step 1 is restricted to (``bitcore.breakdown``), if any
+    restrict: list[int | None] = field(default_factory=list)
 
 
 def _plan(
-    client: BitCore, sources: Sequence[StepSource], starts: Sequence[periods.Period], window: int
+    client: BitCore,
+    sources: Sequence[StepSource],
+    starts: Sequence[periods.Period],
+    window: int,
+    groups: Sequence[StepSource | None] = (None,),
 ) -> _Plan:
-    """Each (step, period) bitmap once, numbered in first-use order."""
+    """Each (step, period) bitmap once, numbered in first-use order; the starts once per group
+    (``None``: everyone), step 1 restricted to the group's users in the start period."""
     keys: dict[str, int] = {}
     derived: dict[str, Bitmap] = {}
 
@@ -282,9 +345,11 @@ def _plan(
             row(sources[0], start),
             [[row(s, p) for s in sources[1:]] for p in window_periods(start, window)],
         )
+        for _ in groups
         for start in starts
     ]
-    return _Plan(list(keys), derived, rows)
+    restrict = [None if g is None else row(g, start) for g in groups for start in starts]
+    return _Plan(list(keys), derived, rows, restrict)
 
 
 def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[int]) -> np.ndarray:
@@ -294,9 +359,12 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
     reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
     both = np.empty(words.shape[1], dtype=np.uint64)
     for s, (first, per_period) in enumerate(plan.rows):
-        if not present[first]:
+        group = plan.restrict[s] if plan.restrict else None
+        if not present[first] or (group is not None and not present[group]):
             continue  # nobody did step 1 in this slice: every step is 0
         reached[0] = words[first]
+        if group is not None:
+            reached[0] &= words[group]
         reached[1:] = 0
         for step_rows in per_period:
             for k, r in enumerate(step_rows, start=1):
@@ -315,14 +383,18 @@ def _count(
     max_bytes: int | None,
     round_trip_bytes: int,
     where: Where = "auto",
+    groups: Sequence[StepSource | None] = (None,),
 ) -> list[list[int]]:
-    """Step counts per start period: by BITOPs on the server where that is cheaper
-    (``bitcore.funnel_server``), else read slice by slice and counted in numpy."""
-    plan = _plan(client, sources, starts, window)
-    counts = np.zeros((len(starts), len(sources)), dtype=np.int64)
+    """Step counts per start period (per group, then start): by BITOPs on the server where that
+    is cheaper (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always,
+    for groups: their restriction is one AND in numpy)."""
+    plan = _plan(client, sources, starts, window, groups)
+    counts = np.zeros((len(plan.rows), len(sources)), dtype=np.int64)
+    grouped = any(g is not None for g in groups)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
-        if where == "server" or (
-            where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths)
+        if not grouped and (
+            where == "server"
+            or (where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths))
         ):
             try:
                 return funnel_server.count(client, read, plan.rows, len(sources))

@@ -25,7 +25,7 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -91,6 +91,8 @@ class CohortTable:
     #: ``current`` (``bitcore.cohort.retention``).
     retention: Retention = "on"
     current: Period | None = None
+    #: The group (segment or flag token) its cohorts are restricted to (``bitcore.breakdown``).
+    group: str | None = None
 
     def period(self, row: int) -> Period:
         """The period of row ``row``'s cohort (row 0 is the first start's period)."""
@@ -116,6 +118,13 @@ class CohortTable:
     def _drill(self, row: int, col: int | None) -> Bitmap:
         if self.client is None or self.selections is None:
             raise ValueError("this table was not computed from Redis: it has no users to give")
+        if self.group:
+            members = Selection.parse(self.group).bitmap(self.client, self.period(row))
+            return drilldown.AndOf(self._cell(row, col), members)
+        return self._cell(row, col)
+
+    def _cell(self, row: int, col: int | None) -> Bitmap:
+        assert self.client is not None and self.selections is not None
         return drilldown.cohort_cell(
             self.client,
             self.selections,
@@ -309,24 +318,32 @@ def plan_table(
     cohort_type: CohortType = "recurring",
     retention: Retention = "on",
     current: Period | None = None,
+    groups: Sequence[str | None] = (None,),
 ) -> Plan:
     """Rows are ``count`` consecutive periods from ``first``; row ``i`` column ``t`` is period ``i +
     t``, so a table needs only ``count + num_of_rows`` return sets, each planned once. A
     ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else. An
     ``on_or_after`` table pairs each cohort with unions of return sets up to ``current`` instead
-    (``bitcore.cohort.retention``)."""
+    (``bitcore.cohort.retention``). ``groups``: the rows once per group, each cohort ANDed with
+    the group's selection (``None``: nobody left out), its pairs after the previous group's."""
     select1, select1b, select2, select2b = selections
     plan = Plan()
     all_periods = [periods.shift(first, k) for k in range(count + num_of_rows)]
 
-    def selection_set(token: str, extra: str | None, period: Period, first: bool = False) -> int:
+    def selection_set(
+        token: str, extra: str | None, period: Period, first: bool = False, group: str | None = None
+    ) -> int:
         operands = [_operand(client, plan, token, period, resolve, first)]
-        if extra:
-            operands.append(_operand(client, plan, extra, period, resolve))
+        for also in (extra, group):
+            if also:
+                operands.append(_operand(client, plan, also, period, resolve))
         return plan.add_set(tuple(operands))
 
     first_time = check_cohort_type(cohort_type) == "first_time"
-    cohorts = [selection_set(select1, select1b, p, first_time) for p in all_periods[:count]]
+    cohorts = [
+        [selection_set(select1, select1b, p, first_time, g) for p in all_periods[:count]]
+        for g in groups
+    ]
     returns = [selection_set(select2, select2b, p) for p in all_periods]
     if retention == "on_or_after" and current is not None:
         reach = _retention.reach(first, len(all_periods), current)
@@ -335,7 +352,10 @@ def plan_table(
         base = len(plan.sets)
         returns = [base + m if m < reach else s for m, s in enumerate(returns)]
     plan.pairs = [
-        (cohorts[i], returns[i + t]) for i in range(count) for t in range(num_of_rows + 1)
+        (rows[i], returns[i + t])
+        for rows in cohorts
+        for i in range(count)
+        for t in range(num_of_rows + 1)
     ]
     return plan
 
@@ -362,6 +382,34 @@ def cohort_table(
     retention: str = "on",
     until: datetime | None = None,
 ) -> CohortTable:
+    """Compute a cohort table (``cohort_tables`` without groups)."""
+    return cohort_tables(
+        client, select1, select2, select1b, select2b, time_group, num_results, num_of_rows,
+        start_date, resolve, now, max_fetch_bytes, max_bytes, where, cohort_type, retention,
+        until,
+    )[0]  # fmt: skip
+
+
+def cohort_tables(
+    client: BitCore,
+    select1: str,
+    select2: str,
+    select1b: str | None = None,
+    select2b: str | None = None,
+    time_group: str = "days",
+    num_results: int = 31,
+    num_of_rows: int = 12,
+    start_date: str | None = None,
+    resolve: Resolver | None = None,
+    now: datetime | None = None,
+    max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
+    max_bytes: int | None = None,
+    where: Where = "auto",
+    cohort_type: str = "recurring",
+    retention: str = "on",
+    until: datetime | None = None,
+    groups: Sequence[str] = (),
+) -> list[CohortTable]:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods. ``cohort_type="first_time"``: row t is who did ``select1`` (an event) for the first
     time ever in period t (``bitcore.first_time``), AND ``select1b`` then.
@@ -375,6 +423,8 @@ def cohort_table(
     BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
     Redis far away); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
     the return selections in its period or any later one up to ``until``'s (default: now).
+    ``groups`` (segment or flag tokens, ``bitcore.breakdown``): the table of everyone first,
+    then one per group, its cohorts restricted to the group, all counted in the same reads.
     """
     group = check_time_group(time_group)
     kind = check_cohort_type(cohort_type)
@@ -386,22 +436,45 @@ def cohort_table(
     selections = (select1, select1b, select2, select2b)
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
+        tokens: list[str | None] = [None, *groups]
         if not starts:
-            return CohortTable(
-                group, [], [], [], num_of_rows, client, selections, resolve, kind, mode, current
-            )
+            return [
+                CohortTable(
+                    group, [], [], [], num_of_rows, client, selections, resolve, kind, mode,
+                    current, by,
+                )
+                for by in tokens
+            ]  # fmt: skip
         first = period_for(group, starts[0])
         plan = plan_table(
-            client, first, len(starts), num_of_rows, selections, resolve, kind, mode, current
-        )
+            client, first, len(starts), num_of_rows, selections, resolve, kind, mode, current,
+            tokens,
+        )  # fmt: skip
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
-    sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
-    cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
-    return CohortTable(
-        group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind, mode, current
-    )
+    tables, rows = [], len(starts)
+    for g, by in enumerate(tokens):
+        at = g * rows * width
+        sizes = [set_counts[a] for a, _ in plan.pairs[at : at + rows * width : width]]
+        cells = [cell_counts[at + i * width : at + (i + 1) * width] for i in range(rows)]
+        tables.append(
+            CohortTable(
+                group,
+                starts,
+                sizes,
+                cells,
+                num_of_rows,
+                client,
+                selections,
+                resolve,
+                kind,
+                mode,
+                current,
+                by,
+            )  # fmt: skip
+        )
+    return tables
 
 
 def evaluate(
