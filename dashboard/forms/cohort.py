@@ -27,6 +27,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 from bitcore import periods
 from bitcore.cohort import COHORT_TYPES, RETENTIONS, TIME_GROUPS
 from bitcore.cohort.engine import YEARS_SHOWN
+from dashboard.forms.breakdown import GroupsField
 from dashboard.forms.fields import WholeNumberField
 from dashboard.forms.selection import checked_token, input_text
 
@@ -119,6 +120,7 @@ class CohortForm(Form):
         default=12,
         validators=[InputRequired(), NumberRange(0, MAX_COLUMNS, "Between %(min)s and %(max)s.")],
     )
+    by = GroupsField()
     rolling = BooleanField(
         "Rolling",
         description="links always end today, instead of these dates",
@@ -145,6 +147,9 @@ class CohortForm(Form):
     validate_select1b = _check_selection
     validate_select2 = _check_selection
     validate_select2b = _check_selection
+
+    def validate_by(self, field: GroupsField) -> None:
+        field.check(self.choices)
 
     def validate(self, extra_validators: object = None) -> bool:
         """The fields' checks, then which cohorts they make (``CohortRange``); a range that is
@@ -219,6 +224,7 @@ class CohortForm(Form):
             "now": self.range.moment(),
             "cohort_type": self.cohort_type.data,
             "retention": self.retention.data,
+            "groups": [group.token for group in self.by.groups],
         }
 
     def pinned_query(self) -> list[tuple[str, str]]:
@@ -236,6 +242,7 @@ class CohortForm(Form):
             ("num_of_rows", str(self.num_of_rows.data)),
             ("cohort_type", self.cohort_type.data),
             ("retention", self.retention.data),
+            *self.by.query(),
         ]
         if self.rolling.data:
             return [*pairs, ("num_results", str(self.range.count)), ("rolling", "1")]

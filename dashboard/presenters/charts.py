@@ -151,3 +151,69 @@ def line_chart(
         left=left,
         bottom=height - bottom,
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a ``LinesChart``: its name, its polyline and its dots (x, y, label, text)."""
+
+    name: str
+    points: str
+    dots: list[tuple[float, float, str, str]]
+
+
+@dataclass(frozen=True)
+class LinesChart:
+    """Several lines over the same x labels and one zero-based y axis: compared groups."""
+
+    width: int
+    height: int
+    series: list[Series]
+    y_ticks: list[tuple[float, str]]
+    x_labels: list[tuple[float, str]]
+    left: int
+    bottom: int
+
+
+def lines_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    width: int = 640,
+    height: int = 220,
+    max_labels: int = 8,
+    *,
+    text: Callable[[float], str] = count_text,
+) -> LinesChart:
+    """Lay out ``series`` (name, one value per label, ``None`` where a group has none) over one
+    axis, so overlaid lines compare at a glance; a gap leaves a point out."""
+    left, right, top_pad, bottom = 56, 40, 10, 28
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    known = [v for _, values in series for v in values if v is not None]
+    top, tick = axis(max(known, default=0))
+    step = plot_w / max(len(labels) - 1, 1)
+    laid = []
+    for name, values in series:
+        dots = [
+            (
+                round(left + i * step, 1),
+                round(top_pad + plot_h - plot_h * v / top, 1),
+                labels[i],
+                text(v),
+            )
+            for i, v in enumerate(values)
+            if v is not None
+        ]
+        laid.append(Series(name, " ".join(f"{x},{y}" for x, y, _, _ in dots), dots))
+    every = max(1, -(-len(labels) // max_labels))
+    return LinesChart(
+        width=width,
+        height=height,
+        series=laid,
+        y_ticks=[
+            (round(top_pad + plot_h - plot_h * value / top, 1), text(value))
+            for value in range(0, top + 1, tick)
+        ],
+        x_labels=[(round(left + i * step, 1), labels[i]) for i in range(0, len(labels), every)],
+        left=left,
+        bottom=height - bottom,
+    )

@@ -22,11 +22,20 @@ from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
 from dashboard import negotiation, report_limits, store
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.cohort import MAX_CELLS, CohortForm
 from dashboard.forms.selection import input_text
 from dashboard.presenters import numbers
-from dashboard.presenters.cohort import CohortView, cohort_view, view_csv, view_json
+from dashboard.presenters.cohort import (
+    CohortView,
+    GroupView,
+    cohort_view,
+    compared_curves,
+    grouped_csv,
+    view_csv,
+    view_json,
+)
 from dashboard.presenters.exports import download_name
 
 bp = Blueprint("cohort", __name__)
@@ -66,6 +75,7 @@ def _respond(
     message: str | None = None,
     limit: str | None = None,
     users_url: Callable[[int, int | None], str] | None = None,
+    groups: list[GroupView] | None = None,
 ) -> ResponseReturnValue:
     """The page, its JSON twin or its CSV download (``dashboard.negotiation``), of one state."""
     error = None
@@ -77,13 +87,15 @@ def _respond(
                 status, form.errors, None if form.errors else "Fill in the form to get a table."
             )
     links = _links(form) if view is not None else None
-    data = {"table": view_json(view) if view else None}
+    data: dict[str, Any] = {"table": view_json(view) if view else None}
+    if groups:
+        data["groups"] = [{"by": g.by, "table": view_json(g.view)} for g in groups]
     return negotiation.page(
         "cohort.html",
         data,
         status,
         error=error,
-        csv=lambda: _csv(view, links),
+        csv=lambda: _csv(view, links, groups or []),
         form=form,
         view=view,
         message=message,
@@ -92,6 +104,10 @@ def _respond(
         input_text=input_text,
         max_cells=MAX_CELLS,
         users_url=users_url,
+        groups=groups or [],
+        curves=compared_curves(view, groups or []) if view else None,
+        group_choices_id=GROUP_CHOICES_ID,
+        group_choices=_group_choices(),
     )
 
 
@@ -105,6 +121,8 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     for name, token in zip(SELECTIONS, table.selections or (), strict=True):
         if token:
             query[name] = token
+    if table.group:
+        query["by"] = table.group
 
     def users_url(row: int, col: int | None) -> str:
         cell: dict[str, Any] = {"offset": col} if col is not None else {}
@@ -113,11 +131,22 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     return users_url
 
 
-def _csv(view: CohortView | None, links: dict[str, str] | None) -> Response:
+def _group_choices() -> list[tuple[str, str]]:
+    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
+    try:
+        return group_choices(store.client())
+    except redis.RedisError:
+        return []
+
+
+def _csv(
+    view: CohortView | None, links: dict[str, str] | None, groups: list[GroupView]
+) -> Response:
     if view is None or links is None:
         return negotiation.nothing_to_download()
+    text = view_csv(view) if not groups else grouped_csv(view, [(g.by, g.view) for g in groups])
     return Response(
-        view_csv(view),
+        text,
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{links["name"]}.csv"'},
     )
@@ -143,7 +172,7 @@ def _report() -> ResponseReturnValue:
     if not form.validate():
         return _respond(form, 400)
     try:
-        table = engine.cohort_table(
+        tables = engine.cohort_tables(
             client,
             **form.query(),  # type: ignore[arg-type]
             max_bytes=report_limits.max_bytes(),
@@ -155,8 +184,12 @@ def _report() -> ResponseReturnValue:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:
         return _respond(form, 503, message=f"Redis could not compute the table: {error}")
-    view = cohort_view(table, form.percent, now)
-    return _respond(form, 200, view=view, users_url=_users_url(table))
+    view = cohort_view(tables[0], form.percent, now)
+    groups = [
+        GroupView(group.by, group.label, cohort_view(table, form.percent, now), _users_url(table))
+        for group, table in zip(form.by.groups, tables[1:], strict=True)
+    ]
+    return _respond(form, 200, view=view, users_url=_users_url(tables[0]), groups=groups)
 
 
 @bp.route("/cohort.csv", endpoint="cohort_csv")

@@ -88,8 +88,11 @@ def _cohort(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     bitmap = drilldown.cohort_cell(
         client, selections, period, offset, first_times=first_times, until=until
     )
+    for group in form.by.groups:  # a compared group's cell: its members in the cohort's period
+        bitmap = drilldown.AndOf(bitmap, group.bitmap(client, period))
     did = _and(selections[0], selections[1]) + (" for the first time" if first_times else "")
     title = f"Cohort {periods.label(period)}: did {did}"
+    title += "".join(f" (only {group.label})" for group in form.by.groups)
     if offset is not None:
         unit = engine.period_kind(form.time_group.data)
         later = f"{offset} {unit}{'s' if offset != 1 else ''} later"
