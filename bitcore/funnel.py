@@ -219,7 +219,8 @@ def funnel_trend(
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
+    runs = [(None, start) for start in starts]
+    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row, client)
@@ -236,32 +237,34 @@ def funnel_groups(
     groups: Sequence[StepSource],
     max_bytes: int | None = None,
     round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
-) -> list[Funnel]:
-    """The funnel of everyone, then of each of ``groups`` (``bitcore.breakdown.Group``: a
-    segment, or a flag): step 1 restricted to the group's users in ``start``, so every later step
-    is too. One read of every key for all of them, counted in numpy.
+    trend: int = 1,
+) -> tuple[FunnelTrend, list[Funnel]]:
+    """Everyone's funnel trend (``trend`` starts ending with ``start``, as ``funnel_trend``),
+    and the funnel of ``start`` for each of ``groups`` (``bitcore.breakdown.Group``: a segment,
+    or a flag): step 1 restricted to the group's users in ``start``, so every later step is too.
+    One read of every key for all of them, counted in numpy.
 
     >>> ios = breakdown.parse_group("segment:ios")  # doctest: +SKIP
-    >>> funnels = funnel_groups(b, ["signup", "buy"], day, 7, [ios])  # doctest: +SKIP
-    >>> [f.steps[-1].count for f in funnels]  # doctest: +SKIP
-    [120, 45]
+    >>> everyone, (only_ios,) = funnel_groups(b, ["signup", "buy"], day, 7, [ios])  # doctest: +SKIP
+    >>> everyone.funnels[-1].steps[-1].count, only_ios.steps[-1].count  # doctest: +SKIP
+    (120, 45)
     """
-    check_funnel(steps, start.kind, window)
+    check_funnel(steps, start.kind, window, trend)
     sources = _sources(steps)
-    restricted: list[StepSource | None] = [None, *groups]
-    counts = _count(
-        client, sources, [start], window, max_bytes, round_trip_bytes, "client", restricted
+    starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]
+    runs: list[Run] = [(None, s) for s in starts] + [(g, start) for g in groups]
+    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, "client")
+    everyone = FunnelTrend(
+        tuple(
+            _funnel_of(sources, s, window, row, client)
+            for s, row in zip(starts, counts[: len(starts)], strict=True)
+        )
     )
-    return [
-        _funnel_of(
-            sources if g is None else [RestrictedStep(sources[0], g), *sources[1:]],
-            start,
-            window,
-            row,
-            client,
-        )  # fmt: skip
-        for g, row in zip(restricted, counts, strict=True)
+    compared = [
+        _funnel_of([RestrictedStep(sources[0], g), *sources[1:]], start, window, row, client)
+        for g, row in zip(groups, counts[len(starts) :], strict=True)
     ]
+    return everyone, compared
 
 
 @dataclass(frozen=True)
@@ -322,15 +325,15 @@ class _Plan:
     restrict: list[int | None] = field(default_factory=list)
 
 
+#: A funnel to count: the group its step 1 is restricted to (``None``: everyone), its start.
+Run = tuple["StepSource | None", periods.Period]
+
+
 def _plan(
-    client: BitCore,
-    sources: Sequence[StepSource],
-    starts: Sequence[periods.Period],
-    window: int,
-    groups: Sequence[StepSource | None] = (None,),
+    client: BitCore, sources: Sequence[StepSource], runs: Sequence[Run], window: int
 ) -> _Plan:
-    """Each (step, period) bitmap once, numbered in first-use order; the starts once per group
-    (``None``: everyone), step 1 restricted to the group's users in the start period."""
+    """Each (step, period) bitmap once, numbered in first-use order, for each run: its start,
+    step 1 restricted to the run's group's users in the start period."""
     keys: dict[str, int] = {}
     derived: dict[str, Bitmap] = {}
 
@@ -345,10 +348,9 @@ def _plan(
             row(sources[0], start),
             [[row(s, p) for s in sources[1:]] for p in window_periods(start, window)],
         )
-        for _ in groups
-        for start in starts
+        for _, start in runs
     ]
-    restrict = [None if g is None else row(g, start) for g in groups for start in starts]
+    restrict = [None if g is None else row(g, start) for g, start in runs]
     return _Plan(list(keys), derived, rows, restrict)
 
 
@@ -378,19 +380,18 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
 def _count(
     client: BitCore,
     sources: Sequence[StepSource],
-    starts: Sequence[periods.Period],
+    runs: Sequence[Run],
     window: int,
     max_bytes: int | None,
     round_trip_bytes: int,
     where: Where = "auto",
-    groups: Sequence[StepSource | None] = (None,),
 ) -> list[list[int]]:
-    """Step counts per start period (per group, then start): by BITOPs on the server where that
-    is cheaper (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always,
-    for groups: their restriction is one AND in numpy)."""
-    plan = _plan(client, sources, starts, window, groups)
+    """Step counts per run: by BITOPs on the server where that is cheaper
+    (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always, with
+    groups: their restriction is one AND in numpy)."""
+    plan = _plan(client, sources, runs, window)
     counts = np.zeros((len(plan.rows), len(sources)), dtype=np.int64)
-    grouped = any(g is not None for g in groups)
+    grouped = any(g is not None for g, _ in runs)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
         if not grouped and (
             where == "server"

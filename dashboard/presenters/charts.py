@@ -217,3 +217,68 @@ def lines_chart(
         left=left,
         bottom=height - bottom,
     )
+
+
+@dataclass(frozen=True)
+class GroupedBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    series: int
+    name: str
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class GroupedBars:
+    """Bars in groups along x (one group per label, one bar per series), 0 to 100 %."""
+
+    width: int
+    height: int
+    bars: list[GroupedBar]
+    names: list[str]
+    y_ticks: list[tuple[float, str]]
+    x_labels: list[tuple[float, str]]
+    left: int
+    bottom: int
+
+
+def grouped_bar_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    width: int = 640,
+    height: int = 220,
+) -> GroupedBars:
+    """Lay out percentages (0..100, ``None``: no bar) as grouped bars: each label a slot, the
+    series' bars side by side in it, so the same step of every group sits together."""
+    left, right, top_pad, bottom = 48, 12, 10, 28
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    slot = plot_w / max(len(labels), 1)
+    bar = slot * 0.8 / max(len(series), 1)
+    bars = []
+    for n, (name, values) in enumerate(series):
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            h = round(plot_h * min(max(value, 0.0), 100.0) / 100, 1)
+            x = round(left + i * slot + slot * 0.1 + n * bar, 1)
+            text = f"{value:.1f}%"
+            bars.append(
+                GroupedBar(
+                    x, round(top_pad + plot_h - h, 1), round(bar, 1), h, n, name, labels[i], text
+                )
+            )
+    return GroupedBars(
+        width=width,
+        height=height,
+        bars=bars,
+        names=[name for name, _ in series],
+        y_ticks=[
+            (round(top_pad + plot_h - plot_h * v / 100, 1), f"{v}%") for v in (0, 25, 50, 75, 100)
+        ],
+        x_labels=[(round(left + (i + 0.5) * slot, 1), label) for i, label in enumerate(labels)],
+        left=left,
+        bottom=height - bottom,
+    )

@@ -30,7 +30,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
-from bitcore import BitCore, drilldown, periods
+from bitcore import BitCore, drilldown, funnel, periods
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import engine
 from bitcore.reading import ReportTooCostly
@@ -107,11 +107,14 @@ def _funnel(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     form.set_step_choices(selection_choices(client, step_values(args)))
     if not form.validate():
         return form, None
-    sources = [Selection.parse(token) for token in form.step_tokens()]
+    sources: list[funnel.StepSource] = [Selection.parse(t) for t in form.step_tokens()]
+    for group in form.by.groups:  # a compared group's funnel: step 1 only its users
+        sources[0] = funnel.RestrictedStep(sources[0], group)
     start, window, step = form.start_period(), form.window.data, form.step.data
     bitmap = drilldown.funnel_step(client, sources, start, window, step, form.dropoff)
     end = periods.shift(start, window - 1)
     span = f"Funnel {periods.label(start)} → {periods.label(end)}"
+    span += "".join(f" (only {group.label})" for group in form.by.groups)
     reached = f"step {step} ({sources[step - 1].label})"
     if form.dropoff:
         before = f"step {step - 1} ({sources[step - 2].label})"

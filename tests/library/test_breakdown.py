@@ -96,7 +96,8 @@ def test_funnel_groups_match_the_oracle(
     oracle = Oracle(written, premium)
     first = periods.period_of("day", BASE + timedelta(days=start))
     groups = breakdown.parse_groups(GROUPS)
-    found = funnel.funnel_groups(b, ["a", "b", "c"], first, 5, groups)
+    everyone, compared = funnel.funnel_groups(b, ["a", "b", "c"], first, 5, groups, trend=3)
+    found = [everyone.funnels[-1], *compared]
     for report, by in zip(found, [None, "segment:seg", "flag:premium"], strict=True):
         reached = [oracle.within(oracle.users("a", first), by, first), set(), set()]
         for p in funnel.window_periods(first, 5):
@@ -104,8 +105,10 @@ def test_funnel_groups_match_the_oracle(
                 reached[k] |= reached[k - 1] & oracle.users(event, p)
         assert [s.count for s in report.steps] == [len(r) for r in reached]
         assert len(report.step_users(3)) == len(reached[2])
-    alone = funnel.funnel(b, ["a", "b", "c"], first, 5)
-    assert [s.count for s in alone.steps] == [s.count for s in found[0].steps]
+    alone = funnel.funnel_trend(b, ["a", "b", "c"], first, 5, 3)
+    assert [[s.count for s in f.steps] for f in alone.funnels] == [
+        [s.count for s in f.steps] for f in everyone.funnels
+    ]
 
 
 @SETTINGS
