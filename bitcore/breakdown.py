@@ -13,10 +13,11 @@ the cohort engine's plan of sets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
 
 if TYPE_CHECKING:
@@ -52,6 +53,36 @@ class Group:
     def bitmap(self, client: BitCore, period: Period) -> Bitmap:
         """The group's users in ``period`` (a flag's, whatever the period)."""
         return self.selection.bitmap(client, period)
+
+    def bitmaps(self, client: BitCore, many: Sequence[Period]) -> list[Bitmap]:
+        """The group's users in each of ``many``: a segment's definition read once and each
+        distinct result computed once (``SegmentStore.bitmaps``)."""
+        if self.selection.kind == "segment":
+            return SegmentStore(client).bitmaps(self.selection.name, many)
+        return [self.selection.bitmap(client, period) for period in many]
+
+
+def prefetched(
+    client: BitCore,
+    tokens: Sequence[str],
+    many: Sequence[Period],
+    resolve: Callable[[str, Period], Bitmap | None] | None = None,
+) -> Callable[[str, Period], Bitmap | None]:
+    """A resolver (the cohort engine's) that answers each group token of ``tokens`` in each
+    of ``many`` from bitmaps made up front (``Group.bitmaps``), and anything else as
+    ``resolve`` does (``None``: the default)."""
+    known: dict[tuple[str, Period], Bitmap] = {}
+    for token in tokens:
+        group = parse_group(token)
+        known.update(zip(((token, p) for p in many), group.bitmaps(client, many), strict=True))
+
+    def answer(token: str, period: Period) -> Bitmap | None:
+        found = known.get((token, period))
+        if found is None and resolve is not None:
+            return resolve(token, period)
+        return found
+
+    return answer
 
 
 def parse_group(text: str) -> Group:

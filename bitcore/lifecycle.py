@@ -161,7 +161,7 @@ def group_keys(
     to build: what ``bitcore.reading.opened`` reads with the report's keys."""
     masks, derived = [], {}
     for group in groups:
-        bitmaps = [group.bitmap(client, p) for p in span]
+        bitmaps = group.bitmaps(client, span)
         derived.update({b.redis_key: b for b in bitmaps if b.derived})
         masks.append([b.redis_key for b in bitmaps])
     return masks, derived

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bitcore import drilldown, periods, reading
+from bitcore import breakdown, drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting, server
 from bitcore.cohort import retention as _retention
@@ -446,8 +446,12 @@ def cohort_tables(
                 for by in tokens
             ]  # fmt: skip
         first = period_for(group, starts[0])
+        answer = resolve
+        if groups:  # each group's bitmaps made up front: a segment's definition read once
+            cohorts = [periods.shift(first, k) for k in range(len(starts))]
+            answer = breakdown.prefetched(client, groups, cohorts, resolve)
         plan = plan_table(
-            client, first, len(starts), num_of_rows, selections, resolve, kind, mode, current,
+            client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
             tokens,
         )  # fmt: skip
     except OverflowError:  # timedelta arithmetic past year 1 or 9999

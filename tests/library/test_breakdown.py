@@ -42,7 +42,9 @@ class Oracle:
     def group(self, by: str | None, period: periods.Period) -> set[int] | None:
         if by is None:
             return None
-        return self.users("c", period) if by == "segment:seg" else self.premium
+        if by == "segment:seg":  # "c OR b": computed on Redis per period
+            return self.users("c", period) | self.users("b", period)
+        return self.premium
 
     def within(self, users: set[int], by: str | None, period: periods.Period) -> set[int]:
         members = self.group(by, period)
@@ -54,7 +56,7 @@ def store(redis_client: redis.Redis, written: list[Mark], premium: set[int]) -> 
     b = bitcore.BitCore(redis_client)
     b.mark_many(written)
     b.mark_unique_many([("premium", uid) for uid in sorted(premium)])
-    SegmentStore(b).save("seg", "c")
+    SegmentStore(b).save("seg", "c OR b")
     return b
 
 
@@ -70,10 +72,13 @@ def test_cohort_groups_match_the_oracle(
 ) -> None:
     b = store(redis_client, written, premium)
     oracle = Oracle(written, premium)
+    before = set(redis_client.keys("*"))
     tables = engine.cohort_tables(
         b, "a", "b", None, None, "days", 5, 3, "2025-03-04", where=where,  # type: ignore[arg-type]
         groups=[g.token for g in breakdown.parse_groups(GROUPS)],
     )  # fmt: skip
+    left = set(redis_client.keys("*")) - before
+    assert all(redis_client.ttl(key) > 0 for key in left), "a report leaves no lasting key"
     assert [t.group for t in tables] == [None, "segment:seg", "flag:premium"]
     for table, by in zip(tables, [None, "segment:seg", "flag:premium"], strict=True):
         for i in range(5):
