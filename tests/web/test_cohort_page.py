@@ -453,3 +453,14 @@ def test_bad_groups_are_a_400_in_the_form(
     assert page.status_code == 400 and message in page.get_data(as_text=True)
     body = client.get(f"/cohort.json?{QUERY}{by}").get_json()
     assert "by" in body["error"]["fields"]
+
+
+def test_a_rolling_on_or_after_link_keeps_its_mode_and_groups(
+    client: FlaskClient, bc: bitcore.BitCore
+) -> None:
+    bc.mark_unique_many([("premium", 0)])
+    query = (
+        "select1=active&select2=play&num_results=3&rolling=1&retention=on_or_after&by=flag:premium"
+    )
+    href = links(client.get(f"/cohort?{query}").get_data(as_text=True))["link to this report"]
+    assert "rolling=1" in href and "retention=on_or_after" in href and "by=flag%3Apremium" in href

@@ -409,3 +409,12 @@ def test_too_many_or_unknown_groups_are_a_400(client: FlaskClient, data: None) -
     assert page.status_code == 400 and "no saved segment has this name" in page.get_data(
         as_text=True
     )
+
+
+def test_editing_steps_keeps_the_compared_groups(
+    client: FlaskClient, data: None, bc: bitcore.BitCore
+) -> None:
+    bc.mark_unique_many([("premium", 0)])
+    asked = query(*THREE, by=["flag:premium"], add="1")
+    html = client.get("/funnel", query_string=asked).get_data(as_text=True)
+    assert 'name="by" value="flag:premium"' in html and len(step_inputs(html)) == 4
