@@ -48,6 +48,9 @@ MEMBER_CHUNK_BYTES = 64 << 10
 #: Resolves a selection token in a period to a bitmap, or ``None`` for the default (the cohort
 #: engine's ``Resolver``: bitmapist's custom handlers).
 Resolver = Callable[[str, periods.Period], "Bitmap | None"]
+#: Periods after a cell's own that an on-or-after drill-down may unite (the cohort engine's
+#: limit, ``bitcore.cohort.retention``, plus the table's own columns).
+MAX_PERIODS_AFTER = 3660 + 104
 #: (cohort selection, its optional partner, return selection, its optional partner)
 Selections = tuple[str, "str | None", str, "str | None"]
 
@@ -130,10 +133,12 @@ def cohort_cell(
     offset: int | None,
     resolve: Resolver | None = None,
     first_times: bool = False,
+    until: periods.Period | None = None,
 ) -> Bitmap:
     """The users of the cohort of ``cohort`` (``offset`` ``None``: the row's "size"), or of its
     cell ``offset`` periods later: those of the cohort who did the return selections then.
-    ``first_times``: the cohort is who did ``select1`` for the first time in ``cohort``."""
+    ``first_times``: the cohort is who did ``select1`` for the first time in ``cohort``.
+    ``until`` (retention "on or after"): then or in any later period up to ``until``."""
     select1, select1b, select2, select2b = selections
     if first_times:
         operands = [_first_time_users(client, select1, cohort)]
@@ -145,9 +150,22 @@ def cohort_cell(
         if offset < 0:
             raise ValueError(f"a cell is 0 or more periods after its cohort, got {offset}")
         later = _shifted(cohort, offset)
-        operands.append(_selection(client, select2, later, resolve))
-        if select2b:
-            operands.append(_selection(client, select2b, later, resolve))
+        span = 1 if until is None else max(1, periods.count_between(later, until))
+        if span - 1 > MAX_PERIODS_AFTER:
+            raise ValueError(
+                f"on-or-after retention reads every {later.kind} up to the current one: "
+                f"{span:,} of them from {periods.label(later)}, at most {MAX_PERIODS_AFTER + 1:,}"
+            )
+        returns: list[list[Bitmap]] = []
+        for step in range(span):
+            period = periods.shift(later, step)
+            returns.append([_selection(client, select2, period, resolve)])
+            if select2b:
+                returns[-1].append(_selection(client, select2b, period, resolve))
+        if span == 1:
+            operands += returns[0]
+        else:
+            operands.append(OrOf(*(r[0] if len(r) == 1 else AndOf(*r) for r in returns)))
     return operands[0] if len(operands) == 1 else AndOf(*operands)
 
 

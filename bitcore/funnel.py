@@ -219,13 +219,72 @@ def funnel_trend(
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
+    runs = [(None, start) for start in starts]
+    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row, client)
             for start, row in zip(starts, counts, strict=True)
         )
     )
+
+
+def funnel_groups(
+    client: BitCore,
+    steps: Sequence[str | StepSource],
+    start: periods.Period,
+    window: int,
+    groups: Sequence[StepSource],
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+    trend: int = 1,
+) -> tuple[FunnelTrend, list[Funnel]]:
+    """Everyone's funnel trend (``trend`` starts ending with ``start``, as ``funnel_trend``),
+    and the funnel of ``start`` for each of ``groups`` (``bitcore.breakdown.Group``: a segment,
+    or a flag): step 1 restricted to the group's users in ``start``, so every later step is too.
+    One read of every key for all of them, counted in numpy.
+
+    >>> ios = breakdown.parse_group("segment:ios")  # doctest: +SKIP
+    >>> everyone, (only_ios,) = funnel_groups(b, ["signup", "buy"], day, 7, [ios])  # doctest: +SKIP
+    >>> everyone.funnels[-1].steps[-1].count, only_ios.steps[-1].count  # doctest: +SKIP
+    (120, 45)
+    """
+    check_funnel(steps, start.kind, window, trend)
+    sources = _sources(steps)
+    starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]
+    runs: list[Run] = [(None, s) for s in starts] + [(g, start) for g in groups]
+    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, "client")
+    everyone = FunnelTrend(
+        tuple(
+            _funnel_of(sources, s, window, row, client)
+            for s, row in zip(starts, counts[: len(starts)], strict=True)
+        )
+    )
+    compared = [
+        _funnel_of([RestrictedStep(sources[0], g), *sources[1:]], start, window, row, client)
+        for g, row in zip(groups, counts[len(starts) :], strict=True)
+    ]
+    return everyone, compared
+
+
+@dataclass(frozen=True)
+class RestrictedStep:
+    """Step 1 of a group's funnel: the step's users who are in the group, in each period (what
+    the group's drill-down reads; counting ANDs the two in numpy)."""
+
+    step: StepSource
+    group: StepSource
+
+    @property
+    def token(self) -> str:
+        return self.step.token
+
+    @property
+    def label(self) -> str:
+        return self.step.label
+
+    def bitmap(self, client: BitCore, period: periods.Period) -> Bitmap:
+        return drilldown.AndOf(self.step.bitmap(client, period), self.group.bitmap(client, period))
 
 
 def _funnel_of(
@@ -262,12 +321,19 @@ class _Plan:
     #: per start: the row of step 1 in the start period, then per window period the rows of
     #: steps 2..K
     rows: list[tuple[int, list[list[int]]]]
+    #: per start: the row of the group step 1 is restricted to (``bitcore.breakdown``), if any
+    restrict: list[int | None] = field(default_factory=list)
+
+
+#: A funnel to count: the group its step 1 is restricted to (``None``: everyone), its start.
+Run = tuple["StepSource | None", periods.Period]
 
 
 def _plan(
-    client: BitCore, sources: Sequence[StepSource], starts: Sequence[periods.Period], window: int
+    client: BitCore, sources: Sequence[StepSource], runs: Sequence[Run], window: int
 ) -> _Plan:
-    """Each (step, period) bitmap once, numbered in first-use order."""
+    """Each (step, period) bitmap once, numbered in first-use order, for each run: its start,
+    step 1 restricted to the run's group's users in the start period."""
     keys: dict[str, int] = {}
     derived: dict[str, Bitmap] = {}
 
@@ -282,9 +348,10 @@ def _plan(
             row(sources[0], start),
             [[row(s, p) for s in sources[1:]] for p in window_periods(start, window)],
         )
-        for start in starts
+        for _, start in runs
     ]
-    return _Plan(list(keys), derived, rows)
+    restrict = [None if g is None else row(g, start) for g, start in runs]
+    return _Plan(list(keys), derived, rows, restrict)
 
 
 def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[int]) -> np.ndarray:
@@ -294,9 +361,12 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
     reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
     both = np.empty(words.shape[1], dtype=np.uint64)
     for s, (first, per_period) in enumerate(plan.rows):
-        if not present[first]:
+        group = plan.restrict[s] if plan.restrict else None
+        if not present[first] or (group is not None and not present[group]):
             continue  # nobody did step 1 in this slice: every step is 0
         reached[0] = words[first]
+        if group is not None:
+            reached[0] &= words[group]
         reached[1:] = 0
         for step_rows in per_period:
             for k, r in enumerate(step_rows, start=1):
@@ -310,19 +380,22 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
 def _count(
     client: BitCore,
     sources: Sequence[StepSource],
-    starts: Sequence[periods.Period],
+    runs: Sequence[Run],
     window: int,
     max_bytes: int | None,
     round_trip_bytes: int,
     where: Where = "auto",
 ) -> list[list[int]]:
-    """Step counts per start period: by BITOPs on the server where that is cheaper
-    (``bitcore.funnel_server``), else read slice by slice and counted in numpy."""
-    plan = _plan(client, sources, starts, window)
-    counts = np.zeros((len(starts), len(sources)), dtype=np.int64)
+    """Step counts per run: by BITOPs on the server where that is cheaper
+    (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always, with
+    groups: their restriction is one AND in numpy)."""
+    plan = _plan(client, sources, runs, window)
+    counts = np.zeros((len(plan.rows), len(sources)), dtype=np.int64)
+    grouped = any(g is not None for g, _ in runs)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
-        if where == "server" or (
-            where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths)
+        if not grouped and (
+            where == "server"
+            or (where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths))
         ):
             try:
                 return funnel_server.count(client, read, plan.rows, len(sources))

@@ -19,6 +19,7 @@ trip measures them (refused over ``max_bytes``), then they are read in bounded s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from bitcore import periods, reading
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
+    from bitcore.bitmaps import Bitmap
+    from bitcore.breakdown import Group
     from bitcore.client import BitCore
 
 KINDS: tuple[periods.Kind, ...] = ("hour", "day", "week", "month")
@@ -91,6 +94,26 @@ def lifecycle(
     """The lifecycle of ``event`` over ``count`` periods of ``kind`` ending with ``end`` (default:
     the current one). More than ``max_bytes`` of bitmaps to read raises
     ``bitcore.reading.ReportTooCostly`` before any is fetched."""
+    reports = lifecycle_groups(
+        client, event, kind, count, end, max_bytes=max_bytes, round_trip_bytes=round_trip_bytes
+    )
+    return reports[0]
+
+
+def lifecycle_groups(
+    client: BitCore,
+    event: str,
+    kind: str = "week",
+    count: int = 12,
+    end: periods.Period | None = None,
+    groups: Sequence[Group] = (),
+    *,
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+) -> list[Lifecycle]:
+    """``lifecycle`` of everyone, then of each of ``groups`` (``bitcore.breakdown``): new,
+    returning and resurrecting users of period t who are in the group in t, dormant ones who
+    were in it in t-1. One read of every bitmap (a group's, per period) for all of them."""
     check_event_name(event)
     kind_ = check_kind(kind)
     if not 1 <= count <= MAX_PERIODS:
@@ -104,15 +127,44 @@ def lifecycle(
         raise ValueError("the report would reach before year 1") from None
     keys = [client.keys.event_key(event, p) for p in span]
     keys += [client.keys.first_time_key(event, p) for p in span[1:]]
-    totals = np.zeros((len(STATES), count), dtype=np.int64)
-    with reading.opened(client, keys, {}, max_bytes) as read:
+    masks, derived = group_keys(client, groups, span)
+    order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
+    row = {key: r for r, key in enumerate(order)}
+    totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
+    with reading.opened(client, order, derived, max_bytes) as read:
         for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            totals += count_slice(values, count)
-    rows = [
-        LifecyclePeriod(periods.label(p), *(int(n) for n in totals[:, t]))
-        for t, p in enumerate(span[1:])
+            words, _present = reading.as_words(values)
+            if not words.size:
+                continue
+            report = words[[row[k] for k in keys]]
+            totals[0] += count_words(report, count)
+            for g, mask in enumerate(masks, 1):
+                totals[g] += count_words(report, count, words[[row[k] for k in mask]])
+    return [
+        Lifecycle(
+            event,
+            kind_,
+            last,
+            [
+                LifecyclePeriod(periods.label(p), *(int(n) for n in counts[:, t]))
+                for t, p in enumerate(span[1:])
+            ],
+        )
+        for counts in totals
     ]
-    return Lifecycle(event, kind_, last, rows)
+
+
+def group_keys(
+    client: BitCore, groups: Sequence[Group], span: Sequence[periods.Period]
+) -> tuple[list[list[str]], dict[str, Bitmap]]:
+    """Per group, its bitmap's key in each period of ``span``, and the derived ones (segments)
+    to build: what ``bitcore.reading.opened`` reads with the report's keys."""
+    masks, derived = [], {}
+    for group in groups:
+        bitmaps = group.bitmaps(client, span)
+        derived.update({b.redis_key: b for b in bitmaps if b.derived})
+        masks.append([b.redis_key for b in bitmaps])
+    return masks, derived
 
 
 def count_slice(values: list[bytes | None], count: int) -> np.ndarray:
@@ -121,13 +173,15 @@ def count_slice(values: list[bytes | None], count: int) -> np.ndarray:
     words, _present = reading.as_words(values)
     if not words.size:
         return np.zeros((len(STATES), count), dtype=np.int64)
+    return count_words(words, count)
+
+
+def count_words(words: np.ndarray, count: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """``count_slice`` over rows of words; ``mask`` (``count + 1`` rows, one per activity
+    bitmap's period): only its users, those of t for the active states, of t-1 for dormant."""
     active, first = words[: count + 1], words[count + 1 :]
     now, before = active[1:], active[:-1]
-    return np.stack(
-        [
-            reading.popcounts(now & first),
-            reading.popcounts(now & before),
-            reading.popcounts(now & ~before & ~first),
-            reading.popcounts(before & ~now),
-        ]
-    )
+    states = [now & first, now & before, now & ~before & ~first, before & ~now]
+    if mask is not None:
+        states = [state & mask[1:] for state in states[:3]] + [states[3] & mask[:-1]]
+    return np.stack([reading.popcounts(state) for state in states])

@@ -127,6 +127,25 @@ def shift(period: Period, steps: int) -> Period:
     return year(period.year + steps)
 
 
+def count_between(first: Period, last: Period) -> int:
+    """How many periods ``first`` .. ``last`` (one kind) cover, both included; 0 when ``last`` is
+    earlier.
+
+    >>> count_between(month(2024, 11), month(2025, 2)), count_between(week(2025, 2), week(2025, 1))
+    (4, 0)
+    """
+    if last < first:
+        return 0
+    if first.kind == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    if first.kind == "year":
+        return last.year - first.year + 1
+    elapsed = start(last) - start(first)
+    if first.kind == "hour":
+        return int(elapsed.total_seconds()) // 3600 + 1
+    return elapsed.days // (7 if first.kind == "week" else 1) + 1
+
+
 def start(period: Period, tz: tzinfo = UTC) -> datetime:
     """The first microsecond of ``period`` in ``tz``."""
     if period.kind == "week":

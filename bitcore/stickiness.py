@@ -15,6 +15,7 @@ operations per day over the whole slice. The days are read in bounded slices
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from bitcore import periods, reading
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
+    from bitcore.breakdown import Group
     from bitcore.client import BitCore
 
 KINDS: tuple[periods.Kind, ...] = ("week", "month")
@@ -77,16 +79,41 @@ def stickiness(
 ) -> Stickiness:
     """The days-active histogram of ``event`` in ``period`` (a week or a month); more than
     ``max_bytes`` of day bitmaps raises ``bitcore.reading.ReportTooCostly`` before any is read."""
+    reports = stickiness_groups(
+        client, event, period, max_bytes=max_bytes, round_trip_bytes=round_trip_bytes
+    )
+    return reports[0]
+
+
+def stickiness_groups(
+    client: BitCore,
+    event: str,
+    period: periods.Period,
+    groups: Sequence[Group] = (),
+    *,
+    max_bytes: int | None = None,
+    round_trip_bytes: int = reading.ROUND_TRIP_BYTES,
+) -> list[Stickiness]:
+    """``stickiness`` of everyone, then of each of ``groups`` (``bitcore.breakdown``: the
+    group's users in ``period``, or a flag's), all from one read of the day bitmaps."""
     check_event_name(event)
     days = days_of(period)
     keys = [client.keys.event_key(event, day) for day in days]
-    histogram = np.zeros(len(days), dtype=np.int64)
-    with reading.opened(client, keys, {}, max_bytes) as read:
+    masks = [group.bitmap(client, period) for group in groups]
+    derived = {b.redis_key: b for b in masks if b.derived}
+    order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
+    row = {key: r for r, key in enumerate(order)}
+    histograms = np.zeros((1 + len(groups), len(days)), dtype=np.int64)
+    with reading.opened(client, order, derived, max_bytes) as read:
         for values in reading.read_slices(client.redis, read, round_trip_bytes):
             words, present = reading.as_words(values)
-            if words.size:
-                histogram += count_days(words[np.array(present, dtype=bool)], len(days))
-    return Stickiness(event, period, histogram.tolist())
+            if not words.size:
+                continue
+            active = words[[row[k] for k in keys if present[row[k]]]]
+            histograms[0] += count_days(active, len(days))
+            for g, mask in enumerate(masks, 1):
+                histograms[g] += count_days(active & words[row[mask.redis_key]], len(days))
+    return [Stickiness(event, period, histogram.tolist()) for histogram in histograms]
 
 
 def count_days(days: np.ndarray, most: int) -> np.ndarray:

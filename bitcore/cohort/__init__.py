@@ -32,12 +32,13 @@ from bitcore.cohort.engine import (
 )
 from bitcore.cohort.engine import cohort_table as _cohort_table
 from bitcore.cohort.render import render_csv_data, render_html_data, render_html_form
+from bitcore.cohort.retention import RETENTIONS
 from bitcore.periods import Period
 from bitcore.systems import client_for
 
 __all__ = [
-    "COHORT_TYPES", "CUSTOM_HANDLERS", "TIME_GROUPS", "CohortTable", "TimeGroup", "Where",
-    "cohort_table",
+    "COHORT_TYPES", "CUSTOM_HANDLERS", "RETENTIONS", "TIME_GROUPS", "CohortTable", "TimeGroup",
+    "Where", "cohort_table",
     "get_dates_data", "render_csv_data", "render_html_data", "render_html_form", "row_starts",
     "set_custom_handler",
 ]  # fmt: skip
@@ -105,10 +106,12 @@ def cohort_table(
     max_bytes: int | None = None,
     where: Where = "auto",
     cohort_type: str = "recurring",
+    retention: str = "on",
 ) -> CohortTable:
     """The counts behind ``get_dates_data`` (cohort sizes and overlaps), for callers that want both
     views. ``cohort_type="first_time"`` (a bitcore addition): row t is who did ``select1`` for
-    the first time ever in period t.
+    the first time ever in period t. ``retention="on_or_after"`` (also one): column k counts who
+    did ``select2`` in period t + k or any later one up to now, not in t + k alone.
 
     Bitmaps wider in all than ``max_fetch_bytes`` are read in byte slices of at most that much per
     round trip (``0``: the narrowest slices); more than ``max_bytes`` to read (``None``: no limit)
@@ -132,6 +135,7 @@ def cohort_table(
         max_bytes=max_bytes,
         where=where,
         cohort_type=cohort_type,
+        retention=retention,
     )
 
 
@@ -148,10 +152,12 @@ def get_dates_data(
     start_date: str | date | None = None,
     *,
     cohort_type: str = "recurring",
+    retention: str = "on",
 ) -> list[list[Any]]:
     """bitmapist's ``get_dates_data``: the same rows, in two round trips instead of ~1,000.
     ``cohort_type="first_time"`` (keyword only, a bitcore addition) makes row t the users who
-    did ``select1`` for the first time ever in period t.
+    did ``select1`` for the first time ever in period t; ``retention="on_or_after"`` (keyword
+    only, too) makes column k who did ``select2`` in period t + k or any later one up to now.
 
     ``as_percent`` also takes what a form sends (``"0"`` means counts, where bitmapist would read
     the non-empty string as true); anything else is read by truthiness.
@@ -169,5 +175,6 @@ def get_dates_data(
         num_of_rows,
         start_date,
         cohort_type=cohort_type,
+        retention=retention,
     )
     return table.bitmapist_rows(bool(as_percent))

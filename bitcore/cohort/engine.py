@@ -25,16 +25,18 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bitcore import drilldown, periods, reading
+from bitcore import breakdown, drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting, server
+from bitcore.cohort import retention as _retention
+from bitcore.cohort.retention import Retention
 from bitcore.periods import Period
 from bitcore.selections import Selection
 
@@ -85,6 +87,12 @@ class CohortTable:
     selections: drilldown.Selections | None = field(default=None, repr=False, compare=False)
     resolve: Resolver | None = field(default=None, repr=False, compare=False)
     cohort_type: CohortType = "recurring"
+    #: ``"on_or_after"``: a cell counts who returned then or in any later period up to
+    #: ``current`` (``bitcore.cohort.retention``).
+    retention: Retention = "on"
+    current: Period | None = None
+    #: The group (segment or flag token) its cohorts are restricted to (``bitcore.breakdown``).
+    group: str | None = None
 
     def period(self, row: int) -> Period:
         """The period of row ``row``'s cohort (row 0 is the first start's period)."""
@@ -110,6 +118,13 @@ class CohortTable:
     def _drill(self, row: int, col: int | None) -> Bitmap:
         if self.client is None or self.selections is None:
             raise ValueError("this table was not computed from Redis: it has no users to give")
+        if self.group:
+            members = Selection.parse(self.group).bitmap(self.client, self.period(row))
+            return drilldown.AndOf(self._cell(row, col), members)
+        return self._cell(row, col)
+
+    def _cell(self, row: int, col: int | None) -> Bitmap:
+        assert self.client is not None and self.selections is not None
         return drilldown.cohort_cell(
             self.client,
             self.selections,
@@ -117,6 +132,7 @@ class CohortTable:
             col,
             self.resolve,
             first_times=self.cohort_type == "first_time",
+            until=self.current if self.retention == "on_or_after" else None,
         )
 
     def percent(self, row: int, col: int) -> float | None:
@@ -246,6 +262,9 @@ class Plan:
     set_index: dict[Operands, int] = field(default_factory=dict)
     pairs: list[tuple[int, int]] = field(default_factory=list)
     derived: dict[str, Bitmap] = field(default_factory=dict)
+    #: On-or-after tables: the return sets in period order up to the current period; set
+    #: ``len(sets) + j`` is the union of ``suffix[j:]`` (``bitcore.cohort.retention``).
+    suffix: list[int] = field(default_factory=list)
 
     def add_set(self, operands: Operands) -> int:
         """0-based number of the set, shared by every row or column that needs the same one."""
@@ -297,25 +316,46 @@ def plan_table(
     selections: tuple[str, str | None, str, str | None],
     resolve: Resolver | None = None,
     cohort_type: CohortType = "recurring",
+    retention: Retention = "on",
+    current: Period | None = None,
+    groups: Sequence[str | None] = (None,),
 ) -> Plan:
     """Rows are ``count`` consecutive periods from ``first``; row ``i`` column ``t`` is period ``i +
     t``, so a table needs only ``count + num_of_rows`` return sets, each planned once. A
-    ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else."""
+    ``first_time`` table swaps the cohort event's keys for its first-time keys, nothing else. An
+    ``on_or_after`` table pairs each cohort with unions of return sets up to ``current`` instead
+    (``bitcore.cohort.retention``). ``groups``: the rows once per group, each cohort ANDed with
+    the group's selection (``None``: nobody left out), its pairs after the previous group's."""
     select1, select1b, select2, select2b = selections
     plan = Plan()
     all_periods = [periods.shift(first, k) for k in range(count + num_of_rows)]
 
-    def selection_set(token: str, extra: str | None, period: Period, first: bool = False) -> int:
+    def selection_set(
+        token: str, extra: str | None, period: Period, first: bool = False, group: str | None = None
+    ) -> int:
         operands = [_operand(client, plan, token, period, resolve, first)]
-        if extra:
-            operands.append(_operand(client, plan, extra, period, resolve))
+        for also in (extra, group):
+            if also:
+                operands.append(_operand(client, plan, also, period, resolve))
         return plan.add_set(tuple(operands))
 
     first_time = check_cohort_type(cohort_type) == "first_time"
-    cohorts = [selection_set(select1, select1b, p, first_time) for p in all_periods[:count]]
+    cohorts = [
+        [selection_set(select1, select1b, p, first_time, g) for p in all_periods[:count]]
+        for g in groups
+    ]
     returns = [selection_set(select2, select2b, p) for p in all_periods]
+    if retention == "on_or_after" and current is not None:
+        reach = _retention.reach(first, len(all_periods), current)
+        tail = [periods.shift(first, k) for k in range(len(all_periods), reach)]
+        plan.suffix = returns[:reach] + [selection_set(select2, select2b, p) for p in tail]
+        base = len(plan.sets)
+        returns = [base + m if m < reach else s for m, s in enumerate(returns)]
     plan.pairs = [
-        (cohorts[i], returns[i + t]) for i in range(count) for t in range(num_of_rows + 1)
+        (rows[i], returns[i + t])
+        for rows in cohorts
+        for i in range(count)
+        for t in range(num_of_rows + 1)
     ]
     return plan
 
@@ -339,7 +379,37 @@ def cohort_table(
     max_bytes: int | None = None,
     where: Where = "auto",
     cohort_type: str = "recurring",
+    retention: str = "on",
+    until: datetime | None = None,
 ) -> CohortTable:
+    """Compute a cohort table (``cohort_tables`` without groups)."""
+    return cohort_tables(
+        client, select1, select2, select1b, select2b, time_group, num_results, num_of_rows,
+        start_date, resolve, now, max_fetch_bytes, max_bytes, where, cohort_type, retention,
+        until,
+    )[0]  # fmt: skip
+
+
+def cohort_tables(
+    client: BitCore,
+    select1: str,
+    select2: str,
+    select1b: str | None = None,
+    select2b: str | None = None,
+    time_group: str = "days",
+    num_results: int = 31,
+    num_of_rows: int = 12,
+    start_date: str | None = None,
+    resolve: Resolver | None = None,
+    now: datetime | None = None,
+    max_fetch_bytes: int = DEFAULT_MAX_FETCH_BYTES,
+    max_bytes: int | None = None,
+    where: Where = "auto",
+    cohort_type: str = "recurring",
+    retention: str = "on",
+    until: datetime | None = None,
+    groups: Sequence[str] = (),
+) -> list[CohortTable]:
     """Compute a cohort table: rows of cohorts (``select1`` AND ``select1b``), columns of later
     periods. ``cohort_type="first_time"``: row t is who did ``select1`` (an event) for the first
     time ever in period t (``bitcore.first_time``), AND ``select1b`` then.
@@ -351,26 +421,64 @@ def cohort_table(
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
     ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
     BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
-    Redis far away); the numbers are the same.
+    Redis far away); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
+    the return selections in its period or any later one up to ``until``'s (default: now).
+    ``groups`` (segment or flag tokens, ``bitcore.breakdown``): the table of everyone first,
+    then one per group, its cohorts restricted to the group, all counted in the same reads.
     """
     group = check_time_group(time_group)
     kind = check_cohort_type(cohort_type)
+    mode = _retention.check_retention(retention)
+    current = period_for(group, until or client.now()) if mode == "on_or_after" else None
     if num_of_rows < 0:
         raise ValueError(f"num_of_rows must be >= 0, got {num_of_rows}")
     width = num_of_rows + 1
     selections = (select1, select1b, select2, select2b)
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
+        tokens: list[str | None] = [None, *groups]
         if not starts:
-            return CohortTable(group, [], [], [], num_of_rows, client, selections, resolve, kind)
+            return [
+                CohortTable(
+                    group, [], [], [], num_of_rows, client, selections, resolve, kind, mode,
+                    current, by,
+                )
+                for by in tokens
+            ]  # fmt: skip
         first = period_for(group, starts[0])
-        plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve, kind)
+        answer = resolve
+        if groups:  # each group's bitmaps made up front: a segment's definition read once
+            cohorts = [periods.shift(first, k) for k in range(len(starts))]
+            answer = breakdown.prefetched(client, groups, cohorts, resolve)
+        plan = plan_table(
+            client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
+            tokens,
+        )  # fmt: skip
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
-    sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
-    cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
-    return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind)
+    tables, rows = [], len(starts)
+    for g, by in enumerate(tokens):
+        at = g * rows * width
+        sizes = [set_counts[a] for a, _ in plan.pairs[at : at + rows * width : width]]
+        cells = [cell_counts[at + i * width : at + (i + 1) * width] for i in range(rows)]
+        tables.append(
+            CohortTable(
+                group,
+                starts,
+                sizes,
+                cells,
+                num_of_rows,
+                client,
+                selections,
+                resolve,
+                kind,
+                mode,
+                current,
+                by,
+            )  # fmt: skip
+        )
+    return tables
 
 
 def evaluate(
@@ -386,19 +494,24 @@ def evaluate(
     ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
     received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
     ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
-    for while this one is counted (``bitcore.reading.read_words``).
+    for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
+    gets them after its sets (``bitcore.cohort.retention``), as rows of the words or as keys.
     """
     sources = plan.source_keys()
-    sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         if where == "server":
             set_sizes, pair_counts = server.count(client, plan, read)
             return counting.with_empty_cells(plan, set_sizes, pair_counts)
+        counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
+        sizes = np.zeros(len(counted.sets), dtype=np.int64)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            words, lengths = part.words, part.lengths
+            if plan.suffix:
+                words, lengths = _retention.suffix_words(plan, sources, words, lengths)
             set_counts, cell_counts = counting.count_words(
-                plan, sources, part.words, part.lengths, parallel
+                counted, [*sources, *extra], words, lengths, parallel
             )
             sizes += set_counts
             overlaps += cell_counts

@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from bitcore.cohort import retention
 from bitcore.segments.program import STEP_BYTES
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def count(client: BitCore, plan: Plan, read: Reading) -> tuple[list[int], list[i
         else:
             set_keys.append(scratch())
             build.append(("BITOP", "AND", set_keys[-1], *parts))
+    build += retention.server_unions(plan, set_keys, scratch)  # on-or-after tables' unions
     cells = list(dict.fromkeys(plan.pairs))
     both = scratch()
     work: list[Command] = [*build, *(("BITCOUNT", k) for k in set_keys)]

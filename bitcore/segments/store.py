@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -209,6 +209,16 @@ class SegmentStore:
         """The users of segment ``name`` in ``period``: a ``Bitmap`` with MonthEvents' API."""
         tree = self.get(name).tree
         return self._evaluate(tree, period, self._resolver(), name, compute)
+
+    def bitmaps(self, name: str, many: Sequence[periods.Period]) -> list[Bitmap]:
+        """``bitmap(name, period)`` for each of ``many``, the definition read once and each
+        distinct result computed once (a segment of flags only is the same in every period):
+        what a report that compares the segment over many periods asks for."""
+        tree, resolve = self.get(name).tree, self._resolver()
+        made = [self._evaluate(tree, period, resolve, name, False) for period in many]
+        for bitmap in {b.redis_key: b for b in made if b.derived}.values():
+            self.client.materialize(bitmap)
+        return made
 
     def size(self, name: str, period: periods.Period) -> int:
         """How many users segment ``name`` has in ``period``, leaving no key behind."""

@@ -25,8 +25,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from bitcore import periods
-from bitcore.cohort import COHORT_TYPES, TIME_GROUPS
+from bitcore.cohort import COHORT_TYPES, RETENTIONS, TIME_GROUPS
 from bitcore.cohort.engine import YEARS_SHOWN
+from dashboard.forms.breakdown import GroupsField
 from dashboard.forms.fields import WholeNumberField
 from dashboard.forms.selection import checked_token, input_text
 
@@ -36,6 +37,11 @@ COHORT_TYPE_LABELS = {
     "first_time": "Did it for the first time",
 }
 COHORT_TYPE_CHOICES = [SelectChoice(t, COHORT_TYPE_LABELS[t]) for t in COHORT_TYPES]
+RETENTION_LABELS = {
+    "on": "in that period",
+    "on_or_after": "in that period or any later one",
+}
+RETENTION_CHOICES = [SelectChoice(r, RETENTION_LABELS[r]) for r in RETENTIONS]
 AS_PERCENT_CHOICES = [SelectChoice("1", "Percent"), SelectChoice("0", "Counts")]
 #: The period kind of each time group.
 KIND_OF: dict[str, periods.Kind] = {
@@ -66,19 +72,6 @@ class CohortRange:
         return periods.start(self.last, UTC)
 
 
-def _periods_between(first: periods.Period, last: periods.Period) -> int:
-    """How many periods ``first`` .. ``last`` covers, both included (0 when ``last`` is
-    earlier)."""
-    if last < first:
-        return 0
-    if first.kind == "month":
-        return (last.year - first.year) * 12 + last.month - first.month + 1
-    if first.kind == "year":
-        return last.year - first.year + 1
-    days = (periods.start(last) - periods.start(first)).days
-    return days // (7 if first.kind == "week" else 1) + 1
-
-
 def _period_date(period: periods.Period) -> date:
     return periods.start(period).date()
 
@@ -101,6 +94,7 @@ class CohortForm(Form):
         "and came back to", validators=[InputRequired("Choose an event or segment.")]
     )
     select2b = StringField("and also (optional)")
+    retention = SelectField("Counted when they came back", choices=RETENTION_CHOICES, default="on")
     time_group = SelectField("Group by", choices=TIME_GROUP_CHOICES, default="days")
     as_percent = SelectField("Show", choices=AS_PERCENT_CHOICES, default="1")
     start_date = DateField(
@@ -126,6 +120,7 @@ class CohortForm(Form):
         default=12,
         validators=[InputRequired(), NumberRange(0, MAX_COLUMNS, "Between %(min)s and %(max)s.")],
     )
+    by = GroupsField()
     rolling = BooleanField(
         "Rolling",
         description="links always end today, instead of these dates",
@@ -137,14 +132,10 @@ class CohortForm(Form):
         *args: object,
         choices: list[tuple[str, str]] | None = None,
         today: date | None = None,
-        flags: list[tuple[str, str]] | None = None,
         **kwargs: object,
     ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.choices = choices or []
-        # the "and also" inputs offer flags too (``flag:ios``): as a filter a flag narrows a
-        # cohort whatever the period, where as the cohort or return event it would count nobody
-        self.filter_choices = [*self.choices, *(flags or [])]
         self.today = today or datetime.now(UTC).date()
         self.range: CohortRange | None = None
 
@@ -156,6 +147,9 @@ class CohortForm(Form):
     validate_select1b = _check_selection
     validate_select2 = _check_selection
     validate_select2b = _check_selection
+
+    def validate_by(self, field: GroupsField) -> None:
+        field.check(self.choices)
 
     def validate(self, extra_validators: object = None) -> bool:
         """The fields' checks, then which cohorts they make (``CohortRange``); a range that is
@@ -184,7 +178,7 @@ class CohortForm(Form):
         try:
             if start and end and kind != "year":
                 first, last = periods.period_of(kind, start), periods.period_of(kind, end)
-                count = _periods_between(first, last)
+                count = periods.count_between(first, last)
                 if not count:
                     raise _RangeError(blame, "The last cohort must not be before the first.")
             elif start:
@@ -229,6 +223,8 @@ class CohortForm(Form):
             "num_of_rows": self.num_of_rows.data,
             "now": self.range.moment(),
             "cohort_type": self.cohort_type.data,
+            "retention": self.retention.data,
+            "groups": [group.token for group in self.by.groups],
         }
 
     def pinned_query(self) -> list[tuple[str, str]]:
@@ -245,6 +241,8 @@ class CohortForm(Form):
             ("as_percent", self.as_percent.data),
             ("num_of_rows", str(self.num_of_rows.data)),
             ("cohort_type", self.cohort_type.data),
+            ("retention", self.retention.data),
+            *self.by.query(),
         ]
         if self.rolling.data:
             return [*pairs, ("num_results", str(self.range.count)), ("rolling", "1")]

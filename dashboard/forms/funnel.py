@@ -17,6 +17,7 @@ from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import funnel, periods
 from bitcore.selections import Selection
+from dashboard.forms.breakdown import GroupsField
 from dashboard.forms.fields import WholeNumberField, parse_start
 from dashboard.forms.selection import checked_token, input_text
 
@@ -87,6 +88,8 @@ class FunnelForm(Form):
         false_values=FALSE_VALUES,
     )
 
+    by = GroupsField()
+
     choices: list[tuple[str, str]] = []
 
     def set_step_choices(self, choices: list[tuple[str, str]]) -> None:
@@ -98,6 +101,9 @@ class FunnelForm(Form):
             raise ValidationError(f"A funnel needs at least {funnel.MIN_STEPS} steps.")
         if len(field.entries) > funnel.MAX_STEPS:
             raise ValidationError(f"A funnel has at most {funnel.MAX_STEPS} steps.")
+
+    def validate_by(self, field: GroupsField) -> None:
+        field.check(self.choices)
 
     def validate_start(self, field: StringField) -> None:
         if self.kind.data not in KINDS:
@@ -124,6 +130,7 @@ class FunnelForm(Form):
         pairs = [(f"steps-{i}", input_text(token)) for i, token in enumerate(self.step_tokens())]
         pairs += [("kind", self.kind.data), ("window", str(self.window.data))]
         pairs.append(("trend", str(self.trend.data)))
+        pairs += self.by.query()
         if self.rolling.data:
             return [*pairs, ("rolling", "1")]
         return [*pairs, ("start", periods.label(self.start_period()))]

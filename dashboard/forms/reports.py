@@ -16,6 +16,7 @@ from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from bitcore import lifecycle, periods
 from bitcore.selections import Selection
+from dashboard.forms.breakdown import GroupsField
 from dashboard.forms.choices import known_token
 from dashboard.forms.fields import WholeNumberField, parse_start
 
@@ -41,6 +42,11 @@ class _EventReportForm(Form):
     ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.choices = choices or []
+
+    by = GroupsField()
+
+    def validate_by(self, field: GroupsField) -> None:
+        field.check(self.choices)
 
     def validate_event(self, field: StringField) -> None:
         token = known_token(self.choices, field.data or "")

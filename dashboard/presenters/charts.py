@@ -151,3 +151,134 @@ def line_chart(
         left=left,
         bottom=height - bottom,
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a ``LinesChart``: its name, its polyline and its dots (x, y, label, text)."""
+
+    name: str
+    points: str
+    dots: list[tuple[float, float, str, str]]
+
+
+@dataclass(frozen=True)
+class LinesChart:
+    """Several lines over the same x labels and one zero-based y axis: compared groups."""
+
+    width: int
+    height: int
+    series: list[Series]
+    y_ticks: list[tuple[float, str]]
+    x_labels: list[tuple[float, str]]
+    left: int
+    bottom: int
+
+
+def lines_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    width: int = 640,
+    height: int = 220,
+    max_labels: int = 8,
+    *,
+    text: Callable[[float], str] = count_text,
+) -> LinesChart:
+    """Lay out ``series`` (name, one value per label, ``None`` where a group has none) over one
+    axis, so overlaid lines compare at a glance; a gap leaves a point out."""
+    left, right, top_pad, bottom = 56, 40, 10, 28
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    known = [v for _, values in series for v in values if v is not None]
+    top, tick = axis(max(known, default=0))
+    step = plot_w / max(len(labels) - 1, 1)
+    laid = []
+    for name, values in series:
+        dots = [
+            (
+                round(left + i * step, 1),
+                round(top_pad + plot_h - plot_h * v / top, 1),
+                labels[i],
+                text(v),
+            )
+            for i, v in enumerate(values)
+            if v is not None
+        ]
+        laid.append(Series(name, " ".join(f"{x},{y}" for x, y, _, _ in dots), dots))
+    every = max(1, -(-len(labels) // max_labels))
+    return LinesChart(
+        width=width,
+        height=height,
+        series=laid,
+        y_ticks=[
+            (round(top_pad + plot_h - plot_h * value / top, 1), text(value))
+            for value in range(0, top + 1, tick)
+        ],
+        x_labels=[(round(left + i * step, 1), labels[i]) for i in range(0, len(labels), every)],
+        left=left,
+        bottom=height - bottom,
+    )
+
+
+@dataclass(frozen=True)
+class GroupedBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    series: int
+    name: str
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class GroupedBars:
+    """Bars in groups along x (one group per label, one bar per series), 0 to 100 %."""
+
+    width: int
+    height: int
+    bars: list[GroupedBar]
+    names: list[str]
+    y_ticks: list[tuple[float, str]]
+    x_labels: list[tuple[float, str]]
+    left: int
+    bottom: int
+
+
+def grouped_bar_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    width: int = 640,
+    height: int = 220,
+) -> GroupedBars:
+    """Lay out percentages (0..100, ``None``: no bar) as grouped bars: each label a slot, the
+    series' bars side by side in it, so the same step of every group sits together."""
+    left, right, top_pad, bottom = 48, 12, 10, 28
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    slot = plot_w / max(len(labels), 1)
+    bar = slot * 0.8 / max(len(series), 1)
+    bars = []
+    for n, (name, values) in enumerate(series):
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            h = round(plot_h * min(max(value, 0.0), 100.0) / 100, 1)
+            x = round(left + i * slot + slot * 0.1 + n * bar, 1)
+            text = f"{value:.1f}%"
+            bars.append(
+                GroupedBar(
+                    x, round(top_pad + plot_h - h, 1), round(bar, 1), h, n, name, labels[i], text
+                )
+            )
+    return GroupedBars(
+        width=width,
+        height=height,
+        bars=bars,
+        names=[name for name, _ in series],
+        y_ticks=[
+            (round(top_pad + plot_h - plot_h * v / 100, 1), f"{v}%") for v in (0, 25, 50, 75, 100)
+        ],
+        x_labels=[(round(left + (i + 0.5) * slot, 1), label) for i, label in enumerate(labels)],
+        left=left,
+        bottom=height - bottom,
+    )

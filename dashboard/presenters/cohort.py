@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bitcore import periods
 from bitcore.cohort.engine import CohortTable, period_for
-from dashboard.presenters.charts import LineChart, line_chart
+from dashboard.presenters.charts import LineChart, LinesChart, line_chart, lines_chart
 from dashboard.presenters.numbers import count_text, percent_text
 
 #: A column's unit, by time group: "Day 0", "Week 1".
@@ -54,6 +55,13 @@ class ViewRow:
         return count_text(self.size)
 
 
+#: What a column counts, by retention mode (``bitcore.cohort.retention``), for the page's heading.
+RETENTION_TEXT = {
+    "on": "came back in exactly that period",
+    "on_or_after": "came back in that period or any later one, up to now",
+}
+
+
 @dataclass(frozen=True)
 class CohortView:
     as_percent: bool
@@ -64,6 +72,11 @@ class CohortView:
     scale_top: float  # the share the darkest colour stands for (columns after the first)
     legend: list[tuple[str, str]]  # (style, text) swatches, lightest first
     curve: LineChart | None
+    retention: str = "on"
+
+    @property
+    def retention_text(self) -> str:
+        return RETENTION_TEXT[self.retention]
 
     @property
     def empty(self) -> bool:
@@ -152,10 +165,12 @@ def cohort_view(
         rows.append(ViewRow(row_label(start, table.time_group), size, cells, in_progress))
     average = _average_row(table, counted, as_percent)
     unit = UNITS[table.time_group]
-    header = [f"{unit} {t}" for t in range(table.num_of_rows + 1)]
+    plus = "+" if table.retention == "on_or_after" else ""  # "Week 2+": week 2 or later
+    header = [f"{unit} {t}{plus}" for t in range(table.num_of_rows + 1)]
     label = "Average, weighted by cohort size" if as_percent else "All cohorts (total)"
+    curve = _curve(header, average)
     return CohortView(
-        as_percent, header, rows, average, label, top, legend(top), _curve(header, average)
+        as_percent, header, rows, average, label, top, legend(top), curve, table.retention
     )
 
 
@@ -213,6 +228,7 @@ def view_json(view: CohortView) -> dict[str, Any]:
     average row's cells are alike, with the users they are a share of."""
     return {
         "as_percent": view.as_percent,
+        "retention": view.retention,
         "header": ["Cohort", "Size", *view.header],
         "rows": [
             {
@@ -238,3 +254,38 @@ def view_json(view: CohortView) -> dict[str, Any]:
         "average_label": view.average_label,
         "empty": view.empty,
     }
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A compared group's table (``bitcore.breakdown``): ``by`` as asked, its label, its view
+    and its cells' drill-down links."""
+
+    by: str
+    label: str
+    view: CohortView
+    users_url: Callable[[int, int | None], str] | None = None
+
+
+def compared_curves(view: CohortView, groups: list[GroupView]) -> LinesChart | None:
+    """Everyone's retention curve and each group's, overlaid: the weighted average per column
+    (``None`` without groups, or when no column has an average)."""
+    if not groups:
+        return None
+    series = [("All users", [c.percent for c in view.average])]
+    series += [(g.label, [c.percent for c in g.view.average]) for g in groups]
+    if all(v is None for _, values in series for v in values):
+        return None
+    return lines_chart(view.header, series, width=640, height=220, text=percent_text)
+
+
+def grouped_csv(view: CohortView, groups: list[tuple[str, CohortView]]) -> str:
+    """Everyone's table then each group's, one after the other, with a first "Group" column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Group", "Cohort", "Size", *view.header])
+    for by, shown in [("all", view), *groups]:
+        for row in shown.rows:
+            writer.writerow([by, row.label, row.size_text, *(cell.text for cell in row.cells)])
+        writer.writerow([by, shown.average_label, "", *(cell.text for cell in shown.average)])
+    return buffer.getvalue()

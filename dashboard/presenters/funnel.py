@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bitcore import funnel, periods
-from dashboard.presenters.charts import Sparkline, sparkline
+from dashboard.presenters.charts import GroupedBars, Sparkline, grouped_bar_chart, sparkline
 
 FUNNEL_COLUMNS = [
     "step",
@@ -88,3 +88,33 @@ def conversion_line(rows: list[dict[str, Any]]) -> Sparkline | None:
     if all(value is None for value in values):
         return None
     return sparkline(values, width=240, height=56, pad=5, floor=None, empty_top=1.0)
+
+
+def funnel_summary(report: funnel.Funnel, now: datetime) -> dict[str, Any]:
+    """What the page and ``/funnel.json`` show of one funnel: its window and its step rows."""
+    return {
+        "kind": report.kind,
+        "start": periods.label(report.start),
+        "end": periods.label(report.end),
+        "window": report.window,
+        "in_progress": in_progress(report, now),
+        "conversion_pct": percent(report.conversion),
+        "steps": funnel_rows(report),
+    }
+
+
+def grouped_rows(
+    rows: list[dict[str, Any]], groups: list[tuple[str, list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """Everyone's step rows then each compared group's, with a ``group`` column (``all``)."""
+    return [{"group": by, **row} for by, shown in [("all", rows), *groups] for row in shown]
+
+
+def grouped_bars(summary: dict[str, Any], groups: list[dict[str, Any]]) -> GroupedBars:
+    """Each step's share of step 1, everyone's bar and each group's side by side."""
+    series = [("All users", summary), *((g["label"], g["funnel"]) for g in groups)]
+    labels = [f"{row['step']}. {row['name']}" for row in summary["steps"]]
+    values = [[row["pct_of_step_1"] for row in shown["steps"]] for _, shown in series]
+    return grouped_bar_chart(
+        labels, [(name, v) for (name, _), v in zip(series, values, strict=True)]
+    )

@@ -22,11 +22,20 @@ from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.forms.choices import flag_choices, selection_choices
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
+from dashboard.forms.choices import selection_choices
 from dashboard.forms.cohort import MAX_CELLS, CohortForm
 from dashboard.forms.selection import input_text
 from dashboard.presenters import numbers
-from dashboard.presenters.cohort import CohortView, cohort_view, view_csv, view_json
+from dashboard.presenters.cohort import (
+    CohortView,
+    GroupView,
+    cohort_view,
+    compared_curves,
+    grouped_csv,
+    view_csv,
+    view_json,
+)
 from dashboard.presenters.exports import download_name
 
 bp = Blueprint("cohort", __name__)
@@ -34,6 +43,7 @@ SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
 DEFAULTS = {
     "cohort_type": "recurring",
+    "retention": "on",
     "time_group": "days",
     "as_percent": "1",
     "num_results": "31",
@@ -48,7 +58,8 @@ def _links(form: CohortForm) -> dict[str, str]:
     assert form.range is not None
     names = [input_text(getattr(form, f).data) for f in SELECTIONS]
     first, last = form.range.first, form.range.last
-    name = download_name("cohort", *[n for n in names if n], first.kind, first, last)
+    mode = ["on-or-after"] if form.retention.data == "on_or_after" else []
+    name = download_name("cohort", *[n for n in names if n], *mode, first.kind, first, last)
     return {
         "html": f"{url_for('cohort.cohort_page')}?{query}",
         "json": f"{url_for('cohort.cohort_json')}?{query}",
@@ -64,6 +75,7 @@ def _respond(
     message: str | None = None,
     limit: str | None = None,
     users_url: Callable[[int, int | None], str] | None = None,
+    groups: list[GroupView] | None = None,
 ) -> ResponseReturnValue:
     """The page, its JSON twin or its CSV download (``dashboard.negotiation``), of one state."""
     error = None
@@ -75,13 +87,15 @@ def _respond(
                 status, form.errors, None if form.errors else "Fill in the form to get a table."
             )
     links = _links(form) if view is not None else None
-    data = {"table": view_json(view) if view else None}
+    data: dict[str, Any] = {"table": view_json(view) if view else None}
+    if groups:
+        data["groups"] = [{"by": g.by, "table": view_json(g.view)} for g in groups]
     return negotiation.page(
         "cohort.html",
         data,
         status,
         error=error,
-        csv=lambda: _csv(view, links),
+        csv=lambda: _csv(view, links, groups or []),
         form=form,
         view=view,
         message=message,
@@ -90,6 +104,10 @@ def _respond(
         input_text=input_text,
         max_cells=MAX_CELLS,
         users_url=users_url,
+        groups=groups or [],
+        curves=compared_curves(view, groups or []) if view else None,
+        group_choices_id=GROUP_CHOICES_ID,
+        group_choices=_group_choices(),
     )
 
 
@@ -98,9 +116,13 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     query: dict[str, Any] = {"of": "cohort", "time_group": table.time_group}
     if table.cohort_type != "recurring":
         query["cohort_type"] = table.cohort_type
+    if table.retention != "on":
+        query["retention"] = table.retention
     for name, token in zip(SELECTIONS, table.selections or (), strict=True):
         if token:
             query[name] = token
+    if table.group:
+        query["by"] = table.group
 
     def users_url(row: int, col: int | None) -> str:
         cell: dict[str, Any] = {"offset": col} if col is not None else {}
@@ -109,11 +131,22 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
     return users_url
 
 
-def _csv(view: CohortView | None, links: dict[str, str] | None) -> Response:
+def _group_choices() -> list[tuple[str, str]]:
+    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
+    try:
+        return group_choices(store.client())
+    except redis.RedisError:
+        return []
+
+
+def _csv(
+    view: CohortView | None, links: dict[str, str] | None, groups: list[GroupView]
+) -> Response:
     if view is None or links is None:
         return negotiation.nothing_to_download()
+    text = view_csv(view) if not groups else grouped_csv(view, [(g.by, g.view) for g in groups])
     return Response(
-        view_csv(view),
+        text,
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{links["name"]}.csv"'},
     )
@@ -123,7 +156,6 @@ def _report() -> ResponseReturnValue:
     client = store.client()
     try:
         choices = selection_choices(client, [request.args.get(f, "") for f in SELECTIONS])
-        flags = flag_choices(client)
     except redis.RedisError as error:
         return _respond(CohortForm(choices=[]), 503, message=f"Redis is unavailable: {error}")
     args = request.args.copy()
@@ -133,14 +165,14 @@ def _report() -> ResponseReturnValue:
                 default  # a hand-written URL (?select1=a&select2=b) means the defaults for the rest
             )
     now = client.now()
-    form = CohortForm(args, choices=choices, today=now.date(), flags=flags)
+    form = CohortForm(args, choices=choices, today=now.date())
     if "select1" not in request.args and "select2" not in request.args:
         # a fresh form: nothing asked yet (its JSON and CSV twins have no table to give)
         return _respond(form, 200 if negotiation.requested_format(FORMATS) == "html" else 400)
     if not form.validate():
         return _respond(form, 400)
     try:
-        table = engine.cohort_table(
+        tables = engine.cohort_tables(
             client,
             **form.query(),  # type: ignore[arg-type]
             max_bytes=report_limits.max_bytes(),
@@ -152,8 +184,12 @@ def _report() -> ResponseReturnValue:
         return _respond(form, 400, message=str(error))
     except redis.RedisError as error:
         return _respond(form, 503, message=f"Redis could not compute the table: {error}")
-    view = cohort_view(table, form.percent, now)
-    return _respond(form, 200, view=view, users_url=_users_url(table))
+    view = cohort_view(tables[0], form.percent, now)
+    groups = [
+        GroupView(group.by, group.label, cohort_view(table, form.percent, now), _users_url(table))
+        for group, table in zip(form.by.groups, tables[1:], strict=True)
+    ]
+    return _respond(form, 200, view=view, users_url=_users_url(tables[0]), groups=groups)
 
 
 @bp.route("/cohort.csv", endpoint="cohort_csv")

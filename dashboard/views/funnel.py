@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from bitcore import funnel, periods
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import (
     DEFAULT_KIND,
@@ -40,8 +41,9 @@ from dashboard.presenters.funnel import (
     FUNNEL_COLUMNS,
     conversion_line,
     funnel_rows,
-    in_progress,
-    percent,
+    funnel_summary,
+    grouped_bars,
+    grouped_rows,
     trend_columns,
     trend_rows,
 )
@@ -89,14 +91,16 @@ def _share_urls(form: FunnelForm, name: str) -> dict[str, str]:
     }
 
 
-def _users_urls(report: funnel.Funnel) -> dict[int, dict[str, str]]:
-    """Per step, the users page of who reached it and of who dropped off before it."""
+def _users_urls(report: funnel.Funnel, by: str | None = None) -> dict[int, dict[str, str]]:
+    """Per step, the users page of who reached it and of who dropped off before it (of a
+    compared group, ``by``)."""
     base = [
         ("of", "funnel"),
         *[(f"steps-{k}", step.token) for k, step in enumerate(report.steps)],
         ("kind", report.kind),
         ("start", periods.label(report.start)),
         ("window", str(report.window)),
+        *([("by", by)] if by else []),
     ]
     page = url_for("users.users_page")
     return {
@@ -125,6 +129,8 @@ def _respond(
         else:
             error = negotiation.form_error(status, form.errors)
     twin = {"funnel": data.get("funnel"), "trend": data.get("trend")}
+    if data.get("groups"):
+        twin["groups"] = [{"by": g["by"], "funnel": g["funnel"]} for g in data["groups"]]
     return negotiation.page(
         "funnel.html",
         twin,
@@ -135,22 +141,45 @@ def _respond(
         limits=funnel,
         numbers=numbers,
         input_text=input_text,
+        group_choices_id=GROUP_CHOICES_ID,
+        group_choices=_group_choices(),
         **data,
     )
+
+
+def _group_choices() -> list[tuple[str, str]]:
+    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
+    try:
+        return group_choices(store.client())
+    except redis.RedisError:
+        return []
 
 
 def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
     """The report of a validated form: its status and what the page, JSON and CSV show."""
     client = store.client()
+    groups = form.by.groups
+    compared: list[funnel.Funnel] = []
     try:
-        trend = funnel.funnel_trend(
-            client,
-            form.step_tokens(),
-            form.start_period(),
-            form.window.data,
-            form.trend.data,
-            max_bytes=report_limits.max_bytes(),
-        )
+        if groups:  # everyone's trend and each group's funnel, in one read
+            trend, compared = funnel.funnel_groups(
+                client,
+                form.step_tokens(),
+                form.start_period(),
+                form.window.data,
+                groups,
+                max_bytes=report_limits.max_bytes(),
+                trend=form.trend.data,
+            )
+        else:
+            trend = funnel.funnel_trend(
+                client,
+                form.step_tokens(),
+                form.start_period(),
+                form.window.data,
+                form.trend.data,
+                max_bytes=report_limits.max_bytes(),
+            )
     except TooCostly as error:
         refused = report_limits.refusal(error)
         return refused.status, {"message": refused.message, "limit": refused.setting}
@@ -164,24 +193,24 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
     first = trend.funnels[0]
     names = [input_text(token) for token in form.step_tokens()]
     name = download_name("funnel", *names, report.kind, first.start, report.end)
+    by = [(group.by, group.label, shown) for group, shown in zip(groups, compared, strict=True)]
     if request.args.get("table") == "trend":
-        download = negotiation.csv_download(
-            trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv"
-        )
+        download = negotiation.csv_download(trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv")
+    elif by:
+        grouped = grouped_rows(rows, [(g, funnel_rows(shown)) for g, _, shown in by])
+        download = negotiation.csv_download(["group", *FUNNEL_COLUMNS], grouped, f"{name}.csv")
     else:
         download = negotiation.csv_download(FUNNEL_COLUMNS, rows, f"{name}.csv")
-    summary = {
-        "kind": report.kind,
-        "start": periods.label(report.start),
-        "end": periods.label(report.end),
-        "window": report.window,
-        "in_progress": in_progress(report, now),
-        "conversion_pct": percent(report.conversion),
-        "steps": rows,
-    }
+    summary = funnel_summary(report, now)
+    groups_shown = [
+        {"by": g, "label": label, "funnel": funnel_summary(shown, now)} for g, label, shown in by
+    ]
     return 200, {
         "csv": download,
         "funnel": summary,
+        "groups": groups_shown,
+        "bars": grouped_bars(summary, groups_shown) if by else None,
+        "group_users_urls": [_users_urls(shown, g) for g, _, shown in by],
         "trend": trend_table,
         "line": conversion_line(trend_table),
         "urls": _share_urls(form, name),

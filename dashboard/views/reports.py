@@ -16,8 +16,10 @@ from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bitcore import lifecycle, stickiness
+from bitcore.breakdown import Group
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.reports import EVENT_CHOICES_ID, LifecycleForm, StickinessForm
 from dashboard.presenters import reports as present
@@ -57,8 +59,18 @@ def _respond(
         message=message,
         urls=urls,
         choices_id=EVENT_CHOICES_ID,
+        group_choices_id=GROUP_CHOICES_ID,
+        group_choices=_group_choices(),
         **context,
     )
+
+
+def _group_choices() -> list[tuple[str, str]]:
+    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
+    try:
+        return group_choices(store.client())
+    except redis.RedisError:
+        return []
 
 
 def _run(form: Any, compute: Callable[[], Any]) -> tuple[int, Any, str | None, str | None]:
@@ -78,6 +90,28 @@ def _run(form: Any, compute: Callable[[], Any]) -> tuple[int, Any, str | None, s
         return 503, None, f"Redis could not compute the report: {error}", None
 
 
+def _with_groups(data: dict[str, Any], groups: list[tuple[Group, Any]]) -> dict[str, Any]:
+    """The report's JSON, with ``groups`` (one report per compared group) when there are any."""
+    if groups:
+        data["groups"] = [{"by": group.by, **report.as_dict()} for group, report in groups]
+    return data
+
+
+def _grouped(
+    columns: list[str],
+    rows: list[dict[str, object]],
+    groups: list[tuple[Group, Any]],
+    rows_of: Callable[[Any], list[dict[str, object]]],
+) -> tuple[list[str], list[dict[str, object]]]:
+    """The CSV's columns and rows: the report's, or with groups everyone's (``all``) then each
+    group's, after a first ``group`` column."""
+    if not groups:
+        return columns, rows
+    table = [{"group": "all", **row} for row in rows]
+    table += [{"group": group.by, **row} for group, report in groups for row in rows_of(report)]
+    return ["group", *columns], table
+
+
 def _choices() -> Any:
     return selection_choices(store.client(), [request.args.get("event", "")])
 
@@ -93,26 +127,32 @@ def lifecycle_page() -> ResponseReturnValue:
     args.setdefault("count", "12")
     form = LifecycleForm(args, choices=_choices())
 
-    def compute() -> lifecycle.Lifecycle:
+    def compute() -> list[lifecycle.Lifecycle]:
         end = form.period_of(form.end, form.period.data, client.now())
-        return lifecycle.lifecycle(
+        return lifecycle.lifecycle_groups(
             client,
             form.event.data,
             form.period.data,
             form.count.data,
             end,
+            form.by.groups,
             max_bytes=report_limits.max_bytes(),
         )
 
-    status, report, message, limit = _run(form, compute)
+    status, reports, message, limit = _run(form, compute)
     data: dict[str, Any] = {"periods": None}
     context: dict[str, Any] = {}
     csv = None
-    if report is not None:
-        data = report.as_dict()
+    if reports is not None:
+        report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
+        data = _with_groups(report.as_dict(), groups)
         rows = present.lifecycle_rows(report)
-        context = {"chart": present.lifecycle_chart(report), "rows": rows}
-        csv = lambda: negotiation.csv_download(present.LIFECYCLE_COLUMNS, rows, "lifecycle.csv")  # noqa: E731
+        shown = [
+            (g.label, present.lifecycle_chart(r), present.lifecycle_rows(r)) for g, r in groups
+        ]
+        context = {"chart": present.lifecycle_chart(report), "rows": rows, "groups": shown}
+        columns, table = _grouped(present.LIFECYCLE_COLUMNS, rows, groups, present.lifecycle_rows)
+        csv = lambda: negotiation.csv_download(columns, table, "lifecycle.csv")  # noqa: E731
     return _respond(
         "lifecycle.html", "lifecycle", form, status, data, csv, message, limit, **context
     )
@@ -128,21 +168,31 @@ def stickiness_page() -> ResponseReturnValue:
     args.setdefault("period", "week")
     form = StickinessForm(args, choices=_choices())
 
-    def compute() -> stickiness.Stickiness:
+    def compute() -> list[stickiness.Stickiness]:
         period = form.period_of(form.start, form.period.data, client.now())
-        return stickiness.stickiness(
-            client, form.event.data, period, max_bytes=report_limits.max_bytes()
+        return stickiness.stickiness_groups(
+            client, form.event.data, period, form.by.groups, max_bytes=report_limits.max_bytes()
         )
 
-    status, report, message, limit = _run(form, compute)
+    status, reports, message, limit = _run(form, compute)
     data: dict[str, Any] = {"histogram": None}
     context: dict[str, Any] = {}
     csv = None
-    if report is not None:
-        data = report.as_dict()
+    if reports is not None:
+        report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
+        data = _with_groups(report.as_dict(), groups)
         rows = present.stickiness_rows(report)
-        context = {"chart": present.stickiness_chart(report), "rows": rows, "report": report}
-        csv = lambda: negotiation.csv_download(present.STICKINESS_COLUMNS, rows, "stickiness.csv")  # noqa: E731
+        shown = [
+            (g.label, present.stickiness_chart(r), present.stickiness_rows(r)) for g, r in groups
+        ]
+        context = {
+            "chart": present.stickiness_chart(report),
+            "rows": rows,
+            "report": report,
+            "groups": shown,
+        }
+        columns, table = _grouped(present.STICKINESS_COLUMNS, rows, groups, present.stickiness_rows)
+        csv = lambda: negotiation.csv_download(columns, table, "stickiness.csv")  # noqa: E731
     return _respond(
         "stickiness.html", "stickiness", form, status, data, csv, message, limit, **context
     )

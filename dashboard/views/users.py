@@ -30,7 +30,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
-from bitcore import BitCore, drilldown, periods
+from bitcore import BitCore, drilldown, funnel, periods
 from bitcore.bitmaps import Bitmap
 from bitcore.cohort import engine
 from bitcore.limits import TooCostly
@@ -81,12 +81,20 @@ def _cohort(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     period, offset = form.cohort_period(), form.offset.data
     selections = form.selections()
     first_times = form.cohort_type.data == "first_time"
-    bitmap = drilldown.cohort_cell(client, selections, period, offset, first_times=first_times)
+    after = form.retention.data == "on_or_after"
+    until = periods.period_of(period.kind, client.now()) if after else None
+    bitmap = drilldown.cohort_cell(
+        client, selections, period, offset, first_times=first_times, until=until
+    )
+    for group in form.by.groups:  # a compared group's cell: its members in the cohort's period
+        bitmap = drilldown.AndOf(bitmap, group.bitmap(client, period))
     did = _and(selections[0], selections[1]) + (" for the first time" if first_times else "")
     title = f"Cohort {periods.label(period)}: did {did}"
+    title += "".join(f" (only {group.label})" for group in form.by.groups)
     if offset is not None:
         unit = engine.period_kind(form.time_group.data)
         later = f"{offset} {unit}{'s' if offset != 1 else ''} later"
+        later += " or any time after" if after else ""
         title += f"; {later} did {_and(selections[2], selections[3])}"
     return form, Drill(bitmap, title)
 
@@ -97,11 +105,14 @@ def _funnel(client: BitCore, args: MultiDict[str, str]) -> tuple[Form, Drill | N
     form.set_step_choices(selection_choices(client, step_values(args)))
     if not form.validate():
         return form, None
-    sources = [Selection.parse(token) for token in form.step_tokens()]
+    sources: list[funnel.StepSource] = [Selection.parse(t) for t in form.step_tokens()]
+    for group in form.by.groups:  # a compared group's funnel: step 1 only its users
+        sources[0] = funnel.RestrictedStep(sources[0], group)
     start, window, step = form.start_period(), form.window.data, form.step.data
     bitmap = drilldown.funnel_step(client, sources, start, window, step, form.dropoff)
     end = periods.shift(start, window - 1)
     span = f"Funnel {periods.label(start)} → {periods.label(end)}"
+    span += "".join(f" (only {group.label})" for group in form.by.groups)
     reached = f"step {step} ({sources[step - 1].label})"
     if form.dropoff:
         before = f"step {step - 1} ({sources[step - 2].label})"

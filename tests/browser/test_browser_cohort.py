@@ -110,3 +110,26 @@ def test_show_cohorts_sits_under_the_form_and_stays_put(page: Any, base_url: str
         for box in map(lambda f: f.bounding_box(), page.locator(".cohort-form fieldset").all())
     ]
     assert after == fieldsets, "the error wraps in its fieldset: nothing moves sideways"
+
+
+def test_on_or_after_retention_renders_with_its_mode(page: Any, base_url: str) -> None:
+    """Logins on day 1 (users 0..3) and day 2 (0..6): on or after day 1 is 7 of the 10."""
+    page.goto(f"{base_url}/cohort")
+    page.fill("#select1", "signup")
+    page.fill("#select2", "login")
+    page.select_option("#retention", "on_or_after")
+    page.fill("#num_results", "1")
+    page.fill("#num_of_rows", "3")
+    page.fill("#start_date", "2024-05-06")
+    page.get_by_role("button", name="Show cohorts").click()
+
+    page.wait_for_selector(".cohort-table")
+    assert "retention=on_or_after" in page.url
+    assert "Retention on or after" in page.inner_text(".cohort-mode")
+    headers = page.locator(".cohort-table thead th").all_inner_texts()
+    assert headers[2:] == ["Day 0+", "Day 1+", "Day 2+", "Day 3+"]
+    cells = page.locator(".cohort-table tbody tr").first.locator("td")
+    assert [cells.nth(k).inner_text() for k in (1, 2, 3)] == ["70.0%", "70.0%", "70.0%"]
+    assert cells.nth(4).inner_text() == ""  # nobody logged in on day 3 or later
+    assert page.locator("#retention").input_value() == "on_or_after"
+    assert "retention=on_or_after" in (cells.nth(2).locator("a").get_attribute("href") or "")

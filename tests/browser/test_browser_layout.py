@@ -31,6 +31,11 @@ SAMPLES: dict[str, list[dict[str, str]]] = {
     "segments.edit": [{"name": "mobile churn"}],
     "segments.delete": [{"name": "mobile"}],
 }
+#: Five groups to compare: the most a report takes (segments and flags of the demo).
+COMPARE = "".join(
+    f"&by={by}"
+    for by in ("segment:mobile", "segment:creators", "flag:ios", "unique:android", "flag:web")
+)
 #: Endpoints that are no HTML page (a file, a probe, a POST-only action).
 NOT_PAGES = {"static", "health.healthz", "auth.logout"}
 
@@ -75,6 +80,12 @@ def page_paths(app: Flask) -> list[str]:
         "/cohort?select1=event:signup&select2=event:active&time_group=days&num_results=30"
         f"&start_date={today - timedelta(days=40)}",
         "/segments/preview?expression=active+AND+NOT+churned+AND+unique(ios)&kind=week",
+        # compared groups (by=) and retention on or after: the widest forms and reports
+        f"/funnel?{steps}&kind=week&start={year}-W{week:02d}&window=3&trend=8{COMPARE}",
+        "/cohort?select1=event:signup&select2=event:active&time_group=weeks&num_results=8"
+        f"&retention=on_or_after{COMPARE}",
+        f"/lifecycle?event=active&period=week&count=12{COMPARE}",
+        f"/stickiness?event=active&period=month{COMPARE}",
         "/event/no-such-event",  # the error page
     ]
 
@@ -118,12 +129,42 @@ def test_no_page_scrolls_sideways(browser: Any, site: tuple[Flask, str], width: 
         too_wide = {}
         paths = page_paths(app)
         assert len(paths) >= 12, paths
+        compared = [p for p in paths if "by=" in p]
+        assert len(compared) == 4, compared
         for path in paths:
             tab.goto(url + path)
             assert path == "/login" or "/login" not in tab.url, path
             if overflow := sideways_overflow(tab):
                 too_wide[path] = overflow
         assert not too_wide, f"pages wider than {width} px (by px): {too_wide}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compared_reports_show_every_group_inside_the_window(
+    browser: Any, site: tuple[Flask, str], width: int
+) -> None:
+    """The four reports with five groups: each group's part is drawn, the group inputs hold
+    what was asked, and every part fits the window (phone: one under the other)."""
+    app, url = site
+    with window(browser, url, width) as tab:
+        for path in [p for p in page_paths(app) if "by=" in p]:
+            tab.goto(url + path)
+            values = tab.locator("input[name=by]").evaluate_all("els => els.map(e => e.value)")
+            assert values == ["segment:mobile", "segment:creators", "flag:ios", "unique:android",
+                              "flag:web"], path  # fmt: skip
+            if path.startswith("/funnel"):
+                assert tab.locator(".funnel-compare-table thead th").count() == 7, path
+                assert tab.locator("svg.grouped-bars rect.bar").count() > 0, path
+            else:
+                assert tab.locator(".compare-group").count() == 5, path
+            if path.startswith("/cohort"):
+                assert tab.locator("svg.lines g.series").count() == 6, path
+                assert "on or after" in tab.inner_text(".cohort-mode")
+            right = tab.evaluate("document.documentElement.clientWidth")
+            edges = tab.locator(".compare-group, .compare-fieldset, svg.chart").evaluate_all(
+                "els => els.map(e => e.getBoundingClientRect().right)"
+            )
+            assert edges and max(edges) <= right + 1, (path, max(edges), right)
 
 
 def test_logged_out_pages_fit_and_show_no_navigation(browser: Any, site: tuple[Flask, str]) -> None:
@@ -178,7 +219,14 @@ def test_numbers_are_right_aligned_and_controls_share_one_style(
             " return [s.fontSize, s.fontFamily, s.borderTopWidth, s.borderRadius]; })"
         )
         assert len(styles) >= 5 and len({tuple(s) for s in styles}) == 1, styles
-        for path in ("/cohort", "/funnel", "/segments/preview", "/event/active"):
+        for path in (
+            "/cohort",
+            "/funnel",
+            "/lifecycle",
+            "/stickiness",
+            "/segments/preview",
+            "/event/active",
+        ):
             tab.goto(url + path)
             controls = tab.locator("main select, main input:not([type=hidden]), main button")
             sizes = controls.evaluate_all("els => els.map(e => getComputedStyle(e).fontSize)")

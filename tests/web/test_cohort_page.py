@@ -360,3 +360,107 @@ def test_a_first_time_cohorts_links_lead_to_its_first_timers(client: FlaskClient
     assert cell["users"] == []
     recurring = client.get(sized[0].replace("cohort_type=first_time", "cohort_type=recurring"))
     assert "6</strong> user" in recurring.get_data(as_text=True)
+
+
+def test_on_or_after_retention_its_twins_and_its_links(client: FlaskClient) -> None:
+    """Day 1's cohort (users 0..7) played on day 1 (0, 1) or day 2 (0, 5, 6): on or after day 1
+    that is 4 of them, on or after day 2 three, after that nobody (an empty cell)."""
+    query = QUERY + "&as_percent=0&retention=on_or_after"
+    table = client.get(f"/cohort.json?{query}").get_json()["table"]
+    assert table["retention"] == "on_or_after" and table["header"][2:] == [
+        "Day 0+",
+        "Day 1+",
+        "Day 2+",
+    ]
+    assert [c["count"] for c in table["rows"][0]["cells"]] == [4, 3, None]
+    assert [c["count"] for c in table["rows"][1]["cells"]] == [2, None, None]
+    on = client.get(f"/cohort.json?{QUERY}&as_percent=0").get_json()["table"]
+    assert on["retention"] == "on" and [c["count"] for c in on["rows"][0]["cells"]] == [2, 3, None]
+    page = client.get(f"/cohort?{query}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'selected value="on_or_after"' in html
+    assert 'data-retention="on_or_after"' in html and "on or after" in html
+    for text in ("link to this report", "CSV", "JSON"):
+        assert "retention=on_or_after" in links(html)[text], text
+    assert (
+        client.get(f"/cohort.csv?{query}")
+        .get_data(as_text=True)
+        .splitlines()[0]
+        .endswith("Day 0+,Day 1+,Day 2+")
+    )
+    found = [unescape(h) for h in re.findall(r'href="(/users\?[^"]*)"', html)]
+    assert found and all("retention=on_or_after" in h for h in found)
+    cell = next(h for h in found if "cohort=2024-05-06" in h and "offset=0" in h)
+    users = client.get(cell.replace("/users?", "/users.json?")).get_json()
+    assert sorted(int(u) for u in users["users"]) == [0, 1, 5, 6]
+    bad = client.get(f"/cohort.json?{QUERY}&retention=ever")
+    assert bad.status_code == 400 and "retention" in bad.get_json()["error"]["fields"]
+
+
+def test_compared_groups_a_segment_and_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    """Day 1's cohort is users 0..7; the "ios" users are 0, 2, 4, 6 (a segment of the event) and
+    the premium flag is users 0 and 5: each group's table counts only its members."""
+    SegmentStore(bc).save("iosers", "ios")
+    bc.mark_unique_many([("premium", 0), ("premium", 5)])
+    query = QUERY + "&as_percent=0&by=segment:iosers&by=unique:premium"
+    data = client.get(f"/cohort.json?{query}").get_json()
+    assert [c["count"] for c in data["table"]["rows"][0]["cells"]][:2] == [2, 3]
+    assert [g["by"] for g in data["groups"]] == ["segment:iosers", "unique:premium"]
+    ios, premium = (g["table"]["rows"][0] for g in data["groups"])
+    assert ios["size"] == 4 and [c["count"] for c in ios["cells"]][:2] == [1, 2]  # 0; 0, 6
+    assert premium["size"] == 2 and [c["count"] for c in premium["cells"]][:2] == [1, 2]  # 0; 0, 5
+    assert "groups" not in client.get(f"/cohort.json?{QUERY}").get_json()
+    page = client.get(f"/cohort?{query}")
+    html = page.get_data(as_text=True)
+    assert (
+        page.status_code == 200
+        and "Only iosers (segment)" in html
+        and "Only premium (flag)" in html
+    )
+    assert 'class="chart lines"' in html and html.count('class="series series-') == 3
+    assert '<option value="flag:premium">' in html, "flags are offered as groups and filters"
+    for text in ("link to this report", "CSV", "JSON"):
+        assert (
+            "by=segment%3Aiosers" in links(html)[text]
+            and "by=unique%3Apremium" in links(html)[text]
+        )
+    lines = client.get(f"/cohort.csv?{query}").get_data(as_text=True).splitlines()
+    assert lines[0].startswith("Group,Cohort,Size") and any(
+        x.startswith("unique:premium,") for x in lines
+    )
+    found = [unescape(h) for h in re.findall(r'href="(/users\?[^"]*)"', html)]
+    cell = next(
+        h for h in found if "by=flag:premium" in h and "cohort=2024-05-06" in h and "offset=1" in h
+    )
+    users = client.get(cell.replace("/users?", "/users.json?")).get_json()
+    assert sorted(int(u) for u in users["users"]) == [0, 5]
+
+
+@pytest.mark.parametrize(
+    ("by", "message"),
+    [
+        ("&by=segment:nope", "no saved segment has this name"),
+        ("&by=flag:nope", "no flag has this name"),
+        ("&by=active", "is not a group"),
+        ("".join(f"&by=flag:f{k}" for k in range(6)), "at most 5 groups"),
+    ],
+)
+def test_bad_groups_are_a_400_in_the_form(
+    client: FlaskClient, bc: bitcore.BitCore, by: str, message: str
+) -> None:
+    bc.mark_unique_many([(f"f{k}", 1) for k in range(6)])
+    page = client.get(f"/cohort?{QUERY}{by}")
+    assert page.status_code == 400 and message in page.get_data(as_text=True)
+    body = client.get(f"/cohort.json?{QUERY}{by}").get_json()
+    assert "by" in body["error"]["fields"]
+
+
+def test_a_rolling_on_or_after_link_keeps_its_mode_and_groups(
+    client: FlaskClient, bc: bitcore.BitCore
+) -> None:
+    bc.mark_unique_many([("premium", 0)])
+    query = (
+        "select1=active&select2=play&num_results=3&rolling=1&retention=on_or_after&by=flag:premium"
+    )
+    href = links(client.get(f"/cohort?{query}").get_data(as_text=True))["link to this report"]
+    assert "rolling=1" in href and "retention=on_or_after" in href and "by=flag%3Apremium" in href

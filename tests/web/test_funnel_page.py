@@ -363,3 +363,58 @@ def test_an_all_zero_funnel_says_there_is_nothing_to_draw(client: FlaskClient, d
     text = html.get_data(as_text=True)
     assert html.status_code == 200
     assert "funnel-sparkline" not in text and "there is no conversion to draw" in text
+
+
+def test_compared_groups_side_by_side(client: FlaskClient, data: None, bc: bitcore.BitCore) -> None:
+    """Signups 0..9; "evens" (a segment of the flag-like event "even" on the start day) are
+    0, 2, 4, 6, 8 and the premium flag 0 and 5: 0 invites, 5 too (the day after)."""
+    bc.mark_many([("even", u, datetime(2024, 5, 6, 12)) for u in range(0, 10, 2)])
+    SegmentStore(bc).save("evens", "even")
+    bc.mark_unique_many([("premium", 0), ("premium", 5)])
+    asked = query(*THREE, by=["segment:evens", "unique:premium"])
+    payload = client.get("/funnel.json", query_string=asked).get_json()
+    assert [s["users"] for s in payload["funnel"]["steps"]] == [10, 6, 2]
+    assert [g["by"] for g in payload["groups"]] == ["segment:evens", "unique:premium"]
+    evens, premium = ([s["users"] for s in g["funnel"]["steps"]] for g in payload["groups"])
+    assert evens == [5, 3, 1] and premium == [2, 2, 2]
+    assert "groups" not in client.get("/funnel.json", query_string=query(*THREE)).get_json()
+    html = client.get("/funnel", query_string=asked).get_data(as_text=True)
+    assert 'class="chart grouped-bars"' in html and html.count('class="bar series-') == 9
+    assert "premium (flag)" in html and '<option value="flag:premium">' in html
+    assert "by=segment%3Aevens" in html and "by=unique%3Apremium" in html  # its links keep them
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client.get("/funnel.csv", query_string=asked).get_data(as_text=True))
+        )
+    )
+    assert [(r["group"], r["users"]) for r in rows if r["step"] == "3"] == [
+        ("all", "2"),
+        ("segment:evens", "1"),
+        ("unique:premium", "2"),
+    ]
+    found = [unescape(h) for h in re.findall(r'href="(/users\?[^"]*)"', html)]
+    step = next(
+        h for h in found if "by=unique%3Apremium" in h and "step=2" in h and "part=step" in h
+    )
+    users = client.get(step.replace("/users?", "/users.json?")).get_json()
+    assert sorted(int(u) for u in users["users"]) == [0, 5]
+
+
+def test_too_many_or_unknown_groups_are_a_400(client: FlaskClient, data: None) -> None:
+    six = client.get(
+        "/funnel.json", query_string=query(*THREE, by=[f"flag:f{k}" for k in range(6)])
+    )
+    assert six.status_code == 400 and "at most 5 groups" in str(six.get_json()["error"])
+    page = client.get("/funnel", query_string=query(*THREE, by=["segment:nope"]))
+    assert page.status_code == 400 and "no saved segment has this name" in page.get_data(
+        as_text=True
+    )
+
+
+def test_editing_steps_keeps_the_compared_groups(
+    client: FlaskClient, data: None, bc: bitcore.BitCore
+) -> None:
+    bc.mark_unique_many([("premium", 0)])
+    asked = query(*THREE, by=["flag:premium"], add="1")
+    html = client.get("/funnel", query_string=asked).get_data(as_text=True)
+    assert 'name="by" value="flag:premium"' in html and len(step_inputs(html)) == 4

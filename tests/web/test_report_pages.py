@@ -115,3 +115,27 @@ def test_fresh_forms_and_cost_limit(client: FlaskClient, redis_url: str, tmp_pat
 def test_nav_links_to_the_new_pages(client: FlaskClient) -> None:
     html = client.get("/").get_data(as_text=True)
     assert 'href="/lifecycle"' in html and 'href="/stickiness"' in html
+
+
+def test_lifecycle_and_stickiness_compare_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
+    """Premium (a flag) is users 0, 2 and 5: each report again, only for them, from one read."""
+    bc.mark_unique_many([("premium", u) for u in (0, 2, 5)])
+    life = client.get(LIFECYCLE + "&by=unique:premium").get_json()
+    assert life["periods"][1]["returning"] == 3, "everyone's report keeps its place"
+    assert [g["by"] for g in life["groups"]] == ["unique:premium"]
+    assert life["groups"][0]["periods"] == [
+        {"period": "2026-W39", "new": 2, "returning": 0, "resurrecting": 0, "dormant": 0},
+        {"period": "2026-W40", "new": 1, "returning": 2, "resurrecting": 0, "dormant": 0},
+        {"period": "2026-W41", "new": 0, "returning": 1, "resurrecting": 0, "dormant": 2},
+    ]
+    sticky = client.get(STICKINESS + "&by=flag:premium").get_json()
+    assert [h["users"] for h in sticky["groups"][0]["histogram"]] == [2, 0, 1, 0, 0, 0, 0]
+    html = client.get(STICKINESS.replace(".json", "") + "&by=flag:premium").get_data(as_text=True)
+    assert "Only premium (flag)" in html and html.count('class="bar bar-users"') == 5
+    assert '<option value="flag:premium">' in html
+    text = client.get(LIFECYCLE.replace(".json", ".csv") + "&by=flag:premium").text
+    assert text.splitlines()[0] == "group,period,new,returning,resurrecting,dormant"
+    assert "flag:premium,2026-W41,0,1,0,2" in text
+    assert "groups" not in client.get(LIFECYCLE).get_json()
+    bad = client.get(LIFECYCLE + "&by=flag:nope&by=segment:some")
+    assert bad.status_code == 400 and "by" in bad.get_json()["error"]["fields"]
