@@ -14,7 +14,7 @@ from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.forms.json_body import FormRequest
-from dashboard.views import cleanup, cohort, funnel, health, pages, reports, segments, users
+from dashboard.views import cleanup, cohort, funnel, health, pages, reports, saved, segments, users
 
 _HERE = Path(__file__).resolve().parent
 
@@ -62,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cohort.bp)  # /cohort
     app.register_blueprint(users.bp)  # /users: who is behind a report's number
     app.register_blueprint(reports.bp)  # /lifecycle, /stickiness
+    app.register_blueprint(saved.bp)  # /reports: saved reports, pinned to the overview as cards
     app.register_blueprint(cleanup.bp)  # /system
 
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
