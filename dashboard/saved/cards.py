@@ -53,6 +53,7 @@ class Drawn:
     chart: Any
     summary: str
     span: str
+    recent: str  # what rolling means for it: "the last 12 weeks"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ def _span(first: str, last: str) -> str:
     return first if first == last else f"{first} to {last}"
 
 
+def _last(count: int, kind: str) -> str:
+    """``the current week``, ``the last 12 weeks``."""
+    return f"the current {kind}" if count == 1 else f"the last {count} {kind}s"
+
+
 def _cohort(
     args: MultiDict[str, str], client: BitCore, now: datetime, limit: int | None
 ) -> Compute:
@@ -109,7 +115,8 @@ def _cohort(
         summary = f"{shown[0][0]}: {shown[0][1].text}" if shown else "no finished period yet"
         assert form.range is not None
         first, last = form.range.first, form.range.last
-        return Drawn("line", curve, summary, _span(periods.label(first), periods.label(last)))
+        span = _span(periods.label(first), periods.label(last))
+        return Drawn("line", curve, summary, span, _last(form.range.count, first.kind))
 
     return compute
 
@@ -134,9 +141,9 @@ def _funnel(
         rows = trend_rows(trend, now)
         latest = rows[-1]["conversion_pct"]
         summary = "nobody at the first step" if latest is None else f"{latest} % convert"
-        return Drawn(
-            "spark", conversion_line(rows), summary, _span(rows[0]["start"], rows[-1]["start"])
-        )
+        span = _span(rows[0]["start"], rows[-1]["start"])
+        recent = f"the latest {len(rows)} start{'s' if len(rows) > 1 else ''}"
+        return Drawn("spark", conversion_line(rows), summary, span, recent)
 
     return compute
 
@@ -164,7 +171,8 @@ def _lifecycle(
         last = report.periods[-1]
         active = last.new + last.returning + last.resurrecting
         summary = f"{active:,} active in {last.period}"
-        return Drawn("bars", chart, summary, _span(report.periods[0].period, last.period))
+        span = _span(report.periods[0].period, last.period)
+        return Drawn("bars", chart, summary, span, _last(len(report.periods), report.kind))
 
     return compute
 
@@ -182,7 +190,7 @@ def _stickiness(
         report = stickiness.stickiness(client, form.event.data, period, max_bytes=limit)
         chart = reports_present.stickiness_chart(report, WIDTH, HEIGHT)
         summary = f"{sum(report.histogram):,} users, by days active"
-        return Drawn("bars", chart, summary, periods.label(period))
+        return Drawn("bars", chart, summary, periods.label(period), _last(1, period.kind))
 
     return compute
 
@@ -200,7 +208,7 @@ def _segment(
             form.expression.data, period, form.name.data or None
         )
         label = periods.label(period)
-        return Drawn("number", None, f"{size:,} users in {label}", label)
+        return Drawn("number", None, f"{size:,} users in {label}", label, _last(1, period.kind))
 
     return compute
 
@@ -242,10 +250,13 @@ def card(report: SavedReport, client: BitCore) -> Card:
         error = str(failure)
     except redis.RedisError as failure:
         error = f"Redis could not compute this report: {failure}"
+    return Card(report, url, title, _dates(report, drawn), drawn, error)
+
+
+def _dates(report: SavedReport, drawn: Drawn | None) -> str:
+    """``Rolling: the last 12 weeks (2026-W30 to 2026-W41)`` or ``Pinned: 2026-W30 to ...``."""
     if report.dates == "rolling":
-        dates = "Rolling: always ends in the current period"
-    else:
-        dates = "Pinned dates"
-    if drawn is not None:
-        dates += f" ({drawn.span})"
-    return Card(report, url, title, dates, drawn, error)
+        if drawn is None:
+            return "Rolling: always up to the current period"
+        return f"Rolling: {drawn.recent} ({drawn.span})"
+    return f"Pinned: {drawn.span}" if drawn else "Pinned dates"

@@ -81,7 +81,7 @@ def test_each_page_saves_and_its_card_shows_its_report(client: FlaskClient, page
     overview = client.get("/")
     html = overview.get_data(as_text=True)
     assert overview.status_code == 200 and f"my {page}" in html
-    assert SUMMARIES[page] in html and "Pinned dates" in html
+    assert SUMMARIES[page] in html and "Pinned: 2026-W" in html
     card = client.get("/index.json").get_json()["reports"][0]
     assert card["error"] is None and SUMMARIES[page] in card["summary"]
     assert card["url"] == saved["url"]
@@ -119,6 +119,9 @@ def test_pinned_and_rolling_dates(client: FlaskClient, bc: bitcore.BitCore) -> N
     assert ("rolling", "1") in parse_qsl(saved["cohort rolled"]["query"])
     listing = client.get("/reports").get_data(as_text=True)
     assert "Rolling" in listing and "Pinned" in listing
+    client.post("/reports/rolled/overview", data={"on_overview": "1"})
+    card = client.get("/").get_data(as_text=True)
+    assert "Rolling: the last 3 weeks" in card  # count=3, up to the current week
 
 
 def test_edit_renames_and_changes_the_query(client: FlaskClient) -> None:
