@@ -104,10 +104,11 @@ def _load_demo_once(app: Flask) -> None:
         return
     summary = demo.load_demo(client)
     app.logger.info(
-        "bitcore: loaded demo data, %s users over %s days, %s saved segments",
+        "bitcore: loaded demo data, %s users over %s days, %s saved segments, %s saved reports",
         summary.users,
         summary.days,
         len(summary.segments),
+        len(summary.reports),
     )
 
 

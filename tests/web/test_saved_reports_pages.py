@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import redis
 from dashboard_support import csrf_token, make_app
 from flask import Flask
 from flask.testing import FlaskClient
@@ -258,3 +259,16 @@ def test_the_link_keeps_unknown_parameters(client: FlaskClient) -> None:
     url = _saved(client)["later"]["url"]
     pairs = parse_qsl(urlsplit(url).query)
     assert ("by", "segment:some") in pairs and ("retention", "on_or_after") in pairs
+
+
+def test_the_demo_reports_show_as_cards(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    from bitcore import demo
+
+    app = make_app(redis_url, tmp_path)
+    demo.load_demo(app.extensions["bitcore"], users=800, days=60, seed=5)
+    cards = {c["name"]: c for c in app.test_client().get("/index.json").get_json()["reports"]}
+    assert sorted(cards) == sorted(demo.REPORTS)
+    assert all(card["error"] is None and card["dates"] == "rolling" for card in cards.values())
+    assert cards["Weekly retention"]["span"].count("W") == 2  # 8 weekly cohorts, up to this week
