@@ -30,6 +30,8 @@ SAMPLES: dict[str, list[dict[str, str]]] = {
     "pages.event": [{"name": "active"}, {"name": "ios"}, {"name": "song:played"}],
     "segments.edit": [{"name": "mobile churn"}],
     "segments.delete": [{"name": "mobile"}],
+    "saved.edit": [{"name": "Weekly retention"}],  # the demo's saved reports
+    "saved.delete": [{"name": "Active users, lifecycle"}],
 }
 #: Endpoints that are no HTML page (a file, a probe, a POST-only action).
 NOT_PAGES = {"static", "health.healthz", "auth.logout"}
@@ -75,6 +77,9 @@ def page_paths(app: Flask) -> list[str]:
         "/cohort?select1=event:signup&select2=event:active&time_group=days&num_results=30"
         f"&start_date={today - timedelta(days=40)}",
         "/segments/preview?expression=active+AND+NOT+churned+AND+unique(ios)&kind=week",
+        "/lifecycle?event=active&period=week&count=12",  # with its "Save this report" control
+        "/stickiness?event=active&period=month",
+        "/reports/new?page=lifecycle&query=event%3Dactive",
         "/event/no-such-event",  # the error page
     ]
 
