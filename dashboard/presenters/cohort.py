@@ -197,7 +197,8 @@ def retention_curve(
         return None
     labels = [label for label, _ in shown]
     values = [float(value or 0.0) for _, value in shown]
-    return line_chart(labels, values, width=width, height=height, text=percent_text)
+    labelled = max(2, width // 80)  # 8 on the page's chart, fewer on a card
+    return line_chart(labels, values, width, height, labelled, text=percent_text)
 
 
 def view_csv(view: CohortView) -> str:
