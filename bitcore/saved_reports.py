@@ -115,6 +115,8 @@ def check_report_name(name: Any) -> str:
         )
     if name != name.strip():
         raise InvalidReport("a report name must not start or end with a space")
+    if not name.strip("."):
+        raise InvalidReport("a report name must not be only dots (a URL would read it as a folder)")
     if not _NAME.fullmatch(name):
         bad = next(ch for ch in name if not _NAME.fullmatch(ch))
         raise InvalidReport(

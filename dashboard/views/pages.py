@@ -60,7 +60,9 @@ def overview() -> ResponseReturnValue:
         "flags": [asdict(flag) for flag in result.flags],
         "flags_complete": result.flags_complete,
     }
-    shown = [cards.card(saved, client) for saved in ReportStore(client).on_overview()]
+    home = result.page == 1 and not query  # the cards top the first page, not a search
+    pinned = ReportStore(client).on_overview() if home else []
+    shown = [cards.card(saved, client) for saved in pinned]
     data["reports"] = [card.as_dict() for card in shown]
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
     example = format_expression(Unique(result.flags[0].name)) if result.flags else ""

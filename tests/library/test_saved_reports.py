@@ -124,6 +124,8 @@ def test_overview_pins_are_bounded(bc: bitcore.BitCore) -> None:
         ("   ", "needs a name"),
         (" a", "start or end"),
         ("a/b", "not '/'"),
+        ("..", "only dots"),
+        (".", "only dots"),
         ("a?b", "not '?'"),
         ("x" * (MAX_NAME_LENGTH + 1), "at most"),
         (3, "needs a name"),

@@ -272,3 +272,67 @@ def test_the_demo_reports_show_as_cards(
     assert sorted(cards) == sorted(demo.REPORTS)
     assert all(card["error"] is None and card["dates"] == "rolling" for card in cards.values())
     assert cards["Weekly retention"]["span"].count("W") == 2  # 8 weekly cohorts, up to this week
+
+
+#: Queries no page would have saved (a hash edited by hand, an old page's parameters): each card
+#: says what is wrong, and the overview stays a 200.
+HOSTILE = {
+    "cohort": [
+        "select1=active",
+        "select1=active&select2=active&time_group=years&num_results=400",
+        "select1=active&select2=active&start_date=9999-12-31",
+        "select1=active&select2=active&num_of_rows=-1&num_results=abc",
+        "select1=segment%3Anosuch&select2=active",
+        "select1=active&select2=active&time_group=days&num_results=366&num_of_rows=104",
+    ],
+    "funnel": [
+        "steps-0=active",
+        "steps-0=active&steps-7=paid&kind=hour&window=0",
+        "steps-0=active&steps-1=paid&start=0001-01-01&trend=99",
+        "steps-0=active&steps-1=paid&kind=year",
+        "steps-0=" + "x" * 500 + "&steps-1=paid",
+        "steps-0=active&steps-1=paid&window=99999999999999999999999",
+    ],
+    "lifecycle": [
+        "event=",
+        "event=active&period=hour",
+        "event=active&count=0",
+        "event=active&end=0001-W01&count=52",
+        "event=segment%3Asome",
+        "event=active&end=2026-13",
+    ],
+    "stickiness": [
+        "event=active&period=day",
+        "event=active&start=2026-W60",
+        "event=unique%3Aios",
+        "period=week",
+        "event=active&period=month&start=9999-12",
+        "event=%00",
+    ],
+    "segment": [
+        "expression=((((active",
+        "expression=active&kind=decade",
+        "expression=%40nosuch",
+        "expression=active&when=0000-01-01",
+        "expression=" + "~" * 1900,
+        "kind=week",
+    ],
+}
+
+
+@pytest.mark.parametrize("page", sorted(HOSTILE))
+def test_cards_of_hostile_queries_say_what_is_wrong(
+    bc: bitcore.BitCore, redis_url: str, tmp_path: Path, page: str
+) -> None:
+    _data(bc)
+    reports = ReportStore(bc)
+    for i, query in enumerate(HOSTILE[page]):
+        reports.save(f"{page} {i}", page, query, on_overview=True)
+    client = make_app(redis_url, tmp_path).test_client()
+    overview = client.get("/")
+    assert overview.status_code == 200
+    cards = client.get("/index.json").get_json()["reports"]
+    assert len(cards) == len(HOSTILE[page])
+    failed = [card["name"] for card in cards if card["error"]]
+    assert len(failed) >= len(HOSTILE[page]) - 1, cards  # an hourly lifecycle, say, is fine
+    assert client.get("/reports").status_code == 200
