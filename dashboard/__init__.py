@@ -14,6 +14,7 @@ from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.forms.json_body import FormRequest
+from dashboard.saved import queries
 from dashboard.views import cleanup, cohort, funnel, health, pages, reports, saved, segments, users
 
 _HERE = Path(__file__).resolve().parent
@@ -53,6 +54,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     store.init_app(app)
     errors.init_app(app)
     app.context_processor(_embedded_context)
+    # "Save this report" on every report page: the query it saves (dashboard/saved/queries.py)
+    app.add_template_global(queries.page_query, "saved_query")
 
     app.register_blueprint(health.bp)  # /healthz
     app.register_blueprint(auth.bp)  # /login, /logout

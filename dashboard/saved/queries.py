@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from flask import url_for
+from flask import request, url_for
 
 from bitcore import periods, saved_reports
 from bitcore.saved_reports import Dates, SavedReport
@@ -38,6 +38,23 @@ _PERIOD = {
     "stickiness": ("period", "week"),
     "segment": ("kind", "week"),
 }
+
+
+#: Parameters of a page's state, not of its report: the funnel's add/remove step buttons, the
+#: trend table's CSV.
+_TRANSIENT = {"add", "remove", "table"}
+
+
+def page_query(page: str, link: str | None = None) -> str:
+    """What "Save this report" saves: the request's query, or the page's own ``link`` to the
+    report shown (cohort and funnel links write their dates out, in the page's terms), plus every
+    parameter of the request the link leaves out, so one the link does not know yet is kept."""
+    asked = [(k, v) for k, v in request.args.items(multi=True) if k not in _TRANSIENT]
+    if link is None:
+        return urlencode(asked)
+    written = parse_qsl(link.partition("?")[2])
+    known = {k for k, _ in written} | {*saved_reports.DATE_PARAMETERS[page], "rolling"}
+    return urlencode(written + [(k, v) for k, v in asked if k not in known and v])
 
 
 def link(report: SavedReport) -> str:

@@ -336,3 +336,28 @@ def test_cards_of_hostile_queries_say_what_is_wrong(
     failed = [card["name"] for card in cards if card["error"]]
     assert len(failed) >= len(HOSTILE[page]) - 1, cards  # an hourly lifecycle, say, is fine
     assert client.get("/reports").status_code == 200
+
+
+def _offered_query(html: str) -> list[tuple[str, str]]:
+    """The query the page's "Save this report" control would save."""
+    import html as html_module
+    import re
+
+    found = re.search(r'<input type="hidden" name="query" value="([^"]*)">', html)
+    assert found, "the page offers no save control"
+    return parse_qsl(html_module.unescape(found.group(1)))
+
+
+def test_the_save_control_keeps_what_the_page_link_leaves_out(client: FlaskClient) -> None:
+    """Cohort and funnel save their own link (dates written out), plus any parameter of the
+    request the link does not know (one a page learns later), but not the funnel's buttons."""
+    cohort = client.get(f"/cohort?{QUERIES['cohort']}&by=segment%3Asome&by=unique%3Aios")
+    pairs = _offered_query(cohort.get_data(as_text=True))
+    assert ("start_date", "2026-09-21") in pairs and ("end_date", "2026-10-05") in pairs
+    assert [v for k, v in pairs if k == "by"] == ["segment:some", "unique:ios"]
+    funnel = client.get(f"/funnel?{QUERIES['funnel']}&add=1")
+    pairs = _offered_query(funnel.get_data(as_text=True))
+    assert ("start", "2026-W40") in pairs and not {"add", "steps-2"} & {k for k, _ in pairs}
+    rolling = client.get("/cohort?select1=active&select2=active&time_group=weeks&rolling=1")
+    pairs = _offered_query(rolling.get_data(as_text=True))
+    assert ("rolling", "1") in pairs and not {"start_date", "end_date"} & {k for k, _ in pairs}
