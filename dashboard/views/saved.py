@@ -91,7 +91,8 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
 def new() -> ResponseReturnValue:
     """POST: the "Save this report" control of a report page (its page and query, a name, pinned
     or rolling, on the overview or not). GET: that form, filled from ``?page=&query=``."""
-    form = SavedReportForm(request.form if request.method == "POST" else request.args)
+    # a POST's form fields or JSON body (Flask-WTF reads either), a GET's query string
+    form = SavedReportForm() if request.method == "POST" else SavedReportForm(request.args)
     return _save_page(None, form)
 
 

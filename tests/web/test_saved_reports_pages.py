@@ -361,3 +361,18 @@ def test_the_save_control_keeps_what_the_page_link_leaves_out(client: FlaskClien
     rolling = client.get("/cohort?select1=active&select2=active&time_group=weeks&rolling=1")
     pairs = _offered_query(rolling.get_data(as_text=True))
     assert ("rolling", "1") in pairs and not {"start_date", "end_date"} & {k for k, _ in pairs}
+
+
+def test_the_json_api_saves_renames_and_refuses(client: FlaskClient) -> None:
+    body = {"name": "a", "page": "lifecycle", "query": QUERIES["lifecycle"], "on_overview": True}
+    saved = client.post("/reports/new.json", json=body)
+    assert saved.status_code == 200
+    assert saved.get_json()["report"]["on_overview"] is True
+    assert saved.get_json()["report"]["url"].startswith("/lifecycle?event=active")
+    client.post("/reports/new.json", json={**body, "name": "b", "on_overview": False})
+    taken = client.post("/reports/a/edit.json", json={**body, "name": "b"})
+    assert taken.status_code == 409 and "already exists" in taken.get_json()["error"]["message"]
+    bad = client.post("/reports/new.json", json={**body, "name": "c", "query": "event=nosuch"})
+    assert bad.status_code == 400 and "nosuch" in str(bad.get_json()["error"]["fields"])
+    assert client.post("/reports/new.json", json=["not", "fields"]).status_code == 400
+    assert sorted(_saved(client)) == ["a", "b"]
