@@ -20,7 +20,9 @@ over time):
   days (the kind of event a product's nightly job writes);
 - flags (unique, dateless events) ``ios``, ``android``, ``web``: the platforms each user has used;
 - saved segments (:data:`SEGMENTS`, through ``SegmentStore``) so the segments page, the cohort and
-  funnel pickers show the feature at work; one refers to another.
+  funnel pickers show the feature at work; one refers to another;
+- saved reports (:data:`REPORTS`, through ``ReportStore``), rolling with time and on the overview,
+  so a newcomer's first page shows them as cards.
 
 >>> summary = load_demo(b, users=1000, days=30)  # doctest: +SKIP
 >>> summary.users, summary.days  # doctest: +SKIP
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bitcore.saved_reports import ReportExists, ReportStore, TooManyReports
 from bitcore.segments import SegmentExists, SegmentStore
 
 if TYPE_CHECKING:
@@ -70,7 +73,15 @@ SEGMENTS: dict[str, tuple[str, str]] = {
     ),
     "mobile churn": ("churned AND @mobile", "Phone users marked churned in the period."),
 }
-#: Who the demo's segments are saved by.
+#: Saved reports the demo ships, on the overview: name -> (page, query). Both roll with time.
+REPORTS: dict[str, tuple[str, str]] = {
+    "Weekly retention": (
+        "cohort",
+        "select1=signup&select2=active&time_group=weeks&num_results=8&num_of_rows=7&rolling=1",
+    ),
+    "Active users, lifecycle": ("lifecycle", "event=active&period=week&count=8"),
+}
+#: Who the demo's segments and reports are saved by.
 DEMO_AUTHOR = "demo data"
 #: Unique event -> share of users who use that platform (a user may use several).
 PLATFORMS: dict[str, float] = {"ios": 0.45, "android": 0.35, "web": 0.40}
@@ -84,6 +95,7 @@ class DemoSummary:
     last_day: date
     marks: int  # dated marks written (platform flags not counted)
     segments: tuple[str, ...] = ()  # the saved segments it added (none when they existed)
+    reports: tuple[str, ...] = ()  # the saved reports it added (none when they existed)
 
 
 def retention(age_days: np.ndarray) -> np.ndarray:
@@ -166,7 +178,8 @@ def load_demo(
         for platform, share in PLATFORMS.items()
         for uid in (np.flatnonzero(rng.random(users) < share) + 1).tolist()
     )
-    return DemoSummary(users, days, first_day, last_day, written, save_segments(client))
+    segments = save_segments(client)
+    return DemoSummary(users, days, first_day, last_day, written, segments, save_reports(client))
 
 
 def save_segments(client: BitCore) -> tuple[str, ...]:
@@ -180,6 +193,24 @@ def save_segments(client: BitCore) -> tuple[str, ...]:
         try:
             segments.save(name, expression, description, by=DEMO_AUTHOR)
         except SegmentExists:  # another worker loading the demo at the same moment
+            continue
+        saved.append(name)
+    return tuple(saved)
+
+
+def save_reports(client: BitCore) -> tuple[str, ...]:
+    """Save the demo's :data:`REPORTS` that do not exist yet, on the overview (while it has room);
+    returns the names saved."""
+    reports = ReportStore(client)
+    known = set(reports.names())
+    saved = []
+    for name, (page, query) in REPORTS.items():
+        if name in known:
+            continue
+        try:
+            reports.save(name, page, query, by=DEMO_AUTHOR)
+            reports.pin(name, True, by=DEMO_AUTHOR)
+        except (ReportExists, TooManyReports):  # another worker, or a full overview
             continue
         saved.append(name)
     return tuple(saved)

@@ -61,7 +61,8 @@ _SUFFIX = re.compile(r"^(?:u|W\d+-\d+|\d+-\d+(?:-\d+(?:-\d+)?)?)$")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 #: bitcore's own keys live outside the event prefix, so they never look like events and no
 #: cleanup of ``trackist_bitop_*`` (or ``delete_all_events``) ever touches them. Saved segments:
-#: ``bitcore:segment:<name>`` (a hash) and the index ``bitcore:segments`` (a set of names).
+#: ``bitcore:segment:<name>`` (a hash) and the index ``bitcore:segments`` (a set of names); saved
+#: reports: ``bitcore:report:<name>`` (a hash) and the index ``bitcore:reports``.
 SEGMENT_NAMESPACE = "bitcore:"
 #: The cleanup job's lock, and hashes describing its last real and last dry run.
 CLEANUP_LOCK_KEY = f"{SEGMENT_NAMESPACE}cleanup:lock"
@@ -225,6 +226,14 @@ class KeyLayout:
     def segments_index_key(self) -> str:
         """The set of every saved segment's name."""
         return f"{SEGMENT_NAMESPACE}segments"
+
+    def saved_report_key(self, report_name: str) -> str:
+        """The hash holding one saved report (outside the event prefix, as segments)."""
+        return f"{SEGMENT_NAMESPACE}report:{report_name}"
+
+    def saved_reports_index_key(self) -> str:
+        """The set of every saved report's name."""
+        return f"{SEGMENT_NAMESPACE}reports"
 
     def event_names_key(self) -> str:
         """The registry of event names written under this prefix: a sorted set, every score 0 so

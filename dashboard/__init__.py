@@ -14,7 +14,8 @@ from dashboard import auth, cli, errors, security, store, tracking
 from dashboard import config as config_module
 from dashboard.extensions import csrf
 from dashboard.forms.json_body import FormRequest
-from dashboard.views import cleanup, cohort, funnel, health, pages, reports, segments, users
+from dashboard.saved import queries
+from dashboard.views import cleanup, cohort, funnel, health, pages, reports, saved, segments, users
 
 _HERE = Path(__file__).resolve().parent
 
@@ -53,6 +54,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     store.init_app(app)
     errors.init_app(app)
     app.context_processor(_embedded_context)
+    # "Save this report" on every report page: the query it saves (dashboard/saved/queries.py)
+    app.add_template_global(queries.page_query, "saved_query")
 
     app.register_blueprint(health.bp)  # /healthz
     app.register_blueprint(auth.bp)  # /login, /logout
@@ -62,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cohort.bp)  # /cohort
     app.register_blueprint(users.bp)  # /users: who is behind a report's number
     app.register_blueprint(reports.bp)  # /lifecycle, /stickiness
+    app.register_blueprint(saved.bp)  # /reports: saved reports, pinned to the overview as cards
     app.register_blueprint(cleanup.bp)  # /system
 
     app.cli.add_command(cli.demo_command)  # flask --app wsgi demo
@@ -103,10 +107,11 @@ def _load_demo_once(app: Flask) -> None:
         return
     summary = demo.load_demo(client)
     app.logger.info(
-        "bitcore: loaded demo data, %s users over %s days, %s saved segments",
+        "bitcore: loaded demo data, %s users over %s days, %s saved segments, %s saved reports",
         summary.users,
         summary.days,
         len(summary.segments),
+        len(summary.reports),
     )
 
 

@@ -187,6 +187,25 @@ def users() -> dict[str, str]:
     return current_app.config["BITCORE_USER_HASHES"]  # type: ignore[no-any-return]
 
 
+#: What a save records as its author when the dashboard is open (no ``BITCORE_USERS``: no login).
+OPEN_AUTHOR = "local"
+
+
+def author() -> str:
+    """Who is saving something (a segment, a report): the logged-in user, or ``OPEN_AUTHOR``."""
+    return str(g.get("user") or OPEN_AUTHOR)
+
+
+def who(saved_by: str) -> str:
+    """Who saved it, for people: on an open dashboard ``local`` means someone on this machine
+    (with logins it is a user's name); the library's saves may record nobody."""
+    if not saved_by:
+        return "the library (no author given)"
+    if saved_by == OPEN_AUTHOR and not users():
+        return "someone on this machine (no login)"
+    return saved_by
+
+
 def auth_context() -> dict[str, Any]:
     return {"auth_open": not users(), "current_user": g.get("user")}
 

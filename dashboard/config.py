@@ -87,6 +87,11 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     # 1 GiB is read in 16 MiB slices (~64 short Redis steps, a few seconds of numpy): 10 steps x
     # 90 days at 1M users reads ~100 MiB, a 31 x 13 day cohort at 50M users ~525 MiB.
     ("BITCORE_REPORT_MAX_BYTES", "BITCORE_REPORT_MAX_BYTES", int, 1 << 30),
+    # bytes one saved report's card on the overview may read (and at most the report limit): a
+    # card over it says so and links to its page, so the overview stays fast; 0: the report limit
+    ("BITCORE_CARD_MAX_BYTES", "BITCORE_CARD_MAX_BYTES", int, 128 << 20),
+    # saved reports (bitcore/saved_reports.py), at most
+    ("BITCORE_SAVED_REPORTS_MAX", "BITCORE_SAVED_REPORTS_MAX", int, 100),
     # scratch memory (bytes) one segment evaluation may take in Redis; more: 422; 0: no limit
     ("BITCORE_SEGMENT_MAX_BYTES", "BITCORE_SEGMENT_MAX_BYTES", int, 64 << 20),
     # Event names (bitcore/event_names.py): events per overview page (1-500), and how many names

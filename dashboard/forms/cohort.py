@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, DateField, Field, Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
@@ -57,6 +58,24 @@ MAX_COLUMNS = 104
 MAX_CELLS = 20_000
 #: What a checkbox reads as unticked in a hand-written URL (``rolling=0``).
 FALSE_VALUES = ("", "0", "false", "off", "no")
+#: What a hand-written URL (``?select1=a&select2=b``) means for the fields it leaves out.
+DEFAULTS = {
+    "cohort_type": "recurring",
+    "retention": "on",
+    "time_group": "days",
+    "as_percent": "1",
+    "num_results": "31",
+    "num_of_rows": "12",
+}
+
+
+def with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
+    """``args`` with ``DEFAULTS`` for the fields it leaves empty."""
+    filled = args.copy()
+    for name, default in DEFAULTS.items():
+        if not filled.get(name, "").strip():
+            filled[name] = default
+    return filled
 
 
 @dataclass(frozen=True)

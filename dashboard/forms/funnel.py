@@ -144,6 +144,24 @@ def default_start(kind: str, window: object, today: datetime) -> str:
     return periods.label(periods.shift(current, 1 - size))
 
 
+def with_defaults(args: MultiDict[str, str], now: datetime) -> MultiDict[str, str]:
+    """A partial URL (``?steps-0=a&steps-1=b``) means the defaults for the rest; an empty start,
+    or a rolling funnel, starts at the latest start whose window ends ``now``."""
+    filled = normalise_steps(args)
+    for name, value in (
+        ("kind", DEFAULT_KIND),
+        ("window", DEFAULT_WINDOW),
+        ("trend", DEFAULT_TREND),
+    ):
+        if not filled.get(name):
+            filled[name] = str(value)
+    if not filled.get("start", "").strip() or is_rolling(filled):
+        window = filled.get("window", "")
+        size = int(window) if window.isdigit() else DEFAULT_WINDOW
+        filled["start"] = default_start(filled["kind"], size, now)
+    return filled
+
+
 def normalise_steps(args: MultiDict[str, str]) -> MultiDict[str, str]:
     """Bare names in a hand-written URL (``steps-0=signup``) become tokens (``event:signup``)."""
     normal = args.copy()

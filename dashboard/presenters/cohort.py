@@ -168,7 +168,7 @@ def cohort_view(
     plus = "+" if table.retention == "on_or_after" else ""  # "Week 2+": week 2 or later
     header = [f"{unit} {t}{plus}" for t in range(table.num_of_rows + 1)]
     label = "Average, weighted by cohort size" if as_percent else "All cohorts (total)"
-    curve = _curve(header, average)
+    curve = retention_curve(header, average)
     return CohortView(
         as_percent, header, rows, average, label, top, legend(top), curve, table.retention
     )
@@ -200,8 +200,11 @@ def legend(top: float, steps: int = 5) -> list[tuple[str, str]]:
     ]
 
 
-def _curve(header: list[str], average: list[ViewCell]) -> LineChart | None:
-    """The weighted average per column as a line, up to the last column that has one."""
+def retention_curve(
+    header: list[str], average: list[ViewCell], width: int = 640, height: int = 200
+) -> LineChart | None:
+    """The weighted average per column as a line, up to the last column that has one (the page's
+    is 640 x 200; a saved report's card is smaller)."""
     shown = [(label, cell.percent) for label, cell in zip(header, average, strict=True)]
     while shown and shown[-1][1] is None:
         shown.pop()
@@ -209,7 +212,8 @@ def _curve(header: list[str], average: list[ViewCell]) -> LineChart | None:
         return None
     labels = [label for label, _ in shown]
     values = [float(value or 0.0) for _, value in shown]
-    return line_chart(labels, values, width=640, height=200, text=percent_text)
+    labelled = max(2, width // 80)  # 8 on the page's chart, fewer on a card
+    return line_chart(labels, values, width, height, labelled, text=percent_text)
 
 
 def view_csv(view: CohortView) -> str:

@@ -86,20 +86,21 @@ def bar_chart(
     return BarChart(width, height, bars, ticks, centres, left, zero, height - bottom_pad)
 
 
-def lifecycle_chart(report: Lifecycle) -> BarChart:
+def lifecycle_chart(report: Lifecycle, width: int = 640, height: int = 260) -> BarChart:
     """New, returning and resurrecting stacked up; dormant hanging below zero."""
     stacks = [
         [*((state, getattr(p, state)) for state in GAINS), ("dormant", -p.dormant)]
         for p in report.periods
     ]
-    return bar_chart([p.period for p in report.periods], stacks, height=260)
+    labels = [p.period for p in report.periods]
+    return bar_chart(labels, stacks, width, height, max_labels=max(2, width // 64))
 
 
-def stickiness_chart(report: Stickiness) -> BarChart:
+def stickiness_chart(report: Stickiness, width: int = 640, height: int = 220) -> BarChart:
     histogram = report.histogram
-    return bar_chart(
-        [str(n) for n in range(1, len(histogram) + 1)], [[("users", u)] for u in histogram]
-    )
+    labels = [str(n) for n in range(1, len(histogram) + 1)]
+    stacks = [[("users", u)] for u in histogram]
+    return bar_chart(labels, stacks, width, height, max_labels=max(2, width // 64))
 
 
 def lifecycle_rows(report: Lifecycle) -> list[dict[str, object]]:

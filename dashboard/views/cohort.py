@@ -24,7 +24,7 @@ from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
 from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
-from dashboard.forms.cohort import MAX_CELLS, CohortForm
+from dashboard.forms.cohort import MAX_CELLS, CohortForm, with_defaults
 from dashboard.forms.selection import input_text
 from dashboard.presenters import numbers
 from dashboard.presenters.cohort import (
@@ -41,14 +41,6 @@ from dashboard.presenters.exports import download_name
 bp = Blueprint("cohort", __name__)
 SELECTIONS = ("select1", "select1b", "select2", "select2b")
 FORMATS = ("html", "json", "csv")
-DEFAULTS = {
-    "cohort_type": "recurring",
-    "retention": "on",
-    "time_group": "days",
-    "as_percent": "1",
-    "num_results": "31",
-    "num_of_rows": "12",
-}
 
 
 def _links(form: CohortForm) -> dict[str, str]:
@@ -158,12 +150,7 @@ def _report() -> ResponseReturnValue:
         choices = selection_choices(client, [request.args.get(f, "") for f in SELECTIONS])
     except redis.RedisError as error:
         return _respond(CohortForm(choices=[]), 503, message=f"Redis is unavailable: {error}")
-    args = request.args.copy()
-    for name, default in DEFAULTS.items():
-        if not args.get(name, "").strip():
-            args[name] = (
-                default  # a hand-written URL (?select1=a&select2=b) means the defaults for the rest
-            )
+    args = with_defaults(request.args)
     now = client.now()
     form = CohortForm(args, choices=choices, today=now.date())
     if "select1" not in request.args and "select2" not in request.args:

@@ -22,16 +22,11 @@ from dashboard import negotiation, report_limits, store
 from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import (
-    DEFAULT_KIND,
-    DEFAULT_TREND,
-    DEFAULT_WINDOW,
     FunnelForm,
-    default_start,
     edited_args,
     is_edit,
-    is_rolling,
-    normalise_steps,
     step_values,
+    with_defaults,
     without_empty_steps,
 )
 from dashboard.forms.selection import input_text
@@ -51,26 +46,8 @@ from dashboard.presenters.funnel import (
 bp = Blueprint("funnel", __name__)
 
 
-def _with_defaults(args: MultiDict[str, str]) -> MultiDict[str, str]:
-    """A partial URL (``?steps-0=a&steps-1=b``) means the defaults for the rest; an empty start,
-    or a rolling funnel, starts at the latest start whose window ends now."""
-    filled = normalise_steps(args)
-    for name, value in (
-        ("kind", DEFAULT_KIND),
-        ("window", DEFAULT_WINDOW),
-        ("trend", DEFAULT_TREND),
-    ):
-        if not filled.get(name):
-            filled[name] = str(value)
-    if not filled.get("start", "").strip() or is_rolling(filled):
-        window = filled.get("window", "")
-        size = int(window) if window.isdigit() else DEFAULT_WINDOW
-        filled["start"] = default_start(filled["kind"], size, store.client().now())
-    return filled
-
-
 def _form(args: MultiDict[str, str], choices: list[tuple[str, str]]) -> FunnelForm:
-    form = FunnelForm(_with_defaults(args))
+    form = FunnelForm(with_defaults(args, store.client().now()))
     if not form.steps.entries:
         for _ in range(funnel.MIN_STEPS):
             form.steps.append_entry()
@@ -195,7 +172,9 @@ def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:
     name = download_name("funnel", *names, report.kind, first.start, report.end)
     by = [(group.by, group.label, shown) for group, shown in zip(groups, compared, strict=True)]
     if request.args.get("table") == "trend":
-        download = negotiation.csv_download(trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv")
+        download = negotiation.csv_download(
+            trend_columns(len(report.steps)), trend_table, f"{name}-trend.csv"
+        )
     elif by:
         grouped = grouped_rows(rows, [(g, funnel_rows(shown)) for g, _, shown in by])
         download = negotiation.csv_download(["group", *FUNNEL_COLUMNS], grouped, f"{name}.csv")

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from bitcore import BitCore, event_names
 from bitcore import overview as report
+from bitcore.saved_reports import ReportStore
 from bitcore.segments import format_expression
 from bitcore.segments.parser import Unique
 from dashboard import negotiation, store
@@ -28,6 +29,7 @@ from dashboard.forms.pages import (
     UserLookupForm,
 )
 from dashboard.presenters import charts
+from dashboard.saved import cards
 
 bp = Blueprint("pages", __name__)
 
@@ -58,10 +60,19 @@ def overview() -> ResponseReturnValue:
         "flags": [asdict(flag) for flag in result.flags],
         "flags_complete": result.flags_complete,
     }
+    home = result.page == 1 and not query  # the cards top the first page, not a search
+    pinned = ReportStore(client).on_overview() if home else []
+    shown = [cards.card(saved, client) for saved in pinned]
+    data["reports"] = [card.as_dict() for card in shown]
     sparklines = {row.name: charts.sparkline_points(row.trend) for row in result.events}
     example = format_expression(Unique(result.flags[0].name)) if result.flags else ""
     return negotiation.page(
-        "overview.html", data, form=form, sparklines=sparklines, flag_example=example
+        "overview.html",
+        data,
+        form=form,
+        sparklines=sparklines,
+        flag_example=example,
+        cards=shown,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bitcore import event_names, periods
@@ -93,20 +93,6 @@ def _flag_names() -> list[str]:
     return event_names.flag_page(client, FLAGS_IN_HELP).names
 
 
-#: What a save records as its author when the dashboard is open (no ``BITCORE_USERS``: no login).
-OPEN_AUTHOR = "local"
-
-
-def _who(author: str) -> str:
-    """Who saved it, for people: on an open dashboard ``local`` means someone on this machine
-    (with logins it is a user's name); the library's saves may record nobody."""
-    if not author:
-        return "the library (no author given)"
-    if author == OPEN_AUTHOR and not auth.users():
-        return "someone on this machine (no login)"
-    return author
-
-
 # --- list
 
 
@@ -137,7 +123,7 @@ def _index_page(error: str | None = None, status: int = 200) -> ResponseReturnVa
     data = {"period": periods.label(this_week), "segments": rows, "error": error}
     notice = {"saved": request.args.get("saved"), "deleted": request.args.get("deleted")}
     shown = {
-        row["name"]: {"when": units.moment(row["updated_at"]), "who": _who(row["updated_by"])}
+        row["name"]: {"when": units.moment(row["updated_at"]), "who": auth.who(row["updated_by"])}
         for row in rows
     }
     today = store.client().now().date()
@@ -184,7 +170,7 @@ def _edit_page(current: Segment | None, form: SegmentForm) -> ResponseReturnValu
                     form.name.data,
                     form.expression.data,
                     form.description.data or "",
-                    by=str(g.get("user") or OPEN_AUTHOR),
+                    by=auth.author(),
                     original=original,
                 )
             except SegmentError as failure:

@@ -30,6 +30,8 @@ SAMPLES: dict[str, list[dict[str, str]]] = {
     "pages.event": [{"name": "active"}, {"name": "ios"}, {"name": "song:played"}],
     "segments.edit": [{"name": "mobile churn"}],
     "segments.delete": [{"name": "mobile"}],
+    "saved.edit": [{"name": "Weekly retention"}],  # the demo's saved reports
+    "saved.delete": [{"name": "Active users, lifecycle"}],
 }
 #: Five groups to compare: the most a report takes (segments and flags of the demo).
 COMPARE = "".join(
@@ -86,6 +88,9 @@ def page_paths(app: Flask) -> list[str]:
         f"&retention=on_or_after{COMPARE}",
         f"/lifecycle?event=active&period=week&count=12{COMPARE}",
         f"/stickiness?event=active&period=month{COMPARE}",
+        "/lifecycle?event=active&period=week&count=12",  # with its "Save this report" control
+        "/stickiness?event=active&period=month",
+        "/reports/new?page=lifecycle&query=event%3Dactive",
         "/event/no-such-event",  # the error page
     ]
 

@@ -114,3 +114,21 @@ def test_the_demo_ships_segments_and_a_churn_event(bc: BitCore) -> None:
     assert demo.load_demo(bc, users=2000, days=60, seed=3, last_day=LAST).segments == (), (
         "loading again keeps the saved segments as they are"
     )
+
+
+def test_the_demo_ships_saved_reports_on_the_overview(bc: BitCore) -> None:
+    from bitcore.saved_reports import ReportStore
+
+    summary = demo.load_demo(bc, users=500, days=30, seed=3, last_day=LAST)
+    assert summary.reports == tuple(demo.REPORTS)
+    reports = ReportStore(bc)
+    shown = reports.on_overview()
+    assert [r.name for r in shown] == sorted(demo.REPORTS)
+    assert all(r.dates == "rolling" and r.created_by == demo.DEMO_AUTHOR for r in shown)
+    reports.save(
+        "Weekly retention", "cohort", "select1=active&select2=active", original="Weekly retention"
+    )
+    assert demo.load_demo(bc, users=500, days=30, seed=3, last_day=LAST).reports == ()
+    assert reports.get("Weekly retention").query == "select1=active&select2=active", (
+        "loading again keeps a report edited by hand as it is"
+    )
