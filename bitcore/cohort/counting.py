@@ -174,24 +174,36 @@ class Layout(NamedTuple):
 
     cells: int  # distinct pairs
     of_pair: np.ndarray  # per pair of the plan, its cell's number
+    sides: np.ndarray  # per cell, its two sets (cells x 2)
     sweeps: tuple[Sweep, ...]  # the cells of live sets, but those of a set with itself
-    spans: tuple[tuple[int, int], ...]  # the live sets
+    spans: tuple[tuple[int, int], ...]  # the live sets whose size is wanted
     diagonal: tuple[tuple[int, int], ...]  # (cell, set) of each set met with itself
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(pairs: tuple[tuple[int, int], ...], live: tuple[bool, ...], most: int) -> Layout:
+def _layout(
+    pairs: tuple[tuple[int, int], ...],
+    live: tuple[bool, ...],
+    sized: tuple[bool, ...] | None,
+    most: int,
+) -> Layout:
     """Each distinct pair numbered in cell order (by offset, then row), the sweeps of the cells
-    of ``live`` sets, and the spans of ``live`` sets. A set met with itself (a cohort of the
-    return selections, column 0) is counted as the set's size, not ANDed."""
+    of ``live`` sets, and the spans of the ``live`` sets that are ``sized`` (``None``: all of
+    them; a set met with itself always is). A set met with itself (a cohort of the return
+    selections, column 0) is counted as the set's size, not ANDed."""
     cells = sorted(set(pairs), key=lambda ab: (ab[1] - ab[0], ab[0]))
     sweeps = sweeps_of(cells, [live[a] and live[b] and a != b for a, b in cells], most)
-    spans = spans_of([s for s, alive in enumerate(live) if alive])
+    diagonal = tuple((c, a) for c, (a, b) in enumerate(cells) if a == b)
+    wanted = list(live if sized is None else sized)
+    for _cell, a in diagonal:
+        wanted[a] = True
+    spans = spans_of([s for s, alive in enumerate(live) if alive and wanted[s]])
     number = {cell: c for c, cell in enumerate(cells)}
     of_pair = np.array([number[pair] for pair in pairs], dtype=np.intp)
-    of_pair.flags.writeable = False
-    diagonal = tuple((c, a) for c, (a, b) in enumerate(cells) if a == b)
-    return Layout(len(cells), of_pair, tuple(sweeps), tuple(spans), diagonal)
+    sides = np.array(cells, dtype=np.intp).reshape(len(cells), 2)
+    for array in (of_pair, sides):
+        array.flags.writeable = False
+    return Layout(len(cells), of_pair, sides, tuple(sweeps), tuple(spans), diagonal)
 
 
 def _build_block(
@@ -270,7 +282,11 @@ def _count_blocks(
 
 
 def count_in_python(
-    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+    plan: Plan,
+    sources: list[str],
+    raw: Sequence[bytes | None],
+    parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty),
     from the fetched bitmaps (``raw[k]`` is source key ``k``'s value, ``None`` if missing).
@@ -282,7 +298,7 @@ def count_in_python(
     >>> count_in_python(plan, ["k1", "k2"], [b"\\xf0", b"\\x3c"])
     ([4, 4], [2])
     """
-    sizes, overlaps = count_slice(plan, sources, raw, parallel)
+    sizes, overlaps = count_slice(plan, sources, raw, parallel, sized)
     return with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
 
 
@@ -297,12 +313,16 @@ def with_empty_cells(
 
 
 def count_slice(
-    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+    plan: Plan,
+    sources: list[str],
+    raw: Sequence[bytes | None],
+    parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count_words`` over ``raw`` (whole bitmaps, or one byte slice of each; counts of slices
     add up), copied into rows of words first."""
     words, _present = as_words(raw)
-    return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel)
+    return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel, sized)
 
 
 def count_words(
@@ -311,11 +331,14 @@ def count_words(
     words: np.ndarray,
     lengths: Sequence[int],
     parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Set sizes and pair intersections (int64 arrays) over ``words`` (row ``k``: source key
     ``k``'s bytes in this slice, zero past its end;
     ``lengths[k]``: how many it had). ``parallel`` splits the column blocks between the shared
-    counting threads."""
+    counting threads. ``sized``: the sets whose size is wanted (``None``: all); another set's
+    entry only says whether it has users here (0: none), which is all a return set's size is
+    used for (an empty one shows its cells empty), and saves a popcount of each."""
     row = {key: k for k, key in enumerate(sources)}
     operand_rows = [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
     # One key per set, in order (the usual table): the key rows are counted where they lie.
@@ -323,17 +346,42 @@ def count_words(
     # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
     # its shortest operand).
     live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in operand_rows)
-    layout = _layout(tuple(plan.pairs), live, SWEEP_CELLS)
+    wanted = None if sized is None else tuple(bool(z) for z in sized)
+    layout = _layout(tuple(plan.pairs), live, wanted, SWEEP_CELLS)
+    how = None if direct else operand_rows
+    sizes, overlaps = _count(words, how, len(plan.sets), layout, parallel)
+    for cell, s in layout.diagonal:
+        overlaps[cell] = sizes[s]
+    if wanted is not None:  # the other live sets: a cell with users says they have some
+        counted = np.zeros(len(plan.sets), dtype=bool)
+        counted[[s for start, stop in layout.spans for s in range(start, stop)]] = True
+        met = np.zeros(len(plan.sets), dtype=bool)
+        met[layout.sides[overlaps > 0].ravel()] = True
+        sizes[met & ~counted] = 1
+        rest = [s for s, alive in enumerate(live) if alive and not counted[s] and not met[s]]
+        if rest:  # no cell told: count them (an empty return set; rare)
+            alone = Layout(0, layout.of_pair[:0], layout.sides[:0], (), tuple(spans_of(rest)), ())
+            sizes[rest] = _count(words, how, len(plan.sets), alone, False)[0][rest]
+    return sizes, overlaps[layout.of_pair]
 
+
+def _count(
+    words: np.ndarray,
+    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
+    sets: int,
+    layout: Layout,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes of ``layout``'s spans of sets and its cells over all of ``words``: its column
+    blocks split between the shared counting threads when ``parallel``."""
     blocks = -(-words.shape[1] // (BLOCK_BYTES // 8))
     runs = max(1, -(-min(words.shape[1], BLOCK_BYTES // 8) // SUM_WORDS))
-    set_parts = np.zeros((blocks, len(plan.sets), runs), dtype=np.uint16)
+    set_parts = np.zeros((blocks, sets, runs), dtype=np.uint16)
     cell_parts = np.zeros((blocks, layout.cells, runs), dtype=np.uint16)
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [blocks * p // parts for p in range(parts + 1)]
     tasks = [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    how = None if direct else operand_rows
-    work = functools.partial(_count_blocks, words, operand_rows=how, layout=layout)
+    work = functools.partial(_count_blocks, words, operand_rows=operand_rows, layout=layout)
     futures = [
         _shared_pool().submit(work, task, set_parts=set_parts, cell_parts=cell_parts)
         for task in tasks[1:]
@@ -341,9 +389,4 @@ def count_words(
     work(tasks[0], set_parts=set_parts, cell_parts=cell_parts)  # this thread works too
     for future in futures:
         future.result()
-
-    sizes = set_parts.sum(axis=(0, 2), dtype=np.int64)
-    overlaps = cell_parts.sum(axis=(0, 2), dtype=np.int64)
-    for cell, s in layout.diagonal:
-        overlaps[cell] = sizes[s]
-    return sizes, overlaps[layout.of_pair]
+    return set_parts.sum(axis=(0, 2), dtype=np.int64), cell_parts.sum(axis=(0, 2), dtype=np.int64)

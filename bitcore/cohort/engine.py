@@ -381,6 +381,8 @@ def evaluate(
     where: Where = "auto",
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
+    Of a set that is only ever a pair's second (a return set) counted in numpy, the "size" only
+    says whether it has users (0: none).
 
     The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
     ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
@@ -391,6 +393,10 @@ def evaluate(
     sources = plan.source_keys()
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
+    # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
+    sized = [False] * len(plan.sets)
+    for a, _b in plan.pairs:
+        sized[a] = True
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         if where == "server":
             set_sizes, pair_counts = server.count(client, plan, read)
@@ -398,7 +404,7 @@ def evaluate(
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             set_counts, cell_counts = counting.count_words(
-                plan, sources, part.words, part.lengths, parallel
+                plan, sources, part.words, part.lengths, parallel, sized
             )
             sizes += set_counts
             overlaps += cell_counts
