@@ -339,16 +339,20 @@ def count_words(
     counting threads. ``sized``: the sets whose size is wanted (``None``: all); another set's
     entry only says whether it has users here (0: none), which is all a return set's size is
     used for (an empty one shows its cells empty), and saves a popcount of each."""
-    row = {key: k for k, key in enumerate(sources)}
-    operand_rows = [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
     # One key per set, in order (the usual table): the key rows are counted where they lie.
-    direct = plan.sets == [((key,),) for key in sources]
+    direct = len(plan.sets) == len(sources) and all(
+        len(ops) == 1 and len(ops[0]) == 1 and ops[0][0] == key
+        for ops, key in zip(plan.sets, sources, strict=True)
+    )
+    how = None if direct else _operand_rows(plan, sources)
     # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
     # its shortest operand).
-    live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in operand_rows)
+    if how is None:
+        live = tuple(length > 0 for length in lengths)
+    else:
+        live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in how)
     wanted = None if sized is None else tuple(bool(z) for z in sized)
     layout = _layout(tuple(plan.pairs), live, wanted, SWEEP_CELLS)
-    how = None if direct else operand_rows
     sizes, overlaps = _count(words, how, len(plan.sets), layout, parallel)
     for cell, s in layout.diagonal:
         overlaps[cell] = sizes[s]
@@ -363,6 +367,12 @@ def count_words(
             alone = Layout(0, layout.of_pair[:0], layout.sides[:0], (), tuple(spans_of(rest)), ())
             sizes[rest] = _count(words, how, len(plan.sets), alone, False)[0][rest]
     return sizes, overlaps[layout.of_pair]
+
+
+def _operand_rows(plan: Plan, sources: list[str]) -> list[list[list[int]]]:
+    """Each set's operands as lists of rows of ``sources``: an AND of ORs of key rows."""
+    row = {key: k for k, key in enumerate(sources)}
+    return [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
 
 
 def _count(
