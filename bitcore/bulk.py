@@ -307,8 +307,10 @@ def _one_offset(
 ) -> tuple[int, tuple[str, ...]] | None:
     """The one offset every key (and the one first-time group, if any) sets, and that group's
     keys; ``None`` when the write is anything more."""
+    if len(first.groups) > 1 or any(len(writes[key]) != 1 for key in keys):
+        return None  # a batch: never gathers its offsets here
     offsets = {offset for key in keys for offset in writes[key]}
-    if len(offsets) != 1 or len(first.groups) > 1:
+    if len(offsets) != 1:
         return None
     if not first.groups:
         return offsets.pop(), ()
