@@ -63,9 +63,12 @@ def mark_event(client: Any, count: int) -> dict[str, Any]:
         for event, uuid in data:
             bitmapist.mark_event(event, uuid, now=_common.MARK_TIME)
 
-    seconds = _common.timed(run, lambda: client.delete(*keys_marked()))
+    cpu: list[float] = []
+    seconds = _common.timed(
+        lambda: cpu.append(_common.cpu_of(run, client)()), lambda: client.delete(*keys_marked())
+    )
     days = [bitmapist.DayEvents.from_date(e, _common.MARK_TIME) for e in _common.MARK_EVENTS]
-    return {"seconds": seconds, "marked": sum(len(day) for day in days)}
+    return {"seconds": seconds, "cpu": cpu[0], "marked": sum(len(day) for day in days)}
 
 
 def iterate() -> dict[str, Any]:

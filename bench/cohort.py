@@ -182,6 +182,31 @@ def ours(client: bitcore.BitCore, shape: Shape, max_fetch_bytes: int) -> tuple[f
     return seconds, [[r[0].isoformat(), *r[1:]] for r in rows]
 
 
+def timed_ours(client: bitcore.BitCore, shape: Shape) -> float:
+    return ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)[0]
+
+
+def redis_cpu(client: bitcore.BitCore) -> float:
+    """CPU seconds redis-server has used (``INFO cpu``: user + system, all its threads)."""
+    info = client.redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def with_cpu(client: bitcore.BitCore, run: Callable[[], float]) -> tuple[float, float]:
+    """``run``'s wall seconds (it returns them) and the CPU seconds it cost this process and
+    Redis together: what a loaded machine moves far less than wall time (``bench/README.md``)."""
+    redis_before, ours_before = redis_cpu(client), time.process_time()
+    seconds = run()
+    return seconds, time.process_time() - ours_before + redis_cpu(client) - redis_before
+
+
+def theirs_with_cpu(client: bitcore.BitCore, side: Bitmapist, shape: Shape) -> tuple[float, float]:
+    """bitmapist's wall seconds, and the CPU seconds of its process and Redis together."""
+    redis_before = redis_cpu(client)
+    answer = side.ask(shape.request())
+    return float(answer["seconds"]), float(answer["cpu"]) + redis_cpu(client) - redis_before
+
+
 def peak_python_bytes(run: Callable[[], object]) -> int:
     """The peak of Python allocations (tracemalloc) while ``run`` runs, over what was held."""
     reading._spare.clear()  # arrays kept from earlier reports would hide what one needs
@@ -275,6 +300,7 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
             side = Bitmapist(int(urlparse(server.url).port or 0))
             keys_before = set(client.redis.scan_iter(count=1000))
             times: dict[str, tuple[list[float], list[float]]] = {}
+            cpus: dict[str, tuple[list[float], list[float]]] = {}  # client + Redis CPU seconds
             for shape in SHAPES:  # warm-up, and the numbers checked once
                 theirs = side.ask(shape.request())
                 _, mine = ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)
@@ -282,15 +308,18 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 same = mine == theirs["rows"] == sliced
                 checks.append((f"{users:,} {shape.name}: identical numbers", same))
                 times[shape.name] = ([], [])
+                cpus[shape.name] = ([], [])
             for round_ in range(args.rounds):
                 for shape in SHAPES:
-                    theirs_s, ours_s = times[shape.name]
-                    if round_ % 2:
-                        ours_s.append(ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)[0])
-                        theirs_s.append(side.ask(shape.request())["seconds"])
-                    else:
-                        theirs_s.append(side.ask(shape.request())["seconds"])
-                        ours_s.append(ours(client, shape, engine.DEFAULT_MAX_FETCH_BYTES)[0])
+                    order = ("ours", "theirs") if round_ % 2 else ("theirs", "ours")
+                    for who in order:
+                        if who == "ours":
+                            both = with_cpu(client, partial(timed_ours, client, shape))
+                        else:
+                            both = theirs_with_cpu(client, side, shape)
+                        index = 1 if who == "ours" else 0
+                        times[shape.name][index].append(both[0])
+                        cpus[shape.name][index].append(both[1])
             print(
                 f"{'shape':<34}{'bitmapist ms':>24}{'bitcore ms':>24}{'ratio':>7}"
                 f"{'(rounds)':>13}{'target':>8}{'peak/read':>16}{'MGET':>7}{'numpy':>7}"
@@ -314,6 +343,14 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                       f"{ratio:6.1f}x {per_round[0]:5.1f}-{per_round[-1]:4.1f}x{target:7g}x"
                       f"{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB{fetch * 1000:7.1f}"
                       f"{count * 1000:7.1f}  {'PASS' if ok else 'FAIL'}")  # fmt: skip
+            print("\nCPU of a table, client process + redis-server (ms; what load moves least)")
+            print(f"{'shape':<34}{'bitmapist':>24}{'bitcore':>24}{'ratio':>7}{'(rounds)':>13}")
+            for shape in SHAPES:
+                theirs_c, ours_c = cpus[shape.name]
+                per_round = sorted(t / max(o, 1e-9) for t, o in zip(theirs_c, ours_c, strict=True))
+                print(f"{shape.name:<34}{spread(theirs_c):>24}{spread(ours_c):>24}"
+                      f"{min(theirs_c) / max(min(ours_c), 1e-9):6.1f}x "
+                      f"{per_round[0]:5.1f}-{per_round[-1]:4.1f}x")  # fmt: skip
             print("\nwhere bitcore's time goes (best of 3, ms; one table is about their sum)")
             print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}")
             for shape in SHAPES:

@@ -34,7 +34,7 @@ import numpy as np
 import redis
 from redis.client import Pipeline
 
-from bitcore import wire
+from bitcore import one_mark, wire
 from bitcore.first_time_writes import MAX_FIRST_TIMES_PER_CALL, Firsts, FirstTimeWrites
 from bitcore.keys import QUOTA_PLACEHOLDER_KEY
 
@@ -300,6 +300,20 @@ def set_bits_atomically(
         raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
     first = FirstTimeWrites.of(firsts or {}, len(keys))
+    if (
+        not isinstance(redis_client, Pipeline)
+        and quota is None
+        and budget is None
+        and not epoch
+        and once is None
+    ):
+        one = _one_offset(writes, keys, first)
+        if one is not None:  # a single mark: the lean script (bitcore.one_mark)
+            try:
+                one_mark.set_one(redis_client, keys, one[0], sorted(names), registry_key, one[1])
+            except redis.ResponseError as error:
+                raise _out_of_memory(error) from None
+            return True
     epoch_key, epoch_value = epoch or (None, None)
     gate = _Gate(quota, budget, tuple(names), registry_key, epoch_key, epoch_value, once)
     if isinstance(redis_client, Pipeline):
@@ -330,6 +344,22 @@ def set_bits_atomically(
         if commands:
             wire.execute_transaction(redis_client, commands)
     return True
+
+
+def _one_offset(
+    writes: Mapping[str, Collection[int]], keys: list[str], first: FirstTimeWrites
+) -> tuple[int, tuple[str, ...]] | None:
+    """The one offset every key (and the one first-time group, if any) sets, and that group's
+    keys; ``None`` when the write is anything more."""
+    if len(first.groups) > 1 or any(len(writes[key]) != 1 for key in keys):
+        return None  # a batch: never gathers its offsets here
+    offsets = {offset for key in keys for offset in writes[key]}
+    if len(offsets) != 1:
+        return None
+    if not first.groups:
+        return offsets.pop(), ()
+    group, theirs = first.groups[0]
+    return (offsets.pop(), group) if set(theirs) == offsets else None
 
 
 def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) -> None:

@@ -66,6 +66,12 @@ class _BoundClass(Generic[T]):
         return bound
 
 
+def _check_now(now: object) -> None:
+    """A mark's ``now``: ``None`` or a date or datetime (a string or a timestamp is refused)."""
+    if now is not None and not isinstance(now, date):
+        raise TypeError(f"now must be a date or datetime, got {type(now).__name__} {now!r}")
+
+
 class BitCore:
     """A bitcore client.
 
@@ -211,8 +217,7 @@ class BitCore:
     ) -> list[str]:
         """The keys one mark sets: month, ISO week, day; hour and unique ones when tracked."""
         check_event_name(event_name)
-        if now is not None and not isinstance(now, date):
-            raise TypeError(f"now must be a date or datetime, got {type(now).__name__} {now!r}")
+        _check_now(now)
         moment = self.now() if now is None else periods.to_local(now, self.tz)
         kinds: list[periods.Kind] = ["month", "week", "day"]
         if self.track_hourly if track_hourly is None else track_hourly:
@@ -274,25 +279,20 @@ class BitCore:
         use_pipeline: bool,
         value: int,
     ) -> None:
-        if value:
-            offset: Any = _external_token(uuid) if self.id_mapping else check_uuid(uuid)
-        else:  # an unmark never allocates: an id never seen has no bits to clear
-            offset = self._existing_offset(uuid)
+        if value:  # marking adds the user to the universe; unmarking leaves them there
+            # The planner remembers each (event, hour)'s keys, universe and first-time ones
+            # included: a single mark builds no periods (a third of its client time, profiled).
+            _check_now(now)
+            plan = self.plan_marks([(event_name, uuid, now)], track_hourly, track_unique)
+            with self._target(use_pipeline) as target:
+                self._write(target, plan)
+            return
+        offset = self._existing_offset(uuid)  # an unmark never allocates an id never seen
         keys = self.mark_keys(event_name, now, track_hourly, track_unique)
         if offset is None:
             return
-        with self._target(use_pipeline) as target:
-            if value:  # marking adds the user to the universe; unmarking leaves them there
-                keys.append(self.keys.unique_key(self.universe))
-                plan = planning.Plan({k: {offset} for k in keys}, 1, {event_name}, self.id_mapping)
-                if self.track_first_time:
-                    moment = self.now() if now is None else periods.to_local(now, self.tz)
-                    hourly = self.track_hourly if track_hourly is None else track_hourly
-                    ever, firsts = self.first_time_keys_of(event_name, moment, hourly)
-                    plan = plan._replace(firsts={ever: {firsts: {offset}}})
-                self._write(target, plan)
-            else:  # an unmark leaves first-time bits: the first time did happen
-                bulk.clear_bits(target, keys, offset)
+        with self._target(use_pipeline) as target:  # an unmark leaves first-time bits
+            bulk.clear_bits(target, keys, offset)
 
     @contextlib.contextmanager
     def _target(self, use_pipeline: bool) -> Iterator[redis.Redis]:

@@ -49,6 +49,8 @@ class Period:
             raise ValueError(f"unknown period kind {self.kind!r}; expected one of {KINDS}")
         for name in ("year", "month", "day", "hour", "week"):
             value = getattr(self, name)
+            if type(value) is int:  # the usual case (a bool's type is bool): nothing to convert
+                continue
             if isinstance(value, bool) or not hasattr(value, "__index__"):
                 raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
             object.__setattr__(self, name, operator.index(value))  # numpy ints become plain ints

@@ -6,9 +6,13 @@ stays in a core's cache while each of its rows is read by a dozen cells.
 
 A table's cells lie on diagonals (cohort ``i`` meets return set ``i + t``), so in a block a whole
 band of them (every ``t``, every ``i``) is one AND of two overlapping strided views of the rows,
-one ``np.bitwise_count`` (C, numpy >= 2; a byte table before) and one sum: a handful of long numpy
-calls per block instead of hundreds of short ones. Long calls also let the counting threads run
-side by side; with short ones they mostly wait for each other's GIL.
+one ``np.bitwise_count`` (C, numpy >= 2; a byte table before) and one sum written in place: a
+handful of long numpy calls per block instead of hundreds of short ones, and no strided view made
+where a band is two plain slices of rows. Long calls also let the counting threads run side by
+side; with short ones they mostly wait for each other's GIL. Sets that are more than one key (a
+filter, a year's months) are built block by block, in cache, never as whole rows; a set met with
+itself (column 0 of an ``x -> x`` table) is its size, not an AND. At 10M users this took the days
+31 x 12 count on one thread from 98 to 58 ms, the filtered one from 76 to 60 (``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -88,23 +91,29 @@ def _give(*flats: np.ndarray) -> None:
                 _spare.append(flat)
 
 
-def _count_rows(words: np.ndarray, counted: np.ndarray) -> np.ndarray:
-    """Set bits per row of ``words`` (uint64), as sums over each ``SUM_WORDS`` of a row (one
-    column each, the last one maybe shorter); ``counted`` (same shape, uint8) is scratch, so
-    nothing row-sized is allocated."""
-    rows, width = words.shape
-    run = max(1, min(width, SUM_WORDS))
-    whole = width - width % run
+def _popcount_into(words: np.ndarray, counted: np.ndarray) -> None:
+    """Set bits of each uint64 of ``words`` (2-D) into ``counted`` (uint8, same shape)."""
     if getattr(np, "bitwise_count", None) is None:
+        rows, width = words.shape
         by_byte = BYTE_POPCOUNT[words.view(np.uint8)].reshape(rows, width, 8)
         np.sum(by_byte, axis=2, dtype=np.uint8, out=counted)
     else:
         np.bitwise_count(words, out=counted)
-    parts = counted[:, :whole].reshape(rows, -1, run).sum(axis=2, dtype=np.uint16)
-    if whole == width:
-        return parts  # type: ignore[no-any-return]
-    rest = counted[:, whole:].sum(axis=1, dtype=np.uint16, keepdims=True)
-    return np.concatenate([parts, rest], axis=1)
+
+
+def _sum_into(counted: np.ndarray, parts: np.ndarray) -> None:
+    """Row sums of ``counted`` (rows x width, uint8) over each ``SUM_WORDS`` of a row (the last
+    run maybe shorter) into ``parts`` (rows x runs, uint16), written in place: no array is
+    allocated for them."""
+    rows, width = counted.shape
+    run = max(1, min(width, SUM_WORDS))
+    whole = width - width % run
+    if whole:
+        counted[:, :whole].reshape(rows, -1, run).sum(
+            axis=2, dtype=np.uint16, out=parts[:, : whole // run]
+        )
+    if whole < width:
+        counted[:, whole:].sum(axis=1, dtype=np.uint16, out=parts[:, whole // run])
 
 
 class Sweep(NamedTuple):
@@ -159,72 +168,125 @@ def spans_of(rows: Sequence[int]) -> list[tuple[int, int]]:
     return [(start, stop) for start, stop in spans]
 
 
+class Layout(NamedTuple):
+    """What every table of one shape shares: worked out once (a noticeable share of a small
+    table's time) and kept."""
+
+    cells: int  # distinct pairs
+    of_pair: np.ndarray  # per pair of the plan, its cell's number
+    sides: np.ndarray  # per cell, its two sets (cells x 2)
+    sweeps: tuple[Sweep, ...]  # the cells of live sets, but those of a set with itself
+    spans: tuple[tuple[int, int], ...]  # the live sets whose size is wanted
+    diagonal: tuple[tuple[int, int], ...]  # (cell, set) of each set met with itself
+
+
 @functools.lru_cache(maxsize=64)
 def _layout(
-    pairs: tuple[tuple[int, int], ...], live: tuple[bool, ...], most: int
-) -> tuple[Mapping[tuple[int, int], int], tuple[Sweep, ...], tuple[tuple[int, int], ...]]:
-    """Each distinct pair's number in cell order (by offset, then row), the sweeps of the cells of
-    ``live`` sets, and the spans of ``live`` sets: the same for every table of one shape, so kept
-    (working it out is a noticeable share of a small table's time)."""
+    pairs: tuple[tuple[int, int], ...],
+    live: tuple[bool, ...],
+    sized: tuple[bool, ...] | None,
+    most: int,
+) -> Layout:
+    """Each distinct pair numbered in cell order (by offset, then row), the sweeps of the cells
+    of ``live`` sets, and the spans of the ``live`` sets that are ``sized`` (``None``: all of
+    them; a set met with itself always is). A set met with itself (a cohort of the return
+    selections, column 0) is counted as the set's size, not ANDed."""
     cells = sorted(set(pairs), key=lambda ab: (ab[1] - ab[0], ab[0]))
-    sweeps = sweeps_of(cells, [live[a] and live[b] for a, b in cells], most)
-    spans = spans_of([s for s, alive in enumerate(live) if alive])
-    return MappingProxyType({cell: c for c, cell in enumerate(cells)}), tuple(sweeps), tuple(spans)
+    sweeps = sweeps_of(cells, [live[a] and live[b] and a != b for a, b in cells], most)
+    diagonal = tuple((c, a) for c, (a, b) in enumerate(cells) if a == b)
+    wanted = list(live if sized is None else sized)
+    for _cell, a in diagonal:
+        wanted[a] = True
+    spans = spans_of([s for s, alive in enumerate(live) if alive and wanted[s]])
+    number = {cell: c for c, cell in enumerate(cells)}
+    of_pair = np.array([number[pair] for pair in pairs], dtype=np.intp)
+    sides = np.array(cells, dtype=np.intp).reshape(len(cells), 2)
+    for array in (of_pair, sides):
+        array.flags.writeable = False
+    return Layout(len(cells), of_pair, sides, tuple(sweeps), tuple(spans), diagonal)
 
 
-def _build_sets(operand_rows: list[list[list[int]]], keys: np.ndarray, sets: np.ndarray) -> None:
-    """Each set (an AND of ORs of key rows) into its row of ``sets``."""
-    operand = np.empty(keys.shape[1], dtype=np.uint64)
+def _build_block(
+    operand_rows: Sequence[Sequence[Sequence[int]]],
+    keys: np.ndarray,
+    into: np.ndarray,
+    operand: np.ndarray,
+) -> None:
+    """Each set (an AND of ORs of key rows) of one block of ``keys`` into its row of ``into``;
+    ``operand`` is scratch for an OR that is ANDed in. Built per block, so the sets are made in
+    cache, never as whole rows."""
     for s, operands in enumerate(operand_rows):
-        target = sets[s]
+        target = into[s]
         for o, rows in enumerate(operands):
-            into = target if o == 0 else operand
-            np.copyto(into, keys[rows[0]])
+            if o and len(rows) == 1:  # one key: ANDed in where it lies
+                np.bitwise_and(target, keys[rows[0]], out=target)
+                continue
+            ored = target if o == 0 else operand
+            np.copyto(ored, keys[rows[0]])
             for k in rows[1:]:
-                np.bitwise_or(into, keys[k], out=into)
+                np.bitwise_or(ored, keys[k], out=ored)
             if o:
-                np.bitwise_and(target, operand, out=target)
+                np.bitwise_and(target, ored, out=target)
 
 
 def _count_blocks(
-    sets: np.ndarray,
+    words: np.ndarray,
     blocks: range,
-    spans: Sequence[tuple[int, int]],
-    sweeps: Sequence[Sweep],
-    cells: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes of the sets in ``spans`` and of the cells in ``sweeps`` over the column ``blocks`` of
-    ``sets`` (sets x words, ``BLOCK_BYTES`` of each row per block), as partial sums (one column per
-    ``SUM_WORDS`` of a block)."""
-    width = min(sets.shape[1], BLOCK_BYTES // 8)
-    parts = -(-width // SUM_WORDS)
-    set_counts = np.zeros((sets.shape[0], parts), dtype=np.int64)
-    cell_counts = np.zeros((cells, parts), dtype=np.int64)
+    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
+    layout: Layout,
+    set_parts: np.ndarray,
+    cell_parts: np.ndarray,
+) -> None:
+    """Sizes of the sets in ``layout.spans`` and of the cells in ``layout.sweeps`` over the column
+    ``blocks`` of ``words`` (keys x words, ``BLOCK_BYTES`` of each row per block), as partial sums
+    (one column per ``SUM_WORDS`` of a block) into row ``j`` of ``set_parts`` and ``cell_parts``
+    for block ``j``. ``operand_rows``: how each set is made of key rows (``None``: the sets are
+    the key rows)."""
+    width = min(words.shape[1], BLOCK_BYTES // 8)
+    spans, sweeps = layout.spans, layout.sweeps
     rows = max([0, *(b - a for a, b in spans), *(s.rows * s.depth for s in sweeps)])
-    scratch = _take(rows * width + -(-rows * width // 8))
-    step = sets.strides[0]
+    sets = 0 if operand_rows is None else len(operand_rows)
+    counted_words = -(-rows * width // 8)
+    scratch = _take(rows * width + counted_words + (sets + 1) * width)
+    anded_all = scratch[: rows * width]
+    counted_all = scratch[rows * width : rows * width + counted_words].view(np.uint8)
+    built = scratch[rows * width + counted_words :][: sets * width].reshape(sets, width)
+    operand = scratch[rows * width + counted_words + sets * width :][:width]
     for j in blocks:
-        block = sets[:, j * width : (j + 1) * width]
-        wide = block.shape[1]
-        used = -(-wide // SUM_WORDS)
-        anded = scratch[: rows * wide].reshape(rows, wide)
-        counted = scratch[rows * width :].view(np.uint8)[: rows * wide].reshape(rows, wide)
+        keys = words[:, j * width : (j + 1) * width]
+        wide = keys.shape[1]
+        if operand_rows is None:
+            block = keys
+        else:
+            block = built[:, :wide]
+            _build_block(operand_rows, keys, block, operand[:wide])
+        anded = anded_all[: rows * wide].reshape(rows, wide)
+        counted = counted_all[: rows * wide].reshape(rows, wide)
         for start, stop in spans:
-            partial = _count_rows(block[start:stop], counted[: stop - start])
-            set_counts[start:stop, :used] += partial
+            _popcount_into(block[start:stop], counted[: stop - start])
+            _sum_into(counted[: stop - start], set_parts[j, start:stop])
         for first, start, offset, height, depth in sweeps:
-            shape = (depth, height, wide)
-            cohorts = as_strided(block[start:], shape, (0, step, 8), writeable=False)
-            others = as_strided(block[start + offset :], shape, (step, step, 8), writeable=False)
             n = height * depth
-            np.bitwise_and(cohorts, others, out=anded[:n].reshape(shape))
-            cell_counts[first : first + n, :used] += _count_rows(anded[:n], counted[:n])
+            if depth == 1:  # plain slices: no strided view to make
+                others = block[start + offset : start + offset + height]
+                np.bitwise_and(block[start : start + height], others, out=anded[:n])
+            else:
+                shape, step = (depth, height, wide), block.strides[0]
+                cohorts = as_strided(block[start:], shape, (0, step, 8), writeable=False)
+                later = block[start + offset :]
+                others = as_strided(later, shape, (step, step, 8), writeable=False)
+                np.bitwise_and(cohorts, others, out=anded[:n].reshape(shape))
+            _popcount_into(anded[:n], counted[:n])
+            _sum_into(counted[:n], cell_parts[j, first : first + n])
     _give(scratch)
-    return set_counts, cell_counts
 
 
 def count_in_python(
-    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+    plan: Plan,
+    sources: list[str],
+    raw: Sequence[bytes | None],
+    parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty),
     from the fetched bitmaps (``raw[k]`` is source key ``k``'s value, ``None`` if missing).
@@ -236,7 +298,7 @@ def count_in_python(
     >>> count_in_python(plan, ["k1", "k2"], [b"\\xf0", b"\\x3c"])
     ([4, 4], [2])
     """
-    sizes, overlaps = count_slice(plan, sources, raw, parallel)
+    sizes, overlaps = count_slice(plan, sources, raw, parallel, sized)
     return with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
 
 
@@ -251,12 +313,16 @@ def with_empty_cells(
 
 
 def count_slice(
-    plan: Plan, sources: list[str], raw: Sequence[bytes | None], parallel: bool = False
+    plan: Plan,
+    sources: list[str],
+    raw: Sequence[bytes | None],
+    parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count_words`` over ``raw`` (whole bitmaps, or one byte slice of each; counts of slices
     add up), copied into rows of words first."""
     words, _present = as_words(raw)
-    return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel)
+    return count_words(plan, sources, words, [len(r or b"") for r in raw], parallel, sized)
 
 
 def count_words(
@@ -265,38 +331,72 @@ def count_words(
     words: np.ndarray,
     lengths: Sequence[int],
     parallel: bool = False,
+    sized: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Set sizes and pair intersections (int64 arrays) over ``words`` (row ``k``: source key
     ``k``'s bytes in this slice, zero past its end;
     ``lengths[k]``: how many it had). ``parallel`` splits the column blocks between the shared
-    counting threads."""
-    row = {key: k for k, key in enumerate(sources)}
-    operand_rows = [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
-    flats = []
-    if plan.sets == [((key,),) for key in sources]:  # one key per set (the usual table)
-        sets = words
-    else:
-        set_words = len(plan.sets) * words.shape[1]
-        flats.append(_take(set_words))
-        sets = flats[0][:set_words].reshape(len(plan.sets), words.shape[1])
-        _build_sets(operand_rows, words, sets)
+    counting threads. ``sized``: the sets whose size is wanted (``None``: all); another set's
+    entry only says whether it has users here (0: none), which is all a return set's size is
+    used for (an empty one shows its cells empty), and saves a popcount of each."""
+    # One key per set, in order (the usual table): the key rows are counted where they lie.
+    direct = len(plan.sets) == len(sources) and all(
+        len(ops) == 1 and len(ops[0]) == 1 and ops[0][0] == key
+        for ops, key in zip(plan.sets, sources, strict=True)
+    )
+    how = None if direct else _operand_rows(plan, sources)
     # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
     # its shortest operand).
-    live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in operand_rows)
-    cells, sweeps, spans = _layout(tuple(plan.pairs), live, SWEEP_CELLS)
+    if how is None:
+        live = tuple(length > 0 for length in lengths)
+    else:
+        live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in how)
+    wanted = None if sized is None else tuple(bool(z) for z in sized)
+    layout = _layout(tuple(plan.pairs), live, wanted, SWEEP_CELLS)
+    sizes, overlaps = _count(words, how, len(plan.sets), layout, parallel)
+    for cell, s in layout.diagonal:
+        overlaps[cell] = sizes[s]
+    if wanted is not None:  # the other live sets: a cell with users says they have some
+        counted = np.zeros(len(plan.sets), dtype=bool)
+        counted[[s for start, stop in layout.spans for s in range(start, stop)]] = True
+        met = np.zeros(len(plan.sets), dtype=bool)
+        met[layout.sides[overlaps > 0].ravel()] = True
+        sizes[met & ~counted] = 1
+        rest = [s for s, alive in enumerate(live) if alive and not counted[s] and not met[s]]
+        if rest:  # no cell told: count them (an empty return set; rare)
+            alone = Layout(0, layout.of_pair[:0], layout.sides[:0], (), tuple(spans_of(rest)), ())
+            sizes[rest] = _count(words, how, len(plan.sets), alone, False)[0][rest]
+    return sizes, overlaps[layout.of_pair]
 
-    blocks = -(-sets.shape[1] // (BLOCK_BYTES // 8))
+
+def _operand_rows(plan: Plan, sources: list[str]) -> list[list[list[int]]]:
+    """Each set's operands as lists of rows of ``sources``: an AND of ORs of key rows."""
+    row = {key: k for k, key in enumerate(sources)}
+    return [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
+
+
+def _count(
+    words: np.ndarray,
+    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
+    sets: int,
+    layout: Layout,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes of ``layout``'s spans of sets and its cells over all of ``words``: its column
+    blocks split between the shared counting threads when ``parallel``."""
+    blocks = -(-words.shape[1] // (BLOCK_BYTES // 8))
+    runs = max(1, -(-min(words.shape[1], BLOCK_BYTES // 8) // SUM_WORDS))
+    set_parts = np.zeros((blocks, sets, runs), dtype=np.uint16)
+    cell_parts = np.zeros((blocks, layout.cells, runs), dtype=np.uint16)
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [blocks * p // parts for p in range(parts + 1)]
     tasks = [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    work = functools.partial(_count_blocks, words, operand_rows=operand_rows, layout=layout)
     futures = [
-        _shared_pool().submit(_count_blocks, sets, task, spans, sweeps, len(cells))
+        _shared_pool().submit(work, task, set_parts=set_parts, cell_parts=cell_parts)
         for task in tasks[1:]
     ]
-    counts = [_count_blocks(sets, tasks[0], spans, sweeps, len(cells))]  # this thread works too
-    counts += [future.result() for future in futures]
-    _give(*flats)
-
-    sizes = np.add.reduce([c[0] for c in counts]).sum(axis=1)
-    overlaps = np.add.reduce([c[1] for c in counts]).sum(axis=1)
-    return sizes, overlaps[[cells[a, b] for a, b in plan.pairs]]
+    work(tasks[0], set_parts=set_parts, cell_parts=cell_parts)  # this thread works too
+    for future in futures:
+        future.result()
+    return set_parts.sum(axis=(0, 2), dtype=np.int64), cell_parts.sum(axis=(0, 2), dtype=np.int64)

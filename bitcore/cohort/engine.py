@@ -489,6 +489,8 @@ def evaluate(
     where: Where = "auto",
 ) -> tuple[list[int], list[int | None]]:
     """Set sizes, and per pair the size of the intersection (``None`` when either set is empty).
+    Of a set that is only ever a pair's second (a return set) counted in numpy, the "size" only
+    says whether it has users (0: none).
 
     The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
     ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
@@ -504,6 +506,10 @@ def evaluate(
             set_sizes, pair_counts = server.count(client, plan, read)
             return counting.with_empty_cells(plan, set_sizes, pair_counts)
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
+        # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
+        sized = [False] * len(counted.sets)
+        for a, _b in counted.pairs:
+            sized[a] = True
         sizes = np.zeros(len(counted.sets), dtype=np.int64)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
@@ -511,7 +517,7 @@ def evaluate(
             if plan.suffix:
                 words, lengths = _retention.suffix_words(plan, sources, words, lengths)
             set_counts, cell_counts = counting.count_words(
-                counted, [*sources, *extra], words, lengths, parallel
+                counted, [*sources, *extra], words, lengths, parallel, sized
             )
             sizes += set_counts
             overlaps += cell_counts

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bitcore
-from bitcore import bulk, planning, wire
+from bitcore import bulk, one_mark, periods, planning, wire
 from bitcore.bitmaps import set_bits
 
 MAY_7 = datetime(2024, 5, 7, 13, 30)
@@ -227,9 +227,11 @@ def test_split_batch_with_a_wrong_type_key_writes_nothing(
 
 def test_a_flushed_script_cache_is_loaded_again(bc: bitcore.BitCore) -> None:
     bc.redis.script_flush()
-    assert bc.mark_many([("active", 5, MAY_7)]) == 1
+    assert bc.mark_many([("active", 5, MAY_7)]) == 1  # one mark: the lean script
+    assert bc.redis.script_exists(one_mark.ONE_MARK_SHA) == [True]
+    assert bc.mark_many([("active", 6, MAY_7), ("active", 7, MAY_7)]) == 2  # the gate
     assert bc.redis.script_exists(bulk.GATE_SHA) == [True]
-    assert list(bc.DayEvents("active", 2024, 5, 7)) == [5]
+    assert list(bc.DayEvents("active", 2024, 5, 7)) == [5, 6, 7]
 
 
 @pytest.mark.parametrize(
@@ -271,3 +273,30 @@ def test_on_a_pipeline_the_bits_wait_for_the_callers_execute(bc: bitcore.BitCore
     assert list(bc.DayEvents("active", 2024, 5, 7)) == list(range(300))
     with pytest.raises(ValueError, match="pipeline"):
         bulk.set_bits_atomically(bc.redis.pipeline(), {"k": {1}}, bulk.Quota("q", 1, 1))
+
+
+@pytest.mark.parametrize("clash", ["universe", "ever", "first time", "registry"])
+def test_one_mark_with_a_key_of_another_type_writes_nothing(
+    bc: bitcore.BitCore, clash: str
+) -> None:
+    """A single mark goes through the lean script (``bitcore.one_mark``): it too checks every
+    key before it sets a bit or registers a name."""
+    key = {
+        "universe": bc.keys.unique_key(bc.universe),
+        "ever": bc.keys.ever_key("active"),
+        "first time": bc.keys.first_time_key("active", periods.day(2024, 5, 7)),
+        "registry": bc.keys.event_names_key(),
+    }[clash]
+    bc.redis.rpush(key, "not a bitmap")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        bc.mark_event("active", 1, MAY_7)
+    assert bc.redis.keys("*") == [key.encode()]
+
+
+def test_one_mark_sets_first_times_only_the_first_time(bc: bitcore.BitCore) -> None:
+    bc.mark_event("active", 3, MAY_7)
+    bc.mark_event("active", 3, MAY_7 + timedelta(days=1))  # not a first time: no first bits
+    firsts = [bc.keys.first_time_key("active", periods.day(2024, 5, d)) for d in (7, 8)]
+    assert [bc.redis.getbit(key, 3) for key in firsts] == [1, 0]
+    assert bc.redis.zscore(bc.keys.event_names_key(), "active") is not None
+    assert list(bc.DayEvents("active", 2024, 5, 8)) == [3]

@@ -63,6 +63,7 @@ one_key_sets = st.permutations(KEYS).map(lambda keys: [((k,),) for k in keys])
     pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=16),
     layout=st.sampled_from([(8, 1, 1), (16, 1, 3), (32, 2, 4), (1 << 14, 512, 512)]),
     parallel=st.booleans(),
+    sized=st.none() | st.lists(st.booleans(), min_size=6, max_size=6),
 )
 def test_counts_match_python_ints(
     stored: list[bytes | None],
@@ -70,9 +71,11 @@ def test_counts_match_python_ints(
     pairs: list[tuple[int, int]],
     layout: tuple[int, int, int],
     parallel: bool,
+    sized: list[bool] | None,
 ) -> None:
     """``layout`` is (block bytes, words per partial sum, cells per sweep): the small ones cut a
-    40-byte bitmap into several blocks, partial sums and sweeps."""
+    40-byte bitmap into several blocks, partial sums and sweeps. A set not ``sized`` is only
+    known to have users or not."""
     plan = make_plan(sets, pairs)
     sources = plan.source_keys()
     raw = dict(zip(KEYS, stored, strict=True))
@@ -82,8 +85,11 @@ def test_counts_match_python_ints(
         patch.setattr(counting, "SUM_WORDS", sum_words)
         patch.setattr(counting, "SWEEP_CELLS", sweep_cells)
         patch.setattr(counting, "_workers", lambda: 2)
-        got = counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel)
-    assert got == oracle(plan, raw)
+        got = counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel, sized)
+    sizes, cells = oracle(plan, raw)
+    assert got[1] == cells
+    for s, (size, counted) in enumerate(zip(sizes, got[0], strict=True)):
+        assert counted == size if sized is None or sized[s] else bool(counted) == bool(size)
 
 
 def test_byte_table_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) -> None:
