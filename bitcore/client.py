@@ -436,10 +436,15 @@ class BitCore:
         everyone = universe if universe is not None else set().union(*plan.writes.values())
         quota = budget.new_ids_quota if budget is not None else None
         internal_of, epoch = id_map.resolve_for_write(everyone, quota)
+        # Lists, not sets: distinct tokens have distinct internal ids (one is never handed out
+        # twice), and the universe's are the answer's own values.
         internal = internal_of.__getitem__
-        writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
+        writes = {
+            key: list(internal_of.values()) if tokens is everyone else list(map(internal, tokens))
+            for key, tokens in plan.writes.items()
+        }
         firsts = {
-            ever: {targets: set(map(internal, tokens)) for targets, tokens in groups.items()}
+            ever: {targets: list(map(internal, tokens)) for targets, tokens in groups.items()}
             for ever, groups in plan.firsts.items()
         }
         mapped = planning.Plan(
