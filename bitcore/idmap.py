@@ -395,8 +395,8 @@ class IdMap:
         cache = self._cache
         known_epoch = self._epoch  # read before the cache: what its entries were made under
         found: dict[bytes, int] = {}
-        missing: list[bytes] = []
-        for token in unique:
+        missing: list[bytes] = [] if cache else unique  # a new writer remembers nothing
+        for token in unique if cache else ():
             internal = cache.get(token)
             if internal is None:
                 missing.append(token)
@@ -412,7 +412,10 @@ class IdMap:
             if found:
                 found = self._resolve_batches(list(found), create, quota)[1]
                 fresh.update(found)
-        found.update(fresh)
+        if found:
+            found.update(fresh)
+        else:
+            found = fresh  # no copy of a big batch's answer
         if self._epoch == epoch:  # else another thread saw a newer epoch: keep out of its cache
             if len(cache) + len(fresh) > self.cache_size:
                 cache.clear()
@@ -449,6 +452,8 @@ class IdMap:
     ) -> tuple[bytes, dict[bytes, int]]:
         """The epoch (seen by the first call) and ``{token: internal}``, ``RESOLVE_BATCH``
         tokens a script call."""
+        if len(tokens) <= RESOLVE_BATCH:
+            return self._resolve(tokens, create, quota)
         found: dict[bytes, int] = {}
         epoch = b""
         for start in range(0, len(tokens), RESOLVE_BATCH):

@@ -237,6 +237,24 @@ def test_a_batch_mixing_long_and_short_ids_maps_each(mapped: BitCore) -> None:
     assert sorted(set(internals)) == list(range(len(set(first) | set(then))))
 
 
+def test_a_batch_past_resolve_batch_is_several_script_calls(
+    mapped: BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idmap, "RESOLVE_BATCH", 100)
+    calls = []
+    real = idmap.IdMap._resolve
+
+    def counted(self: Any, tokens: Any, *args: Any) -> Any:
+        calls.append(len(tokens))
+        return real(self, tokens, *args)
+
+    monkeypatch.setattr(idmap.IdMap, "_resolve", counted)
+    ids = [f"user-{n}" for n in range(250)]
+    mapped.mark_many([("active", x, WHEN) for x in ids])
+    assert calls == [100, 100, 50]
+    assert set(mapped.MonthEvents("active", 2024, 5)) == set(ids)
+
+
 def test_a_big_batch_over_many_buckets_maps_each(redis_client: redis.Redis) -> None:
     """Past the script's 2,000 ids per step and 256 buckets (a second byte of bucket index)."""
     b = BitCore(redis_client, id_mapping=True, id_map_buckets=4096)
