@@ -9,6 +9,11 @@ environment (it pins ``redis<6``), against the same server and the same data. Th
 libraries are interleaved, so a load spike on the machine does not favour one of them. Prints a
 table and PASS/FAIL per target; exits 1 when a target is missed and 2 when the benchmark itself is
 broken (wrong results, bitmapist's side failed), so CI can run it. It is not in the pytest suite.
+
+``--id-mapping`` runs bitcore's side with the id map on (``BitCore(id_mapping=True)``): every run
+starts on an emptied Redis with a new client, so each marked id is new to the map (allocated);
+the iterated bitmap's members are mapped first (internal id k for the k-th member), so iterating
+it maps every member back (bitmapist, reading the same key, sees the internal ids 0..N-1).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from urllib.parse import urlsplit
 import _common  # bench/ is on sys.path: it is this script's directory
 import redis
 
-from bitcore import BitCore, embedded
+from bitcore import BitCore, embedded, idmap
 
 BULK_BATCHES = (1_000, 10_000)
 #: Targets: bulk marking vs bitmapist's one-by-one ``mark_event``; iteration speed-up over it.
@@ -154,8 +159,22 @@ def marked_by_bitcore(b: BitCore) -> int:
     return sum(len(day) for day in days)
 
 
+class Fresh:
+    """bitcore's client for the runs: ``empty()`` flushes Redis and, with the id map on, makes a
+    new client (a mapped dataset's marker goes with the flush; the new one claims it again)."""
+
+    def __init__(self, b: BitCore) -> None:
+        self.b = b
+
+    def empty(self) -> None:
+        self.b.redis.flushdb()
+        if self.b.id_mapping:
+            self.b = BitCore(self.b.redis, id_mapping=True)
+            self.b._dataset_id_map()  # noqa: SLF001 - the dataset claimed as mapped, untimed
+
+
 def bench_marking(
-    b: BitCore, side: BitmapistSide, sizes: _common.Sizes, cpu: dict[str, list[float]]
+    fresh: Fresh, side: BitmapistSide, sizes: _common.Sizes, cpu: dict[str, list[float]]
 ) -> dict[str, Measurement]:
     """``mark_event`` one by one in both libraries, and bitcore's ``mark_many`` in batches;
     ``cpu`` gets each ``mark_event`` run's CPU seconds (client process + Redis)."""
@@ -164,14 +183,15 @@ def bench_marking(
 
     def bitcore_mark_event() -> float:
         def run() -> None:
+            b = fresh.b
             for event, uuid in one_by_one:
                 b.mark_event(event, uuid, _common.MARK_TIME)
 
-        measured = _common.cpu_of(run, b.redis)
+        measured = _common.cpu_of(run, fresh.b.redis)
         seconds = _common.timed(
-            lambda: cpu.setdefault("bitcore", []).append(measured()), b.redis.flushdb
+            lambda: cpu.setdefault("bitcore", []).append(measured()), fresh.empty
         )
-        check_marked("bitcore", marked_by_bitcore(b), len(one_by_one))
+        check_marked("bitcore", marked_by_bitcore(fresh.b), len(one_by_one))
         return seconds
 
     def bitmapist_mark_event() -> float:
@@ -185,11 +205,12 @@ def bench_marking(
 
         def timed_run() -> float:
             def run() -> None:
+                b = fresh.b
                 for batch in batches:
                     b.mark_many(batch)
 
-            seconds = _common.timed(run, b.redis.flushdb)
-            check_marked("bitcore", marked_by_bitcore(b), len(bulk))
+            seconds = _common.timed(run, fresh.empty)
+            check_marked("bitcore", marked_by_bitcore(fresh.b), len(bulk))
             return seconds
 
         return timed_run
@@ -210,10 +231,19 @@ def bench_iteration(
 ) -> dict[str, Measurement]:
     """``list(MonthEvents(...))`` over one stored bitmap of ``sizes.iter_members`` members."""
     members = _common.iteration_members(sizes.iter_members)
-    expected = _common.fingerprint(members)
     b.redis.flushdb()
     month = b.MonthEvents(_common.ITER_EVENT, _common.ITER_YEAR, _common.ITER_MONTH)
-    b.redis.set(month.redis_key, _common.bitmap_bytes(members))
+    stored = members
+    if b.id_mapping:
+        b = BitCore(b.redis, id_mapping=True)
+        id_map = b._dataset_id_map()  # noqa: SLF001 - the map alone, filled in members' order
+        assert id_map is not None
+        tokens = [idmap.token_of(member) for member in members]
+        for start in range(0, len(tokens), idmap.RESOLVE_BATCH):
+            id_map.resolve(tokens[start : start + idmap.RESOLVE_BATCH], create=True)
+        stored = list(range(len(members)))  # the k-th member's internal id is k
+    b.redis.set(month.redis_key, _common.bitmap_bytes(stored))
+    seen_by_bitmapist = _common.fingerprint(stored)  # the internal ids, when mapped
 
     def bitcore_iterate() -> float:
         result: list[int] = []
@@ -232,7 +262,7 @@ def bench_iteration(
 
     def bitmapist_iterate() -> float:
         answer = side.ask("iterate")
-        if answer["fingerprint"] != expected:
+        if answer["fingerprint"] != seen_by_bitmapist:
             raise BenchmarkBroken("bitmapist's iteration returned other members than the bitmap's")
         return float(answer["seconds"])
 
@@ -288,7 +318,9 @@ def print_table(rows: list[tuple[str, str, str, str]]) -> None:
         print("  ".join(cells))
 
 
-def measure(sizes: _common.Sizes, cpu: dict[str, list[float]]) -> dict[str, Measurement]:
+def measure(
+    sizes: _common.Sizes, cpu: dict[str, list[float]], id_mapping: bool = False
+) -> dict[str, Measurement]:
     """Start our own redis-server and bitmapist's side, time both libraries on it, stop both;
     ``cpu`` gets the CPU seconds of each ``mark_event`` run (see ``bench_marking``)."""
     with tempfile.TemporaryDirectory(prefix="bitcore-bench-") as data_dir:
@@ -297,8 +329,9 @@ def measure(sizes: _common.Sizes, cpu: dict[str, list[float]]) -> dict[str, Meas
             if not server.owned:
                 raise BenchmarkBroken(f"{server.url} is not a server this benchmark started")
             client = server.client(socket_timeout=60.0)
-            b = BitCore(client)
+            b = BitCore(client, id_mapping=id_mapping)
             print(f"redis-server {client.info('server')['redis_version']} at {server.url} (ours)")
+            print(f"bitcore's id map: {'on' if id_mapping else 'off'}")
             with BitmapistSide(server.url) as side:
                 versions = side.ask("hello")
                 print(f"python {platform.python_version()}, {os.cpu_count()} cores")
@@ -306,7 +339,7 @@ def measure(sizes: _common.Sizes, cpu: dict[str, list[float]]) -> dict[str, Meas
                 print(f"bitmapist {versions['bitmapist']}: redis-py {versions['redis-py']}")
                 print(f"{sizes}\n")
                 print("marking: both libraries' runs interleaved ...", flush=True)
-                measured = bench_marking(b, side, sizes, cpu)
+                measured = bench_marking(Fresh(b), side, sizes, cpu)
                 print("iteration: both libraries' runs interleaved ...\n", flush=True)
                 measured |= bench_iteration(b, side, sizes)
             client.close()
@@ -318,9 +351,10 @@ def measure(sizes: _common.Sizes, cpu: dict[str, list[float]]) -> dict[str, Meas
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer marks and repeats")
+    parser.add_argument("--id-mapping", action="store_true", help="bitcore with the id map on")
     args = parser.parse_args(argv)
     cpu: dict[str, list[float]] = {}
-    measured = measure(_common.QUICK if args.quick else _common.FULL, cpu)
+    measured = measure(_common.QUICK if args.quick else _common.FULL, cpu, args.id_mapping)
 
     print_table(table(measured))
     print("* bulk rows are set against bitmapist's mark_event one by one: it has no bulk call\n")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -448,10 +448,10 @@ class BitCore:
         everyone = universe if universe is not None else set().union(*plan.writes.values())
         quota = budget.new_ids_quota if budget is not None else None
         internal_of, epoch = id_map.resolve_for_write(everyone, quota)
-        internal = internal_of.__getitem__
-        writes = {key: set(map(internal, tokens)) for key, tokens in plan.writes.items()}
+        rewrite = _Rewrite(internal_of, everyone)
+        writes = {key: rewrite(tokens) for key, tokens in plan.writes.items()}
         firsts = {
-            ever: {targets: set(map(internal, tokens)) for targets, tokens in groups.items()}
+            ever: {targets: rewrite(tokens) for targets, tokens in groups.items()}
             for ever, groups in plan.firsts.items()
         }
         mapped = planning.Plan(
@@ -813,6 +813,27 @@ class BitCore:
 
 
 _external_token = idmap.check_token
+
+
+class _Rewrite:
+    """A mapped plan's tokens as internal ids: lists, not sets (distinct tokens have distinct
+    internal ids: one is never handed out twice); the universe's are the answer's own values,
+    and a key planned with the same tokens as the key before it (a mark's day, week and month)
+    shares that key's list (nothing downstream changes one)."""
+
+    def __init__(self, internal_of: dict[Any, int], everyone: Collection[Any]) -> None:
+        self.internal_of, self.everyone = internal_of, everyone
+        self.last: tuple[Collection[Any], list[int]] = (set(), [])
+
+    def __call__(self, tokens: Collection[Any]) -> list[int]:
+        if tokens is self.everyone:
+            return list(self.internal_of.values())
+        last_tokens, last_ids = self.last
+        if len(tokens) == len(last_tokens) and tokens == last_tokens:
+            return last_ids
+        ids = list(map(self.internal_of.__getitem__, tokens))
+        self.last = (tokens, ids)
+        return ids
 
 
 def _decoded(value: Any) -> str | None:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+import struct
 import uuid as uuid_module
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
+import numpy as np
 import redis
 
 from bitcore import wire
@@ -54,13 +55,16 @@ INTERNAL_LIMIT = 2**32
 MAX_FIELD_BYTES = 40
 #: Internal ids looked up per pipeline while mapping members back.
 EXTERNALS_BATCH = 10_000
-#: Ids per allocation script call: Redis runs each call in well under 100 ms.
+#: Batches of at least this many ids are packed for the script by numpy; fewer (a single
+#: mark's id) in plain Python, which costs less for them than numpy's set-up.
+NUMPY_FROM = 64
+#: Ids per allocation script call: Redis runs each call in well under 100 ms (and a bucket's
+#: index among a call's, at most this many, fits the script's two bytes).
 RESOLVE_BATCH = 20_000
 MAPPED = "mapped"
 
 _UUID_TAG = b"\x00"
 _DIGEST_TAG = b"\x01"
-_LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class IdMappingMismatch(RuntimeError):
@@ -83,20 +87,42 @@ def token_of(external: int | str) -> bytes:
     """
     if isinstance(external, int):
         return b"%d" % external
-    if len(external) == 36 and _LOWER_UUID.fullmatch(external):
-        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
-    return external.encode("utf-8")
+    return _uuid_token(external) or external.encode("utf-8")
 
 
 def check_token(external: Any) -> bytes:
     """``token_of(check_external_id(external))``, the common cases first: a mark's id as the map
     stores it, checked (a bad one raises before anything is written)."""
     kind = type(external)
-    if kind is str and len(external) == 36 and _LOWER_UUID.fullmatch(external):
-        return _UUID_TAG + bytes.fromhex(external.replace("-", ""))
+    if kind is str and (token := _uuid_token(external)):
+        return token
     if kind is int and 0 <= external <= MAX_EXTERNAL_INT:
         return b"%d" % external
     return token_of(check_external_id(external))
+
+
+def _uuid_token(external: str) -> bytes | None:
+    """The token of a UUID in its lowercase, dashed spelling; ``None`` for any other string.
+
+    Checked without a regular expression (which was most of a mark's planning time): dashes in
+    their four places, and the 32 other characters exactly what ``bytes.hex`` spells for the
+    bytes ``bytes.fromhex`` reads from them (so no capitals, no whitespace it would skip).
+
+    >>> _uuid_token("0b5e36a2-1c3d-4e5f-8a9b-0c1d2e3f4a5b")[:3]
+    b'\\x00\\x0b^'
+    >>> _uuid_token("0B5E36A2-1C3D-4E5F-8A9B-0C1D2E3F4A5B") is None
+    True
+    """
+    if len(external) != 36 or external[8:24:5] != "----":
+        return None
+    digits = external.replace("-", "")
+    if len(digits) != 32:
+        return None
+    try:
+        packed = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    return _UUID_TAG + packed if packed.hex() == digits else None
 
 
 def external_of(token: bytes) -> int | str:
@@ -121,6 +147,43 @@ def field_of(token: bytes) -> bytes:
     return _DIGEST_TAG + hashlib.blake2b(token, digest_size=20).digest()
 
 
+def _packed_with_digests(tokens: Sequence[bytes]) -> tuple[bytes, bytes, list[bytes]]:
+    """``RESOLVE_LUA``'s fields and sizes when some tokens are longer than a field may be: their
+    digests as fields (size + 128) and the whole tokens, in order, for the reverse values."""
+    fields, sizes, wholes = [], [], []
+    for token in tokens:
+        field = field_of(token)
+        fields.append(field)
+        sizes.append(len(field) + (128 if field is not token else 0))
+        if field is not token:
+            wholes.append(token)
+    return b"".join(fields), bytes(sizes), wholes
+
+
+def _numbered_keys(prefix: bytes, numbers: Any) -> bytes:
+    """``prefix`` followed by each of ``numbers`` (a sorted numpy array) in decimal, as RESP bulk
+    strings: built as rows of bytes, one block per count of digits.
+
+    >>> _numbered_keys(b"f:", np.array([7, 12]))
+    b'$3\\r\\nf:7\\r\\n$4\\r\\nf:12\\r\\n'
+    """
+    blocks = []
+    for digits in range(1, 21):
+        low, high = np.searchsorted(numbers, [10 ** (digits - 1) if digits > 1 else 0, 10**digits])
+        group = numbers[low:high]
+        if len(group):
+            head = b"$%d\r\n%s" % (len(prefix) + digits, prefix)
+            rows = np.empty((len(group), len(head) + digits + 2), dtype=np.uint8)
+            rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+            for place in range(digits):
+                rows[:, len(head) + place] = group // 10 ** (digits - 1 - place) % 10 + 48
+            rows[:, -2:] = (13, 10)
+            blocks.append(rows.tobytes())
+        if high == len(numbers):
+            break
+    return b"".join(blocks)
+
+
 def marker_value(buckets: int) -> str:
     """The marker of a mapped dataset, which records its bucket count: ``mapped:65536``."""
     return f"{MAPPED}:{buckets}"
@@ -133,51 +196,60 @@ def buckets_of_marker(marker: str) -> int | None:
 
 
 #: KEYS[1]: the marker; KEYS[2]: the counter of internal ids; KEYS[3]: the epoch (see
-#: ``IdMap``); KEYS[4]: the new-ids quota's counter (untouched when unused); KEYS[5..]: forward
-#: buckets. ARGV[1]: the marker's expected value; ARGV[2]: '1' to allocate new ids, '0' to look up
-#: only; ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the limit of internal ids; ARGV[5]: how
-#: many ids; ARGV[6], ARGV[7]: the new-ids quota's limit (0: none) and TTL; then for each forward
-#: bucket in KEYS' order the number of its ids and their fields, a digest field (first byte 1)
-#: followed by the whole token, its reverse value.
-#: Returns the epoch, then the internal ids in the order sent (-1: unknown, when looking up only).
+#: ``IdMap``); KEYS[4]: the new-ids quota's counter (untouched when unused); KEYS[5..]: the
+#: batch's forward buckets, each once. ARGV[1]: the marker's expected value; ARGV[2]: '1' to
+#: allocate new ids, '0' to look up only; ARGV[3]: the reverse buckets' key prefix; ARGV[4]: the
+#: limit of internal ids; ARGV[5]: how many ids; ARGV[6], ARGV[7]: the new-ids quota's limit (0:
+#: none) and TTL; ARGV[8]: every id's forward field, one after the other; ARGV[9]: a byte per id,
+#: its field's length, plus 128 for a digest field (whose whole token follows in ARGV[11..], in
+#: order, for the reverse value); ARGV[10]: two bytes per id (little-endian), the index of its
+#: bucket among KEYS[5..].
+#: Returns the epoch, then the internal ids in the order sent as one string of decimal numbers
+#: separated by spaces (-1: unknown, when looking up only).
+#:
+#: Packed so: as one argument per field and a reply of one integer per id, Redis spent more of a
+#: 10,000-id call making and unmaking arguments and replies than looking the ids up
+#: (bench/README.md, "mark_many of 10,000 marks"). ``string.byte`` hands out the sizes and bucket
+#: indexes 2,000 ids at a time (Lua 5.1 caps a call's results at 8,000).
 RESOLVE_LUA = """
-local call, floor, byte = redis.call, math.floor, string.byte
+local call, byte, sub, floor, min = redis.call, string.byte, string.sub, math.floor, math.min
 local marker = call('GET', KEYS[1])
 if marker ~= ARGV[1] then
   return redis.error_reply('IDMAP this dataset is not id-mapped as expected (marker ' ..
     tostring(marker) .. ', expected ' .. ARGV[1] .. ')')
 end
 local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
-local out, i = {call('GET', KEYS[3]) or ''}, 8
-local new_keys, new_fields, new_values = {}, {}, {}
-for k = 5, #KEYS do
-  local key, count = KEYS[k], tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, count do
-    local field = ARGV[i]
-    local value = field
-    if byte(field, 1) == 1 then
-      value = ARGV[i + 1]
-      i = i + 1
+local count, fields, sizes, places = tonumber(ARGV[5]), ARGV[8], ARGV[9], ARGV[10]
+local out, pos, whole, n = {}, 1, 11, 0
+local new_keys, new_fields, new_at, new_values, fresh = {}, {}, {}, {}, 0
+for first = 1, count, 2000 do
+  local last = min(first + 1999, count)
+  local size_of = {byte(sizes, first, last)}
+  local place_of = {byte(places, 2 * first - 1, 2 * last)}
+  for j = 1, last - first + 1 do
+    local size, value = size_of[j], nil
+    if size >= 128 then
+      size, value, whole = size - 128, ARGV[whole], whole + 1
     end
-    i = i + 1
+    local field = sub(fields, pos, pos + size - 1)
+    pos, n = pos + size, n + 1
+    local key = KEYS[5 + place_of[2 * j - 1] + 256 * place_of[2 * j]]
     local found = call('HGET', key, field)
     if found then
-      out[#out + 1] = tonumber(found)
+      out[n] = found
     else
-      out[#out + 1] = -1
+      out[n] = '-1'
       if create then
-        new_keys[#new_keys + 1] = key
-        new_fields[#new_fields + 1] = field
-        new_values[#new_values + 1] = #out
-        new_values[#new_values + 1] = value
+        fresh = fresh + 1
+        new_keys[fresh], new_fields[fresh], new_at[fresh] = key, field, n
+        new_values[fresh] = value or field
       end
     end
   end
 end
-local fresh = #new_keys
+local epoch = call('GET', KEYS[3]) or ''
 if fresh == 0 then
-  return out
+  return {epoch, table.concat(out, ' ')}
 end
 local quota = tonumber(ARGV[6])
 if quota > 0 then
@@ -194,24 +266,30 @@ if first + fresh > limit then
   call('DECRBY', KEYS[2], fresh)
   return redis.error_reply('IDMAP full: every internal id below ' .. ARGV[4] .. ' is taken')
 end
-local pairs_of = {}
+local pairs_of, slot_names = {}, {}
 for j = 1, fresh do
-  local n = first + j - 1
-  call('HSET', new_keys[j], new_fields[j], n)
-  out[new_values[2 * j - 1]] = n
-  local bucket = floor(n / 128)
+  local id = first + j - 1
+  local name = tostring(id)
+  call('HSET', new_keys[j], new_fields[j], name)
+  out[new_at[j]] = name
+  local bucket, slot = floor(id / 128), id % 128
+  local slot_name = slot_names[slot]
+  if not slot_name then
+    slot_name = tostring(slot)
+    slot_names[slot] = slot_name
+  end
   local group = pairs_of[bucket]
   if not group then
     group = {}
     pairs_of[bucket] = group
   end
-  group[#group + 1] = n % 128
-  group[#group + 1] = new_values[2 * j]
+  group[#group + 1] = slot_name
+  group[#group + 1] = new_values[j]
 end
 for bucket, group in pairs(pairs_of) do
   call('HSET', reverse .. bucket, unpack(group))
 end
-return out
+return {epoch, table.concat(out, ' ')}
 """
 
 #: KEYS[1]: the marker; KEYS[2]: the universe; KEYS[3]: the registry of event names; KEYS[4]:
@@ -317,8 +395,8 @@ class IdMap:
         cache = self._cache
         known_epoch = self._epoch  # read before the cache: what its entries were made under
         found: dict[bytes, int] = {}
-        missing: list[bytes] = []
-        for token in unique:
+        missing: list[bytes] = [] if cache else unique  # a new writer remembers nothing
+        for token in unique if cache else ():
             internal = cache.get(token)
             if internal is None:
                 missing.append(token)
@@ -334,7 +412,10 @@ class IdMap:
             if found:
                 found = self._resolve_batches(list(found), create, quota)[1]
                 fresh.update(found)
-        found.update(fresh)
+        if found:
+            found.update(fresh)
+        else:
+            found = fresh  # no copy of a big batch's answer
         if self._epoch == epoch:  # else another thread saw a newer epoch: keep out of its cache
             if len(cache) + len(fresh) > self.cache_size:
                 cache.clear()
@@ -348,7 +429,7 @@ class IdMap:
         the write to check (``bulk.set_bits_atomically(epoch=...)``), so no bit is written for a
         mapping removed meanwhile. When every token is remembered nothing is asked of Redis: one
         round trip for a known user's mark, as without the map."""
-        unique = list(dict.fromkeys(tokens))
+        unique = list(tokens if isinstance(tokens, set) else dict.fromkeys(tokens))
         epoch = self._epoch  # read before the cache, as in resolve_all
         if epoch is not None and self.cache_size > 0:
             cache, found = self._cache, {}
@@ -371,6 +452,8 @@ class IdMap:
     ) -> tuple[bytes, dict[bytes, int]]:
         """The epoch (seen by the first call) and ``{token: internal}``, ``RESOLVE_BATCH``
         tokens a script call."""
+        if len(tokens) <= RESOLVE_BATCH:
+            return self._resolve(tokens, create, quota)
         found: dict[bytes, int] = {}
         epoch = b""
         for start in range(0, len(tokens), RESOLVE_BATCH):
@@ -383,43 +466,23 @@ class IdMap:
     def _resolve(
         self, tokens: Sequence[bytes], create: bool, quota: Quota | None = None
     ) -> tuple[bytes, dict[bytes, int]]:
-        """One script call for distinct ``tokens``, grouped by forward bucket."""
-        groups: dict[int, list[bytes]] = {}
-        buckets, crc32 = self.buckets, zlib.crc32
-        for token in tokens:
-            group = groups.get(bucket := crc32(token) % buckets)
-            if group is None:
-                groups[bucket] = [token]
-            else:
-                group.append(token)
-        # RESP built here, not by wire.bulk_strings: its per-part type checks were most of the
-        # client's time for a batch of 10,000 new ids.
-        keys: list[bytes] = []
-        args: list[bytes] = []
-        ordered: list[bytes] = []
-        prefix = self._forward_prefix.encode()
-        for bucket, group in groups.items():
-            key = b"%s%d" % (prefix, bucket)
-            keys.append(b"$%d\r\n%s\r\n" % (len(key), key))
-            count = b"%d" % len(group)
-            args.append(b"$%d\r\n%s\r\n" % (len(count), count))
-            for token in group:
-                if len(token) <= MAX_FIELD_BYTES:
-                    args.append(b"$%d\r\n%s\r\n" % (len(token), token))
-                else:
-                    digest = field_of(token)
-                    args.append(
-                        b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(digest), digest, len(token), token)
-                    )
-            ordered += group
+        """One script call for distinct ``tokens``: their fields packed into one argument, a
+        byte of size and two of bucket index each (``RESOLVE_LUA``), built by C loops (``map``,
+        ``bytes.join``) rather than one Python step per argument."""
+        places, keys, key_count = self._places(tokens)
+        wholes: list[bytes] = []
+        if max(map(len, tokens), default=0) <= MAX_FIELD_BYTES:
+            fields, sizes = b"".join(tokens), bytes(map(len, tokens))
+        else:
+            fields, sizes, wholes = _packed_with_digests(tokens)
         head = [self.keys.id_map_marker_key(), self.keys.id_map_counter_key()]
         head += [self.keys.id_map_epoch_key(), quota.key if quota else QUOTA_PLACEHOLDER_KEY]
         tail = [self.marker, b"1" if create else b"0", self._reverse_prefix, INTERNAL_LIMIT]
         tail += [len(tokens), quota.limit if quota else 0, quota.ttl if quota else 0]
-        body = [wire.bulk_strings(head), *keys, wire.bulk_strings(tail), *args]
-        extra = sum(1 for token in tokens if len(token) > MAX_FIELD_BYTES)
-        parts = 3 + len(head) + len(keys) + len(tail) + len(args) + extra
-        numkeys = len(head) + len(keys)
+        tail += [fields, sizes, places, *wholes]
+        body = [wire.bulk_strings(head), keys, wire.bulk_strings(tail)]
+        numkeys = len(head) + key_count
+        parts = 3 + numkeys + len(tail)
         try:
             try:
                 command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
@@ -437,8 +500,27 @@ class IdMap:
             if message.startswith("IDMAP"):
                 raise IdMappingMismatch(message[len("IDMAP ") :]) from None
             raise
-        epoch, *internals = reply
-        return epoch, dict(zip(ordered, internals, strict=True))
+        epoch, internals = reply
+        ids = np.fromstring(internals, dtype=np.int64, sep=" ").tolist()  # C, not int() per id
+        return epoch, dict(zip(tokens, ids, strict=True))
+
+    def _places(self, tokens: Sequence[bytes]) -> tuple[bytes, bytes, int]:
+        """Each token's forward bucket as its index among the batch's buckets (two bytes,
+        little-endian), those buckets' keys as RESP, and how many there are. A big batch's by
+        numpy (formatting 8,000 keys one by one cost more than the rest of the look-up)."""
+        buckets, crc32 = self.buckets, zlib.crc32
+        prefix = self._forward_prefix.encode()
+        if len(tokens) >= NUMPY_FROM:
+            crcs = np.fromiter(map(crc32, tokens), dtype=np.uint64, count=len(tokens))
+            distinct, places = np.unique(crcs % buckets, return_inverse=True)
+            keys = _numbered_keys(prefix, distinct)
+            return places.astype("<u2").tobytes(), keys, len(distinct)
+        of_token = [crc32(token) % buckets for token in tokens]
+        index = {bucket: n for n, bucket in enumerate(dict.fromkeys(of_token))}
+        places_bytes = struct.pack(f"<{len(of_token)}H", *map(index.__getitem__, of_token))
+        names = [b"%s%d" % (prefix, bucket) for bucket in index]
+        keys = b"".join([b"$%d\r\n%s\r\n" % (len(name), name) for name in names])
+        return places_bytes, keys, len(names)
 
     def lookup(self, tokens: Sequence[bytes]) -> list[int | None]:
         """The internal id of each token, ``None`` if unknown, without allocating: plain

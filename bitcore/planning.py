@@ -9,7 +9,7 @@ marks the same few events in the same hour thousands of times a second.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any, NamedTuple
 
@@ -43,7 +43,7 @@ class Plan(NamedTuple):
     ``external``: the "offsets" are external ids' tokens, which the one writer
     (``BitCore._write``) maps to internal ids before anything is written."""
 
-    writes: dict[str, set[Any]]
+    writes: Mapping[str, Collection[Any]]  # sets, as planned; lists once the ids are mapped
     marks: int  # how many marks
     names: set[str]
     external: bool = False

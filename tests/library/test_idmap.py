@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid as uuid_module
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -110,6 +112,34 @@ def test_uuids_are_packed_only_in_their_lowercase_spelling() -> None:
     assert external_of(token_of(lower.upper())) == lower.upper()
 
 
+LOWER_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Strings of a UUID's length whose characters are mostly a UUID's (and what bytes.fromhex skips).
+near_uuids = st.text(st.sampled_from("0123456789abcdefABCDEF- \t\u0665"), min_size=36, max_size=36)
+
+
+@given(st.one_of(near_uuids, st.uuids().map(str)))
+def test_only_a_lowercase_dashed_uuid_is_packed(external: str) -> None:
+    """The packing's check (no regular expression: ``idmap._uuid_token``) against one."""
+    try:
+        token = idmap.check_token(external)
+    except ValueError:  # a tab: not printable, refused as any id would be
+        assert not external.isprintable()
+        return
+    if LOWER_UUID.fullmatch(external):
+        assert token == b"\x00" + uuid_module.UUID(external).bytes
+    else:
+        assert token == external.encode()
+
+
+@given(st.sets(st.integers(0, 2**32 - 1), max_size=300), st.binary(max_size=30))
+def test_bucket_keys_packed_by_numpy_are_those_formatted_one_by_one(
+    numbers: set[int], prefix: bytes
+) -> None:
+    by_numpy = idmap._numbered_keys(prefix, np.array(sorted(numbers), dtype=np.uint64))  # noqa: SLF001
+    one_by_one = [b"%s%d" % (prefix, n) for n in sorted(numbers)]
+    assert by_numpy == b"".join(b"$%d\r\n%s\r\n" % (len(key), key) for key in one_by_one)
+
+
 # --- marking and reading
 
 
@@ -195,6 +225,48 @@ def test_long_ids_are_stored_whole_behind_a_digest(mapped: BitCore) -> None:
     long_ids = ["a" * 128, "a" * 127 + "b", "ü" * 100]
     mapped.mark_many([("active", x, WHEN) for x in long_ids])
     assert set(mapped.MonthEvents("active", 2024, 5)) == set(long_ids)
+
+
+def test_a_batch_mixing_long_and_short_ids_maps_each(mapped: BitCore) -> None:
+    first: list[int | str] = ["a" * 128, "short", 12345, str(uuid_module.UUID(int=7)), "ü" * 100]
+    then: list[int | str] = ["b" * 41, *first[1:3], "z" * 40, first[0], "new"]
+    mapped.mark_many([("active", x, WHEN) for x in first])
+    mapped.mark_many([("active", x, WHEN) for x in then])
+    assert set(mapped.MonthEvents("active", 2024, 5)) == set(first) | set(then)
+    internals = [mapped.internal_id(x) for x in first + then]
+    assert sorted(set(internals)) == list(range(len(set(first) | set(then))))
+
+
+def test_a_batch_past_resolve_batch_is_several_script_calls(
+    mapped: BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idmap, "RESOLVE_BATCH", 100)
+    calls = []
+    real = idmap.IdMap._resolve
+
+    def counted(self: Any, tokens: Any, *args: Any) -> Any:
+        calls.append(len(tokens))
+        return real(self, tokens, *args)
+
+    monkeypatch.setattr(idmap.IdMap, "_resolve", counted)
+    ids = [f"user-{n}" for n in range(250)]
+    mapped.mark_many([("active", x, WHEN) for x in ids])
+    assert calls == [100, 100, 50]
+    assert set(mapped.MonthEvents("active", 2024, 5)) == set(ids)
+
+
+def test_a_big_batch_over_many_buckets_maps_each(redis_client: redis.Redis) -> None:
+    """Past the script's 2,000 ids per step and 256 buckets (a second byte of bucket index)."""
+    b = BitCore(redis_client, id_mapping=True, id_map_buckets=4096)
+    id_map = b._dataset_id_map()  # noqa: SLF001 - the map alone
+    assert id_map is not None
+    tokens = [idmap.token_of(f"user-{n}") for n in range(5_000)]
+    known = id_map.resolve(tokens[::2], create=True)
+    looked_up = id_map.resolve(tokens, create=False)
+    assert looked_up[::2] == known and set(looked_up[1::2]) == {-1}
+    every = id_map.resolve(tokens, create=True)
+    assert every[::2] == known and sorted(every) == list(range(5_000))
+    assert list(b.external_ids(every)) == [f"user-{n}" for n in range(5_000)]
 
 
 # --- the interface: internal_id, external_ids, forget_id
