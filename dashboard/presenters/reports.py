@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from bitcore import periods
 from bitcore.lifecycle import STATES, Lifecycle
 from bitcore.stickiness import Stickiness
 from dashboard.presenters.charts import axis
@@ -109,3 +111,17 @@ def lifecycle_rows(report: Lifecycle) -> list[dict[str, object]]:
 
 def stickiness_rows(report: Stickiness) -> list[dict[str, object]]:
     return list(report.as_dict()["histogram"])
+
+
+def lifecycle_in_progress(report: Lifecycle, now: datetime) -> str | None:
+    """The label of the report's last period when it is still in progress at ``now`` (its new,
+    returning and resurrecting users can still grow, its dormant ones shrink), else ``None``."""
+    if not report.periods or report.end < periods.period_of(report.kind, now):
+        return None
+    return report.periods[-1].period
+
+
+def stickiness_in_progress(report: Stickiness, now: datetime) -> bool:
+    """Whether the report's week or month is still in progress at ``now``: its users can still
+    move to more days."""
+    return report.period >= periods.period_of(report.period.kind, now)

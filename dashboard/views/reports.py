@@ -23,6 +23,7 @@ from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.reports import EVENT_CHOICES_ID, LifecycleForm, StickinessForm
 from dashboard.presenters import reports as present
+from dashboard.presenters.exports import download_name
 
 bp = Blueprint("reports", __name__)
 
@@ -146,13 +147,22 @@ def lifecycle_page() -> ResponseReturnValue:
     if reports is not None:
         report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
         data = _with_groups(report.as_dict(), groups)
+        current = present.lifecycle_in_progress(report, client.now())
+        data["in_progress"] = current
         rows = present.lifecycle_rows(report)
         shown = [
             (g.label, present.lifecycle_chart(r), present.lifecycle_rows(r)) for g, r in groups
         ]
-        context = {"chart": present.lifecycle_chart(report), "rows": rows, "groups": shown}
+        context = {
+            "chart": present.lifecycle_chart(report),
+            "rows": rows,
+            "groups": shown,
+            "current": current,
+        }
         columns, table = _grouped(present.LIFECYCLE_COLUMNS, rows, groups, present.lifecycle_rows)
-        csv = lambda: negotiation.csv_download(columns, table, "lifecycle.csv")  # noqa: E731
+        first, last = rows[0]["period"], rows[-1]["period"]
+        name = download_name("lifecycle", form.event.data, report.kind, str(first), str(last))
+        csv = lambda: negotiation.csv_download(columns, table, f"{name}.csv")  # noqa: E731
     return _respond(
         "lifecycle.html", "lifecycle", form, status, data, csv, message, limit, **context
     )
@@ -181,6 +191,7 @@ def stickiness_page() -> ResponseReturnValue:
     if reports is not None:
         report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
         data = _with_groups(report.as_dict(), groups)
+        data["in_progress"] = present.stickiness_in_progress(report, client.now())
         rows = present.stickiness_rows(report)
         shown = [
             (g.label, present.stickiness_chart(r), present.stickiness_rows(r)) for g, r in groups
@@ -192,7 +203,8 @@ def stickiness_page() -> ResponseReturnValue:
             "groups": shown,
         }
         columns, table = _grouped(present.STICKINESS_COLUMNS, rows, groups, present.stickiness_rows)
-        csv = lambda: negotiation.csv_download(columns, table, "stickiness.csv")  # noqa: E731
+        name = download_name("stickiness", form.event.data, report.period.kind, report.period)
+        csv = lambda: negotiation.csv_download(columns, table, f"{name}.csv")  # noqa: E731
     return _respond(
         "stickiness.html", "stickiness", form, status, data, csv, message, limit, **context
     )

@@ -139,3 +139,33 @@ def test_lifecycle_and_stickiness_compare_a_flag(client: FlaskClient, bc: bitcor
     assert "groups" not in client.get(LIFECYCLE).get_json()
     bad = client.get(LIFECYCLE + "&by=flag:nope&by=segment:some")
     assert bad.status_code == 400 and "by" in bad.get_json()["error"]["fields"]
+
+
+def test_a_period_still_in_progress_is_marked_and_past_ones_are_not(
+    client: FlaskClient, bc: bitcore.BitCore
+) -> None:
+    past = client.get(LIFECYCLE).get_json()
+    assert past["in_progress"] is None, "2026-W41 is over"
+    assert client.get(STICKINESS).get_json()["in_progress"] is False
+    bc.mark_event("active", 9)  # now
+    this_week = bitcore.periods.label(bitcore.periods.period_of("week", bc.now()))
+    current = client.get("/lifecycle.json?event=active&period=week&count=3").get_json()
+    assert current["in_progress"] == this_week == current["periods"][-1]["period"]
+    html = client.get("/lifecycle?event=active&period=week&count=3").get_data(as_text=True)
+    assert f"{this_week} is still in progress" in html
+    assert html.count("(in progress)") == 1, "only the last row is marked"
+    assert 'in-progress" x=' in html, "its bars are drawn as in progress"
+    sticky = client.get("/stickiness.json?event=active&period=week").get_json()
+    assert sticky["in_progress"] is True
+    page = client.get("/stickiness?event=active&period=week").get_data(as_text=True)
+    assert f"{this_week} is still in" in page
+
+
+def test_downloads_are_named_after_the_report_and_its_dates(client: FlaskClient) -> None:
+    lifecycle = client.get(LIFECYCLE.replace(".json", ".csv"))
+    assert (
+        'filename="lifecycle-active-week-2026-W39-2026-W41.csv"'
+        in lifecycle.headers["Content-Disposition"]
+    )
+    sticky = client.get(STICKINESS.replace(".json", ".csv"))
+    assert 'filename="stickiness-active-week-2026-W40.csv"' in sticky.headers["Content-Disposition"]
