@@ -245,6 +245,7 @@ def set_bits_atomically(
     registry_key: str | None = None,
     epoch: tuple[str, bytes] | None = None,
     firsts: Firsts | None = None,
+    placeholder: str = QUOTA_PLACEHOLDER_KEY,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
     ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
@@ -258,6 +259,10 @@ def set_bits_atomically(
     bit is set in the ever key and, where it was 0 there, in the first-time keys, in the same
     step; the budget counts every one of those keys as if all were set.
 
+    ``placeholder``: the key named in the script's KEYS for an unused quota, registry or epoch
+    (never touched); on Redis Cluster it must share the slot of the bitmaps (the sharded
+    layout's writer gives one behind the shard's hash tag).
+
     Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
     raises ``redis.ResponseError`` before any bit is set; Redis at its ``maxmemory`` raises
     ``redis.exceptions.OutOfMemoryError``, nothing written; connection errors are raised unchanged.
@@ -266,9 +271,11 @@ def set_bits_atomically(
         raise ValueError("event names need the registry_key they are added to")
     keys = [key for key, offsets in writes.items() if offsets]
     first = FirstTimeWrites.of(firsts or {}, len(keys))
-    gate = _Gate(quota, budget, tuple(names), registry_key, *(epoch or (None, None)))
+    epoch_key, epoch_value = epoch or (None, None)
+    gate = _Gate(quota, budget, tuple(names), registry_key, epoch_key, epoch_value, placeholder)
+    no_gate = _NO_GATE if placeholder == QUOTA_PLACEHOLDER_KEY else _no_gate(placeholder)
     if isinstance(redis_client, Pipeline):
-        return _queue(redis_client, keys, writes, gate, first)
+        return _queue(redis_client, keys, writes, gate, first, no_gate)
     every = [*keys, *first.keys]
     if sum(len(writes[key]) for key in keys) + first.bits <= SCRIPT_MAX_BITS:
         packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
@@ -284,7 +291,7 @@ def set_bits_atomically(
     for number, (chunk_keys, args) in enumerate(first.chunk_calls(MAX_FIRST_TIMES_PER_CALL)):
         if number > 0:  # the first chunk rides in the last transaction of plain bits
             transactions.append([])
-        head_keys, head_args = _NO_GATE.keys(()), _NO_GATE.args(True, ())
+        head_keys, head_args = no_gate.keys(()), no_gate.args(True, ())
         numkeys = len(head_keys) + len(chunk_keys)  # EVAL, not EVALSHA: no NOSCRIPT midway
         call = ("EVAL", GATE_LUA, numkeys, *head_keys, *chunk_keys, *head_args, *args)
         transactions[-1].append(wire.encode(*call))
@@ -314,6 +321,7 @@ def _queue(
     writes: Mapping[str, Collection[int]],
     gate: _Gate,
     first: FirstTimeWrites,
+    no_gate: _Gate,
 ) -> bool:
     """On a caller's pipeline (a client made from one, as bitmapist allows): queue script calls of
     at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``
@@ -328,7 +336,7 @@ def _queue(
         args = [*gate.args(True, names), *(pack_offsets(part) for _, part in call)]
         script(keys=call_keys, args=args)
     for chunk in first.chunk_calls(MAX_FIRST_TIMES_PER_CALL):
-        script(keys=[*_NO_GATE.keys(()), *chunk[0]], args=[*_NO_GATE.args(True, ()), *chunk[1]])
+        script(keys=[*no_gate.keys(()), *chunk[0]], args=[*no_gate.args(True, ()), *chunk[1]])
     return True
 
 
@@ -342,17 +350,19 @@ class _Gate:
     registry_key: str | None
     epoch_key: str | None = None
     epoch: bytes | None = None
+    placeholder: str = QUOTA_PLACEHOLDER_KEY
 
     def keys(self, names: tuple[str, ...]) -> list[str]:
         """KEYS[1..5]: the counters of the quotas, the registry and the id map's epoch,
         placeholders when unused."""
         budget = self.budget or _NO_BUDGET
+        none = self.placeholder
         return [
-            self.quota.key if self.quota else QUOTA_PLACEHOLDER_KEY,
-            budget.bytes_quota.key if budget.bytes_quota else QUOTA_PLACEHOLDER_KEY,
-            budget.new_names_quota.key if budget.new_names_quota else QUOTA_PLACEHOLDER_KEY,
-            self.registry_key if names and self.registry_key else QUOTA_PLACEHOLDER_KEY,
-            self.epoch_key or QUOTA_PLACEHOLDER_KEY,
+            self.quota.key if self.quota else none,
+            budget.bytes_quota.key if budget.bytes_quota else none,
+            budget.new_names_quota.key if budget.new_names_quota else none,
+            self.registry_key if names and self.registry_key else none,
+            self.epoch_key or none,
         ]
 
     def args(self, write: bool, names: tuple[str, ...]) -> list[str | int | bytes]:
@@ -428,6 +438,11 @@ def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
 _NO_BUDGET = Budget()
 #: The gate of a call that only sets first-time bits, checked and counted by an earlier call.
 _NO_GATE = _Gate(None, None, (), None)
+
+
+def _no_gate(placeholder: str) -> _Gate:
+    """``_NO_GATE`` naming ``placeholder`` for its unused keys."""
+    return _Gate(None, None, (), None, placeholder=placeholder)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from bitcore.connection import connect
+from bitcore.connection import connect, connect_url
 
 STARTUP_TIMEOUT = 15.0
 _MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux
@@ -275,6 +275,6 @@ def default_redis() -> redis.Redis:
     ``default_maxmemory()``); either way a client made by ``connection.connect``."""
     url = os.environ.get("REDIS_URL")
     if url:
-        return connect(url)
+        return connect_url(url)  # type: ignore[return-value]
     data_dir = os.environ.get("BITCORE_DATA_DIR", "instance")
     return start(data_dir, maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY")).client()

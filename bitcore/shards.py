@@ -1,0 +1,177 @@
+"""The sharded layout's I/O: which Redis holds a shard, the registry of shards in use, a shard's
+share of a write, and a pipeline that runs a bitmap's steps inside one shard.
+
+On a single Redis every shard is on that Redis; on Redis Cluster a shard lives on the primary
+that owns its hash tag's slot (``KeyLayout`` names the keys: ``ShardedKeyLayout``). Every command
+sent for a shard names only that shard's keys, so it never spans slots. The client
+(``BitCore``) decides *what* to run per shard; this module knows *where* and *how*.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+from redis.cluster import RedisCluster
+
+from bitcore.first_time_writes import Firsts
+from bitcore.keys import SEGMENT_NAMESPACE, ShardedKeyLayout
+
+
+class ShardedLayoutUnsupported(NotImplementedError):
+    """Something the flat layout does that the sharded layout (or a Redis Cluster) does not do
+    yet, or cannot: raised before anything is read or written, never a wrong answer."""
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a redis-py Redis Cluster client."""
+    return isinstance(client, RedisCluster)
+
+
+class Router:
+    """Where each shard of one prefix lives, and which shards are in use.
+
+    ``redis_client``: a ``redis.Redis`` (every shard there) or a ``RedisCluster`` (a shard on the
+    primary owning its slot). The shards a process has registered are remembered, so a write
+    registers a shard once per process (``register``)."""
+
+    def __init__(self, redis_client: Any, layout: ShardedKeyLayout) -> None:
+        if isinstance(redis_client, Pipeline):
+            raise ShardedLayoutUnsupported(
+                "the sharded layout writes per shard at once: give BitCore a client, not a pipeline"
+            )
+        self.redis = redis_client
+        self.layout = layout
+        self.cluster = is_cluster(redis_client)
+        self._registered: set[int] = set()
+        self._lock = threading.Lock()
+
+    def node(self, shard: int) -> redis.Redis:
+        """The ``redis.Redis`` that holds ``shard``'s keys (the primary of its slot)."""
+        if not self.cluster:
+            return self.redis  # type: ignore[no-any-return]
+        found = self.redis.get_node_from_key(self.layout.shard_tag(shard))
+        if found.redis_connection is None:
+            self.redis.nodes_manager.initialize()
+            found = self.redis.get_node_from_key(self.layout.shard_tag(shard))
+        return found.redis_connection  # type: ignore[no-any-return]
+
+    def by_node(self, shards: Iterable[int]) -> list[tuple[redis.Redis, list[int]]]:
+        """``shards`` grouped by the Redis holding them, each group ascending."""
+        groups: dict[int, tuple[redis.Redis, list[int]]] = {}
+        for shard in sorted(set(shards)):
+            node = self.node(shard)
+            groups.setdefault(id(node), (node, []))[1].append(shard)
+        return list(groups.values())
+
+    def primaries(self) -> list[redis.Redis]:
+        """Every Redis that may hold keys: the one, or each primary of the cluster."""
+        if not self.cluster:
+            return [self.redis]
+        return [node.redis_connection for node in self.redis.get_primaries()]
+
+    def shards(self) -> list[int]:
+        """The shards in use under the prefix, ascending (the registry ``shards_key``)."""
+        members = self.redis.smembers(self.layout.shards_key())
+        return sorted(int(member) for member in members)
+
+    def register(self, shards: Collection[int]) -> None:
+        """Add ``shards`` to the registry (once per process and shard: a set add is idempotent,
+        so two processes racing add the same member)."""
+        new = set(shards) - self._registered
+        if not new:
+            return
+        self.redis.sadd(self.layout.shards_key(), *sorted(new))
+        with self._lock:
+            self._registered |= new
+
+    def forget_registered(self) -> None:
+        """Forget which shards this process registered (their registry was deleted)."""
+        with self._lock:
+            self._registered.clear()
+
+    def placeholder(self, shard: int) -> str:
+        """The writer script's key for what a write does not use, in ``shard``'s slot."""
+        return self.layout.shard_key(f"{SEGMENT_NAMESPACE}quota:none", shard)
+
+
+def split_writes(
+    layout: ShardedKeyLayout, writes: Mapping[str, Collection[int]]
+) -> dict[int, dict[str, set[int]]]:
+    """A plan's ``{flat key: ids}`` as ``{shard: {shard key: local offsets}}``.
+
+    >>> split_writes(ShardedKeyLayout(), {"k": {1, (1 << 20) + 2}})
+    {0: {'{trackist_s0}k': {1}}, 1: {'{trackist_s1}k': {2}}}
+    """
+    out: dict[int, dict[str, set[int]]] = defaultdict(dict)
+    bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    for key, ids in writes.items():
+        for user in ids:
+            shard = user >> bits
+            shard_keys = out[shard]
+            name = layout.shard_key(key, shard)
+            shard_keys.setdefault(name, set()).add(user & mask)
+    return dict(sorted(out.items()))
+
+
+def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str, dict[Any, Any]]]:
+    """A plan's first-time groups (``{ever key: {first-time keys: ids}}``) per shard, in that
+    shard's keys and local offsets."""
+    out: dict[int, dict[str, dict[Any, Any]]] = defaultdict(dict)
+    bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    for ever, groups in firsts.items():
+        for targets, ids in groups.items():
+            for user in ids:
+                shard = user >> bits
+                key = layout.shard_key(ever, shard)
+                named = tuple(layout.shard_key(t, shard) for t in targets)
+                out[shard].setdefault(key, {}).setdefault(named, set()).add(user & mask)
+    return dict(out)
+
+
+#: Pipeline commands whose arguments are all keys (after the command's own leading arguments).
+_ALL_KEYS = frozenset({"unlink", "delete", "exists"})
+#: Pipeline commands that take one key first, then other arguments.
+_ONE_KEY = frozenset(
+    {"expire", "pexpire", "append", "bitcount", "getrange", "strlen", "pttl", "ttl"}
+)
+
+
+class ShardPipe:
+    """A redis-py pipeline seen through one shard: the commands a bitmap's ``build``/``steps``
+    queue name flat keys, and are queued on the shard's keys instead.
+
+    Only the commands bitcore's bit operations, years and segments use are known (``BITOP``,
+    ``EXPIRE``, ``APPEND``, ``RENAME``, ``UNLINK``, ``BITCOUNT``, ``GETRANGE``, ``STRLEN`` ...);
+    anything else raises ``ShardedLayoutUnsupported`` rather than run on a flat key."""
+
+    def __init__(self, pipe: Pipeline, layout: ShardedKeyLayout, shard: int) -> None:
+        self._pipe = pipe
+        self._layout = layout
+        self.shard = shard
+
+    def _key(self, key: str | bytes) -> str:
+        name = key.decode() if isinstance(key, bytes) else key
+        return self._layout.shard_key(name, self.shard)
+
+    def bitop(self, op: str, dest: str, *keys: str) -> ShardPipe:
+        self._pipe.bitop(op, self._key(dest), *map(self._key, keys))
+        return self
+
+    def rename(self, src: str, dst: str) -> ShardPipe:
+        self._pipe.rename(self._key(src), self._key(dst))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._pipe, name)
+        if name in _ALL_KEYS:
+            return lambda *keys: method(*map(self._key, keys))
+        if name in _ONE_KEY:
+            return lambda key, *args, **kwargs: method(self._key(key), *args, **kwargs)
+        if name == "execute":
+            return method
+        raise ShardedLayoutUnsupported(f"{name} has no sharded form yet")
