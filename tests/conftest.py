@@ -61,6 +61,20 @@ def cluster_client(redis_cluster: cluster_support.LocalCluster) -> Iterator[Redi
     client.close()
 
 
+#: The three ways bitcore can keep its data: bitmapist's flat layout on one Redis, the sharded
+#: layout on one Redis, and the sharded layout on the session's Redis Cluster.
+LAYOUTS = ("flat", "sharded", "cluster")
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout_bc(request: pytest.FixtureRequest, redis_client: redis.Redis) -> bitcore.BitCore:
+    """A ``BitCore`` on an empty Redis, once per entry of ``LAYOUTS``: a test that takes it
+    checks the same answers on single-flat, single-sharded and the cluster."""
+    if request.param == "cluster":
+        return bitcore.BitCore(request.getfixturevalue("cluster_client"))
+    return bitcore.BitCore(redis_client, layout=request.param)
+
+
 @pytest.fixture(scope="session")
 def redis_url(redis_server: embedded.EmbeddedRedis) -> str:
     return redis_server.url

@@ -1,0 +1,171 @@
+"""The sharded layout (issue 17): the same answers as the flat layout, on one Redis and on a real
+Redis Cluster, with every key of a shard in one slot and a shard's keys only where it has users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import redis
+from cluster_support import LocalCluster
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+
+import bitcore
+from bitcore import periods
+from bitcore.keys import ShardedKeyLayout, layout_named
+from bitcore.segments import evaluate, parse_expression
+from bitcore.shards import ShardedLayoutUnsupported
+
+MAY = datetime(2024, 5, 7, 13)
+SHARD = 1 << 20
+#: Users in shards 0, 1 and 7: a test over them crosses shards and leaves holes between them.
+USERS = [0, 5, SHARD, SHARD + 3, 7 * SHARD, 7 * SHARD + 9]
+
+
+def _mark(b: bitcore.BitCore) -> None:
+    b.mark_many([("a", u, MAY) for u in USERS] + [("b", u, MAY) for u in USERS[::2]])
+    b.mark_unique("vip", SHARD + 3)
+
+
+def test_layout_is_chosen_per_client(
+    redis_client: redis.Redis, cluster_client: RedisCluster
+) -> None:
+    assert bitcore.BitCore(redis_client).layout == "flat"
+    assert bitcore.BitCore(redis_client, layout="sharded").layout == "sharded"
+    assert bitcore.BitCore(cluster_client).layout == "sharded"
+    with pytest.raises(ValueError, match="flat layout cannot run on a Redis Cluster"):
+        bitcore.BitCore(cluster_client, layout="flat")
+    with pytest.raises(ValueError, match="one of flat, sharded"):
+        bitcore.BitCore(redis_client, layout="round")
+    with pytest.raises(ValueError, match="shard_bits"):
+        bitcore.BitCore(redis_client, layout="sharded", shard_bits=8)
+
+
+def test_the_environment_asks_for_a_cluster(
+    redis_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"redis://127.0.0.1:{redis_cluster.primaries[0].port}/0"
+    monkeypatch.setenv("BITCORE_REDIS_CLUSTER", "1")
+    assert isinstance(bitcore.BitCore(url).redis, RedisCluster)
+    monkeypatch.setenv("REDIS_URL", url)
+    from_env = bitcore.BitCore()
+    assert isinstance(from_env.redis, RedisCluster) and from_env.layout == "sharded"
+
+
+def test_every_key_of_a_shard_shares_one_slot() -> None:
+    layout = ShardedKeyLayout()
+    flat = layout_named("flat")
+    names = [
+        flat.event_key("a", periods.month(2024, 5)),
+        flat.unique_key("_seen"),
+        flat.first_time_key("a", periods.day(2024, 5, 7)),
+        flat.ever_key("a"),
+        flat.bitop_key("AND", ["trackist_a_2024-5", "trackist_b_2024-5"]),
+        flat.segment_scratch_prefix() + "0" * 40,
+    ]
+    for shard in (0, 1, 4095):
+        slots = {key_slot(layout.shard_key(name, shard).encode()) for name in names}
+        assert len(slots) == 1
+    assert layout.parse_shard_key("trackist_a_2024-5") is None
+    assert layout.parse_shard_key("{trackist_sx}a") is None
+
+
+def test_a_shard_holds_only_its_own_range(redis_client: redis.Redis) -> None:
+    b = bitcore.BitCore(redis_client, layout="sharded")
+    b.mark_event("a", 7 * SHARD + 9, now=MAY)
+    key = "trackist_a_2024-5"
+    assert redis_client.strlen("{trackist_s7}" + key) == 2  # bit 9 of the shard: two bytes
+    assert not redis_client.exists("{trackist_s0}" + key, key)
+    assert redis_client.smembers("bitcore:shards:trackist_") == {b"7"}
+
+
+def test_reads_answer_as_the_flat_layout_does(layout_bc: bitcore.BitCore) -> None:
+    _mark(layout_bc)
+    a, b = layout_bc.MonthEvents("a", 2024, 5), layout_bc.MonthEvents("b", 2024, 5)
+    assert len(a) == 6 and len(b) == 3
+    assert list(a) == USERS
+    assert list(a & b) == USERS[::2]
+    assert list(~b) == USERS[1::2]
+    assert list(layout_bc.BitOpXor(a, b)) == USERS[1::2]
+    assert list(a | layout_bc.DayEvents("nothing", 2024, 5, 7)) == USERS
+    assert 7 * SHARD + 9 in a and 7 * SHARD + 8 not in a and 3 * SHARD not in a
+    assert len(layout_bc.YearEvents("a", 2024)) == 6
+    assert list(layout_bc.UniqueEvents("vip")) == [SHARD + 3]
+    assert layout_bc.count_once(a & ~b) == 3
+    assert sorted(layout_bc.get_event_names()) == ["a", "b", "vip"]
+
+
+def test_iteration_is_ascending_across_shards_in_any_slice(layout_bc: bitcore.BitCore) -> None:
+    _mark(layout_bc)
+    a = layout_bc.MonthEvents("a", 2024, 5)
+    assert list(layout_bc.iter_members(a, chunk_bytes=4096)) == USERS
+    assert list(layout_bc.iter_members(a & a, chunk_bytes=5000)) == USERS
+
+
+def test_unmarks_and_deletes(layout_bc: bitcore.BitCore) -> None:
+    _mark(layout_bc)
+    layout_bc.unmark_event("a", SHARD, now=MAY)
+    layout_bc.unmark_unique("vip", SHARD + 3)
+    assert SHARD not in layout_bc.MonthEvents("a", 2024, 5)
+    assert len(layout_bc.UniqueEvents("vip")) == 0
+    layout_bc.DayEvents("b", 2024, 5, 7).delete()
+    assert len(layout_bc.DayEvents("b", 2024, 5, 7)) == 0
+    ab = layout_bc.MonthEvents("a", 2024, 5) & layout_bc.MonthEvents("b", 2024, 5)
+    assert layout_bc.delete_temporary_bitop_keys() > 0
+    assert len(ab) == 2  # computed again when read: data was kept
+    assert layout_bc.delete_all_events() > 0
+    assert len(layout_bc.universe_bitmap()) == 0
+    assert layout_bc.get_event_names() == []
+    layout_bc.mark_event("c", 3 * SHARD, now=MAY)  # the registry of shards starts afresh
+    assert list(layout_bc.MonthEvents("c", 2024, 5)) == [3 * SHARD]
+
+
+def test_first_time_bitmaps_are_kept_per_shard(layout_bc: bitcore.BitCore) -> None:
+    layout_bc.mark_event("a", 7 * SHARD, now=datetime(2024, 5, 7))
+    layout_bc.mark_event("a", 7 * SHARD, now=datetime(2024, 5, 8))
+    if layout_bc.layout == "flat":
+        day8 = layout_bc.redis.bitcount(layout_bc.keys.first_time_key("a", periods.day(2024, 5, 8)))
+        day7 = layout_bc.redis.bitcount(layout_bc.keys.first_time_key("a", periods.day(2024, 5, 7)))
+    else:
+        layout = layout_bc.keys
+        assert isinstance(layout, ShardedKeyLayout)
+        node = layout_bc._router.node(7)  # type: ignore[union-attr]
+        day8 = node.bitcount(
+            layout.shard_key(layout.first_time_key("a", periods.day(2024, 5, 8)), 7)
+        )
+        day7 = node.bitcount(
+            layout.shard_key(layout.first_time_key("a", periods.day(2024, 5, 7)), 7)
+        )
+    assert (day7, day8) == (1, 0)
+
+
+def test_segments_evaluate_per_shard(layout_bc: bitcore.BitCore) -> None:
+    _mark(layout_bc)
+
+    def unknown(name: str) -> object:
+        raise KeyError(name)
+
+    month = periods.month(2024, 5)
+    tree = parse_expression("(a and not b) or unique(vip)")
+    segment = evaluate(tree, layout_bc, month, unknown)  # type: ignore[arg-type]
+    assert list(segment) == [5, SHARD + 3, 7 * SHARD + 9]
+    assert layout_bc.count_once(evaluate(tree, layout_bc, month, unknown, compute=False)) == 3  # type: ignore[arg-type]
+
+
+def test_what_the_sharded_layout_does_not_do_yet_is_refused(
+    redis_client: redis.Redis, cluster_client: RedisCluster
+) -> None:
+    for client in (
+        bitcore.BitCore(redis_client, layout="sharded"),
+        bitcore.BitCore(cluster_client),
+    ):
+        with pytest.raises(ShardedLayoutUnsupported, match="budgets"):
+            client.mark_many([("a", 1)], budget=bitcore.bulk.Budget(max_bytes=100))
+        with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded"):
+            client.require_flat("the cohort engine")
+        assert len(client.universe_bitmap()) == 0  # nothing was written
+    with pytest.raises(ShardedLayoutUnsupported, match="id map"):
+        bitcore.BitCore(redis_client, layout="sharded", id_mapping=True)
+    with pytest.raises(ShardedLayoutUnsupported, match="pipeline"):
+        bitcore.BitCore(redis_client.pipeline(), layout="sharded")
