@@ -301,6 +301,44 @@ def set_bits_atomically(
     return True
 
 
+def small_write(
+    writes: Mapping[str, Collection[int]],
+    firsts: Firsts | None = None,
+    placeholder: str = QUOTA_PLACEHOLDER_KEY,
+) -> tuple[bytes, bytes] | None:
+    """The gate script call that sets ``writes`` (and ``firsts``) at once, with no quota, budget,
+    names or epoch, as ``(EVALSHA command, EVAL command)`` in RESP; ``None`` when it is over
+    ``SCRIPT_MAX_BITS`` (write it with ``set_bits_atomically``). Several of these (one per shard
+    of the sharded layout) go to one Redis in one round trip: ``send_small_writes``."""
+    keys = [key for key, offsets in writes.items() if offsets]
+    first = FirstTimeWrites.of(firsts or {}, len(keys))
+    if sum(len(writes[key]) for key in keys) + first.bits > SCRIPT_MAX_BITS:
+        return None
+    gate = _no_gate(placeholder)
+    every = [*keys, *first.keys]
+    packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
+    tail = first.tail()
+    return (
+        gate.command(every, packed, True, tail),
+        gate.command(every, packed, True, tail, by_sha=False),
+    )
+
+
+def send_small_writes(redis_client: redis.Redis, calls: list[tuple[bytes, bytes]]) -> None:
+    """Send ``small_write`` calls to one Redis in one round trip (each atomic on its own); if the
+    server lacks the script, once more with ``EVAL`` (setting bits twice sets the same bits).
+    A key of the wrong type or a full Redis raises, as ``set_bits_atomically`` does."""
+    if not calls:
+        return
+    try:
+        try:
+            wire.round_trip(redis_client, [by_sha for by_sha, _ in calls])
+        except redis.exceptions.NoScriptError:
+            wire.round_trip(redis_client, [by_eval for _, by_eval in calls])
+    except redis.ResponseError as error:
+        raise _out_of_memory(error) from None
+
+
 def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) -> None:
     """Clear bit ``offset`` of every key (an unmark: the universe and the registry are left as they
     are, since the user was seen), in one ``MULTI``/``EXEC``; on a pipeline, queued for the caller's
@@ -381,6 +419,26 @@ class _Gate:
             *names,
         ]
 
+    def command(
+        self,
+        keys: list[str],
+        packed: list[bytes],
+        write: bool,
+        tail: list[bytes] | tuple[()] = (),
+        *,
+        by_sha: bool = True,
+    ) -> bytes:
+        """One call of ``GATE_LUA`` as RESP: ``EVALSHA`` (``EVAL``, which also loads the script,
+        when not ``by_sha``). ``tail``: the first-time section after the bitmaps' offsets."""
+        head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
+        head_keys, head_args = head(self, write)
+        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
+        body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
+        body.append(wire.bulk_strings(tail))
+        numkeys = _HEAD_KEYS + len(keys)
+        script = ("EVALSHA", GATE_SHA) if by_sha else ("EVAL", GATE_LUA)
+        return wire.command(parts, (*script, numkeys), body)
+
     def call(
         self,
         redis_client: redis.Redis,
@@ -391,18 +449,12 @@ class _Gate:
     ) -> bool:
         """One call of ``GATE_LUA`` (loaded on first use): True when allowed. ``tail``: the
         first-time section after the bitmaps' offsets."""
-        head = _encoded_head if len(self.names) <= _CACHED_NAMES else _encoded_head.__wrapped__
-        head_keys, head_args = head(self, write)
-        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
-        body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
-        body.append(wire.bulk_strings(tail))
-        numkeys = _HEAD_KEYS + len(keys)
         try:
             try:
-                command = wire.command(parts, ("EVALSHA", GATE_SHA, numkeys), body)
+                command = self.command(keys, packed, write, tail)
                 [reply] = wire.round_trip(redis_client, [command])
             except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
-                command = wire.command(parts, ("EVAL", GATE_LUA, numkeys), body)
+                command = self.command(keys, packed, write, tail, by_sha=False)
                 [reply] = wire.round_trip(redis_client, [command])
         except redis.ResponseError as error:
             raise _out_of_memory(error) from None

@@ -484,8 +484,10 @@ class BitCore:
     ) -> bool:
         """The one writer on the sharded layout: the plan split per shard (``shards.split_writes``),
         each shard's bits (and first times) set by the gate script on the Redis holding it, all
-        of one shard atomically; the shards joined to the registry of shards first (a reader never
-        misses a written shard), the names to the registry of names after."""
+        of one shard atomically (the small shards of one node in one round trip, a big shard as
+        ``bulk.set_bits_atomically`` writes a big batch); the shards joined to the registry of
+        shards first (a reader never misses a written shard), the names to the registry of names
+        after."""
         if quota is not None or budget is not None:
             raise ShardedLayoutUnsupported(
                 "write quotas and budgets (the tracking endpoint's limits) are not built for the "
@@ -495,13 +497,19 @@ class BitCore:
         per_shard = shards.split_writes(self._sharded, plan.writes)
         firsts = shards.split_firsts(self._sharded, plan.firsts) if self.track_first_time else {}
         self._router.register([*per_shard, *firsts])
-        for shard in sorted({*per_shard, *firsts}):
-            bulk.set_bits_atomically(
-                self._router.node(shard),
-                per_shard.get(shard, {}),
-                firsts=firsts.get(shard),
-                placeholder=self._router.placeholder(shard),
-            )
+        for node, group in self._router.by_node([*per_shard, *firsts]):
+            small = []
+            for shard in group:
+                writes, shard_firsts = per_shard.get(shard, {}), firsts.get(shard)
+                placeholder = self._router.placeholder(shard)
+                call = bulk.small_write(writes, shard_firsts, placeholder)
+                if call is not None:
+                    small.append(call)
+                else:
+                    bulk.set_bits_atomically(
+                        node, writes, firsts=shard_firsts, placeholder=placeholder
+                    )
+            bulk.send_small_writes(node, small)  # the node's small shards: one round trip
         names = plan.names - {self.universe}
         if names:
             registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()

@@ -169,3 +169,19 @@ def test_what_the_sharded_layout_does_not_do_yet_is_refused(
         bitcore.BitCore(redis_client, layout="sharded", id_mapping=True)
     with pytest.raises(ShardedLayoutUnsupported, match="pipeline"):
         bitcore.BitCore(redis_client.pipeline(), layout="sharded")
+
+
+def test_a_write_over_many_shards_is_one_round_trip_per_node(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bitcore import wire
+
+    b = bitcore.BitCore(redis_client, layout="sharded")
+    b.mark_event("warm", 1)  # the registry of shards and the dataset check are done once
+    b._router.register(range(8))  # type: ignore[union-attr]
+    sent: list[int] = []
+    real = wire.round_trip
+    monkeypatch.setattr(wire, "round_trip", lambda r, cmds: sent.append(len(cmds)) or real(r, cmds))
+    b.mark_many([("a", shard * SHARD + 1, MAY) for shard in range(8)])
+    assert sent == [8]  # eight shards' script calls, one round trip
+    assert list(b.MonthEvents("a", 2024, 5)) == [shard * SHARD + 1 for shard in range(8)]
