@@ -134,6 +134,7 @@ def cohort_cell(
     """The users of the cohort of ``cohort`` (``offset`` ``None``: the row's "size"), or of its
     cell ``offset`` periods later: those of the cohort who did the return selections then.
     ``first_times``: the cohort is who did ``select1`` for the first time in ``cohort``."""
+    client.require_flat("drill-down")
     select1, select1b, select2, select2b = selections
     if first_times:
         operands = [_first_time_users(client, select1, cohort)]
@@ -255,6 +256,7 @@ def funnel_rows(
     window: int,
 ) -> list[list[Bitmap]]:
     """Each step's bitmap in each window period (step 1: its start period alone)."""
+    client.require_flat("drill-down")
     window_periods = [_shifted(start, offset) for offset in range(window)]
     first = [sources[0].bitmap(client, start)]
     return [first, *([s.bitmap(client, p) for p in window_periods] for s in sources[1:])]
@@ -271,6 +273,7 @@ def funnel_step(
     """The users who reached step ``position`` (1-based) of the funnel of ``sources`` from
     ``start`` over ``window`` periods, or (``dropoff``) who reached the step before and not this
     one: ``len`` is that step's ``count`` / ``drop_off`` in ``bitcore.funnel.funnel``."""
+    client.require_flat("drill-down")
     if not 1 <= position <= len(sources):
         raise ValueError(f"the funnel has steps 1 to {len(sources)}, not {position}")
     if dropoff and position == 1:

@@ -112,6 +112,7 @@ def forget(
     (``client.forget_id``); ``dry_run`` counts the same and writes nothing. ``progress`` is called
     with the number of keys of each batch scanned (for a progress bar: ``DBSIZE`` bounds the
     total)."""
+    client.require_flat("erasure (forget)")
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     internal = client.internal_id(user_id)

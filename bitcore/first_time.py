@@ -48,11 +48,13 @@ class StoredBitmap(Bitmap):
 def first_time_bitmap(client: BitCore, event_name: str, period: periods.Period) -> StoredBitmap:
     """Who did ``event_name`` for the first time ever during ``period`` (hour, day, week, month;
     a year is the OR of its months)."""
+    client.require_flat("first-time bitmaps")
     return StoredBitmap(client, client.keys.first_time_key(event_name, period))
 
 
 def ever_bitmap(client: BitCore, event_name: str) -> StoredBitmap:
     """Everyone the writer (or a rebuild) ever saw do ``event_name``."""
+    client.require_flat("first-time bitmaps")
     return StoredBitmap(client, client.keys.ever_key(event_name))
 
 
@@ -69,6 +71,7 @@ class RebuildResult:
 def history(client: BitCore, scan_batch: int = SCAN_BATCH) -> dict[str, dict[str, list[str]]]:
     """``{event: {kind: [period suffix, ...]}}`` of every event key under the prefix, found with
     SCAN in batches of ``scan_batch`` (unique keys, the universe and bit-op results left out)."""
+    client.require_flat("first-time history")
     found: dict[str, dict[str, list[str]]] = {}
     for key in client.redis.scan_iter(match=client.keys.all_keys_pattern(), count=scan_batch):
         parsed = client.keys.parse_event_key(key)
@@ -95,6 +98,7 @@ def rebuild_first_time(
     own first-time bits unless they fall in a period rebuilt after they were written, which then
     gets history's answer (the same one, for marks written in time order).
     """
+    client.require_flat("rebuilding first-time bitmaps")
     done_key = client.keys.first_time_rebuilt_key()
     if restart:
         client.redis.delete(done_key)

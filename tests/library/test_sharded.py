@@ -185,3 +185,26 @@ def test_a_write_over_many_shards_is_one_round_trip_per_node(
     b.mark_many([("a", shard * SHARD + 1, MAY) for shard in range(8)])
     assert sent == [8]  # eight shards' script calls, one round trip
     assert list(b.MonthEvents("a", 2024, 5)) == [shard * SHARD + 1 for shard in range(8)]
+
+
+def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wrongly(
+    redis_client: redis.Redis,
+) -> None:
+    from bitcore import overview
+    from bitcore.cohort.engine import cohort_table
+    from bitcore.funnel import funnel
+    from bitcore.lifecycle import lifecycle
+
+    b = bitcore.BitCore(redis_client, layout="sharded")
+    _mark(b)
+    reports = [
+        lambda: cohort_table(b, "a", "b", time_group="days", num_results=3, num_of_rows=2),
+        lambda: funnel(b, ["a", "b"], periods.month(2024, 5), 1),
+        lambda: lifecycle(b, "a", "month", 2, periods.month(2024, 5)),
+        lambda: overview.overview(b, MAY.date()),
+        lambda: b.forget(5),
+    ]
+    for report in reports:
+        with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
+            report()
+    assert len(b.MonthEvents("a", 2024, 5)) == len(USERS)  # nothing was touched
