@@ -969,6 +969,53 @@ class BitCore:
 
     # --- the sharded layout: every read and computation runs per shard, then adds up
 
+    def shard_view(self, shard: int) -> BitCore:
+        """A flat-layout client on the Redis holding ``shard``, under the prefix
+        ``<tag><prefix>``: it names the shard's keys exactly as this client stores them (events,
+        flags, the universe, first-time bitmaps) and its ids are the shard's local offsets. A
+        report computed on every shard's view and added up is the report of the whole dataset
+        (the cohort engine and funnels do so). Made on first use, again after a failover moved
+        the shard to another node."""
+        if self._sharded is None or self._router is None:
+            raise ValueError("only a client of the sharded layout has shard views")
+        node = self._router.node(shard)
+        views: dict[int, BitCore] = self.__dict__.setdefault("_views", {})
+        view = views.get(shard)
+        if view is None or view.redis is not node:
+            view = views[shard] = BitCore(
+                node,
+                key_prefix=self._sharded.shard_tag(shard) + self.keys.prefix,
+                track_hourly=self.track_hourly,
+                track_unique=self.track_unique,
+                timezone=self.tz,
+                universe=self.universe,
+                bitop_ttl_open=self.bitop_ttl_open,
+                bitop_ttl_closed=self.bitop_ttl_closed,
+                remember_bitop_keys=0,
+                iter_chunk_bytes=self.iter_chunk_bytes,
+                track_first_time=self.track_first_time,
+                layout=FLAT,
+            )
+        return view
+
+    def shards_in_use(self) -> list[int]:
+        """The shards in use, ascending (the sharded layout only)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._router.shards()
+
+    def shard_key(self, key: str, shard: int) -> str:
+        """Where shard ``shard`` of the flat-named ``key`` lives (``ShardedKeyLayout``)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shard keys")
+        return self._sharded.shard_key(key, shard)
+
+    def shard_views(self) -> list[BitCore]:
+        """``shard_view`` of every shard in use, ascending."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shard views")
+        return [self.shard_view(shard) for shard in self._router.shards()]
+
     def _flat_name(self, key: bytes | str) -> bytes | str:
         """A stored key's flat name (the shard's tag taken off, on the sharded layout)."""
         if self._sharded is None:

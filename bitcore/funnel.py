@@ -219,7 +219,16 @@ def funnel_trend(
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
+    if client.layout == "flat":
+        counts = _count(client, sources, starts, window, max_bytes, round_trip_bytes, where)
+    else:  # per shard, added up: a user is in one shard, so every count is a sum
+        counts = [[0] * len(sources) for _ in starts]
+        for view in client.shard_views():
+            part = _count(view, sources, starts, window, max_bytes, round_trip_bytes, where)
+            counts = [
+                [a + b for a, b in zip(x, y, strict=True)]
+                for x, y in zip(counts, part, strict=True)
+            ]
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row, client)

@@ -22,9 +22,10 @@ No zero padding anywhere. Years have no key of their own: a year is the OR of it
 That is the *flat* layout (``KeyLayout``), the default on a single Redis. The *sharded* layout
 (``ShardedKeyLayout``, for Redis Cluster) names the same keys, then splits every bitmap by user-id
 range: shard ``s = id >> shard_bits`` holds the bits of ids ``[s << shard_bits, (s + 1) <<
-shard_bits)`` at offsets ``id - (s << shard_bits)`` under ``{<prefix>s<s>}<flat key>``. The hash
-tag puts every key of one shard (events, periods, flags, the universe, first-time bitmaps, bit-op
-results and scratch registers) in one cluster slot, so a BITOP, script or transaction over them
+shard_bits)`` at offsets ``id - (s << shard_bits)``, under the flat key with the tag
+``{<prefix>s<s>}`` put before its prefix (``ShardedKeyLayout.shard_key``). The hash tag puts
+every key of one shard (events, periods, flags, the universe, first-time bitmaps, bit-op results
+and scratch registers) in one cluster slot, so a BITOP, script or transaction over them
 never spans slots; a shard's keys exist only for ranges that have users. The shards in use are
 listed in ``bitcore:shards:<prefix>`` (a set). Keys that are not per user (registries, segments,
 locks, rate limits) keep their flat names: each is one key, in one slot.
@@ -32,8 +33,8 @@ locks, rate limits) keep their flat names: each is one key, in one slot.
 >>> sharded = ShardedKeyLayout()
 >>> sharded.shard_key("trackist_active_2024-5", sharded.shard_of(3 << 20))
 '{trackist_s3}trackist_active_2024-5'
->>> sharded.parse_shard_key("{trackist_s3}trackist_active_2024-5")
-(3, 'trackist_active_2024-5')
+>>> sharded.parse_shard_key("bitcore:first:{trackist_s3}trackist_active_2024-5")
+(3, 'bitcore:first:trackist_active_2024-5')
 
 >>> layout = KeyLayout()
 >>> from bitcore import periods
@@ -402,28 +403,42 @@ class ShardedKeyLayout(KeyLayout):
         return shard << self.shard_bits
 
     def shard_tag(self, shard: int) -> str:
-        """The hash tag every key of ``shard`` starts with: ``{<prefix>s<shard>}``."""
+        """The hash tag of every key of ``shard``: ``{<prefix>s<shard>}``."""
         return f"{{{self.prefix}s{shard}}}"
 
     def shard_key(self, key: str, shard: int) -> str:
-        """Where shard ``shard`` of the flat-named ``key`` lives."""
-        return f"{self.shard_tag(shard)}{key}"
+        """Where shard ``shard`` of the flat-named ``key`` lives: the tag put just before the
+        prefix (``bitcore:first:trackist_a_2024-5`` becomes
+        ``bitcore:first:{trackist_s3}trackist_a_2024-5``), so a shard's keys are named as the
+        flat layout names them under the prefix ``<tag><prefix>`` (``BitCore.shard_view``).
+
+        >>> ShardedKeyLayout().shard_key("bitcore:ever:trackist_a", 3)
+        'bitcore:ever:{trackist_s3}trackist_a'
+        """
+        at = key.find(self.prefix)
+        at = 0 if at < 0 else at
+        return f"{key[:at]}{self.shard_tag(shard)}{key[at:]}"
 
     def parse_shard_key(self, key: str | bytes) -> tuple[int, str] | None:
-        """``(shard, flat-named key)`` of a shard key of this prefix, else ``None``."""
+        """``(shard, flat-named key)`` of a shard key of this prefix (the shard of its first tag,
+        every tag taken out), else ``None``."""
         if isinstance(key, bytes):
             key = key.decode("utf-8", "replace")
-        head = f"{{{self.prefix}s"
-        if not key.startswith(head):
+        tags = self._tag_pattern().findall(key)
+        if not tags:
             return None
-        number, sep, rest = key[len(head) :].partition("}")
-        if not sep or not number.isdigit():
-            return None
-        return int(number), rest
+        return int(tags[0]), self._tag_pattern().sub("", key)
+
+    def _tag_pattern(self) -> re.Pattern[str]:
+        return re.compile(r"\{" + re.escape(self.prefix) + r"s(\d+)\}")
 
     def shard_pattern(self, pattern: str) -> str:
-        """SCAN pattern for the shard keys (any shard) of the flat keys ``pattern`` matches."""
-        return f"{{{glob_escape(self.prefix)}s*}}{pattern}"
+        """SCAN pattern for the shard keys (any shard) of the flat keys ``pattern`` matches (a
+        pattern that names the prefix, as every pattern of this layout's does)."""
+        escaped = glob_escape(self.prefix)
+        at = pattern.find(escaped)
+        at = 0 if at < 0 else at
+        return f"{pattern[:at]}{{{escaped}s*}}{pattern[at:]}"
 
     def shards_key(self) -> str:
         """The set of shards in use under this prefix (each shard's number)."""

@@ -25,6 +25,7 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from bitcore.bitmaps import Bitmap
 from bitcore.cohort import counting, server
 from bitcore.periods import Period
 from bitcore.selections import Selection
+from bitcore.shards import ShardedLayoutUnsupported
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -388,13 +390,51 @@ def evaluate(
     ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
     for while this one is counted (``bitcore.reading.read_words``).
     """
+    if client.layout == "flat":
+        sizes, overlaps = _raw_counts(client, plan, max_fetch_bytes, max_bytes, where)
+        return counting.with_empty_cells(plan, sizes, overlaps)
+    if plan.derived:
+        raise ShardedLayoutUnsupported(
+            "cohorts of segments or custom handlers are not built for the sharded layout yet"
+        )
+    sizes, overlaps = [0] * len(plan.sets), [0] * len(plan.pairs)
+    for shard in client.shards_in_use():  # a user is in one shard: each count is a shards' sum
+        shard_plan = _renamed(plan, functools.partial(_shard_name, client, shard))
+        part_sizes, part_overlaps = _raw_counts(
+            client.shard_view(shard), shard_plan, max_fetch_bytes, max_bytes, where
+        )
+        sizes = [a + b for a, b in zip(sizes, part_sizes, strict=True)]
+        overlaps = [a + b for a, b in zip(overlaps, part_overlaps, strict=True)]
+    return counting.with_empty_cells(plan, sizes, overlaps)
+
+
+def _shard_name(client: BitCore, shard: int, key: str) -> str:
+    return client.shard_key(key, shard)
+
+
+def _renamed(plan: Plan, named: Callable[[str], str]) -> Plan:
+    """``plan`` with every key renamed by ``named`` (a shard's name of it), derived none."""
+    renamed = Plan(pairs=plan.pairs)
+    for operands in plan.sets:
+        renamed.add_set(tuple(tuple(named(k) for k in keys) for keys in operands))
+    return renamed
+
+
+def _raw_counts(
+    client: BitCore,
+    plan: Plan,
+    max_fetch_bytes: int,
+    max_bytes: int | None,
+    where: Where,
+) -> tuple[list[int], list[int]]:
+    """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in)."""
     sources = plan.source_keys()
     sizes = np.zeros(len(plan.sets), dtype=np.int64)
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         if where == "server":
             set_sizes, pair_counts = server.count(client, plan, read)
-            return counting.with_empty_cells(plan, set_sizes, pair_counts)
+            return list(set_sizes), list(pair_counts)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             set_counts, cell_counts = counting.count_words(
@@ -402,4 +442,4 @@ def evaluate(
             )
             sizes += set_counts
             overlaps += cell_counts
-    return counting.with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
+    return sizes.tolist(), overlaps.tolist()

@@ -192,14 +192,15 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
 ) -> None:
     from bitcore import overview
     from bitcore.cohort.engine import cohort_table
-    from bitcore.funnel import funnel
     from bitcore.lifecycle import lifecycle
+
+    from bitcore.segments import SegmentStore
 
     b = bitcore.BitCore(redis_client, layout="sharded")
     _mark(b)
+    SegmentStore(b).save("x", "a and b")
     reports = [
-        lambda: cohort_table(b, "a", "b", time_group="days", num_results=3, num_of_rows=2),
-        lambda: funnel(b, ["a", "b"], periods.month(2024, 5), 1),
+        lambda: cohort_table(b, "segment:x", "a", time_group="days", num_results=3, num_of_rows=2),
         lambda: lifecycle(b, "a", "month", 2, periods.month(2024, 5)),
         lambda: overview.overview(b, MAY.date()),
         lambda: b.forget(5),
@@ -208,3 +209,24 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
         with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
             report()
     assert len(b.MonthEvents("a", 2024, 5)) == len(USERS)  # nothing was touched
+
+
+def test_cohorts_and_funnels_are_counted_per_shard_and_added_up(
+    layout_bc: bitcore.BitCore,
+) -> None:
+    from bitcore.cohort.engine import cohort_table
+    from bitcore.funnel import funnel
+
+    day = [datetime(2024, 5, d) for d in (6, 7, 8)]
+    marks = [("signup", u, day[0]) for u in USERS]
+    marks += [("use", u, day[1]) for u in USERS[:4]] + [("use", u, day[2]) for u in USERS[3:]]
+    marks += [("pay", u, day[2]) for u in USERS[2:5]]
+    layout_bc.mark_many(marks)
+    for where in ("client", "server"):
+        table = cohort_table(
+            layout_bc, "signup", "use", None, None, "days", 3, 2, now=day[2], where=where
+        )
+        assert table.sizes == [6, 0, 0]
+        assert table.cells == [[None, 4, 3], [None, None, None], [None, None, None]]
+    steps = funnel(layout_bc, ["signup", "use", "pay"], periods.day(2024, 5, 6), 3).steps
+    assert [(s.count, s.drop_off) for s in steps] == [(6, 0), (6, 0), (3, 3)]

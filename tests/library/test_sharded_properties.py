@@ -16,6 +16,8 @@ from redis.cluster import RedisCluster
 import bitcore
 from bitcore import periods
 from bitcore.bitmaps import Bitmap
+from bitcore.cohort.engine import cohort_table
+from bitcore.funnel import funnel_trend
 from bitcore.segments import evaluate, parse_expression
 
 SHARD = 1 << 20
@@ -84,6 +86,33 @@ def _answers(client: bitcore.BitCore, expression: Any, probes: list[int]) -> tup
         client.count_once(segment),
         len(client.DayEvents("a", 2024, 5, 7)),
         sorted(client.get_event_names()),
+        _reports(client),
+    )
+
+
+def _reports(client: bitcore.BitCore) -> tuple[Any, ...]:
+    """A cohort table of each type (both engines) and a funnel trend, as plain numbers."""
+    tables = [
+        cohort_table(
+            client,
+            "a",
+            "b",
+            None,
+            "c",
+            "days",
+            4,
+            3,
+            now=datetime(2024, 5, 8),
+            where=where,
+            cohort_type=kind,
+        )
+        for where in ("client", "server")
+        for kind in ("recurring", "first_time")
+    ]
+    trend = funnel_trend(client, ["a", "b", "c"], periods.day(2024, 5, 7), 3, 2)
+    return (
+        [(t.sizes, t.cells) for t in tables],
+        [[(s.count, s.drop_off, s.of_first) for s in f.steps] for f in trend.funnels],
     )
 
 
