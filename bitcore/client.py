@@ -32,6 +32,7 @@ from bitcore.keys import (
     DEFAULT_SHARD_BITS,
     FLAT,
     SHARDED,
+    KeyLayout,
     ShardedKeyLayout,
     layout_named,
 )
@@ -150,6 +151,8 @@ class BitCore:
         #: The sharded layout's router and layout (``None`` on the flat layout).
         self._router: shards.Router | None = None
         self._sharded: ShardedKeyLayout | None = None
+        #: A shard's view keeps its dataset's saved segments where that client does.
+        self._segments_owner: BitCore | None = None
         if isinstance(self.keys, ShardedKeyLayout):
             if id_mapping:
                 raise ShardedLayoutUnsupported(
@@ -996,7 +999,21 @@ class BitCore:
                 track_first_time=self.track_first_time,
                 layout=FLAT,
             )
+            # the shard's names, but saved segments are the dataset's, kept where this client
+            # keeps them
+            view.keys = KeyLayout(view.keys.prefix, segments_tag=self.keys.segments_tag)
+            view._segments_owner = self
         return view
+
+    def segments_redis(self) -> redis.Redis:
+        """Where saved segments live (``bitcore.segments.store``): this client's Redis; on a
+        cluster the node of their one slot (``KeyLayout.segments_tag``), so a save's WATCH and
+        MULTI/EXEC run there; a shard's view uses its dataset's."""
+        if self._segments_owner is not None:
+            return self._segments_owner.segments_redis()
+        if self._router is not None:
+            return self._router.node_of_key(self.keys.segments_index_key())
+        return self.redis
 
     def shards_in_use(self) -> list[int]:
         """The shards in use, ascending (the sharded layout only)."""

@@ -118,6 +118,8 @@ LAYOUTS = (FLAT, SHARDED)
 DEFAULT_SHARD_BITS = 20
 #: The range ``shard_bits`` may take: 2**20 to 2**23 ids per shard.
 SHARD_BITS_RANGE = range(20, 24)
+#: The sharded layout's hash tag of saved segments: ``bitcore:{segments}segment:<name>``.
+SEGMENTS_TAG = "{segments}"
 
 
 def period_suffix(period: Period) -> str:
@@ -166,6 +168,10 @@ class KeyLayout:
     """Names every key bitcore reads or writes, under one prefix (``trackist_`` by default)."""
 
     prefix: str = DEFAULT_PREFIX
+    #: A hash tag before the names of saved segments and their index (the sharded layout's
+    #: ``SEGMENTS_TAG``), so a cluster keeps them in one slot and a save stays one transaction;
+    #: none in bitmapist's flat layout.
+    segments_tag: str = ""
     #: The layout's name (``LAYOUTS``) and whether bitmaps are split into shards.
     name: ClassVar[str] = FLAT
     sharded: ClassVar[bool] = False
@@ -250,11 +256,11 @@ class KeyLayout:
 
     def segment_key(self, segment_name: str) -> str:
         """The hash holding one saved segment (outside the event prefix: ``SEGMENT_NAMESPACE``)."""
-        return f"{SEGMENT_NAMESPACE}segment:{segment_name}"
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}segment:{segment_name}"
 
     def segments_index_key(self) -> str:
         """The set of every saved segment's name."""
-        return f"{SEGMENT_NAMESPACE}segments"
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}segments"
 
     def event_names_key(self) -> str:
         """The registry of event names written under this prefix: a sorted set, every score 0 so
@@ -377,6 +383,7 @@ class ShardedKeyLayout(KeyLayout):
     (4, 805696, 4194304)
     """
 
+    segments_tag: str = SEGMENTS_TAG
     shard_bits: int = DEFAULT_SHARD_BITS
     name: ClassVar[str] = SHARDED
     sharded: ClassVar[bool] = True
@@ -456,5 +463,5 @@ def layout_named(
     if name == FLAT:
         return KeyLayout(prefix)
     if name == SHARDED:
-        return ShardedKeyLayout(prefix, shard_bits)
+        return ShardedKeyLayout(prefix, shard_bits=shard_bits)
     raise ValueError(f"a key layout is one of {', '.join(LAYOUTS)}, not {name!r}")

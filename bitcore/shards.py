@@ -60,6 +60,12 @@ class Router:
             found = self.redis.get_node_from_key(self.layout.shard_tag(shard))
         return found.redis_connection  # type: ignore[no-any-return]
 
+    def node_of_key(self, key: str) -> redis.Redis:
+        """The ``redis.Redis`` holding ``key`` (any key, not only a shard's)."""
+        if not self.cluster:
+            return self.redis  # type: ignore[no-any-return]
+        return self.redis.get_node_from_key(key).redis_connection  # type: ignore[no-any-return]
+
     def by_node(self, shards: Iterable[int]) -> list[tuple[redis.Redis, list[int]]]:
         """``shards`` grouped by the Redis holding them, each group ascending."""
         groups: dict[int, tuple[redis.Redis, list[int]]] = {}

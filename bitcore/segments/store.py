@@ -148,7 +148,7 @@ class SegmentStore:
     def __init__(self, client: BitCore, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         self.client = client
         self.max_bytes = max_bytes
-        self.redis = client.redis
+        self.redis = client.segments_redis()
         self.keys = client.keys
         self.index_key = self.keys.segments_index_key()
         if self.index_key.startswith(self.keys.prefix):

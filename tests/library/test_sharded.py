@@ -230,3 +230,24 @@ def test_cohorts_and_funnels_are_counted_per_shard_and_added_up(
         assert table.cells == [[None, 4, 3], [None, None, None], [None, None, None]]
     steps = funnel(layout_bc, ["signup", "use", "pay"], periods.day(2024, 5, 6), 3).steps
     assert [(s.count, s.drop_off) for s in steps] == [(6, 0), (6, 0), (3, 3)]
+
+
+def test_segments_are_saved_in_one_slot_and_used_by_funnels(layout_bc: bitcore.BitCore) -> None:
+    from bitcore.funnel import funnel
+    from bitcore.segments import SegmentExists, SegmentStore
+
+    _mark(layout_bc)
+    store = SegmentStore(layout_bc)
+    store.save("both", "a and b")
+    store.save("vips", "unique(vip) or @both")
+    with pytest.raises(SegmentExists):
+        store.save("both", "a")
+    assert store.names() == ["both", "vips"]
+    if layout_bc.layout == "sharded":
+        slots = {key_slot(k.encode()) for k in (store.index_key, layout_bc.keys.segment_key("x"))}
+        assert len(slots) == 1
+    assert list(store.bitmap("vips", periods.month(2024, 5))) == [0, SHARD, SHARD + 3, 7 * SHARD]
+    steps = funnel(layout_bc, ["a", "segment:both"], periods.month(2024, 5), 1).steps
+    assert [s.count for s in steps] == [6, 3]
+    store.delete("vips")
+    assert store.names() == ["both"]
