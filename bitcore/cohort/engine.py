@@ -369,7 +369,14 @@ def cohort_table(
         plan = plan_table(client, first, len(starts), num_of_rows, selections, resolve, kind)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
-    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
+    if plan.derived and client.layout != "flat" and resolve is None:
+        # segments: each shard's view plans (and computes) its own, the counts added up
+        def plan_of(view: BitCore, shard: int) -> Plan:
+            return plan_table(view, first, len(starts), num_of_rows, selections, None, kind)
+
+        set_counts, cell_counts = _sharded(client, plan, plan_of, max_fetch_bytes, max_bytes, where)
+    else:
+        set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     sizes = [set_counts[a] for a, _ in plan.pairs[::width]]
     cells = [cell_counts[i * width : (i + 1) * width] for i in range(len(starts))]
     return CohortTable(group, starts, sizes, cells, num_of_rows, client, selections, resolve, kind)
@@ -395,13 +402,31 @@ def evaluate(
         return counting.with_empty_cells(plan, sizes, overlaps)
     if plan.derived:
         raise ShardedLayoutUnsupported(
-            "cohorts of segments or custom handlers are not built for the sharded layout yet"
+            "cohorts of custom handlers' bitmaps are not built for the sharded layout yet"
         )
+
+    def renamed(view: BitCore, shard: int) -> Plan:
+        return _renamed(plan, functools.partial(_shard_name, client, shard))
+
+    return _sharded(client, plan, renamed, max_fetch_bytes, max_bytes, where)
+
+
+def _sharded(
+    client: BitCore,
+    plan: Plan,
+    plan_of: Callable[[BitCore, int], Plan],
+    max_fetch_bytes: int,
+    max_bytes: int | None,
+    where: Where,
+) -> tuple[list[int], list[int | None]]:
+    """``evaluate`` on the sharded layout: each shard's view counts ``plan_of(view, shard)`` (the
+    same sets and pairs in the shard's keys), and a user is in one shard, so each count is the
+    sum of the shards'; empty cells are decided from the sums."""
     sizes, overlaps = [0] * len(plan.sets), [0] * len(plan.pairs)
-    for shard in client.shards_in_use():  # a user is in one shard: each count is a shards' sum
-        shard_plan = _renamed(plan, functools.partial(_shard_name, client, shard))
+    for shard in client.shards_in_use():
+        view = client.shard_view(shard)
         part_sizes, part_overlaps = _raw_counts(
-            client.shard_view(shard), shard_plan, max_fetch_bytes, max_bytes, where
+            view, plan_of(view, shard), max_fetch_bytes, max_bytes, where
         )
         sizes = [a + b for a, b in zip(sizes, part_sizes, strict=True)]
         overlaps = [a + b for a, b in zip(overlaps, part_overlaps, strict=True)]

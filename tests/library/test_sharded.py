@@ -194,13 +194,18 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
     from bitcore.cohort.engine import cohort_table
     from bitcore.lifecycle import lifecycle
 
-    from bitcore.segments import SegmentStore
-
     b = bitcore.BitCore(redis_client, layout="sharded")
     _mark(b)
-    SegmentStore(b).save("x", "a and b")
     reports = [
-        lambda: cohort_table(b, "segment:x", "a", time_group="days", num_results=3, num_of_rows=2),
+        lambda: cohort_table(
+            b,
+            "x",
+            "a",
+            time_group="days",
+            num_results=3,
+            num_of_rows=2,
+            resolve=lambda token, period: b.UniqueEvents("vip") & b.UniqueEvents(token),
+        ),
         lambda: lifecycle(b, "a", "month", 2, periods.month(2024, 5)),
         lambda: overview.overview(b, MAY.date()),
         lambda: b.forget(5),
@@ -233,6 +238,7 @@ def test_cohorts_and_funnels_are_counted_per_shard_and_added_up(
 
 
 def test_segments_are_saved_in_one_slot_and_used_by_funnels(layout_bc: bitcore.BitCore) -> None:
+    from bitcore.cohort.engine import cohort_table
     from bitcore.funnel import funnel
     from bitcore.segments import SegmentExists, SegmentStore
 
@@ -249,5 +255,7 @@ def test_segments_are_saved_in_one_slot_and_used_by_funnels(layout_bc: bitcore.B
     assert list(store.bitmap("vips", periods.month(2024, 5))) == [0, SHARD, SHARD + 3, 7 * SHARD]
     steps = funnel(layout_bc, ["a", "segment:both"], periods.month(2024, 5), 1).steps
     assert [s.count for s in steps] == [6, 3]
+    table = cohort_table(layout_bc, "segment:vips", "a", None, None, "months", 1, 0, now=MAY)
+    assert (table.sizes, table.cells) == ([4], [[4]])
     store.delete("vips")
     assert store.names() == ["both"]
