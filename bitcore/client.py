@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 
 from bitcore import bitmaps, bitops, bulk, erasure, events, idmap, periods, planning, shards, wire
 from bitcore.bitmaps import Bitmap, set_bits
@@ -112,7 +113,7 @@ class BitCore:
 
     def __init__(
         self,
-        redis_or_url: str | redis.Redis | None = None,
+        redis_or_url: str | redis.Redis | RedisCluster | None = None,
         *,
         key_prefix: str = DEFAULT_PREFIX,
         track_hourly: bool = False,
@@ -138,8 +139,8 @@ class BitCore:
                 self.redis = connect_cluster(redis_or_url, socket_timeout)  # type: ignore[assignment]
             else:
                 self.redis = connect(redis_or_url, socket_timeout)
-        else:
-            self.redis = redis_or_url
+        else:  # a RedisCluster is used through the commands both clients share
+            self.redis = cast(redis.Redis, redis_or_url)
         on_cluster = shards.is_cluster(self.redis)
         name = layout or (SHARDED if on_cluster else FLAT)
         if on_cluster and name == FLAT:
@@ -1020,6 +1021,12 @@ class BitCore:
         if self._router is None:
             raise ValueError("only a client of the sharded layout has shards")
         return self._router.shards()
+
+    def shard_of(self, internal: int) -> tuple[int, int]:
+        """``(shard, bit within the shard)`` of an internal id (the sharded layout only)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._sharded.shard_of(internal), self._sharded.local_offset(internal)
 
     def shard_key(self, key: str, shard: int) -> str:
         """Where shard ``shard`` of the flat-named ``key`` lives (``ShardedKeyLayout``)."""

@@ -32,6 +32,13 @@ def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def primaries_of(client: Any) -> list[redis.Redis]:
+    """The one Redis, or every primary of a cluster (what a walk of the whole keyspace SCANs)."""
+    if not is_cluster(client):
+        return [client]
+    return [node.redis_connection for node in client.get_primaries()]
+
+
 class Router:
     """Where each shard of one prefix lives, and which shards are in use.
 
@@ -76,9 +83,7 @@ class Router:
 
     def primaries(self) -> list[redis.Redis]:
         """Every Redis that may hold keys: the one, or each primary of the cluster."""
-        if not self.cluster:
-            return [self.redis]
-        return [node.redis_connection for node in self.redis.get_primaries()]
+        return primaries_of(self.redis)
 
     def shards(self) -> list[int]:
         """The shards in use under the prefix, ascending (the registry ``shards_key``)."""

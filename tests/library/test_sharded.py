@@ -208,7 +208,6 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
         ),
         lambda: lifecycle(b, "a", "month", 2, periods.month(2024, 5)),
         lambda: overview.overview(b, MAY.date()),
-        lambda: b.forget(5),
     ]
     for report in reports:
         with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
@@ -259,3 +258,32 @@ def test_segments_are_saved_in_one_slot_and_used_by_funnels(layout_bc: bitcore.B
     assert (table.sizes, table.cells) == ([4], [[4]])
     store.delete("vips")
     assert store.names() == ["both"]
+
+
+def test_the_cleanup_job_sweeps_every_shard_on_every_primary(layout_bc: bitcore.BitCore) -> None:
+    from bitcore import cleanup
+
+    _mark(layout_bc)
+    a, b = layout_bc.MonthEvents("a", 2024, 5), layout_bc.MonthEvents("b", 2024, 5)
+    assert len(a & b) == 3 and len(a | b) == 6  # temporary keys in shards 0, 1 and 7
+    before = cleanup.count_temporary_keys(layout_bc.redis, layout_bc.keys)
+    assert before.complete and before.total == (2 if layout_bc.layout == "flat" else 6)
+    result = cleanup.run_locked(layout_bc.redis, layout_bc.keys, all_keys=True)
+    assert result is not None and result.keys == before.total
+    assert cleanup.count_temporary_keys(layout_bc.redis, layout_bc.keys).total == 0
+    assert cleanup.last_run(layout_bc.redis) is not None
+    assert len(a) == 6 and list(a & b) == USERS[::2]  # data kept; results computed again
+
+
+def test_erasure_clears_a_user_in_their_shard(layout_bc: bitcore.BitCore) -> None:
+    _mark(layout_bc)
+    a = layout_bc.MonthEvents("a", 2024, 5)
+    assert len(a & a) == 6
+    dry = layout_bc.forget(SHARD + 3, dry_run=True)
+    assert SHARD + 3 in a and dry.keys_changed > 0
+    report = layout_bc.forget(SHARD + 3)
+    assert report.internal_id == SHARD + 3 and report.data_keys_changed >= 5
+    assert SHARD + 3 not in a and SHARD + 3 not in layout_bc.universe_bitmap()
+    assert len(layout_bc.UniqueEvents("vip")) == 0
+    assert list(a) == [u for u in USERS if u != SHARD + 3]
+    assert layout_bc.forget(SHARD + 3).keys_changed == 0
