@@ -486,20 +486,22 @@ class BitCore:
     def _set_bits_sharded(
         self, plan: planning.Plan, quota: bulk.Quota | None, budget: bulk.Budget | None
     ) -> bool:
-        """The one writer on the sharded layout: the plan split per shard (``shards.split_writes``),
+        """The one writer on the sharded layout: its limits checked first (``shards.admit``),
+        then the plan split per shard (``shards.split_writes``),
         each shard's bits (and first times) set by the gate script on the Redis holding it, all
         of one shard atomically (the small shards of one node in one round trip, a big shard as
         ``bulk.set_bits_atomically`` writes a big batch); the shards joined to the registry of
         shards first (a reader never misses a written shard), the names to the registry of names
         after."""
-        if quota is not None or budget is not None:
-            raise ShardedLayoutUnsupported(
-                "write quotas and budgets (the tracking endpoint's limits) are not built for the "
-                "sharded layout yet"
-            )
         assert self._sharded is not None and self._router is not None
         per_shard = shards.split_writes(self._sharded, plan.writes)
         firsts = shards.split_firsts(self._sharded, plan.firsts) if self.track_first_time else {}
+        names = plan.names - {self.universe}
+        registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
+        if quota is not None or budget is not None:
+            grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
+            if not shards.admit(self.redis, grow, quota, budget, names, registry):
+                return False
         self._router.register([*per_shard, *firsts])
         for node, group in self._router.by_node([*per_shard, *firsts]):
             small = []
@@ -514,11 +516,16 @@ class BitCore:
                         node, writes, firsts=shard_firsts, placeholder=placeholder
                     )
             bulk.send_small_writes(node, small)  # the node's small shards: one round trip
-        names = plan.names - {self.universe}
         if names:
-            registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
             self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
         return True
+
+    def redis_for_key(self, key: str) -> redis.Redis:
+        """A ``redis.Redis`` that holds ``key``: this client's, or on a cluster the primary of
+        the key's slot (for bitcore's hand-encoded round trips, which need one connection)."""
+        if self._router is None:
+            return self.redis
+        return self._router.node_of_key(key)
 
     def _internal_plan(
         self,
@@ -1217,3 +1224,18 @@ def _bitcount_of(key: str) -> Callable[[Pipeline], Any]:
 def _count_and_unlink(key: str) -> Callable[[Pipeline], Any]:
     """A read that queues ``BITCOUNT key`` then ``UNLINK key``."""
     return lambda pipe: (pipe.bitcount(key), pipe.unlink(key))
+
+
+def _with_firsts(
+    per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
+) -> dict[int, dict[str, set[int]]]:
+    """A sharded plan's bitmaps and its first-time keys (each counted as if every candidate
+    were a first time, as the gate script counts them), per shard."""
+    merged = {shard: dict(writes) for shard, writes in per_shard.items()}
+    for shard, groups in firsts.items():
+        keys = merged.setdefault(shard, {})
+        for ever, targets in groups.items():
+            for named, ids in targets.items():
+                for key in (ever, *named):
+                    keys[key] = keys.get(key, set()) | set(ids)
+    return merged

@@ -18,6 +18,7 @@ import redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
+from bitcore import bulk
 from bitcore.first_time_writes import Firsts
 from bitcore.keys import SEGMENT_NAMESPACE, ShardedKeyLayout
 
@@ -186,3 +187,74 @@ class ShardPipe:
         if name == "execute":
             return method
         raise ShardedLayoutUnsupported(f"{name} has no sharded form yet")
+
+
+#: ``INCRBY`` a counter and give it its TTL when this made it: one key, so one slot anywhere.
+_COUNT_LUA = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if total == tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return total
+"""
+
+
+def growth(router: Router, shard_writes: Mapping[int, Mapping[str, Collection[int]]]) -> int:
+    """Bytes the writes would make Redis allocate, as the gate script counts them: per key
+    ``max(0, highest offset // 8 + 1 - STRLEN)``; one pipelined round trip per node."""
+    grow = 0
+    for node, group in router.by_node(shard_writes):
+        keys = [
+            (key, max(ids)) for shard in group for key, ids in shard_writes[shard].items() if ids
+        ]
+        with node.pipeline(transaction=False) as pipe:
+            for key, _ in keys:
+                pipe.strlen(key)
+            lengths = pipe.execute()
+        grow += sum(
+            max(0, high // 8 + 1 - int(n)) for (_, high), n in zip(keys, lengths, strict=True)
+        )
+    return grow
+
+
+def admit(
+    redis_client: Any,
+    grow: int,
+    quota: bulk.Quota | None,
+    budget: bulk.Budget | None,
+    names: Collection[str],
+    registry_key: str,
+) -> bool:
+    """The gate's limits on the sharded layout, where a write's counters, registry and shards
+    lie in different slots: checked and counted one key at a time, in the gate script's order
+    (the request counted first; then bytes, names), each step atomic on its own key. False when
+    over ``quota`` (nothing written); ``bulk.WriteRefused`` when over ``budget``. Unlike the
+    single-Redis gate, writes racing each other in the same milliseconds can overshoot a budget
+    by what they write at once (``docs``: "Redis Cluster")."""
+    counted = quota is not None and int(redis_client.eval(_COUNT_LUA, 1, quota.key, 1, quota.ttl))
+    if quota is not None and counted > quota.limit:
+        return False
+    budget = budget or bulk.Budget()
+    if budget.max_bytes is not None and grow > budget.max_bytes:
+        raise bulk.WriteRefused("max_bytes", grow, budget.max_bytes)
+    bytes_quota = budget.bytes_quota
+    if bytes_quota is not None and grow > 0:
+        used = int(redis_client.get(bytes_quota.key) or 0) + grow
+        if used > bytes_quota.limit:
+            raise bulk.WriteRefused("bytes_quota", used, bytes_quota.limit)
+    ordered = sorted(names)
+    scores = redis_client.zmscore(registry_key, ordered) if ordered else []
+    fresh = [name for name, score in zip(ordered, scores, strict=True) if score is None]
+    if fresh and budget.max_event_names is not None:
+        total = int(redis_client.zcard(registry_key)) + len(fresh)
+        if total > budget.max_event_names:
+            raise bulk.WriteRefused("max_event_names", total, budget.max_event_names)
+    names_quota = budget.new_names_quota
+    if fresh and names_quota is not None:
+        used = int(redis_client.get(names_quota.key) or 0) + len(fresh)
+        if used > names_quota.limit:
+            raise bulk.WriteRefused("new_names_quota", used, names_quota.limit)
+        redis_client.eval(_COUNT_LUA, 1, names_quota.key, len(fresh), names_quota.ttl)
+    if bytes_quota is not None and grow > 0:
+        redis_client.eval(_COUNT_LUA, 1, bytes_quota.key, grow, bytes_quota.ttl)
+    return True

@@ -114,7 +114,7 @@ def accept(
         beacons = parse(rules, time.time())
     except BeaconError:
         if counter is not None:
-            verdict = ratelimit.hit(client.redis, counter)
+            verdict = ratelimit.hit(client.redis_for_key(counter.key), counter)
             if not verdict.allowed:
                 raise RateLimited(verdict.retry_after) from None
         raise

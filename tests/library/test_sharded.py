@@ -153,6 +153,26 @@ def test_segments_evaluate_per_shard(layout_bc: bitcore.BitCore) -> None:
     assert layout_bc.count_once(evaluate(tree, layout_bc, month, unknown, compute=False)) == 3  # type: ignore[arg-type]
 
 
+def test_write_limits_hold_across_shards(layout_bc: bitcore.BitCore) -> None:
+    from bitcore.bulk import Budget, Quota, WriteRefused
+
+    quota = Quota("bitcore:ratelimit:test", limit=2, ttl=60)
+    for _ in range(2):
+        assert layout_bc.write_plan(layout_bc.plan_marks([("a", 1, MAY)]), quota)
+    assert not layout_bc.write_plan(layout_bc.plan_marks([("a", 2, MAY)]), quota)
+    assert 2 not in layout_bc.MonthEvents("a", 2024, 5)
+    with pytest.raises(WriteRefused, match="max_bytes"):  # 7 shards' keys of 128 KiB each
+        layout_bc.mark_many([("b", 7 * SHARD - 1, MAY)], budget=Budget(max_bytes=100_000))
+    with pytest.raises(WriteRefused, match="max_event_names"):
+        layout_bc.mark_many([("c", 1), ("d", 1)], budget=Budget(max_event_names=2))
+    assert sorted(layout_bc.get_event_names()) == ["a"]  # nothing of the refused writes
+    names = Quota("bitcore:names:test", limit=1, ttl=60)
+    layout_bc.mark_many([("e", 3, MAY)], budget=Budget(new_names_quota=names, max_bytes=1 << 20))
+    with pytest.raises(WriteRefused, match="new_names_quota"):
+        layout_bc.mark_many([("f", 3, MAY)], budget=Budget(new_names_quota=names))
+    assert list(layout_bc.MonthEvents("e", 2024, 5)) == [3]
+
+
 def test_what_the_sharded_layout_does_not_do_yet_is_refused(
     redis_client: redis.Redis, cluster_client: RedisCluster
 ) -> None:
@@ -160,8 +180,6 @@ def test_what_the_sharded_layout_does_not_do_yet_is_refused(
         bitcore.BitCore(redis_client, layout="sharded"),
         bitcore.BitCore(cluster_client),
     ):
-        with pytest.raises(ShardedLayoutUnsupported, match="budgets"):
-            client.mark_many([("a", 1)], budget=bitcore.bulk.Budget(max_bytes=100))
         with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded"):
             client.require_flat("the cohort engine")
         assert len(client.universe_bitmap()) == 0  # nothing was written
