@@ -134,7 +134,6 @@ def cohort_cell(
     """The users of the cohort of ``cohort`` (``offset`` ``None``: the row's "size"), or of its
     cell ``offset`` periods later: those of the cohort who did the return selections then.
     ``first_times``: the cohort is who did ``select1`` for the first time in ``cohort``."""
-    client.require_flat("drill-down")
     select1, select1b, select2, select2b = selections
     if first_times:
         operands = [_first_time_users(client, select1, cohort)]
@@ -236,10 +235,8 @@ class FunnelStepBitmap(Bitmap):
     def _lengths(self, rows: Sequence[Sequence[str]]) -> tuple[list[str], list[int]]:
         """Each distinct key of ``rows`` and its ``STRLEN``, in one round trip."""
         distinct = list(dict.fromkeys(key for row in rows for key in row))
-        with self.client.redis.pipeline(transaction=False) as pipe:
-            for key in distinct:
-                pipe.strlen(key)
-            return distinct, [int(n) for n in pipe.execute()]
+        lengths = self.client.key_lengths(distinct)  # in the shard being computed, if sharded
+        return distinct, [lengths[key] for key in distinct]
 
     def scratch_keys(self) -> list[str]:
         return list(self._registers)
@@ -256,7 +253,6 @@ def funnel_rows(
     window: int,
 ) -> list[list[Bitmap]]:
     """Each step's bitmap in each window period (step 1: its start period alone)."""
-    client.require_flat("drill-down")
     window_periods = [_shifted(start, offset) for offset in range(window)]
     first = [sources[0].bitmap(client, start)]
     return [first, *([s.bitmap(client, p) for p in window_periods] for s in sources[1:])]
@@ -273,7 +269,6 @@ def funnel_step(
     """The users who reached step ``position`` (1-based) of the funnel of ``sources`` from
     ``start`` over ``window`` periods, or (``dropoff``) who reached the step before and not this
     one: ``len`` is that step's ``count`` / ``drop_off`` in ``bitcore.funnel.funnel``."""
-    client.require_flat("drill-down")
     if not 1 <= position <= len(sources):
         raise ValueError(f"the funnel has steps 1 to {len(sources)}, not {position}")
     if dropoff and position == 1:
@@ -287,7 +282,12 @@ def cost(client: BitCore, bitmap: Bitmap) -> int:
     """Bytes of stored bitmaps computing ``bitmap`` reads (each key once): what a report's
     ``max_bytes`` limits."""
     keys = list(dict.fromkeys(leaf.redis_key for leaf in bitmap.leaves()))
-    return sum(reading.measure(client, keys, {}))
+    if client.layout == "flat":
+        return sum(reading.measure(client, keys, {}))
+    return sum(  # every shard's keys, measured on the shard's node
+        sum(reading.measure(client.shard_view(s), [client.shard_key(k, s) for k in keys], {}))
+        for s in client.shards_in_use()
+    )
 
 
 def check_cost(client: BitCore, bitmap: Bitmap, max_bytes: int | None) -> None:

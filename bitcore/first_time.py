@@ -48,13 +48,11 @@ class StoredBitmap(Bitmap):
 def first_time_bitmap(client: BitCore, event_name: str, period: periods.Period) -> StoredBitmap:
     """Who did ``event_name`` for the first time ever during ``period`` (hour, day, week, month;
     a year is the OR of its months)."""
-    client.require_flat("first-time bitmaps")
     return StoredBitmap(client, client.keys.first_time_key(event_name, period))
 
 
 def ever_bitmap(client: BitCore, event_name: str) -> StoredBitmap:
     """Everyone the writer (or a rebuild) ever saw do ``event_name``."""
-    client.require_flat("first-time bitmaps")
     return StoredBitmap(client, client.keys.ever_key(event_name))
 
 

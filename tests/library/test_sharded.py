@@ -305,3 +305,25 @@ def test_erasure_clears_a_user_in_their_shard(layout_bc: bitcore.BitCore) -> Non
     assert len(layout_bc.UniqueEvents("vip")) == 0
     assert list(a) == [u for u in USERS if u != SHARD + 3]
     assert layout_bc.forget(SHARD + 3).keys_changed == 0
+
+
+def test_drill_down_gives_the_users_behind_the_numbers(layout_bc: bitcore.BitCore) -> None:
+    from bitcore import drilldown
+    from bitcore.cohort.engine import cohort_table
+    from bitcore.funnel import funnel
+
+    day = [datetime(2024, 5, d) for d in (6, 7)]
+    layout_bc.mark_many([("signup", u, day[0]) for u in USERS])
+    layout_bc.mark_many([("use", u, day[1]) for u in USERS[1::2]])
+    layout_bc.mark_event("signup", 9, now=day[1])  # a first time on day 7, no use after
+    for kind in ("recurring", "first_time"):
+        table = cohort_table(
+            layout_bc, "signup", "use", None, None, "days", 2, 1, now=day[1], cohort_type=kind
+        )
+        assert list(table.cohort_users(0)) == USERS
+        assert list(table.cell_users(0, 1)) == USERS[1::2]
+        assert len(table.cell_users(0, 1)) == table.cells[0][1] == 3
+    found = funnel(layout_bc, ["signup", "use"], periods.day(2024, 5, 6), 2)
+    assert list(found.step_users(2)) == USERS[1::2]
+    assert list(found.dropoff_users(2)) == USERS[::2]
+    assert drilldown.cost(layout_bc, found.step_users(2)) > 0
