@@ -1029,6 +1029,25 @@ class BitCore:
             raise ValueError("only a client of the sharded layout has shards")
         return self._router.shards()
 
+    @property
+    def shard_bits(self) -> int:
+        """Ids per shard are ``2 ** shard_bits`` (the sharded layout only)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._sharded.shard_bits
+
+    def node_of_shard(self, shard: int) -> redis.Redis:
+        """The ``redis.Redis`` holding ``shard``'s keys (the sharded layout only)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._router.node(shard)
+
+    def register_shards(self, shards_in_use: Iterable[int]) -> None:
+        """Add shards to the registry of shards in use (what a copy into them must do first)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        self._router.register(list(shards_in_use))
+
     def shard_of(self, internal: int) -> tuple[int, int]:
         """``(shard, bit within the shard)`` of an internal id (the sharded layout only)."""
         if self._sharded is None:
