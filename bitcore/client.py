@@ -498,10 +498,21 @@ class BitCore:
         firsts = shards.split_firsts(self._sharded, plan.firsts) if self.track_first_time else {}
         names = plan.names - {self.universe}
         registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
-        if quota is not None or budget is not None:
-            grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
-            if not shards.admit(self.redis, grow, quota, budget, names, registry):
-                return False
+        with self._router.refreshed_on_failure():
+            if quota is not None or budget is not None:
+                grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
+                if not shards.admit(self.redis, grow, quota, budget, names, registry):
+                    return False
+            self._write_shards(per_shard, firsts)
+        if names:
+            self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
+        return True
+
+    def _write_shards(
+        self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
+    ) -> None:
+        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``)."""
+        assert self._router is not None
         self._router.register([*per_shard, *firsts])
         for node, group in self._router.by_node([*per_shard, *firsts]):
             small = []
@@ -516,9 +527,6 @@ class BitCore:
                         node, writes, firsts=shard_firsts, placeholder=placeholder
                     )
             bulk.send_small_writes(node, small)  # the node's small shards: one round trip
-        if names:
-            self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
-        return True
 
     def redis_for_key(self, key: str) -> redis.Redis:
         """A ``redis.Redis`` that holds ``key``: this client's, or on a cluster the primary of
@@ -1141,6 +1149,11 @@ class BitCore:
         """``read`` (queued on a pipeline, naming shard keys) on ``shard``'s Redis; a derived
         bitmap whose shard key is gone is computed in that shard first, the read riding in the
         same transaction."""
+        assert self._sharded is not None and self._router is not None
+        with self._router.refreshed_on_failure():
+            return self._shard_read_once(bitmap, shard, read)
+
+    def _shard_read_once(self, bitmap: Bitmap, shard: int, read: Callable[[Pipeline], Any]) -> Any:
         assert self._sharded is not None and self._router is not None
         node = self._router.node(shard)
         with node.pipeline(transaction=False) as pipe:

@@ -9,9 +9,10 @@ sent for a shard names only that shard's keys, so it never spans slots. The clie
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -106,9 +107,30 @@ class Router:
         with self._lock:
             self._registered.clear()
 
+    @contextlib.contextmanager
+    def refreshed_on_failure(self) -> Iterator[None]:
+        """Run a block of direct node round trips; if one fails as a failover makes it fail (a
+        node gone, ``MOVED``, ``CLUSTERDOWN``), learn the cluster's slots afresh before raising,
+        so the next call goes to the primary that took over (the error itself is the caller's:
+        the tracking endpoint answers 503 with Retry-After)."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
+            if self.cluster and not _is_plain_response_error(error):
+                with contextlib.suppress(redis.RedisError, OSError):
+                    self.redis.nodes_manager.initialize()
+            raise
+
     def placeholder(self, shard: int) -> str:
         """The writer script's key for what a write does not use, in ``shard``'s slot."""
         return self.layout.shard_key(f"{SEGMENT_NAMESPACE}quota:none", shard)
+
+
+def _is_plain_response_error(error: Exception) -> bool:
+    """An error reply that says nothing about where slots live (WRONGTYPE, OOM ...)."""
+    if not isinstance(error, redis.ResponseError):
+        return False
+    return not str(error).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY"))
 
 
 def split_writes(
