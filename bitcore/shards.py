@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
@@ -144,12 +145,48 @@ def split_writes(
     out: dict[int, dict[str, set[int]]] = defaultdict(dict)
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
     for key, ids in writes.items():
+        if len(ids) > _NUMPY_SPLIT:  # a big batch: grouped in C, not one Python step per id
+            for shard, local in _split_ids(ids, bits, mask):
+                out[shard][layout.shard_key(key, shard)] = local
+            continue
         for user in ids:
             shard = user >> bits
             shard_keys = out[shard]
             name = layout.shard_key(key, shard)
             shard_keys.setdefault(name, set()).add(user & mask)
     return dict(sorted(out.items()))
+
+
+#: Above this many ids a key's ids are split per shard by numpy.
+_NUMPY_SPLIT = 256
+
+
+def _split_ids(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Any]]:
+    """``(shard, local offsets)`` of ``ids``: the offsets as a numpy array (a collection of
+    distinct ints, which is all the writer needs: it packs them with numpy again)."""
+    array = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    array.sort()
+    shards = array >> bits
+    cuts = np.flatnonzero(np.diff(shards)) + 1
+    for part in np.split(array, cuts):
+        yield int(part[0] >> bits), _Offsets(part & mask)
+
+
+class _Offsets:
+    """A shard's local offsets of one key, kept as a numpy array: sized, iterable, ``max``-able,
+    so the writer packs them without a Python set of a million ints."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return int(self.array.size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.array.tolist())
+
+    def __contains__(self, item: object) -> bool:
+        return bool((self.array == item).any())
 
 
 def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str, dict[Any, Any]]]:
