@@ -511,11 +511,19 @@ class BitCore:
     def _write_shards(
         self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
     ) -> None:
-        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``)."""
-        assert self._router is not None
-        self._router.register([*per_shard, *firsts])
-        for node, group in self._router.by_node([*per_shard, *firsts]):
-            small = []
+        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``), the
+        shards joined to the registry of shards before their bits are set: by every write (a
+        process cannot know that someone deleted the registry since), in the same round trip
+        as the small writes of the registry's node, else in one of its own."""
+        assert self._router is not None and self._sharded is not None
+        used = sorted({*per_shard, *firsts})
+        registry = self._router.node_of_key(self._sharded.shards_key())
+        join = wire.encode("SADD", self._sharded.shards_key(), *used)
+        groups = self._router.by_node(used)
+        if not any(node is registry for node, _ in groups):
+            wire.round_trip(registry, [join])
+        for node, group in groups:
+            small, big = [], []
             for shard in group:
                 writes, shard_firsts = per_shard.get(shard, {}), firsts.get(shard)
                 placeholder = self._router.placeholder(shard)
@@ -523,9 +531,13 @@ class BitCore:
                 if call is not None:
                     small.append(call)
                 else:
-                    bulk.set_bits_atomically(
-                        node, writes, firsts=shard_firsts, placeholder=placeholder
-                    )
+                    big.append((writes, shard_firsts, placeholder))
+            if node is registry and big:
+                wire.round_trip(node, [join])
+            elif node is registry:
+                small.insert(0, (join, join))
+            for writes, shard_firsts, placeholder in big:
+                bulk.set_bits_atomically(node, writes, firsts=shard_firsts, placeholder=placeholder)
             bulk.send_small_writes(node, small)  # the node's small shards: one round trip
 
     def redis_for_key(self, key: str) -> redis.Redis:
