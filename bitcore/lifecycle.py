@@ -105,9 +105,10 @@ def lifecycle(
     keys = [client.keys.event_key(event, p) for p in span]
     keys += [client.keys.first_time_key(event, p) for p in span[1:]]
     totals = np.zeros((len(STATES), count), dtype=np.int64)
-    with reading.opened(client, keys, {}, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            totals += count_slice(values, count)
+    for reader, names in reading.per_shard(client, keys):  # one, or every shard: summed
+        with reading.opened(reader, names, {}, max_bytes) as read:
+            for values in reading.read_slices(reader.redis, read, round_trip_bytes):
+                totals += count_slice(values, count)
     rows = [
         LifecyclePeriod(periods.label(p), *(int(n) for n in totals[:, t]))
         for t, p in enumerate(span[1:])

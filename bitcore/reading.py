@@ -79,6 +79,18 @@ class ReportTooCostly(ValueError):
         )
 
 
+def per_shard(client: BitCore, keys: Sequence[str]) -> list[tuple[BitCore, list[str]]]:
+    """Who reads ``keys`` (stored, not derived): the client itself on the flat layout; on the
+    sharded layout each shard's view (``BitCore.shard_view``) with the shard's names of them. A
+    user is in one shard, so a count over the views' reads is the sum of theirs."""
+    if client.layout == "flat":
+        return [(client, list(keys))]
+    return [
+        (client.shard_view(shard), [client.shard_key(key, shard) for key in keys])
+        for shard in client.shards_in_use()
+    ]
+
+
 def check_cost(needed: int, max_bytes: int | None) -> None:
     """Raise ``ReportTooCostly`` when ``needed`` bytes exceed ``max_bytes`` (``None``: no limit)."""
     if max_bytes is not None and needed > max_bytes:

@@ -81,11 +81,12 @@ def stickiness(
     days = days_of(period)
     keys = [client.keys.event_key(event, day) for day in days]
     histogram = np.zeros(len(days), dtype=np.int64)
-    with reading.opened(client, keys, {}, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            words, present = reading.as_words(values)
-            if words.size:
-                histogram += count_days(words[np.array(present, dtype=bool)], len(days))
+    for reader, names in reading.per_shard(client, keys):  # one, or every shard: summed
+        with reading.opened(reader, names, {}, max_bytes) as read:
+            for values in reading.read_slices(reader.redis, read, round_trip_bytes):
+                words, present = reading.as_words(values)
+                if words.size:
+                    histogram += count_days(words[np.array(present, dtype=bool)], len(days))
     return Stickiness(event, period, histogram.tolist())
 
 

@@ -210,7 +210,6 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
 ) -> None:
     from bitcore import overview
     from bitcore.cohort.engine import cohort_table
-    from bitcore.lifecycle import lifecycle
 
     b = bitcore.BitCore(redis_client, layout="sharded")
     _mark(b)
@@ -224,7 +223,6 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
             num_of_rows=2,
             resolve=lambda token, period: b.UniqueEvents("vip") & b.UniqueEvents(token),
         ),
-        lambda: lifecycle(b, "a", "month", 2, periods.month(2024, 5)),
         lambda: overview.overview(b, MAY.date()),
     ]
     for report in reports:
@@ -327,3 +325,22 @@ def test_drill_down_gives_the_users_behind_the_numbers(layout_bc: bitcore.BitCor
     assert list(found.step_users(2)) == USERS[1::2]
     assert list(found.dropoff_users(2)) == USERS[::2]
     assert drilldown.cost(layout_bc, found.step_users(2)) > 0
+
+
+def test_lifecycle_and_stickiness_sum_their_shards(
+    layout_bc: bitcore.BitCore, redis_client: redis.Redis
+) -> None:
+    from bitcore.lifecycle import lifecycle
+    from bitcore.stickiness import stickiness
+
+    days = [datetime(2024, 5, d) for d in (6, 7, 13, 14, 15)]
+    marks = [("a", u, days[0]) for u in USERS]
+    marks += [("a", u, day) for u in USERS[::2] for day in days[1:]]
+    reference = bitcore.BitCore(redis_client, key_prefix="flat_")
+    answers = []
+    for client in (layout_bc, reference):
+        client.mark_many(marks)
+        weeks = lifecycle(client, "a", "week", 2, periods.week(2024, 20))
+        answers.append((weeks.periods, stickiness(client, "a", periods.week(2024, 20)).histogram))
+    assert answers[0] == answers[1]
+    assert answers[0][0][-1].returning == 3 and answers[0][1][2] == 3  # 3 users on 3 days
