@@ -110,7 +110,7 @@ class Bitmap:
 
     def delete(self) -> None:
         """Delete this bitmap's key (for events: forget every mark of this period)."""
-        self.client.redis.delete(self.redis_key)
+        self.client.delete_bitmap(self)
 
     # --- identity: two bitmaps are equal when they name the same key, as in bitmapist
 

@@ -277,6 +277,7 @@ def set_bits_atomically(
     epoch: tuple[str, bytes] | None = None,
     firsts: Firsts | None = None,
     once: Once | None = None,
+    placeholder: str = QUOTA_PLACEHOLDER_KEY,
 ) -> bool:
     """Set bit ``o`` of ``key`` for every ``o`` in ``writes[key]``, after counting the write on
     ``quota`` (if any), and add ``names`` (event names) to the sorted set ``registry_key`` in the
@@ -292,6 +293,10 @@ def set_bits_atomically(
     bit is set in the ever key and, where it was 0 there, in the first-time keys, in the same
     step; the budget counts every one of those keys as if all were set.
 
+    ``placeholder``: the key named in the script's KEYS for an unused quota, registry, epoch or
+    ``once`` key (never touched); on Redis Cluster it must share the slot of the bitmaps (the
+    sharded layout's writer gives one behind the shard's hash tag).
+
     Offsets must already be checked to lie in ``[0, 2**32)``. A key holding anything but a string
     raises ``redis.ResponseError`` before any bit is set; Redis at its ``maxmemory`` raises
     ``redis.exceptions.OutOfMemoryError``, nothing written; connection errors are raised unchanged.
@@ -306,6 +311,7 @@ def set_bits_atomically(
         and budget is None
         and not epoch
         and once is None
+        and placeholder == QUOTA_PLACEHOLDER_KEY  # the lean script names flat keys only
     ):
         one = _one_offset(writes, keys, first)
         if one is not None:  # a single mark: the lean script (bitcore.one_mark)
@@ -315,9 +321,12 @@ def set_bits_atomically(
                 raise _out_of_memory(error) from None
             return True
     epoch_key, epoch_value = epoch or (None, None)
-    gate = _Gate(quota, budget, tuple(names), registry_key, epoch_key, epoch_value, once)
+    gate = _Gate(
+        quota, budget, tuple(names), registry_key, epoch_key, epoch_value, once, placeholder
+    )
+    no_gate = _NO_GATE if placeholder == QUOTA_PLACEHOLDER_KEY else _no_gate(placeholder)
     if isinstance(redis_client, Pipeline):
-        return _queue(redis_client, keys, writes, gate, first)
+        return _queue(redis_client, keys, writes, gate, first, no_gate)
     every = [*keys, *first.keys]
     if sum(len(writes[key]) for key in keys) + first.bits <= SCRIPT_MAX_BITS:
         packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
@@ -334,7 +343,7 @@ def set_bits_atomically(
     for number, (chunk_keys, args) in enumerate(first.chunk_calls(MAX_FIRST_TIMES_PER_CALL)):
         if number > 0:  # the first chunk rides in the last transaction of plain bits
             transactions.append([])
-        head_keys, head_args = _NO_GATE.keys(()), _NO_GATE.args(True, ())
+        head_keys, head_args = no_gate.keys(()), no_gate.args(True, ())
         numkeys = len(head_keys) + len(chunk_keys)  # EVAL, not EVALSHA: no NOSCRIPT midway
         call = ("EVAL", GATE_LUA, numkeys, *head_keys, *chunk_keys, *head_args, *args)
         transactions[-1].append(wire.encode(*call))
@@ -362,6 +371,44 @@ def _one_offset(
     return (offsets.pop(), group) if set(theirs) == offsets else None
 
 
+def small_write(
+    writes: Mapping[str, Collection[int]],
+    firsts: Firsts | None = None,
+    placeholder: str = QUOTA_PLACEHOLDER_KEY,
+) -> tuple[bytes, bytes] | None:
+    """The gate script call that sets ``writes`` (and ``firsts``) at once, with no quota, budget,
+    names or epoch, as ``(EVALSHA command, EVAL command)`` in RESP; ``None`` when it is over
+    ``SCRIPT_MAX_BITS`` (write it with ``set_bits_atomically``). Several of these (one per shard
+    of the sharded layout) go to one Redis in one round trip: ``send_small_writes``."""
+    keys = [key for key, offsets in writes.items() if offsets]
+    first = FirstTimeWrites.of(firsts or {}, len(keys))
+    if sum(len(writes[key]) for key in keys) + first.bits > SCRIPT_MAX_BITS:
+        return None
+    gate = _no_gate(placeholder)
+    every = [*keys, *first.keys]
+    packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
+    tail = first.tail()
+    return (
+        gate.command(every, packed, True, tail),
+        gate.command(every, packed, True, tail, by_sha=False),
+    )
+
+
+def send_small_writes(redis_client: redis.Redis, calls: list[tuple[bytes, bytes]]) -> None:
+    """Send ``small_write`` calls to one Redis in one round trip (each atomic on its own); if the
+    server lacks the script, once more with ``EVAL`` (setting bits twice sets the same bits).
+    A key of the wrong type or a full Redis raises, as ``set_bits_atomically`` does."""
+    if not calls:
+        return
+    try:
+        try:
+            wire.round_trip(redis_client, [by_sha for by_sha, _ in calls])
+        except redis.exceptions.NoScriptError:
+            wire.round_trip(redis_client, [by_eval for _, by_eval in calls])
+    except redis.ResponseError as error:
+        raise _out_of_memory(error) from None
+
+
 def clear_bits(redis_client: redis.Redis, keys: Collection[str], offset: int) -> None:
     """Clear bit ``offset`` of every key (an unmark: the universe and the registry are left as they
     are, since the user was seen), in one ``MULTI``/``EXEC``; on a pipeline, queued for the caller's
@@ -382,6 +429,7 @@ def _queue(
     writes: Mapping[str, Collection[int]],
     gate: _Gate,
     first: FirstTimeWrites,
+    no_gate: _Gate,
 ) -> bool:
     """On a caller's pipeline (a client made from one, as bitmapist allows): queue script calls of
     at most ``MAX_BITS_PER_CALL`` bits, each checking its keys, for the caller's ``execute()``
@@ -396,7 +444,7 @@ def _queue(
         args = [*gate.args(True, names), *(pack_offsets(part) for _, part in call)]
         script(keys=call_keys, args=args)
     for chunk in first.chunk_calls(MAX_FIRST_TIMES_PER_CALL):
-        script(keys=[*_NO_GATE.keys(()), *chunk[0]], args=[*_NO_GATE.args(True, ()), *chunk[1]])
+        script(keys=[*no_gate.keys(()), *chunk[0]], args=[*no_gate.args(True, ()), *chunk[1]])
     return True
 
 
@@ -411,18 +459,20 @@ class _Gate:
     epoch_key: str | None = None
     epoch: bytes | None = None
     once: Once | None = None
+    placeholder: str = QUOTA_PLACEHOLDER_KEY
 
     def keys(self, names: tuple[str, ...]) -> list[str]:
         """KEYS[1..6]: the counters of the quotas, the registry, the id map's epoch and the
         ``once`` key, placeholders when unused."""
         budget = self.budget or _NO_BUDGET
+        none = self.placeholder
         return [
-            self.quota.key if self.quota else QUOTA_PLACEHOLDER_KEY,
-            budget.bytes_quota.key if budget.bytes_quota else QUOTA_PLACEHOLDER_KEY,
-            budget.new_names_quota.key if budget.new_names_quota else QUOTA_PLACEHOLDER_KEY,
-            self.registry_key if names and self.registry_key else QUOTA_PLACEHOLDER_KEY,
-            self.epoch_key or QUOTA_PLACEHOLDER_KEY,
-            self.once.key if self.once else QUOTA_PLACEHOLDER_KEY,
+            self.quota.key if self.quota else none,
+            budget.bytes_quota.key if budget.bytes_quota else none,
+            budget.new_names_quota.key if budget.new_names_quota else none,
+            self.registry_key if names and self.registry_key else none,
+            self.epoch_key or none,
+            self.once.key if self.once else none,
         ]
 
     def args(self, write: bool, names: tuple[str, ...]) -> list[str | int | bytes]:
@@ -442,6 +492,27 @@ class _Gate:
             *names,
         ]
 
+    def command(
+        self,
+        keys: list[str],
+        packed: list[bytes],
+        write: bool,
+        tail: list[bytes] | tuple[()] = (),
+        *,
+        by_sha: bool = True,
+    ) -> bytes:
+        """One call of ``GATE_LUA`` as RESP: ``EVALSHA`` (``EVAL``, which also loads the script,
+        when not ``by_sha``). ``tail``: the first-time section after the bitmaps' offsets."""
+        cached = len(self.names) <= _CACHED_NAMES and self.once is None  # ids differ per request
+        head = _encoded_head if cached else _encoded_head.__wrapped__
+        head_keys, head_args = head(self, write)
+        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
+        body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
+        body.append(wire.bulk_strings(tail))
+        numkeys = _HEAD_KEYS + len(keys)
+        script = ("EVALSHA", GATE_SHA) if by_sha else ("EVAL", GATE_LUA)
+        return wire.command(parts, (*script, numkeys), body)
+
     def call(
         self,
         redis_client: redis.Redis,
@@ -453,19 +524,12 @@ class _Gate:
         """One call of ``GATE_LUA`` (loaded on first use): ``_ALLOWED``, ``_REFUSED`` (over the
         request quota) or ``_REPEATED`` (the ``once`` key was done). ``tail``: the first-time
         section after the bitmaps' offsets."""
-        cached = len(self.names) <= _CACHED_NAMES and self.once is None  # ids differ per request
-        head = _encoded_head if cached else _encoded_head.__wrapped__
-        head_keys, head_args = head(self, write)
-        parts = 3 + _HEAD_KEYS + len(keys) + self.arg_count() + len(packed) + len(tail)
-        body = [head_keys, wire.bulk_strings(keys), head_args, wire.bulk_strings(packed)]
-        body.append(wire.bulk_strings(tail))
-        numkeys = _HEAD_KEYS + len(keys)
         try:
             try:
-                command = wire.command(parts, ("EVALSHA", GATE_SHA, numkeys), body)
+                command = self.command(keys, packed, write, tail)
                 [reply] = wire.round_trip(redis_client, [command])
             except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
-                command = wire.command(parts, ("EVAL", GATE_LUA, numkeys), body)
+                command = self.command(keys, packed, write, tail, by_sha=False)
                 [reply] = wire.round_trip(redis_client, [command])
         except redis.ResponseError as error:
             raise _out_of_memory(error) from None
@@ -505,6 +569,11 @@ def _encoded_head(gate: _Gate, write: bool) -> tuple[bytes, bytes]:
 _NO_BUDGET = Budget()
 #: The gate of a call that only sets first-time bits, checked and counted by an earlier call.
 _NO_GATE = _Gate(None, None, (), None)
+
+
+def _no_gate(placeholder: str) -> _Gate:
+    """``_NO_GATE`` naming ``placeholder`` for its unused keys."""
+    return _Gate(None, None, (), None, placeholder=placeholder)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 from redis.exceptions import LockError
 from redis.lock import Lock
 
@@ -51,7 +52,9 @@ from bitcore.keys import (
     CLEANUP_LAST_RUN_KEY,
     CLEANUP_LOCK_KEY,
     KeyLayout,
+    ShardedKeyLayout,
 )
+from bitcore.shards import is_cluster, primaries_of
 
 #: The lock that makes one run at a time. Not under the event prefix: nothing mistakes it for data.
 LOCK_KEY = CLEANUP_LOCK_KEY
@@ -171,13 +174,33 @@ def is_temporary_bitop_key(layout: KeyLayout, key: bytes | str) -> bool:
     >>> is_temporary_bitop_key(KeyLayout(), "trackist_bitop_OR_trackist_a_u")
     True
     """
+    if isinstance(layout, ShardedKeyLayout):  # a shard's key: its flat name decides
+        parsed = layout.parse_shard_key(key)
+        return parsed is not None and layout.is_temporary_key(parsed[1])
     return layout.is_temporary_key(key)
 
 
-def _bitop_keys(r: redis.Redis, layout: KeyLayout) -> Iterator[bytes]:
-    for key in r.scan_iter(match=layout.bitop_keys_pattern(), count=SCAN_COUNT):
+def _pattern(layout: KeyLayout) -> str:
+    """SCAN pattern of the bit-op keys (every shard's, on the sharded layout)."""
+    pattern = layout.bitop_keys_pattern()
+    return layout.shard_pattern(pattern) if isinstance(layout, ShardedKeyLayout) else pattern
+
+
+def _bitop_keys(node: redis.Redis, layout: KeyLayout) -> Iterator[bytes]:
+    for key in node.scan_iter(match=_pattern(layout), count=SCAN_COUNT):
         if is_temporary_bitop_key(layout, key):
             yield key
+
+
+def _by_slot(node: redis.Redis, batch: list[bytes], cluster: bool) -> list[list[bytes]]:
+    """``batch`` as one group, or on a cluster one group per slot (a script's keys must share
+    one)."""
+    if not cluster:
+        return [batch]
+    groups: dict[int, list[bytes]] = {}
+    for key in batch:
+        groups.setdefault(key_slot(key), []).append(key)
+    return list(groups.values())
 
 
 def _batches(keys: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
@@ -216,15 +239,19 @@ def cleanup(
         raise ValueError(f"max_idle must be 0 or more seconds, got {max_idle}")
     started = time.monotonic()
     started_at = server_time(r)
-    sweep = r.register_script(_SWEEP_SCRIPT)
     args = ["1" if all_keys else "0", str(max_idle), "1" if dry_run else "0"]
     freed = freed_bytes = scanned = untracked = 0
-    for batch in _batches(_bitop_keys(r, layout), batch_size):
-        keys, size, no_idle = sweep(keys=batch, args=args)
-        freed, freed_bytes = freed + int(keys), freed_bytes + int(size)
-        scanned, untracked = scanned + len(batch), untracked + int(no_idle)
-        if after_batch is not None:
-            after_batch()
+    cluster = is_cluster(r)
+    for node in primaries_of(r):  # on a cluster, SCAN sees one node's keys: every primary's
+        sweep = node.register_script(_SWEEP_SCRIPT)
+        for batch in _batches(_bitop_keys(node, layout), batch_size):
+            for group in _by_slot(node, batch, cluster):
+                keys, size, no_idle = sweep(keys=group, args=args)
+                freed, freed_bytes = freed + int(keys), freed_bytes + int(size)
+                untracked += int(no_idle)
+            scanned += len(batch)
+            if after_batch is not None:
+                after_batch()
     return CleanupResult(
         keys=freed,
         bytes=freed_bytes,
@@ -245,21 +272,25 @@ def count_temporary_keys(
 
     One PTTL pipeline per SCAN call; the budget keeps a status page fast on a huge keyspace.
     """
-    total = without_ttl = 0
-    cursor: int = 0
-    for _ in range(max_scans):
-        cursor, found = r.scan(cursor, match=layout.bitop_keys_pattern(), count=SCAN_COUNT)
-        keys = [key for key in found if is_temporary_bitop_key(layout, key)]
-        if keys:
-            with r.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.pttl(key)
-                ttls = pipe.execute()
-            total += sum(1 for ttl in ttls if ttl != -2)
-            without_ttl += sum(1 for ttl in ttls if ttl == -1)
-        if cursor == 0:
-            return TemporaryKeyCount(total, without_ttl, complete=True)
-    return TemporaryKeyCount(total, without_ttl, complete=False)
+    total = without_ttl = scans = 0
+    for node in primaries_of(r):  # on a cluster, every primary's, within one budget
+        cursor: int = 0
+        while scans < max_scans:
+            scans += 1
+            cursor, found = node.scan(cursor, match=_pattern(layout), count=SCAN_COUNT)
+            keys = [key for key in found if is_temporary_bitop_key(layout, key)]
+            if keys:
+                with node.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.pttl(key)
+                    ttls = pipe.execute()
+                total += sum(1 for ttl in ttls if ttl != -2)
+                without_ttl += sum(1 for ttl in ttls if ttl == -1)
+            if cursor == 0:
+                break
+        else:
+            return TemporaryKeyCount(total, without_ttl, complete=False)
+    return TemporaryKeyCount(total, without_ttl, complete=True)
 
 
 def last_run(r: redis.Redis, dry_run: bool = False) -> CleanupResult | None:

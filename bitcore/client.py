@@ -21,14 +21,24 @@ from zoneinfo import ZoneInfo
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 
-from bitcore import bitmaps, bitops, bulk, erasure, events, idmap, periods, planning, wire
+from bitcore import bitmaps, bitops, bulk, erasure, events, idmap, periods, planning, shards, wire
 from bitcore.bitmaps import Bitmap, set_bits
-from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, connect
+from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, cluster_wanted, connect, connect_cluster
 from bitcore.embedded import default_redis
 from bitcore.idmap import IdMap, IdMappingMismatch
-from bitcore.keys import DEFAULT_PREFIX, KeyLayout
+from bitcore.keys import (
+    DEFAULT_PREFIX,
+    DEFAULT_SHARD_BITS,
+    FLAT,
+    SHARDED,
+    KeyLayout,
+    ShardedKeyLayout,
+    layout_named,
+)
 from bitcore.limits import DEFAULT_SEGMENT_MAX_BYTES
+from bitcore.shards import ShardedLayoutUnsupported, ShardPipe
 from bitcore.validation import check_event_name, check_uuid
 
 #: The unique event that holds every user bitcore has marked: the universe ``~x`` is taken in.
@@ -103,11 +113,17 @@ class BitCore:
     ``track_first_time``: also keep, per event, who did it for the first time ever in each
     period (``KeyLayout.first_time_key``, read by first-time cohorts and the lifecycle report),
     in the same write; ``rebuild_first_time`` makes them for data written without.
+    ``layout``: where keys live (``bitcore.keys``): ``"flat"`` (bitmapist's, the default on a
+    single Redis) or ``"sharded"`` (bitmaps split by user-id range, each shard in one cluster
+    slot: the default, and the only layout, on a ``redis.cluster.RedisCluster``; on a single Redis
+    when asked for). ``shard_bits``: the sharded layout's ids per shard, ``2 ** shard_bits``.
+    A URL (or ``REDIS_URL``) with ``BITCORE_REDIS_CLUSTER=1`` in the environment connects to a
+    Redis Cluster.
     """
 
     def __init__(
         self,
-        redis_or_url: str | redis.Redis | None = None,
+        redis_or_url: str | redis.Redis | RedisCluster | None = None,
         *,
         key_prefix: str = DEFAULT_PREFIX,
         track_hourly: bool = False,
@@ -124,14 +140,38 @@ class BitCore:
         id_map_cache: int = idmap.DEFAULT_CACHE_SIZE,
         track_first_time: bool = True,
         segment_max_bytes: int | None = DEFAULT_SEGMENT_MAX_BYTES,
+        layout: str | None = None,
+        shard_bits: int = DEFAULT_SHARD_BITS,
     ) -> None:
         if redis_or_url is None:
             self.redis = default_redis()
         elif isinstance(redis_or_url, str):
-            self.redis = connect(redis_or_url, socket_timeout)
-        else:
-            self.redis = redis_or_url
-        self.keys = KeyLayout(key_prefix)
+            if cluster_wanted():
+                self.redis = connect_cluster(redis_or_url, socket_timeout)  # type: ignore[assignment]
+            else:
+                self.redis = connect(redis_or_url, socket_timeout)
+        else:  # a RedisCluster is used through the commands both clients share
+            self.redis = cast(redis.Redis, redis_or_url)
+        on_cluster = shards.is_cluster(self.redis)
+        name = layout or (SHARDED if on_cluster else FLAT)
+        if on_cluster and name == FLAT:
+            raise ValueError(
+                "the flat layout cannot run on a Redis Cluster (its bit operations span slots): "
+                "use layout='sharded', the default there"
+            )
+        self.keys = layout_named(name, key_prefix, shard_bits)
+        #: The sharded layout's router and layout (``None`` on the flat layout).
+        self._router: shards.Router | None = None
+        self._sharded: ShardedKeyLayout | None = None
+        #: A shard's view keeps its dataset's saved segments where that client does.
+        self._segments_owner: BitCore | None = None
+        if isinstance(self.keys, ShardedKeyLayout):
+            if id_mapping:
+                raise ShardedLayoutUnsupported(
+                    "the id map on the sharded layout is not built yet: use the flat layout"
+                )
+            self._sharded = self.keys
+            self._router = shards.Router(self.redis, self.keys)
         self.track_hourly = track_hourly
         self.track_unique = track_unique
         self.tz: tzinfo | None = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
@@ -161,7 +201,21 @@ class BitCore:
         )
 
     def __repr__(self) -> str:
-        return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r}>"
+        return f"<BitCore {self.redis!r} prefix={self.keys.prefix!r} layout={self.keys.name}>"
+
+    @property
+    def layout(self) -> str:
+        """The key layout's name: ``"flat"`` or ``"sharded"``."""
+        return self.keys.name
+
+    def require_flat(self, what: str) -> None:
+        """Refuse ``what`` (a report, a job) on the sharded layout, where it is not built yet:
+        ``ShardedLayoutUnsupported`` before anything is read, never a wrong answer."""
+        if self._router is not None:
+            raise ShardedLayoutUnsupported(
+                f"{what} is not built for the sharded layout (Redis Cluster) yet: "
+                "use a client with the flat layout on a single Redis"
+            )
 
     # --- time
 
@@ -292,7 +346,7 @@ class BitCore:
         if offset is None:
             return
         with self._target(use_pipeline) as target:  # an unmark leaves first-time bits
-            bulk.clear_bits(target, keys, offset)
+            self._clear_bits(target, keys, offset)
 
     @contextlib.contextmanager
     def _target(self, use_pipeline: bool) -> Iterator[redis.Redis]:
@@ -330,7 +384,17 @@ class BitCore:
         key = self.keys.unique_key(check_event_name(event_name))
         offset = self._existing_offset(uuid)
         if offset is not None:
-            bulk.clear_bits(self.redis, [key], offset)
+            self._clear_bits(self.redis, [key], offset)
+
+    def _clear_bits(self, target: redis.Redis, keys: list[str], offset: int) -> None:
+        """``bulk.clear_bits``, in the shard of ``offset`` on the sharded layout."""
+        if self._sharded is None or self._router is None:
+            bulk.clear_bits(target, keys, offset)
+            return
+        shard = self._sharded.shard_of(offset)
+        local = self._sharded.local_offset(offset)
+        shard_keys = [self._sharded.shard_key(key, shard) for key in keys]
+        bulk.clear_bits(self._router.node(shard), shard_keys, local)
 
     def mark_many(
         self,
@@ -415,6 +479,8 @@ class BitCore:
         epoch: bytes | None,
         once: bulk.Once | None = None,
     ) -> bool:
+        if self._router is not None:
+            return self._set_bits_sharded(plan, quota, budget)
         return bulk.set_bits_atomically(
             target,
             plan.writes,
@@ -428,6 +494,70 @@ class BitCore:
             firsts=plan.firsts if self.track_first_time else None,
             once=once,
         )
+
+    def _set_bits_sharded(
+        self, plan: planning.Plan, quota: bulk.Quota | None, budget: bulk.Budget | None
+    ) -> bool:
+        """The one writer on the sharded layout: its limits checked first (``shards.admit``),
+        then the plan split per shard (``shards.split_writes``),
+        each shard's bits (and first times) set by the gate script on the Redis holding it, all
+        of one shard atomically (the small shards of one node in one round trip, a big shard as
+        ``bulk.set_bits_atomically`` writes a big batch); the shards joined to the registry of
+        shards first (a reader never misses a written shard), the names to the registry of names
+        after."""
+        assert self._sharded is not None and self._router is not None
+        per_shard = shards.split_writes(self._sharded, plan.writes)
+        firsts = shards.split_firsts(self._sharded, plan.firsts) if self.track_first_time else {}
+        names = plan.names - {self.universe}
+        registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
+        with self._router.refreshed_on_failure():
+            if quota is not None or budget is not None:
+                grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
+                if not shards.admit(self.redis, grow, quota, budget, names, registry):
+                    return False
+            self._write_shards(per_shard, firsts)
+        if names:
+            self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
+        return True
+
+    def _write_shards(
+        self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
+    ) -> None:
+        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``), the
+        shards joined to the registry of shards before their bits are set: by every write (a
+        process cannot know that someone deleted the registry since), in the same round trip
+        as the small writes of the registry's node, else in one of its own."""
+        assert self._router is not None and self._sharded is not None
+        used = sorted({*per_shard, *firsts})
+        registry = self._router.node_of_key(self._sharded.shards_key())
+        join = wire.encode("SADD", self._sharded.shards_key(), *used)
+        groups = self._router.by_node(used)
+        if not any(node is registry for node, _ in groups):
+            wire.round_trip(registry, [join])
+        for node, group in groups:
+            small, big = [], []
+            for shard in group:
+                writes, shard_firsts = per_shard.get(shard, {}), firsts.get(shard)
+                placeholder = self._router.placeholder(shard)
+                call = bulk.small_write(writes, shard_firsts, placeholder)
+                if call is not None:
+                    small.append(call)
+                else:
+                    big.append((writes, shard_firsts, placeholder))
+            if node is registry and big:
+                wire.round_trip(node, [join])
+            elif node is registry:
+                small.insert(0, (join, join))
+            for writes, shard_firsts, placeholder in big:
+                bulk.set_bits_atomically(node, writes, firsts=shard_firsts, placeholder=placeholder)
+            bulk.send_small_writes(node, small)  # the node's small shards: one round trip
+
+    def redis_for_key(self, key: str) -> redis.Redis:
+        """A ``redis.Redis`` that holds ``key``: this client's, or on a cluster the primary of
+        the key's slot (for bitcore's hand-encoded round trips, which need one connection)."""
+        if self._router is None:
+            return self.redis
+        return self._router.node_of_key(key)
 
     def _internal_plan(
         self,
@@ -487,9 +617,12 @@ class BitCore:
     def _check_dataset(self, direct: redis.Redis) -> IdMap | None:
         # The one read every client makes goes through the wire, so a plain client's first
         # write also works where it is awaited on an event loop (``bitcore.aio``).
-        marker = _decoded(
-            wire.round_trip(direct, [wire.encode("GET", self.keys.id_map_marker_key())])[0]
-        )
+        if self._router is not None:  # no own connection on a cluster: an ordinary GET
+            marker = _decoded(self.redis.get(self.keys.id_map_marker_key()))
+        else:
+            marker = _decoded(
+                wire.round_trip(direct, [wire.encode("GET", self.keys.id_map_marker_key())])[0]
+            )
         where = f"the dataset under prefix {self.keys.prefix!r}"
         if not self.id_mapping:
             if marker is not None:
@@ -591,6 +724,8 @@ class BitCore:
     def read(self, bitmap: Bitmap, command: str, *args: Any) -> Any:
         """Run ``command`` on the bitmap's key; a derived key that is gone (expired, deleted) is
         computed again first, the read riding in the same transaction as the last step."""
+        if self._router is not None:
+            return self._read_sharded(bitmap, command, args)
         key = bitmap.redis_key
         if not bitmap.derived:
             return self.redis.execute_command(command, key, *args)
@@ -612,6 +747,8 @@ class BitCore:
     def count_once(self, bitmap: Bitmap) -> int:
         """``len(bitmap)`` for a one-shot answer: a derived bitmap is computed afresh, counted and
         its key deleted in the same transaction, so nothing is left behind (a dashboard preview)."""
+        if self._router is not None:
+            return self._count_once_sharded(bitmap)
         if not bitmap.derived:
             return int(self.redis.bitcount(bitmap.redis_key))
         key = bitmap.redis_key
@@ -627,6 +764,9 @@ class BitCore:
         should it vanish anyway (a cleanup, a consumer that paused past the TTL) it is computed
         again and the iteration goes on from the same slice, never ending early.
         """
+        if self._router is not None:
+            yield from self._iter_sharded(bitmap, chunk_bytes or self.iter_chunk_bytes)
+            return
         if bitmap.derived:
             self.materialize(bitmap)
         size = chunk_bytes or self.iter_chunk_bytes
@@ -666,6 +806,8 @@ class BitCore:
         """Run ``bitmap.steps``: every round trip but the last as a plain pipeline, the last in
         MULTI/EXEC followed by ``then`` (a read of the fresh key); returns the last one's
         replies."""
+        if self._router is not None:
+            return self._compute_sharded(bitmap, then)
         *early, last = bitmap.steps(self.bitop_ttl(bitmap))
         try:
             for step in early:
@@ -728,7 +870,13 @@ class BitCore:
 
     def delete_temporary_bitop_keys(self) -> int:
         """Delete every temporary bit-op key (``KeyLayout.is_temporary_key``: bit-op, segment and
-        report results, never an event's data), walking the keyspace with SCAN (never KEYS)."""
+        report results, never an event's data), walking the keyspace with SCAN (never KEYS): on
+        the sharded layout every shard's, on every primary of a cluster."""
+        if self._sharded is not None:
+            return self._delete_matching(
+                self._sharded.shard_pattern(self.keys.bitop_keys_pattern()),
+                self._is_temporary_shard_key,
+            )
         return self._delete_matching(self.keys.bitop_keys_pattern(), self.keys.is_temporary_key)
 
     def delete_all_events(self) -> int:
@@ -736,6 +884,16 @@ class BitCore:
         how many. The registries of event and flag names go too, as no event is left to list, and
         so do the events' first-time bitmaps and ever sets (``KeyLayout.first_time_key``), which
         describe the events deleted (they are not counted in the answer)."""
+        if self._sharded is not None and self._router is not None:
+            for pattern in self.keys.first_time_keys_patterns():
+                self._delete_matching(self._sharded.shard_pattern(pattern))
+            deleted = self._delete_matching(
+                self._sharded.shard_pattern(self.keys.all_keys_pattern())
+            )
+            registries = [self.keys.event_names_key(), self.keys.flag_names_key()]
+            self.redis.unlink(*registries, self._sharded.shards_key())
+            self._router.forget_registered()
+            return deleted
         for pattern in self.keys.first_time_keys_patterns():
             self._delete_matching(pattern)
         deleted = self._delete_matching(self.keys.all_keys_pattern())
@@ -748,19 +906,55 @@ class BitCore:
         """Delete the keys matching ``pattern`` (those ``keep_only`` accepts, when given)."""
         deleted = 0
         batch: list[bytes] = []
-        for key in self.redis.scan_iter(match=pattern, count=DELETE_BATCH):
+        unlink = self._unlink_stored if self._router is not None else self._delete
+        for key in self._scan(pattern):
             if keep_only is not None and not keep_only(key):
                 continue
             batch.append(key)
             if len(batch) >= DELETE_BATCH:
-                deleted += self._delete(batch)
+                deleted += unlink(batch)
                 batch = []
-        return deleted + self._delete(batch)
+        return deleted + unlink(batch)
+
+    def _scan(self, pattern: str, count: int = DELETE_BATCH) -> Iterator[bytes]:
+        """Every key matching ``pattern``, by SCAN: on a cluster, on every primary."""
+        if self._router is None:
+            yield from self.redis.scan_iter(match=pattern, count=count)
+            return
+        for node in self._router.primaries():
+            yield from node.scan_iter(match=pattern, count=count)
+
+    def _is_temporary_shard_key(self, key: bytes) -> bool:
+        assert self._sharded is not None
+        parsed = self._sharded.parse_shard_key(key)
+        return parsed is not None and self.keys.is_temporary_key(parsed[1])
+
+    def _unlink_stored(self, keys: Sequence[str | bytes]) -> int:
+        """UNLINK keys as stored (shard keys on the sharded layout): on a cluster, redis-py
+        sends each slot's keys to their node."""
+        return int(self.redis.unlink(*keys)) if keys else 0
 
     def _delete(self, keys: Sequence[str | bytes]) -> int:
+        """UNLINK flat-named keys: on the sharded layout, their keys in every shard in use."""
         if not keys:
             return 0
-        return int(self.redis.unlink(*keys))
+        if self._sharded is None or self._router is None:
+            return int(self.redis.unlink(*keys))
+        names = [k.decode() if isinstance(k, bytes) else k for k in keys]
+        deleted = 0
+        for node, group in self._router.by_node(self._router.shards()):
+            with node.pipeline(transaction=False) as pipe:
+                for shard in group:
+                    pipe.unlink(*(self._sharded.shard_key(name, shard) for name in names))
+                deleted += sum(int(n) for n in pipe.execute())
+        return deleted
+
+    def delete_bitmap(self, bitmap: Bitmap) -> None:
+        """Delete ``bitmap``'s key (every shard's, on the sharded layout)."""
+        if self._router is None:
+            self.redis.delete(bitmap.redis_key)
+        else:
+            self._delete([bitmap.redis_key])
 
     # --- erasure
 
@@ -787,8 +981,11 @@ class BitCore:
     def get_event_names(self, prefix: str = "", batch: int = 10000) -> list[str]:
         """Every event name with at least one key, in no particular order (bit-op keys left out)."""
         names: set[str] = set()
-        for key in self.redis.scan_iter(match=self.keys.event_keys_pattern(prefix), count=batch):
-            parsed = self.keys.parse_event_key(key)
+        pattern = self.keys.event_keys_pattern(prefix)
+        if self._sharded is not None:
+            pattern = self._sharded.shard_pattern(pattern)
+        for key in self._scan(pattern, batch):
+            parsed = self.keys.parse_event_key(self._flat_name(key))
             if parsed and parsed[0] != self.universe:
                 names.add(parsed[0])
         return list(names)
@@ -797,6 +994,8 @@ class BitCore:
         """OR every event key into the universe, for data written by plain bitmapist (which keeps
         no universe). Returns the universe's size."""
         universe_key = self.keys.unique_key(self.universe)
+        if self._router is not None:
+            return self._rebuild_universe_sharded(universe_key)
         sources = [
             key
             for key in self.redis.scan_iter(match=self.keys.all_keys_pattern(), count=DELETE_BATCH)
@@ -810,6 +1009,260 @@ class BitCore:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+    # --- the sharded layout: every read and computation runs per shard, then adds up
+
+    def shard_view(self, shard: int) -> BitCore:
+        """A flat-layout client on the Redis holding ``shard``, under the prefix
+        ``<tag><prefix>``: it names the shard's keys exactly as this client stores them (events,
+        flags, the universe, first-time bitmaps) and its ids are the shard's local offsets. A
+        report computed on every shard's view and added up is the report of the whole dataset
+        (the cohort engine and funnels do so). Made on first use, again after a failover moved
+        the shard to another node."""
+        if self._sharded is None or self._router is None:
+            raise ValueError("only a client of the sharded layout has shard views")
+        node = self._router.node(shard)
+        views: dict[int, BitCore] = self.__dict__.setdefault("_views", {})
+        view = views.get(shard)
+        if view is None or view.redis is not node:
+            view = views[shard] = BitCore(
+                node,
+                key_prefix=self._sharded.shard_tag(shard) + self.keys.prefix,
+                track_hourly=self.track_hourly,
+                track_unique=self.track_unique,
+                timezone=self.tz,
+                universe=self.universe,
+                bitop_ttl_open=self.bitop_ttl_open,
+                bitop_ttl_closed=self.bitop_ttl_closed,
+                remember_bitop_keys=0,
+                iter_chunk_bytes=self.iter_chunk_bytes,
+                track_first_time=self.track_first_time,
+                layout=FLAT,
+            )
+            # the shard's names, but saved segments are the dataset's, kept where this client
+            # keeps them
+            view.keys = KeyLayout(view.keys.prefix, segments_tag=self.keys.segments_tag)
+            view._segments_owner = self
+        return view
+
+    def segments_redis(self) -> redis.Redis:
+        """Where saved segments live (``bitcore.segments.store``): this client's Redis; on a
+        cluster the node of their one slot (``KeyLayout.segments_tag``), so a save's WATCH and
+        MULTI/EXEC run there; a shard's view uses its dataset's."""
+        if self._segments_owner is not None:
+            return self._segments_owner.segments_redis()
+        if self._router is not None:
+            return self._router.node_of_key(self.keys.segments_index_key())
+        return self.redis
+
+    def shards_in_use(self) -> list[int]:
+        """The shards in use, ascending (the sharded layout only)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._router.shards()
+
+    @property
+    def shard_bits(self) -> int:
+        """Ids per shard are ``2 ** shard_bits`` (the sharded layout only)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._sharded.shard_bits
+
+    def node_of_shard(self, shard: int) -> redis.Redis:
+        """The ``redis.Redis`` holding ``shard``'s keys (the sharded layout only)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._router.node(shard)
+
+    def register_shards(self, shards_in_use: Iterable[int]) -> None:
+        """Add shards to the registry of shards in use (what a copy into them must do first)."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        self._router.register(list(shards_in_use))
+
+    def shard_of(self, internal: int) -> tuple[int, int]:
+        """``(shard, bit within the shard)`` of an internal id (the sharded layout only)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shards")
+        return self._sharded.shard_of(internal), self._sharded.local_offset(internal)
+
+    def shard_key(self, key: str, shard: int) -> str:
+        """Where shard ``shard`` of the flat-named ``key`` lives (``ShardedKeyLayout``)."""
+        if self._sharded is None:
+            raise ValueError("only a client of the sharded layout has shard keys")
+        return self._sharded.shard_key(key, shard)
+
+    def shard_views(self) -> list[BitCore]:
+        """``shard_view`` of every shard in use, ascending."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shard views")
+        return [self.shard_view(shard) for shard in self._router.shards()]
+
+    def _flat_name(self, key: bytes | str) -> bytes | str:
+        """A stored key's flat name (the shard's tag taken off, on the sharded layout)."""
+        if self._sharded is None:
+            return key
+        parsed = self._sharded.parse_shard_key(key)
+        return parsed[1] if parsed is not None else ""
+
+    def _shard_context(self) -> int | None:
+        """The shard a computation of this thread is running in, if any."""
+        return getattr(self._local, "shard", None)
+
+    def key_lengths(self, keys: list[str]) -> dict[str, int]:
+        """``STRLEN`` of each flat-named key (0: missing), in one round trip: on the sharded
+        layout, of the keys of the shard being computed."""
+        if not keys:
+            return {}
+        shard = self._shard_context()
+        if self._sharded is None or self._router is None:
+            target, names = self.redis, keys
+        elif shard is None:
+            raise ShardedLayoutUnsupported("key lengths on the sharded layout are per shard")
+        else:
+            target = self._router.node(shard)
+            names = [self._sharded.shard_key(key, shard) for key in keys]
+        with target.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.strlen(name)
+            return dict(zip(keys, (int(n) for n in pipe.execute()), strict=True))
+
+    def _compute_sharded(self, bitmap: Bitmap, then: Callable[[Pipeline], Any] | None) -> list[Any]:
+        """``_compute`` in every shard in use (only the current one inside a shard's computation:
+        a segment that recomputes a leaf), the last shard's replies returned."""
+        assert self._router is not None
+        if then is not None:
+            raise ShardedLayoutUnsupported("a read after a computation is per shard")
+        current = self._shard_context()
+        replies: list[Any] = []
+        for shard in [current] if current is not None else self._router.shards():
+            replies = self._compute_shard(bitmap, shard)
+        return replies
+
+    def _compute_shard(
+        self, bitmap: Bitmap, shard: int, then: Callable[[Pipeline], Any] | None = None
+    ) -> list[Any]:
+        """``bitmap.steps`` inside ``shard``: each step's commands on the shard's keys
+        (``ShardPipe``) on the Redis holding it, the last in MULTI/EXEC followed by ``then``
+        (given the plain pipeline: it names shard keys itself)."""
+        assert self._sharded is not None and self._router is not None
+        node = self._router.node(shard)
+        outer = self._shard_context()
+        self._local.shard = shard
+        try:
+            *early, last = bitmap.steps(self.bitop_ttl(bitmap))
+            for step in early:
+                with node.pipeline(transaction=False) as pipe:
+                    step(ShardPipe(pipe, self._sharded, shard))  # type: ignore[arg-type]
+                    pipe.execute()
+            with node.pipeline() as pipe:
+                last(ShardPipe(pipe, self._sharded, shard))  # type: ignore[arg-type]
+                if then is not None:
+                    then(pipe)
+                return cast(list[Any], pipe.execute())
+        except redis.RedisError:
+            with contextlib.suppress(redis.RedisError):
+                scratch = [self._sharded.shard_key(k, shard) for k in bitmap.scratch_keys()]
+                if scratch:
+                    node.unlink(*scratch)
+            raise
+        finally:
+            self._local.shard = outer
+
+    def _shard_read(self, bitmap: Bitmap, shard: int, read: Callable[[Pipeline], Any]) -> Any:
+        """``read`` (queued on a pipeline, naming shard keys) on ``shard``'s Redis; a derived
+        bitmap whose shard key is gone is computed in that shard first, the read riding in the
+        same transaction."""
+        assert self._sharded is not None and self._router is not None
+        with self._router.refreshed_on_failure():
+            return self._shard_read_once(bitmap, shard, read)
+
+    def _shard_read_once(self, bitmap: Bitmap, shard: int, read: Callable[[Pipeline], Any]) -> Any:
+        assert self._sharded is not None and self._router is not None
+        node = self._router.node(shard)
+        with node.pipeline(transaction=False) as pipe:
+            if bitmap.derived:
+                pipe.exists(self._sharded.shard_key(bitmap.redis_key, shard))
+            read(pipe)
+            replies = pipe.execute()
+        if not bitmap.derived or replies[0]:
+            return replies[-1]
+        return self._compute_shard(bitmap, shard, read)[-1]
+
+    def _read_sharded(self, bitmap: Bitmap, command: str, args: tuple[Any, ...]) -> Any:
+        """``read`` on the sharded layout: GETBIT in the id's shard, BITCOUNT summed."""
+        layout = self._sharded
+        assert layout is not None and self._router is not None
+        key = bitmap.redis_key
+        if command == "GETBIT" and len(args) == 1:
+            shard, local = layout.shard_of(args[0]), layout.local_offset(args[0])
+            name = layout.shard_key(key, shard)
+            return self._shard_read(bitmap, shard, lambda pipe: pipe.getbit(name, local))
+        if command == "BITCOUNT" and not args:
+            total = 0
+            for shard in self._router.shards():
+                name = layout.shard_key(key, shard)
+                total += int(self._shard_read(bitmap, shard, _bitcount_of(name)))
+            return total
+        raise ShardedLayoutUnsupported(f"{command} {args!r} has no sharded form")
+
+    def _count_once_sharded(self, bitmap: Bitmap) -> int:
+        """``count_once`` per shard, summed: a derived bitmap computed, counted and deleted in
+        one transaction per shard."""
+        layout = self._sharded
+        assert layout is not None and self._router is not None
+        if not bitmap.derived:
+            return int(self._read_sharded(bitmap, "BITCOUNT", ()))
+        total = 0
+        for shard in self._router.shards():
+            name = layout.shard_key(bitmap.redis_key, shard)
+            replies = self._compute_shard(bitmap, shard, _count_and_unlink(name))
+            total += int(replies[-2])
+        return total
+
+    def _iter_sharded(self, bitmap: Bitmap, size: int) -> Iterator[int]:
+        """Members shard after shard (ascending shards: ascending ids), each shard read in
+        slices of at most ``size`` bytes; a derived shard key that vanishes midway is computed
+        again and the slice read once more."""
+        layout = self._sharded
+        assert layout is not None and self._router is not None
+        shard_bytes = 1 << (layout.shard_bits - 3)
+        for shard in self._router.shards():
+            name = layout.shard_key(bitmap.redis_key, shard)
+            if bitmap.derived:
+                self._compute_shard(bitmap, shard)
+            base = layout.shard_base(shard)
+            for start in range(0, shard_bytes, size):
+                last = min(start + size, shard_bytes) - 1
+                chunk = cast(bytes, self._shard_slice(bitmap, shard, name, start, last))
+                if not chunk:
+                    break
+                yield from set_bits(chunk, base + start * 8)
+                if len(chunk) < last - start + 1:
+                    break
+
+    def _shard_slice(self, bitmap: Bitmap, shard: int, name: str, first: int, last: int) -> Any:
+        if bitmap.derived:  # each slice renews the key's TTL, as the flat layout's does
+            assert self._router is not None
+            self._router.node(shard).expire(name, self.bitop_ttl(bitmap))
+        return self._shard_read(bitmap, shard, lambda pipe: pipe.getrange(name, first, last))
+
+    def _rebuild_universe_sharded(self, universe_key: str) -> int:
+        """``rebuild_universe`` per shard: each shard's event keys ORed into its universe."""
+        layout = self._sharded
+        assert layout is not None and self._router is not None
+        found: dict[int, list[bytes]] = {}
+        for key in self._scan(layout.shard_pattern(self.keys.all_keys_pattern())):
+            parsed = layout.parse_shard_key(key)
+            if parsed is not None and self.keys.parse_event_key(parsed[1]):
+                found.setdefault(parsed[0], []).append(key)
+        self._router.register(found)
+        for shard, sources in found.items():
+            target = layout.shard_key(universe_key, shard)
+            node = self._router.node(shard)
+            for start in range(0, len(sources), DELETE_BATCH):
+                node.bitop("OR", target, target, *sources[start : start + DELETE_BATCH])
+        return int(self._read_sharded(self.universe_bitmap(), "BITCOUNT", ()))
 
 
 _external_token = idmap.check_token
@@ -838,3 +1291,28 @@ class _Rewrite:
 
 def _decoded(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _bitcount_of(key: str) -> Callable[[Pipeline], Any]:
+    """A read that queues ``BITCOUNT key``."""
+    return lambda pipe: pipe.bitcount(key)
+
+
+def _count_and_unlink(key: str) -> Callable[[Pipeline], Any]:
+    """A read that queues ``BITCOUNT key`` then ``UNLINK key``."""
+    return lambda pipe: (pipe.bitcount(key), pipe.unlink(key))
+
+
+def _with_firsts(
+    per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
+) -> dict[int, dict[str, set[int]]]:
+    """A sharded plan's bitmaps and its first-time keys (each counted as if every candidate
+    were a first time, as the gate script counts them), per shard."""
+    merged = {shard: dict(writes) for shard, writes in per_shard.items()}
+    for shard, groups in firsts.items():
+        keys = merged.setdefault(shard, {})
+        for ever, targets in groups.items():
+            for named, ids in targets.items():
+                for key in (ever, *named):
+                    keys[key] = keys.get(key, set()) | set(ids)
+    return merged

@@ -12,11 +12,13 @@ True
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from bitcore import breaker
@@ -82,3 +84,36 @@ def connect(
     client = redis_class(**kwargs) if url is None else redis_class.from_url(url, **kwargs)
     breaker.guard(client.connection_pool, breaker_seconds)
     return client
+
+
+#: Set to ``1`` (with ``REDIS_URL`` naming any node) to run on a Redis Cluster: the client is a
+#: ``redis.cluster.RedisCluster`` and bitcore uses the sharded key layout.
+CLUSTER_ENVIRONMENT = "BITCORE_REDIS_CLUSTER"
+
+
+def cluster_wanted() -> bool:
+    """Whether ``BITCORE_REDIS_CLUSTER`` asks for a Redis Cluster (``1``, ``true``, ``yes``)."""
+    return os.environ.get(CLUSTER_ENVIRONMENT, "").strip().lower() in ("1", "true", "yes")
+
+
+def connect_cluster(url: str, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT) -> RedisCluster:
+    """A redis-py Redis Cluster client found from the node at ``url`` (it learns the others),
+    with the same socket timeouts as ``connect``'s and a bounded retry. (bitcore's circuit
+    breaker guards one connection pool; a cluster client has one per node and is not guarded.)"""
+    return RedisCluster.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=bounded_retry(),
+    )
+
+
+def connect_url(
+    url: str,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    breaker_seconds: float = DEFAULT_BREAKER_SECONDS,
+) -> redis.Redis | RedisCluster:
+    """``connect_cluster`` when ``cluster_wanted()``, else ``connect``."""
+    if cluster_wanted():
+        return connect_cluster(url, socket_timeout)
+    return connect(url, socket_timeout, breaker_seconds)

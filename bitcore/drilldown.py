@@ -253,10 +253,8 @@ class FunnelStepBitmap(Bitmap):
     def _lengths(self, rows: Sequence[Sequence[str]]) -> tuple[list[str], list[int]]:
         """Each distinct key of ``rows`` and its ``STRLEN``, in one round trip."""
         distinct = list(dict.fromkeys(key for row in rows for key in row))
-        with self.client.redis.pipeline(transaction=False) as pipe:
-            for key in distinct:
-                pipe.strlen(key)
-            return distinct, [int(n) for n in pipe.execute()]
+        lengths = self.client.key_lengths(distinct)  # in the shard being computed, if sharded
+        return distinct, [lengths[key] for key in distinct]
 
     def scratch_keys(self) -> list[str]:
         return list(self._registers)
@@ -302,7 +300,12 @@ def cost(client: BitCore, bitmap: Bitmap) -> int:
     """Bytes of stored bitmaps computing ``bitmap`` reads (each key once): what a report's
     ``max_bytes`` limits."""
     keys = list(dict.fromkeys(leaf.redis_key for leaf in bitmap.leaves()))
-    return sum(reading.measure(client, keys, {}))
+    if client.layout == "flat":
+        return sum(reading.measure(client, keys, {}))
+    return sum(  # every shard's keys, measured on the shard's node
+        sum(reading.measure(client.shard_view(s), [client.shard_key(k, s) for k in keys], {}))
+        for s in client.shards_in_use()
+    )
 
 
 def check_cost(client: BitCore, bitmap: Bitmap, max_bytes: int | None) -> None:

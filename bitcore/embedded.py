@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 
-from bitcore.connection import connect
+from bitcore.connection import connect, connect_url
 
 STARTUP_TIMEOUT = 15.0
 _MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux
@@ -320,4 +320,4 @@ def default_redis() -> redis.Redis:
         os.environ.get("BITCORE_DATA_DIR", "instance"),
         maxmemory=os.environ.get("BITCORE_REDIS_MAXMEMORY"),
     )
-    return connect(where.url)
+    return connect_url(where.url)  # type: ignore[return-value]

@@ -32,7 +32,7 @@ A user marked again while their erasure runs may keep the new marks: stop tracki
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -114,6 +114,14 @@ def forget(
     total)."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
+    if client.layout != "flat":  # the user's bits are all in one shard: forget them there
+        internal = client.internal_id(user_id)
+        assert internal is not None  # plain ids (the sharded layout has no id map yet)
+        shard, local = client.shard_of(internal)
+        part = forget(
+            client.shard_view(shard), local, dry_run=dry_run, batch=batch, progress=progress
+        )
+        return replace(part, user_id=user_id, internal_id=internal)
     internal = client.internal_id(user_id)
     scanned = data = temporary = 0
     if internal is not None:

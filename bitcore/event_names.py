@@ -203,6 +203,7 @@ def rebuild(client: BitCore, batch: int = BATCH) -> int:
     dated key moves from the events' registry to the flags' (older versions listed every name
     as an event). The universe, bit-op results and names the library refuses are left out.
     """
+    client.require_flat("rebuilding the registry of names from the keyspace")
     registry, flag_registry = client.keys.event_names_key(), client.keys.flag_names_key()
     added = 0
     cursor = 0

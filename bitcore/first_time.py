@@ -69,6 +69,7 @@ class RebuildResult:
 def history(client: BitCore, scan_batch: int = SCAN_BATCH) -> dict[str, dict[str, list[str]]]:
     """``{event: {kind: [period suffix, ...]}}`` of every event key under the prefix, found with
     SCAN in batches of ``scan_batch`` (unique keys, the universe and bit-op results left out)."""
+    client.require_flat("first-time history")
     found: dict[str, dict[str, list[str]]] = {}
     for key in client.redis.scan_iter(match=client.keys.all_keys_pattern(), count=scan_batch):
         parsed = client.keys.parse_event_key(key)
@@ -95,6 +96,7 @@ def rebuild_first_time(
     own first-time bits unless they fall in a period rebuilt after they were written, which then
     gets history's answer (the same one, for marks written in time order).
     """
+    client.require_flat("rebuilding first-time bitmaps")
     done_key = client.keys.first_time_rebuilt_key()
     if restart:
         client.redis.delete(done_key)

@@ -40,6 +40,7 @@ import redis
 
 from bitcore import drilldown, funnel_server, periods, reading
 from bitcore.selections import Selection
+from bitcore.shards import ShardedLayoutUnsupported
 
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
@@ -220,7 +221,16 @@ def funnel_trend(
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
     runs = [(None, start) for start in starts]
-    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
+    if client.layout == "flat":
+        counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
+    else:  # per shard, added up: a user is in one shard, so every count is a sum
+        counts = [[0] * len(sources) for _ in starts]
+        for view in client.shard_views():
+            part = _count(view, sources, runs, window, max_bytes, round_trip_bytes, where)
+            counts = [
+                [a + b for a, b in zip(x, y, strict=True)]
+                for x, y in zip(counts, part, strict=True)
+            ]
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row, client)
@@ -249,6 +259,10 @@ def funnel_groups(
     >>> everyone.funnels[-1].steps[-1].count, only_ios.steps[-1].count  # doctest: +SKIP
     (120, 45)
     """
+    if client.layout != "flat":
+        raise ShardedLayoutUnsupported(
+            "comparing groups (by=) is not built for the sharded layout yet"
+        )
     check_funnel(steps, start.kind, window, trend)
     sources = _sources(steps)
     starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]

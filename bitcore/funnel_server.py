@@ -63,6 +63,7 @@ def cheaper_on_server(rows: Rows, lengths: Sequence[int]) -> bool:
 
 def count(client: BitCore, read: Reading, rows: Rows, steps: int) -> list[list[int]]:
     """Step counts per start period, computed by BITOPs on the server in bounded round trips."""
+    client.require_flat("the funnel's server-side count")
     run = uuid.uuid4().hex
     names = iter(range(1 << 30))
     both = client.keys.report_key(run, next(names))

@@ -19,6 +19,23 @@ bitmapist's layout, so both libraries share one Redis::
 
 No zero padding anywhere. Years have no key of their own: a year is the OR of its twelve months.
 
+That is the *flat* layout (``KeyLayout``), the default on a single Redis. The *sharded* layout
+(``ShardedKeyLayout``, for Redis Cluster) names the same keys, then splits every bitmap by user-id
+range: shard ``s = id >> shard_bits`` holds the bits of ids ``[s << shard_bits, (s + 1) <<
+shard_bits)`` at offsets ``id - (s << shard_bits)``, under the flat key with the tag
+``{<prefix>s<s>}`` put before its prefix (``ShardedKeyLayout.shard_key``). The hash tag puts
+every key of one shard (events, periods, flags, the universe, first-time bitmaps, bit-op results
+and scratch registers) in one cluster slot, so a BITOP, script or transaction over them
+never spans slots; a shard's keys exist only for ranges that have users. The shards in use are
+listed in ``bitcore:shards:<prefix>`` (a set). Keys that are not per user (registries, segments,
+locks, rate limits) keep their flat names: each is one key, in one slot.
+
+>>> sharded = ShardedKeyLayout()
+>>> sharded.shard_key("trackist_active_2024-5", sharded.shard_of(3 << 20))
+'{trackist_s3}trackist_active_2024-5'
+>>> sharded.parse_shard_key("bitcore:first:{trackist_s3}trackist_active_2024-5")
+(3, 'bitcore:first:trackist_active_2024-5')
+
 >>> layout = KeyLayout()
 >>> from bitcore import periods
 >>> layout.event_key("active", periods.week(2025, 1))
@@ -32,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bitcore.periods import Period
 
@@ -92,6 +110,21 @@ QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 #: part of the key, so a Redis Cluster layout can put it in a hash tag (``...:f:{123}``) and
 #: spread the buckets over the slots.
 ID_MAP_NAMESPACE = f"{SEGMENT_NAMESPACE}idmap:"
+#: The set of shards in use under a prefix (sharded layout): ``bitcore:shards:<prefix>``.
+SHARDS_NAMESPACE = f"{SEGMENT_NAMESPACE}shards:"
+#: The layouts a client can be given by name (``BitCore(..., layout=...)``).
+FLAT = "flat"
+SHARDED = "sharded"
+LAYOUTS = (FLAT, SHARDED)
+#: Ids per shard are ``2 ** DEFAULT_SHARD_BITS`` (1,048,576). Smaller shards spread a dataset over
+#: more slots (100M users are 96 shards, within a few percent of even over 10 nodes) and waste
+#: less on a sparse range (a full key of a shard is 128 KiB); larger ones mean fewer round trips
+#: per report. Measured in ``bench/cluster.py`` (``bench/README.md``, "Redis Cluster").
+DEFAULT_SHARD_BITS = 20
+#: The range ``shard_bits`` may take: 2**20 to 2**23 ids per shard.
+SHARD_BITS_RANGE = range(20, 24)
+#: The sharded layout's hash tag of saved segments: ``bitcore:{segments}segment:<name>``.
+SEGMENTS_TAG = "{segments}"
 
 
 def period_suffix(period: Period) -> str:
@@ -140,6 +173,13 @@ class KeyLayout:
     """Names every key bitcore reads or writes, under one prefix (``trackist_`` by default)."""
 
     prefix: str = DEFAULT_PREFIX
+    #: A hash tag before the names of saved segments and their index (the sharded layout's
+    #: ``SEGMENTS_TAG``), so a cluster keeps them in one slot and a save stays one transaction;
+    #: none in bitmapist's flat layout.
+    segments_tag: str = ""
+    #: The layout's name (``LAYOUTS``) and whether bitmaps are split into shards.
+    name: ClassVar[str] = FLAT
+    sharded: ClassVar[bool] = False
 
     @property
     def bitop_prefix(self) -> str:
@@ -221,11 +261,11 @@ class KeyLayout:
 
     def segment_key(self, segment_name: str) -> str:
         """The hash holding one saved segment (outside the event prefix: ``SEGMENT_NAMESPACE``)."""
-        return f"{SEGMENT_NAMESPACE}segment:{segment_name}"
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}segment:{segment_name}"
 
     def segments_index_key(self) -> str:
         """The set of every saved segment's name."""
-        return f"{SEGMENT_NAMESPACE}segments"
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}segments"
 
     def saved_report_key(self, report_name: str) -> str:
         """The hash holding one saved report (outside the event prefix, as segments)."""
@@ -354,3 +394,98 @@ class KeyLayout:
         if not sep or not name or not _SUFFIX.match(suffix):
             return None
         return name, suffix
+
+
+@dataclass(frozen=True)
+class ShardedKeyLayout(KeyLayout):
+    """The sharded layout (module docstring): the flat layout's names, split by user-id range,
+    each shard's keys behind a hash tag of their own. ``shard_bits``: ids per shard are
+    ``2 ** shard_bits`` (``SHARD_BITS_RANGE``).
+
+    >>> layout = ShardedKeyLayout(shard_bits=20)
+    >>> layout.shard_of(5_000_000), layout.local_offset(5_000_000), layout.shard_base(4)
+    (4, 805696, 4194304)
+    """
+
+    segments_tag: str = SEGMENTS_TAG
+    shard_bits: int = DEFAULT_SHARD_BITS
+    name: ClassVar[str] = SHARDED
+    sharded: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.shard_bits not in SHARD_BITS_RANGE:
+            raise ValueError(
+                f"shard_bits must be {SHARD_BITS_RANGE.start}..{SHARD_BITS_RANGE.stop - 1}, "
+                f"got {self.shard_bits}"
+            )
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError(f"a sharded layout's prefix cannot hold braces: {self.prefix!r}")
+
+    def shard_of(self, user_id: int) -> int:
+        """The shard of an internal id (its bitmap offset in the flat layout)."""
+        return user_id >> self.shard_bits
+
+    def local_offset(self, user_id: int) -> int:
+        """The id's bit within its shard's keys."""
+        return user_id & ((1 << self.shard_bits) - 1)
+
+    def shard_base(self, shard: int) -> int:
+        """The first id of ``shard``: a shard key's bit N is user ``shard_base + N``."""
+        return shard << self.shard_bits
+
+    def shard_tag(self, shard: int) -> str:
+        """The hash tag of every key of ``shard``: ``{<prefix>s<shard>}``."""
+        return f"{{{self.prefix}s{shard}}}"
+
+    def shard_key(self, key: str, shard: int) -> str:
+        """Where shard ``shard`` of the flat-named ``key`` lives: the tag put just before the
+        prefix (``bitcore:first:trackist_a_2024-5`` becomes
+        ``bitcore:first:{trackist_s3}trackist_a_2024-5``), so a shard's keys are named as the
+        flat layout names them under the prefix ``<tag><prefix>`` (``BitCore.shard_view``).
+
+        >>> ShardedKeyLayout().shard_key("bitcore:ever:trackist_a", 3)
+        'bitcore:ever:{trackist_s3}trackist_a'
+        """
+        at = key.find(self.prefix)
+        at = 0 if at < 0 else at
+        return f"{key[:at]}{self.shard_tag(shard)}{key[at:]}"
+
+    def parse_shard_key(self, key: str | bytes) -> tuple[int, str] | None:
+        """``(shard, flat-named key)`` of a shard key of this prefix (the shard of its first tag,
+        every tag taken out), else ``None``."""
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        tags = self._tag_pattern().findall(key)
+        if not tags:
+            return None
+        return int(tags[0]), self._tag_pattern().sub("", key)
+
+    def _tag_pattern(self) -> re.Pattern[str]:
+        return re.compile(r"\{" + re.escape(self.prefix) + r"s(\d+)\}")
+
+    def shard_pattern(self, pattern: str) -> str:
+        """SCAN pattern for the shard keys (any shard) of the flat keys ``pattern`` matches (a
+        pattern that names the prefix, as every pattern of this layout's does)."""
+        escaped = glob_escape(self.prefix)
+        at = pattern.find(escaped)
+        at = 0 if at < 0 else at
+        return f"{pattern[:at]}{{{escaped}s*}}{pattern[at:]}"
+
+    def shards_key(self) -> str:
+        """The set of shards in use under this prefix (each shard's number)."""
+        return f"{SHARDS_NAMESPACE}{self.prefix}"
+
+
+def layout_named(
+    name: str, prefix: str = DEFAULT_PREFIX, shard_bits: int = DEFAULT_SHARD_BITS
+) -> KeyLayout:
+    """The layout called ``name`` (``"flat"`` or ``"sharded"``) under ``prefix``.
+
+    >>> layout_named("sharded").name, layout_named("flat").sharded
+    ('sharded', False)
+    """
+    if name == FLAT:
+        return KeyLayout(prefix)
+    if name == SHARDED:
+        return ShardedKeyLayout(prefix, shard_bits=shard_bits)
+    raise ValueError(f"a key layout is one of {', '.join(LAYOUTS)}, not {name!r}")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bitcore import periods, reading
+from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -127,19 +128,24 @@ def lifecycle_groups(
         raise ValueError("the report would reach before year 1") from None
     keys = [client.keys.event_key(event, p) for p in span]
     keys += [client.keys.first_time_key(event, p) for p in span[1:]]
+    if groups and client.layout != "flat":
+        raise ShardedLayoutUnsupported(
+            "comparing groups (by=) is not built for the sharded layout yet"
+        )
     masks, derived = group_keys(client, groups, span)
     order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
-    row = {key: r for r, key in enumerate(order)}
+    row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order
     totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
-    with reading.opened(client, order, derived, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            words, _present = reading.as_words(values)
-            if not words.size:
-                continue
-            report = words[[row[k] for k in keys]]
-            totals[0] += count_words(report, count)
-            for g, mask in enumerate(masks, 1):
-                totals[g] += count_words(report, count, words[[row[k] for k in mask]])
+    for reader, names in reading.per_shard(client, order):  # one, or every shard: summed
+        with reading.opened(reader, names, derived, max_bytes) as read:
+            for values in reading.read_slices(reader.redis, read, round_trip_bytes):
+                words, _present = reading.as_words(values)
+                if not words.size:
+                    continue
+                report = words[[row[k] for k in keys]]
+                totals[0] += count_words(report, count)
+                for g, mask in enumerate(masks, 1):
+                    totals[g] += count_words(report, count, words[[row[k] for k in mask]])
     return [
         Lifecycle(
             event,

@@ -137,6 +137,7 @@ def summaries(
     client: BitCore, names: list[str], day: date, trend_days: int = TREND_DAYS
 ) -> list[EventSummary]:
     """A row per name, in the order given: every count in one pipelined round trip."""
+    client.require_flat("the overview")
     days = walk_back("day", day, trend_days)
     week, month = periods.period_of("week", day), periods.period_of("month", day)
     per_name = [week, month, *days]
@@ -176,6 +177,7 @@ def event_kind(client: BitCore, name: str) -> str | None:
 
 def flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[FlagSummary], bool]:
     """The flags (at most ``limit``, by name) with their sizes, and whether that is all of them."""
+    client.require_flat("the flags overview")
     event_names.ensure(client)
     return _flags(client, limit)
 
@@ -194,6 +196,7 @@ def _flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[Fl
 
 def flag_size(client: BitCore, name: str) -> int:
     """How many users carry the flag ``name``: one ``BITCOUNT``."""
+    client.require_flat("a flag's size")
     check_event_name(name)
     return int(client.redis.bitcount(client.keys.unique_key(name)))
 
@@ -201,6 +204,7 @@ def flag_size(client: BitCore, name: str) -> int:
 def has_flag(client: BitCore, name: str, uuid: int | str) -> bool:
     """Whether user ``uuid`` carries the flag (dateless event) ``name``: one ``GETBIT`` (with
     the id map, one more round trip to find the user's internal id)."""
+    client.require_flat("a flag look-up")
     check_event_name(name)
     offset = client.internal_id(uuid)
     if offset is None:  # an id the map has never seen carries nothing
@@ -222,6 +226,7 @@ def event_activity(
     their day keys in slices (``reading.count_union``): nothing is written, so the page leaves no
     temporary key, never holds Redis for long, and still answers when Redis is full.
     """
+    client.require_flat("an event's activity")
     check_event_name(name)
     day = day or today_of(client)
     lengths: list[tuple[Kind, int]] = [("day", days), ("week", weeks), ("month", months)]
@@ -254,6 +259,7 @@ def event_activity(
 def was_active(client: BitCore, name: str, uuid: int | str, day: date) -> dict[str, bool]:
     """Whether user ``uuid`` did ``name`` on ``day``, in its ISO week and in its month (one round
     trip; with the id map, one more to find the user's internal id)."""
+    client.require_flat("a user's activity")
     check_event_name(name)
     offset = client.internal_id(uuid)
     kinds: list[Kind] = ["day", "week", "month"]

@@ -80,6 +80,18 @@ class ReportTooCostly(TooCostly):
         )
 
 
+def per_shard(client: BitCore, keys: Sequence[str]) -> list[tuple[BitCore, list[str]]]:
+    """Who reads ``keys`` (stored, not derived): the client itself on the flat layout; on the
+    sharded layout each shard's view (``BitCore.shard_view``) with the shard's names of them. A
+    user is in one shard, so a count over the views' reads is the sum of theirs."""
+    if client.layout == "flat":
+        return [(client, list(keys))]
+    return [
+        (client.shard_view(shard), [client.shard_key(key, shard) for key in keys])
+        for shard in client.shards_in_use()
+    ]
+
+
 def check_cost(needed: int, max_bytes: int | None) -> None:
     """Raise ``ReportTooCostly`` when ``needed`` bytes exceed ``max_bytes`` (``None``: no limit)."""
     if max_bytes is not None and needed > max_bytes:
@@ -101,6 +113,9 @@ class Reading:
 def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap]) -> list[int]:
     """The byte length of each of ``keys``, in one round trip; a key in ``derived`` (a bit-op
     result not built yet) counts as long as its longest stored leaf."""
+    client.require_flat(
+        "reading bitmaps into numpy (cohorts, funnels, lifecycle, stickiness, drill-down)"
+    )
     leaves = {key: [leaf.redis_key for leaf in derived[key].leaves()] for key in derived}
     stored = [k for k in keys if k not in derived]
     asked = list(dict.fromkeys(chain(stored, chain.from_iterable(leaves.values()))))
@@ -158,6 +173,7 @@ def opened(
     the ``derived`` ones; yields the keys to read (derived ones under private names) and their
     lengths. When the block ends, however it ends, it unlinks what it built and the shared keys
     of ``derived`` (a saved segment materializes its key when evaluated, before we get here)."""
+    client.require_flat("reading bitmaps into numpy (cohorts, funnels, lifecycle, stickiness)")
     keys = list(dict.fromkeys(keys))
     private: dict[str, str] = {}
     try:
@@ -313,6 +329,7 @@ def count_union(client: BitCore, keys: Sequence[str], max_bytes: int | None = No
     for longer than one slice, and it still answers when Redis is full (``maxmemory``), since it
     only reads.
     """
+    client.require_flat("counting a union in slices (the overview's activity)")
     total = 0
     with opened(client, keys, {}, max_bytes) as reading:
         for values in read_slices(client.redis, reading):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bitcore import periods, reading
+from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -99,20 +100,25 @@ def stickiness_groups(
     check_event_name(event)
     days = days_of(period)
     keys = [client.keys.event_key(event, day) for day in days]
+    if groups and client.layout != "flat":
+        raise ShardedLayoutUnsupported(
+            "comparing groups (by=) is not built for the sharded layout yet"
+        )
     masks = [group.bitmap(client, period) for group in groups]
     derived = {b.redis_key: b for b in masks if b.derived}
     order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
-    row = {key: r for r, key in enumerate(order)}
+    row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order
     histograms = np.zeros((1 + len(groups), len(days)), dtype=np.int64)
-    with reading.opened(client, order, derived, max_bytes) as read:
-        for values in reading.read_slices(client.redis, read, round_trip_bytes):
-            words, present = reading.as_words(values)
-            if not words.size:
-                continue
-            active = words[[row[k] for k in keys if present[row[k]]]]
-            histograms[0] += count_days(active, len(days))
-            for g, mask in enumerate(masks, 1):
-                histograms[g] += count_days(active & words[row[mask.redis_key]], len(days))
+    for reader, names in reading.per_shard(client, order):  # one, or every shard: summed
+        with reading.opened(reader, names, derived, max_bytes) as read:
+            for values in reading.read_slices(reader.redis, read, round_trip_bytes):
+                words, present = reading.as_words(values)
+                if not words.size:
+                    continue
+                active = words[[row[k] for k in keys if present[row[k]]]]
+                histograms[0] += count_days(active, len(days))
+                for g, mask in enumerate(masks, 1):
+                    histograms[g] += count_days(active & words[row[mask.redis_key]], len(days))
     return [Stickiness(event, period, histogram.tolist()) for histogram in histograms]
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def expression_warnings(client: BitCore, tree: Node) -> list[str]:
     """Sentences about the names in ``tree`` that were never tracked, or tracked the other way
     (a flag used as a dated event counts nobody; write ``unique(name)``), sorted by name."""
+    client.require_flat("untracked-event warnings")
     events, uniques = leaves(tree)
     names = sorted(events | uniques)
     if not names:

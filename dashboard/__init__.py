@@ -73,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(cli.stop_redis_command)  # ... stop-redis
     app.cli.add_command(cli.forget_user_command)  # ... forget-user ID [--dry-run]
     app.cli.add_command(cli.rebuild_first_time_command)  # ... rebuild-first-time
+    app.cli.add_command(cli.migrate_layout_command)  # ... migrate-layout [--to URL --cluster]
     app.cli.add_command(cleanup.cleanup_command)  # ... cleanup
 
     cleanup.start_scheduler(app, cleanup_settings)

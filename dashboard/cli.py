@@ -1,18 +1,22 @@
 """``flask --app wsgi ...`` commands: load demo data, make a password hash, stop the embedded
-Redis, forget a user, rebuild first-time bitmaps from history."""
+Redis, forget a user, rebuild first-time bitmaps from history, move a dataset to the sharded
+layout."""
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
+import bitcore
 from bitcore import demo as demo_data
-from bitcore import erasure, first_time
+from bitcore import erasure, first_time, migrate
+from bitcore.connection import connect, connect_cluster
 from dashboard import store
 
 
@@ -135,3 +139,52 @@ def rebuild_first_time_command(restart: bool) -> None:
         f"Rebuilt {result.events:,} events ({result.keys:,} first-time bitmaps); "
         f"{result.skipped:,} were done already (--restart rebuilds them)."
     )
+
+
+@click.command("migrate-layout")
+@with_appcontext
+@click.option(
+    "--to",
+    "to_url",
+    default=None,
+    help="The Redis to copy into (a node of it, with --cluster); default: the app's own Redis.",
+)
+@click.option("--cluster", is_flag=True, help="--to names a node of a Redis Cluster.")
+@click.option(
+    "--delete-source", is_flag=True, help="Delete the flat keys once every copy is verified."
+)
+def migrate_layout_command(to_url: str | None, cluster: bool, delete_source: bool) -> None:
+    """Copy this app's flat (bitmapist) dataset into the sharded layout, for a Redis Cluster:
+    in bounded steps, every key's count verified, the source kept unless --delete-source.
+    Stopped midway (Ctrl-C, a dropped connection), run it again: it resumes where it was."""
+    source = store.client()
+    if source.layout != "flat":
+        raise click.ClickException("this app already runs on the sharded layout")
+    if cluster and not to_url:
+        raise click.BadParameter("--cluster needs --to, a node of the cluster", param_hint="--to")
+    target_redis: Any = source.redis
+    if to_url:
+        target_redis = connect_cluster(to_url) if cluster else connect(to_url)
+    target = bitcore.BitCore(
+        target_redis,
+        layout="sharded",
+        key_prefix=source.keys.prefix,
+        track_hourly=source.track_hourly,
+        universe=source.universe,
+    )
+    total = sum(1 for _ in migrate.data_keys(source))
+    with click.progressbar(length=total, label="Copying keys", file=sys.stderr) as bar:
+        try:
+            report = migrate.migrate_layout(
+                source, target, delete_source=delete_source, progress=lambda _key: bar.update(1)
+            )
+        except migrate.MigrationMismatch as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(
+        f"Copied {report.keys:,} keys ({report.bits:,} bits), verified; {report.skipped:,} were "
+        f"done already; {report.names:,} names and {report.segments:,} segments added."
+    )
+    if delete_source:
+        click.echo(f"Deleted {report.deleted:,} source keys.")
+    else:
+        click.echo("The source is kept (--delete-source deletes it).")

@@ -30,7 +30,7 @@ from flask import Flask, current_app
 
 import bitcore
 from bitcore import embedded, idmap
-from bitcore.connection import connect
+from bitcore.connection import connect_url
 
 #: Set by ``gunicorn.conf.py`` in gunicorn's master: the one process allowed to stop the embedded
 #: server.
@@ -128,7 +128,7 @@ def init_app(app: Flask) -> None:
             else " (left running when workers exit: stop it with `flask --app wsgi stop-redis`)",
         )
     app.extensions["bitcore"] = bitcore.BitCore(
-        connect(
+        connect_url(  # a Redis Cluster client when BITCORE_REDIS_CLUSTER=1: the sharded layout
             where.url,
             socket_timeout=float(app.config["BITCORE_REDIS_TIMEOUT"]),
             breaker_seconds=float(app.config["BITCORE_REDIS_BREAKER_SECONDS"]),

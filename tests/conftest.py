@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cluster_support
 import id_mapping_support
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 import bitcore
 from bitcore import embedded, systems
@@ -38,6 +40,39 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.
     assert server.owned, "the test Redis must be one this session started"
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[cluster_support.LocalCluster]:
+    """A real 3-primary Redis Cluster of this session's own (``tests/cluster_support.py``),
+    started on first use; its nodes are stopped by their own processes at the end."""
+    with cluster_support.local_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: cluster_support.LocalCluster) -> Iterator[RedisCluster]:
+    """A redis-py cluster client on the session's cluster, every primary emptied first."""
+    redis_cluster.flushall()
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
+#: The three ways bitcore can keep its data: bitmapist's flat layout on one Redis, the sharded
+#: layout on one Redis, and the sharded layout on the session's Redis Cluster.
+LAYOUTS = ("flat", "sharded", "cluster")
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout_bc(request: pytest.FixtureRequest, redis_client: redis.Redis) -> bitcore.BitCore:
+    """A ``BitCore`` on an empty Redis, once per entry of ``LAYOUTS``: a test that takes it
+    checks the same answers on single-flat, single-sharded and the cluster."""
+    if request.param == "cluster":
+        return bitcore.BitCore(request.getfixturevalue("cluster_client"))
+    return bitcore.BitCore(redis_client, layout=request.param)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from bitcore.cohort import retention as _retention
 from bitcore.cohort.retention import Retention
 from bitcore.periods import Period
 from bitcore.selections import Selection
+from bitcore.shards import ShardedLayoutUnsupported
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -437,6 +439,10 @@ def cohort_tables(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         tokens: list[str | None] = [None, *groups]
+        if groups and client.layout != "flat":
+            raise ShardedLayoutUnsupported(
+                "comparing groups (by=) is not built for the sharded layout yet"
+            )
         if not starts:
             return [
                 CohortTable(
@@ -456,7 +462,16 @@ def cohort_tables(
         )  # fmt: skip
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
-    set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
+    if plan.derived and client.layout != "flat" and resolve is None:
+        # segments: each shard's view plans (and computes) its own, the counts added up
+        def plan_of(view: BitCore, shard: int) -> Plan:
+            return plan_table(
+                view, first, len(starts), num_of_rows, selections, None, kind, mode, current
+            )
+
+        set_counts, cell_counts = _sharded(client, plan, plan_of, max_fetch_bytes, max_bytes, where)
+    else:
+        set_counts, cell_counts = evaluate(client, plan, max_fetch_bytes, max_bytes, where)
     tables, rows = [], len(starts)
     for g, by in enumerate(tokens):
         at = g * rows * width
@@ -499,12 +514,71 @@ def evaluate(
     for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
     gets them after its sets (``bitcore.cohort.retention``), as rows of the words or as keys.
     """
+    if client.layout == "flat":
+        sizes, overlaps = _raw_counts(client, plan, max_fetch_bytes, max_bytes, where)
+        return counting.with_empty_cells(plan, sizes, overlaps)
+    if plan.derived:
+        raise ShardedLayoutUnsupported(
+            "cohorts of custom handlers' bitmaps are not built for the sharded layout yet"
+        )
+
+    def renamed(view: BitCore, shard: int) -> Plan:
+        return _renamed(plan, functools.partial(_shard_name, client, shard))
+
+    return _sharded(client, plan, renamed, max_fetch_bytes, max_bytes, where)
+
+
+def _sharded(
+    client: BitCore,
+    plan: Plan,
+    plan_of: Callable[[BitCore, int], Plan],
+    max_fetch_bytes: int,
+    max_bytes: int | None,
+    where: Where,
+) -> tuple[list[int], list[int | None]]:
+    """``evaluate`` on the sharded layout: each shard's view counts ``plan_of(view, shard)`` (the
+    same sets and pairs in the shard's keys), and a user is in one shard, so each count is the
+    sum of the shards'; empty cells are decided from the sums."""
+    sizes: list[int] | None = None  # as many as the sets counted (on or after: its unions too)
+    overlaps = [0] * len(plan.pairs)
+    for shard in client.shards_in_use():
+        view = client.shard_view(shard)
+        part_sizes, part_overlaps = _raw_counts(
+            view, plan_of(view, shard), max_fetch_bytes, max_bytes, where
+        )
+        sizes = (
+            part_sizes if sizes is None else [a + b for a, b in zip(sizes, part_sizes, strict=True)]
+        )
+        overlaps = [a + b for a, b in zip(overlaps, part_overlaps, strict=True)]
+    return counting.with_empty_cells(plan, sizes or [0] * len(plan.sets), overlaps)
+
+
+def _shard_name(client: BitCore, shard: int, key: str) -> str:
+    return client.shard_key(key, shard)
+
+
+def _renamed(plan: Plan, named: Callable[[str], str]) -> Plan:
+    """``plan`` with every key renamed by ``named`` (a shard's name of it), derived none."""
+    renamed = Plan(pairs=plan.pairs, suffix=list(plan.suffix))  # sets keep their numbers
+    for operands in plan.sets:
+        renamed.add_set(tuple(tuple(named(k) for k in keys) for keys in operands))
+    return renamed
+
+
+def _raw_counts(
+    client: BitCore,
+    plan: Plan,
+    max_fetch_bytes: int,
+    max_bytes: int | None,
+    where: Where,
+) -> tuple[list[int], list[int]]:
+    """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in)."""
     sources = plan.source_keys()
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         if where == "server":
             set_sizes, pair_counts = server.count(client, plan, read)
-            return counting.with_empty_cells(plan, set_sizes, pair_counts)
+            return list(set_sizes), list(pair_counts)
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
         sized = [False] * len(counted.sets)
@@ -521,4 +595,4 @@ def evaluate(
             )
             sizes += set_counts
             overlaps += cell_counts
-    return counting.with_empty_cells(plan, sizes.tolist(), overlaps.tolist())
+    return sizes.tolist(), overlaps.tolist()

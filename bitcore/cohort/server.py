@@ -57,6 +57,7 @@ def _run(client: BitCore, commands: list[Command], widest: int, temporary: set[s
 
 def count(client: BitCore, plan: Plan, read: Reading) -> tuple[list[int], list[int]]:
     """Set sizes and per pair the size of the intersection, counted by Redis."""
+    client.require_flat("the cohort engine's server-side count")
     run = uuid.uuid4().hex
     names = iter(range(1 << 30))
     stored = dict(zip(plan.source_keys(), read.keys, strict=True))

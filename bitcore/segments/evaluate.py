@@ -88,12 +88,7 @@ class SegmentBitmap(Bitmap):
 
     def _lengths(self, keys: list[str]) -> dict[str, int]:
         """``STRLEN`` of each key (0: missing), in one round trip."""
-        if not keys:
-            return {}
-        with self.client.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.strlen(key)
-            return dict(zip(keys, pipe.execute(), strict=True))
+        return self.client.key_lengths(keys)
 
     def scratch_keys(self) -> list[str]:
         return list(self._registers)

@@ -159,7 +159,7 @@ class SegmentStore:
         self.max_bytes = (
             client.segment_max_bytes if isinstance(max_bytes, _ClientsLimit) else max_bytes
         )
-        self.redis = client.redis
+        self.redis = client.segments_redis()
         self.keys = client.keys
         self.index_key = self.keys.segments_index_key()
         if self.index_key.startswith(self.keys.prefix):

@@ -126,7 +126,7 @@ def accept(
         checked_id = check_request_id(request_id)
     except BeaconError:
         if counter is not None:
-            verdict = ratelimit.hit(client.redis, counter)
+            verdict = ratelimit.hit(client.redis_for_key(counter.key), counter)
             if not verdict.allowed:
                 raise RateLimited(verdict.retry_after) from None
         raise

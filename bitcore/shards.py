@@ -1,0 +1,319 @@
+"""The sharded layout's I/O: which Redis holds a shard, the registry of shards in use, a shard's
+share of a write, and a pipeline that runs a bitmap's steps inside one shard.
+
+On a single Redis every shard is on that Redis; on Redis Cluster a shard lives on the primary
+that owns its hash tag's slot (``KeyLayout`` names the keys: ``ShardedKeyLayout``). Every command
+sent for a shard names only that shard's keys, so it never spans slots. The client
+(``BitCore``) decides *what* to run per shard; this module knows *where* and *how*.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import redis
+from redis.client import Pipeline
+from redis.cluster import RedisCluster
+
+from bitcore import bulk
+from bitcore.first_time_writes import Firsts
+from bitcore.keys import SEGMENT_NAMESPACE, ShardedKeyLayout
+
+
+class ShardedLayoutUnsupported(NotImplementedError):
+    """Something the flat layout does that the sharded layout (or a Redis Cluster) does not do
+    yet, or cannot: raised before anything is read or written, never a wrong answer."""
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a redis-py Redis Cluster client."""
+    return isinstance(client, RedisCluster)
+
+
+def primaries_of(client: Any) -> list[redis.Redis]:
+    """The one Redis, or every primary of a cluster (what a walk of the whole keyspace SCANs)."""
+    if not is_cluster(client):
+        return [client]
+    return [node.redis_connection for node in client.get_primaries()]
+
+
+class Router:
+    """Where each shard of one prefix lives, and which shards are in use.
+
+    ``redis_client``: a ``redis.Redis`` (every shard there) or a ``RedisCluster`` (a shard on the
+    primary owning its slot). The shards a process has registered are remembered, so a write
+    registers a shard once per process (``register``)."""
+
+    def __init__(self, redis_client: Any, layout: ShardedKeyLayout) -> None:
+        if isinstance(redis_client, Pipeline):
+            raise ShardedLayoutUnsupported(
+                "the sharded layout writes per shard at once: give BitCore a client, not a pipeline"
+            )
+        self.redis = redis_client
+        self.layout = layout
+        self.cluster = is_cluster(redis_client)
+        self._registered: set[int] = set()
+        self._lock = threading.Lock()
+
+    def node(self, shard: int) -> redis.Redis:
+        """The ``redis.Redis`` that holds ``shard``'s keys (the primary of its slot)."""
+        if not self.cluster:
+            return self.redis  # type: ignore[no-any-return]
+        found = self.redis.get_node_from_key(self.layout.shard_tag(shard))
+        if found.redis_connection is None:
+            self.redis.nodes_manager.initialize()
+            found = self.redis.get_node_from_key(self.layout.shard_tag(shard))
+        return found.redis_connection  # type: ignore[no-any-return]
+
+    def node_of_key(self, key: str) -> redis.Redis:
+        """The ``redis.Redis`` holding ``key`` (any key, not only a shard's)."""
+        if not self.cluster:
+            return self.redis  # type: ignore[no-any-return]
+        return self.redis.get_node_from_key(key).redis_connection  # type: ignore[no-any-return]
+
+    def by_node(self, shards: Iterable[int]) -> list[tuple[redis.Redis, list[int]]]:
+        """``shards`` grouped by the Redis holding them, each group ascending."""
+        groups: dict[int, tuple[redis.Redis, list[int]]] = {}
+        for shard in sorted(set(shards)):
+            node = self.node(shard)
+            groups.setdefault(id(node), (node, []))[1].append(shard)
+        return list(groups.values())
+
+    def primaries(self) -> list[redis.Redis]:
+        """Every Redis that may hold keys: the one, or each primary of the cluster."""
+        return primaries_of(self.redis)
+
+    def shards(self) -> list[int]:
+        """The shards in use under the prefix, ascending (the registry ``shards_key``)."""
+        members = self.redis.smembers(self.layout.shards_key())
+        return sorted(int(member) for member in members)
+
+    def register(self, shards: Collection[int]) -> None:
+        """Add ``shards`` to the registry (once per process and shard: a set add is idempotent,
+        so two processes racing add the same member)."""
+        new = set(shards) - self._registered
+        if not new:
+            return
+        self.redis.sadd(self.layout.shards_key(), *sorted(new))
+        with self._lock:
+            self._registered |= new
+
+    def forget_registered(self) -> None:
+        """Forget which shards this process registered (their registry was deleted)."""
+        with self._lock:
+            self._registered.clear()
+
+    @contextlib.contextmanager
+    def refreshed_on_failure(self) -> Iterator[None]:
+        """Run a block of direct node round trips; if one fails as a failover makes it fail (a
+        node gone, ``MOVED``, ``CLUSTERDOWN``), learn the cluster's slots afresh before raising,
+        so the next call goes to the primary that took over (the error itself is the caller's:
+        the tracking endpoint answers 503 with Retry-After)."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
+            if self.cluster and not _is_plain_response_error(error):
+                with contextlib.suppress(redis.RedisError, OSError):
+                    self.redis.nodes_manager.initialize()
+            raise
+
+    def placeholder(self, shard: int) -> str:
+        """The writer script's key for what a write does not use, in ``shard``'s slot."""
+        return self.layout.shard_key(f"{SEGMENT_NAMESPACE}quota:none", shard)
+
+
+def _is_plain_response_error(error: Exception) -> bool:
+    """An error reply that says nothing about where slots live (WRONGTYPE, OOM ...)."""
+    if not isinstance(error, redis.ResponseError):
+        return False
+    return not str(error).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY"))
+
+
+def split_writes(
+    layout: ShardedKeyLayout, writes: Mapping[str, Collection[int]]
+) -> dict[int, dict[str, set[int]]]:
+    """A plan's ``{flat key: ids}`` as ``{shard: {shard key: local offsets}}``.
+
+    >>> split_writes(ShardedKeyLayout(), {"k": {1, (1 << 20) + 2}})
+    {0: {'{trackist_s0}k': {1}}, 1: {'{trackist_s1}k': {2}}}
+    """
+    out: dict[int, dict[str, set[int]]] = defaultdict(dict)
+    bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    for key, ids in writes.items():
+        if len(ids) > _NUMPY_SPLIT:  # a big batch: grouped in C, not one Python step per id
+            for shard, local in _split_ids(ids, bits, mask):
+                out[shard][layout.shard_key(key, shard)] = local
+            continue
+        for user in ids:
+            shard = user >> bits
+            shard_keys = out[shard]
+            name = layout.shard_key(key, shard)
+            shard_keys.setdefault(name, set()).add(user & mask)
+    return dict(sorted(out.items()))
+
+
+#: Above this many ids a key's ids are split per shard by numpy.
+_NUMPY_SPLIT = 256
+
+
+def _split_ids(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Any]]:
+    """``(shard, local offsets)`` of ``ids``: the offsets as a numpy array (a collection of
+    distinct ints, which is all the writer needs: it packs them with numpy again)."""
+    array = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    array.sort()
+    shards = array >> bits
+    cuts = np.flatnonzero(np.diff(shards)) + 1
+    for part in np.split(array, cuts):
+        yield int(part[0] >> bits), _Offsets(part & mask)
+
+
+class _Offsets:
+    """A shard's local offsets of one key, kept as a numpy array: sized, iterable, ``max``-able,
+    so the writer packs them without a Python set of a million ints."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return int(self.array.size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.array.tolist())
+
+    def __contains__(self, item: object) -> bool:
+        return bool((self.array == item).any())
+
+
+def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str, dict[Any, Any]]]:
+    """A plan's first-time groups (``{ever key: {first-time keys: ids}}``) per shard, in that
+    shard's keys and local offsets."""
+    out: dict[int, dict[str, dict[Any, Any]]] = defaultdict(dict)
+    bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    for ever, groups in firsts.items():
+        for targets, ids in groups.items():
+            for user in ids:
+                shard = user >> bits
+                key = layout.shard_key(ever, shard)
+                named = tuple(layout.shard_key(t, shard) for t in targets)
+                out[shard].setdefault(key, {}).setdefault(named, set()).add(user & mask)
+    return dict(out)
+
+
+#: Pipeline commands whose arguments are all keys (after the command's own leading arguments).
+_ALL_KEYS = frozenset({"unlink", "delete", "exists"})
+#: Pipeline commands that take one key first, then other arguments.
+_ONE_KEY = frozenset(
+    {"expire", "pexpire", "append", "bitcount", "getrange", "strlen", "pttl", "ttl"}
+)
+
+
+class ShardPipe:
+    """A redis-py pipeline seen through one shard: the commands a bitmap's ``build``/``steps``
+    queue name flat keys, and are queued on the shard's keys instead.
+
+    Only the commands bitcore's bit operations, years and segments use are known (``BITOP``,
+    ``EXPIRE``, ``APPEND``, ``RENAME``, ``UNLINK``, ``BITCOUNT``, ``GETRANGE``, ``STRLEN`` ...);
+    anything else raises ``ShardedLayoutUnsupported`` rather than run on a flat key."""
+
+    def __init__(self, pipe: Pipeline, layout: ShardedKeyLayout, shard: int) -> None:
+        self._pipe = pipe
+        self._layout = layout
+        self.shard = shard
+
+    def _key(self, key: str | bytes) -> str:
+        name = key.decode() if isinstance(key, bytes) else key
+        return self._layout.shard_key(name, self.shard)
+
+    def bitop(self, op: str, dest: str, *keys: str) -> ShardPipe:
+        self._pipe.bitop(op, self._key(dest), *map(self._key, keys))
+        return self
+
+    def rename(self, src: str, dst: str) -> ShardPipe:
+        self._pipe.rename(self._key(src), self._key(dst))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._pipe, name)
+        if name in _ALL_KEYS:
+            return lambda *keys: method(*map(self._key, keys))
+        if name in _ONE_KEY:
+            return lambda key, *args, **kwargs: method(self._key(key), *args, **kwargs)
+        if name == "execute":
+            return method
+        raise ShardedLayoutUnsupported(f"{name} has no sharded form yet")
+
+
+#: ``INCRBY`` a counter and give it its TTL when this made it: one key, so one slot anywhere.
+_COUNT_LUA = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if total == tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return total
+"""
+
+
+def growth(router: Router, shard_writes: Mapping[int, Mapping[str, Collection[int]]]) -> int:
+    """Bytes the writes would make Redis allocate, as the gate script counts them: per key
+    ``max(0, highest offset // 8 + 1 - STRLEN)``; one pipelined round trip per node."""
+    grow = 0
+    for node, group in router.by_node(shard_writes):
+        keys = [
+            (key, max(ids)) for shard in group for key, ids in shard_writes[shard].items() if ids
+        ]
+        with node.pipeline(transaction=False) as pipe:
+            for key, _ in keys:
+                pipe.strlen(key)
+            lengths = pipe.execute()
+        grow += sum(
+            max(0, high // 8 + 1 - int(n)) for (_, high), n in zip(keys, lengths, strict=True)
+        )
+    return grow
+
+
+def admit(
+    redis_client: Any,
+    grow: int,
+    quota: bulk.Quota | None,
+    budget: bulk.Budget | None,
+    names: Collection[str],
+    registry_key: str,
+) -> bool:
+    """The gate's limits on the sharded layout, where a write's counters, registry and shards
+    lie in different slots: checked and counted one key at a time, in the gate script's order
+    (the request counted first; then bytes, names), each step atomic on its own key. False when
+    over ``quota`` (nothing written); ``bulk.WriteRefused`` when over ``budget``. Unlike the
+    single-Redis gate, writes racing each other in the same milliseconds can overshoot a budget
+    by what they write at once (``docs``: "Redis Cluster")."""
+    counted = quota is not None and int(redis_client.eval(_COUNT_LUA, 1, quota.key, 1, quota.ttl))
+    if quota is not None and counted > quota.limit:
+        return False
+    budget = budget or bulk.Budget()
+    if budget.max_bytes is not None and grow > budget.max_bytes:
+        raise bulk.WriteRefused("max_bytes", grow, budget.max_bytes)
+    bytes_quota = budget.bytes_quota
+    if bytes_quota is not None and grow > 0:
+        used = int(redis_client.get(bytes_quota.key) or 0) + grow
+        if used > bytes_quota.limit:
+            raise bulk.WriteRefused("bytes_quota", used, bytes_quota.limit)
+    ordered = sorted(names)
+    scores = redis_client.zmscore(registry_key, ordered) if ordered else []
+    fresh = [name for name, score in zip(ordered, scores, strict=True) if score is None]
+    if fresh and budget.max_event_names is not None:
+        total = int(redis_client.zcard(registry_key)) + len(fresh)
+        if total > budget.max_event_names:
+            raise bulk.WriteRefused("max_event_names", total, budget.max_event_names)
+    names_quota = budget.new_names_quota
+    if fresh and names_quota is not None:
+        used = int(redis_client.get(names_quota.key) or 0) + len(fresh)
+        if used > names_quota.limit:
+            raise bulk.WriteRefused("new_names_quota", used, names_quota.limit)
+        redis_client.eval(_COUNT_LUA, 1, names_quota.key, len(fresh), names_quota.ttl)
+    if bytes_quota is not None and grow > 0:
+        redis_client.eval(_COUNT_LUA, 1, bytes_quota.key, grow, bytes_quota.ttl)
+    return True
