@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import redis
 
 from bitcore import breakdown, drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
@@ -44,9 +45,10 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 TimeGroup = Literal["days", "weeks", "months", "years"]
-#: How a table is counted: fetched into numpy (``"auto"``, ``"client"``: faster on every shape
-#: measured), or by BITOPs on the server (``"server"``: for a Redis far away, nothing but counts
-#: cross the network).
+#: How a table is counted: fetched into numpy (``"client"``), by BITOPs on the server
+#: (``"server"``: nothing but counts cross the network), or whichever costs less for this table's
+#: sizes (``"auto"``, ``bitcore.cohort.server.server_is_cheaper``: the server for few cells over
+#: many bytes, numpy for the rest; a Redis too full for BITOP's writes gets read instead).
 Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
@@ -420,8 +422,9 @@ def cohort_tables(
     read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
     ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
-    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
-    Redis far away); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
+    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``), and
+    the default ``"auto"`` does so when that costs less than sending the keys (few cells over
+    many bytes); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
     the return selections in its period or any later one up to ``until``'s (default: now).
     ``groups`` (segment or flag tokens, ``bitcore.breakdown``): the table of everyone first,
     then one per group, its cohorts restricted to the group, all counted in the same reads.
@@ -493,7 +496,8 @@ def evaluate(
     says whether it has users (0: none).
 
     The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
-    ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
+    ``where="server"`` (or ``"auto"`` when ``server.server_is_cheaper``), BITOP + BITCOUNT on
+    Redis in one pipeline per bounded step. Otherwise their bytes,
     received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
     ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
     for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
@@ -502,9 +506,13 @@ def evaluate(
     sources = plan.source_keys()
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        if where == "server":
-            set_sizes, pair_counts = server.count(client, plan, read)
-            return counting.with_empty_cells(plan, set_sizes, pair_counts)
+        if where == "server" or (where == "auto" and server.server_is_cheaper(plan, read.lengths)):
+            try:
+                set_sizes, pair_counts = server.count(client, plan, read)
+                return counting.with_empty_cells(plan, set_sizes, pair_counts)
+            except redis.exceptions.OutOfMemoryError:
+                if where == "server":
+                    raise  # asked for: a full Redis says so; "auto" reads instead
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
         sized = [False] * len(counted.sets)

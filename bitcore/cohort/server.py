@@ -1,24 +1,25 @@
-"""A cohort table counted on the server: BITOP + BITCOUNT per cell, in bounded round trips.
+"""A cohort table counted on the server: BITOP + BITCOUNT per cell, in few bounded round trips.
 
-``cohort_table(..., where="server")`` asks for it; the default reads the bitmaps into numpy, which
-measured faster for every shape and size tried on one machine (``bench/README.md``, "Where the
-time goes at 10M users": months 3 x 2 at 100K, 1M and 10M users, weeks 8 x 6, days 31 x 13),
-since numpy's popcount is several times faster than Redis's ``BITCOUNT`` and the bytes arrive in
-one copy (``bitcore.transfer``). It is for a Redis far from the Python process, where sending
-the bitmaps costs more than Redis counting them: nothing but the counts crosses the network.
+``cohort_table(..., where="server")`` asks for it, and ``where="auto"`` picks it when Redis's
+work costs less than sending the keys (``server_is_cheaper``: a table of few cells over many
+bytes, months 3 x 2 at 10M users), since then nothing but counts crosses the socket.
 
-The commands go in round trips of at most ``STEP_BYTES`` of bitmap bytes walked (reports share
-Redis with beacons; a small table is one round trip): the sets that are ANDs or ORs of keys are
-built (``BITOP``), every set is counted (``BITCOUNT``), then every cell (``BITOP AND`` into a
-scratch key, ``BITCOUNT``; a cell of an empty set costs little and shows as empty). Built sets
-and the scratch key are keys of this table alone (``KeyLayout.report_key``), with a TTL from the
-round trip that writes them, unlinked at the end however it ends. A Redis at its ``maxmemory``
-refuses the BITOPs (``redis.exceptions.OutOfMemoryError``).
+All the commands go in one pipeline (no ``MULTI``: nothing needs to be atomic) as long as the
+bytes they walk stay under ``STEP_BYTES`` (reports share Redis with beacons: one round trip holds
+it for ~30 ms at most), else in several: the sets that are ANDs or ORs of keys are built
+(``BITOP``), each cohort set is counted (``BITCOUNT``), of a set that is only ever a return set
+only whether it has users is asked (``BITPOS key 1``, which stops at its first user), then every
+cell is one ``BITOP AND`` into one scratch key reused cell after cell and its ``BITCOUNT`` (a
+cell of a set with itself is that set's size, no BITOP). Built sets and the scratch key are keys
+of this table alone (``KeyLayout.report_key``) with a TTL set by the command after each write,
+unlinked by the last round trip itself (or, if that one fails, by one more). A Redis at its
+``maxmemory`` refuses the BITOPs (``redis.exceptions.OutOfMemoryError``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bitcore.cohort import retention
@@ -31,70 +32,135 @@ if TYPE_CHECKING:
 
 #: Seconds the table's built sets live if it dies before unlinking them.
 RESULT_TTL = 300
+#: CPU nanoseconds per byte, measured on the 2-core machine at 10M users (``bench/README.md``,
+#: "Counting small tables on Redis"): receiving a key (Redis's copy, the socket, ``recv_into``),
+#: numpy's AND + popcount of a cell, Redis's ``BITOP AND`` of two keys, its ``BITCOUNT``.
+FETCH_NS, NUMPY_CELL_NS, BITOP_NS, BITCOUNT_NS = 0.8, 0.2, 0.6, 0.2
 
-Command = tuple[str, ...]  # ("BITOP", op, dest, *sources) or ("BITCOUNT", key)
+# ("BITOP", op, dest, *sources), ("BITCOUNT", key), ("BITPOS", key), ("EXPIRE", key)
+Command = tuple[str, ...]
 
 
-def _run(client: BitCore, commands: list[Command], widest: int, temporary: set[str]) -> list[int]:
-    """``commands`` in round trips of bounded work; the BITCOUNTs' answers, in order."""
-    per_trip = max(1, STEP_BYTES // (2 * max(widest, 1)))
+def server_is_cheaper(plan: Plan, lengths: Sequence[int]) -> bool:
+    """Whether counting ``plan`` on Redis costs less CPU than fetching its keys (``lengths``, in
+    ``plan.source_keys()`` order) and counting them in numpy: each cell costs Redis a BITOP and a
+    BITCOUNT where numpy pays one AND + popcount, but numpy first needs every key sent. Only the
+    sizes the plan knows: no round trip."""
+    length = dict(zip(plan.source_keys(), lengths, strict=True))
+    widths = [max((length[k] for keys in ops for k in keys), default=0) for ops in plan.sets]
+    widths += [max((widths[s] for s in plan.suffix), default=0)] * len(plan.suffix)
+    cells = {(a, b) for a, b in plan.pairs if a != b}
+    cell_bytes = sum(min(widths[a], widths[b]) for a, b in cells)
+    built = sum(w * len(ops) for w, ops in zip(widths, plan.sets, strict=False) if len(ops) > 1)
+    server = cell_bytes * (BITOP_NS + BITCOUNT_NS) + built * BITOP_NS / 2
+    server += sum(widths[a] for a in {a for a, _ in plan.pairs}) * BITCOUNT_NS
+    client = sum(lengths) * FETCH_NS + cell_bytes * NUMPY_CELL_NS
+    return server < client
+
+
+def _with_ttls(work: list[Command], temporary: set[str]) -> list[Command]:
+    """``work`` with an ``EXPIRE`` after every BITOP into a temporary key (an empty result
+    deletes the key, so the next write needs its TTL again): a table that dies between round
+    trips leaves nothing for long."""
+    timed: list[Command] = []
+    for command in work:
+        timed.append(command)
+        if command[0] == "BITOP" and command[2] in temporary:
+            timed.append(("EXPIRE", command[2]))
+    return timed
+
+
+def _walked(command: Command, widest: int) -> int:
+    """Bytes ``command`` reads and writes at most (a BITPOS stops at the first user)."""
+    if command[0] == "BITOP":
+        return widest * (len(command) - 2)
+    return widest if command[0] == "BITCOUNT" else 0
+
+
+def _batches(commands: list[Command], widest: int) -> list[list[Command]]:
+    """``commands`` cut into round trips walking at most ``STEP_BYTES`` each."""
+    batches: list[list[Command]] = [[]]
+    walked = 0
+    for command in commands:
+        cost = _walked(command, widest)
+        if batches[-1] and walked + cost > STEP_BYTES:
+            batches.append([])
+            walked = 0
+        batches[-1].append(command)
+        walked += cost
+    return batches
+
+
+def _run(client: BitCore, commands: list[Command], widest: int, temporary: list[str]) -> list[int]:
+    """``commands`` in round trips of bounded work, the last one unlinking ``temporary``; the
+    BITCOUNTs' and BITPOSes' answers, in order (a BITPOS as 1 if the set has users, else 0)."""
     answers: list[int] = []
-    for start in range(0, len(commands), per_trip):
-        batch = commands[start : start + per_trip]
-        with client.redis.pipeline(transaction=False) as pipe:
-            for command in batch:
-                if command[0] == "BITOP":
-                    pipe.bitop(*command[1:])
-                else:
-                    pipe.bitcount(command[1])
-            written = sorted({c[2] for c in batch if c[0] == "BITOP"} & temporary)
-            for key in written:
-                pipe.expire(key, RESULT_TTL)
-            replies = pipe.execute()
-        answers += [int(r) for c, r in zip(batch, replies, strict=False) if c[0] == "BITCOUNT"]
+    batches = _batches(commands, widest)
+    unlinked = False
+    try:
+        for number, batch in enumerate(batches, 1):
+            with client.redis.pipeline(transaction=False) as pipe:
+                for command in batch:
+                    if command[0] == "BITOP":
+                        pipe.bitop(*command[1:])
+                    elif command[0] == "EXPIRE":
+                        pipe.expire(command[1], RESULT_TTL)
+                    elif command[0] == "BITPOS":
+                        pipe.bitpos(command[1], 1)
+                    else:
+                        pipe.bitcount(command[1])
+                last = number == len(batches) and bool(temporary)
+                if last:
+                    pipe.unlink(*temporary)
+                replies = pipe.execute()
+            unlinked = last
+            for command, reply in zip(batch, replies, strict=False):
+                if command[0] == "BITCOUNT":
+                    answers.append(int(reply))
+                elif command[0] == "BITPOS":
+                    answers.append(int(int(reply) >= 0))
+    finally:
+        if temporary and not unlinked:
+            client.redis.unlink(*temporary)
     return answers
 
 
 def count(client: BitCore, plan: Plan, read: Reading) -> tuple[list[int], list[int]]:
-    """Set sizes and per pair the size of the intersection, counted by Redis."""
+    """Set sizes (of a set only ever a pair's second: 1 if it has users, else 0) and per pair
+    the size of the intersection, counted by Redis."""
     run = uuid.uuid4().hex
-    names = iter(range(1 << 30))
     stored = dict(zip(plan.source_keys(), read.keys, strict=True))
     length = dict(zip(read.keys, read.lengths, strict=True))
     widest = max(read.lengths, default=0)
-    temporary: set[str] = set()
+    temporary: list[str] = []
+    work: list[Command] = []
 
     def scratch() -> str:
-        key = client.keys.report_key(run, next(names))
-        temporary.add(key)
+        key = client.keys.report_key(run, len(temporary))
+        temporary.append(key)
         return key
 
-    build: list[Command] = []
+    def built(op: str, sources: list[str]) -> str:
+        work.append(("BITOP", op, scratch(), *sources))
+        return temporary[-1]
+
     set_keys: list[str] = []
     for operands in plan.sets:
         parts = []
         for keys in operands:
             present = [stored[k] for k in keys if length[stored[k]]] or [stored[keys[0]]]
-            if len(present) == 1:
-                parts.append(present[0])
-            else:
-                parts.append(scratch())
-                build.append(("BITOP", "OR", parts[-1], *present))
-        if len(parts) == 1:
-            set_keys.append(parts[0])
-        else:
-            set_keys.append(scratch())
-            build.append(("BITOP", "AND", set_keys[-1], *parts))
-    build += retention.server_unions(plan, set_keys, scratch)  # on-or-after tables' unions
-    cells = list(dict.fromkeys(plan.pairs))
-    both = scratch()
-    work: list[Command] = [*build, *(("BITCOUNT", k) for k in set_keys)]
+            parts.append(present[0] if len(present) == 1 else built("OR", present))
+        set_keys.append(parts[0] if len(parts) == 1 else built("AND", parts))
+    work += retention.server_unions(plan, set_keys, scratch)  # on-or-after tables' unions
+    cohorts = {a for a, _ in plan.pairs}
+    work += [("BITCOUNT" if s in cohorts else "BITPOS", k) for s, k in enumerate(set_keys)]
+    cells = [pair for pair in dict.fromkeys(plan.pairs) if pair[0] != pair[1]]
+    both = scratch() if cells else ""
     for a, b in cells:
         work += [("BITOP", "AND", both, set_keys[a], set_keys[b]), ("BITCOUNT", both)]
-    try:
-        answers = _run(client, work, widest, temporary)
-    finally:
-        client.redis.unlink(*temporary)
+    work = _with_ttls(work, set(temporary))
+    answers = _run(client, work, widest, temporary)
     sizes = answers[: len(set_keys)]
-    counted = dict(zip(cells, answers[len(set_keys) :], strict=True))
+    counted = {(a, a): sizes[a] for a in cohorts}
+    counted.update(zip(cells, answers[len(set_keys) :], strict=True))
     return sizes, [counted[pair] for pair in plan.pairs]
