@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import redis
+
 from bitcore.cohort import retention
 from bitcore.segments.program import STEP_BYTES
 
@@ -91,34 +93,77 @@ def _batches(commands: list[Command], widest: int) -> list[list[Command]]:
     return batches
 
 
+#: One bounded step of a table: ARGV is the TTL, whether to unlink the temporaries (KEYS from
+#: ARGV[3] on) at the end, then a program of ``A``/``O`` n dest src... (BITOP AND/OR of n keys),
+#: ``C`` k (BITCOUNT), ``P`` k (BITPOS 1), ``X`` k (EXPIRE), keys as indexes into KEYS. Only
+#: counts come back; an error (a full Redis's OOM) unlinks the temporaries and is the reply.
+STEP_LUA = """
+local ttl, unlink, first = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+local function cleanup()
+  if first <= #KEYS then redis.call('UNLINK', unpack(KEYS, first)) end
+end
+local out, i = {}, 4
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'A' or op == 'O' then
+    local n = tonumber(ARGV[i + 1])
+    local args = {'BITOP', op == 'A' and 'AND' or 'OR'}
+    for j = 0, n do args[#args + 1] = KEYS[tonumber(ARGV[i + 2 + j])] end
+    local r = redis.pcall(unpack(args))
+    if type(r) == 'table' and r.err then cleanup() return r end
+    i = i + 3 + n
+  else
+    local key = KEYS[tonumber(ARGV[i + 1])]
+    if op == 'C' then out[#out + 1] = redis.call('BITCOUNT', key)
+    elseif op == 'P' then out[#out + 1] = redis.call('BITPOS', key, 1)
+    else redis.call('EXPIRE', key, ttl) end
+    i = i + 2
+  end
+end
+if unlink then cleanup() end
+return out
+"""
+_OPS = {"AND": "A", "OR": "O", "BITCOUNT": "C", "BITPOS": "P", "EXPIRE": "X"}
+
+
+def _program(batch: list[Command], index: dict[str, int]) -> list[str | int]:
+    """``batch`` as ``STEP_LUA``'s ARGV program."""
+    program: list[str | int] = []
+    for command in batch:
+        if command[0] == "BITOP":
+            program += [_OPS[command[1]], len(command) - 3, *(index[k] for k in command[2:])]
+        else:
+            program += [_OPS[command[0]], index[command[1]]]
+    return program
+
+
 def _run(client: BitCore, commands: list[Command], widest: int, temporary: list[str]) -> list[int]:
-    """``commands`` in round trips of bounded work, the last one unlinking ``temporary``; the
-    BITCOUNTs' and BITPOSes' answers, in order (a BITPOS as 1 if the set has users, else 0)."""
+    """``commands`` in round trips of bounded work (one ``STEP_LUA`` call each: one command to
+    send and a list of integers back, where a pipeline of them cost more Python than Redis's
+    work on a small table), the last one unlinking ``temporary``; the BITCOUNTs' and BITPOSes'
+    answers, in order (a BITPOS as 1 if the set has users, else 0)."""
+    keys = list(dict.fromkeys(k for c in commands for k in c[1:] if k not in _OPS))
+    keys = [k for k in keys if k not in set(temporary)] + temporary
+    index = {k: i for i, k in enumerate(keys, 1)}
+    first = len(keys) - len(temporary) + 1
+    script = client.redis.register_script(STEP_LUA)
     answers: list[int] = []
     batches = _batches(commands, widest)
     unlinked = False
     try:
         for number, batch in enumerate(batches, 1):
-            with client.redis.pipeline(transaction=False) as pipe:
-                for command in batch:
-                    if command[0] == "BITOP":
-                        pipe.bitop(*command[1:])
-                    elif command[0] == "EXPIRE":
-                        pipe.expire(command[1], RESULT_TTL)
-                    elif command[0] == "BITPOS":
-                        pipe.bitpos(command[1], 1)
-                    else:
-                        pipe.bitcount(command[1])
-                last = number == len(batches) and bool(temporary)
-                if last:
-                    pipe.unlink(*temporary)
-                replies = pipe.execute()
+            last = number == len(batches)
+            head = [RESULT_TTL, int(last), first]
+            try:
+                replies = script(keys=keys, args=[*head, *_program(batch, index)])
+            except redis.exceptions.ResponseError as error:
+                if "OOM command not allowed" in str(error):  # a script's error keeps its place
+                    raise redis.exceptions.OutOfMemoryError(str(error)) from error
+                raise
             unlinked = last
-            for command, reply in zip(batch, replies, strict=False):
-                if command[0] == "BITCOUNT":
-                    answers.append(int(reply))
-                elif command[0] == "BITPOS":
-                    answers.append(int(int(reply) >= 0))
+            counted = (c for c in batch if c[0] in ("BITCOUNT", "BITPOS"))
+            for command, reply in zip(counted, replies, strict=True):
+                answers.append(int(reply) if command[0] == "BITCOUNT" else int(int(reply) >= 0))
     finally:
         if temporary and not unlinked:
             client.redis.unlink(*temporary)
