@@ -3,6 +3,7 @@
     uv run python bench/cohort.py                          # 1,000,000 and 10,000,000 users
     uv run python bench/cohort.py --users 10000000 --rounds 5
     uv run python bench/cohort.py --users 1000000 --quick  # fewer rounds, no funnel
+    uv run python bench/cohort.py --quick --shapes months weeks  # only those shapes
 
 For each user count it starts its own redis-server (never localhost:6379) and writes every bitmap
 the shapes read straight from numpy (SET of random bytes: the same bytes ``SETBIT`` would leave,
@@ -407,7 +408,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each side per shape")
     parser.add_argument("--quick", action="store_true", help="3 rounds and no funnel")
+    parser.add_argument("--shapes", nargs="+", help="only shapes whose name holds one of these")
     args = parser.parse_args()
+    if args.shapes:
+        global SHAPES
+        SHAPES = tuple(s for s in SHAPES if any(word in s.name for word in args.shapes))
     if args.quick:
         args.rounds = min(args.rounds, 3)
     bitcore_cohort.set_custom_handler("web", web_handler)
