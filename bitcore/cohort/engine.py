@@ -495,24 +495,29 @@ def evaluate(
     Of a set that is only ever a pair's second (a return set) counted in numpy, the "size" only
     says whether it has users (0: none).
 
-    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
-    ``where="server"`` (or ``"auto"`` when ``server.server_is_cheaper``), BITOP + BITCOUNT on
-    Redis in one pipeline per bounded step. Otherwise their bytes,
-    received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
-    ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
-    for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
-    gets them after its sets (``bitcore.cohort.retention``), as rows of the words or as keys.
+    With ``where="server"`` (or ``"auto"`` when ``server.server_is_cheaper``), BITOP + BITCOUNT
+    on Redis, one EVALSHA per bounded step that also measures the keys (a small table: one round
+    trip). Otherwise the lengths of the keys first (one EVALSHA; over ``max_bytes`` is
+    ``ReportTooCostly``), then their bytes, received straight into one numpy array
+    (``bitcore.transfer``): one MGET when they fit in ``max_fetch_bytes``, else byte slices of at
+    most that much per round trip, the next one asked for while this one is counted
+    (``bitcore.reading.read_words``). A plan with ``suffix`` unions gets them after its sets
+    (``bitcore.cohort.retention``), as rows of the words or as keys.
     """
     sources = plan.source_keys()
+    if where == "server" or (where == "auto" and server.server_is_cheaper(plan)):
+        try:
+            if not plan.derived:  # one EVALSHA measures, refuses or counts
+                return counting.with_empty_cells(
+                    plan, *server.count(client, plan, sources, max_bytes)
+                )
+            with reading.opened(client, sources, plan.derived, max_bytes) as read:
+                return counting.with_empty_cells(plan, *server.count(client, plan, read.keys))
+        except redis.exceptions.OutOfMemoryError:
+            if where == "server":
+                raise  # asked for: a full Redis says so; "auto" reads instead
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        if where == "server" or (where == "auto" and server.server_is_cheaper(plan, read.lengths)):
-            try:
-                set_sizes, pair_counts = server.count(client, plan, read)
-                return counting.with_empty_cells(plan, set_sizes, pair_counts)
-            except redis.exceptions.OutOfMemoryError:
-                if where == "server":
-                    raise  # asked for: a full Redis says so; "auto" reads instead
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
         sized = [False] * len(counted.sets)
