@@ -48,7 +48,7 @@ import numpy as np
 import bitcore
 import bitcore.cohort as bitcore_cohort
 from bitcore import embedded, funnel, periods, reading
-from bitcore.cohort import engine
+from bitcore.cohort import engine, server
 from bitcore.events import UniqueEvents
 
 HERE = Path(__file__).resolve().parent
@@ -247,7 +247,8 @@ def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
 def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
     """Best-of-three seconds of each part of a bitcore table: planning, measuring the keys (one
     EVALSHA), receiving their bytes (``read_words``, nothing counted) and counting them in numpy
-    (the received slices kept in memory, counted as the engine does)."""
+    (the received slices kept in memory, counted as the engine does); the server's way (one
+    EVALSHA, ``bitcore.cohort.server``) and whether ``where="auto"`` takes it."""
     group = engine.check_time_group(shape.time_group)
     plan = plan_of(client, shape)
     sources = plan.source_keys()
@@ -272,6 +273,8 @@ def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
         "lengths": best(lambda: reading.measure(client, sources, {})),
         "receive": best(receive),
         "count": best(count),
+        "server": best(lambda: server.count(client, plan, sources)),
+        "auto": float(server.server_is_cheaper(plan)),
     }  # fmt: skip
 
 
@@ -352,13 +355,18 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 print(f"{shape.name:<34}{spread(theirs_c):>24}{spread(ours_c):>24}"
                       f"{min(theirs_c) / max(min(ours_c), 1e-9):6.1f}x "
                       f"{per_round[0]:5.1f}-{per_round[-1]:4.1f}x")  # fmt: skip
-            print("\nwhere bitcore's time goes (best of 3, ms; one table is about their sum)")
-            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}")
+            print(
+                "\nwhere bitcore's time goes (best of 3, ms): numpy's path is plan + lengths + "
+                "receive + count, the server's plan + one EVALSHA; auto: the one it takes"
+            )
+            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}"
+                  f"{'server':>8}  auto")  # fmt: skip
             for shape in SHAPES:
                 part = phases(client, shape)
                 print(f"{shape.name:<34}" + "".join(
                     f"{part[k] * 1000:{w}.1f}" for k, w in (
-                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8))))  # fmt: skip
+                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8),
+                        ("server", 8))) + ("  server" if part["auto"] else "  numpy"))  # fmt: skip
             if not args.quick:
                 checks += bench_funnel(client, side, users, args.rounds)
             leftovers = set(client.redis.scan_iter(count=1000)) ^ keys_before
