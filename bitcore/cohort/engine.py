@@ -48,7 +48,8 @@ TimeGroup = Literal["days", "weeks", "months", "years"]
 #: How a table is counted: fetched into numpy (``"client"``), by BITOPs on the server
 #: (``"server"``: nothing but counts cross the network), or whichever costs less for this table's
 #: sizes (``"auto"``, ``bitcore.cohort.server.server_is_cheaper``: the server for few cells over
-#: many bytes, numpy for the rest; a Redis too full for BITOP's writes gets read instead).
+#: many bytes, numpy for the rest; a Redis too full for BITOP's writes, or a replica, gets read
+#: instead).
 Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
@@ -513,9 +514,9 @@ def evaluate(
                 )
             with reading.opened(client, sources, plan.derived, max_bytes) as read:
                 return counting.with_empty_cells(plan, *server.count(client, plan, read.keys))
-        except redis.exceptions.OutOfMemoryError:
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError):
             if where == "server":
-                raise  # asked for: a full Redis says so; "auto" reads instead
+                raise  # asked for: a full Redis (or a replica) says so; "auto" reads instead
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])

@@ -15,7 +15,7 @@ step holds it ~30 ms at most), and answers the counts and where to go on: a smal
 round trip in all, the lengths included. Built sets and the scratch key are keys of this table
 alone (``KeyLayout.report_key``) with a TTL set after each write, unlinked by the last step
 itself (or, if a step fails, by the script or one more call). A Redis at its ``maxmemory``
-refuses the BITOPs (``redis.exceptions.OutOfMemoryError``).
+refuses the BITOPs (``redis.exceptions.OutOfMemoryError``), a replica too (``ReadOnlyError``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ STEP_LUA = """
 local ttl, most, step = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local first, sources, pc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local function cleanup()
-  if first <= #KEYS then redis.call('UNLINK', unpack(KEYS, first)) end
+  for k = first, #KEYS, 1000 do redis.call('UNLINK', unpack(KEYS, k, math.min(k + 999, #KEYS))) end
 end
 local widest, total = 0, 0
 for k = 1, sources do
@@ -136,9 +136,16 @@ def _program(work: list[Command], index: dict[str, int]) -> str:
     return " ".join(tokens)
 
 
+#: Errors a script's BITOP meets as a command would (redis-py only knows them at the start).
+_REFUSALS: dict[str, type[redis.exceptions.ResponseError]] = {
+    "OOM command not allowed": redis.exceptions.OutOfMemoryError,
+    "-READONLY ": redis.exceptions.ReadOnlyError,
+}
+
+
 def _step(client: BitCore, keys: list[str], args: list[str | int]) -> list[int]:
     """One ``STEP_LUA`` call (loaded first if Redis does not know it); a script's OOM error is
-    still ``OutOfMemoryError``."""
+    still ``OutOfMemoryError``, a replica's refusal ``ReadOnlyError``."""
     try:
         try:
             return list(client.redis.evalsha(STEP_SHA, len(keys), *keys, *args))  # type: ignore[arg-type]
@@ -146,8 +153,9 @@ def _step(client: BitCore, keys: list[str], args: list[str | int]) -> list[int]:
             client.redis.script_load(STEP_LUA)
             return list(client.redis.evalsha(STEP_SHA, len(keys), *keys, *args))  # type: ignore[arg-type]
     except redis.exceptions.ResponseError as error:
-        if "OOM command not allowed" in str(error):  # a script's error keeps its place
-            raise redis.exceptions.OutOfMemoryError(str(error)) from error
+        for marker, kind in _REFUSALS.items():  # a script's error starts with its place
+            if marker in str(error):
+                raise kind(str(error)) from error
         raise
 
 
