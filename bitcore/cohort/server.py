@@ -40,7 +40,7 @@ RESULT_TTL = 300
 #: CPU nanoseconds per byte, measured on the 2-core machine at 10M users (``bench/README.md``,
 #: "Small tables on Redis"): receiving a key (Redis's copy, the socket, ``recv_into``), numpy's
 #: AND + popcount of a cell, Redis's ``BITOP AND`` of two keys, its ``BITCOUNT``.
-FETCH_NS, NUMPY_CELL_NS, BITOP_NS, BITCOUNT_NS = 0.8, 0.2, 0.6, 0.2
+FETCH_NS, NUMPY_CELL_NS, BITOP_NS, BITCOUNT_NS = 0.45, 0.16, 0.2, 0.25
 
 #: One bounded step. KEYS: the sources (the first ARGV[5] of them measured), then the
 #: temporaries (from KEYS[ARGV[4]]). ARGV: TTL, max_bytes (-1: none), bytes a step may walk,
