@@ -3,6 +3,7 @@
     uv run python bench/cohort.py                          # 1,000,000 and 10,000,000 users
     uv run python bench/cohort.py --users 10000000 --rounds 5
     uv run python bench/cohort.py --users 1000000 --quick  # fewer rounds, no funnel
+    uv run python bench/cohort.py --quick --shapes months weeks  # only those shapes
 
 For each user count it starts its own redis-server (never localhost:6379) and writes every bitmap
 the shapes read straight from numpy (SET of random bytes: the same bytes ``SETBIT`` would leave,
@@ -47,7 +48,7 @@ import numpy as np
 import bitcore
 import bitcore.cohort as bitcore_cohort
 from bitcore import embedded, funnel, periods, reading
-from bitcore.cohort import engine
+from bitcore.cohort import engine, server
 from bitcore.events import UniqueEvents
 
 HERE = Path(__file__).resolve().parent
@@ -246,7 +247,8 @@ def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
 def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
     """Best-of-three seconds of each part of a bitcore table: planning, measuring the keys (one
     EVALSHA), receiving their bytes (``read_words``, nothing counted) and counting them in numpy
-    (the received slices kept in memory, counted as the engine does)."""
+    (the received slices kept in memory, counted as the engine does); the server's way (one
+    EVALSHA, ``bitcore.cohort.server``) and whether ``where="auto"`` takes it."""
     group = engine.check_time_group(shape.time_group)
     plan = plan_of(client, shape)
     sources = plan.source_keys()
@@ -271,6 +273,8 @@ def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
         "lengths": best(lambda: reading.measure(client, sources, {})),
         "receive": best(receive),
         "count": best(count),
+        "server": best(lambda: server.count(client, plan, sources)),
+        "auto": float(server.server_is_cheaper(plan)),
     }  # fmt: skip
 
 
@@ -351,13 +355,18 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 print(f"{shape.name:<34}{spread(theirs_c):>24}{spread(ours_c):>24}"
                       f"{min(theirs_c) / max(min(ours_c), 1e-9):6.1f}x "
                       f"{per_round[0]:5.1f}-{per_round[-1]:4.1f}x")  # fmt: skip
-            print("\nwhere bitcore's time goes (best of 3, ms; one table is about their sum)")
-            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}")
+            print(
+                "\nwhere bitcore's time goes (best of 3, ms): numpy's path is plan + lengths + "
+                "receive + count, the server's plan + one EVALSHA; auto: the one it takes"
+            )
+            print(f"{'shape':<34}{'plan':>8}{'lengths':>9}{'receive':>9}{'count':>8}"
+                  f"{'server':>8}  auto")  # fmt: skip
             for shape in SHAPES:
                 part = phases(client, shape)
                 print(f"{shape.name:<34}" + "".join(
                     f"{part[k] * 1000:{w}.1f}" for k, w in (
-                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8))))  # fmt: skip
+                        ("plan", 8), ("lengths", 9), ("receive", 9), ("count", 8),
+                        ("server", 8))) + ("  server" if part["auto"] else "  numpy"))  # fmt: skip
             if not args.quick:
                 checks += bench_funnel(client, side, users, args.rounds)
             leftovers = set(client.redis.scan_iter(count=1000)) ^ keys_before
@@ -407,7 +416,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each side per shape")
     parser.add_argument("--quick", action="store_true", help="3 rounds and no funnel")
+    parser.add_argument("--shapes", nargs="+", help="only shapes whose name holds one of these")
     args = parser.parse_args()
+    if args.shapes:
+        global SHAPES
+        SHAPES = tuple(s for s in SHAPES if any(word in s.name for word in args.shapes))
     if args.quick:
         args.rounds = min(args.rounds, 3)
     bitcore_cohort.set_custom_handler("web", web_handler)

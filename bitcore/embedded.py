@@ -209,8 +209,15 @@ def start(
 #: every large reply back to the kernel and faults it in again for the next: most of a cohort
 #: table's MGET time. Keeping up to 128 MiB of freed memory, as the jemalloc of a packaged Redis
 #: does anyway, halves that fetch (``bench/README.md``, "Numbers behind the constants").
+#: Setting a trim threshold also fixes glibc's mmap threshold at 128 KiB, so every larger block
+#: (a 10M-user bitmap's 1.25 MB BITOP result, a reply buffer) was still mmapped, faulted in page
+#: by page and unmapped when freed: raising it to 64 MiB keeps them on the heap, reused, which
+#: made a BITOP of two 1.25 MB keys 5-10x cheaper (``bench/README.md``, "Small tables on Redis").
 #: Ignored by a jemalloc build.
-MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
+MALLOC_SETTINGS = {
+    "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+}
 
 
 #: ``prctl`` option: the signal a child gets when the thread that forked it ends.

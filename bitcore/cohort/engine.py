@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import redis
 
 from bitcore import breakdown, drilldown, periods, reading
 from bitcore.bitmaps import Bitmap
@@ -46,9 +47,11 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
 
 TimeGroup = Literal["days", "weeks", "months", "years"]
-#: How a table is counted: fetched into numpy (``"auto"``, ``"client"``: faster on every shape
-#: measured), or by BITOPs on the server (``"server"``: for a Redis far away, nothing but counts
-#: cross the network).
+#: How a table is counted: fetched into numpy (``"client"``), by BITOPs on the server
+#: (``"server"``: nothing but counts cross the network), or whichever costs less for this table's
+#: sizes (``"auto"``, ``bitcore.cohort.server.server_is_cheaper``: the server for few cells over
+#: many bytes, numpy for the rest; a Redis too full for BITOP's writes, or a replica, gets read
+#: instead).
 Where = Literal["auto", "server", "client"]
 TIME_GROUPS: tuple[TimeGroup, ...] = ("days", "weeks", "months", "years")
 _KIND: dict[str, periods.Kind] = {
@@ -422,8 +425,9 @@ def cohort_tables(
     read in byte slices of at most ``max_fetch_bytes`` per round trip (``0``: the narrowest
     slices). More than ``max_bytes`` to read in all (``None``: no limit) raises
     ``bitcore.reading.ReportTooCostly`` before anything is fetched. ``where="server"`` counts by
-    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``: for a
-    Redis far away); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
+    BITOP + BITCOUNT on Redis instead, in bounded round trips (``bitcore.cohort.server``), and
+    the default ``"auto"`` does so when that costs less than sending the keys (few cells over
+    many bytes); the numbers are the same. ``retention="on_or_after"``: a cell counts who did
     the return selections in its period or any later one up to ``until``'s (default: now).
     ``groups`` (segment or flag tokens, ``bitcore.breakdown``): the table of everyone first,
     then one per group, its cohorts restricted to the group, all counted in the same reads.
@@ -507,12 +511,14 @@ def evaluate(
     Of a set that is only ever a pair's second (a return set) counted in numpy, the "size" only
     says whether it has users (0: none).
 
-    The lengths of the keys first (one EVALSHA; over ``max_bytes`` is ``ReportTooCostly``). With
-    ``where="server"``, BITOP + BITCOUNT on Redis in bounded round trips. Otherwise their bytes,
-    received straight into one numpy array (``bitcore.transfer``): one MGET when they fit in
-    ``max_fetch_bytes``, else byte slices of at most that much per round trip, the next one asked
-    for while this one is counted (``bitcore.reading.read_words``). A plan with ``suffix`` unions
-    gets them after its sets (``bitcore.cohort.retention``), as rows of the words or as keys.
+    With ``where="server"`` (or ``"auto"`` when ``server.server_is_cheaper``), BITOP + BITCOUNT
+    on Redis, one EVALSHA per bounded step that also measures the keys (a small table: one round
+    trip). Otherwise the lengths of the keys first (one EVALSHA; over ``max_bytes`` is
+    ``ReportTooCostly``), then their bytes, received straight into one numpy array
+    (``bitcore.transfer``): one MGET when they fit in ``max_fetch_bytes``, else byte slices of at
+    most that much per round trip, the next one asked for while this one is counted
+    (``bitcore.reading.read_words``). A plan with ``suffix`` unions gets them after its sets
+    (``bitcore.cohort.retention``), as rows of the words or as keys.
     """
     if client.layout == "flat":
         sizes, overlaps = _raw_counts(client, plan, max_fetch_bytes, max_bytes, where)
@@ -574,11 +580,19 @@ def _raw_counts(
 ) -> tuple[list[int], list[int]]:
     """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in)."""
     sources = plan.source_keys()
+    if where == "server" or (where == "auto" and server.server_is_cheaper(plan)):
+        try:
+            if not plan.derived:  # one EVALSHA measures, refuses or counts
+                set_sizes, pair_counts = server.count(client, plan, sources, max_bytes)
+            else:
+                with reading.opened(client, sources, plan.derived, max_bytes) as read:
+                    set_sizes, pair_counts = server.count(client, plan, read.keys)
+            return list(set_sizes), list(pair_counts)
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError):
+            if where == "server":
+                raise  # asked for: a full Redis (or a replica) says so; "auto" reads instead
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes) as read:
-        if where == "server":
-            set_sizes, pair_counts = server.count(client, plan, read)
-            return list(set_sizes), list(pair_counts)
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
         sized = [False] * len(counted.sets)

@@ -66,7 +66,7 @@ SETTINGS = settings(
 
 
 @SETTINGS
-@given(written=marks, premium=flagged, where=st.sampled_from(["client", "server"]))
+@given(written=marks, premium=flagged, where=st.sampled_from(["client", "server", "auto"]))
 def test_cohort_groups_match_the_oracle(
     redis_client: redis.Redis, written: list[Mark], premium: set[int], where: str
 ) -> None:

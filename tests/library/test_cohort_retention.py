@@ -70,7 +70,13 @@ def expected(
     now_days=st.integers(0, 120),
     also_c=st.booleans(),
     how=st.sampled_from(
-        [{}, {"max_fetch_bytes": 0}, {"where": "server"}, {"max_fetch_bytes": 0, "where": "server"}]
+        [
+            {},
+            {"where": "client"},
+            {"max_fetch_bytes": 0, "where": "client"},
+            {"where": "server"},
+            {"max_fetch_bytes": 0, "where": "server"},
+        ]
     ),
 )
 def test_on_or_after_matches_the_set_oracle(

@@ -82,8 +82,9 @@ def test_long_data_directories_get_a_short_socket_path(tmp_path: Path) -> None:
 def test_the_server_keeps_freed_memory_instead_of_faulting_it_in_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """libc malloc's trim threshold is raised in the server's environment (redis-server rewrites
-    its own /proc environ for its process title, so the launch is watched instead)."""
+    """libc malloc's trim and mmap thresholds are raised in the server's environment
+    (redis-server rewrites its own /proc environ for its process title, so the launch is watched
+    instead)."""
     launched: list[dict[str, str]] = []
     real_popen = subprocess.Popen
 
@@ -97,6 +98,7 @@ def test_the_server_keeps_freed_memory_instead_of_faulting_it_in_again(
         assert server.client().ping()
         [env] = launched
         assert env["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
+        assert env["MALLOC_MMAP_THRESHOLD_"] == str(64 << 20)  # big blocks stay on the heap
         assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is passed on
     finally:
         server.stop()
