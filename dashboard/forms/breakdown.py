@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from wtforms import Field
 from wtforms.validators import ValidationError
 
@@ -71,3 +72,12 @@ def group_choices(client: BitCore) -> list[tuple[str, str]]:
     """What a group input offers: every flag (``flag:<name>``), then every saved segment."""
     segments = [(f"segment:{name}", f"{name} (segment)") for name in SegmentStore(client).names()]
     return [*flag_choices(client), *segments]
+
+
+def offered_group_choices(client: BitCore) -> list[tuple[str, str]]:
+    """``group_choices``, or none when Redis does not answer: a report page still renders (its
+    own answer says what failed)."""
+    try:
+        return group_choices(client)
+    except redis.RedisError:
+        return []

@@ -22,7 +22,7 @@ from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, offered_group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.cohort import MAX_CELLS, CohortForm, with_defaults
 from dashboard.forms.selection import input_text
@@ -99,7 +99,7 @@ def _respond(
         groups=groups or [],
         curves=compared_curves(view, groups or []) if view else None,
         group_choices_id=GROUP_CHOICES_ID,
-        group_choices=_group_choices(),
+        group_choices=offered_group_choices(store.client()),
     )
 
 
@@ -121,14 +121,6 @@ def _users_url(table: engine.CohortTable) -> Callable[[int, int | None], str]:
         return url_for("users.users_page", **query, cohort=periods.label(table.period(row)), **cell)
 
     return users_url
-
-
-def _group_choices() -> list[tuple[str, str]]:
-    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
-    try:
-        return group_choices(store.client())
-    except redis.RedisError:
-        return []
 
 
 def _csv(

@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from bitcore import funnel, periods
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, offered_group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.funnel import (
     FunnelForm,
@@ -119,17 +119,9 @@ def _respond(
         numbers=numbers,
         input_text=input_text,
         group_choices_id=GROUP_CHOICES_ID,
-        group_choices=_group_choices(),
+        group_choices=offered_group_choices(store.client()),
         **data,
     )
-
-
-def _group_choices() -> list[tuple[str, str]]:
-    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
-    try:
-        return group_choices(store.client())
-    except redis.RedisError:
-        return []
 
 
 def _run(form: FunnelForm) -> tuple[int, dict[str, Any]]:

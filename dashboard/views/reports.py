@@ -19,7 +19,7 @@ from bitcore import lifecycle, stickiness
 from bitcore.breakdown import Group
 from bitcore.limits import TooCostly
 from dashboard import negotiation, report_limits, store
-from dashboard.forms.breakdown import GROUP_CHOICES_ID, group_choices
+from dashboard.forms.breakdown import GROUP_CHOICES_ID, offered_group_choices
 from dashboard.forms.choices import selection_choices
 from dashboard.forms.reports import EVENT_CHOICES_ID, LifecycleForm, StickinessForm
 from dashboard.presenters import reports as present
@@ -61,17 +61,9 @@ def _respond(
         urls=urls,
         choices_id=EVENT_CHOICES_ID,
         group_choices_id=GROUP_CHOICES_ID,
-        group_choices=_group_choices(),
+        group_choices=offered_group_choices(store.client()),
         **context,
     )
-
-
-def _group_choices() -> list[tuple[str, str]]:
-    """The flags and segments the "compare" inputs offer (none when Redis does not answer)."""
-    try:
-        return group_choices(store.client())
-    except redis.RedisError:
-        return []
 
 
 def _run(form: Any, compute: Callable[[], Any]) -> tuple[int, Any, str | None, str | None]:
