@@ -141,7 +141,7 @@ def summaries(
     days = walk_back("day", day, trend_days)
     week, month = periods.period_of("week", day), periods.period_of("month", day)
     per_name = [week, month, *days]
-    keys = []
+    keys: list[str] = []
     for name in names:
         keys.extend(client.keys.event_key(name, period) for period in per_name)
         keys.append(client.keys.unique_key(name))
