@@ -12,7 +12,7 @@ import redis
 from redis.client import Pipeline
 
 import bitcore
-from bitcore import overview
+from bitcore import overview, wire
 from bitcore.segments import parse_expression
 from bitcore.untracked import expression_warnings
 
@@ -79,13 +79,9 @@ def test_the_counts_are_one_pipeline_per_node(
     _mark(b)
     b.register_shards(range(8))
     sizes: list[int] = []
-    real = Pipeline.execute
-
-    def counted(pipe: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        sizes.append(len(pipe.command_stack))
-        return real(pipe, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "execute", counted)
+    real = wire.round_trip
+    monkeypatch.setattr(wire, "round_trip", lambda r, c: sizes.append(len(c)) or real(r, c))
+    monkeypatch.setattr(Pipeline, "execute", lambda *_: pytest.fail("a pipeline of its own"))
     rows = overview.summaries(b, ["song:played", "signup"], TODAY)
     assert sizes == [8 * 2 * (2 + overview.TREND_DAYS + 1)]  # 8 shards x 2 names x 33 keys
     assert rows[0].today == 4
