@@ -755,6 +755,40 @@ class BitCore:
         replies = self._compute(bitmap, lambda pipe: (pipe.bitcount(key), pipe.unlink(key)))
         return int(replies[-2])
 
+    def bitcounts(self, keys: Sequence[str]) -> list[int]:
+        """``BITCOUNT`` of each stored (flat-named) key, in order: one pipelined round trip on
+        the flat layout; on the sharded layout the shards' counts summed, one pipeline per node
+        (``shards.sums_per_key``). What the overview and the flag pages count with."""
+        return self._sums_per_key(keys, "BITCOUNT")
+
+    def keys_present(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each stored (flat-named) key exists, in any shard on the sharded layout: one
+        round trip per node, as ``bitcounts``."""
+        return [count > 0 for count in self._sums_per_key(keys, "EXISTS")]
+
+    def getbits(self, keys: Sequence[str], offset: int) -> list[bool]:
+        """Bit ``offset`` (an internal id) of each stored (flat-named) key, in one round trip: on
+        the sharded layout in the id's one shard, on the node holding it."""
+        target, names, bit = self.redis, list(keys), offset
+        if self._sharded is not None and self._router is not None:
+            shard = self._sharded.shard_of(offset)
+            target, bit = self._router.node(shard), self._sharded.local_offset(offset)
+            names = [self._sharded.shard_key(key, shard) for key in keys]
+        with target.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.getbit(name, bit)
+            return [bool(reply) for reply in pipe.execute()]
+
+    def _sums_per_key(self, keys: Sequence[str], command: str) -> list[int]:
+        if self._router is not None:
+            return shards.sums_per_key(self._router, keys, command)
+        if not keys:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.execute_command(command, key)
+            return [int(reply) for reply in pipe.execute()]
+
     def iter_members(self, bitmap: Bitmap, chunk_bytes: int | None = None) -> Iterator[int]:
         """Ids in ``bitmap``, ascending, fetched in ``iter_chunk_bytes`` (or ``chunk_bytes``)
         slices decoded by numpy.

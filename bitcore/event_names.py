@@ -239,6 +239,10 @@ def ensure(client: BitCore) -> int:
     returns the names added. One round trip when there is nothing to do. A Redis out of memory
     refuses the rebuild: then nothing is added, the readers answer with what there is, and the
     next call tries again."""
+    if client.layout != "flat":
+        # only bitcore's writer writes the sharded layout (and migrate_layout copies the source's
+        # registries), and it registers every name it writes: nothing to rebuild from
+        return 0
     keys = client.keys
     with client.redis.pipeline(transaction=False) as pipe:
         pipe.exists(keys.event_names_key(), keys.flag_names_key())

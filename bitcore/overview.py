@@ -136,17 +136,16 @@ def overview(
 def summaries(
     client: BitCore, names: list[str], day: date, trend_days: int = TREND_DAYS
 ) -> list[EventSummary]:
-    """A row per name, in the order given: every count in one pipelined round trip."""
-    client.require_flat("the overview")
+    """A row per name, in the order given: every count in one pipelined round trip (on the
+    sharded layout, one per node, each count the sum of its shards': ``BitCore.bitcounts``)."""
     days = walk_back("day", day, trend_days)
     week, month = periods.period_of("week", day), periods.period_of("month", day)
     per_name = [week, month, *days]
-    with client.redis.pipeline(transaction=False) as pipe:
-        for name in names:
-            for period in per_name:
-                pipe.bitcount(client.keys.event_key(name, period))
-            pipe.bitcount(client.keys.unique_key(name))
-        counts = [int(c) for c in pipe.execute()]
+    keys: list[str] = []
+    for name in names:
+        keys.extend(client.keys.event_key(name, period) for period in per_name)
+        keys.append(client.keys.unique_key(name))
+    counts = client.bitcounts(keys)
     rows = []
     width = len(per_name) + 1
     for index, name in enumerate(names):
@@ -177,7 +176,6 @@ def event_kind(client: BitCore, name: str) -> str | None:
 
 def flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[FlagSummary], bool]:
     """The flags (at most ``limit``, by name) with their sizes, and whether that is all of them."""
-    client.require_flat("the flags overview")
     event_names.ensure(client)
     return _flags(client, limit)
 
@@ -187,29 +185,24 @@ def _flags(client: BitCore, limit: int = event_names.MAX_FLAGS) -> tuple[list[Fl
     found = event_names.flag_page(client, limit)
     if not found.names:
         return [], found.complete
-    with client.redis.pipeline(transaction=False) as pipe:
-        for name in found.names:
-            pipe.bitcount(client.keys.unique_key(name))
-        sizes = pipe.execute()
+    sizes = client.bitcounts([client.keys.unique_key(name) for name in found.names])
     return [FlagSummary(n, int(c)) for n, c in zip(found.names, sizes, strict=True)], found.complete
 
 
 def flag_size(client: BitCore, name: str) -> int:
     """How many users carry the flag ``name``: one ``BITCOUNT``."""
-    client.require_flat("a flag's size")
     check_event_name(name)
-    return int(client.redis.bitcount(client.keys.unique_key(name)))
+    return client.bitcounts([client.keys.unique_key(name)])[0]
 
 
 def has_flag(client: BitCore, name: str, uuid: int | str) -> bool:
     """Whether user ``uuid`` carries the flag (dateless event) ``name``: one ``GETBIT`` (with
     the id map, one more round trip to find the user's internal id)."""
-    client.require_flat("a flag look-up")
     check_event_name(name)
     offset = client.internal_id(uuid)
     if offset is None:  # an id the map has never seen carries nothing
         return False
-    return bool(client.redis.getbit(client.keys.unique_key(name), offset))
+    return client.getbits([client.keys.unique_key(name)], offset)[0]
 
 
 def event_activity(
@@ -226,16 +219,12 @@ def event_activity(
     their day keys in slices (``reading.count_union``): nothing is written, so the page leaves no
     temporary key, never holds Redis for long, and still answers when Redis is full.
     """
-    client.require_flat("an event's activity")
     check_event_name(name)
     day = day or today_of(client)
     lengths: list[tuple[Kind, int]] = [("day", days), ("week", weeks), ("month", months)]
     series = {kind: walk_back(kind, day, n) for kind, n in lengths}
-    with client.redis.pipeline(transaction=False) as pipe:
-        for kind_periods in series.values():
-            for period in kind_periods:
-                pipe.bitcount(client.keys.event_key(name, period))
-        counts = iter(int(c) for c in pipe.execute())
+    keys = [client.keys.event_key(name, p) for ps in series.values() for p in ps]
+    counts = iter(client.bitcounts(keys))
     tables = {
         kind: [
             PeriodCount(periods.label(p), periods.start(p).date().isoformat(), next(counts))
@@ -243,7 +232,10 @@ def event_activity(
         ]
         for kind, kind_periods in series.items()
     }
-    users = reading.count_union(client, [client.keys.event_key(name, p) for p in series["day"]])
+    day_keys = [client.keys.event_key(name, p) for p in series["day"]]
+    users = sum(  # a user is in one shard: the shards' distinct users add up
+        reading.count_union(view, keys) for view, keys in reading.per_shard(client, day_keys)
+    )
     average = sum(row.count for row in tables["day"]) / days
     return EventActivity(
         name=name,
@@ -259,14 +251,11 @@ def event_activity(
 def was_active(client: BitCore, name: str, uuid: int | str, day: date) -> dict[str, bool]:
     """Whether user ``uuid`` did ``name`` on ``day``, in its ISO week and in its month (one round
     trip; with the id map, one more to find the user's internal id)."""
-    client.require_flat("a user's activity")
     check_event_name(name)
     offset = client.internal_id(uuid)
     kinds: list[Kind] = ["day", "week", "month"]
     if offset is None:  # an id the map has never seen did nothing
         return dict.fromkeys(kinds, False)
-    with client.redis.pipeline(transaction=False) as pipe:
-        for kind in kinds:
-            pipe.getbit(client.keys.event_key(name, periods.period_of(kind, day)), offset)
-        bits = pipe.execute()
+    keys = [client.keys.event_key(name, periods.period_of(kind, day)) for kind in kinds]
+    bits = client.getbits(keys, offset)
     return {kind: bool(bit) for kind, bit in zip(kinds, bits, strict=True)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
-from bitcore import bulk
+from bitcore import bulk, wire
 from bitcore.first_time_writes import Firsts
 from bitcore.keys import SEGMENT_NAMESPACE, ShardedKeyLayout
 
@@ -125,6 +125,30 @@ class Router:
     def placeholder(self, shard: int) -> str:
         """The writer script's key for what a write does not use, in ``shard``'s slot."""
         return self.layout.shard_key(f"{SEGMENT_NAMESPACE}quota:none", shard)
+
+
+def sums_per_key(router: Router, keys: Sequence[str], command: str) -> list[int]:
+    """``command`` (``BITCOUNT`` or ``EXISTS``) of each flat-named key, summed over the shards in
+    use: a user is in one shard, so the sum of a key's shard counts is the key's count. One round
+    trip for the registry of shards, then one pipeline per node with every shard of that node and
+    every key, however many shards a node holds.
+
+    >>> sums_per_key(Router(redis.Redis(), ShardedKeyLayout()), [], "BITCOUNT")
+    []
+    """
+    if not keys:
+        return []
+    totals = [0] * len(keys)
+    with router.refreshed_on_failure():
+        for node, group in router.by_node(router.shards()):
+            commands = [  # RESP built here: redis-py's per-command packing costs more than Redis
+                wire.encode(command, router.layout.shard_key(key, shard))
+                for shard in group
+                for key in keys
+            ]
+            for index, reply in enumerate(wire.round_trip(node, commands)):
+                totals[index % len(keys)] += int(reply)
+    return totals
 
 
 def _is_plain_response_error(error: Exception) -> bool:

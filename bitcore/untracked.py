@@ -3,7 +3,8 @@
 A segment may name an event before anyone tracks it (``active AND NOT churned`` saved on the day
 ``churned`` ships), so saving it is allowed; but a typo would silently give 0 or everyone, so the
 dashboard says so when it previews and saves. Checked against the registries of names
-(:mod:`bitcore.event_names`): one round trip, whatever the expression.
+(:mod:`bitcore.event_names`): one round trip, and one more (per node on the sharded layout) when
+the expression names flags (``unique(name)``), to see whether their keys exist.
 
 >>> expression_warnings(b, parse_expression("active AND NOT churned"))  # doctest: +SKIP
 ["No event named 'churned' has been tracked yet: it stands for nobody until it is."]
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 def expression_warnings(client: BitCore, tree: Node) -> list[str]:
     """Sentences about the names in ``tree`` that were never tracked, or tracked the other way
     (a flag used as a dated event counts nobody; write ``unique(name)``), sorted by name."""
-    client.require_flat("untracked-event warnings")
     events, uniques = leaves(tree)
     names = sorted(events | uniques)
     if not names:
@@ -33,11 +33,13 @@ def expression_warnings(client: BitCore, tree: Node) -> list[str]:
     with client.redis.pipeline(transaction=False) as pipe:
         pipe.zmscore(registry, names)
         pipe.zmscore(flags, names)
-        for name in names:
-            pipe.exists(client.keys.unique_key(name))
-        dated, flagged, *unique_keys = pipe.execute()
+        dated, flagged = pipe.execute()
+    asked = sorted(uniques)  # a flag's key exists in some shard: no round trip when none is named
+    exists = client.keys_present([client.keys.unique_key(name) for name in asked])
+    present = dict(zip(asked, exists, strict=True))
     warnings = []
-    for name, is_dated, is_flag, has_unique in zip(names, dated, flagged, unique_keys, strict=True):
+    for name, is_dated, is_flag in zip(names, dated, flagged, strict=True):
+        has_unique = present.get(name, False)
         if name in events and is_dated is None:
             if is_flag is not None:
                 warnings.append(

@@ -7,10 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from bitcore.embedded import check_maxmemory
+from bitcore.keys import LAYOUTS
 
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _layout(value: str) -> str:
+    """A key layout's name (``bitcore.keys.LAYOUTS``): ``flat`` or ``sharded``, lower-cased."""
+    name = value.strip().lower()
+    if name not in LAYOUTS:
+        raise ValueError(f"use {' or '.join(LAYOUTS)}")
+    return name
 
 
 def _log_level(value: str) -> str:
@@ -29,6 +38,9 @@ SETTINGS: list[tuple[str, str, Any, Any]] = [
     ("BITCORE_KEY_PREFIX", "BITCORE_KEY_PREFIX", str, "trackist_"),
     ("BITCORE_TIMEZONE", "BITCORE_TIMEZONE", str, "UTC"),
     ("BITCORE_TRACK_HOURLY", "BITCORE_TRACK_HOURLY", _bool, False),
+    # the key layout: "flat" (bitmapist's) or "sharded" (by user-id range, as a Redis Cluster
+    # needs: docs/cluster.md); unset: flat on one Redis, sharded when BITCORE_REDIS_CLUSTER=1
+    ("BITCORE_LAYOUT", "BITCORE_LAYOUT", _layout, None),
     # user ids are strings or 64-bit ints, mapped to dense ones (chosen when the data starts)
     ("BITCORE_ID_MAPPING", "BITCORE_ID_MAPPING", _bool, False),
     # forward buckets of the id map when it starts: about the expected users / 64

@@ -134,6 +134,7 @@ def init_app(app: Flask) -> None:
             breaker_seconds=float(app.config["BITCORE_REDIS_BREAKER_SECONDS"]),
         ),
         key_prefix=app.config["BITCORE_KEY_PREFIX"],
+        layout=app.config.get("BITCORE_LAYOUT") or None,  # None: flat, or sharded on a cluster
         timezone=app.config["BITCORE_TIMEZONE"],
         track_hourly=app.config["BITCORE_TRACK_HOURLY"],
         remember_bitop_keys=0,  # workers live for months; their bit-op keys expire by TTL

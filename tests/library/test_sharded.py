@@ -208,7 +208,7 @@ def test_a_write_over_many_shards_is_one_round_trip_per_node(
 def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wrongly(
     redis_client: redis.Redis,
 ) -> None:
-    from bitcore import overview
+    from bitcore import first_time
     from bitcore.cohort.engine import cohort_table
 
     b = bitcore.BitCore(redis_client, layout="sharded")
@@ -223,7 +223,7 @@ def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wron
             num_of_rows=2,
             resolve=lambda token, period: b.UniqueEvents("vip") & b.UniqueEvents(token),
         ),
-        lambda: overview.overview(b, MAY.date()),
+        lambda: first_time.rebuild_first_time(b),
     ]
     for report in reports:
         with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
