@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import redis
 
-from bitcore import drilldown, funnel_server, periods, reading
+from bitcore import breakdown, drilldown, funnel_server, periods, reading
+from bitcore.breakdown import Group
 from bitcore.selections import Selection
 from bitcore.shards import ShardedLayoutUnsupported
 
@@ -266,7 +267,10 @@ def funnel_groups(
     check_funnel(steps, start.kind, window, trend)
     sources = _sources(steps)
     starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]
-    runs: list[Run] = [(None, s) for s in starts] + [(g, start) for g in groups]
+    # a group's segment is built by the read with the report's keys (in a few pipelines)
+    prepared = iter(breakdown.prepare(client, [g for g in groups if isinstance(g, Group)], [start]))
+    runs: list[Run] = [(None, s) for s in starts]
+    runs += [(next(prepared) if isinstance(g, Group) else g, start) for g in groups]
     counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, "client")
     everyone = FunnelTrend(
         tuple(
