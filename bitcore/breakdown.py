@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
     from bitcore.periods import Period
 
+S = TypeVar("S")
 #: The most groups one report compares.
 MAX_GROUPS = 5
 #: How a group is written: ``unique:`` is another name for ``flag:`` (bitmapist's unique events).
@@ -91,6 +92,24 @@ def prepare(client: BitCore, groups: Sequence[Group], many: Sequence[Period]) ->
             bitmaps = [group.bitmap(client, period) for period in many]
         prepared.append(Prepared(group, dict(zip(many, bitmaps, strict=True))))
     return prepared
+
+
+def prepare_sources(client: BitCore, sources: Sequence[S], many: Sequence[Period]) -> list[Any]:
+    """``sources`` (a report's steps or groups) with each group and each saved segment among them
+    (a ``Group``, a ``Selection`` of kind ``segment``) ``prepare``-d in each of ``many``: every
+    definition read in one round trip, every result built by the report's read. Other sources
+    are kept as they are."""
+
+    def group_of(source: Any) -> Group | None:
+        if isinstance(source, Group):
+            return source
+        if isinstance(source, Selection) and source.kind == "segment":
+            return Group(source.token, source)
+        return None
+
+    groups = [group_of(source) for source in sources]
+    prepared = iter(prepare(client, [g for g in groups if g is not None], many))
+    return [s if g is None else next(prepared) for s, g in zip(sources, groups, strict=True)]
 
 
 def prefetched(

@@ -243,6 +243,11 @@ def row_starts(
     return starts
 
 
+def is_segment(token: str) -> bool:
+    """Whether ``token`` names a saved segment (``segment:<name>``)."""
+    return Selection.parse(token).kind == "segment"
+
+
 def period_for(time_group: TimeGroup, moment: datetime) -> Period:
     """The period a row date stands for; weeks are ISO weeks of the ISO week-year."""
     return periods.period_of(_KIND[time_group], moment)
@@ -303,8 +308,8 @@ def _operand(
             return (key_of(selection.name, period),)
     if first_time:
         raise ValueError(f"a first-time cohort needs an event, and {token!r} is not one")
-    if bitmap is None:
-        bitmap = selection.bitmap(client, period)
+    if bitmap is None:  # a segment is built by the table's read, with every other one
+        bitmap = selection.bitmap(client, period, compute=False)
     if bitmap.derived:
         plan.derived[bitmap.redis_key] = bitmap
     return (bitmap.redis_key,)
@@ -453,9 +458,14 @@ def cohort_tables(
             ]  # fmt: skip
         first = period_for(group, starts[0])
         answer = resolve
-        if groups:  # each group's bitmaps made up front: a segment's definition read once
+        # each segment's bitmaps made up front, its definition read once, built by the read
+        if groups:
             cohorts = [periods.shift(first, k) for k in range(len(starts))]
-            answer = breakdown.prefetched(client, groups, cohorts, resolve)
+            answer = breakdown.prefetched(client, groups, cohorts, answer)
+        segments = [t for t in dict.fromkeys(selections) if t and is_segment(t)]
+        if segments and resolve is None and client.layout == "flat":
+            span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
+            answer = breakdown.prefetched(client, segments, span, answer)
         plan = plan_table(
             client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
             tokens,

@@ -80,10 +80,21 @@ def reports(b: bitcore.BitCore) -> dict[str, Callable[[], object]]:
             b, "a", periods.period_of("week", BASE), groups
         ),
         "funnel": lambda: funnel.funnel_groups(b, ["a", "b", "c"], day, 7, groups, trend=3),
+        # segments as a report's own steps, read the same way
+        "cohort of segments": lambda: engine.cohort_table(
+            b, "segment:s1", "segment:s2", "segment:s3", None, "days", 20, 8, "2025-03-04"
+        ),
+        "funnel of segments": lambda: funnel.funnel_trend(
+            b, ["segment:s1", "segment:s2", "segment:s3"], day, 7, 3, where="client"
+        ),
     }
 
 
-@pytest.mark.parametrize("report", ["cohort", "lifecycle", "stickiness", "funnel"])
+REPORTS = ["cohort", "lifecycle", "stickiness", "funnel"]
+REPORTS += ["cohort of segments", "funnel of segments"]
+
+
+@pytest.mark.parametrize("report", REPORTS)
 def test_a_report_compared_by_three_dated_segments_takes_a_few_round_trips(
     bc: bitcore.BitCore, redis_client: redis.Redis, sent: list[int], report: str
 ) -> None:
