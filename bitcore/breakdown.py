@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from bitcore.client import BitCore
     from bitcore.periods import Period
 
-S = TypeVar("S")
 #: The most groups one report compares.
 MAX_GROUPS = 5
 #: How a group is written: ``unique:`` is another name for ``flag:`` (bitmapist's unique events).
@@ -94,7 +93,7 @@ def prepare(client: BitCore, groups: Sequence[Group], many: Sequence[Period]) ->
     return prepared
 
 
-def prepare_sources(client: BitCore, sources: Sequence[S], many: Sequence[Period]) -> list[Any]:
+def prepare_sources(client: BitCore, sources: Sequence[Any], many: Sequence[Period]) -> list[Any]:
     """``sources`` (a report's steps or groups) with each group and each saved segment among them
     (a ``Group``, a ``Selection`` of kind ``segment``) ``prepare``-d in each of ``many``: every
     definition read in one round trip, every result built by the report's read. Other sources

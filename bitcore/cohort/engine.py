@@ -15,8 +15,9 @@ ORs of stored keys. Then:
    ``DEFAULT_MAX_FETCH_BYTES`` at a time (``bitcore.reading``), and the counts add up: Redis is
    never held for more than a short copy (a server-side Lua count held it for seconds).
 
-Either way the keyspace is the same afterwards. Selections that are derived bitmaps (segments,
-custom handlers) are computed when made, renamed to keys private to the table, unlinked after.
+Either way the keyspace is the same afterwards. Saved segments (steps or compared groups) are
+built by the read into keys private to the table, every period's in a few bounded pipelines;
+custom handlers' bitmaps are computed when made and renamed to such keys; all unlinked after.
 
 The date arithmetic is bitmapist's, step for step (including its quirks with ``start_date``), so the
 rows start on the same datetimes and cover the same periods.
