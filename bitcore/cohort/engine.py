@@ -463,7 +463,8 @@ def cohort_tables(
         if groups:
             cohorts = [periods.shift(first, k) for k in range(len(starts))]
             answer = breakdown.prefetched(client, groups, cohorts, answer)
-        segments = [t for t in dict.fromkeys(selections) if t and is_segment(t)]
+        steps = selections[1:] if kind == "first_time" else selections  # its cohort: an event
+        segments = [t for t in dict.fromkeys(steps) if t and is_segment(t)]
         if segments and resolve is None and client.layout == "flat":
             span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
             answer = breakdown.prefetched(client, segments, span, answer)
