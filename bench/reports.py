@@ -17,7 +17,8 @@ week, ``signup`` 1/16, ``play`` 1/8, first times 1/32 a week, the flags ``ios``,
 
 Round trips are counted as redis-py sends them (``send_packed_command``: one per command or
 pipeline, including the MGETs ``bitcore.transfer`` receives straight into numpy). Exit status 1
-when a compared report's first result differs from the report alone.
+when a compared report's first result differs from the report alone, or a segment's table from
+the same users asked for without segments.
 """
 
 from __future__ import annotations
@@ -115,9 +116,11 @@ def measure(run: Callable[[], object], rounds: int) -> tuple[float, float, int, 
     return min(times), statistics.median(times), trips, result
 
 
-def cohort(b: bitcore.BitCore, retention: str, groups: list[str] | None = None) -> Any:
+def cohort(
+    b: bitcore.BitCore, retention: str, groups: list[str] | None = None, also: str | None = None
+) -> Any:
     return engine.cohort_tables(
-        b, "signup", "active", None, None, "days", 31, 12, START.isoformat(),
+        b, "signup", "active", also, None, "days", 31, 12, START.isoformat(),
         retention=retention, until=UNTIL, groups=groups or [],
     )  # fmt: skip
 
@@ -179,6 +182,11 @@ def main() -> int:
             for name, run in reports:
                 best, median, trips, results[name] = measure(run, args.rounds)
                 print(f"{name:<42} {best * 1000:>9.1f} {median * 1000:>10.1f} {trips:>12}")
+            # the dated segment "unique(web) AND active" without any segment: the flag web as a
+            # group of the cohort table whose cohorts are also active that day
+            results["web flag, cohorts also active"] = cohort(
+                b, "on_or_after", ["flag:web"], "active"
+            )
             return check(results)
         finally:
             server.stop()
@@ -186,13 +194,16 @@ def main() -> int:
 
 def check(results: dict[str, Any]) -> int:
     """Everyone's part of a compared report is the report alone; "on or after" never counts
-    fewer than "on"; a segment of one flag counts what the flag does."""
+    fewer than "on"; a segment of one flag counts what the flag does, and the dated segment what
+    its flag does over cohorts that also did its event."""
     ok = True
     on, after = results["cohort 31 x 13, on"], results["cohort 31 x 13, on or after"]
     grouped = results["cohort 31 x 13 on or after, 3 segments"]
     flagged = results["cohort 31 x 13 on or after, 3 flags"]
     ok &= grouped[0].cells == after[0].cells
     ok &= grouped[1].cells == flagged[1].cells and grouped[2].cells == flagged[2].cells
+    web_active = results["web flag, cohorts also active"][1]
+    ok &= grouped[3].cells == web_active.cells and grouped[3].sizes == web_active.sizes
     ok &= all(
         (a or 0) >= (o or 0)
         for ra, ro in zip(after[0].cells, on[0].cells, strict=True)

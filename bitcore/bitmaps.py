@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -41,6 +42,17 @@ def set_bits(chunk: bytes, first_id: int = 0) -> list[int]:
     return ids.tolist()  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class Build:
+    """How a report computes a derived bitmap into a key of its own alongside others', in a few
+    shared pipelines (``bitcore.reading.opened``): ``commands`` to queue in order, each with the
+    bitmap bytes it walks (so the pipelines can be cut where their work would hold Redis too
+    long), and the ``scratch`` keys they write along the way (deleted if anything fails)."""
+
+    commands: list[tuple[Callable[[Pipeline], None], int]]
+    scratch: list[str]
+
+
 class Bitmap:
     """A set of user ids stored as one Redis bitmap under ``redis_key``.
 
@@ -69,6 +81,13 @@ class Bitmap:
         splits a long computation (a segment) so no round trip holds Redis for long. The client
         runs them; the last one is a MULTI/EXEC that also carries the read that needs the key."""
         return [lambda pipe: self.build(pipe, ttl)]
+
+    def build_into(self, lengths: Mapping[str, int], into: str, ttl: int) -> Build | None:
+        """The commands computing this bitmap into the key ``into`` (expiring in ``ttl`` s), given
+        the byte ``lengths`` of its ``leaves`` measured by the caller, or ``None`` when this kind
+        is computed when made instead (then the caller renames its key): a segment answers, after
+        refusing itself if it is too costly, so nothing is written before every one is checked."""
+        return None
 
     def scratch_keys(self) -> list[str]:
         """Keys the last ``steps`` write only along the way: deleted by the client if a step fails

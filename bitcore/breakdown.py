@@ -5,7 +5,8 @@ dateless flag (``flag:premium``, also written ``unique:premium``: the same users
 The cohort, funnel, lifecycle and stickiness reports take up to ``MAX_GROUPS`` of them and answer
 one result for all users and one per group, all read in the same round trips: each group is one
 more bitmap per period (or one for a flag) among the keys the report reads, ANDed in numpy (or in
-the cohort engine's plan of sets).
+the cohort engine's plan of sets). A segment's bitmaps (every period's, every segment's) are
+built by the report's read in a few pipelines, not one period at a time (``prepare``).
 
 >>> [g.token for g in parse_groups(["segment:ios", "unique:premium", "flag:premium"])]
 ['segment:ios', 'flag:premium']
@@ -13,9 +14,9 @@ the cohort engine's plan of sets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
@@ -54,12 +55,60 @@ class Group:
         """The group's users in ``period`` (a flag's, whatever the period)."""
         return self.selection.bitmap(client, period)
 
-    def bitmaps(self, client: BitCore, many: Sequence[Period]) -> list[Bitmap]:
-        """The group's users in each of ``many``: a segment's definition read once and each
-        distinct result computed once (``SegmentStore.bitmaps``)."""
-        if self.selection.kind == "segment":
-            return SegmentStore(client).bitmaps(self.selection.name, many)
-        return [self.selection.bitmap(client, period) for period in many]
+
+@dataclass(frozen=True)
+class Prepared:
+    """A group with its bitmaps in the periods a report reads made up front (``prepare``): a
+    step source (``token``, ``label``, ``bitmap``) answering those periods from them."""
+
+    group: Group
+    made: Mapping[Period, Bitmap]
+
+    @property
+    def token(self) -> str:
+        return self.group.token
+
+    @property
+    def label(self) -> str:
+        return self.group.label
+
+    def bitmap(self, client: BitCore, period: Period) -> Bitmap:
+        found = self.made.get(period)
+        return found if found is not None else self.group.bitmap(client, period)
+
+
+def prepare(client: BitCore, groups: Sequence[Group], many: Sequence[Period]) -> list[Prepared]:
+    """Each of ``groups`` with its bitmap in each of ``many``: every segment's definition read in
+    one round trip, and its results left to the report's read (``bitcore.reading.opened``), which
+    builds all of them, every period's, in a few pipelines of bounded work."""
+    names = [g.selection.name for g in groups if g.selection.kind == "segment"]
+    rows = iter(SegmentStore(client).bitmaps_of(names, many, compute=False) if names else [])
+    prepared = []
+    for group in groups:
+        if group.selection.kind == "segment":
+            bitmaps = next(rows)
+        else:
+            bitmaps = [group.bitmap(client, period) for period in many]
+        prepared.append(Prepared(group, dict(zip(many, bitmaps, strict=True))))
+    return prepared
+
+
+def prepare_sources(client: BitCore, sources: Sequence[Any], many: Sequence[Period]) -> list[Any]:
+    """``sources`` (a report's steps or groups) with each group and each saved segment among them
+    (a ``Group``, a ``Selection`` of kind ``segment``) ``prepare``-d in each of ``many``: every
+    definition read in one round trip, every result built by the report's read. Other sources
+    are kept as they are."""
+
+    def group_of(source: Any) -> Group | None:
+        if isinstance(source, Group):
+            return source
+        if isinstance(source, Selection) and source.kind == "segment":
+            return Group(source.token, source)
+        return None
+
+    groups = [group_of(source) for source in sources]
+    prepared = iter(prepare(client, [g for g in groups if g is not None], many))
+    return [s if g is None else next(prepared) for s, g in zip(sources, groups, strict=True)]
 
 
 def prefetched(
@@ -69,12 +118,14 @@ def prefetched(
     resolve: Callable[[str, Period], Bitmap | None] | None = None,
 ) -> Callable[[str, Period], Bitmap | None]:
     """A resolver (the cohort engine's) that answers each group token of ``tokens`` in each
-    of ``many`` from bitmaps made up front (``Group.bitmaps``), and anything else as
-    ``resolve`` does (``None``: the default)."""
-    known: dict[tuple[str, Period], Bitmap] = {}
-    for token in tokens:
-        group = parse_group(token)
-        known.update(zip(((token, p) for p in many), group.bitmaps(client, many), strict=True))
+    of ``many`` from bitmaps made up front (``prepare``), and anything else as ``resolve``
+    does (``None``: the default)."""
+    prepared = prepare(client, [parse_group(token) for token in tokens], many)
+    known = {
+        (token, period): bitmap
+        for token, group in zip(tokens, prepared, strict=True)
+        for period, bitmap in group.made.items()
+    }
 
     def answer(token: str, period: Period) -> Bitmap | None:
         found = known.get((token, period))

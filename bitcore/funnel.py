@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import redis
 
-from bitcore import drilldown, funnel_server, periods, reading
+from bitcore import breakdown, drilldown, funnel_server, periods, reading
 from bitcore.selections import Selection
 from bitcore.shards import ShardedLayoutUnsupported
 
@@ -403,7 +403,11 @@ def _count(
     """Step counts per run: by BITOPs on the server where that is cheaper
     (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always, with
     groups: their restriction is one AND in numpy)."""
-    plan = _plan(client, sources, runs, window)
+    # saved segments (steps, groups) made up front, built by the read with the report's keys
+    many = list(dict.fromkeys(p for _, s in runs for p in (s, *window_periods(s, window))))
+    made = breakdown.prepare_sources(client, [*sources, *(g for g, _ in runs)], many)
+    runs = [(g, start) for g, (_, start) in zip(made[len(sources) :], runs, strict=True)]
+    plan = _plan(client, made[: len(sources)], runs, window)
     counts = np.zeros((len(plan.rows), len(sources)), dtype=np.int64)
     grouped = any(g is not None for g, _ in runs)
     with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:

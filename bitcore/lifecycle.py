@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bitcore import periods, reading
+from bitcore import breakdown, periods, reading
 from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
@@ -166,8 +166,8 @@ def group_keys(
     """Per group, its bitmap's key in each period of ``span``, and the derived ones (segments)
     to build: what ``bitcore.reading.opened`` reads with the report's keys."""
     masks, derived = [], {}
-    for group in groups:
-        bitmaps = group.bitmaps(client, span)
+    for group in breakdown.prepare(client, groups, span):
+        bitmaps = [group.bitmap(client, period) for period in span]
         derived.update({b.redis_key: b for b in bitmaps if b.derived})
         masks.append([b.redis_key for b in bitmaps])
     return masks, derived

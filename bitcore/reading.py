@@ -12,9 +12,10 @@ When every key fits in one round trip the whole report is one ``MGET`` (the fast
 Before reading, one ``EVALSHA`` returns the length of every key (``STRLEN``), so a report knows
 what it will read and refuses (``ReportTooCostly``) when that is more than its ``max_bytes``.
 Derived bitmaps (saved segments, custom handlers) are measured by their stored leaves (a ``BITOP``
-result is as long as its longest operand), then computed as their kind does it (a segment in
-bounded steps) and renamed to keys of this read alone: a concurrent report or preview deleting the
-shared bit-op key cannot empty ours.
+result is as long as its longest operand), then computed into keys of this read alone: a saved
+segment's program (in every period the report reads) straight into its key, all of them queued in
+a few pipelines of bounded work, others as their kind computes them and renamed. A concurrent
+report or preview deleting a shared bit-op key cannot empty ours.
 
 >>> list(slice_bounds([10, 3, 0], round_trip_bytes=16, min_slice=8))
 [(0, 8), (8, 24)]
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -37,7 +38,9 @@ from bitcore import transfer
 from bitcore.limits import TooCostly
 
 if TYPE_CHECKING:
-    from bitcore.bitmaps import Bitmap
+    from redis.client import Pipeline
+
+    from bitcore.bitmaps import Bitmap, Build
     from bitcore.client import BitCore
 
 #: Bytes fetched by one round trip at most: Redis copies them in tens of milliseconds (four
@@ -50,6 +53,10 @@ MIN_SLICE_BYTES = 4 << 10
 SPARE_BYTES = ROUND_TRIP_BYTES + (1 << 20)
 _spare_lock = threading.Lock()
 _spare: list[np.ndarray] = []
+#: Bitmap bytes the BITOPs of one pipeline may walk when a report builds its segments: Redis
+#: walks about 1 GB/s (``bitcore.segments.program.STEP_BYTES``), so about 100 ms, the longest a
+#: step may hold a shared Redis (``docs/design.md``).
+BUILD_BYTES = 96 << 20
 #: Times a derived bitmap is computed again when its shared result vanished before we took it.
 TAKE_ATTEMPTS = 3
 
@@ -113,6 +120,14 @@ class Reading:
 def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap]) -> list[int]:
     """The byte length of each of ``keys``, in one round trip; a key in ``derived`` (a bit-op
     result not built yet) counts as long as its longest stored leaf."""
+    return _measured(client, keys, derived)[0]
+
+
+def _measured(
+    client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap]
+) -> tuple[list[int], dict[str, int]]:
+    """``measure``, and the length of every key asked for (the derived bitmaps' leaves too:
+    what their programs are compiled and checked against)."""
     client.require_flat(
         "reading bitmaps into numpy (cohorts, funnels, lifecycle, stickiness, drill-down)"
     )
@@ -121,12 +136,36 @@ def measure(client: BitCore, keys: Sequence[str], derived: Mapping[str, Bitmap])
     asked = list(dict.fromkeys(chain(stored, chain.from_iterable(leaves.values()))))
     script = client.redis.register_script(LENGTHS_SCRIPT)
     length_of = dict(zip(asked, (int(n) for n in script(keys=asked)), strict=True)) if asked else {}
-    return [
+    lengths = [
         max((length_of[leaf] for leaf in leaves[key]), default=0)
         if key in derived
         else length_of[key]
         for key in keys
     ]
+    return lengths, length_of
+
+
+def run_builds(client: BitCore, builds: Sequence[Build], budget: int | None = None) -> list[int]:
+    """Send the commands of ``builds`` in order, in as few plain pipelines (no MULTI: other
+    clients' commands run between them) as keep each pipeline's BITOPs within ``budget`` bytes
+    walked (default ``BUILD_BYTES``; a command walking more goes alone); returns the bytes each
+    pipeline walked."""
+    budget = BUILD_BYTES if budget is None else budget
+    batches: list[list[Callable[[Pipeline], None]]] = []
+    walked: list[int] = []
+    for build in builds:
+        for command, cost in build.commands:
+            if not batches or (walked[-1] and walked[-1] + cost > budget):
+                batches.append([])
+                walked.append(0)
+            batches[-1].append(command)
+            walked[-1] += cost
+    for batch in batches:
+        with client.redis.pipeline(transaction=False) as pipe:
+            for command in batch:
+                command(pipe)
+            pipe.execute()
+    return walked
 
 
 def derived_keys(bitmap: Bitmap) -> Iterator[str]:
@@ -172,22 +211,36 @@ def opened(
     """Measure ``keys``, refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
     the ``derived`` ones; yields the keys to read (derived ones under private names) and their
     lengths. When the block ends, however it ends, it unlinks what it built and the shared keys
-    of ``derived`` (a saved segment materializes its key when evaluated, before we get here)."""
+    of ``derived``.
+
+    Saved segments (however many, over however many periods) are built straight into their
+    private keys by their programs, all queued in a few bounded pipelines (``run_builds``), each
+    program compiled and checked (``SegmentTooCostly``) against the one measure first, so a
+    refusal writes nothing. Other derived bitmaps are computed when made and renamed here."""
     client.require_flat("reading bitmaps into numpy (cohorts, funnels, lifecycle, stickiness)")
     keys = list(dict.fromkeys(keys))
     private: dict[str, str] = {}
+    scratch: list[str] = []
     try:
-        lengths = measure(client, keys, derived)
+        lengths, known = _measured(client, keys, derived)
         check_cost(sum(lengths), max_bytes)
         run = uuid.uuid4().hex
+        private = {key: client.keys.report_key(run, n) for n, key in enumerate(derived)}
+        builds = {
+            key: bitmap.build_into(known, private[key], client.bitop_ttl(bitmap))
+            for key, bitmap in derived.items()
+        }
+        made = [build for build in builds.values() if build is not None]
+        scratch = [key for build in made for key in build.scratch]
+        run_builds(client, made)
         for key, bitmap in derived.items():
-            private[key] = client.keys.report_key(run, len(private))
-            take_private(client, bitmap, private[key], lengths[keys.index(key)])
+            if builds[key] is None:
+                take_private(client, bitmap, private[key], lengths[keys.index(key)])
         yield Reading([private.get(key, key) for key in keys], lengths)
     finally:
         if derived:
             shared = chain.from_iterable(derived_keys(bitmap) for bitmap in derived.values())
-            client.redis.unlink(*private.values(), *dict.fromkeys(shared))
+            client.redis.unlink(*private.values(), *scratch, *dict.fromkeys(shared))
 
 
 def slice_bounds(

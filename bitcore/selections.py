@@ -52,10 +52,12 @@ class Selection:
     def label(self) -> str:
         return self.name if self.kind == "event" else f"{self.name} ({self.kind})"
 
-    def bitmap(self, client: BitCore, period: Period) -> Bitmap:
-        """The users of this selection in ``period`` (a flag's, whatever the period)."""
+    def bitmap(self, client: BitCore, period: Period, *, compute: bool = True) -> Bitmap:
+        """The users of this selection in ``period`` (a flag's, whatever the period);
+        ``compute=False`` leaves a segment's result to the report that reads it (its read builds
+        every segment at once: ``bitcore.reading.opened``)."""
         if self.kind == "event":
             return client.event(self.name, period)
         if self.kind == "flag":
             return client.UniqueEvents(self.name)
-        return SegmentStore(client).bitmap(self.name, period)
+        return SegmentStore(client).bitmap(self.name, period, compute=compute)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bitcore import periods, reading
+from bitcore import breakdown, periods, reading
 from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
@@ -104,7 +104,7 @@ def stickiness_groups(
         raise ShardedLayoutUnsupported(
             "comparing groups (by=) is not built for the sharded layout yet"
         )
-    masks = [group.bitmap(client, period) for group in groups]
+    masks = [group.bitmap(client, period) for group in breakdown.prepare(client, groups, [period])]
     derived = {b.redis_key: b for b in masks if b.derived}
     order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
     row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order

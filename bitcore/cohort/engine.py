@@ -15,8 +15,9 @@ ORs of stored keys. Then:
    ``DEFAULT_MAX_FETCH_BYTES`` at a time (``bitcore.reading``), and the counts add up: Redis is
    never held for more than a short copy (a server-side Lua count held it for seconds).
 
-Either way the keyspace is the same afterwards. Selections that are derived bitmaps (segments,
-custom handlers) are computed when made, renamed to keys private to the table, unlinked after.
+Either way the keyspace is the same afterwards. Saved segments (steps or compared groups) are
+built by the read into keys private to the table, every period's in a few bounded pipelines;
+custom handlers' bitmaps are computed when made and renamed to such keys; all unlinked after.
 
 The date arithmetic is bitmapist's, step for step (including its quirks with ``start_date``), so the
 rows start on the same datetimes and cover the same periods.
@@ -246,6 +247,11 @@ def row_starts(
     return starts
 
 
+def is_segment(token: str) -> bool:
+    """Whether ``token`` names a saved segment (``segment:<name>``)."""
+    return Selection.parse(token).kind == "segment"
+
+
 def period_for(time_group: TimeGroup, moment: datetime) -> Period:
     """The period a row date stands for; weeks are ISO weeks of the ISO week-year."""
     return periods.period_of(_KIND[time_group], moment)
@@ -306,8 +312,8 @@ def _operand(
             return (key_of(selection.name, period),)
     if first_time:
         raise ValueError(f"a first-time cohort needs an event, and {token!r} is not one")
-    if bitmap is None:
-        bitmap = selection.bitmap(client, period)
+    if bitmap is None:  # a segment is built by the table's read, with every other one
+        bitmap = selection.bitmap(client, period, compute=False)
     if bitmap.derived:
         plan.derived[bitmap.redis_key] = bitmap
     return (bitmap.redis_key,)
@@ -457,9 +463,15 @@ def cohort_tables(
             ]  # fmt: skip
         first = period_for(group, starts[0])
         answer = resolve
-        if groups:  # each group's bitmaps made up front: a segment's definition read once
+        # each segment's bitmaps made up front, its definition read once, built by the read
+        if groups:
             cohorts = [periods.shift(first, k) for k in range(len(starts))]
-            answer = breakdown.prefetched(client, groups, cohorts, resolve)
+            answer = breakdown.prefetched(client, groups, cohorts, answer)
+        steps = selections[1:] if kind == "first_time" else selections  # its cohort: an event
+        segments = [t for t in dict.fromkeys(steps) if t and is_segment(t)]
+        if segments and resolve is None and client.layout == "flat":
+            span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
+            answer = breakdown.prefetched(client, segments, span, answer)
         plan = plan_table(
             client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
             tokens,

@@ -17,10 +17,10 @@ same segment again reuses one key; ``client.count_once`` counts it and leaves no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from bitcore.bitmaps import Bitmap
+from bitcore.bitmaps import Bitmap, Build
 from bitcore.limits import DEFAULT_SEGMENT_MAX_BYTES
 from bitcore.segments import program
 from bitcore.segments.errors import SegmentCycle, SegmentTooLarge
@@ -46,8 +46,9 @@ class SegmentBitmap(Bitmap):
     """The users of an expanded expression (``program.Term``) in one period.
 
     Computed when read and its key is gone, in bounded steps, like every derived bitmap; ``build``
-    (used when it is an operand of a ``BitOp*``, or in a report's pipeline) queues the whole
-    program into the caller's pipeline.
+    (used when it is an operand of a ``BitOp*``) queues the whole program into the caller's
+    pipeline; ``build_into`` gives a report its commands, to queue with other segments' and
+    periods' in a few pipelines.
     """
 
     derived = True
@@ -85,6 +86,18 @@ class SegmentBitmap(Bitmap):
         program.check_cost(compiled, self.max_bytes)
         self._registers = compiled.registers
         return program.steps(compiled, self.redis_key, ttl)
+
+    def build_into(self, lengths: Mapping[str, int], into: str, ttl: int) -> Build | None:
+        """The program's commands into ``into``, from the caller's ``lengths`` of the keys read
+        (one measure for every segment of a report), after refusing it if its scratch memory is
+        over ``max_bytes``; ``None`` when a leaf is derived (a year: it may be gone by then, so
+        ``steps`` computes it again first)."""
+        if any(leaf.derived for leaf in self.leaves()):
+            return None
+        known = {leaf.redis_key: lengths.get(leaf.redis_key, 0) for leaf in self.leaves()}
+        compiled = program.compile_term(self.term, known, self.universe_key, self.scratch_prefix)
+        program.check_cost(compiled, self.max_bytes)
+        return Build(program.commands_into(compiled, into, ttl), list(compiled.registers))
 
     def _lengths(self, keys: list[str]) -> dict[str, int]:
         """``STRLEN`` of each key (0: missing), in one round trip."""

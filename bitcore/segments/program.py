@@ -210,8 +210,7 @@ def check_cost(program: Program, max_bytes: int | None) -> None:
 def steps(program: Program, result_key: str, ttl: int) -> list[Step]:
     """Round trips running ``program``: bounded BITOP batches (each register written gets a TTL, so
     a crash leaks nothing for long), then one that renames register 0 to
-    ``result_key`` with ``ttl`` and deletes the other registers (an empty result is an empty
-    string: the key exists, so a read does not take it for an expired one)."""
+    ``result_key`` with ``ttl`` and deletes the other registers (``_finish``)."""
     batches: list[list[tuple[str, ...]]] = [[]]
     walked = 0
     for args, cost in program.commands:
@@ -230,6 +229,34 @@ def steps(program: Program, result_key: str, ttl: int) -> list[Step]:
 
         return run
 
+    return [*(batch_step(b) for b in batches if b), _finish(program, result_key, ttl)]
+
+
+def commands_into(program: Program, result_key: str, ttl: int) -> list[tuple[Step, int]]:
+    """``program`` as commands for a caller that queues many programs in a few pipelines of its
+    own (a report comparing segments over many periods), each with the bitmap bytes it walks so
+    the caller can cut its pipelines: every BITOP with a TTL on its register at once (a pipeline
+    cut short leaks nothing for long), then the rename of register 0 to ``result_key`` (walking
+    nothing), as ``steps`` ends."""
+
+    def bitop(args: tuple[str, ...]) -> Step:
+        op, dest, *sources = args
+
+        def run(pipe: Pipeline) -> None:
+            pipe.bitop(op, dest, *sources)
+            pipe.expire(dest, ttl)
+
+        return run
+
+    commands = [(bitop(args), cost) for args, cost in program.commands]
+    return [*commands, (_finish(program, result_key, ttl), 0)]
+
+
+def _finish(program: Program, result_key: str, ttl: int) -> Step:
+    """The last step: register 0 renamed to ``result_key`` with ``ttl``, the others deleted (an
+    empty result is an empty string: the key exists, so a read does not take it for an expired
+    one)."""
+
     def finish(pipe: Pipeline) -> None:
         first, *others = program.registers
         pipe.append(first, "")  # a BITOP whose result is empty deletes its key: RENAME needs one
@@ -238,4 +265,4 @@ def steps(program: Program, result_key: str, ttl: int) -> list[Step]:
         if others:
             pipe.unlink(*others)
 
-    return [*(batch_step(b) for b in batches if b), finish]
+    return finish

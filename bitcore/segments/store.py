@@ -212,12 +212,30 @@ class SegmentStore:
 
     def bitmaps(self, name: str, many: Sequence[periods.Period]) -> list[Bitmap]:
         """``bitmap(name, period)`` for each of ``many``, the definition read once and each
-        distinct result computed once (a segment of flags only is the same in every period):
-        what a report that compares the segment over many periods asks for."""
-        tree, resolve = self.get(name).tree, self._resolver()
-        made = [self._evaluate(tree, period, resolve, name, False) for period in many]
-        for bitmap in {b.redis_key: b for b in made if b.derived}.values():
-            self.client.materialize(bitmap)
+        distinct result computed once (a segment of flags only is the same in every period)."""
+        return self.bitmaps_of([name], many)[0]
+
+    def bitmaps_of(
+        self, names: Sequence[str], many: Sequence[periods.Period], *, compute: bool = True
+    ) -> list[list[Bitmap]]:
+        """``bitmaps(name, many)`` for each of ``names``, every definition read in one round trip
+        (``SegmentNotFound`` for one that is missing): what a report comparing segments over many
+        periods asks for. ``compute=False`` leaves them to the report's read, which builds every
+        one in a few pipelines (``bitcore.reading.opened``); one that reads a derived bitmap (a
+        year) is computed now all the same."""
+        loaded = self._load(list(dict.fromkeys(names)))
+        missing = [name for name in names if name not in loaded]
+        if missing:
+            raise SegmentNotFound(missing[0])
+        resolve = self._resolver({name: segment.tree for name, segment in loaded.items()})
+        made = [
+            [self._evaluate(loaded[name].tree, period, resolve, name, False) for period in many]
+            for name in names
+        ]
+        distinct = {b.redis_key: b for row in made for b in row if b.derived}
+        for bitmap in distinct.values():
+            if compute or any(leaf.derived for leaf in bitmap.leaves()):
+                self.client.materialize(bitmap)
         return made
 
     def size(self, name: str, period: periods.Period) -> int:
@@ -263,8 +281,9 @@ class SegmentStore:
         check_expansion(tree, resolve, name=name)
         return tree, resolve
 
-    def _resolver(self) -> Any:
-        cache: dict[str, Node] = {}
+    def _resolver(self, known: Mapping[str, Node] | None = None) -> Any:
+        """Segment names to trees, each read once (``known``: already read)."""
+        cache: dict[str, Node] = dict(known or {})
 
         def resolve(ref: str) -> Node:
             if ref not in cache:

@@ -20,7 +20,8 @@ BASE = datetime(2025, 3, 3)  # a Monday
 when = st.integers(0, 20).map(lambda d: BASE + timedelta(days=d))
 marks = st.lists(st.tuples(st.sampled_from("aabcc"), st.integers(0, 40), when), max_size=200)
 flagged = st.sets(st.integers(0, 40), max_size=25)
-GROUPS = ["segment:seg", "unique:premium"]
+GROUPS = ["segment:seg", "unique:premium", "segment:neg"]
+BY = [None, "segment:seg", "flag:premium", "segment:neg"]
 
 
 class Oracle:
@@ -35,6 +36,7 @@ class Oracle:
             if event == "a":
                 self.first[uid] = min(self.first.get(uid, moment), moment)
         self.premium = premium
+        self.universe = {uid for _, uid, _ in written} | premium
 
     def users(self, event: str, period: periods.Period) -> set[int]:
         return self.did.get((event, period), set())
@@ -44,6 +46,9 @@ class Oracle:
             return None
         if by == "segment:seg":  # "c OR b": computed on Redis per period
             return self.users("c", period) | self.users("b", period)
+        if by == "segment:neg":  # NOT is the universe's: everyone marked
+            also = self.premium & (self.users("a", period) | self.users("b", period))
+            return (self.universe - self.users("c", period)) ^ also
         return self.premium
 
     def within(self, users: set[int], by: str | None, period: periods.Period) -> set[int]:
@@ -57,6 +62,7 @@ def store(redis_client: redis.Redis, written: list[Mark], premium: set[int]) -> 
     b.mark_many(written)
     b.mark_unique_many([("premium", uid) for uid in sorted(premium)])
     SegmentStore(b).save("seg", "c OR b")
+    SegmentStore(b).save("neg", "NOT c XOR (unique(premium) AND (a OR b))")
     return b
 
 
@@ -79,8 +85,8 @@ def test_cohort_groups_match_the_oracle(
     )  # fmt: skip
     left = set(redis_client.keys("*")) - before
     assert all(redis_client.ttl(key) > 0 for key in left), "a report leaves no lasting key"
-    assert [t.group for t in tables] == [None, "segment:seg", "flag:premium"]
-    for table, by in zip(tables, [None, "segment:seg", "flag:premium"], strict=True):
+    assert [t.group for t in tables] == BY
+    for table, by in zip(tables, BY, strict=True):
         for i in range(5):
             day = table.period(i)
             cohort = oracle.within(oracle.users("a", day), by, day)
@@ -103,7 +109,7 @@ def test_funnel_groups_match_the_oracle(
     groups = breakdown.parse_groups(GROUPS)
     everyone, compared = funnel.funnel_groups(b, ["a", "b", "c"], first, 5, groups, trend=3)
     found = [everyone.funnels[-1], *compared]
-    for report, by in zip(found, [None, "segment:seg", "flag:premium"], strict=True):
+    for report, by in zip(found, BY, strict=True):
         reached = [oracle.within(oracle.users("a", first), by, first), set(), set()]
         for p in funnel.window_periods(first, 5):
             for k, event in ((1, "b"), (2, "c")):
@@ -126,7 +132,7 @@ def test_lifecycle_groups_match_the_oracle(
     end = periods.period_of("day", BASE + timedelta(days=12))
     groups = breakdown.parse_groups(GROUPS)
     found = lifecycle.lifecycle_groups(b, "a", "day", 8, end, groups)
-    for report, by in zip(found, [None, "segment:seg", "flag:premium"], strict=True):
+    for report, by in zip(found, BY, strict=True):
         for t, row in enumerate(report.periods):
             now = periods.shift(end, t - 7)
             before = periods.shift(now, -1)
@@ -152,7 +158,7 @@ def test_stickiness_groups_match_the_oracle(
     period = periods.period_of("week", BASE + timedelta(weeks=week))
     groups = breakdown.parse_groups(GROUPS)
     found = stickiness.stickiness_groups(b, "a", period, groups)
-    for report, by in zip(found, [None, "segment:seg", "flag:premium"], strict=True):
+    for report, by in zip(found, BY, strict=True):
         days: dict[int, int] = {}
         for day in stickiness.days_of(period):
             for uid in oracle.within(oracle.users("a", day), by, period):

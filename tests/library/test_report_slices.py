@@ -15,7 +15,8 @@ from test_funnel import START, moment, oracle, write
 
 import bitcore
 import bitcore.cohort as cohort
-from bitcore import funnel, reading
+import bitcore.cohort.engine
+from bitcore import funnel, periods, reading
 from bitcore.segments import SegmentStore
 
 #: Ids up to this make keys of up to 100 bytes: 13 slices of 8 bytes, several keys per slice.
@@ -136,14 +137,46 @@ def test_a_cohort_over_its_limit_is_refused(bc: bitcore.BitCore) -> None:
 def test_segment_steps_read_keys_no_other_report_can_delete(
     bc: bitcore.BitCore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another report (or a preview) finishing with the same segment deletes the shared result
-    once before we take it, and again after: ours is computed again, then read from a private
-    copy, and counts right."""
+    """Another report (or a preview) computing the same segment and deleting its shared result
+    while ours is being read changes nothing: ours was built straight into a key private to the
+    read (``reading.run_builds``), and no key is left."""
     bc.mark_many([("signup", u, moment(0)) for u in range(5)])
     bc.mark_many([("ios", u, moment(1)) for u in range(3)] + [("mac", 4, moment(2))])
-    SegmentStore(bc).save("apple", "ios | mac")
-    real_materialize, real_take = bc.materialize, reading.take_private
+    store = SegmentStore(bc)
+    store.save("apple", "ios | mac")
+    real_run = reading.run_builds
     lost: list[str] = []
+
+    def run_then_another_report_deletes_the_shared_results(*args: Any) -> list[int]:
+        walked = real_run(*args)
+        for day in funnel.window_periods(START, 3):
+            shared = store.bitmap("apple", day)  # computed by the other report
+            lost.append(shared.redis_key)
+            redis_client.delete(shared.redis_key)  # and deleted when it is done
+        return walked
+
+    monkeypatch.setattr(reading, "run_builds", run_then_another_report_deletes_the_shared_results)
+    result = funnel.funnel(bc, ["signup", "segment:apple"], START, 3)
+    assert [s.count for s in result.steps] == [5, 4]
+    assert len(set(lost)) == 3
+    assert not list(redis_client.scan_iter(match="trackist_bitop_*"))
+
+
+def test_a_handlers_bitmap_lost_before_it_is_taken_is_computed_again(
+    bc: bitcore.BitCore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custom handler's bitmap (computed when made, as bitmapist's bit operations are) whose
+    shared result another report deletes before we rename it is computed again, then read from
+    a private copy, and counts right."""
+    bc.mark_many([("signup", u, moment(0)) for u in range(5)])
+    bc.mark_many([("ios", u, moment(0)) for u in range(3)] + [("mac", 4, moment(0))])
+    real_materialize = bc.materialize
+    lost: list[str] = []
+
+    def apple(token: str, period: Any) -> Any:
+        if token not in ("apple", "event:apple"):
+            return None
+        return bitcore.BitOpOr(bc.event("ios", period), bc.event("mac", period))
 
     def materialize_then_lose_it_once(bitmap: Any) -> None:
         real_materialize(bitmap)
@@ -151,13 +184,19 @@ def test_segment_steps_read_keys_no_other_report_can_delete(
             lost.append(bitmap.redis_key)
             redis_client.delete(bitmap.redis_key)
 
-    def take_then_lose_the_shared_key(client: Any, bitmap: Any, *args: Any) -> None:
-        real_take(client, bitmap, *args)
-        redis_client.delete(bitmap.redis_key)
-
     monkeypatch.setattr(bc, "materialize", materialize_then_lose_it_once)
-    monkeypatch.setattr(reading, "take_private", take_then_lose_the_shared_key)
-    result = funnel.funnel(bc, ["signup", "segment:apple"], START, 3)
-    assert [s.count for s in result.steps] == [5, 4]
-    assert len(lost) == 3  # each window day's result was lost once, and computed again
+    table = cohort.engine.cohort_table(
+        bc,
+        "signup",
+        "signup",
+        "apple",
+        None,
+        "days",
+        1,
+        0,
+        str(periods.start(START).date()),
+        resolve=apple,
+    )
+    assert table.sizes == [4] and table.cells == [[4]]
+    assert len(lost) == 1  # lost once when made, computed again when taken
     assert not list(redis_client.scan_iter(match="trackist_bitop_*"))

@@ -21,7 +21,8 @@ import redis
 
 import bitcore
 from bitcore import cohort, embedded, funnel, periods
-from bitcore.cohort.engine import cohort_table
+from bitcore.cohort.engine import cohort_table, cohort_tables
+from bitcore.segments import SegmentStore
 
 STEPS, WINDOW, TREND = 5, 90, 12
 KEY_BYTES = 128 << 10
@@ -193,5 +194,41 @@ def test_a_big_cohort_table_never_holds_redis_for_long(
     assert tables[0].sizes == [users(data[(0, day)]) for day in days[:rows]]
     assert tables[0].cells == [
         [users(data[(0, days[i])] & data[(1, days[i + t])]) for t in range(columns + 1)]
+        for i in range(rows)
+    ]
+
+
+def test_a_big_cohort_compared_by_a_dated_segment_never_holds_redis_for_long(
+    server: embedded.EmbeddedRedis, data: dict[tuple[int, periods.Period], np.ndarray]
+) -> None:
+    """The 60 x 41 table compared by the segment ``(s2 AND s3) OR s4``: its 60 days' programs
+    (30 MiB of BITOP work: one plain pipeline, within ``reading.BUILD_BYTES``) never hold Redis
+    long, and the group's table is what numpy counts on the written bytes; no key is left."""
+    bc = bitcore.BitCore(server.client())
+    before = set(bc.redis.keys())
+    SegmentStore(bc).save("latency", "(s2 AND s3) OR s4")
+    rows, columns = 60, 40
+    tables: list[cohort.CohortTable] = []
+
+    def run() -> None:
+        first = str(periods.start(FIRST_DAY).date())
+        tables.extend(
+            cohort_tables(
+                bc, "s0", "s1", None, None, "days", rows, columns, first, groups=["segment:latency"]
+            )
+        )
+
+    try:
+        slowest = slowest_ping_while(server, run)
+    finally:
+        SegmentStore(bc).delete("latency")
+    assert slowest < MAX_PING_SECONDS, f"a PING waited {slowest * 1000:.0f} ms"
+    assert set(bc.redis.keys()) == before
+    days = [periods.shift(FIRST_DAY, d) for d in range(rows + columns + 1)]
+    segment = [(data[(2, day)] & data[(3, day)]) | data[(4, day)] for day in days[:rows]]
+    members = [data[(0, day)] & segment[i] for i, day in enumerate(days[:rows])]
+    assert tables[1].sizes == [int(np.unpackbits(m).sum()) for m in members]
+    assert tables[1].cells == [
+        [int(np.unpackbits(members[i] & data[(1, days[i + t])]).sum()) for t in range(columns + 1)]
         for i in range(rows)
     ]
