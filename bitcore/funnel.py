@@ -40,7 +40,6 @@ import redis
 
 from bitcore import breakdown, drilldown, funnel_server, periods, reading
 from bitcore.selections import Selection
-from bitcore.shards import ShardedLayoutUnsupported
 
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
@@ -259,10 +258,7 @@ def funnel_groups(
     >>> everyone.funnels[-1].steps[-1].count, only_ios.steps[-1].count  # doctest: +SKIP
     (120, 45)
     """
-    if client.layout != "flat":
-        raise ShardedLayoutUnsupported(
-            "comparing groups (by=) is not built for the sharded layout yet"
-        )
+    client.require_flat("comparing groups (by=)")
     check_funnel(steps, start.kind, window, trend)
     sources = _sources(steps)
     starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]

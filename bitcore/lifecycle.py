@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bitcore import breakdown, periods, reading
-from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -128,10 +127,8 @@ def lifecycle_groups(
         raise ValueError("the report would reach before year 1") from None
     keys = [client.keys.event_key(event, p) for p in span]
     keys += [client.keys.first_time_key(event, p) for p in span[1:]]
-    if groups and client.layout != "flat":
-        raise ShardedLayoutUnsupported(
-            "comparing groups (by=) is not built for the sharded layout yet"
-        )
+    if groups:
+        client.require_flat("comparing groups (by=)")
     masks, derived = group_keys(client, groups, span)
     order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
     row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bitcore import breakdown, periods, reading
-from bitcore.shards import ShardedLayoutUnsupported
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -100,10 +99,8 @@ def stickiness_groups(
     check_event_name(event)
     days = days_of(period)
     keys = [client.keys.event_key(event, day) for day in days]
-    if groups and client.layout != "flat":
-        raise ShardedLayoutUnsupported(
-            "comparing groups (by=) is not built for the sharded layout yet"
-        )
+    if groups:
+        client.require_flat("comparing groups (by=)")
     masks = [group.bitmap(client, period) for group in breakdown.prepare(client, groups, [period])]
     derived = {b.redis_key: b for b in masks if b.derived}
     order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))

@@ -449,10 +449,8 @@ def cohort_tables(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         tokens: list[str | None] = [None, *groups]
-        if groups and client.layout != "flat":
-            raise ShardedLayoutUnsupported(
-                "comparing groups (by=) is not built for the sharded layout yet"
-            )
+        if groups:
+            client.require_flat("comparing groups (by=)")
         if not starts:
             return [
                 CohortTable(
