@@ -119,9 +119,10 @@ def lifecycle_page() -> ResponseReturnValue:
     args.setdefault("period", "week")
     args.setdefault("count", "12")
     form = LifecycleForm(args, choices=_choices())
+    now = client.now()  # one moment for the report and its in-progress mark
 
     def compute() -> list[lifecycle.Lifecycle]:
-        end = form.period_of(form.end, form.period.data, client.now())
+        end = form.period_of(form.end, form.period.data, now)
         return lifecycle.lifecycle_groups(
             client,
             form.event.data,
@@ -139,7 +140,7 @@ def lifecycle_page() -> ResponseReturnValue:
     if reports is not None:
         report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
         data = _with_groups(report.as_dict(), groups)
-        current = present.lifecycle_in_progress(report, client.now())
+        current = present.lifecycle_in_progress(report, now)
         data["in_progress"] = current
         rows = present.lifecycle_rows(report)
         shown = [
@@ -169,9 +170,10 @@ def stickiness_page() -> ResponseReturnValue:
     args = request.args.copy()
     args.setdefault("period", "week")
     form = StickinessForm(args, choices=_choices())
+    now = client.now()  # one moment for the report and its in-progress mark
 
     def compute() -> list[stickiness.Stickiness]:
-        period = form.period_of(form.start, form.period.data, client.now())
+        period = form.period_of(form.start, form.period.data, now)
         return stickiness.stickiness_groups(
             client, form.event.data, period, form.by.groups, max_bytes=report_limits.max_bytes()
         )
@@ -183,7 +185,7 @@ def stickiness_page() -> ResponseReturnValue:
     if reports is not None:
         report, groups = reports[0], list(zip(form.by.groups, reports[1:], strict=True))
         data = _with_groups(report.as_dict(), groups)
-        data["in_progress"] = present.stickiness_in_progress(report, client.now())
+        data["in_progress"] = present.stickiness_in_progress(report, now)
         rows = present.stickiness_rows(report)
         shown = [
             (g.label, present.stickiness_chart(r), present.stickiness_rows(r)) for g, r in groups
