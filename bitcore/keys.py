@@ -268,12 +268,13 @@ class KeyLayout:
         return f"{SEGMENT_NAMESPACE}{self.segments_tag}segments"
 
     def saved_report_key(self, report_name: str) -> str:
-        """The hash holding one saved report (outside the event prefix, as segments)."""
-        return f"{SEGMENT_NAMESPACE}report:{report_name}"
+        """The hash holding one saved report (outside the event prefix, and in the slot of saved
+        segments on the sharded layout, so a save's transaction runs on one node)."""
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}report:{report_name}"
 
     def saved_reports_index_key(self) -> str:
         """The set of every saved report's name."""
-        return f"{SEGMENT_NAMESPACE}reports"
+        return f"{SEGMENT_NAMESPACE}{self.segments_tag}reports"
 
     def event_names_key(self) -> str:
         """The registry of event names written under this prefix: a sorted set, every score 0 so

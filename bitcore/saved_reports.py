@@ -244,7 +244,7 @@ class ReportStore:
     """Saved reports in the Redis of one ``BitCore`` client; at most ``max_reports`` of them."""
 
     def __init__(self, client: BitCore, *, max_reports: int = MAX_REPORTS) -> None:
-        self.redis = client.redis
+        self.redis = client.segments_redis()  # their one slot's node on a cluster, as segments
         self.keys = client.keys
         self.max_reports = max_reports
         self.index_key = self.keys.saved_reports_index_key()

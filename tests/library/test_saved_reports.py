@@ -212,3 +212,14 @@ def test_concurrent_saves_never_pass_the_limit(bc: bitcore.BitCore) -> None:
         thread.join(timeout=30)
     assert len(reports.names()) == 5
     assert len(errors) == 7
+
+
+def test_reports_are_kept_in_one_slot_on_every_layout(layout_bc: bitcore.BitCore) -> None:
+    """On a cluster a save, rename, pin and delete are each one transaction, so a report's hash and
+    the index share one slot (saved segments' hash tag on the sharded layout)."""
+    store = ReportStore(layout_bc)
+    store.save("a", "lifecycle", "event=active", by="ana")
+    store.save("b", "cohort", COHORT, original="a")
+    assert store.pin("b", True).on_overview
+    assert [r.name for r in store.on_overview()] == ["b"]
+    assert store.delete("b").name == "b" and store.names() == []
