@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from bitcore.cohort import kernel
 from bitcore.reading import BYTE_POPCOUNT, as_words
 
 if TYPE_CHECKING:
@@ -178,6 +179,13 @@ class Layout(NamedTuple):
     sweeps: tuple[Sweep, ...]  # the cells of live sets, but those of a set with itself
     spans: tuple[tuple[int, int], ...]  # the live sets whose size is wanted
     diagonal: tuple[tuple[int, int], ...]  # (cell, set) of each set met with itself
+    #: For the compiled count (``bitcore.cohort.kernel``): the cells the sweeps cover, their two
+    #: sets, which sets are sized (the spans), and which are used at all (sized or in a cell).
+    swept: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    sized: np.ndarray
+    used: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,9 +209,19 @@ def _layout(
     number = {cell: c for c, cell in enumerate(cells)}
     of_pair = np.array([number[pair] for pair in pairs], dtype=np.intp)
     sides = np.array(cells, dtype=np.intp).reshape(len(cells), 2)
-    for array in (of_pair, sides):
+    swept = np.array(
+        [s.first + k for s in sweeps for k in range(s.rows * s.depth)], dtype=np.int64
+    )
+    left, right = (sides[swept, side].astype(np.int64) for side in (0, 1))
+    sized_sets = np.zeros(len(live), dtype=np.bool_)
+    for start, stop in spans:
+        sized_sets[start:stop] = True
+    used = sized_sets.copy()
+    used[left] = used[right] = True
+    arrays = (of_pair, sides, swept, left, right, sized_sets, used)
+    for array in arrays:
         array.flags.writeable = False
-    return Layout(len(cells), of_pair, sides, tuple(sweeps), tuple(spans), diagonal)
+    return Layout(len(cells), of_pair, sides, tuple(sweeps), tuple(spans), diagonal, *arrays[2:])
 
 
 def _build_block(
@@ -364,7 +382,7 @@ def count_words(
         sizes[met & ~counted] = 1
         rest = [s for s, alive in enumerate(live) if alive and not counted[s] and not met[s]]
         if rest:  # no cell told: count them (an empty return set; rare)
-            alone = Layout(0, layout.of_pair[:0], layout.sides[:0], (), tuple(spans_of(rest)), ())
+            alone = _layout((), live, tuple(s in rest for s in range(len(live))), SWEEP_CELLS)
             sizes[rest] = _count(words, how, len(plan.sets), alone, False)[0][rest]
     return sizes, overlaps[layout.of_pair]
 
@@ -383,7 +401,11 @@ def _count(
     parallel: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sizes of ``layout``'s spans of sets and its cells over all of ``words``: its column
-    blocks split between the shared counting threads when ``parallel``."""
+    blocks split between the shared counting threads when ``parallel``. Compiled
+    (``bitcore.cohort.kernel``) where numba is there, else in numpy."""
+    compiled = kernel.load()
+    if compiled is not None:
+        return _count_compiled(compiled, words, operand_rows, sets, layout, parallel)
     blocks = -(-words.shape[1] // (BLOCK_BYTES // 8))
     runs = max(1, -(-min(words.shape[1], BLOCK_BYTES // 8) // SUM_WORDS))
     set_parts = np.zeros((blocks, sets, runs), dtype=np.uint16)
@@ -400,3 +422,53 @@ def _count(
     for future in futures:
         future.result()
     return set_parts.sum(axis=(0, 2), dtype=np.int64), cell_parts.sum(axis=(0, 2), dtype=np.int64)
+
+
+def _count_compiled(
+    compiled: kernel.Kernel,
+    words: np.ndarray,
+    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
+    sets: int,
+    layout: Layout,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_count`` by the compiled loop: the words split in ranges of whole blocks between the
+    shared counting threads when ``parallel`` (the loop runs without the GIL), each range
+    counted into its own arrays, added up at the end."""
+    words = np.ascontiguousarray(words)
+    width = words.shape[1]
+    block = kernel.BLOCK_WORDS
+    direct = operand_rows is None
+    if direct:
+        set_ops = op_keys = key_rows = np.zeros(1, dtype=np.int64)
+    else:
+        assert operand_rows is not None
+        operands = [rows for ops in operand_rows for rows in ops]
+        set_ops = np.cumsum([0, *(len(ops) for ops in operand_rows)], dtype=np.int64)
+        op_keys = np.cumsum([0, *(len(rows) for rows in operands)], dtype=np.int64)
+        key_rows = np.array([k for rows in operands for k in rows], dtype=np.int64)
+    blocks = -(-width // block)
+    parts = max(1, min(_workers(), blocks)) if parallel else 1
+    bounds = [min(width, block * (blocks * p // parts)) for p in range(parts + 1)]
+    sizes = np.zeros((parts, sets), dtype=np.int64)
+    counts = np.zeros((parts, len(layout.swept)), dtype=np.int64)
+
+    def work(part: int) -> None:
+        scratch = (
+            np.empty((0, 0), dtype=np.uint64)
+            if direct
+            else np.empty((sets + 1, min(block, width) or 1), dtype=np.uint64)
+        )
+        compiled(
+            words, bounds[part], bounds[part + 1], block, direct, set_ops, op_keys, key_rows,
+            layout.used, layout.sized, layout.left, layout.right, sizes[part], counts[part],
+            scratch,
+        )  # fmt: skip
+
+    futures = [_shared_pool().submit(work, part) for part in range(1, parts)]
+    work(0)  # this thread works too
+    for future in futures:
+        future.result()
+    overlaps = np.zeros(layout.cells, dtype=np.int64)
+    overlaps[layout.swept] = counts.sum(axis=0)
+    return sizes.sum(axis=0), overlaps

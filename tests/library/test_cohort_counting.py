@@ -1,6 +1,7 @@
 """bitcore.cohort.counting against Python ints: bitmaps of uneven lengths (not multiples of 8, some
 empty or missing), sets that AND several ORs, blocks and sweeps cut small enough that every table
-spans several of each, on one thread or split between threads, with and without numpy's popcount.
+spans several of each, on one thread or split between threads, with and without numpy's popcount,
+compiled (``bitcore.cohort.kernel``) and in numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitcore.cohort import counting
+from bitcore.cohort import counting, kernel
 from bitcore.cohort.engine import Plan
 
 KEYS = [f"k{i}" for i in range(6)]
@@ -64,6 +65,7 @@ one_key_sets = st.permutations(KEYS).map(lambda keys: [((k,),) for k in keys])
     layout=st.sampled_from([(8, 1, 1), (16, 1, 3), (32, 2, 4), (1 << 14, 512, 512)]),
     parallel=st.booleans(),
     sized=st.none() | st.lists(st.booleans(), min_size=6, max_size=6),
+    compiled=st.booleans(),
 )
 def test_counts_match_python_ints(
     stored: list[bytes | None],
@@ -72,10 +74,11 @@ def test_counts_match_python_ints(
     layout: tuple[int, int, int],
     parallel: bool,
     sized: list[bool] | None,
+    compiled: bool,
 ) -> None:
     """``layout`` is (block bytes, words per partial sum, cells per sweep): the small ones cut a
-    40-byte bitmap into several blocks, partial sums and sweeps. A set not ``sized`` is only
-    known to have users or not."""
+    40-byte bitmap into several blocks, partial sums and sweeps (the compiled loop's blocks are
+    as many bytes). A set not ``sized`` is only known to have users or not."""
     plan = make_plan(sets, pairs)
     sources = plan.source_keys()
     raw = dict(zip(KEYS, stored, strict=True))
@@ -85,6 +88,9 @@ def test_counts_match_python_ints(
         patch.setattr(counting, "SUM_WORDS", sum_words)
         patch.setattr(counting, "SWEEP_CELLS", sweep_cells)
         patch.setattr(counting, "_workers", lambda: 2)
+        patch.setattr(kernel, "BLOCK_WORDS", block_bytes // 8)
+        if not compiled:
+            patch.setattr(kernel, "load", lambda: None)
         got = counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel, sized)
     sizes, cells = oracle(plan, raw)
     assert got[1] == cells
@@ -97,6 +103,7 @@ def test_byte_table_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) ->
     plan = make_plan([((k,),) for k in KEYS], [(a, b) for a in range(3) for b in range(3, 6)])
     raw = {key: bytes(range(i * 40, i * 40 + 37)) for i, key in enumerate(KEYS)}
     monkeypatch.setattr(counting, "BLOCK_BYTES", 16)
+    monkeypatch.setattr(kernel, "load", lambda: None)  # the numpy path is the one without numba
     monkeypatch.delattr(np, "bitwise_count")
     got = counting.count_in_python(plan, KEYS, [raw[k] for k in KEYS])
     assert got == oracle(plan, raw)
@@ -138,8 +145,58 @@ def test_forked_child_gets_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> N
     child = counting._shared_pool()
     assert isinstance(child, ThreadPoolExecutor) and child is not pool
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8)  # two blocks: one for each thread
+    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
     plan = make_plan([((k,),) for k in KEYS[:2]], [(0, 1)])
     assert counting.count_in_python(plan, KEYS[:2], [b"\xf0" * 9, b"\x3c" * 9], True) == (
         [36, 36],
         [18],
     )
+
+
+def test_the_compiled_count_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba is a dependency: the tests above count compiled unless told not to, and
+    ``BITCORE_COUNTING=numpy`` (read once per process) turns it off."""
+    assert kernel.load() is not None
+    monkeypatch.setenv("BITCORE_COUNTING", "numpy")
+    kernel.load.cache_clear()
+    try:
+        assert kernel.load() is None
+    finally:
+        monkeypatch.delenv("BITCORE_COUNTING")
+        kernel.load.cache_clear()
+    assert kernel.load() is not None
+
+
+def test_compiled_and_numpy_agree_on_a_wide_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A days-shaped table (31 cohorts, 13 columns, every set one key) over rows of several
+    blocks, split between two threads: the compiled loop and numpy give the same counts."""
+    rng = np.random.default_rng(3)
+    keys = [f"d{i}" for i in range(43)]
+    raw = [rng.bytes(3 * 4096 + 5) for _ in keys]
+    plan = make_plan([((k,),) for k in keys], [(i, i + t) for i in range(31) for t in range(13)])
+    monkeypatch.setattr(counting, "_workers", lambda: 2)
+    monkeypatch.setattr(counting, "PARALLEL_MIN_WORDS", 1)
+    compiled = counting.count_in_python(plan, keys, raw, True)
+    monkeypatch.setattr(kernel, "load", lambda: None)
+    assert counting.count_in_python(plan, keys, raw, True) == compiled
+    assert sum(c or 0 for c in compiled[1]) > 0
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
+    """Sets that AND ORs of keys, over bitmaps of a dozen one-word blocks with bits in every
+    block: each block's counts must add to the last's (dense random bytes, unlike most of
+    Hypothesis's short examples above)."""
+    rng = np.random.default_rng(5)
+    raw = {key: rng.bytes(97) for key in KEYS}
+    sets = [(("k0", "k1"),), (("k2",), ("k3", "k4")), (("k5",),), (("k1",), ("k5",))]
+    plan = make_plan(sets, [(0, 1), (1, 2), (0, 3), (2, 2), (3, 0)])
+    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
+    if not compiled:
+        monkeypatch.setattr(kernel, "load", lambda: None)
+    sources = plan.source_keys()
+    for parallel in (False, True):
+        assert counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel) == (
+            oracle(plan, raw)
+        )
