@@ -209,9 +209,7 @@ def _layout(
     number = {cell: c for c, cell in enumerate(cells)}
     of_pair = np.array([number[pair] for pair in pairs], dtype=np.intp)
     sides = np.array(cells, dtype=np.intp).reshape(len(cells), 2)
-    swept = np.array(
-        [s.first + k for s in sweeps for k in range(s.rows * s.depth)], dtype=np.int64
-    )
+    swept = np.array([s.first + k for s in sweeps for k in range(s.rows * s.depth)], dtype=np.int64)
     left, right = (sides[swept, side].astype(np.int64) for side in (0, 1))
     sized_sets = np.zeros(len(live), dtype=np.bool_)
     for start, stop in spans:
@@ -448,6 +446,7 @@ def _count_compiled(
         op_keys = np.cumsum([0, *(len(rows) for rows in operands)], dtype=np.int64)
         key_rows = np.array([k for rows in operands for k in rows], dtype=np.int64)
     blocks = -(-width // block)
+    parallel = parallel and len(layout.swept) * width >= kernel.PARALLEL_MIN_WORDS
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [min(width, block * (blocks * p // parts)) for p in range(parts + 1)]
     sizes = np.zeros((parts, sets), dtype=np.int64)

@@ -89,6 +89,7 @@ def test_counts_match_python_ints(
         patch.setattr(counting, "SWEEP_CELLS", sweep_cells)
         patch.setattr(counting, "_workers", lambda: 2)
         patch.setattr(kernel, "BLOCK_WORDS", block_bytes // 8)
+        patch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)  # a tiny table split too, when parallel
         if not compiled:
             patch.setattr(kernel, "load", lambda: None)
         got = counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel, sized)
@@ -146,6 +147,7 @@ def test_forked_child_gets_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(child, ThreadPoolExecutor) and child is not pool
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8)  # two blocks: one for each thread
     monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
+    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
     plan = make_plan([((k,),) for k in KEYS[:2]], [(0, 1)])
     assert counting.count_in_python(plan, KEYS[:2], [b"\xf0" * 9, b"\x3c" * 9], True) == (
         [36, 36],
@@ -176,6 +178,7 @@ def test_compiled_and_numpy_agree_on_a_wide_table(monkeypatch: pytest.MonkeyPatc
     plan = make_plan([((k,),) for k in keys], [(i, i + t) for i in range(31) for t in range(13)])
     monkeypatch.setattr(counting, "_workers", lambda: 2)
     monkeypatch.setattr(counting, "PARALLEL_MIN_WORDS", 1)
+    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 1)
     compiled = counting.count_in_python(plan, keys, raw, True)
     monkeypatch.setattr(kernel, "load", lambda: None)
     assert counting.count_in_python(plan, keys, raw, True) == compiled
@@ -193,6 +196,7 @@ def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: 
     plan = make_plan(sets, [(0, 1), (1, 2), (0, 3), (2, 2), (3, 0)])
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
     monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
+    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
     if not compiled:
         monkeypatch.setattr(kernel, "load", lambda: None)
     sources = plan.source_keys()
