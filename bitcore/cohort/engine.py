@@ -510,6 +510,20 @@ def cohort_tables(
     return tables
 
 
+def warm_counting() -> None:
+    """Import numba and compile (or load from its disk cache) the counting loop now, on two
+    tiny tables (sets that are keys, sets built of several), so the first real report does not
+    pay for it: about one to three seconds. ``wsgi.py`` calls it, so gunicorn's master pays
+    once before its workers fork."""
+    words = np.full((3, 2), 0x5555, dtype=np.uint64)
+    plan = Plan()
+    plan.pairs = [(plan.add_set((("a",),)), plan.add_set((("b",),)))]
+    counting.count_words(plan, ["a", "b"], words[:2], [16, 16])
+    built = Plan()
+    built.pairs = [(built.add_set((("a", "b"),)), built.add_set((("b",), ("c",))))]
+    counting.count_words(built, ["a", "b", "c"], words, [16, 16, 16])
+
+
 def evaluate(
     client: BitCore,
     plan: Plan,

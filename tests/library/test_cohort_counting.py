@@ -204,3 +204,17 @@ def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: 
         assert counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel) == (
             oracle(plan, raw)
         )
+
+
+def test_warming_compiles_the_loop_before_any_report() -> None:
+    """``wsgi.py`` warms the count so no page pays for numba's import and compile; afterwards the
+    loop has machine code for the types every table passes it."""
+    from bitcore.cohort.engine import warm_counting
+
+    warm_counting()
+    compiled = kernel.load()
+    assert compiled is not None and len(compiled.signatures) >= 1
+    before = len(compiled.signatures)
+    plan = make_plan([((k,),) for k in KEYS[:2]], [(0, 1)])
+    counting.count_in_python(plan, KEYS[:2], [b"\xf0" * 9, b"\x3c" * 9])
+    assert len(compiled.signatures) == before  # a real table needed nothing more compiled
