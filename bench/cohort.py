@@ -17,8 +17,9 @@ included), also when bitcore reads in its narrowest slices (``max_fetch_bytes=0`
 Per shape it prints bitmapist's and bitcore's times (best, median, worst), the ratio of the bests
 and the range of the per-round ratios, the peak of Python allocations during one bitcore run
 (``tracemalloc``: numpy arrays and ``bytes`` included) against the bytes the table reads, and the
-machine's limit for those bytes: one bare ``MGET`` of the same keys (redis-py) and a bare numpy
-AND + popcount of every cell (one thread). Targets: days 31 x 12 active -> active >= 15x at 1M and
+machine's limit for those bytes: one bare ``MGET`` of the same keys (redis-py), a bare numpy
+AND + popcount of every cell (one thread) and the same cells by bitcore's compiled loop
+(``loop``: one thread, no set built). Targets: days 31 x 12 active -> active >= 15x at 1M and
 >= 10x at 10M; every other shape >= 3x; peak memory < 4x the bytes read. The funnel (5 steps,
 30 days, day periods) is compared with the same recurrence as server-side ``BITOP``s sent by hand
 (target: not slower; bitcore's server path runs the same BITOPs in bounded round trips). Exit
@@ -48,7 +49,7 @@ import numpy as np
 import bitcore
 import bitcore.cohort as bitcore_cohort
 from bitcore import embedded, funnel, periods, reading
-from bitcore.cohort import engine, server
+from bitcore.cohort import counting, engine, kernel, server
 from bitcore.events import UniqueEvents
 
 HERE = Path(__file__).resolve().parent
@@ -221,9 +222,10 @@ def peak_python_bytes(run: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
-def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
-    """Seconds of a bare MGET of the plan's keys, and of a bare numpy AND + popcount of every cell
-    over whole rows (one thread), best of three."""
+def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float, float]:
+    """Seconds of a bare MGET of the plan's keys, of a bare numpy AND + popcount of every cell
+    over whole rows (one thread), and of the same cells by the compiled loop
+    (``bitcore.cohort.kernel``, one thread; ``nan`` without numba), best of three."""
     sources = plan.source_keys()
     fetch = min(timed(lambda: client.redis.mget(sources)) for _ in range(3))
     raw = client.redis.mget(sources)
@@ -241,7 +243,17 @@ def limits(client: bitcore.BitCore, plan: engine.Plan) -> tuple[float, float]:
             np.bitwise_count(anded, out=counted)
             counted.sum(dtype=np.uint64)
 
-    return fetch, min(timed(count) for _ in range(3))
+    keys_only = engine.Plan()  # the same cells, every set its first key: the loop's direct case
+    for key in sources:
+        keys_only.add_set(((key,),))
+    keys_only.pairs = [(first[a], first[b]) for a, b in plan.pairs]
+    lengths = [len(v or b"") for v in raw]
+
+    def compiled() -> None:
+        counting.count_words(keys_only, sources, rows, lengths, parallel=False)
+
+    loop = min(timed(compiled) for _ in range(3)) if kernel.load() else float("nan")
+    return fetch, min(timed(count) for _ in range(3)), loop
 
 
 def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
@@ -254,11 +266,14 @@ def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
     sources = plan.source_keys()
     read = reading.Reading(sources, reading.measure(client, sources, {}))
     kept = [(p.words.copy(), p.lengths) for p in reading.read_words(client.redis, read)]
+    sized = [False] * len(plan.sets)  # as the engine counts: only the cohorts' sizes
+    for a, _b in plan.pairs:
+        sized[a] = True
 
     def count() -> None:
         for words, lengths in kept:
             parallel = words.shape[1] * len(plan.pairs) >= engine.counting.PARALLEL_MIN_WORDS
-            engine.counting.count_words(plan, sources, words, lengths, parallel)
+            engine.counting.count_words(plan, sources, words, lengths, parallel, sized)
 
     def receive() -> None:
         for _ in reading.read_words(client.redis, read):
@@ -326,7 +341,7 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                         cpus[shape.name][index].append(both[1])
             print(
                 f"{'shape':<34}{'bitmapist ms':>24}{'bitcore ms':>24}{'ratio':>7}"
-                f"{'(rounds)':>13}{'target':>8}{'peak/read':>16}{'MGET':>7}{'numpy':>7}"
+                f"{'(rounds)':>13}{'target':>8}{'peak/read':>16}{'MGET':>7}{'numpy':>7}{'loop':>6}"
             )
             print(f"{'':<34}{'best  median   worst':>24}{'best  median   worst':>24}")
             for shape in SHAPES:
@@ -338,7 +353,7 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 peak = peak_python_bytes(
                     partial(ours, client, shape, engine.DEFAULT_MAX_FETCH_BYTES)
                 )
-                fetch, count = limits(client, plan)
+                fetch, count, loop = limits(client, plan)
                 target = shape.target(users)
                 ok = ratio >= target and min(per_round) >= 1.0
                 checks.append((f"{users:,} {shape.name}: >= {target:g}x", ok))
@@ -346,7 +361,8 @@ def bench_size(users: int, args: argparse.Namespace) -> list[tuple[str, bool]]:
                 print(f"{shape.name:<34}{spread(theirs_s):>24}{spread(ours_s):>24}"
                       f"{ratio:6.1f}x {per_round[0]:5.1f}-{per_round[-1]:4.1f}x{target:7g}x"
                       f"{peak / 2**20:6.0f}/{read / 2**20:4.0f} MiB{fetch * 1000:7.1f}"
-                      f"{count * 1000:7.1f}  {'PASS' if ok else 'FAIL'}")  # fmt: skip
+                      f"{count * 1000:7.1f}{loop * 1000:6.1f}"
+                      f"  {'PASS' if ok else 'FAIL'}")  # fmt: skip
             print("\nCPU of a table, client process + redis-server (ms; what load moves least)")
             print(f"{'shape':<34}{'bitmapist':>24}{'bitcore':>24}{'ratio':>7}{'(rounds)':>13}")
             for shape in SHAPES:
