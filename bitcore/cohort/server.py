@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from bitcore import reading
-from bitcore.cohort import retention
+from bitcore.cohort import kernel, retention
 from bitcore.segments.program import STEP_BYTES
 
 if TYPE_CHECKING:
@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 #: Seconds the table's built sets live if it dies before unlinking them.
 RESULT_TTL = 300
 #: CPU nanoseconds per byte, measured on the 2-core machine at 10M users (``bench/README.md``,
-#: "Small tables on Redis"): receiving a key (Redis's copy, the socket, ``recv_into``), numpy's
-#: AND + popcount of a cell, Redis's ``BITOP AND`` of two keys, its ``BITCOUNT``.
-FETCH_NS, NUMPY_CELL_NS, BITOP_NS, BITCOUNT_NS = 0.45, 0.16, 0.2, 0.25
+#: "Small tables on Redis" and "A compiled count"): receiving a key (Redis's copy, the socket,
+#: ``recv_into``), numpy's AND + popcount of a cell, the compiled loop's
+#: (``bitcore.cohort.kernel``), Redis's ``BITOP AND`` of two keys, its ``BITCOUNT``.
+FETCH_NS, NUMPY_CELL_NS, COMPILED_CELL_NS, BITOP_NS, BITCOUNT_NS = 0.45, 0.16, 0.05, 0.2, 0.25
 
 #: One bounded step. KEYS: the sources (the first ARGV[5] of them measured), then the
 #: temporaries (from KEYS[ARGV[4]]). ARGV: TTL, max_bytes (-1: none), bytes a step may walk,
@@ -102,13 +103,14 @@ _OPS = {"AND": "A", "OR": "O", "BITCOUNT": "C", "BITPOS": "P", "EXPIRE": "X"}
 def server_is_cheaper(plan: Plan) -> bool:
     """Whether counting ``plan`` on Redis costs less CPU than fetching its keys and counting them
     in numpy, from the plan alone (its keys taken as equally long, as a table's bitmaps nearly
-    are): each cell costs Redis a BITOP and a BITCOUNT where numpy pays one AND + popcount, but
-    numpy first needs every key sent. No round trip: the server way then needs no other."""
+    are): each cell costs Redis a BITOP and a BITCOUNT where the client pays one AND + popcount
+    (compiled, or numpy's), but first needs every key sent. No round trip: the server way then needs no other."""
     cells = len({(a, b) for a, b in plan.pairs if a != b})
     built = sum(len(ops) for ops in plan.sets if len(ops) > 1) + len(plan.suffix)
     server = cells * (BITOP_NS + BITCOUNT_NS) + built * BITOP_NS / 2
     server += len({a for a, _ in plan.pairs}) * BITCOUNT_NS
-    client = len(plan.source_keys()) * FETCH_NS + cells * NUMPY_CELL_NS
+    cell_ns = COMPILED_CELL_NS if kernel.load() is not None else NUMPY_CELL_NS
+    client = len(plan.source_keys()) * FETCH_NS + cells * cell_ns
     return server < client
 
 
