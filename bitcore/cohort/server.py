@@ -104,7 +104,8 @@ def server_is_cheaper(plan: Plan) -> bool:
     """Whether counting ``plan`` on Redis costs less CPU than fetching its keys and counting them
     in numpy, from the plan alone (its keys taken as equally long, as a table's bitmaps nearly
     are): each cell costs Redis a BITOP and a BITCOUNT where the client pays one AND + popcount
-    (compiled, or numpy's), but first needs every key sent. No round trip: the server way then needs no other."""
+    (compiled, or numpy's), but first needs every key sent. No round trip: the server way then
+    needs no other."""
     cells = len({(a, b) for a, b in plan.pairs if a != b})
     built = sum(len(ops) for ops in plan.sets if len(ops) > 1) + len(plan.suffix)
     server = cells * (BITOP_NS + BITCOUNT_NS) + built * BITOP_NS / 2
