@@ -31,9 +31,10 @@ import numpy as np
 #: stay in a core's L2 cache while each is read by a dozen cells (512 to 2,048 measured the same;
 #: 16,384 was a third slower: ``bench/README.md``).
 BLOCK_WORDS = 512
-#: Below this much work in a table (cells x words) one thread counts it: the compiled loop does a
-#: 1M-user days table in ~1.5 ms, less than handing half of it to another thread saves.
-PARALLEL_MIN_WORDS = 16 << 20
+#: Below this much work in a table (cells x words) one thread counts it. On the quiet machine a
+#: 1M-user days table (6M) took 1.33 ms on one thread and 0.81 on two, 10M users' months 3 x 2
+#: (1.4M) 0.40 on either: below a few million the hand-off costs what it saves.
+PARALLEL_MIN_WORDS = 4 << 20
 
 
 class Kernel(Protocol):
