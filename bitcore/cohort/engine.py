@@ -449,8 +449,6 @@ def cohort_tables(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         tokens: list[str | None] = [None, *groups]
-        if groups:
-            client.require_flat("comparing groups (by=)")
         if not starts:
             return [
                 CohortTable(
@@ -460,28 +458,33 @@ def cohort_tables(
                 for by in tokens
             ]  # fmt: skip
         first = period_for(group, starts[0])
-        answer = resolve
-        # each segment's bitmaps made up front, its definition read once, built by the read
-        if groups:
-            cohorts = [periods.shift(first, k) for k in range(len(starts))]
-            answer = breakdown.prefetched(client, groups, cohorts, answer)
         steps = selections[1:] if kind == "first_time" else selections  # its cohort: an event
         segments = [t for t in dict.fromkeys(steps) if t and is_segment(t)]
-        if segments and resolve is None and client.layout == "flat":
-            span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
-            answer = breakdown.prefetched(client, segments, span, answer)
-        plan = plan_table(
-            client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
-            tokens,
-        )  # fmt: skip
+
+        def plan_in(reader: BitCore) -> Plan:
+            """The table's plan in ``reader`` (the client, or a shard's view): each segment's
+            bitmaps (groups', steps') made up front, its definition read once, built by the
+            read."""
+            answer = resolve
+            if groups:
+                cohorts = [periods.shift(first, k) for k in range(len(starts))]
+                answer = breakdown.prefetched(reader, groups, cohorts, answer)
+            if segments and resolve is None and reader.layout == "flat":
+                span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
+                answer = breakdown.prefetched(reader, segments, span, answer)
+            return plan_table(
+                reader, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
+                tokens,
+            )  # fmt: skip
+
+        plan = plan_in(client)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     if plan.derived and client.layout != "flat" and resolve is None:
-        # segments: each shard's view plans (and computes) its own, the counts added up
+        # segments (steps or groups): each shard's view plans and builds its own in its slot,
+        # the counts added up
         def plan_of(view: BitCore, shard: int) -> Plan:
-            return plan_table(
-                view, first, len(starts), num_of_rows, selections, None, kind, mode, current
-            )
+            return plan_in(view)
 
         set_counts, cell_counts = _sharded(client, plan, plan_of, max_fetch_bytes, max_bytes, where)
     else:
