@@ -380,13 +380,14 @@ def count_union(client: BitCore, keys: Sequence[str], max_bytes: int | None = No
 
     Unlike a ``BITOP OR`` it writes nothing: no temporary key to expire, no step that holds Redis
     for longer than one slice, and it still answers when Redis is full (``maxmemory``), since it
-    only reads.
+    only reads. On the sharded layout each shard's union is counted in its view and the counts
+    add up (a user is in one shard); ``max_bytes`` bounds each shard's read.
     """
-    client.require_flat("counting a union in slices (the overview's activity)")
     total = 0
-    with opened(client, keys, {}, max_bytes) as reading:
-        for values in read_slices(client.redis, reading):
-            rows, _present = as_words(values)
-            if rows.size:
-                total += int(popcounts(np.bitwise_or.reduce(rows, axis=0, keepdims=True))[0])
+    for reader, names in per_shard(client, keys):
+        with opened(reader, names, {}, max_bytes) as reading:
+            for values in read_slices(reader.redis, reading):
+                rows, _present = as_words(values)
+                if rows.size:
+                    total += int(popcounts(np.bitwise_or.reduce(rows, axis=0, keepdims=True))[0])
     return total
