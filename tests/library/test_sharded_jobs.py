@@ -4,6 +4,8 @@ single-sharded and the Redis Cluster (``layout_bc``), with the flat layout's ans
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from datetime import datetime, timedelta
 
 import redis
@@ -86,6 +88,12 @@ def test_the_rebuild_from_history_matches_the_earliest_marks(
     assert (again.events, again.keys) == (done.events, done.keys)
 
 
+def _stop(stops: list[str], event: str, done: int, total: int) -> None:
+    """A rebuild's progress that stops it (as Ctrl-C would) after its first event."""
+    stops.append(event)
+    raise KeyboardInterrupt
+
+
 def test_history_and_a_stopped_rebuild_answer_as_flat(
     redis_client: redis.Redis, cluster_client: RedisCluster
 ) -> None:
@@ -115,15 +123,8 @@ def test_history_and_a_stopped_rebuild_answer_as_flat(
         )
         plain.mark_many([(e, u, moment - timedelta(days=7)) for e, u, moment in marks])
         stops: list[str] = []
-
-        def stop(event: str, done: int, total: int) -> None:
-            stops.append(event)
-            raise KeyboardInterrupt
-
-        try:
-            first_time.rebuild_first_time(client, progress=stop)
-        except KeyboardInterrupt:
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            first_time.rebuild_first_time(client, progress=functools.partial(_stop, stops))
         resumed = first_time.rebuild_first_time(client)
         rebuilt = cohort_table(
             client, "a", "b", None, None, "days", 3, 1, "2024-05-06", cohort_type="first_time"
