@@ -205,30 +205,6 @@ def test_a_write_over_many_shards_is_one_round_trip_per_node(
     assert list(b.MonthEvents("a", 2024, 5)) == [shard * SHARD + 1 for shard in range(8)]
 
 
-def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wrongly(
-    redis_client: redis.Redis,
-) -> None:
-    from bitcore.cohort.engine import cohort_table
-
-    b = bitcore.BitCore(redis_client, layout="sharded")
-    _mark(b)
-    reports = [
-        lambda: cohort_table(
-            b,
-            "x",
-            "a",
-            time_group="days",
-            num_results=3,
-            num_of_rows=2,
-            resolve=lambda token, period: b.UniqueEvents("vip") & b.UniqueEvents(token),
-        ),
-    ]
-    for report in reports:
-        with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
-            report()
-    assert len(b.MonthEvents("a", 2024, 5)) == len(USERS)  # nothing was touched
-
-
 def test_cohorts_and_funnels_are_counted_per_shard_and_added_up(
     layout_bc: bitcore.BitCore,
 ) -> None:
