@@ -112,3 +112,26 @@ def test_a_redis_cluster(
     app = make_app(url, tmp_path / "cluster")
     assert app.extensions["bitcore"].layout == "sharded"
     _check(_answers(app), flat_answers)
+
+
+def test_what_the_layout_refuses_is_a_501_page_not_a_500(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal of the library (``ShardedLayoutUnsupported``, raised before anything is read)
+    reaching a page is said plainly, in every format."""
+    from bitcore import lifecycle
+    from bitcore.shards import ShardedLayoutUnsupported
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ShardedLayoutUnsupported("a report is not built for the sharded layout yet")
+
+    app = make_app(redis_url, tmp_path / "sharded", BITCORE_LAYOUT="sharded")
+    _mark(app)
+    monkeypatch.setattr(lifecycle, "lifecycle_groups", refused)
+    web = app.test_client()
+    page = PAGES[2]
+    answer = web.get(page)
+    assert answer.status_code == 501
+    assert "not built for the sharded layout" in answer.get_json()["error"]["message"]
+    html = web.get(page.replace(".json", "", 1))
+    assert html.status_code == 501 and "Not available on this layout" in html.text
