@@ -11,7 +11,7 @@ trip. It records each event it finishes, so a stopped rebuild resumes where it s
 A first time is the first mark the writer saw, so marks written out of time order (a backfill of
 older data after newer) make a later period the first time; a rebuild puts that right.
 
->>> from bitcore import periods, shards
+>>> from bitcore import periods
 >>> first_time_bitmap(b, "active", periods.week(2025, 1)).redis_key  # doctest: +SKIP
 'bitcore:first:trackist_active_W2025-1'
 """

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -571,9 +572,8 @@ def _taken(client: BitCore, plan: Plan, view: BitCore, shard: int) -> Iterator[P
             )
         yield _renamed(plan, lambda key: private.get(key) or _shard_name(client, shard, key))
     finally:  # as on the flat layout, the shared results (and those under them) go too
-        shared = {_shard_name(client, shard, k) for b in plan.derived.values()
-                  for k in reading.derived_keys(b)}  # fmt: skip
-        view.redis.unlink(*private.values(), *shared)
+        shared = chain.from_iterable(reading.derived_keys(b) for b in plan.derived.values())
+        view.redis.unlink(*private.values(), *{_shard_name(client, shard, k) for k in shared})
 
 
 def _sharded(
