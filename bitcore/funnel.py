@@ -333,15 +333,22 @@ def _plan(
     client: BitCore, sources: Sequence[StepSource], runs: Sequence[Run], window: int
 ) -> _Plan:
     """Each (step, period) bitmap once, numbered in first-use order, for each run: its start,
-    step 1 restricted to the run's group's users in the start period."""
+    step 1 restricted to the run's group's users in the start period. Runs share their window
+    periods (a trend's overlap, every group's window): each source's bitmap in a period is made
+    once, which on the sharded layout each shard's plan would otherwise pay again."""
     keys: dict[str, int] = {}
     derived: dict[str, Bitmap] = {}
+    made: dict[tuple[int, periods.Period], int] = {}
 
     def row(source: StepSource, period: periods.Period) -> int:
+        known = made.get((id(source), period))
+        if known is not None:
+            return known
         bitmap = source.bitmap(client, period)
         if bitmap.derived:
             derived[bitmap.redis_key] = bitmap
-        return keys.setdefault(bitmap.redis_key, len(keys))
+        found = made[(id(source), period)] = keys.setdefault(bitmap.redis_key, len(keys))
+        return found
 
     rows = [
         (
