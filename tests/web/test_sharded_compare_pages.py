@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from cluster_support import LocalCluster
 from dashboard_support import make_app
 from flask import Flask
-from redis.cluster import RedisCluster
 
 from bitcore.segments import SegmentStore
 
@@ -70,8 +67,8 @@ def _answers(app: Flask) -> dict[str, Any]:
 
 
 @pytest.fixture
-def flat_answers(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> dict[str, Any]:
-    return _answers(make_app(redis_url, tmp_path / "flat", BITCORE_KEY_PREFIX="flat_"))
+def flat_answers(flat_app: Flask) -> dict[str, Any]:
+    return _answers(flat_app)
 
 
 def _check(answers: dict[str, Any], flat: dict[str, Any]) -> None:
@@ -92,26 +89,10 @@ def _check(answers: dict[str, Any], flat: dict[str, Any]) -> None:
     assert drilled == [[3, SHARD + 1, 4 * SHARD + 2]] * 2  # premium's cohort, and who played
 
 
-def test_one_redis_with_the_sharded_layout(
-    redis_url: str, flat_answers: dict[str, Any], tmp_path: Path
+def test_the_sharded_app_answers_as_the_flat_app(
+    flat_answers: dict[str, Any], sharded_app: Flask
 ) -> None:
-    app = make_app(redis_url, tmp_path / "sharded", BITCORE_LAYOUT="sharded")
-    assert app.extensions["bitcore"].layout == "sharded"
-    _check(_answers(app), flat_answers)
-
-
-def test_a_redis_cluster(
-    redis_cluster: LocalCluster,
-    cluster_client: RedisCluster,
-    monkeypatch: pytest.MonkeyPatch,
-    flat_answers: dict[str, Any],
-    tmp_path: Path,
-) -> None:
-    monkeypatch.setenv("BITCORE_REDIS_CLUSTER", "1")
-    url = f"redis://127.0.0.1:{redis_cluster.primaries[0].port}/0"
-    app = make_app(url, tmp_path / "cluster")
-    assert app.extensions["bitcore"].layout == "sharded"
-    _check(_answers(app), flat_answers)
+    _check(_answers(sharded_app), flat_answers)
 
 
 def test_what_the_layout_refuses_is_a_501_page_not_a_500(

@@ -6,14 +6,9 @@ rebuilds first times from history, saying what the flat app says over the same m
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
-import redis
-from cluster_support import LocalCluster
-from dashboard_support import make_app
 from flask import Flask
-from redis.cluster import RedisCluster
 
 from bitcore import BitCore, event_names
 from bitcore.cohort.engine import cohort_table
@@ -23,7 +18,11 @@ USERS = [4, SHARD + 2, 3 * SHARD + 1, 3 * SHARD + 8]
 DAY = datetime(2024, 5, 6)
 
 
-def _run(app: Flask) -> tuple[list[str], list[str], tuple[list[int], list[list[int | None]]]]:
+#: A run's output lines, the registered names, and the first-time cohort's sizes and cells.
+Run = tuple[list[str], list[str], tuple[list[int], list[list[int | None]]]]
+
+
+def _run(app: Flask) -> Run:
     """Marks written without first-time keys, the registry then emptied: both commands' output
     and the first-time cohort they make possible."""
     client: BitCore = app.extensions["bitcore"]
@@ -53,15 +52,13 @@ def _run(app: Flask) -> tuple[list[str], list[str], tuple[list[int], list[list[i
 
 @pytest.fixture
 def flat_run(
-    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    flat_app: Flask,
 ) -> tuple[list[str], list[str], tuple[list[int], list[list[int | None]]]]:
-    return _run(make_app(redis_url, tmp_path / "flat", BITCORE_KEY_PREFIX="flat_"))
+    return _run(flat_app)
 
 
-def test_one_redis_with_the_sharded_layout(
-    redis_url: str, flat_run: tuple[object, ...], tmp_path: Path
-) -> None:
-    assert _run(make_app(redis_url, tmp_path / "sharded", BITCORE_LAYOUT="sharded")) == flat_run
+def test_the_sharded_app_says_what_the_flat_app_says(flat_run: Run, sharded_app: Flask) -> None:
+    assert _run(sharded_app) == flat_run
     output, names, table = flat_run
     assert output == [
         "Registered 3 new event names.",
@@ -69,15 +66,3 @@ def test_one_redis_with_the_sharded_layout(
     ]
     assert names == ["play", "signup", "premium"]
     assert table == ([2, 2], [[None, 2], [0, None]])  # day one's new users played on day two
-
-
-def test_a_redis_cluster(
-    redis_cluster: LocalCluster,
-    cluster_client: RedisCluster,
-    monkeypatch: pytest.MonkeyPatch,
-    flat_run: tuple[object, ...],
-    tmp_path: Path,
-) -> None:
-    monkeypatch.setenv("BITCORE_REDIS_CLUSTER", "1")
-    url = f"redis://127.0.0.1:{redis_cluster.primaries[0].port}/0"
-    assert _run(make_app(url, tmp_path / "cluster")) == flat_run
