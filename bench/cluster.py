@@ -4,14 +4,15 @@
     uv run python bench/cluster.py --users 10000000    # 10M users (about 1.2 GB of Redis memory)
 
 It starts its own redis-server and its own 3-primary cluster (``tests/cluster_support.py``; never
-localhost:6379). The report data are written as random bytes straight into each layout's keys
-(the flat key, or each shard's slice of it under the shard's key: the same bits either way), so
-every layout holds the same users: ``active`` on 31 + 12 days, and the five funnel events on
-30 + 1 days. Then, round after round in alternating order, it times on each layout a cohort table
-(days, 31 rows x 13 columns, ``active -> active``), a 5-step funnel with a 30-day window, and bulk
-marks (``mark_many`` of one mark per user, in batches of 100,000), checks that every answer is
-identical across the layouts, and prints best/median times, the ratio to single-flat, and the
-memory of every node. Targets (issue 17): the cluster within 1.5x of single-flat for reports, at
+localhost:6379). The report data are written as random bytes straight into each layout's keys (the
+flat key, or each shard's slice of it under the shard's key: the same bits either way), so every
+layout holds the same users: ``active`` on 31 + 12 days, and the five funnel events on 30 + 1 days.
+Then, round after round in alternating order, it times on each layout a cohort table (days, 31 rows
+x 13 columns, ``active -> active``), a 5-step funnel with a 30-day window, the compared reports
+(that cohort and funnel, a 12-day lifecycle and a month's stickiness, each by a saved segment and a
+flag), and bulk marks (``mark_many`` of one mark per user, in batches of 100,000), checks that every
+answer is identical across the layouts, and prints best/median times, the ratio to single-flat, and
+the memory of every node. Targets (issue 17): the cluster within 1.5x of single-flat for reports, at
 least 0.8x its speed for bulk writes. Exit status 1 on a mismatch.
 """
 
@@ -35,9 +36,13 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import cluster_support  # noqa: E402  (the tests' cluster, started the same way)
 
 import bitcore  # noqa: E402
-from bitcore import embedded, periods  # noqa: E402
+from bitcore import breakdown, embedded, periods  # noqa: E402
+from bitcore.cohort import engine  # noqa: E402
 from bitcore.cohort.engine import cohort_table  # noqa: E402
-from bitcore.funnel import funnel  # noqa: E402
+from bitcore.funnel import funnel, funnel_groups  # noqa: E402
+from bitcore.lifecycle import lifecycle_groups  # noqa: E402
+from bitcore.segments import SegmentStore  # noqa: E402
+from bitcore.stickiness import stickiness_groups  # noqa: E402
 
 START = datetime(2024, 5, 1)
 FUNNEL_STEPS = ("signup", "active", "play", "share", "buy")
@@ -96,6 +101,36 @@ def funnel_counts(client: bitcore.BitCore) -> Any:
     return [step.count for step in found.steps]
 
 
+#: What the compared reports are compared by: a dated segment and a flag (``write_groups``).
+GROUPS = ("segment:players", "flag:premium")
+
+
+def write_groups(clients: list[bitcore.BitCore], users: int) -> None:
+    """The compared reports' groups in every layout: a flag of random users and a saved segment."""
+    premium = _random_bitmap(users, 3, np.random.default_rng(3))
+    for client in clients:
+        _store(client, client.keys.unique_key("premium"), premium)
+        SegmentStore(client).save("players", "play OR share")
+
+
+def compared(client: bitcore.BitCore) -> Any:
+    """The cohort table, funnel, lifecycle and stickiness, each by ``GROUPS``, as plain numbers."""
+    groups = breakdown.parse_groups(GROUPS)
+    tables = engine.cohort_tables(
+        client, "active", "active", None, None, "days", 31, 12, now=START + timedelta(days=30),
+        groups=list(GROUPS),
+    )  # fmt: skip
+    everyone, by = funnel_groups(client, list(FUNNEL_STEPS), periods.day(2024, 5, 1), 30, groups)
+    cycles = lifecycle_groups(client, "active", "day", 12, periods.day(2024, 5, 20), groups)
+    sticky = stickiness_groups(client, "active", periods.month(2024, 5), groups)
+    return (
+        [(t.sizes, t.cells) for t in tables],
+        [[s.count for s in f.steps] for f in (*everyone.funnels, *by)],
+        [r.as_dict() for r in cycles],
+        [r.histogram for r in sticky],
+    )
+
+
 def bulk(users: int) -> Callable[[bitcore.BitCore], Any]:
     day = START + timedelta(days=60)
 
@@ -147,6 +182,7 @@ def run(single: Any, cluster: Any, users: int, rounds: int) -> int:
     }
     started = time.perf_counter()
     size = write_reports_data(list(clients.values()), users)
+    write_groups(list(clients.values()), users)
     print(
         f"{users:,} users: {size / 2**20:.0f} MiB of bitmaps per layout, written in "
         f"{time.perf_counter() - started:.1f} s"
@@ -154,6 +190,7 @@ def run(single: Any, cluster: Any, users: int, rounds: int) -> int:
     shapes: dict[str, Callable[[bitcore.BitCore], Any]] = {
         "cohort days 31x13": cohort,
         "funnel 5 steps, 30 days": funnel_counts,
+        "compared by 2 groups (cohort, funnel, lifecycle, stickiness)": compared,
         f"bulk marks ({users:,})": bulk(users),
     }
     failed = False

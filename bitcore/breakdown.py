@@ -111,6 +111,21 @@ def prepare_sources(client: BitCore, sources: Sequence[Any], many: Sequence[Peri
     return [s if g is None else next(prepared) for s, g in zip(sources, groups, strict=True)]
 
 
+def readers(client: BitCore, sources: Sequence[Any] = ()) -> list[BitCore]:
+    """Who computes a report over ``sources`` (its steps and groups): the client itself on the
+    flat layout; on the sharded layout each shard's view (``BitCore.shard_view``), which reads
+    that shard's keys and builds its segments in that shard's slot, so a report is each view's
+    added up (a user is in one shard). With no shard in use there is nothing to add, but a
+    source naming no saved segment is refused all the same (``SegmentNotFound``, one round
+    trip), as on the flat layout."""
+    if client.layout == "flat":
+        return [client]
+    views = client.shard_views()
+    if not views:
+        prepare_sources(client, sources, [])
+    return views
+
+
 def prefetched(
     client: BitCore,
     tokens: Sequence[str],

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import OutOfMemoryError
 
+from bitcore import shards
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -202,20 +203,18 @@ def rebuild(client: BitCore, batch: int = BATCH) -> int:
     expired or were deleted is not removed), except that a name found with a unique key and no
     dated key moves from the events' registry to the flags' (older versions listed every name
     as an event). The universe, bit-op results and names the library refuses are left out.
+    On the sharded layout every shard's keys are found, on every primary of a cluster
+    (``bitcore.shards.scan_keys``).
     """
-    client.require_flat("rebuilding the registry of names from the keyspace")
     registry, flag_registry = client.keys.event_names_key(), client.keys.flag_names_key()
     added = 0
-    cursor = 0
     dated_seen: set[str] = set()
     flags_seen: set[str] = set()
-    while True:
-        cursor, keys = client.redis.scan(
-            cursor, match=client.keys.event_keys_pattern(), count=batch
-        )
+    pattern = client.keys.event_keys_pattern()
+    for keys in shards.scan_keys(client.redis, client.keys, pattern, batch):
         dated: set[str] = set()
         flags: set[str] = set()
-        for found in keys:
+        for _shard, found in keys:
             parsed = client.keys.parse_event_key(found)
             if parsed and _valid_name(parsed[0], client.universe):
                 (flags if parsed[1] == "u" else dated).add(parsed[0])
@@ -224,13 +223,12 @@ def rebuild(client: BitCore, batch: int = BATCH) -> int:
                 added += int(client.redis.zadd(key, dict.fromkeys(names, 0), nx=True) or 0)
         dated_seen |= dated
         flags_seen |= flags
-        if cursor == 0:
-            only_flags = list(flags_seen - dated_seen)
-            if only_flags:
-                client.redis.zrem(registry, *only_flags)
-            marker = f"{REBUILD_VERSION} {client.redis.time()[0]}"
-            client.redis.set(client.keys.event_names_rebuilt_key(), marker)
-            return added
+    only_flags = list(flags_seen - dated_seen)
+    if only_flags:
+        client.redis.zrem(registry, *only_flags)
+    marker = f"{REBUILD_VERSION} {client.redis.time()[0]}"
+    client.redis.set(client.keys.event_names_rebuilt_key(), marker)
+    return added
 
 
 def ensure(client: BitCore) -> int:

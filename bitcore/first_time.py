@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bitcore import periods
+from bitcore import periods, shards
 from bitcore.bitmaps import Bitmap
 
 if TYPE_CHECKING:
@@ -66,19 +66,47 @@ class RebuildResult:
     skipped: int
 
 
-def history(client: BitCore, scan_batch: int = SCAN_BATCH) -> dict[str, dict[str, list[str]]]:
+#: ``{event: {kind: [period suffix, ...]}}``: the event keys found under a prefix.
+History = dict[str, dict[str, list[str]]]
+
+
+def history(client: BitCore, scan_batch: int = SCAN_BATCH) -> History:
     """``{event: {kind: [period suffix, ...]}}`` of every event key under the prefix, found with
-    SCAN in batches of ``scan_batch`` (unique keys, the universe and bit-op results left out)."""
-    client.require_flat("first-time history")
-    found: dict[str, dict[str, list[str]]] = {}
-    for key in client.redis.scan_iter(match=client.keys.all_keys_pattern(), count=scan_batch):
-        parsed = client.keys.parse_event_key(key)
-        if parsed is None or parsed[1] == "u" or parsed[0] == client.universe:
-            continue
-        name, suffix = parsed
-        kind = client.keys.parse_period_suffix(suffix).kind
-        found.setdefault(name, {}).setdefault(kind, []).append(suffix)
-    return found
+    SCAN in batches of ``scan_batch`` (unique keys, the universe and bit-op results left out); on
+    the sharded layout every shard's, on every primary, merged (a period once)."""
+    merged: History = {}
+    for found in _histories(client, scan_batch).values():
+        for name, by_kind in found.items():
+            for kind, suffixes in by_kind.items():
+                merged.setdefault(name, {}).setdefault(kind, []).extend(suffixes)
+    return {
+        name: {kind: sorted(set(suffixes)) for kind, suffixes in by_kind.items()}
+        for name, by_kind in merged.items()
+    }
+
+
+def _histories(client: BitCore, scan_batch: int) -> dict[int | None, History]:
+    """``history`` per shard (``None``: the flat layout's one keyspace, always there), each
+    period once: SCAN may return a key twice, and rebuilding a period twice would empty it."""
+    found: dict[int | None, dict[str, dict[str, set[str]]]] = {}
+    if client.layout == "flat":
+        found[None] = {}
+    pattern = client.keys.all_keys_pattern()
+    for batch in shards.scan_keys(client.redis, client.keys, pattern, scan_batch):
+        for shard, key in batch:
+            parsed = client.keys.parse_event_key(key)
+            if parsed is None or parsed[1] == "u" or parsed[0] == client.universe:
+                continue
+            name, suffix = parsed
+            kind = client.keys.parse_period_suffix(suffix).kind
+            found.setdefault(shard, {}).setdefault(name, {}).setdefault(kind, set()).add(suffix)
+    return {
+        shard: {
+            name: {kind: sorted(suffixes) for kind, suffixes in by_kind.items()}
+            for name, by_kind in part.items()
+        }
+        for shard, part in found.items()
+    }
 
 
 def rebuild_first_time(
@@ -95,21 +123,48 @@ def rebuild_first_time(
     are skipped (``restart=True``: rebuild them all again). Marks written meanwhile keep their
     own first-time bits unless they fall in a period rebuilt after they were written, which then
     gets history's answer (the same one, for marks written in time order).
+
+    On the sharded layout each shard's event keys are rebuilt in that shard's view (every
+    BITOP inside its slot), and each shard records the events it finished, so a stopped rebuild
+    resumes per shard; the counts are the flat layout's (an event, a first-time bitmap once,
+    however many shards hold a part of it).
     """
-    client.require_flat("rebuilding first-time bitmaps")
-    done_key = client.keys.first_time_rebuilt_key()
+    found = _histories(client, scan_batch)
+    readers = {shard: _reader(client, shard) for shard in found}
     if restart:
-        client.redis.delete(done_key)
-    found = history(client, scan_batch)
-    finished = {_text(name) for name in client.redis.smembers(done_key)}
-    todo = sorted(name for name in found if name not in finished)
+        every = set(found) if client.layout == "flat" else {*found, *client.shards_in_use()}
+        for reader in (_reader(client, shard) for shard in every):
+            reader.redis.delete(reader.keys.first_time_rebuilt_key())
+    finished = {
+        shard: {_text(name) for name in reader.redis.smembers(reader.keys.first_time_rebuilt_key())}
+        for shard, reader in readers.items()
+    }
+    names = sorted({name for part in found.values() for name in part})
+    work = {
+        name: [s for s in sorted(found, key=_order) if name in found[s] and name not in finished[s]]
+        for name in names
+    }
+    todo = [name for name in names if work[name]]
     keys = 0
     for number, name in enumerate(todo, start=1):
-        keys += _rebuild_event(client, name, found[name], periods_per_round_trip)
-        client.redis.sadd(done_key, name)
+        written: set[str] = set()
+        for shard in work[name]:
+            reader = readers[shard]
+            written |= _rebuild_event(reader, name, found[shard][name], periods_per_round_trip)
+            reader.redis.sadd(reader.keys.first_time_rebuilt_key(), name)
+        keys += len(written)
         if progress is not None:
             progress(name, number, len(todo))
-    return RebuildResult(len(todo), keys, len(found) - len(todo))
+    return RebuildResult(len(todo), keys, len(names) - len(todo))
+
+
+def _reader(client: BitCore, shard: int | None) -> BitCore:
+    """Who rebuilds a shard's keys: the client itself (flat), or the shard's view."""
+    return client if shard is None else client.shard_view(shard)
+
+
+def _order(shard: int | None) -> int:
+    return -1 if shard is None else shard
 
 
 def _text(value: bytes | str) -> str:
@@ -118,14 +173,14 @@ def _text(value: bytes | str) -> str:
 
 def _rebuild_event(
     client: BitCore, name: str, by_kind: dict[str, list[str]], per_round_trip: int
-) -> int:
+) -> set[str]:
     """One event: per kind, in time order, first = period AND NOT seen (as ``p XOR (p AND seen)``,
     which stays right where ``p`` is longer than ``seen``), then seen |= p; the ever set takes
-    every kind's seen. Returns the first-time keys written."""
+    every kind's seen. Returns the period suffixes whose first-time keys it wrote."""
     run = uuid.uuid4().hex
     seen, overlap = client.keys.report_key(run, 0), client.keys.report_key(run, 1)
     ever = client.keys.ever_key(name)
-    written = 0
+    written: set[str] = set()
     try:
         for kind in KINDS:
             ordered = sorted(by_kind.get(kind, []), key=client.keys.parse_period_suffix)
@@ -141,7 +196,7 @@ def _rebuild_event(
                     pipe.expire(seen, SCRATCH_TTL)
                     pipe.expire(overlap, SCRATCH_TTL)
                     pipe.execute()
-                written += len(ordered[start : start + per_round_trip])
+                written.update(ordered[start : start + per_round_trip])
             if ordered:
                 client.redis.bitop("OR", ever, ever, seen)
     finally:

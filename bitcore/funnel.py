@@ -219,17 +219,8 @@ def funnel_trend(
     check_funnel(steps, last_start.kind, window, count)
     sources = _sources(steps)
     starts = [periods.shift(last_start, offset) for offset in range(1 - count, 1)]
-    runs = [(None, start) for start in starts]
-    if client.layout == "flat":
-        counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
-    else:  # per shard, added up: a user is in one shard, so every count is a sum
-        counts = [[0] * len(sources) for _ in starts]
-        for view in client.shard_views():
-            part = _count(view, sources, runs, window, max_bytes, round_trip_bytes, where)
-            counts = [
-                [a + b for a, b in zip(x, y, strict=True)]
-                for x, y in zip(counts, part, strict=True)
-            ]
+    runs: list[Run] = [(None, start) for start in starts]
+    counts = _summed(client, sources, runs, window, max_bytes, round_trip_bytes, where)
     return FunnelTrend(
         tuple(
             _funnel_of(sources, start, window, row, client)
@@ -258,12 +249,11 @@ def funnel_groups(
     >>> everyone.funnels[-1].steps[-1].count, only_ios.steps[-1].count  # doctest: +SKIP
     (120, 45)
     """
-    client.require_flat("comparing groups (by=)")
     check_funnel(steps, start.kind, window, trend)
     sources = _sources(steps)
     starts = [periods.shift(start, offset) for offset in range(1 - trend, 1)]
     runs: list[Run] = [(None, s) for s in starts] + [(g, start) for g in groups]
-    counts = _count(client, sources, runs, window, max_bytes, round_trip_bytes, "client")
+    counts = _summed(client, sources, runs, window, max_bytes, round_trip_bytes, "client")
     everyone = FunnelTrend(
         tuple(
             _funnel_of(sources, s, window, row, client)
@@ -343,15 +333,22 @@ def _plan(
     client: BitCore, sources: Sequence[StepSource], runs: Sequence[Run], window: int
 ) -> _Plan:
     """Each (step, period) bitmap once, numbered in first-use order, for each run: its start,
-    step 1 restricted to the run's group's users in the start period."""
+    step 1 restricted to the run's group's users in the start period. Runs share their window
+    periods (a trend's overlap, every group's window): each source's bitmap in a period is made
+    once, which on the sharded layout each shard's plan would otherwise pay again."""
     keys: dict[str, int] = {}
     derived: dict[str, Bitmap] = {}
+    made: dict[tuple[int, periods.Period], int] = {}
 
     def row(source: StepSource, period: periods.Period) -> int:
+        known = made.get((id(source), period))
+        if known is not None:
+            return known
         bitmap = source.bitmap(client, period)
         if bitmap.derived:
             derived[bitmap.redis_key] = bitmap
-        return keys.setdefault(bitmap.redis_key, len(keys))
+        found = made[(id(source), period)] = keys.setdefault(bitmap.redis_key, len(keys))
+        return found
 
     rows = [
         (
@@ -385,6 +382,28 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
                     np.bitwise_or(reached[k], both, out=reached[k])
         counts[s] = reading.popcounts(reached)
     return counts
+
+
+def _summed(
+    client: BitCore,
+    sources: Sequence[StepSource],
+    runs: Sequence[Run],
+    window: int,
+    max_bytes: int | None,
+    round_trip_bytes: int,
+    where: Where,
+) -> list[list[int]]:
+    """``_count`` on the flat layout; on the sharded layout ``_count`` in each shard's view (its
+    segments, steps' and groups', built in its slot) and added up: a user is in one shard, so
+    every count is a sum. No shard in use: every count is 0 (a group naming no saved segment
+    is still refused, as the flat layout refuses it)."""
+    if client.layout == "flat":
+        return _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
+    counts = np.zeros((len(runs), len(sources)), dtype=np.int64)
+    views = breakdown.readers(client, [*sources, *(g for g, _ in runs if g is not None)])
+    for view in views:
+        counts += _count(view, sources, runs, window, max_bytes, round_trip_bytes, where)
+    return counts.tolist()  # type: ignore[no-any-return]
 
 
 def _count(

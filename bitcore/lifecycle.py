@@ -125,16 +125,14 @@ def lifecycle_groups(
         span = [periods.shift(last, k - count) for k in range(count + 1)]  # t-1 of the first too
     except (ValueError, OverflowError):
         raise ValueError("the report would reach before year 1") from None
-    keys = [client.keys.event_key(event, p) for p in span]
-    keys += [client.keys.first_time_key(event, p) for p in span[1:]]
-    if groups:
-        client.require_flat("comparing groups (by=)")
-    masks, derived = group_keys(client, groups, span)
-    order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
-    row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order
     totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
-    for reader, names in reading.per_shard(client, order):  # one, or every shard: summed
-        with reading.opened(reader, names, derived, max_bytes) as read:
+    for reader in breakdown.readers(client, groups):  # the client, or every shard's view: summed
+        keys = [reader.keys.event_key(event, p) for p in span]
+        keys += [reader.keys.first_time_key(event, p) for p in span[1:]]
+        masks, derived = group_keys(reader, groups, span)
+        order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
+        row = {key: r for r, key in enumerate(order)}
+        with reading.opened(reader, order, derived, max_bytes) as read:
             for values in reading.read_slices(reader.redis, read, round_trip_bytes):
                 words, _present = reading.as_words(values)
                 if not words.size:

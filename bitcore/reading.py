@@ -178,15 +178,25 @@ def derived_keys(bitmap: Bitmap) -> Iterator[str]:
         yield from derived_keys(inner)
 
 
-def take_private(client: BitCore, bitmap: Bitmap, private_key: str, expected: int) -> None:
+def take_private(
+    client: BitCore,
+    bitmap: Bitmap,
+    private_key: str,
+    expected: int,
+    *,
+    where: redis.Redis | None = None,
+    name: str | None = None,
+) -> None:
     """RENAME the result of ``bitmap`` (computed when it was made, as bitmapist's bit operations
     are) to ``private_key``, which no other report or preview knows, so none can delete it under
     us. If the result is gone (someone else took or deleted it), compute it again with
     ``client.materialize`` (in bounded steps where its kind has them), ``TAKE_ATTEMPTS`` times at
-    most. A result ``expected`` to be 0 bytes may have no key at all."""
+    most. A result ``expected`` to be 0 bytes may have no key at all. ``where`` and ``name``:
+    the Redis and key the result is taken from (default: the client's, the bitmap's; on the
+    sharded layout a shard's node and its share of the result)."""
     for attempt in range(TAKE_ATTEMPTS + 1):
         try:
-            client.redis.rename(bitmap.redis_key, private_key)
+            (where or client.redis).rename(name or bitmap.redis_key, private_key)
             return
         except redis.ResponseError as error:
             if "no such key" not in str(error).lower():
@@ -380,13 +390,14 @@ def count_union(client: BitCore, keys: Sequence[str], max_bytes: int | None = No
 
     Unlike a ``BITOP OR`` it writes nothing: no temporary key to expire, no step that holds Redis
     for longer than one slice, and it still answers when Redis is full (``maxmemory``), since it
-    only reads.
+    only reads. On the sharded layout each shard's union is counted in its view and the counts
+    add up (a user is in one shard); ``max_bytes`` bounds each shard's read.
     """
-    client.require_flat("counting a union in slices (the overview's activity)")
     total = 0
-    with opened(client, keys, {}, max_bytes) as reading:
-        for values in read_slices(client.redis, reading):
-            rows, _present = as_words(values)
-            if rows.size:
-                total += int(popcounts(np.bitwise_or.reduce(rows, axis=0, keepdims=True))[0])
+    for reader, names in per_shard(client, keys):
+        with opened(reader, names, {}, max_bytes) as reading:
+            for values in read_slices(reader.redis, reading):
+                rows, _present = as_words(values)
+                if rows.size:
+                    total += int(popcounts(np.bitwise_or.reduce(rows, axis=0, keepdims=True))[0])
     return total

@@ -22,7 +22,7 @@ from redis.cluster import RedisCluster
 
 from bitcore import bulk, wire
 from bitcore.first_time_writes import Firsts
-from bitcore.keys import SEGMENT_NAMESPACE, ShardedKeyLayout
+from bitcore.keys import SEGMENT_NAMESPACE, KeyLayout, ShardedKeyLayout
 
 
 class ShardedLayoutUnsupported(NotImplementedError):
@@ -40,6 +40,32 @@ def primaries_of(client: Any) -> list[redis.Redis]:
     if not is_cluster(client):
         return [client]
     return [node.redis_connection for node in client.get_primaries()]
+
+
+def scan_keys(
+    client: Any, layout: KeyLayout, pattern: str, count: int
+) -> Iterator[list[tuple[int | None, str]]]:
+    """The keys that the flat-named SCAN ``pattern`` (one of ``layout``'s) matches, one SCAN
+    call's worth at a time, each as ``(shard, flat name)``: on the flat layout, the one Redis's
+    (shard ``None``); on the sharded layout, every shard's keys of the pattern, on every primary
+    of a cluster (``primaries_of``). Each call asks for ``count`` keys, so Redis is never held
+    for long; a key of the pattern seen twice by SCAN (a rehash) may come twice."""
+    sharded = layout if isinstance(layout, ShardedKeyLayout) else None
+    match = sharded.shard_pattern(pattern) if sharded is not None else pattern
+    for node in primaries_of(client):
+        cursor = 0
+        while True:
+            cursor, found = node.scan(cursor, match=match, count=count)
+            batch: list[tuple[int | None, str]] = []
+            for key in found:
+                name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+                if sharded is None:
+                    batch.append((None, name))
+                elif (parsed := sharded.parse_shard_key(name)) is not None:
+                    batch.append(parsed)
+            yield batch
+            if not cursor:
+                break
 
 
 class Router:

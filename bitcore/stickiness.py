@@ -98,16 +98,15 @@ def stickiness_groups(
     group's users in ``period``, or a flag's), all from one read of the day bitmaps."""
     check_event_name(event)
     days = days_of(period)
-    keys = [client.keys.event_key(event, day) for day in days]
-    if groups:
-        client.require_flat("comparing groups (by=)")
-    masks = [group.bitmap(client, period) for group in breakdown.prepare(client, groups, [period])]
-    derived = {b.redis_key: b for b in masks if b.derived}
-    order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
-    row = {key: r for r, key in enumerate(order)}  # by position: a shard's names keep the order
     histograms = np.zeros((1 + len(groups), len(days)), dtype=np.int64)
-    for reader, names in reading.per_shard(client, order):  # one, or every shard: summed
-        with reading.opened(reader, names, derived, max_bytes) as read:
+    for reader in breakdown.readers(client, groups):  # the client, or every shard's view: summed
+        keys = [reader.keys.event_key(event, day) for day in days]
+        prepared = breakdown.prepare(reader, groups, [period])
+        masks = [group.bitmap(reader, period) for group in prepared]
+        derived = {b.redis_key: b for b in masks if b.derived}
+        order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
+        row = {key: r for r, key in enumerate(order)}
+        with reading.opened(reader, order, derived, max_bytes) as read:
             for values in reading.read_slices(reader.redis, read, round_trip_bytes):
                 words, present = reading.as_words(values)
                 if not words.size:

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from bitcore.idmap import IdMappingMismatch
+from bitcore.shards import ShardedLayoutUnsupported
 from dashboard import negotiation
 
 
@@ -99,8 +100,16 @@ def id_mapping_mismatch(error: IdMappingMismatch) -> ResponseReturnValue:
     )
 
 
+def not_on_this_layout(error: ShardedLayoutUnsupported) -> ResponseReturnValue:
+    """Something the library does not do on the sharded layout (Redis Cluster): 501 with its
+    reason, said before anything was read or written, never a 500."""
+    current_app.logger.warning("not on the sharded layout: %s", error)
+    return error_page(501, "Not available on this layout", f"{error}.")
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(IdMappingMismatch, id_mapping_mismatch)
+    app.register_error_handler(ShardedLayoutUnsupported, not_on_this_layout)
     app.register_error_handler(redis.ConnectionError, redis_unavailable)
     app.register_error_handler(redis.TimeoutError, redis_unavailable)
     app.register_error_handler(redis.ResponseError, redis_refused)

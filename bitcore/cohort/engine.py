@@ -26,10 +26,14 @@ rows start on the same datetimes and cover the same periods.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -42,7 +46,6 @@ from bitcore.cohort import retention as _retention
 from bitcore.cohort.retention import Retention
 from bitcore.periods import Period
 from bitcore.selections import Selection
-from bitcore.shards import ShardedLayoutUnsupported
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
@@ -449,8 +452,6 @@ def cohort_tables(
     try:
         starts = row_starts(group, num_results, start_date, now or client.now())
         tokens: list[str | None] = [None, *groups]
-        if groups:
-            client.require_flat("comparing groups (by=)")
         if not starts:
             return [
                 CohortTable(
@@ -460,28 +461,33 @@ def cohort_tables(
                 for by in tokens
             ]  # fmt: skip
         first = period_for(group, starts[0])
-        answer = resolve
-        # each segment's bitmaps made up front, its definition read once, built by the read
-        if groups:
-            cohorts = [periods.shift(first, k) for k in range(len(starts))]
-            answer = breakdown.prefetched(client, groups, cohorts, answer)
         steps = selections[1:] if kind == "first_time" else selections  # its cohort: an event
         segments = [t for t in dict.fromkeys(steps) if t and is_segment(t)]
-        if segments and resolve is None and client.layout == "flat":
-            span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
-            answer = breakdown.prefetched(client, segments, span, answer)
-        plan = plan_table(
-            client, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
-            tokens,
-        )  # fmt: skip
+
+        def plan_in(reader: BitCore) -> Plan:
+            """The table's plan in ``reader`` (the client, or a shard's view): each segment's
+            bitmaps (groups', steps') made up front, its definition read once, built by the
+            read."""
+            answer = resolve
+            if groups:
+                cohorts = [periods.shift(first, k) for k in range(len(starts))]
+                answer = breakdown.prefetched(reader, groups, cohorts, answer)
+            if segments and resolve is None and reader.layout == "flat":
+                span = [periods.shift(first, k) for k in range(len(starts) + num_of_rows)]
+                answer = breakdown.prefetched(reader, segments, span, answer)
+            return plan_table(
+                reader, first, len(starts), num_of_rows, selections, answer, kind, mode, current,
+                tokens,
+            )  # fmt: skip
+
+        plan = plan_in(client)
     except OverflowError:  # timedelta arithmetic past year 1 or 9999
         raise ValueError("the table would reach before year 1 or after year 9999") from None
     if plan.derived and client.layout != "flat" and resolve is None:
-        # segments: each shard's view plans (and computes) its own, the counts added up
-        def plan_of(view: BitCore, shard: int) -> Plan:
-            return plan_table(
-                view, first, len(starts), num_of_rows, selections, None, kind, mode, current
-            )
+        # segments (steps or groups): each shard's view plans and builds its own in its slot,
+        # the counts added up
+        def plan_of(view: BitCore, shard: int) -> AbstractContextManager[Plan]:
+            return contextlib.nullcontext(plan_in(view))
 
         set_counts, cell_counts = _sharded(client, plan, plan_of, max_fetch_bytes, max_bytes, where)
     else:
@@ -547,21 +553,47 @@ def evaluate(
     if client.layout == "flat":
         sizes, overlaps = _raw_counts(client, plan, max_fetch_bytes, max_bytes, where)
         return counting.with_empty_cells(plan, sizes, overlaps)
-    if plan.derived:
-        raise ShardedLayoutUnsupported(
-            "cohorts of custom handlers' bitmaps are not built for the sharded layout yet"
-        )
 
-    def renamed(view: BitCore, shard: int) -> Plan:
-        return _renamed(plan, functools.partial(_shard_name, client, shard))
+    def renamed(view: BitCore, shard: int) -> AbstractContextManager[Plan]:
+        if plan.derived:  # custom handlers' results, computed in every shard when made
+            return _taken(client, plan, view, shard)
+        return contextlib.nullcontext(_renamed(plan, functools.partial(_shard_name, client, shard)))
 
     return _sharded(client, plan, renamed, max_fetch_bytes, max_bytes, where)
+
+
+@contextlib.contextmanager
+def _taken(client: BitCore, plan: Plan, view: BitCore, shard: int) -> Iterator[Plan]:
+    """``plan`` in ``shard``'s keys, each derived bitmap's shard result (a custom handler's,
+    computed in every shard when it was made) renamed to a key of the view private to this
+    read (``reading.take_private``), so no concurrent report or cleanup can empty it under us;
+    those keys, and the shard's shares of the results, are unlinked when the block ends, however
+    it ends."""
+    run = uuid.uuid4().hex
+    private = {key: view.keys.report_key(run, n) for n, key in enumerate(plan.derived)}
+    leaves = {
+        key: [_shard_name(client, shard, leaf.redis_key) for leaf in bitmap.leaves()]
+        for key, bitmap in plan.derived.items()
+    }
+    asked = list(dict.fromkeys(name for names in leaves.values() for name in names))
+    length = dict(zip(asked, reading.measure(view, asked, {}), strict=True))  # one round trip
+    try:
+        for key, bitmap in plan.derived.items():
+            expected = max((length[name] for name in leaves[key]), default=0)
+            share = _shard_name(client, shard, key)
+            reading.take_private(
+                client, bitmap, private[key], expected, where=view.redis, name=share
+            )
+        yield _renamed(plan, lambda key: private.get(key) or _shard_name(client, shard, key))
+    finally:  # as on the flat layout, the shared results (and those under them) go too
+        shared = chain.from_iterable(reading.derived_keys(b) for b in plan.derived.values())
+        view.redis.unlink(*private.values(), *{_shard_name(client, shard, k) for k in shared})
 
 
 def _sharded(
     client: BitCore,
     plan: Plan,
-    plan_of: Callable[[BitCore, int], Plan],
+    plan_of: Callable[[BitCore, int], AbstractContextManager[Plan]],
     max_fetch_bytes: int,
     max_bytes: int | None,
     where: Where,
@@ -573,9 +605,10 @@ def _sharded(
     overlaps = [0] * len(plan.pairs)
     for shard in client.shards_in_use():
         view = client.shard_view(shard)
-        part_sizes, part_overlaps = _raw_counts(
-            view, plan_of(view, shard), max_fetch_bytes, max_bytes, where
-        )
+        with plan_of(view, shard) as shard_plan:
+            part_sizes, part_overlaps = _raw_counts(
+                view, shard_plan, max_fetch_bytes, max_bytes, where
+            )
         sizes = (
             part_sizes if sizes is None else [a + b for a, b in zip(sizes, part_sizes, strict=True)]
         )

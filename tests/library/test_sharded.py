@@ -205,32 +205,6 @@ def test_a_write_over_many_shards_is_one_round_trip_per_node(
     assert list(b.MonthEvents("a", 2024, 5)) == [shard * SHARD + 1 for shard in range(8)]
 
 
-def test_reports_not_built_for_the_sharded_layout_refuse_rather_than_answer_wrongly(
-    redis_client: redis.Redis,
-) -> None:
-    from bitcore import first_time
-    from bitcore.cohort.engine import cohort_table
-
-    b = bitcore.BitCore(redis_client, layout="sharded")
-    _mark(b)
-    reports = [
-        lambda: cohort_table(
-            b,
-            "x",
-            "a",
-            time_group="days",
-            num_results=3,
-            num_of_rows=2,
-            resolve=lambda token, period: b.UniqueEvents("vip") & b.UniqueEvents(token),
-        ),
-        lambda: first_time.rebuild_first_time(b),
-    ]
-    for report in reports:
-        with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded layout"):
-            report()
-    assert len(b.MonthEvents("a", 2024, 5)) == len(USERS)  # nothing was touched
-
-
 def test_cohorts_and_funnels_are_counted_per_shard_and_added_up(
     layout_bc: bitcore.BitCore,
 ) -> None:
@@ -361,24 +335,3 @@ def test_retention_on_or_after_is_counted_per_shard_too(layout_bc: bitcore.BitCo
                              until=day[3], where=where, retention="on_or_after")  # fmt: skip
         assert on.cells == [[None, 2, None, 4]], where
         assert after.cells == [[5, 5, 4, 4]], where  # day 0+ and 1+: users 0-4; 2+, 3+: 1-4
-
-
-def test_compared_groups_are_refused_on_the_sharded_layout(layout_bc: bitcore.BitCore) -> None:
-    from bitcore import breakdown, funnel, lifecycle, stickiness
-    from bitcore.cohort.engine import cohort_tables
-
-    _mark(layout_bc)
-    vip = breakdown.parse_groups(["flag:vip"])
-    week = periods.week(2024, 19)
-    calls = [
-        lambda: cohort_tables(layout_bc, "a", "b", now=MAY, groups=[g.token for g in vip]),
-        lambda: funnel.funnel_groups(layout_bc, ["a", "b"], periods.day(2024, 5, 7), 1, vip),
-        lambda: lifecycle.lifecycle_groups(layout_bc, "a", "week", 2, week, vip),
-        lambda: stickiness.stickiness_groups(layout_bc, "a", week, vip),
-    ]
-    for call in calls:
-        if layout_bc.layout == "flat":
-            call()  # compared groups work on the flat layout
-        else:
-            with pytest.raises(ShardedLayoutUnsupported, match="comparing groups"):
-                call()

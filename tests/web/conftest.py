@@ -20,3 +20,32 @@ def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def flat_app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
+    """The app on bitmapist's flat layout under its own prefix (``flat_``), on the emptied
+    session Redis: the answers a ``sharded_app`` must give (both can share one Redis)."""
+    return make_app(redis_url, tmp_path / "flat", BITCORE_KEY_PREFIX="flat_")
+
+
+@pytest.fixture(params=["sharded", "cluster"])
+def sharded_app(
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Flask:
+    """The app on the sharded layout, once on one Redis (``BITCORE_LAYOUT=sharded``) and once on
+    the session's Redis Cluster (``BITCORE_REDIS_CLUSTER=1``, emptied first): a test that takes it
+    runs on both."""
+    if request.param == "sharded":
+        app = make_app(redis_url, tmp_path / "sharded", BITCORE_LAYOUT="sharded")
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        request.getfixturevalue("cluster_client")  # every primary emptied
+        monkeypatch.setenv("BITCORE_REDIS_CLUSTER", "1")
+        url = f"redis://127.0.0.1:{cluster.primaries[0].port}/0"
+        app = make_app(url, tmp_path / "cluster")
+    assert app.extensions["bitcore"].layout == "sharded"
+    return app
