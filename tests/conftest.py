@@ -7,7 +7,8 @@ from the environment is ignored on purpose: a test run must never flush a server
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import cluster_support
 import id_mapping_support
@@ -66,6 +67,26 @@ def cluster_client(redis_cluster: cluster_support.LocalCluster) -> Iterator[Redi
 LAYOUTS = ("flat", "sharded", "cluster")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test under ``@pytest.mark.all_layouts`` (usually a module's ``pytestmark``) that uses the
+    ``layout`` fixture, directly or through ``bc``, ``redis_client`` or a web app, runs once per
+    entry of ``LAYOUTS`` (ids ``[flat]``, ``[sharded]``, ``[cluster]``); ``@pytest.mark.flat_only
+    ("why")`` keeps one such test on the flat layout alone."""
+    definition = metafunc.definition
+    if (
+        "layout" in metafunc.fixturenames
+        and definition.get_closest_marker("all_layouts") is not None
+        and definition.get_closest_marker("flat_only") is None
+    ):
+        metafunc.parametrize("layout", LAYOUTS, indirect=True)
+
+
+@pytest.fixture
+def layout(request: pytest.FixtureRequest) -> str:
+    """The layout a test runs on: one of ``LAYOUTS`` under ``all_layouts``, else ``"flat"``."""
+    return str(getattr(request, "param", "flat"))
+
+
 @pytest.fixture(params=LAYOUTS)
 def layout_bc(request: pytest.FixtureRequest, redis_client: redis.Redis) -> bitcore.BitCore:
     """A ``BitCore`` on an empty Redis, once per entry of ``LAYOUTS``: a test that takes it
@@ -81,18 +102,38 @@ def redis_url(redis_server: embedded.EmbeddedRedis) -> str:
 
 
 @pytest.fixture
-def redis_client(redis_server: embedded.EmbeddedRedis) -> Iterator[redis.Redis]:
-    """A client on the test server, emptied before each test."""
+def redis_client(
+    request: pytest.FixtureRequest, layout: str, redis_server: embedded.EmbeddedRedis
+) -> Iterator[redis.Redis]:
+    """A client on the test server, emptied before each test; on the ``cluster`` layout a
+    cluster client on the session's cluster (every primary emptied), whose KEYS, SCAN, DBSIZE
+    and FLUSHDB cover every primary."""
+    if layout == "cluster":
+        yield request.getfixturevalue("cluster_client")
+        return
     client = redis_server.client()
     client.flushall()
     yield client
     client.close()
 
 
+def layout_client(redis_client: redis.Redis, layout: str, **kwargs: object) -> bitcore.BitCore:
+    """A ``BitCore`` on ``redis_client`` in ``layout`` (one of ``LAYOUTS``), with ``kwargs``."""
+    if layout != "cluster":  # a cluster client is always sharded
+        kwargs["layout"] = layout
+    return bitcore.BitCore(redis_client, **kwargs)  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def bc(redis_client: redis.Redis) -> bitcore.BitCore:
-    """A ``BitCore`` on the empty test server."""
-    return bitcore.BitCore(redis_client)
+def bc(redis_client: redis.Redis, layout: str) -> bitcore.BitCore:
+    """A ``BitCore`` on the empty test server (in the test's ``layout``)."""
+    return layout_client(redis_client, layout)
+
+
+@pytest.fixture
+def make_bc(redis_client: redis.Redis, layout: str) -> Callable[..., bitcore.BitCore]:
+    """``make_bc(**options)``: another ``BitCore`` on the test's Redis and layout."""
+    return functools.partial(layout_client, redis_client, layout)
 
 
 @pytest.fixture
