@@ -55,9 +55,12 @@ def redis_cluster(
 
 @pytest.fixture
 def cluster_client(redis_cluster: cluster_support.LocalCluster) -> Iterator[RedisCluster]:
-    """A redis-py cluster client on the session's cluster, every primary emptied first."""
+    """A redis-py cluster client on the session's cluster, every primary emptied first. Its
+    KEYS and DBSIZE ask every primary (redis-py sends them to one node), so a test's look at
+    "every key" sees the whole cluster; bitcore itself never sends either."""
     redis_cluster.flushall()
     client = redis_cluster.client()
+    client.command_flags["KEYS"] = client.command_flags["DBSIZE"] = RedisCluster.PRIMARIES
     yield client
     client.close()
 
