@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from bitcore import embedded
+from bitcore import BitCore, embedded
 
 #: Slots of a Redis Cluster.
 SLOTS = 16384
@@ -217,3 +217,11 @@ def local_cluster(directory: Path, primaries: int = 3, replicas: int = 0) -> Ite
         yield cluster
     finally:
         cluster.stop()
+
+
+def layout_client(client: redis.Redis, layout: str, **kwargs: object) -> BitCore:
+    """A ``BitCore`` on ``client`` in ``layout`` (``flat``, ``sharded``, or ``cluster``: a cluster
+    client, always sharded), with ``kwargs``: how the tests make a client of any layout."""
+    if layout != "cluster":
+        kwargs["layout"] = layout
+    return BitCore(client, **kwargs)  # type: ignore[arg-type]

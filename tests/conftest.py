@@ -76,12 +76,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     entry of ``LAYOUTS`` (ids ``[flat]``, ``[sharded]``, ``[cluster]``); ``@pytest.mark.flat_only
     ("why")`` keeps one such test on the flat layout alone."""
     definition = metafunc.definition
-    if (
+    every_layout = (
         "layout" in metafunc.fixturenames
         and definition.get_closest_marker("all_layouts") is not None
         and definition.get_closest_marker("flat_only") is None
-    ):
+        and "layout" not in _parametrized_names(definition)  # the test's own table of layouts
+    )
+    if "mapped_bc" in metafunc.fixturenames:  # with and without the id map (mapped_bc)
+        if every_layout:
+            pairs = id_mapping_support.LAYOUT_MAPPINGS
+            ids = [id_mapping_support.layout_mapping_id(pair) for pair in pairs]
+            metafunc.parametrize(("layout", "mapped_bc"), pairs, indirect=True, ids=ids)
+        else:
+            mappings = id_mapping_support.MAPPINGS
+            ids = ["mapped" if mapping else "plain" for mapping in mappings]
+            metafunc.parametrize("mapped_bc", mappings, indirect=True, ids=ids)
+    elif every_layout:
         metafunc.parametrize("layout", LAYOUTS, indirect=True)
+
+
+def _parametrized_names(definition: pytest.Function) -> set[str]:
+    names: set[str] = set()
+    for mark in definition.iter_markers("parametrize"):
+        arg = mark.args[0]
+        names.update(n.strip() for n in (arg.split(",") if isinstance(arg, str) else arg))
+    return names
 
 
 @pytest.fixture
@@ -120,23 +139,16 @@ def redis_client(
     client.close()
 
 
-def layout_client(redis_client: redis.Redis, layout: str, **kwargs: object) -> bitcore.BitCore:
-    """A ``BitCore`` on ``redis_client`` in ``layout`` (one of ``LAYOUTS``), with ``kwargs``."""
-    if layout != "cluster":  # a cluster client is always sharded
-        kwargs["layout"] = layout
-    return bitcore.BitCore(redis_client, **kwargs)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def bc(redis_client: redis.Redis, layout: str) -> bitcore.BitCore:
     """A ``BitCore`` on the empty test server (in the test's ``layout``)."""
-    return layout_client(redis_client, layout)
+    return cluster_support.layout_client(redis_client, layout)
 
 
 @pytest.fixture
 def make_bc(redis_client: redis.Redis, layout: str) -> Callable[..., bitcore.BitCore]:
     """``make_bc(**options)``: another ``BitCore`` on the test's Redis and layout."""
-    return functools.partial(layout_client, redis_client, layout)
+    return functools.partial(cluster_support.layout_client, redis_client, layout)
 
 
 @pytest.fixture
@@ -151,10 +163,11 @@ def default_system(
     bitcore.delete_runtime_bitop_keys()
 
 
-@pytest.fixture(params=id_mapping_support.MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+@pytest.fixture
 def mapped_bc(
-    request: pytest.FixtureRequest, redis_client: redis.Redis
+    request: pytest.FixtureRequest, redis_client: redis.Redis, layout: str
 ) -> id_mapping_support.MappedClient:
     """A ``BitCore`` on the empty test server, once without the id map and (when the client has
-    one) once with it: ``tests/id_mapping_support.py``."""
-    return id_mapping_support.make_client(redis_client, request.param)
+    one) once with it (``tests/id_mapping_support.py``; parametrized by ``pytest_generate_tests``);
+    under ``all_layouts`` once per entry of ``id_mapping_support.LAYOUT_MAPPINGS``."""
+    return id_mapping_support.make_client(redis_client, request.param, layout)
