@@ -84,8 +84,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
     if "mapped_bc" in metafunc.fixturenames:  # with and without the id map (mapped_bc)
         if every_layout:
-            pairs = id_mapping_support.LAYOUT_MAPPINGS
-            ids = [id_mapping_support.layout_mapping_id(pair) for pair in pairs]
+            pairs, ids = id_mapping_support.LAYOUT_MAPPINGS, id_mapping_support.LAYOUT_MAPPING_IDS
             metafunc.parametrize(("layout", "mapped_bc"), pairs, indirect=True, ids=ids)
         else:
             mappings = id_mapping_support.MAPPINGS

@@ -53,6 +53,10 @@ def layout_mapping_id(pair: tuple[str, bool]) -> str:
     return f"{layout}-mapped" if mapping else layout
 
 
+#: The test ids of ``LAYOUT_MAPPINGS``, in order.
+LAYOUT_MAPPING_IDS = [layout_mapping_id(pair) for pair in LAYOUT_MAPPINGS]
+
+
 def make_client(
     redis_client: redis.Redis, mapping: bool, layout: str = "flat", **kwargs: object
 ) -> MappedClient:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from cluster_support import stored_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,14 +48,6 @@ def by_mark_many(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[by
     return snapshot(bc.redis)
 
 
-def stored(bc: bitcore.BitCore, key: str, uid: int = 1) -> str:
-    """The key that holds ``uid``'s bit of the flat-named ``key``: the key itself on the flat
-    layout, its shard's key on the sharded one."""
-    if bc.layout == "flat":
-        return key
-    return bc.keys.shard_key(key, uid >> bc.shard_bits)  # type: ignore[attr-defined, no-any-return]
-
-
 def keys_left(bc: bitcore.BitCore) -> list[bytes]:
     """Every key on the server but the sharded layout's registry of shards, which a write joins
     before it sets a bit (so a reader never misses a written shard: docs/cluster.md)."""
@@ -87,7 +80,7 @@ def test_mark_many_writes_what_mark_event_writes(
 ) -> None:
     expected = by_mark_event(bc, MARKS, **flags)
     assert by_mark_many(bc, MARKS, **flags) == expected
-    universe = stored(bc, bc.keys.unique_key(bc.universe)).encode()
+    universe = stored_key(bc, bc.keys.unique_key(bc.universe)).encode()
     assert universe in expected, "the universe key is set by both"
 
 
@@ -179,7 +172,7 @@ def test_one_bad_mark_writes_nothing(
 
 def test_a_key_of_another_type_makes_the_whole_batch_fail(bc: bitcore.BitCore) -> None:
     """MULTI/EXEC would have written the other keys; the script checks every key first."""
-    clash = stored(bc, bc.MonthEvents("signup", 2024, 5).redis_key)
+    clash = stored_key(bc, bc.MonthEvents("signup", 2024, 5).redis_key)
     bc.redis.rpush(clash, "not a bitmap")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_many([("active", 1, MAY_7), ("signup", 2, MAY_7)])
@@ -237,7 +230,7 @@ def test_split_batch_with_a_wrong_type_key_writes_nothing(
     bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 3)
-    oops = stored(bc, bc.keys.unique_key("oops"))
+    oops = stored_key(bc, bc.keys.unique_key("oops"))
     bc.redis.lpush(oops, "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_many([("active", u, MAY_7) for u in range(10)] + [("oops", 1)], track_unique=True)
@@ -307,9 +300,9 @@ def test_one_mark_with_a_key_of_another_type_writes_nothing(
         reason = "sharded: the names registry (another slot) is joined after the bits are set"
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     key = {
-        "universe": stored(bc, bc.keys.unique_key(bc.universe)),
-        "ever": stored(bc, bc.keys.ever_key("active")),
-        "first time": stored(bc, bc.keys.first_time_key("active", periods.day(2024, 5, 7))),
+        "universe": stored_key(bc, bc.keys.unique_key(bc.universe)),
+        "ever": stored_key(bc, bc.keys.ever_key("active")),
+        "first time": stored_key(bc, bc.keys.first_time_key("active", periods.day(2024, 5, 7))),
         "registry": bc.keys.event_names_key(),  # one key on every layout
     }[clash]
     bc.redis.rpush(key, "not a bitmap")
@@ -322,7 +315,7 @@ def test_one_mark_sets_first_times_only_the_first_time(bc: bitcore.BitCore) -> N
     bc.mark_event("active", 3, MAY_7)
     bc.mark_event("active", 3, MAY_7 + timedelta(days=1))  # not a first time: no first bits
     firsts = [
-        stored(bc, bc.keys.first_time_key("active", periods.day(2024, 5, d)), 3) for d in (7, 8)
+        stored_key(bc, bc.keys.first_time_key("active", periods.day(2024, 5, d)), 3) for d in (7, 8)
     ]
     assert [bc.redis.getbit(key, 3) for key in firsts] == [1, 0]
     assert bc.redis.zscore(bc.keys.event_names_key(), "active") is not None

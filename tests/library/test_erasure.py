@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
+from cluster_support import flat_name
 from id_mapping_support import MappedClient
 
 from bitcore import BitCore
@@ -50,13 +51,6 @@ def snapshot(bc: BitCore) -> dict[bytes, tuple[int, set[int]]]:
         value = bc.redis.get(key) or b""
         shot[key] = (len(value), set(set_bits(value)))
     return shot
-
-
-def flat_name(bc: BitCore, key: bytes) -> bytes:
-    """A stored key's flat name (its shard's tag taken out, on the sharded layout)."""
-    if bc.layout == "flat":
-        return key
-    return bc.keys.parse_shard_key(key)[1].encode()  # type: ignore[attr-defined, no-any-return]
 
 
 def without(
