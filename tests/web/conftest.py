@@ -13,6 +13,7 @@ from cluster_support import LocalCluster
 from dashboard_support import make_app
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.cluster import RedisCluster
 
 
 @pytest.fixture
@@ -33,8 +34,12 @@ def redis_url(
 
 
 @pytest.fixture
-def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Flask:
-    return make_app(redis_url, tmp_path)
+def app(redis_client: redis.Redis, redis_url: str, tmp_path: Path, layout: str) -> Flask:
+    made = make_app(redis_url, tmp_path)
+    client = made.extensions["bitcore"]
+    assert client.layout == ("flat" if layout == "flat" else "sharded")
+    assert isinstance(client.redis, RedisCluster) is (layout == "cluster")
+    return made
 
 
 @pytest.fixture
