@@ -74,22 +74,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test under ``@pytest.mark.all_layouts`` (usually a module's ``pytestmark``) that uses the
     ``layout`` fixture, directly or through ``bc``, ``redis_client`` or a web app, runs once per
     entry of ``LAYOUTS`` (ids ``[flat]``, ``[sharded]``, ``[cluster]``); ``@pytest.mark.flat_only
-    ("why")`` keeps one such test on the flat layout alone."""
+    ("why")`` keeps one such test on the flat layout alone. A fixture with and without the id map
+    (``mapped_bc``, or the one ``all_layouts(mapped="name")`` names: its ``request.param``) runs
+    once per ``id_mapping_support.LAYOUT_MAPPINGS`` pair: the id map on the flat layout only."""
     definition = metafunc.definition
+    marker = definition.get_closest_marker("all_layouts")
     every_layout = (
         "layout" in metafunc.fixturenames
-        and definition.get_closest_marker("all_layouts") is not None
+        and marker is not None
         and definition.get_closest_marker("flat_only") is None
         and "layout" not in _parametrized_names(definition)  # the test's own table of layouts
     )
-    if "mapped_bc" in metafunc.fixturenames:  # with and without the id map (mapped_bc)
+    # a fixture run with and without the id map: mapped_bc, or the one all_layouts(mapped=) names
+    mapped = marker.kwargs.get("mapped", "mapped_bc") if marker is not None else "mapped_bc"
+    if mapped in metafunc.fixturenames:
         if every_layout:
             pairs, ids = id_mapping_support.LAYOUT_MAPPINGS, id_mapping_support.LAYOUT_MAPPING_IDS
-            metafunc.parametrize(("layout", "mapped_bc"), pairs, indirect=True, ids=ids)
+            metafunc.parametrize(("layout", mapped), pairs, indirect=True, ids=ids)
         else:
             mappings = id_mapping_support.MAPPINGS
             ids = ["mapped" if mapping else "plain" for mapping in mappings]
-            metafunc.parametrize("mapped_bc", mappings, indirect=True, ids=ids)
+            metafunc.parametrize(mapped, mappings, indirect=True, ids=ids)
     elif every_layout:
         metafunc.parametrize("layout", LAYOUTS, indirect=True)
 

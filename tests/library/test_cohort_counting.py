@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from bitcore.cohort import counting
 from bitcore.cohort.engine import Plan
 
+pytestmark = pytest.mark.all_layouts
+
 KEYS = [f"k{i}" for i in range(6)]
 
 
