@@ -480,7 +480,7 @@ class BitCore:
         once: bulk.Once | None = None,
     ) -> bool:
         if self._router is not None:
-            return self._set_bits_sharded(plan, quota, budget)
+            return self._set_bits_sharded(plan, quota, budget, once)
         return bulk.set_bits_atomically(
             target,
             plan.writes,
@@ -496,7 +496,11 @@ class BitCore:
         )
 
     def _set_bits_sharded(
-        self, plan: planning.Plan, quota: bulk.Quota | None, budget: bulk.Budget | None
+        self,
+        plan: planning.Plan,
+        quota: bulk.Quota | None,
+        budget: bulk.Budget | None,
+        once: bulk.Once | None = None,
     ) -> bool:
         """The one writer on the sharded layout: its limits checked first (``shards.admit``),
         then the plan split per shard (``shards.split_writes``),
@@ -504,20 +508,26 @@ class BitCore:
         of one shard atomically (the small shards of one node in one round trip, a big shard as
         ``bulk.set_bits_atomically`` writes a big batch); the shards joined to the registry of
         shards first (a reader never misses a written shard), the names to the registry of names
-        after."""
+        after. ``once`` (a request id) as on one Redis (``shards.claim_once``): a repeat of a
+        write done is answered as allowed, nothing counted or written."""
         assert self._sharded is not None and self._router is not None
         per_shard = shards.split_writes(self._sharded, plan.writes)
         firsts = shards.split_firsts(self._sharded, plan.firsts) if self.track_first_time else {}
         names = plan.names - {self.universe}
         registry = self.keys.flag_names_key() if plan.dateless else self.keys.event_names_key()
         with self._router.refreshed_on_failure():
-            if quota is not None or budget is not None:
+            seen = shards.claim_once(self.redis, once)
+            if seen == shards.ONCE_DONE:
+                return True
+            if seen is None and (quota is not None or budget is not None):
                 grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
-                if not shards.admit(self.redis, grow, quota, budget, names, registry):
+                if not shards.admit_once(self.redis, once, grow, quota, budget, names, registry):
                     return False
             self._write_shards(per_shard, firsts)
         if names:
             self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
+        if once is not None:  # done: a retry from here on is a repeat
+            self.redis.set(once.key, shards.ONCE_DONE, ex=once.ttl)
         return True
 
     def _write_shards(

@@ -32,7 +32,7 @@ A user marked again while their erasure runs may keep the new marks: stop tracki
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -118,23 +118,51 @@ def forget(
         internal = client.internal_id(user_id)
         assert internal is not None  # plain ids (the sharded layout has no id map yet)
         shard, local = client.shard_of(internal)
-        part = forget(
-            client.shard_view(shard), local, dry_run=dry_run, batch=batch, progress=progress
-        )
-        return replace(part, user_id=user_id, internal_id=internal)
+        view = client.shard_view(shard)
+        counts = _clear(view, local, dry_run, batch, progress, _sharded_rule(client))
+        return ErasureReport(user_id, internal, dry_run, *counts, mapping_removed=False)
     internal = client.internal_id(user_id)
     scanned = data = temporary = 0
     if internal is not None:
-        for keys in _batches(client, batch):
-            for key, changed in zip(keys, _had_bit(client, keys, internal, dry_run), strict=True):
-                if changed and client.keys.is_temporary_key(key):
-                    temporary += 1
-                elif changed:
-                    data += 1
-            scanned += len(keys)
-            if progress is not None:
-                progress(len(keys))
+        scanned, data, temporary = _clear(
+            client, internal, dry_run, batch, progress, client.keys.is_temporary_key
+        )
     removed = False
     if not dry_run and internal is not None and client.id_mapping:
         removed = client.forget_id(user_id) is not None
     return ErasureReport(user_id, internal, dry_run, scanned, data, temporary, removed)
+
+
+def _clear(
+    client: BitCore,
+    offset: int,
+    dry_run: bool,
+    batch: int,
+    progress: Callable[[int], None] | None,
+    is_temporary: Callable[[bytes], bool],
+) -> tuple[int, int, int]:
+    """Keys scanned, data keys and temporary keys whose bit ``offset`` was set (and is now
+    cleared unless ``dry_run``), under ``client``'s prefix."""
+    scanned = data = temporary = 0
+    for keys in _batches(client, batch):
+        for key, changed in zip(keys, _had_bit(client, keys, offset, dry_run), strict=True):
+            if changed and is_temporary(key):
+                temporary += 1
+            elif changed:
+                data += 1
+        scanned += len(keys)
+        if progress is not None:
+            progress(len(keys))
+    return scanned, data, temporary
+
+
+def _sharded_rule(client: BitCore) -> Callable[[bytes], bool]:
+    """``is_temporary_key`` of a shard's stored keys by their flat names: a result the main
+    client cached names flat operands (``{tag}trackist_bitop_AND_trackist_a_...``), which the
+    shard view's own rule, whose prefix holds the tag, would count as data."""
+
+    def is_temporary(key: bytes) -> bool:
+        parsed = client.keys.parse_shard_key(key)  # type: ignore[attr-defined]
+        return parsed is not None and client.keys.is_temporary_key(parsed[1])
+
+    return is_temporary

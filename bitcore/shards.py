@@ -326,6 +326,45 @@ def growth(router: Router, shard_writes: Mapping[int, Mapping[str, Collection[in
     return grow
 
 
+#: What a request id's key (``bulk.Once``) says once its write was done.
+ONCE_DONE = b"done"
+
+
+def claim_once(redis_client: Any, once: bulk.Once | None) -> bytes | None:
+    """``bulk.Once`` on the sharded layout, whose request id key lies in a slot of its own:
+    ``None`` when the write is new (the key now says ``pending``, claimed with ``SET NX``, so of
+    two copies racing only one is counted), else what the key says: ``ONCE_DONE`` (a repeat:
+    nothing to count or write) or ``b"pending"`` (checked before, maybe not all written: write
+    again, count nothing)."""
+    if once is None or redis_client.set(once.key, "pending", nx=True, ex=once.ttl):
+        return None
+    seen = redis_client.get(once.key)
+    return bytes(seen) if seen else None
+
+
+def admit_once(
+    redis_client: Any,
+    once: bulk.Once | None,
+    grow: int,
+    quota: bulk.Quota | None,
+    budget: bulk.Budget | None,
+    names: Collection[str],
+    registry_key: str,
+) -> bool:
+    """``admit`` for a new write claimed by ``claim_once``: a refused one (over its quota, or
+    ``bulk.WriteRefused``) gives its request id back, so its retry counts and writes as if new,
+    as the single-Redis gate has it."""
+    try:
+        admitted = admit(redis_client, grow, quota, budget, names, registry_key)
+    except bulk.WriteRefused:
+        if once is not None:
+            redis_client.delete(once.key)
+        raise
+    if not admitted and once is not None:
+        redis_client.delete(once.key)
+    return admitted
+
+
 def admit(
     redis_client: Any,
     grow: int,

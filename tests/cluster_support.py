@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from bitcore import embedded
+from bitcore import BitCore, embedded
 
 #: Slots of a Redis Cluster.
 SLOTS = 16384
@@ -217,3 +217,28 @@ def local_cluster(directory: Path, primaries: int = 3, replicas: int = 0) -> Ite
         yield cluster
     finally:
         cluster.stop()
+
+
+def layout_client(client: redis.Redis, layout: str, **kwargs: object) -> BitCore:
+    """A ``BitCore`` on ``client`` in ``layout`` (``flat``, ``sharded``, or ``cluster``: a cluster
+    client, always sharded), with ``kwargs``: how the tests make a client of any layout."""
+    if layout != "cluster":
+        kwargs["layout"] = layout
+    return BitCore(client, **kwargs)  # type: ignore[arg-type]
+
+
+def stored_key(client: BitCore, key: str, user_id: int = 0) -> str:
+    """The key that holds ``user_id``'s bit of the flat-named ``key``: ``key`` itself on the flat
+    layout, its shard's key on the sharded one."""
+    if client.layout == "flat":
+        return key
+    return client.keys.shard_key(key, user_id >> client.shard_bits)  # type: ignore[attr-defined, no-any-return]
+
+
+def flat_name(client: BitCore, key: bytes) -> bytes:
+    """A stored key's flat name: ``key`` on the flat layout, its shard's tag taken out on the
+    sharded one."""
+    if client.layout == "flat":
+        return key
+    parsed = client.keys.parse_shard_key(key)  # type: ignore[attr-defined]
+    return key if parsed is None else str(parsed[1]).encode()

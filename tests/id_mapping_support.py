@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 
 import redis
+from cluster_support import layout_client
 
 from bitcore import BitCore
 
@@ -38,7 +39,28 @@ class MappedClient:
         return external(i, self.mapping)
 
 
-def make_client(redis_client: redis.Redis, mapping: bool, **kwargs: object) -> MappedClient:
+#: ``(layout, mapping)``: what a test of every layout (``all_layouts``) runs with; the id map on
+#: the flat layout only (flat until by=/first-time/id map land on sharded).
+LAYOUT_MAPPINGS: list[tuple[str, bool]] = [("flat", m) for m in MAPPINGS] + [
+    ("sharded", False),
+    ("cluster", False),
+]
+
+
+def layout_mapping_id(pair: tuple[str, bool]) -> str:
+    """``flat``, ``flat-mapped``, ``sharded``, ``cluster``: a test id of ``LAYOUT_MAPPINGS``."""
+    layout, mapping = pair
+    return f"{layout}-mapped" if mapping else layout
+
+
+#: The test ids of ``LAYOUT_MAPPINGS``, in order.
+LAYOUT_MAPPING_IDS = [layout_mapping_id(pair) for pair in LAYOUT_MAPPINGS]
+
+
+def make_client(
+    redis_client: redis.Redis, mapping: bool, layout: str = "flat", **kwargs: object
+) -> MappedClient:
+    """A client on ``redis_client`` in ``layout`` (``cluster_support.layout_client``)."""
     if mapping:
         kwargs["id_mapping"] = True
-    return MappedClient(BitCore(redis_client, **kwargs), mapping)  # type: ignore[arg-type]
+    return MappedClient(layout_client(redis_client, layout, **kwargs), mapping)

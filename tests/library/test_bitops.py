@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 import bitcore
 from bitcore import BitCore, bitmaps
 
+pytestmark = pytest.mark.all_layouts
+
 WHEN = datetime(2024, 5, 7, 12)
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -31,7 +33,11 @@ def id_sets(draw: st.DrawFn, count: int) -> list[frozenset[int]]:
 
 
 def mark_all(bc: BitCore, event: str, uids: Iterable[int], when: datetime = WHEN) -> None:
-    """Mark every id in one round trip, through bitmapist's queue-on-a-pipeline form."""
+    """Mark every id in one round trip, through bitmapist's queue-on-a-pipeline form (a flat
+    client made from a pipeline); on the sharded layout, which takes no pipeline, in one batch."""
+    if bc.layout == "sharded":
+        bc.mark_many([(event, uid, when) for uid in uids])
+        return
     with bc.redis.pipeline(transaction=False) as pipe:
         writer = BitCore(pipe, key_prefix=bc.keys.prefix)
         for uid in uids:
@@ -82,6 +88,7 @@ def test_bit_operations_match_python_sets(bc: BitCore, sets: list[frozenset[int]
         assert_is(bitmap, expected)
 
 
+@pytest.mark.flat_only("the module-level bitmapist facade reads trackist_ keys: flat")
 @PROPERTY_SETTINGS
 @given(sets=id_sets(2))
 def test_the_module_level_classes_and_operators_agree(
@@ -148,6 +155,7 @@ def test_bad_operands_raise(bc: BitCore, build: Any, error: type, message: str) 
 # --- iteration in slices
 
 
+@pytest.mark.flat_only("counts GETRANGE calls on the flat client")
 @pytest.mark.parametrize("chunk_bytes", [1, 3, 4])
 def test_iteration_crosses_slice_boundaries(
     bc: BitCore, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
@@ -196,6 +204,7 @@ def bitop_ttls(client: redis.Redis) -> dict[str, int]:
     return {k.decode(): client.ttl(k) for k in client.scan_iter(match="trackist_bitop_*")}
 
 
+@pytest.mark.flat_only("scans the flat layout's trackist_bitop_* key names")
 def test_every_temporary_key_has_a_ttl(bc: BitCore) -> None:
     mark_all(bc, "a", [1, 2])
     mark_all(bc, "b", [2, 3])
@@ -208,6 +217,7 @@ def test_every_temporary_key_has_a_ttl(bc: BitCore) -> None:
     assert all(ttl > 0 for ttl in ttls.values()), ttls
 
 
+@pytest.mark.flat_only("reads the TTL of the flat result key")
 def test_closed_periods_live_long_and_open_ones_briefly(redis_client: redis.Redis) -> None:
     b = BitCore(redis_client, bitop_ttl_open=60, bitop_ttl_closed=7200)
     now = datetime.now(UTC)
@@ -229,6 +239,7 @@ def test_closed_periods_live_long_and_open_ones_briefly(redis_client: redis.Redi
         assert low < redis_client.ttl(op.redis_key) <= high, op
 
 
+@pytest.mark.flat_only("expires the flat result key by name")
 def test_an_expired_result_is_recomputed_on_read(bc: BitCore) -> None:
     mark_all(bc, "a", [1, 2, 3])
     mark_all(bc, "b", [2])
@@ -249,6 +260,7 @@ def test_an_expired_result_is_recomputed_on_read(bc: BitCore) -> None:
     assert list(both) == [2, 3]  # a deleted result is computed again too
 
 
+@pytest.mark.flat_only("the module-level bitmapist facade and its SCAN of trackist_ keys: flat")
 def test_delete_temporary_bitop_keys_scans_and_keeps_events(
     default_system: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +294,7 @@ def test_delete_temporary_bitop_keys_scans_and_keeps_events(
     assert set(default_system.scan_iter()) == {b"other_bitop_x"}
 
 
+@pytest.mark.flat_only("the module-level bitmapist facade: flat")
 def test_delete_runtime_bitop_keys_deletes_only_this_threads_keys(
     default_system: redis.Redis,
 ) -> None:
@@ -300,6 +313,7 @@ def test_delete_runtime_bitop_keys_deletes_only_this_threads_keys(
     assert len(A) == len(B) == 1
 
 
+@pytest.mark.flat_only("counts the flat client's MULTI/EXEC commands")
 def test_a_nested_result_is_computed_in_one_round_trip(bc: BitCore) -> None:
     mark_all(bc, "a", [1])
     A = bc.MonthEvents("a", 2024, 5)
@@ -319,6 +333,7 @@ def test_a_nested_result_is_computed_in_one_round_trip(bc: BitCore) -> None:
     assert_is(nested, {1})
 
 
+@pytest.mark.flat_only("reads the flat result key's existence and TTL")
 def test_iterating_a_bit_op_survives_its_key_vanishing_midway(
     bc: BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

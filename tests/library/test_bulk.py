@@ -7,17 +7,21 @@ Also the two pieces the bulk path and the iteration path are built from: ``bulk.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import redis
+from cluster_support import stored_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bitcore
 from bitcore import bulk, one_mark, periods, planning, wire
 from bitcore.bitmaps import set_bits
+
+pytestmark = pytest.mark.all_layouts
 
 MAY_7 = datetime(2024, 5, 7, 13, 30)
 NEW_YEAR = datetime(2024, 12, 30, 23, 59)  # ISO week 1 of 2025, still calendar year 2024
@@ -26,11 +30,9 @@ MAX_ID = 2**32 - 1
 
 def snapshot(client: redis.Redis) -> dict[bytes, Any]:
     """Every key on the server with its value: what a write did, byte for byte (the registry of
-    event names as its sorted members)."""
-    return {
-        key: client.zrange(key, 0, -1) if client.type(key) == b"zset" else client.get(key)
-        for key in client.keys("*")
-    }
+    event names as its sorted members, the sharded layout's registry of shards as its members)."""
+    read = {b"zset": lambda key: client.zrange(key, 0, -1), b"set": client.smembers}
+    return {key: read.get(client.type(key), client.get)(key) for key in client.keys("*")}
 
 
 def by_mark_event(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[bytes, Any]:
@@ -44,6 +46,13 @@ def by_mark_many(bc: bitcore.BitCore, marks: list[Any], **flags: Any) -> dict[by
     bc.redis.flushdb()
     assert bc.mark_many(marks, **flags) == len(marks)
     return snapshot(bc.redis)
+
+
+def keys_left(bc: bitcore.BitCore) -> list[bytes]:
+    """Every key on the server but the sharded layout's registry of shards, which a write joins
+    before it sets a bit (so a reader never misses a written shard: docs/cluster.md)."""
+    registry = getattr(bc.keys, "shards_key", lambda: "")().encode()
+    return sorted(key for key in bc.redis.keys("*") if key != registry)
 
 
 MARKS = [
@@ -71,12 +80,14 @@ def test_mark_many_writes_what_mark_event_writes(
 ) -> None:
     expected = by_mark_event(bc, MARKS, **flags)
     assert by_mark_many(bc, MARKS, **flags) == expected
-    universe = bc.keys.unique_key(bc.universe).encode()
+    universe = stored_key(bc, bc.keys.unique_key(bc.universe)).encode()
     assert universe in expected, "the universe key is set by both"
 
 
-def test_client_defaults_and_time_zone_apply_as_in_mark_event(redis_client: redis.Redis) -> None:
-    bc = bitcore.BitCore(redis_client, track_hourly=True, timezone="America/New_York")
+def test_client_defaults_and_time_zone_apply_as_in_mark_event(
+    make_bc: Callable[..., bitcore.BitCore],
+) -> None:
+    bc = make_bc(track_hourly=True, timezone="America/New_York")
     aware = [("active", 5, datetime(2024, 5, 8, 2, 0, tzinfo=UTC))]  # 22:00 on May 7 in New York
     assert by_mark_many(bc, aware) == by_mark_event(bc, aware)
     assert 5 in bc.HourEvents("active", 2024, 5, 7, 22)
@@ -161,11 +172,11 @@ def test_one_bad_mark_writes_nothing(
 
 def test_a_key_of_another_type_makes_the_whole_batch_fail(bc: bitcore.BitCore) -> None:
     """MULTI/EXEC would have written the other keys; the script checks every key first."""
-    clash = bc.MonthEvents("signup", 2024, 5).redis_key
+    clash = stored_key(bc, bc.MonthEvents("signup", 2024, 5).redis_key)
     bc.redis.rpush(clash, "not a bitmap")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_many([("active", 1, MAY_7), ("signup", 2, MAY_7)])
-    assert bc.redis.keys("*") == [clash.encode()]
+    assert keys_left(bc) == [clash.encode()]
 
 
 @pytest.mark.parametrize("offsets", [set(), {0}, {1, 258, MAX_ID}, set(range(0, 100_000, 7))])
@@ -219,12 +230,14 @@ def test_split_batch_with_a_wrong_type_key_writes_nothing(
     bc: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 3)
-    bc.redis.lpush(bc.keys.unique_key("oops"), "x")
+    oops = stored_key(bc, bc.keys.unique_key("oops"))
+    bc.redis.lpush(oops, "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_many([("active", u, MAY_7) for u in range(10)] + [("oops", 1)], track_unique=True)
-    assert sorted(bc.redis.keys()) == [bc.keys.unique_key("oops").encode()]
+    assert keys_left(bc) == [oops.encode()]
 
 
+@pytest.mark.flat_only("the flat writer's own scripts (the lean one-mark script, the gate)")
 def test_a_flushed_script_cache_is_loaded_again(bc: bitcore.BitCore) -> None:
     bc.redis.script_flush()
     assert bc.mark_many([("active", 5, MAY_7)]) == 1  # one mark: the lean script
@@ -234,6 +247,7 @@ def test_a_flushed_script_cache_is_loaded_again(bc: bitcore.BitCore) -> None:
     assert list(bc.DayEvents("active", 2024, 5, 7)) == [5, 6, 7]
 
 
+@pytest.mark.flat_only("raw commands on one connection of a single Redis")
 @pytest.mark.parametrize(
     ("bad", "ran"),
     [
@@ -262,6 +276,7 @@ def test_the_slot_memory_is_bounded_and_forgetting_changes_nothing(
     assert len(bc._planner._slot_keys) <= 2
 
 
+@pytest.mark.flat_only("a client made from a pipeline is flat only (docs/cluster.md)")
 def test_on_a_pipeline_the_bits_wait_for_the_callers_execute(bc: bitcore.BitCore) -> None:
     """A client made from a caller's pipeline (bitmapist's ``system=pipe``) queues its bits."""
     marks = [("active", uuid, MAY_7) for uuid in range(300)]  # past SCRIPT_MAX_BITS
@@ -277,26 +292,31 @@ def test_on_a_pipeline_the_bits_wait_for_the_callers_execute(bc: bitcore.BitCore
 
 @pytest.mark.parametrize("clash", ["universe", "ever", "first time", "registry"])
 def test_one_mark_with_a_key_of_another_type_writes_nothing(
-    bc: bitcore.BitCore, clash: str
+    bc: bitcore.BitCore, clash: str, request: pytest.FixtureRequest
 ) -> None:
     """A single mark goes through the lean script (``bitcore.one_mark``): it too checks every
     key before it sets a bit or registers a name."""
+    if clash == "registry" and bc.layout == "sharded":
+        reason = "sharded: the names registry (another slot) is joined after the bits are set"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     key = {
-        "universe": bc.keys.unique_key(bc.universe),
-        "ever": bc.keys.ever_key("active"),
-        "first time": bc.keys.first_time_key("active", periods.day(2024, 5, 7)),
-        "registry": bc.keys.event_names_key(),
+        "universe": stored_key(bc, bc.keys.unique_key(bc.universe)),
+        "ever": stored_key(bc, bc.keys.ever_key("active")),
+        "first time": stored_key(bc, bc.keys.first_time_key("active", periods.day(2024, 5, 7))),
+        "registry": bc.keys.event_names_key(),  # one key on every layout
     }[clash]
     bc.redis.rpush(key, "not a bitmap")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         bc.mark_event("active", 1, MAY_7)
-    assert bc.redis.keys("*") == [key.encode()]
+    assert keys_left(bc) == [key.encode()]
 
 
 def test_one_mark_sets_first_times_only_the_first_time(bc: bitcore.BitCore) -> None:
     bc.mark_event("active", 3, MAY_7)
     bc.mark_event("active", 3, MAY_7 + timedelta(days=1))  # not a first time: no first bits
-    firsts = [bc.keys.first_time_key("active", periods.day(2024, 5, d)) for d in (7, 8)]
+    firsts = [
+        stored_key(bc, bc.keys.first_time_key("active", periods.day(2024, 5, d)), 3) for d in (7, 8)
+    ]
     assert [bc.redis.getbit(key, 3) for key in firsts] == [1, 0]
     assert bc.redis.zscore(bc.keys.event_names_key(), "active") is not None
     assert list(bc.DayEvents("active", 2024, 5, 8)) == [3]

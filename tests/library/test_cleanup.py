@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from bitcore import BitCore
 from bitcore import cleanup as job
-from bitcore.keys import KeyLayout
+from bitcore.keys import KeyLayout, ShardedKeyLayout
+
+pytestmark = pytest.mark.all_layouts
 
 LAYOUT = KeyLayout()
 EVENT_A = "trackist_active_2024-5"
@@ -56,28 +59,44 @@ def r(redis_client: redis.Redis) -> Iterator[redis.Redis]:
     yield redis_client
 
 
-def seed(r: redis.Redis) -> dict[str, str]:
-    """Data that must survive, and bit-op keys of every kind. Returns {key: what it is}."""
-    r.setbit(EVENT_A, 7, 1)
-    r.setbit(EVENT_B, 9, 1)
-    r.setbit(UNIQUE, 3, 1)
-    r.setbit("trackist_bitop_2024-5", 1, 1)  # an event someone named "bitop": data, not a result
-    r.hset(SEGMENT, mapping={"expression": "active & premium"})
-    r.set("foreign:thing", "x")
-    put(r, bitop(EVENT_A, EVENT_B), idle=5000)  # plain bitmapist: no TTL, idle long
-    put(r, bitop(EVENT_A, UNIQUE, op="OR"), idle=10)  # no TTL, recently used
-    put(r, bitop(EVENT_B, op="XOR"), idle=5000, ttl_ms=600_000)  # bitcore's: has a TTL
-    return {
-        EVENT_A: "event",
-        EVENT_B: "event",
-        UNIQUE: "unique",
-        "trackist_bitop_2024-5": "event",
+@pytest.fixture
+def lay(layout: str) -> KeyLayout:
+    """The key layout of the test's layout (the cluster's is the sharded one)."""
+    return LAYOUT if layout == "flat" else ShardedKeyLayout()
+
+
+@pytest.fixture
+def at(lay: KeyLayout) -> Callable[[str], str]:
+    """Where ``lay`` keeps the flat-named key: the name itself, or on the sharded layout that
+    name in a shard picked by the name (so a cluster's keys spread over its primaries)."""
+    if not isinstance(lay, ShardedKeyLayout):
+        return lambda key: key
+    return lambda key: lay.shard_key(key, zlib.crc32(key.encode()) % 8)
+
+
+def seed(r: redis.Redis, at: Callable[[str], str]) -> dict[str, str]:
+    """Data that must survive, and bit-op keys of every kind (stored where ``at`` says). Returns
+    {key: what it is}."""
+    kinds = {
+        at(EVENT_A): "event",
+        at(EVENT_B): "event",
+        at(UNIQUE): "unique",
+        at("trackist_bitop_2024-5"): "event",  # an event someone named "bitop": data
         SEGMENT: "segment",
         "foreign:thing": "foreign",
-        bitop(EVENT_A, EVENT_B): "idle, no ttl",
-        bitop(EVENT_A, UNIQUE, op="OR"): "fresh, no ttl",
-        bitop(EVENT_B, op="XOR"): "ttl",
+        at(bitop(EVENT_A, EVENT_B)): "idle, no ttl",  # plain bitmapist: no TTL, idle long
+        at(bitop(EVENT_A, UNIQUE, op="OR")): "fresh, no ttl",  # no TTL, recently used
+        at(bitop(EVENT_B, op="XOR")): "ttl",  # bitcore's: has a TTL
     }
+    for key, kind in kinds.items():
+        if kind in ("event", "unique"):
+            r.setbit(key, 7, 1)
+    r.hset(SEGMENT, mapping={"expression": "active & premium"})
+    r.set("foreign:thing", "x")
+    put(r, at(bitop(EVENT_A, EVENT_B)), idle=5000)
+    put(r, at(bitop(EVENT_A, UNIQUE, op="OR")), idle=10)
+    put(r, at(bitop(EVENT_B, op="XOR")), idle=5000, ttl_ms=600_000)
+    return kinds
 
 
 # --- which keys are bit-op results
@@ -126,12 +145,14 @@ def test_own_keys_are_outside_the_event_prefix() -> None:
 # --- what a run deletes
 
 
-def test_idle_mode_deletes_only_idle_keys_without_ttl(r: redis.Redis) -> None:
-    kinds = seed(r)
-    size = r.memory_usage(bitop(EVENT_A, EVENT_B))  # MEMORY USAGE does not touch the key
+def test_idle_mode_deletes_only_idle_keys_without_ttl(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis
+) -> None:
+    kinds = seed(r, at)
+    size = r.memory_usage(at(bitop(EVENT_A, EVENT_B)))  # MEMORY USAGE does not touch the key
     bitops = [k for k, kind in kinds.items() if "ttl" in kind]
     before = keyspace(r, untouched=bitops)
-    result = job.cleanup(r, LAYOUT, max_idle=3600)
+    result = job.cleanup(r, lay, max_idle=3600)
     after = keyspace(r, untouched=bitops)
     gone = {key.decode() for key in before.keys() - after.keys()}
     assert gone == {k for k, kind in kinds.items() if kind == "idle, no ttl"}
@@ -151,18 +172,22 @@ def test_idle_mode_deletes_only_idle_keys_without_ttl(r: redis.Redis) -> None:
         (10**9, set()),
     ],
 )
-def test_idle_threshold(r: redis.Redis, max_idle: int, deleted: set[str]) -> None:
-    kinds = seed(r)
-    result = job.cleanup(r, LAYOUT, max_idle=max_idle)
+def test_idle_threshold(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis, max_idle: int, deleted: set[str]
+) -> None:
+    kinds = seed(r, at)
+    result = job.cleanup(r, lay, max_idle=max_idle)
     remaining = {key.decode() for key in r.scan_iter(count=1000)}
     assert {kind for key, kind in kinds.items() if key not in remaining} == deleted
     assert result.keys == len(deleted)
 
 
-def test_all_deletes_every_bitop_key_with_or_without_ttl(r: redis.Redis) -> None:
-    kinds = seed(r)
+def test_all_deletes_every_bitop_key_with_or_without_ttl(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis
+) -> None:
+    kinds = seed(r, at)
     sizes = sum(r.memory_usage(k) for k, kind in kinds.items() if "ttl" in kind)
-    result = job.cleanup(r, LAYOUT, all_keys=True)
+    result = job.cleanup(r, lay, all_keys=True)
     remaining = {key.decode() for key in r.scan_iter(count=1000)}
     assert remaining == {k for k, kind in kinds.items() if "ttl" not in kind}
     assert (result.keys, result.bytes, result.max_idle) == (3, sizes, None)
@@ -170,19 +195,20 @@ def test_all_deletes_every_bitop_key_with_or_without_ttl(r: redis.Redis) -> None
 
 @pytest.mark.parametrize("all_keys", [False, True])
 def test_dry_run_deletes_nothing_and_counts_what_a_real_run_frees(
-    r: redis.Redis, all_keys: bool
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis, all_keys: bool
 ) -> None:
-    bitops = [k for k, kind in seed(r).items() if "ttl" in kind]
+    bitops = [k for k, kind in seed(r, at).items() if "ttl" in kind]
     before = keyspace(r, untouched=bitops)
-    dry = job.cleanup(r, LAYOUT, max_idle=3600, all_keys=all_keys, dry_run=True)
+    dry = job.cleanup(r, lay, max_idle=3600, all_keys=all_keys, dry_run=True)
     assert keyspace(r, untouched=bitops) == before
-    real = job.cleanup(r, LAYOUT, max_idle=3600, all_keys=all_keys)
+    real = job.cleanup(r, lay, max_idle=3600, all_keys=all_keys)
     assert dry.dry_run and not real.dry_run
     assert (dry.keys, dry.bytes, dry.scanned) == (real.keys, real.bytes, real.scanned)
     assert len(before) - len(keyspace(r)) == real.keys == (3 if all_keys else 1)
 
 
-def test_many_keys_in_batches_with_scan_never_keys(r: redis.Redis) -> None:
+@pytest.mark.flat_only("reads INFO commandstats and DBSIZE of one Redis")
+def test_many_keys_in_batches_with_scan_never_keys(lay: KeyLayout, r: redis.Redis) -> None:
     with r.pipeline(transaction=False) as pipe:
         for i in range(2500):
             pipe.setbit(f"trackist_e{i}_2024-5", i, 1)
@@ -190,7 +216,7 @@ def test_many_keys_in_batches_with_scan_never_keys(r: redis.Redis) -> None:
         pipe.execute()
     r.config_resetstat()
     batches: list[int] = []
-    result = job.cleanup(r, LAYOUT, max_idle=0, after_batch=lambda: batches.append(1))
+    result = job.cleanup(r, lay, max_idle=0, after_batch=lambda: batches.append(1))
     stats = r.info("commandstats")
     assert result.keys == result.scanned == 2500
     assert len(batches) == 3  # batches of at most SCAN_COUNT keys
@@ -199,21 +225,24 @@ def test_many_keys_in_batches_with_scan_never_keys(r: redis.Redis) -> None:
     assert not any(job.is_temporary_bitop_key(LAYOUT, k) for k in r.scan_iter(count=1000))
 
 
-def test_keys_under_lfu_policy_are_kept_unless_all(r: redis.Redis) -> None:
-    seed(r)
+@pytest.mark.flat_only("sets one Redis's maxmemory-policy")
+def test_keys_under_lfu_policy_are_kept_unless_all(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis
+) -> None:
+    seed(r, at)
     policy = r.config_get("maxmemory-policy")["maxmemory-policy"]
     r.config_set("maxmemory-policy", "allkeys-lfu")
     try:
-        idle = job.cleanup(r, LAYOUT, max_idle=0)
+        idle = job.cleanup(r, lay, max_idle=0)
         assert (idle.keys, idle.untracked) == (0, 2)
-        assert job.cleanup(r, LAYOUT, all_keys=True).keys == 3
+        assert job.cleanup(r, lay, all_keys=True).keys == 3
     finally:
         r.config_set("maxmemory-policy", policy)
 
 
-def test_negative_max_idle_is_refused(r: redis.Redis) -> None:
+def test_negative_max_idle_is_refused(lay: KeyLayout, r: redis.Redis) -> None:
     with pytest.raises(ValueError, match="max_idle"):
-        job.cleanup(r, LAYOUT, max_idle=-1)
+        job.cleanup(r, lay, max_idle=-1)
 
 
 # --- property: nothing but bit-op results is ever deleted
@@ -271,11 +300,16 @@ def build(r: redis.Redis, spaces: dict[str, tuple[str, Any]]) -> None:
 )
 @given(spaces=keyspaces(), max_idle=st.sampled_from([None, 0, 30, 500, 1000, 50_000, 10**9]))
 def test_cleanup_never_deletes_anything_but_bitop_results(
-    r: redis.Redis, spaces: dict[str, tuple[str, Any]], max_idle: int | None
+    lay: KeyLayout,
+    at: Callable[[str], str],
+    r: redis.Redis,
+    spaces: dict[str, tuple[str, Any]],
+    max_idle: int | None,
 ) -> None:
+    spaces = {at(k) if v[0] in ("event", "bitop") else k: v for k, v in spaces.items()}
     build(r, spaces)
     before = keyspace(r, untouched=[k for k, (kind, _) in spaces.items() if kind == "bitop"])
-    result = job.cleanup(r, LAYOUT, all_keys=max_idle is None, max_idle=max_idle or 0)
+    result = job.cleanup(r, lay, all_keys=max_idle is None, max_idle=max_idle or 0)
     after = keyspace(r)
     for key, (kind, _) in spaces.items():
         if kind != "bitop":
@@ -301,18 +335,20 @@ def test_lock_is_exclusive_and_released(r: redis.Redis) -> None:
     assert job.try_lock(r, ttl=10) is not None
 
 
-def test_crashed_holders_lock_expires_and_its_late_release_frees_nothing(r: redis.Redis) -> None:
+def test_crashed_holders_lock_expires_and_its_late_release_frees_nothing(
+    lay: KeyLayout, r: redis.Redis
+) -> None:
     crashed = job.try_lock(r, ttl=0.2)  # never released: its process "died"
     assert crashed is not None
     assert job.try_lock(r, ttl=10) is None
-    assert job.run_if_due(r, LAYOUT, interval=60) is None  # the schedule waits for the lock
+    assert job.run_if_due(r, lay, interval=60) is None  # the schedule waits for the lock
     time.sleep(0.3)
     successor = job.try_lock(r, ttl=10)
     assert successor is not None
     job._release(crashed)  # a zombie waking up must not release the successor's lock
     assert r.get(job.LOCK_KEY) == successor.local.token
     successor.release()
-    assert job.run_if_due(r, LAYOUT, interval=60) is not None
+    assert job.run_if_due(r, lay, interval=60) is not None
 
 
 def test_a_run_that_lost_its_lock_stops(r: redis.Redis) -> None:
@@ -325,26 +361,28 @@ def test_a_run_that_lost_its_lock_stops(r: redis.Redis) -> None:
 
 
 def test_failed_run_releases_the_lock_and_records_nothing(
-    r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    lay: KeyLayout, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def explode(*args: Any, **kwargs: Any) -> job.CleanupResult:
         raise redis.ResponseError("boom")
 
     monkeypatch.setattr(job, "cleanup", explode)
     with pytest.raises(redis.ResponseError):
-        job.run_if_due(r, LAYOUT, interval=60)
+        job.run_if_due(r, lay, interval=60)
     assert not r.exists(job.LOCK_KEY)
     assert job.last_run(r) is None
 
 
-def test_run_locked_refuses_while_another_run_holds_the_lock(r: redis.Redis) -> None:
-    seed(r)
+def test_run_locked_refuses_while_another_run_holds_the_lock(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis
+) -> None:
+    seed(r, at)
     lock = job.try_lock(r)
     assert lock is not None
-    assert job.run_locked(r, LAYOUT, all_keys=True) is None
-    assert r.exists(bitop(EVENT_A, EVENT_B))
+    assert job.run_locked(r, lay, all_keys=True) is None
+    assert r.exists(at(bitop(EVENT_A, EVENT_B)))
     lock.release()
-    assert job.run_locked(r, LAYOUT, all_keys=True) is not None
+    assert job.run_locked(r, lay, all_keys=True) is not None
 
 
 # --- the schedule: once per interval
@@ -373,14 +411,23 @@ def run_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return runs
 
 
-def race(redis_server: Any, calls: int, fn: Callable[[redis.Redis], object]) -> list[object]:
+@pytest.fixture
+def connect(layout: str, request: pytest.FixtureRequest) -> Callable[[], redis.Redis]:
+    """Makes a new client of the test's Redis (the session's server, or its cluster)."""
+    server = request.getfixturevalue("redis_cluster" if layout == "cluster" else "redis_server")
+    return server.client  # type: ignore[no-any-return]
+
+
+def race(
+    connect: Callable[[], redis.Redis], calls: int, fn: Callable[[redis.Redis], object]
+) -> list[object]:
     """``calls`` threads, each with its own connection, call ``fn`` together, 5 times each."""
     barrier = threading.Barrier(calls)
     results: list[object] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
-        client = redis_server.client()
+        client = connect()
         try:
             barrier.wait()
             for _ in range(5):
@@ -400,31 +447,35 @@ def race(redis_server: Any, calls: int, fn: Callable[[redis.Redis], object]) -> 
 
 
 def test_eight_threads_run_exactly_once_per_interval(
-    r: redis.Redis, redis_server: Any, run_counter: list[int]
+    lay: KeyLayout,
+    at: Callable[[str], str],
+    r: redis.Redis,
+    connect: Callable[[], redis.Redis],
+    run_counter: list[int],
 ) -> None:
-    seed(r)
+    seed(r, at)
     clock = FakeClock(job.server_time(r))
 
     def scheduled(client: redis.Redis) -> object:
-        return job.run_if_due(client, LAYOUT, interval=3600, max_idle=3600, clock=clock)
+        return job.run_if_due(client, lay, interval=3600, max_idle=3600, clock=clock)
 
-    first = race(redis_server, 8, scheduled)
+    first = race(connect, 8, scheduled)
     assert len(run_counter) == 1 and sum(x is not None for x in first) == 1
-    assert job.last_run(r) is not None and not r.exists(bitop(EVENT_A, EVENT_B))
+    assert job.last_run(r) is not None and not r.exists(at(bitop(EVENT_A, EVENT_B)))
 
     clock.now += 3599  # not yet due
-    assert race(redis_server, 8, scheduled).count(None) == 40
+    assert race(connect, 8, scheduled).count(None) == 40
     assert len(run_counter) == 1
 
     clock.now += 1  # due again: one more run, not eight
-    second = race(redis_server, 8, scheduled)
+    second = race(connect, 8, scheduled)
     assert len(run_counter) == 2 and sum(x is not None for x in second) == 1
     record = job.last_run(r)
     assert record is not None and record.time == clock.now
 
 
 def test_a_process_that_was_late_to_the_lock_sees_the_run_it_missed(
-    r: redis.Redis, monkeypatch: pytest.MonkeyPatch, run_counter: list[int]
+    lay: KeyLayout, r: redis.Redis, monkeypatch: pytest.MonkeyPatch, run_counter: list[int]
 ) -> None:
     """It found the interval over, then another process ran before it took the lock: no rerun."""
     real_try_lock = job.try_lock
@@ -434,26 +485,28 @@ def test_a_process_that_was_late_to_the_lock_sees_the_run_it_missed(
         if not overtaken:
             overtaken.append("other process")
             monkeypatch.setattr(job, "try_lock", real_try_lock)
-            overtaken.append(job.run_if_due(r, LAYOUT, interval=60))  # it runs meanwhile
+            overtaken.append(job.run_if_due(r, lay, interval=60))  # it runs meanwhile
         return real_try_lock(client, ttl)
 
     monkeypatch.setattr(job, "try_lock", slow_try_lock)
-    assert job.run_if_due(r, LAYOUT, interval=60) is None
+    assert job.run_if_due(r, lay, interval=60) is None
     assert overtaken[1] is not None and len(run_counter) == 1
     assert not r.exists(job.LOCK_KEY)
 
 
-def test_dry_runs_do_not_delay_the_schedule(r: redis.Redis) -> None:
-    dry = job.run_locked(r, LAYOUT, dry_run=True)
+def test_dry_runs_do_not_delay_the_schedule(lay: KeyLayout, r: redis.Redis) -> None:
+    dry = job.run_locked(r, lay, dry_run=True)
     assert dry is not None and job.last_run(r, dry_run=True) == dry
     assert job.last_run(r) is None
-    assert job.run_if_due(r, LAYOUT, interval=3600) is not None
-    assert job.run_if_due(r, LAYOUT, interval=3600) is None
+    assert job.run_if_due(r, lay, interval=3600) is not None
+    assert job.run_if_due(r, lay, interval=3600) is None
 
 
-def test_last_run_record_round_trips(r: redis.Redis) -> None:
-    seed(r)
-    result = job.run_locked(r, LAYOUT, max_idle=3600)
+def test_last_run_record_round_trips(
+    lay: KeyLayout, at: Callable[[str], str], r: redis.Redis
+) -> None:
+    seed(r, at)
+    result = job.run_locked(r, lay, max_idle=3600)
     assert result is not None
     assert job.last_run(r) == result
     fields = r.hgetall(job.LAST_RUN_KEY)
@@ -466,10 +519,10 @@ def test_a_damaged_record_reads_as_no_run(r: redis.Redis) -> None:
     assert job.last_run(r) is None
 
 
-def test_count_temporary_keys(r: redis.Redis) -> None:
-    seed(r)
-    assert job.count_temporary_keys(r, LAYOUT) == job.TemporaryKeyCount(3, 2, complete=True)
-    partial = job.count_temporary_keys(r, LAYOUT, max_scans=0)
+def test_count_temporary_keys(lay: KeyLayout, at: Callable[[str], str], r: redis.Redis) -> None:
+    seed(r, at)
+    assert job.count_temporary_keys(r, lay) == job.TemporaryKeyCount(3, 2, complete=True)
+    partial = job.count_temporary_keys(r, lay, max_scans=0)
     assert partial == job.TemporaryKeyCount(0, 0, complete=False)
 
 
@@ -486,15 +539,22 @@ DATA_OF_BITOP_EVENTS = ["trackist_bitop_2024-5", "trackist_bitop_SEGMENT_u", "tr
 
 
 @pytest.mark.parametrize("sweeper", ["cleanup --all", "delete_temporary_bitop_keys"])
-def test_both_sweepers_take_every_temporary_shape_and_no_data(r: redis.Redis, sweeper: str) -> None:
+def test_both_sweepers_take_every_temporary_shape_and_no_data(
+    lay: KeyLayout,
+    at: Callable[[str], str],
+    r: redis.Redis,
+    make_bc: Callable[..., BitCore],
+    sweeper: str,
+) -> None:
     r.flushall()
     for key in TEMPORARY_SHAPES:
-        put(r, key, ttl_ms=600_000)  # with a TTL, as bitcore makes them: --all takes them anyway
-    for key in [EVENT_A, UNIQUE, *DATA_OF_BITOP_EVENTS]:
+        put(r, at(key), ttl_ms=600_000)  # with a TTL, as bitcore makes them: --all takes them
+    data = [at(key) for key in [EVENT_A, UNIQUE, *DATA_OF_BITOP_EVENTS]]
+    for key in data:
         r.setbit(key, 3, 1)
     if sweeper == "cleanup --all":
-        assert job.cleanup(r, LAYOUT, all_keys=True).keys == len(TEMPORARY_SHAPES)
+        assert job.cleanup(r, lay, all_keys=True).keys == len(TEMPORARY_SHAPES)
     else:
-        assert BitCore(r).delete_temporary_bitop_keys() == len(TEMPORARY_SHAPES)
+        assert make_bc().delete_temporary_bitop_keys() == len(TEMPORARY_SHAPES)
     left = {key.decode() for key in r.scan_iter(count=1000)}
-    assert left == {EVENT_A, UNIQUE, *DATA_OF_BITOP_EVENTS}
+    assert left == set(data)

@@ -18,6 +18,8 @@ from bitcore import periods
 from bitcore.cohort import engine
 from bitcore.segments import SegmentStore
 
+pytestmark = pytest.mark.all_layouts
+
 KIND = {"days": "day", "weeks": "week", "months": "month", "years": "year"}
 #: Both ways of reading: one fetch + numpy (default), and byte slices of every key (0: narrowest).
 #: How a table may be counted: fetched in one round trip, in the narrowest slices, or on the
@@ -254,6 +256,7 @@ def test_bad_arguments_raise_clear_errors(
         cohort.get_dates_data("active", "play", system=bc, **kwargs)
 
 
+@pytest.mark.flat_only("custom handlers are refused on the sharded layout (docs/cluster.md)")
 @pytest.mark.parametrize("how", ENGINES, ids=ENGINE_IDS)
 def test_custom_handlers_and_segments_leave_no_keys(
     bc: bitcore.BitCore,
@@ -284,6 +287,7 @@ def test_custom_handlers_and_segments_leave_no_keys(
     assert any(c not in (None, 0) for row in table.cells for c in row)
 
 
+@pytest.mark.flat_only("the module-level bitmapist facade: flat")
 def test_module_facade_uses_the_default_system(default_system: redis.Redis) -> None:
     bitcore.mark_event("active", 1, now=datetime(2024, 5, 6))
     bitcore.mark_event("play", 1, now=datetime(2024, 5, 7))

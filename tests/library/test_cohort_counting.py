@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from bitcore.cohort import counting, kernel
 from bitcore.cohort.engine import Plan
 
+pytestmark = pytest.mark.all_layouts
+
 KEYS = [f"k{i}" for i in range(6)]
 
 

@@ -21,6 +21,8 @@ import bitcore
 import bitcore.cohort as cohort
 from bitcore.cohort import server
 
+pytestmark = pytest.mark.all_layouts
+
 
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -127,6 +129,7 @@ def test_auto_counts_few_cells_on_the_server_and_many_in_numpy(
     assert set(redis_client.keys()) == before
 
 
+@pytest.mark.flat_only("counts server calls with INFO commandstats on one Redis")
 def test_the_server_way_is_one_round_trip_and_splits_into_bounded_steps(
     bc: bitcore.BitCore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

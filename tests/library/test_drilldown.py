@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
+from cluster_support import flat_name, stored_key
 from drill_support import reached_sets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from id_mapping_support import MAPPINGS, MappedClient, make_client
+from id_mapping_support import LAYOUT_MAPPING_IDS, LAYOUT_MAPPINGS, MappedClient, make_client
 
 from bitcore import drilldown, funnel, periods, reading
 from bitcore.cohort import engine
 from bitcore.segments import SegmentStore
+
+pytestmark = pytest.mark.all_layouts
 
 START = periods.day(2024, 12, 30)  # windows cross a calendar year and an ISO week
 
@@ -43,17 +47,19 @@ funnels = st.integers(2, 4).flatmap(
 )
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+@pytest.mark.parametrize(
+    ("layout", "mapping"), LAYOUT_MAPPINGS, indirect=["layout"], ids=LAYOUT_MAPPING_IDS
+)
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=funnels)
 def test_funnel_step_and_dropoff_users_equal_the_oracle(
-    redis_client: redis.Redis, mapping: bool, case: tuple[int, list[list[set[int]]]]
+    redis_client: redis.Redis, layout: str, mapping: bool, case: tuple[int, list[list[set[int]]]]
 ) -> None:
     window, did = case
     redis_client.flushall()
-    mc = make_client(redis_client, mapping, iter_chunk_bytes=2)  # many slices per iteration
+    mc = make_client(redis_client, mapping, layout, iter_chunk_bytes=2)  # many slices per read
     names = [f"s{k}" for k in range(len(did))]
     marks = [
         (names[k], mc.ext(u), moment(p))
@@ -77,9 +83,13 @@ def test_funnel_step_and_dropoff_users_equal_the_oracle(
             assert len(lost) == step.drop_off
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: "mapped" if m else "flat")
-def test_cohort_cells_users_equal_the_oracle(redis_client: redis.Redis, mapping: bool) -> None:
-    mc = make_client(redis_client, mapping)
+@pytest.mark.parametrize(
+    ("layout", "mapping"), LAYOUT_MAPPINGS, indirect=["layout"], ids=LAYOUT_MAPPING_IDS
+)
+def test_cohort_cells_users_equal_the_oracle(
+    redis_client: redis.Redis, layout: str, mapping: bool
+) -> None:
+    mc = make_client(redis_client, mapping, layout)
     rng = random.Random(7)
     did: dict[tuple[str, int], set[int]] = {}
     marks = []
@@ -112,8 +122,8 @@ def test_cohort_cells_users_equal_the_oracle(redis_client: redis.Redis, mapping:
         table.cell_users(0, 7)
 
 
-def test_weekly_and_yearly_cells_match_the_table(redis_client: redis.Redis) -> None:
-    mc = make_client(redis_client, False)
+def test_weekly_and_yearly_cells_match_the_table(redis_client: redis.Redis, layout: str) -> None:
+    mc = make_client(redis_client, False, layout)
     rng = random.Random(3)
     first = datetime(2022, 12, 20)
     mc.bc.mark_many(
@@ -136,8 +146,8 @@ def test_weekly_and_yearly_cells_match_the_table(redis_client: redis.Redis) -> N
                 assert len(table.cell_users(i, t)) == (table.cells[i][t] or 0), (group, i, t)
 
 
-def test_saved_segment_steps_and_their_keys(redis_client: redis.Redis) -> None:
-    mc = make_client(redis_client, False)
+def test_saved_segment_steps_and_their_keys(redis_client: redis.Redis, layout: str) -> None:
+    mc = make_client(redis_client, False, layout)
     bc = mc.bc
     SegmentStore(bc).save("mobile", "ios or android")
     bc.mark_many(
@@ -150,13 +160,17 @@ def test_saved_segment_steps_and_their_keys(redis_client: redis.Redis) -> None:
     assert set(report.step_users(3)) == {1, 2}
     assert set(report.dropoff_users(2)) == {0, 3, 4, 5}
     assert not list(report.dropoff_users(3))
-    temporary = [k for k in redis_client.scan_iter(count=1000) if bc.keys.is_temporary_key(k)]
+    stored = redis_client.scan_iter(count=1000)
+    temporary = [k for k in stored if bc.keys.is_temporary_key(flat_name(bc, k))]
+    assert temporary  # the segment's results
     assert all(redis_client.ttl(k) > 0 for k in temporary)  # results and leftovers expire
     assert not [k for k in temporary if b"-r" in k]  # no scratch register is left behind
 
 
-def test_step_one_has_no_dropoff_and_positions_are_checked(redis_client: redis.Redis) -> None:
-    mc = make_client(redis_client, False)
+def test_step_one_has_no_dropoff_and_positions_are_checked(
+    redis_client: redis.Redis, layout: str
+) -> None:
+    mc = make_client(redis_client, False, layout)
     mc.bc.mark_event("a", 1, now=moment(0))
     report = funnel.funnel(mc.bc, ["a", "b"], START, 2)
     assert list(report.step_users(1)) == [1]
@@ -169,15 +183,15 @@ def test_step_one_has_no_dropoff_and_positions_are_checked(redis_client: redis.R
         funnel.Funnel("day", START, 1, START, ()).step_users(1)
 
 
-def test_check_cost_refuses_before_computing(redis_client: redis.Redis) -> None:
-    mc = make_client(redis_client, False)
+def test_check_cost_refuses_before_computing(redis_client: redis.Redis, layout: str) -> None:
+    mc = make_client(redis_client, False, layout)
     mc.bc.mark_many([("a", 80_000, moment(0)), ("b", 80_000, moment(1))])
     report = funnel.funnel(mc.bc, ["a", "b"], START, 2)
     users = report.step_users(2)
     assert drilldown.cost(mc.bc, users) == 2 * 10_001  # a on day 0, b on day 1 (day 0: none)
     with pytest.raises(reading.ReportTooCostly):
         drilldown.check_cost(mc.bc, users, 20_000)
-    assert not redis_client.exists(users.redis_key)
+    assert not redis_client.exists(stored_key(mc.bc, users.redis_key))
     drilldown.check_cost(mc.bc, users, None)
     assert drilldown.first_members(mc.bc, users, 5) == [80_000]
 
@@ -202,19 +216,22 @@ def test_parse_label_refuses_nonsense(kind: periods.Kind, text: str) -> None:
 
 
 def test_members_are_read_in_bounded_slices(
-    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mc = make_client(redis_client, False)
+    mc = make_client(redis_client, False, layout)
     users = list(range(0, 200_000, 3))
     mc.bc.mark_many(("a", u, moment(0)) for u in users)
     reads: list[tuple[int, int]] = []
-    real = mc.bc._read_slice
+    # the read of one slice: of the key, or (sharded) of one shard's key
+    reader = "_read_slice" if layout == "flat" else "_shard_slice"
+    real = getattr(mc.bc, reader)
 
-    def spy(bitmap: drilldown.Bitmap, first: int, last: int) -> bytes:
+    def spy(*args: Any) -> bytes:
+        first, last = args[-2:]
         reads.append((first, last))
-        return real(bitmap, first, last)
+        return real(*args)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(mc.bc, "_read_slice", spy)
+    monkeypatch.setattr(mc.bc, reader, spy)
     bitmap = mc.bc.DayEvents("a", 2024, 12, 30)
     assert list(drilldown.external_members(mc.bc, bitmap, chunk_bytes=4096)) == users
     assert reads[:2] == [(0, 4095), (4096, 8191)] and len(reads) == -(-25_000 // 4096)

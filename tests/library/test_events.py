@@ -181,11 +181,12 @@ def test_period_start_and_end(
     assert event.next().period_start() == event.period_end() + US
 
 
-def test_reads_count_membership_iteration_and_delete(default_system: redis.Redis) -> None:
+@pytest.mark.all_layouts
+def test_reads_count_membership_iteration_and_delete(bc: BitCore) -> None:
     ids = [0, 7, 8, 123, 70_000, 2**20 + 3]
     for uid in reversed(ids):
-        bitcore.mark_event("active", uid, now=DT)
-    ev = DayEvents("active", 2024, 12, 30)
+        bc.mark_event("active", uid, now=DT)
+    ev = bc.DayEvents("active", 2024, 12, 30)
     assert len(ev) == ev.get_count() == len(ids)
     assert list(ev) == ids  # ascending
     assert list(ev.get_uuids()) == ids
@@ -193,30 +194,44 @@ def test_reads_count_membership_iteration_and_delete(default_system: redis.Redis
     assert 1 not in ev and 124 not in ev and 2**32 - 1 not in ev
     assert -1 not in ev and "7" not in ev and 7.0 not in ev  # not ids: never members
     assert ev.has_events_marked()
-    assert list(WeekEvents("active", 2025, 1)) == ids
-    assert list(MonthEvents("active", 2024, 12)) == ids
-    assert list(YearEvents("active", 2024)) == ids
-    assert not DayEvents("active", 2024, 12, 31).has_events_marked()
-    assert list(DayEvents("active", 2024, 12, 31)) == []
-    assert len(DayEvents("active", 2024, 12, 31)) == 0
+    assert list(bc.WeekEvents("active", 2025, 1)) == ids
+    assert list(bc.MonthEvents("active", 2024, 12)) == ids
+    assert list(bc.YearEvents("active", 2024)) == ids
+    assert not bc.DayEvents("active", 2024, 12, 31).has_events_marked()
+    assert list(bc.DayEvents("active", 2024, 12, 31)) == []
+    assert len(bc.DayEvents("active", 2024, 12, 31)) == 0
 
     ev.delete()
     assert not ev.has_events_marked()
+    assert list(ev) == [] and len(ev) == 0
+    assert len(bc.MonthEvents("active", 2024, 12)) == len(ids)  # other periods keep their marks
+
+
+def test_the_module_level_classes_read_what_the_facade_marked(default_system: redis.Redis) -> None:
+    """bitmapist's module functions and classes on the ``default`` system (flat by nature)."""
+    ids = [0, 8, 70_000]
+    for uid in ids:
+        bitcore.mark_event("active", uid, now=DT)
+    ev = DayEvents("active", 2024, 12, 30)
+    assert list(ev) == ids and len(ev) == 3 and 8 in ev
+    ev.delete()
     assert not default_system.exists(ev.redis_key)
-    assert len(MonthEvents("active", 2024, 12)) == len(ids)  # other periods keep their marks
+    assert list(MonthEvents("active", 2024, 12)) == ids
 
 
-def test_unmark_event_clears_every_period() -> None:
-    bitcore.mark_event("active", 5, now=DT, track_hourly=True, track_unique=True)
-    bitcore.unmark_event("active", 5, now=DT, track_hourly=True, track_unique=True)
+@pytest.mark.all_layouts
+def test_unmark_event_clears_every_period(bc: BitCore) -> None:
+    bc.mark_event("active", 5, now=DT, track_hourly=True, track_unique=True)
+    bc.mark_event("active", 6, now=DT, track_hourly=True, track_unique=True)
+    bc.unmark_event("active", 5, now=DT, track_hourly=True, track_unique=True)
     for ev in (
-        HourEvents.from_date("active", DT),
-        DayEvents.from_date("active", DT),
-        WeekEvents.from_date("active", DT),
-        MonthEvents.from_date("active", DT),
-        UniqueEvents("active"),
+        bc.HourEvents.from_date("active", DT),
+        bc.DayEvents.from_date("active", DT),
+        bc.WeekEvents.from_date("active", DT),
+        bc.MonthEvents.from_date("active", DT),
+        bc.UniqueEvents("active"),
     ):
-        assert 5 not in ev
+        assert 5 not in ev and list(ev) == [6]
 
 
 def test_equality_and_hashing_follow_the_key() -> None:
@@ -242,9 +257,10 @@ def test_bitmapist_spellings() -> None:
     assert bitcore.YearlyEvents is YearEvents
 
 
-def test_time_zone_option(redis_client: redis.Redis) -> None:
-    ny = BitCore(redis_client, timezone="America/New_York")
-    plain = BitCore(redis_client)
+@pytest.mark.all_layouts
+def test_time_zone_option(make_bc: Callable[..., BitCore]) -> None:
+    ny = make_bc(timezone="America/New_York")
+    plain = make_bc()
     midnight_utc = datetime(2024, 1, 1, 3, tzinfo=UTC)  # 22:00 on Dec 31 in New York
     ny.mark_event("tz", 1, now=midnight_utc)
     assert 1 in ny.DayEvents("tz", 2023, 12, 31)

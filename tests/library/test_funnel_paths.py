@@ -17,6 +17,8 @@ from test_funnel import START, oracle, write
 import bitcore
 from bitcore import funnel, funnel_server, periods
 
+pytestmark = pytest.mark.all_layouts
+
 WHERE = ("server", "client")
 
 trends = st.integers(2, 4).flatmap(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 
 import bitcore
 from bitcore import lifecycle, periods, reading
+
+pytestmark = pytest.mark.all_layouts
 
 START = datetime(2024, 11, 25)  # weeks across the ISO new year
 Mark = tuple[int, int]  # (uid, days after START)
@@ -50,10 +53,15 @@ def oracle(marks: list[Mark], kind: periods.Kind, span: list[periods.Period]) ->
     sliced=st.booleans(),
 )
 def test_lifecycle_matches_the_set_oracle(
-    redis_client: redis.Redis, marks: list[Mark], kind: periods.Kind, count: int, sliced: bool
+    make_bc: Callable[..., bitcore.BitCore],
+    redis_client: redis.Redis,
+    marks: list[Mark],
+    kind: periods.Kind,
+    count: int,
+    sliced: bool,
 ) -> None:
     redis_client.flushall()
-    b = bitcore.BitCore(redis_client)
+    b = make_bc()
     b.mark_many([("active", uid, START + timedelta(days=day)) for uid, day in marks])
     end = periods.period_of(kind, START + timedelta(days=60))
     report = lifecycle.lifecycle(

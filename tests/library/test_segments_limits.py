@@ -1,12 +1,16 @@
 """What evaluating a segment may cost: few scratch keys, bounded memory and steps, nothing left.
 
+The tests of answers and of keys left behind run on every layout (``all_layouts``); those of the
+segment program's registers and steps, of the client's own key registry and of memory look at
+the flat layout's internals or at one private Redis, and stay there.
+
 The memory tests run on a private redis-server with a small ``maxmemory``, so a regression fails
 with an out-of-memory error instead of taking the machine's memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +101,7 @@ def test_each_round_trip_walks_a_bounded_number_of_bytes(
     assert bc.redis.keys("*SEGMENT_*-r*") == []  # the registers are gone
 
 
+@pytest.mark.all_layouts
 @pytest.mark.parametrize("op", ["&", "|", "^"])
 @pytest.mark.parametrize("negate", ["", "~"])
 def test_long_operand_lists_split_into_several_bitops_give_the_same_users(
@@ -116,6 +121,7 @@ def test_long_operand_lists_split_into_several_bitops_give_the_same_users(
     assert SegmentStore(bc).preview_size(text, WEEK) == len(expected)
 
 
+@pytest.mark.all_layouts
 def test_an_empty_result_is_an_empty_key_not_an_error(bc: bitcore.BitCore) -> None:
     """Operands that do not exist give an empty result; the program still ends cleanly."""
     store = SegmentStore(bc)
@@ -139,6 +145,7 @@ def test_registers_expire_even_if_the_last_step_never_runs(bc: bitcore.BitCore) 
 # --- nothing left behind, nothing remembered without bound
 
 
+@pytest.mark.all_layouts
 def test_previews_and_sizes_leave_no_keys(bc: bitcore.BitCore) -> None:
     bc.mark_many([(f"e{i}", i, WHEN) for i in range(20)])
     store = SegmentStore(bc)
@@ -150,6 +157,7 @@ def test_previews_and_sizes_leave_no_keys(bc: bitcore.BitCore) -> None:
     assert bc.redis.dbsize() == keys_before
 
 
+@pytest.mark.all_layouts
 def test_evaluating_a_saved_segment_again_reuses_one_key(bc: bitcore.BitCore) -> None:
     bc.mark_many([(f"e{i}", i, WHEN) for i in range(5)])
     store = SegmentStore(bc)
@@ -173,8 +181,9 @@ def test_the_runtime_key_registry_keeps_only_the_most_recent_keys(
     assert all(redis_client.ttl(key) > 0 for key in made[:-5])  # the forgotten ones expire
 
 
-def test_a_client_may_remember_no_keys_at_all(redis_client: redis.Redis) -> None:
-    bc = bitcore.BitCore(redis_client, remember_bitop_keys=0)
+@pytest.mark.all_layouts
+def test_a_client_may_remember_no_keys_at_all(make_bc: Callable[..., bitcore.BitCore]) -> None:
+    bc = make_bc(remember_bitop_keys=0)
     bc.mark_many([("a", 1, WHEN), ("b", 2, WHEN)])
     for _ in range(20):
         SegmentStore(bc).preview_size("a | ~b", WEEK)
@@ -259,6 +268,7 @@ def test_running_out_of_memory_midway_gives_the_scratch_keys_back(
     assert small_redis.info("memory")["used_memory"] - used < MIB // 4
 
 
+@pytest.mark.all_layouts
 def test_a_year_operand_that_expired_is_computed_again(bc: bitcore.BitCore) -> None:
     """Years are derived keys (the OR of twelve months): one that is gone when the segment is
     computed is rebuilt first, so the segment never counts it as empty."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 import bitcore
 from bitcore import periods, reading, stickiness
+
+pytestmark = pytest.mark.all_layouts
 
 FEB = periods.month(2024, 2)  # 29 days
 WEEK = periods.week(2025, 1)  # across the year end: 2024-12-30 .. 2025-01-05
@@ -33,11 +36,15 @@ def oracle(written: list[tuple[int, int]], first: date, days: int) -> list[int]:
 )
 @given(written=marks, period=st.sampled_from([FEB, WEEK]), sliced=st.booleans())
 def test_histogram_matches_the_set_oracle(
-    redis_client: redis.Redis, written: list[tuple[int, int]], period: periods.Period, sliced: bool
+    make_bc: Callable[..., bitcore.BitCore],
+    redis_client: redis.Redis,
+    written: list[tuple[int, int]],
+    period: periods.Period,
+    sliced: bool,
 ) -> None:
     """Marks a few days before and after the period must not count."""
     redis_client.flushall()
-    b = bitcore.BitCore(redis_client)
+    b = make_bc()
     first = periods.start(period).date()
     b.mark_many([("e", uid, first + timedelta(days=offset)) for uid, offset in written])
     size = 29 if period == FEB else 7

@@ -21,6 +21,8 @@ from redis.retry import Retry
 import bitcore
 from bitcore.segments import SegmentStore
 
+pytestmark = pytest.mark.all_layouts
+
 QUERY = "select1=active&select2=play&num_results=3&num_of_rows=2&start_date=2024-05-06"
 
 
@@ -198,6 +200,7 @@ def test_names_are_escaped(client: FlaskClient, bc: bitcore.BitCore) -> None:
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
 
 
+@pytest.mark.flat_only("its app runs on a client of a dead single Redis")
 def test_redis_down_is_a_503_not_a_500(redis_url: str, tmp_path: Path) -> None:
     dead = bitcore.embedded.free_port()
     app = make_app(f"redis://127.0.0.1:{dead}/0", tmp_path)
@@ -397,6 +400,9 @@ def test_on_or_after_retention_its_twins_and_its_links(client: FlaskClient) -> N
     assert bad.status_code == 400 and "retention" in bad.get_json()["error"]["fields"]
 
 
+@pytest.mark.flat_only(
+    "compares groups (by=), refused on the sharded layout for now"
+)  # flat until by=/first-time/id map land on sharded
 def test_compared_groups_a_segment_and_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
     """Day 1's cohort is users 0..7; the "ios" users are 0, 2, 4, 6 (a segment of the event) and
     the premium flag is users 0 and 5: each group's table counts only its members."""
@@ -455,6 +461,9 @@ def test_bad_groups_are_a_400_in_the_form(
     assert "by" in body["error"]["fields"]
 
 
+@pytest.mark.flat_only(
+    "compares groups (by=), refused on the sharded layout for now"
+)  # flat until by=/first-time/id map land on sharded
 def test_a_rolling_on_or_after_link_keeps_its_mode_and_groups(
     client: FlaskClient, bc: bitcore.BitCore
 ) -> None:

@@ -11,6 +11,8 @@ from flask import Flask
 from bitcore import BitCore
 from bitcore import overview as report
 
+pytestmark = pytest.mark.all_layouts
+
 
 @pytest.fixture
 def client_of(app: Flask) -> BitCore:
@@ -83,6 +85,9 @@ def test_overview_filter_too_long_is_a_400_not_a_500(app: Flask) -> None:
     assert response.status_code == 400 and "q" in response.get_json()["error"]["fields"]
 
 
+@pytest.mark.flat_only(
+    "counts the flat client's pipelines (the sharded round trips: test_sharded_overview.py)"
+)
 def test_overview_of_hundreds_of_events_counts_one_page_in_one_round_trip(
     app: Flask, client_of: BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

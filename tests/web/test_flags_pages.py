@@ -12,6 +12,8 @@ from bitcore import BitCore
 from bitcore import overview as report
 from dashboard.forms.choices import flag_choices, known_token, selection_choices
 
+pytestmark = pytest.mark.all_layouts
+
 
 @pytest.fixture
 def client_of(app: Flask) -> BitCore:

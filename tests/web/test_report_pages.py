@@ -14,6 +14,8 @@ from flask.testing import FlaskClient
 import bitcore
 from bitcore.segments import SegmentStore
 
+pytestmark = pytest.mark.all_layouts
+
 MONDAY = datetime(2026, 9, 28, 12)  # ISO week 2026-W40
 LIFECYCLE = "/lifecycle.json?event=active&period=week&count=3&end=2026-W41"
 STICKINESS = "/stickiness.json?event=active&period=week&start=2026-W40"
@@ -117,6 +119,9 @@ def test_nav_links_to_the_new_pages(client: FlaskClient) -> None:
     assert 'href="/lifecycle"' in html and 'href="/stickiness"' in html
 
 
+@pytest.mark.flat_only(
+    "compares groups (by=), refused on the sharded layout for now"
+)  # flat until by=/first-time/id map land on sharded
 def test_lifecycle_and_stickiness_compare_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
     """Premium (a flag) is users 0, 2 and 5: each report again, only for them, from one read."""
     bc.mark_unique_many([("premium", u) for u in (0, 2, 5)])

@@ -19,6 +19,8 @@ from bitcore import embedded, periods
 from bitcore.saved_reports import MAX_ON_OVERVIEW, MAX_QUERY_LENGTH, ReportStore
 from bitcore.segments import SegmentStore
 
+pytestmark = pytest.mark.all_layouts
+
 MONDAY = datetime(2026, 9, 28, 12)  # ISO week 2026-W40
 QUERIES = {
     "cohort": "select1=active&select2=active&time_group=weeks&start_date=2026-09-21"

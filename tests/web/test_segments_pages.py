@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from dashboard_support import csrf_token, make_app
@@ -15,10 +16,12 @@ from test_segments_web import WHEN, form, segments_app
 import bitcore
 from bitcore.segments import SegmentStore
 
+pytestmark = pytest.mark.all_layouts
+
 
 @pytest.fixture
-def bc(redis_client) -> bitcore.BitCore:  # type: ignore[no-untyped-def]
-    b = bitcore.BitCore(redis_client)
+def bc(make_bc: Callable[..., bitcore.BitCore]) -> bitcore.BitCore:
+    b = make_bc()
     b.mark_many([("active", 1, WHEN), ("active", 2, WHEN), ("bought", 2, WHEN)])
     b.mark_unique("ios", 2)
     return b

@@ -18,6 +18,8 @@ from bitcore import BitCore, embedded
 from bitcore.tracking.schema import sign_uid
 from dashboard.tracking.intake import PIXEL_GIF
 
+pytestmark = pytest.mark.all_layouts
+
 KEY = "site-key-1"
 ORIGIN = "https://shop.example"
 SECRET = "backend-secret"
@@ -52,6 +54,7 @@ def members(bc: BitCore, event: str) -> set[int]:
 # --- good input
 
 
+@pytest.mark.flat_only("compares the flat layout's key names")
 def test_single_event_marks_the_same_keys_as_mark_event(
     client: FlaskClient, redis_client: redis.Redis, redis_url: str
 ) -> None:

@@ -19,10 +19,12 @@ import redis
 from dashboard_support import USERS, make_app
 from drill_support import reached_sets
 from flask import render_template
-from id_mapping_support import MAPPINGS, external
+from id_mapping_support import external
 
 from bitcore.segments import SegmentStore
 from dashboard.views.users import PAGE_USERS, Drill, _csv_stream, _json_stream
+
+pytestmark = pytest.mark.all_layouts(mapped="site")
 
 DAY = datetime(2024, 12, 30, 12)  # windows cross a calendar year and an ISO week
 EVENTS = ("signup", "ios", "active", "pay")
@@ -74,7 +76,7 @@ def texts(ids: set[int], site: Site) -> set[str]:
     return {str(site.ext(u)) for u in ids}
 
 
-@pytest.fixture(params=MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+@pytest.fixture  # with and without the id map: parametrized by tests/conftest.py
 def site(
     request: pytest.FixtureRequest, redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> Site:
