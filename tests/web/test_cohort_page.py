@@ -400,9 +400,6 @@ def test_on_or_after_retention_its_twins_and_its_links(client: FlaskClient) -> N
     assert bad.status_code == 400 and "retention" in bad.get_json()["error"]["fields"]
 
 
-@pytest.mark.flat_only(
-    "compares groups (by=), refused on the sharded layout for now"
-)  # flat until by=/first-time/id map land on sharded
 def test_compared_groups_a_segment_and_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
     """Day 1's cohort is users 0..7; the "ios" users are 0, 2, 4, 6 (a segment of the event) and
     the premium flag is users 0 and 5: each group's table counts only its members."""
@@ -461,9 +458,6 @@ def test_bad_groups_are_a_400_in_the_form(
     assert "by" in body["error"]["fields"]
 
 
-@pytest.mark.flat_only(
-    "compares groups (by=), refused on the sharded layout for now"
-)  # flat until by=/first-time/id map land on sharded
 def test_a_rolling_on_or_after_link_keeps_its_mode_and_groups(
     client: FlaskClient, bc: bitcore.BitCore
 ) -> None:

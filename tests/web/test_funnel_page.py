@@ -367,9 +367,6 @@ def test_an_all_zero_funnel_says_there_is_nothing_to_draw(client: FlaskClient, d
     assert "funnel-sparkline" not in text and "there is no conversion to draw" in text
 
 
-@pytest.mark.flat_only(
-    "compares groups (by=), refused on the sharded layout for now"
-)  # flat until by=/first-time/id map land on sharded
 def test_compared_groups_side_by_side(client: FlaskClient, data: None, bc: bitcore.BitCore) -> None:
     """Signups 0..9; "evens" (a segment of the flag-like event "even" on the start day) are
     0, 2, 4, 6, 8 and the premium flag 0 and 5: 0 invites, 5 too (the day after)."""
@@ -416,9 +413,6 @@ def test_too_many_or_unknown_groups_are_a_400(client: FlaskClient, data: None) -
     )
 
 
-@pytest.mark.flat_only(
-    "compares groups (by=), refused on the sharded layout for now"
-)  # flat until by=/first-time/id map land on sharded
 def test_editing_steps_keeps_the_compared_groups(
     client: FlaskClient, data: None, bc: bitcore.BitCore
 ) -> None:

@@ -119,9 +119,6 @@ def test_nav_links_to_the_new_pages(client: FlaskClient) -> None:
     assert 'href="/lifecycle"' in html and 'href="/stickiness"' in html
 
 
-@pytest.mark.flat_only(
-    "compares groups (by=), refused on the sharded layout for now"
-)  # flat until by=/first-time/id map land on sharded
 def test_lifecycle_and_stickiness_compare_a_flag(client: FlaskClient, bc: bitcore.BitCore) -> None:
     """Premium (a flag) is users 0, 2 and 5: each report again, only for them, from one read."""
     bc.mark_unique_many([("premium", u) for u in (0, 2, 5)])
