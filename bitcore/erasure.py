@@ -32,12 +32,13 @@ A user marked again while their erasure runs may keep the new marks: stop tracki
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
+    from bitcore.keys import ShardedKeyLayout
 
 #: Keys per SCAN step and per script call: 500 ``GETBIT`` calls take about a millisecond
 #: (``bench/README.md``).
@@ -100,6 +101,23 @@ def _had_bit(client: BitCore, keys: Sequence[bytes], offset: int, dry_run: bool)
     return [flag == 1 for flag in flags]
 
 
+def _where(client: BitCore, internal: int) -> tuple[BitCore, int, Callable[[bytes], bool]]:
+    """Where the bits of ``internal`` lie: the client itself and the id; on the sharded layout
+    the view of the user's one shard (``BitCore.shard_view``) and the local offset. And which
+    keys there are temporary results, by their flat names (a shard's keys name operands with
+    the dataset's prefix, not the view's)."""
+    if client.layout == "flat":
+        return client, internal, client.keys.is_temporary_key
+    shard, local = client.shard_of(internal)
+    layout = cast("ShardedKeyLayout", client.keys)
+
+    def is_temporary(key: bytes) -> bool:
+        parsed = layout.parse_shard_key(key)
+        return parsed is not None and layout.is_temporary_key(parsed[1])
+
+    return client.shard_view(shard), local, is_temporary
+
+
 def forget(
     client: BitCore,
     user_id: int | str,
@@ -114,20 +132,13 @@ def forget(
     total)."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
-    if client.layout != "flat":  # the user's bits are all in one shard: forget them there
-        internal = client.internal_id(user_id)
-        assert internal is not None  # plain ids (the sharded layout has no id map yet)
-        shard, local = client.shard_of(internal)
-        part = forget(
-            client.shard_view(shard), local, dry_run=dry_run, batch=batch, progress=progress
-        )
-        return replace(part, user_id=user_id, internal_id=internal)
     internal = client.internal_id(user_id)
     scanned = data = temporary = 0
     if internal is not None:
-        for keys in _batches(client, batch):
-            for key, changed in zip(keys, _had_bit(client, keys, internal, dry_run), strict=True):
-                if changed and client.keys.is_temporary_key(key):
+        where, offset, is_temporary = _where(client, internal)
+        for keys in _batches(where, batch):
+            for key, changed in zip(keys, _had_bit(where, keys, offset, dry_run), strict=True):
+                if changed and is_temporary(key):
                     temporary += 1
                 elif changed:
                     data += 1

@@ -107,8 +107,9 @@ QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 #: mapped?), ``next`` (the next internal id), ``epoch`` (renewed when a mapping is removed),
 #: ``f:<bucket>`` (external -> internal, bucket from a hash of the external id) and
 #: ``r:<bucket>`` (internal -> external, bucket = internal >> 7). The bucket is always the last
-#: part of the key, so a Redis Cluster layout can put it in a hash tag (``...:f:{123}``) and
-#: spread the buckets over the slots.
+#: part of the key. On the sharded layout only ``mode`` and ``epoch`` keep these names: the
+#: rest is split into map groups, each behind a hash tag of its own
+#: (``ShardedKeyLayout.id_map_group_key``: ``bitcore:idmap:{trackist_m3}trackist_:f:17``).
 ID_MAP_NAMESPACE = f"{SEGMENT_NAMESPACE}idmap:"
 #: The set of shards in use under a prefix (sharded layout): ``bitcore:shards:<prefix>``.
 SHARDS_NAMESPACE = f"{SEGMENT_NAMESPACE}shards:"
@@ -475,6 +476,33 @@ class ShardedKeyLayout(KeyLayout):
     def shards_key(self) -> str:
         """The set of shards in use under this prefix (each shard's number)."""
         return f"{SHARDS_NAMESPACE}{self.prefix}"
+
+    def id_map_group_tag(self, group: int) -> str:
+        """The hash tag of every key of id map group ``group`` (``bitcore.idmap_groups``):
+        ``{<prefix>m<group>}``, never a shard's tag (``{<prefix>s<shard>}``)."""
+        return f"{{{self.prefix}m{group}}}"
+
+    def id_map_group_key(self, part: str, group: int) -> str:
+        """Key ``part`` of id map group ``group``: the flat map's name of it, the group's tag
+        before the prefix, so the group's marker (``mode``), counter (``next``) and buckets
+        (``f:<bucket>``, ``r:<bucket>``) share one slot.
+
+        >>> ShardedKeyLayout().id_map_group_key("next", 3)
+        'bitcore:idmap:{trackist_m3}trackist_:next'
+        """
+        return f"{ID_MAP_NAMESPACE}{self.id_map_group_tag(group)}{self.prefix}:{part}"
+
+    def id_map_group_bucket_prefix(self, direction: str, group: int) -> str:
+        """What every bucket key of ``direction`` (``"f"`` or ``"r"``) of group ``group`` is
+        before its number (``id_map_bucket_prefix``, in the group's slot)."""
+        self.id_map_bucket_prefix(direction)  # checks the direction
+        return self.id_map_group_key(f"{direction}:", group)
+
+    def id_map_group_pattern(self) -> str:
+        """SCAN pattern for every key of every id map group of this prefix (the dataset's
+        marker and epoch are ``id_map_pattern``'s)."""
+        escaped = glob_escape(self.prefix)
+        return f"{ID_MAP_NAMESPACE}{{{escaped}m*}}{escaped}:*"
 
 
 def layout_named(

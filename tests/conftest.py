@@ -107,10 +107,13 @@ def default_system(
     bitcore.delete_runtime_bitop_keys()
 
 
-@pytest.fixture(params=id_mapping_support.MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+@pytest.fixture(params=id_mapping_support.FORMS, ids=id_mapping_support.form_id)
 def mapped_bc(
     request: pytest.FixtureRequest, redis_client: redis.Redis
 ) -> id_mapping_support.MappedClient:
-    """A ``BitCore`` on the empty test server, once without the id map and (when the client has
-    one) once with it: ``tests/id_mapping_support.py``."""
-    return id_mapping_support.make_client(redis_client, request.param)
+    """A ``BitCore`` on the empty test server, once without the id map and once with it, and
+    mapped on the sharded layout and on the cluster: ``tests/id_mapping_support.py``."""
+    layout, mapping = request.param
+    if layout == "cluster":
+        return id_mapping_support.make_client(request.getfixturevalue("cluster_client"), mapping)
+    return id_mapping_support.make_client(redis_client, mapping, layout=layout)

@@ -1,8 +1,8 @@
 """Clients with the id map off, and on once ``BitCore`` takes ``id_mapping`` (issue 16's id map).
 
 Tests of drill-down and erasure take the ``mapped_bc`` fixture (tests/conftest.py), which runs
-them once per entry of ``MAPPINGS``: the map off always; on as well as soon as the client offers
-it, with no edit to the tests. ``external(i, mapping)`` is the external id a test gives user
+them once per entry of ``FORMS``: the map off and on on the flat layout, and on on the sharded
+layout and the cluster. ``external(i, mapping)`` is the external id a test gives user
 ``i``: the integer itself without a map, a string id with one, so the oracles (Python sets of
 external ids) hold either way.
 """
@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 
 import redis
+from redis.cluster import RedisCluster
 
 from bitcore import BitCore
 
@@ -27,9 +28,22 @@ def external(i: int, mapping: bool) -> int | str:
     return f"usr_{i:x}" if mapping else i
 
 
+#: The forms the ``mapped_bc`` fixture comes in: ``(layout, mapping)``; the map on the sharded
+#: layout and on the session's Redis Cluster too (issue 17).
+FORMS: list[tuple[str, bool]] = [("flat", m) for m in MAPPINGS] + [
+    ("sharded", True),
+    ("cluster", True),
+]
+
+
+def form_id(form: tuple[str, bool]) -> str:
+    layout, mapping = form
+    return f"{layout}-mapped" if mapping else layout
+
+
 @dataclass(frozen=True)
 class MappedClient:
-    """A client on the emptied test Redis, and whether it maps ids."""
+    """A client on the emptied test Redis (or cluster), and whether it maps ids."""
 
     bc: BitCore
     mapping: bool
@@ -38,7 +52,11 @@ class MappedClient:
         return external(i, self.mapping)
 
 
-def make_client(redis_client: redis.Redis, mapping: bool, **kwargs: object) -> MappedClient:
+def make_client(
+    redis_client: redis.Redis | RedisCluster, mapping: bool, **kwargs: object
+) -> MappedClient:
+    """A client on ``redis_client`` (a cluster client gets the sharded layout, as always);
+    ``kwargs`` go to ``BitCore`` (``layout="sharded"`` on a single Redis)."""
     if mapping:
         kwargs["id_mapping"] = True
     return MappedClient(BitCore(redis_client, **kwargs), mapping)  # type: ignore[arg-type]
