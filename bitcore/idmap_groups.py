@@ -4,8 +4,9 @@ The flat map (``bitcore.idmap``) hands out internal ids from one counter, in one
 batch that touches the counter and many buckets: on a cluster those keys lie in many slots
 (``CROSSSLOT``), and one node would hold every mapping. Here the map is split into ``groups``
 map groups (16 for a new dataset, recorded in its marker ``mapped:<buckets>:<groups>``), each
-behind a hash tag of its own (``ShardedKeyLayout.id_map_group_key``: ``{trackist_m<g>}``), so
-each group is one slot and the groups spread over the cluster's nodes:
+behind a hash tag of its own (``ShardedKeyLayout.id_map_group_tags``: ``{trackist_m<g>.<n>}``,
+chosen so the groups' slots spread evenly over the slot space), so each group is one slot and
+the groups spread over the cluster's nodes as evenly as its slots:
 
 * a token's group is ``crc32(token) % groups``; its forward bucket within the group
   ``crc32(token) // groups % (buckets // groups)``: the dataset's ``buckets`` forward buckets
@@ -131,6 +132,12 @@ class GroupedIdMap(IdMap):
         self.marker = marker_value(buckets, groups)
         #: Forward buckets per group: the dataset's buckets shared out (at least one each).
         self.per_group = max(1, buckets // groups)
+        #: Each group's hash tag, and the names its calls need (made once: see ``keys``).
+        self.tags = keys.id_map_group_tags(groups)
+        self._markers = [keys.id_map_group_key("mode", tag) for tag in self.tags]
+        self._counters = [keys.id_map_group_key("next", tag) for tag in self.tags]
+        self._forwards = [keys.id_map_group_bucket_prefix("f", tag) for tag in self.tags]
+        self._reverses = [keys.id_map_group_bucket_prefix("r", tag) for tag in self.tags]
 
     # --- where things are
 
@@ -144,11 +151,10 @@ class GroupedIdMap(IdMap):
 
     def _forward_key(self, token: bytes) -> str:
         crc = zlib.crc32(token)
-        prefix = self.layout.id_map_group_bucket_prefix("f", crc % self.groups)
-        return f"{prefix}{crc // self.groups % self.per_group}"
+        return f"{self._forwards[crc % self.groups]}{crc // self.groups % self.per_group}"
 
     def _node(self, group: int) -> redis.Redis:
-        return self.router.node_of_key(self.layout.id_map_group_tag(group))
+        return self.router.node_of_key(self.tags[group])
 
     def _by_node(self, groups: Sequence[int]) -> list[tuple[redis.Redis, list[int]]]:
         """``groups`` by the Redis holding them (one, on a single Redis)."""
@@ -200,7 +206,7 @@ class GroupedIdMap(IdMap):
         other than its dataset's (``IdMappingMismatch``), so a client never writes into a map
         that was deleted or started afresh since it opened it."""
         for node, groups in self._by_node(range(self.groups)):
-            keys = [self.layout.id_map_group_key("mode", group) for group in groups]
+            keys = [self._markers[group] for group in groups]
             commands = [wire.encode("SET", key, self.marker, "NX") for key in keys]
             commands += [wire.encode("GET", key) for key in keys]
             with self.router.refreshed_on_failure():
@@ -255,13 +261,11 @@ class GroupedIdMap(IdMap):
     def _call(self, group: int, tokens: Sequence[bytes], create: bool) -> idmap.ScriptCall:
         """Group ``group``'s ``RESOLVE_LUA`` call: its marker, counter and buckets, its ids
         numbered ``n * groups + group``, at most as many as stay below ``INTERNAL_LIMIT``."""
-        layout, groups = self.layout, self.groups
-        marker = layout.id_map_group_key("mode", group)
-        head = [marker, layout.id_map_group_key("next", group), marker, marker]  # no epoch, quota
-        prefix = layout.id_map_group_bucket_prefix("f", group)
-        places = idmap.places_of(tokens, prefix, self.per_group, groups)
+        groups, marker = self.groups, self._markers[group]
+        head = [marker, self._counters[group], marker, marker]  # no epoch, no quota: not here
+        places = idmap.places_of(tokens, self._forwards[group], self.per_group, groups)
         limit = (idmap.INTERNAL_LIMIT - group + groups - 1) // groups
-        reverse = layout.id_map_group_bucket_prefix("r", group)
+        reverse = self._reverses[group]
         return idmap.resolve_call(
             tokens, create, head, places, self.marker, reverse, None, limit, groups, group
         )
@@ -303,7 +307,7 @@ class GroupedIdMap(IdMap):
             commands = [
                 wire.encode(
                     "HMGET",
-                    f"{self.layout.id_map_group_bucket_prefix('r', group)}{bucket}",
+                    f"{self._reverses[group]}{bucket}",
                     *buckets[(group, bucket)],
                 )
                 for group, bucket in names
@@ -326,8 +330,7 @@ class GroupedIdMap(IdMap):
         the dataset's epoch (a second round trip: the epoch is in another slot), so every writer
         that remembers the mapping drops it. The internal id it had."""
         group = self.group_of(token)
-        reverse = self.layout.id_map_group_bucket_prefix("r", group)
-        args = [field_of(token), reverse, b"", self.groups, group]
+        args = [field_of(token), self._reverses[group], b"", self.groups, group]
         found = self._forget(keys=[self._forward_key(token)], args=args)
         if found is not None:
             self.redis.set(self.keys.id_map_epoch_key(), idmap.new_epoch())
