@@ -10,7 +10,7 @@ import redis
 from drill_support import reached_sets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from id_mapping_support import MAPPINGS, MappedClient, make_client
+from id_mapping_support import FORMS, MappedClient, form_id, make_client
 
 from bitcore import drilldown, funnel, periods, reading
 from bitcore.cohort import engine
@@ -43,17 +43,22 @@ funnels = st.integers(2, 4).flatmap(
 )
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: "mapped" if m else "flat")
+#: The id map off and on, flat and sharded, on the test's one Redis.
+SINGLE_FORMS = [form for form in FORMS if form[0] != "cluster"]
+
+
+@pytest.mark.parametrize("form", SINGLE_FORMS, ids=form_id)
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=funnels)
 def test_funnel_step_and_dropoff_users_equal_the_oracle(
-    redis_client: redis.Redis, mapping: bool, case: tuple[int, list[list[set[int]]]]
+    redis_client: redis.Redis, form: tuple[str, bool], case: tuple[int, list[list[set[int]]]]
 ) -> None:
     window, did = case
     redis_client.flushall()
-    mc = make_client(redis_client, mapping, iter_chunk_bytes=2)  # many slices per iteration
+    layout, mapping = form
+    mc = make_client(redis_client, mapping, iter_chunk_bytes=2, layout=layout)  # many slices
     names = [f"s{k}" for k in range(len(did))]
     marks = [
         (names[k], mc.ext(u), moment(p))
@@ -77,9 +82,12 @@ def test_funnel_step_and_dropoff_users_equal_the_oracle(
             assert len(lost) == step.drop_off
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: "mapped" if m else "flat")
-def test_cohort_cells_users_equal_the_oracle(redis_client: redis.Redis, mapping: bool) -> None:
-    mc = make_client(redis_client, mapping)
+@pytest.mark.parametrize("form", SINGLE_FORMS, ids=form_id)
+def test_cohort_cells_users_equal_the_oracle(
+    redis_client: redis.Redis, form: tuple[str, bool]
+) -> None:
+    layout, mapping = form
+    mc = make_client(redis_client, mapping, layout=layout)
     rng = random.Random(7)
     did: dict[tuple[str, int], set[int]] = {}
     marks = []
