@@ -330,7 +330,8 @@ class GroupedIdMap(IdMap):
         the dataset's epoch (a second round trip: the epoch is in another slot), so every writer
         that remembers the mapping drops it. The internal id it had."""
         group = self.group_of(token)
-        args = [field_of(token), self._reverses[group], b"", self.groups, group]
+        args: list[bytes | str | int] = [field_of(token), self._reverses[group], b""]
+        args += [self.groups, group]
         found = self._forget(keys=[self._forward_key(token)], args=args)
         if found is not None:
             self.redis.set(self.keys.id_map_epoch_key(), idmap.new_epoch())
