@@ -291,3 +291,24 @@ def test_no_key_or_node_holds_every_id_on_the_cluster(
     assert all(0.2 < count / len(ids) < 0.45 for count in per_node), per_node  # about a third
     assert len(slots) == idmap_groups.DEFAULT_GROUPS  # one slot per group
     assert biggest <= 128  # every bucket a small hash: no key holds many ids
+
+
+def test_cleanup_and_delete_all_events_leave_the_map_in_groups(redis_client: redis.Redis) -> None:
+    b = BitCore(redis_client, layout="sharded", id_mapping=True)
+    b.mark_many([("active", f"u{n}", WHEN) for n in range(200)])
+    seven = b.internal_id("u7")
+    _ = list(b.MonthEvents("active", 2024, 5) & b.DayEvents("active", 2024, 5, 7))
+    layout = ShardedKeyLayout()
+    patterns = (layout.id_map_pattern(), layout.id_map_group_pattern())
+    map_keys = {key for pattern in patterns for key in redis_client.scan_iter(match=pattern)}
+    assert len(map_keys) > 2 * idmap_groups.DEFAULT_GROUPS  # markers, counters, buckets
+    b.delete_temporary_bitop_keys()
+    b.delete_all_events()
+    assert {
+        key for pattern in patterns for key in redis_client.scan_iter(match=pattern)
+    } == map_keys
+    assert len(b.MonthEvents("active", 2024, 5)) == 0
+    assert b.internal_id("u7") == seven is not None
+    for key in map_keys:  # every bucket a small hash, in the compact encoding
+        if redis_client.type(key) == b"hash":
+            assert redis_client.object("encoding", key) in (b"listpack", b"ziplist"), key
