@@ -658,37 +658,20 @@ class BitCore:
     def _id_map_of(self, direct: redis.Redis, marker: str | None) -> IdMap:
         """The id map its marker describes (a new dataset's, to claim it, when ``None``): the
         flat map, or on the sharded layout the map in groups (``bitcore.idmap_groups``)."""
-        where = f"the dataset under prefix {self.keys.prefix!r}"
-        if self._router is not None:
-            assert self._sharded is not None
-            if marker is None:
-                return GroupedIdMap(self.redis, self._sharded, self._router, self.id_map_buckets)
-            shape = idmap_groups.parse_marker(marker)
-            if shape is None and idmap.buckets_of_marker(marker) is not None:
-                raise IdMappingMismatch(
-                    f"{where} has the flat layout's id map ({marker}): open it with "
-                    "layout='flat' (a mapped dataset cannot change layout)"
-                )
-            if shape is None:
-                raise IdMappingMismatch(
-                    f"{where} has an id map marker bitcore cannot read: {marker}"
-                )
-            grouped = GroupedIdMap(
-                self.redis, self._sharded, self._router, *shape, cache_size=self.id_map_cache
-            )
-            grouped.open_groups()
-            return grouped
+        sharded = self._sharded
+        if marker is None and sharded is not None and self._router is not None:
+            return GroupedIdMap(self.redis, sharded, self._router, self.id_map_buckets)
         if marker is None:
             return IdMap(direct, self.keys, self.id_map_buckets)
-        buckets = idmap.buckets_of_marker(marker)
-        if buckets is None and idmap_groups.parse_marker(marker) is not None:
-            raise IdMappingMismatch(
-                f"{where} has the sharded layout's id map ({marker}): open it with "
-                "layout='sharded' (a mapped dataset cannot change layout)"
-            )
-        if buckets is None:
-            raise IdMappingMismatch(f"{where} has an id map marker bitcore cannot read: {marker}")
-        return IdMap(direct, self.keys, buckets, self.id_map_cache)
+        where = f"the dataset under prefix {self.keys.prefix!r}"
+        buckets, groups = idmap_groups.read_marker(marker, sharded is not None, where)
+        if sharded is None or self._router is None:
+            return IdMap(direct, self.keys, buckets, self.id_map_cache)
+        grouped = GroupedIdMap(
+            self.redis, sharded, self._router, buckets, groups, cache_size=self.id_map_cache
+        )
+        grouped.open_groups()
+        return grouped
 
     def _holds_plain_data(self, direct: redis.Redis) -> bool:
         """Whether any event data lies under the prefix (a SCAN that stops at the first key):

@@ -111,6 +111,28 @@ def parse_marker(marker: str) -> tuple[int, int] | None:
     return int(buckets), int(groups)
 
 
+def read_marker(marker: str, sharded: bool, where: str) -> tuple[int, int]:
+    """``(buckets, groups)`` of a dataset's marker, for a client of the sharded layout (a map in
+    groups) or not (the flat map: ``groups`` 1); ``IdMappingMismatch`` naming the layout to use
+    when the map is the other layout's, or the marker is not one bitcore writes.
+
+    >>> read_marker("mapped:8", False, "here"), read_marker("mapped:8:4", True, "here")
+    ((8, 1), (8, 4))
+    """
+    flat, grouped = idmap.buckets_of_marker(marker), parse_marker(marker)
+    if sharded and grouped is not None:
+        return grouped
+    if not sharded and flat is not None:
+        return flat, 1
+    if flat is not None or grouped is not None:
+        layout = "flat" if flat is not None else "sharded"
+        raise IdMappingMismatch(
+            f"{where} has the {layout} layout's id map ({marker}): open it with "
+            f"layout={layout!r} (a mapped dataset cannot change layout)"
+        )
+    raise IdMappingMismatch(f"{where} has an id map marker bitcore cannot read: {marker}")
+
+
 class GroupedIdMap(IdMap):
     """One sharded dataset's id map, in ``groups`` map groups (the module docstring): the flat
     map's interface (``resolve_for_write`` and its memory, ``lookup``, ``externals``,

@@ -534,20 +534,6 @@ def test_a_client_made_from_a_pipeline_maps_at_once_and_queues_the_bits(
     assert list(BitCore(redis_client, id_mapping=True).DayEvents("active", 2024, 5, 7)) == ["alice"]
 
 
-def test_a_new_ids_quota_refuses_before_allocating(mapped: BitCore) -> None:
-    budget = bulk.Budget(new_ids_quota=bulk.Quota("myapp:new-ids", 2, 60))
-    mapped.mark_many([("active", x, WHEN) for x in ("a", "b")], budget=budget)
-    with pytest.raises(bulk.WriteRefused) as refused:
-        mapped.mark_many([("active", x, WHEN) for x in ("a", "c")], budget=budget)
-    assert (refused.value.limit, refused.value.amount, refused.value.allowed) == (
-        "new_ids_quota",
-        3,
-        2,
-    )
-    assert mapped.internal_id("c") is None
-    mapped.mark_many([("active", "b", WHEN)], budget=budget)  # known: free
-
-
 @pytest.mark.parametrize("bits", [1, bulk.SCRIPT_MAX_BITS + 1])
 def test_a_write_under_an_old_epoch_writes_and_counts_nothing(
     redis_client: redis.Redis, bits: int
