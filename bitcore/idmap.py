@@ -21,6 +21,10 @@ user: ``validation.check_external_id``) as its decimal digits, which listpack st
 integer; a lowercase UUID as ``\\x00`` and its 16 bytes; any other string as its UTF-8. A token
 longer than ``MAX_FIELD_BYTES`` is a forward field of ``\\x01`` and a 20-byte BLAKE2b digest, so
 the forward bucket stays compact (the reverse value keeps it whole).
+
+That is the flat layout's map, kept exactly so for its datasets. On the sharded layout (and Redis
+Cluster, where one script over many keys would span slots) the same buckets and scripts are split
+into map groups, each in a hash slot of its own: ``bitcore.idmap_groups``.
 """
 
 from __future__ import annotations
