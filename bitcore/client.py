@@ -23,11 +23,24 @@ import redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
-from bitcore import bitmaps, bitops, bulk, erasure, events, idmap, periods, planning, shards, wire
+from bitcore import (
+    bitmaps,
+    bitops,
+    bulk,
+    erasure,
+    events,
+    idmap,
+    idmap_groups,
+    periods,
+    planning,
+    shards,
+    wire,
+)
 from bitcore.bitmaps import Bitmap, set_bits
 from bitcore.connection import DEFAULT_SOCKET_TIMEOUT, cluster_wanted, connect, connect_cluster
 from bitcore.embedded import default_redis
 from bitcore.idmap import IdMap, IdMappingMismatch
+from bitcore.idmap_groups import GroupedIdMap
 from bitcore.keys import (
     DEFAULT_PREFIX,
     DEFAULT_SHARD_BITS,
@@ -166,10 +179,6 @@ class BitCore:
         #: A shard's view keeps its dataset's saved segments where that client does.
         self._segments_owner: BitCore | None = None
         if isinstance(self.keys, ShardedKeyLayout):
-            if id_mapping:
-                raise ShardedLayoutUnsupported(
-                    "the id map on the sharded layout is not built yet: use the flat layout"
-                )
             self._sharded = self.keys
             self._router = shards.Router(self.redis, self.keys)
         self.track_hourly = track_hourly
@@ -480,6 +489,8 @@ class BitCore:
         once: bulk.Once | None = None,
     ) -> bool:
         if self._router is not None:
+            if epoch is not None and (self.redis.get(self.keys.id_map_epoch_key()) or b"") != epoch:
+                raise bulk.EpochChanged()  # checked just before: the epoch is in another slot
             return self._set_bits_sharded(plan, quota, budget, once)
         return bulk.set_bits_atomically(
             target,
@@ -648,18 +659,37 @@ class BitCore:
                     "mix two kinds of ids (use another key_prefix for mapped ids)"
                 )
         if marker is None:
-            fresh = IdMap(direct, self.keys, self.id_map_buckets)
+            fresh = self._id_map_of(direct, None)
             marker = fresh.claim(self.keys.unique_key(self.universe), self.keys.event_names_key())
             if marker is None:
                 raise IdMappingMismatch(f"{where} got plain data while being claimed for ids")
-        buckets = idmap.buckets_of_marker(marker)
-        if buckets is None:
-            raise IdMappingMismatch(f"{where} has an id map marker bitcore cannot read: {marker}")
-        return IdMap(direct, self.keys, buckets, self.id_map_cache)
+        return self._id_map_of(direct, marker)
+
+    def _id_map_of(self, direct: redis.Redis, marker: str | None) -> IdMap:
+        """The id map its marker describes (a new dataset's, to claim it, when ``None``): the
+        flat map, or on the sharded layout the map in groups (``bitcore.idmap_groups``)."""
+        sharded = self._sharded
+        if marker is None and sharded is not None and self._router is not None:
+            return GroupedIdMap(self.redis, sharded, self._router, self.id_map_buckets)
+        if marker is None:
+            return IdMap(direct, self.keys, self.id_map_buckets)
+        where = f"the dataset under prefix {self.keys.prefix!r}"
+        buckets, groups = idmap_groups.read_marker(marker, sharded is not None, where)
+        if sharded is None or self._router is None:
+            return IdMap(direct, self.keys, buckets, self.id_map_cache)
+        grouped = GroupedIdMap(
+            self.redis, sharded, self._router, buckets, groups, cache_size=self.id_map_cache
+        )
+        grouped.open_groups()
+        return grouped
 
     def _holds_plain_data(self, direct: redis.Redis) -> bool:
         """Whether any event data lies under the prefix (a SCAN that stops at the first key):
-        the universe and the registry of names first, as bitcore always writes them."""
+        the universe and the registry of names first, as bitcore always writes them. On the
+        sharded layout, the registries of shards and of names (one key each, so one slot)."""
+        if self._sharded is not None:
+            names = (self._sharded.shards_key(), self.keys.event_names_key())
+            return any(self.redis.exists(name) for name in names)
         if direct.exists(self.keys.unique_key(self.universe), self.keys.event_names_key()):
             return True
         pattern = self.keys.all_keys_pattern()

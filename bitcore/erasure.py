@@ -34,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from bitcore.client import BitCore
+    from bitcore.keys import ShardedKeyLayout
 
 #: Keys per SCAN step and per script call: 500 ``GETBIT`` calls take about a millisecond
 #: (``bench/README.md``).
@@ -100,6 +101,23 @@ def _had_bit(client: BitCore, keys: Sequence[bytes], offset: int, dry_run: bool)
     return [flag == 1 for flag in flags]
 
 
+def _where(client: BitCore, internal: int) -> tuple[BitCore, int, Callable[[bytes], bool]]:
+    """Where the bits of ``internal`` lie: the client itself and the id; on the sharded layout
+    the view of the user's one shard (``BitCore.shard_view``) and the local offset. And which
+    keys there are temporary results, by their flat names (a shard's keys name operands with
+    the dataset's prefix, not the view's)."""
+    if client.layout == "flat":
+        return client, internal, client.keys.is_temporary_key
+    shard, local = client.shard_of(internal)
+    layout = cast("ShardedKeyLayout", client.keys)
+
+    def is_temporary(key: bytes) -> bool:
+        parsed = layout.parse_shard_key(key)
+        return parsed is not None and layout.is_temporary_key(parsed[1])
+
+    return client.shard_view(shard), local, is_temporary
+
+
 def forget(
     client: BitCore,
     user_id: int | str,
@@ -114,19 +132,11 @@ def forget(
     total)."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
-    if client.layout != "flat":  # the user's bits are all in one shard: forget them there
-        internal = client.internal_id(user_id)
-        assert internal is not None  # plain ids (the sharded layout has no id map yet)
-        shard, local = client.shard_of(internal)
-        view = client.shard_view(shard)
-        counts = _clear(view, local, dry_run, batch, progress, _sharded_rule(client))
-        return ErasureReport(user_id, internal, dry_run, *counts, mapping_removed=False)
     internal = client.internal_id(user_id)
     scanned = data = temporary = 0
     if internal is not None:
-        scanned, data, temporary = _clear(
-            client, internal, dry_run, batch, progress, client.keys.is_temporary_key
-        )
+        where, offset, is_temporary = _where(client, internal)
+        scanned, data, temporary = _clear(where, offset, dry_run, batch, progress, is_temporary)
     removed = False
     if not dry_run and internal is not None and client.id_mapping:
         removed = client.forget_id(user_id) is not None
@@ -154,15 +164,3 @@ def _clear(
         if progress is not None:
             progress(len(keys))
     return scanned, data, temporary
-
-
-def _sharded_rule(client: BitCore) -> Callable[[bytes], bool]:
-    """``is_temporary_key`` of a shard's stored keys by their flat names: a result the main
-    client cached names flat operands (``{tag}trackist_bitop_AND_trackist_a_...``), which the
-    shard view's own rule, whose prefix holds the tag, would count as data."""
-
-    def is_temporary(key: bytes) -> bool:
-        parsed = client.keys.parse_shard_key(key)  # type: ignore[attr-defined]
-        return parsed is not None and client.keys.is_temporary_key(parsed[1])
-
-    return is_temporary

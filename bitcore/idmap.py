@@ -21,10 +21,15 @@ user: ``validation.check_external_id``) as its decimal digits, which listpack st
 integer; a lowercase UUID as ``\\x00`` and its 16 bytes; any other string as its UTF-8. A token
 longer than ``MAX_FIELD_BYTES`` is a forward field of ``\\x01`` and a 20-byte BLAKE2b digest, so
 the forward bucket stays compact (the reverse value keeps it whole).
+
+That is the flat layout's map, kept exactly so for its datasets. On the sharded layout (and Redis
+Cluster, where one script over many keys would span slots) the same buckets and scripts are split
+into map groups, each in a hash slot of its own: ``bitcore.idmap_groups``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -203,7 +208,10 @@ def buckets_of_marker(marker: str) -> int | None:
 #: none) and TTL; ARGV[8]: every id's forward field, one after the other; ARGV[9]: a byte per id,
 #: its field's length, plus 128 for a digest field (whose whole token follows in ARGV[11..], in
 #: order, for the reverse value); ARGV[10]: two bytes per id (little-endian), the index of its
-#: bucket among KEYS[5..].
+#: bucket among KEYS[5..]; ARGV[11], ARGV[12]: the stride and offset of the ids the counter
+#: numbers (the counter's n-th id is ``n * stride + offset``, its reverse entry at ``n``: 1 and
+#: 0 on the flat layout, where the n-th id is n; a map group's on the sharded layout,
+#: ``bitcore.idmap_groups``).
 #: Returns the epoch, then the internal ids in the order sent as one string of decimal numbers
 #: separated by spaces (-1: unknown, when looking up only).
 #:
@@ -220,7 +228,8 @@ if marker ~= ARGV[1] then
 end
 local create, reverse, limit = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
 local count, fields, sizes, places = tonumber(ARGV[5]), ARGV[8], ARGV[9], ARGV[10]
-local out, pos, whole, n = {}, 1, 11, 0
+local stride, offset = tonumber(ARGV[11]), tonumber(ARGV[12])
+local out, pos, whole, n = {}, 1, 13, 0
 local new_keys, new_fields, new_at, new_values, fresh = {}, {}, {}, {}, 0
 for first = 1, count, 2000 do
   local last = min(first + 1999, count)
@@ -268,11 +277,11 @@ if first + fresh > limit then
 end
 local pairs_of, slot_names = {}, {}
 for j = 1, fresh do
-  local id = first + j - 1
-  local name = tostring(id)
+  local place = first + j - 1
+  local name = tostring(place * stride + offset)
   call('HSET', new_keys[j], new_fields[j], name)
   out[new_at[j]] = name
-  local bucket, slot = floor(id / 128), id % 128
+  local bucket, slot = floor(place / 128), place % 128
   local slot_name = slot_names[slot]
   if not slot_name then
     slot_name = tostring(slot)
@@ -309,28 +318,130 @@ redis.call('SET', KEYS[4], ARGV[2])
 return ARGV[1]
 """
 
-#: KEYS[1]: the id's forward bucket; KEYS[2]: the epoch. ARGV[1]: its field; ARGV[2]: the reverse
-#: key prefix; ARGV[3]: a new epoch. Deletes both directions and renews the epoch; returns the
-#: internal id it had, or nil.
+#: KEYS[1]: the id's forward bucket; KEYS[2] (if given): the epoch. ARGV[1]: its field; ARGV[2]:
+#: the reverse key prefix; ARGV[3]: a new epoch; ARGV[4], ARGV[5]: the stride and offset of the
+#: ids of the counter (``RESOLVE_LUA``; 1 and 0 if not given). Deletes both directions and renews
+#: the epoch; returns the internal id it had, or nil.
 FORGET_LUA = """
 local found = redis.call('HGET', KEYS[1], ARGV[1])
 if not found then
   return false
 end
 local n = tonumber(found)
+local place = math.floor((n - tonumber(ARGV[5] or '0')) / tonumber(ARGV[4] or '1'))
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', ARGV[2] .. math.floor(n / 128), n % 128)
-redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HDEL', ARGV[2] .. math.floor(place / 128), place % 128)
+if KEYS[2] then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
 return n
 """
 _RESOLVE_SHA = hashlib.sha1(RESOLVE_LUA.encode()).hexdigest()
+
+#: A ``RESOLVE_LUA`` call as RESP: ``(EVALSHA command, EVAL command)``.
+ScriptCall = tuple[bytes, bytes]
+
+
+def places_of(
+    tokens: Sequence[bytes], prefix: str, buckets: int, divisor: int = 1
+) -> tuple[bytes, bytes, int]:
+    """Each token's forward bucket (``crc32 // divisor % buckets``) as its index among the
+    batch's buckets (two bytes, little-endian), those buckets' keys (``prefix`` and the number)
+    as RESP, and how many there are. A big batch's by numpy (formatting 8,000 keys one by one
+    cost more than the rest of the look-up). ``divisor``: a map group's share of the hash
+    (``bitcore.idmap_groups``), 1 on the flat layout."""
+    crc32, name = zlib.crc32, prefix.encode()
+    if len(tokens) >= NUMPY_FROM:
+        crcs = np.fromiter(map(crc32, tokens), dtype=np.uint64, count=len(tokens))
+        distinct, places = np.unique(
+            crcs // np.uint64(divisor) % np.uint64(buckets), return_inverse=True
+        )
+        keys = _numbered_keys(name, distinct)
+        return places.astype("<u2").tobytes(), keys, len(distinct)
+    of_token = [crc32(token) // divisor % buckets for token in tokens]
+    index = {bucket: n for n, bucket in enumerate(dict.fromkeys(of_token))}
+    places_bytes = struct.pack(f"<{len(of_token)}H", *map(index.__getitem__, of_token))
+    names = [b"%s%d" % (name, bucket) for bucket in index]
+    keys = b"".join([b"$%d\r\n%s\r\n" % (len(key), key) for key in names])
+    return places_bytes, keys, len(names)
+
+
+def resolve_call(
+    tokens: Sequence[bytes],
+    create: bool,
+    head: list[str],
+    places: tuple[bytes, bytes, int],
+    marker: str,
+    reverse_prefix: str,
+    quota: Quota | None = None,
+    limit: int | None = None,
+    stride: int = 1,
+    offset: int = 0,
+) -> ScriptCall:
+    """One ``RESOLVE_LUA`` call for distinct ``tokens``: ``head`` its first four keys, ``places``
+    what ``places_of`` made of the tokens; their fields packed into one argument, a byte of size
+    and two of bucket index each, built by C loops (``map``, ``bytes.join``) rather than one
+    Python step per argument. ``limit``: how many ids the counter may number
+    (``INTERNAL_LIMIT`` by default)."""
+    indexes, keys, key_count = places
+    wholes: list[bytes] = []
+    if max(map(len, tokens), default=0) <= MAX_FIELD_BYTES:
+        fields, sizes = b"".join(tokens), bytes(map(len, tokens))
+    else:
+        fields, sizes, wholes = _packed_with_digests(tokens)
+    most = INTERNAL_LIMIT if limit is None else limit
+    tail: list[Any] = [marker, b"1" if create else b"0", reverse_prefix, most, len(tokens)]
+    tail += [quota.limit if quota else 0, quota.ttl if quota else 0]
+    tail += [fields, sizes, indexes, stride, offset, *wholes]
+    body = [wire.bulk_strings(head), keys, wire.bulk_strings(tail)]
+    numkeys = len(head) + key_count
+    parts = 3 + numkeys + len(tail)
+    return (
+        wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body),
+        wire.command(parts, ("EVAL", RESOLVE_LUA, numkeys), body),
+    )
+
+
+def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """The replies of ``calls`` sent in one round trip to ``client`` (one Redis); once more as
+    ``EVAL`` (which loads the script) if that Redis does not know it yet. Safe to repeat: an
+    allocation found already made is looked up, not made again."""
+    try:
+        return wire.round_trip(client, [evalsha for evalsha, _ in calls])
+    except redis.exceptions.NoScriptError:  # first use on this server: EVAL loads it
+        return wire.round_trip(client, [evaluate for _, evaluate in calls])
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """``RESOLVE_LUA``'s error replies as bitcore's errors: ``WriteRefused`` (over the new-ids
+    quota), ``IdMapFull``, ``IdMappingMismatch``."""
+    try:
+        yield
+    except redis.ResponseError as error:
+        message = str(error)
+        if message.startswith("IDMAP quota"):
+            used, limit = message.split()[2:4]
+            raise WriteRefused("new_ids_quota", int(used), int(limit)) from None
+        if message.startswith("IDMAP full"):
+            raise IdMapFull(message[len("IDMAP ") :]) from None
+        if message.startswith("IDMAP"):
+            raise IdMappingMismatch(message[len("IDMAP ") :]) from None
+        raise
+
+
+def ids_of_reply(internals: bytes) -> list[int]:
+    """``RESOLVE_LUA``'s ids (decimal numbers separated by spaces), parsed in C, not by
+    ``int()`` per id."""
+    return cast(list[int], np.fromstring(internals, dtype=np.int64, sep=" ").tolist())
 
 
 #: Mappings an ``IdMap`` remembers at most (about 150 bytes each); past it, it starts afresh.
 DEFAULT_CACHE_SIZE = 100_000
 
 
-def _new_epoch() -> bytes:
+def new_epoch() -> bytes:
+    """A fresh random epoch (``IdMap``)."""
     return os.urandom(8).hex().encode()
 
 
@@ -466,61 +577,15 @@ class IdMap:
     def _resolve(
         self, tokens: Sequence[bytes], create: bool, quota: Quota | None = None
     ) -> tuple[bytes, dict[bytes, int]]:
-        """One script call for distinct ``tokens``: their fields packed into one argument, a
-        byte of size and two of bucket index each (``RESOLVE_LUA``), built by C loops (``map``,
-        ``bytes.join``) rather than one Python step per argument."""
-        places, keys, key_count = self._places(tokens)
-        wholes: list[bytes] = []
-        if max(map(len, tokens), default=0) <= MAX_FIELD_BYTES:
-            fields, sizes = b"".join(tokens), bytes(map(len, tokens))
-        else:
-            fields, sizes, wholes = _packed_with_digests(tokens)
+        """One script call for distinct ``tokens`` (``resolve_call``)."""
         head = [self.keys.id_map_marker_key(), self.keys.id_map_counter_key()]
         head += [self.keys.id_map_epoch_key(), quota.key if quota else QUOTA_PLACEHOLDER_KEY]
-        tail = [self.marker, b"1" if create else b"0", self._reverse_prefix, INTERNAL_LIMIT]
-        tail += [len(tokens), quota.limit if quota else 0, quota.ttl if quota else 0]
-        tail += [fields, sizes, places, *wholes]
-        body = [wire.bulk_strings(head), keys, wire.bulk_strings(tail)]
-        numkeys = len(head) + key_count
-        parts = 3 + numkeys + len(tail)
-        try:
-            try:
-                command = wire.command(parts, ("EVALSHA", _RESOLVE_SHA, numkeys), body)
-                [reply] = wire.round_trip(self.redis, [command])
-            except redis.exceptions.NoScriptError:  # first use on this server: EVAL loads it
-                command = wire.command(parts, ("EVAL", RESOLVE_LUA, numkeys), body)
-                [reply] = wire.round_trip(self.redis, [command])
-        except redis.ResponseError as error:
-            message = str(error)
-            if message.startswith("IDMAP quota"):
-                used, limit = message.split()[2:4]
-                raise WriteRefused("new_ids_quota", int(used), int(limit)) from None
-            if message.startswith("IDMAP full"):
-                raise IdMapFull(message[len("IDMAP ") :]) from None
-            if message.startswith("IDMAP"):
-                raise IdMappingMismatch(message[len("IDMAP ") :]) from None
-            raise
+        places = places_of(tokens, self._forward_prefix, self.buckets)
+        call = resolve_call(tokens, create, head, places, self.marker, self._reverse_prefix, quota)
+        with mapped_errors():
+            [reply] = run_scripts(self.redis, [call])
         epoch, internals = reply
-        ids = np.fromstring(internals, dtype=np.int64, sep=" ").tolist()  # C, not int() per id
-        return epoch, dict(zip(tokens, ids, strict=True))
-
-    def _places(self, tokens: Sequence[bytes]) -> tuple[bytes, bytes, int]:
-        """Each token's forward bucket as its index among the batch's buckets (two bytes,
-        little-endian), those buckets' keys as RESP, and how many there are. A big batch's by
-        numpy (formatting 8,000 keys one by one cost more than the rest of the look-up)."""
-        buckets, crc32 = self.buckets, zlib.crc32
-        prefix = self._forward_prefix.encode()
-        if len(tokens) >= NUMPY_FROM:
-            crcs = np.fromiter(map(crc32, tokens), dtype=np.uint64, count=len(tokens))
-            distinct, places = np.unique(crcs % buckets, return_inverse=True)
-            keys = _numbered_keys(prefix, distinct)
-            return places.astype("<u2").tobytes(), keys, len(distinct)
-        of_token = [crc32(token) % buckets for token in tokens]
-        index = {bucket: n for n, bucket in enumerate(dict.fromkeys(of_token))}
-        places_bytes = struct.pack(f"<{len(of_token)}H", *map(index.__getitem__, of_token))
-        names = [b"%s%d" % (prefix, bucket) for bucket in index]
-        keys = b"".join([b"$%d\r\n%s\r\n" % (len(name), name) for name in names])
-        return places_bytes, keys, len(names)
+        return epoch, dict(zip(tokens, ids_of_reply(internals), strict=True))
 
     def lookup(self, tokens: Sequence[bytes]) -> list[int | None]:
         """The internal id of each token, ``None`` if unknown, without allocating: plain
@@ -565,7 +630,7 @@ class IdMap:
     def forget(self, token: bytes) -> int | None:
         """Remove one id's mapping, both directions, atomically; the internal id it had."""
         keys = [self._forward_key(token), self.keys.id_map_epoch_key()]
-        found = self._forget(keys=keys, args=[field_of(token), self._reverse_prefix, _new_epoch()])
+        found = self._forget(keys=keys, args=[field_of(token), self._reverse_prefix, new_epoch()])
         self._cache.pop(token, None)
         return None if found is None else int(found)
 
@@ -574,5 +639,5 @@ class IdMap:
         (``None``: plain data is there)."""
         keys = [self.keys.id_map_marker_key(), universe_key, registry_key]
         keys.append(self.keys.id_map_epoch_key())
-        found: Any = self._claim(keys=keys, args=[self.marker, _new_epoch()])
+        found: Any = self._claim(keys=keys, args=[self.marker, new_epoch()])
         return None if found is None else found.decode() if isinstance(found, bytes) else found

@@ -51,6 +51,8 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from redis.crc import key_slot
+
 from bitcore.periods import Period
 
 DEFAULT_PREFIX = "trackist_"
@@ -107,8 +109,9 @@ QUOTA_PLACEHOLDER_KEY = f"{SEGMENT_NAMESPACE}quota:none"
 #: mapped?), ``next`` (the next internal id), ``epoch`` (renewed when a mapping is removed),
 #: ``f:<bucket>`` (external -> internal, bucket from a hash of the external id) and
 #: ``r:<bucket>`` (internal -> external, bucket = internal >> 7). The bucket is always the last
-#: part of the key, so a Redis Cluster layout can put it in a hash tag (``...:f:{123}``) and
-#: spread the buckets over the slots.
+#: part of the key. On the sharded layout only ``mode`` and ``epoch`` keep these names: the
+#: rest is split into map groups, each behind a hash tag of its own
+#: (``ShardedKeyLayout.id_map_group_key``: ``bitcore:idmap:{trackist_m3}trackist_:f:17``).
 ID_MAP_NAMESPACE = f"{SEGMENT_NAMESPACE}idmap:"
 #: The set of shards in use under a prefix (sharded layout): ``bitcore:shards:<prefix>``.
 SHARDS_NAMESPACE = f"{SEGMENT_NAMESPACE}shards:"
@@ -123,6 +126,10 @@ LAYOUTS = (FLAT, SHARDED)
 DEFAULT_SHARD_BITS = 20
 #: The range ``shard_bits`` may take: 2**20 to 2**23 ids per shard.
 SHARD_BITS_RANGE = range(20, 24)
+#: Hash slots of a Redis Cluster (a key's slot: CRC16 of its hash tag, modulo this).
+CLUSTER_SLOTS = 16384
+#: Most id map groups a sharded dataset may have (``ShardedKeyLayout.id_map_group_tags``).
+MAX_ID_MAP_GROUPS = 1024
 #: The sharded layout's hash tag of saved segments: ``bitcore:{segments}segment:<name>``.
 SEGMENTS_TAG = "{segments}"
 
@@ -475,6 +482,50 @@ class ShardedKeyLayout(KeyLayout):
     def shards_key(self) -> str:
         """The set of shards in use under this prefix (each shard's number)."""
         return f"{SHARDS_NAMESPACE}{self.prefix}"
+
+    def id_map_group_tags(self, groups: int) -> list[str]:
+        """The hash tag of every key of each of ``groups`` id map groups
+        (``bitcore.idmap_groups``): group ``g``'s is ``{<prefix>m<g>.<n>}`` with the first ``n``
+        whose slot lies in the ``g``-th of ``groups`` equal ranges of the cluster's slots. So the
+        groups spread over the slots evenly, and over the nodes of a cluster as evenly as its
+        slots do (plain names' CRC16 cluster: 16 ``{trackist_m<g>}`` fall 8, 5 and 3 on three
+        nodes). Never a shard's tag (``{<prefix>s<shard>}``); the same for a prefix forever.
+
+        >>> ShardedKeyLayout().id_map_group_tags(2)
+        ['{trackist_m0.0}', '{trackist_m1.0}']
+        """
+        if not 1 <= groups <= MAX_ID_MAP_GROUPS:
+            raise ValueError(f"id map groups are 1..{MAX_ID_MAP_GROUPS}, got {groups}")
+        tags = []
+        for group in range(groups):
+            low, high = group * CLUSTER_SLOTS // groups, (group + 1) * CLUSTER_SLOTS // groups
+            salt = 0
+            while not low <= key_slot(f"{self.prefix}m{group}.{salt}".encode()) < high:
+                salt += 1
+            tags.append(f"{{{self.prefix}m{group}.{salt}}}")
+        return tags
+
+    def id_map_group_key(self, part: str, tag: str) -> str:
+        """Key ``part`` of the id map group with hash tag ``tag`` (``id_map_group_tags``): the
+        flat map's name of it, the tag before the prefix, so the group's marker (``mode``),
+        counter (``next``) and buckets (``f:<bucket>``, ``r:<bucket>``) share one slot.
+
+        >>> ShardedKeyLayout().id_map_group_key("next", "{trackist_m1.0}")
+        'bitcore:idmap:{trackist_m1.0}trackist_:next'
+        """
+        return f"{ID_MAP_NAMESPACE}{tag}{self.prefix}:{part}"
+
+    def id_map_group_bucket_prefix(self, direction: str, tag: str) -> str:
+        """What every bucket key of ``direction`` (``"f"`` or ``"r"``) of the group with ``tag``
+        is before its number (``id_map_bucket_prefix``, in the group's slot)."""
+        self.id_map_bucket_prefix(direction)  # checks the direction
+        return self.id_map_group_key(f"{direction}:", tag)
+
+    def id_map_group_pattern(self) -> str:
+        """SCAN pattern for every key of every id map group of this prefix (the dataset's
+        marker and epoch are ``id_map_pattern``'s)."""
+        escaped = glob_escape(self.prefix)
+        return f"{ID_MAP_NAMESPACE}{{{escaped}m*}}{escaped}:*"
 
 
 def layout_named(

@@ -12,7 +12,9 @@ shards' counts; a target that held more of that key's bits reports a mismatch), 
 recorded as done in a set on the target, so a migration stopped midway resumes where it was. The
 registries of event and flag names and the saved segments are copied too. The source is never
 deleted unless ``delete_source`` says so, and then only after every key has been verified.
-Temporary bit-op keys are not copied: they are computed again when read.
+Temporary bit-op keys are not copied: they are computed again when read. An id-mapped dataset
+(string ids) is refused with ``ShardedLayoutUnsupported`` before anything is copied: its internal
+ids would have to be renumbered into the sharded map's groups (``bitcore.idmap_groups``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, cast
 
 from bitcore.client import BitCore
 from bitcore.keys import SEGMENT_NAMESPACE
+from bitcore.shards import ShardedLayoutUnsupported
 
 #: Keys per SCAN call on the source.
 SCAN_BATCH = 1000
@@ -69,6 +72,21 @@ def data_keys(source: BitCore) -> Iterator[str]:
                 yield text
 
 
+def _refuse_mapped(source: BitCore, target: BitCore) -> None:
+    """``ShardedLayoutUnsupported`` for an id-mapped dataset on either side, before anything is
+    read or written: the flat map numbers internal ids with one counter, the sharded layout's
+    map groups each with their own (``bitcore.idmap_groups``), so a mapped dataset's bits would
+    have to be renumbered, every key, to move (not built)."""
+    for client in (source, target):
+        marker = client.redis.get(client.keys.id_map_marker_key())
+        if client.id_mapping or marker is not None:
+            raise ShardedLayoutUnsupported(
+                f"the dataset under prefix {client.keys.prefix!r} has the id map (string ids): "
+                "migrate_layout cannot move an id-mapped dataset (its internal ids would have to "
+                "be renumbered); start the sharded dataset afresh under another prefix"
+            )
+
+
 def migrate_layout(
     source: BitCore,
     target: BitCore,
@@ -81,6 +99,7 @@ def migrate_layout(
     ``MigrationMismatch`` after the copy when a key's counts differ (the source is kept)."""
     if source.layout != "flat" or target.layout != "sharded":
         raise ValueError("migrate_layout copies a flat-layout client into a sharded-layout one")
+    _refuse_mapped(source, target)
     shard_bytes = 1 << (target.shard_bits - 3)
     report = MigrationReport()
     done = done_key(source, target)

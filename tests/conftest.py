@@ -91,6 +91,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if every_layout:
             pairs, ids = id_mapping_support.LAYOUT_MAPPINGS, id_mapping_support.LAYOUT_MAPPING_IDS
             metafunc.parametrize(("layout", mapped), pairs, indirect=True, ids=ids)
+        elif (
+            "layout" in metafunc.fixturenames and definition.get_closest_marker("flat_only") is None
+        ):
+            # the id map's own forms: flat with and without it, mapped on sharded and the cluster
+            forms, ids = (
+                id_mapping_support.FORMS,
+                [id_mapping_support.form_id(f) for f in id_mapping_support.FORMS],
+            )
+            metafunc.parametrize(("layout", mapped), forms, indirect=True, ids=ids)
         else:
             mappings = id_mapping_support.MAPPINGS
             ids = ["mapped" if mapping else "plain" for mapping in mappings]

@@ -1,8 +1,8 @@
 """Clients with the id map off, and on once ``BitCore`` takes ``id_mapping`` (issue 16's id map).
 
 Tests of drill-down and erasure take the ``mapped_bc`` fixture (tests/conftest.py), which runs
-them once per entry of ``MAPPINGS``: the map off always; on as well as soon as the client offers
-it, with no edit to the tests. ``external(i, mapping)`` is the external id a test gives user
+them once per entry of ``FORMS``: the map off and on on the flat layout, and on on the sharded
+layout and the cluster. ``external(i, mapping)`` is the external id a test gives user
 ``i``: the integer itself without a map, a string id with one, so the oracles (Python sets of
 external ids) hold either way.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import redis
 from cluster_support import layout_client
+from redis.cluster import RedisCluster
 
 from bitcore import BitCore
 
@@ -28,9 +29,22 @@ def external(i: int, mapping: bool) -> int | str:
     return f"usr_{i:x}" if mapping else i
 
 
+#: The forms the ``mapped_bc`` fixture comes in: ``(layout, mapping)``; the map on the sharded
+#: layout and on the session's Redis Cluster too (issue 17).
+FORMS: list[tuple[str, bool]] = [("flat", m) for m in MAPPINGS] + [
+    ("sharded", True),
+    ("cluster", True),
+]
+
+
+def form_id(form: tuple[str, bool]) -> str:
+    layout, mapping = form
+    return f"{layout}-mapped" if mapping else layout
+
+
 @dataclass(frozen=True)
 class MappedClient:
-    """A client on the emptied test Redis, and whether it maps ids."""
+    """A client on the emptied test Redis (or cluster), and whether it maps ids."""
 
     bc: BitCore
     mapping: bool
@@ -40,10 +54,9 @@ class MappedClient:
 
 
 #: ``(layout, mapping)``: what a test of every layout (``all_layouts``) runs with; the id map on
-#: the flat layout only (flat until by=/first-time/id map land on sharded).
-LAYOUT_MAPPINGS: list[tuple[str, bool]] = [("flat", m) for m in MAPPINGS] + [
-    ("sharded", False),
-    ("cluster", False),
+#: every layout, with and without the map.
+LAYOUT_MAPPINGS: list[tuple[str, bool]] = [
+    (layout, m) for layout in ("flat", "sharded", "cluster") for m in MAPPINGS
 ]
 
 
@@ -58,9 +71,12 @@ LAYOUT_MAPPING_IDS = [layout_mapping_id(pair) for pair in LAYOUT_MAPPINGS]
 
 
 def make_client(
-    redis_client: redis.Redis, mapping: bool, layout: str = "flat", **kwargs: object
+    redis_client: redis.Redis | RedisCluster, mapping: bool, layout: str = "flat", **kwargs: object
 ) -> MappedClient:
-    """A client on ``redis_client`` in ``layout`` (``cluster_support.layout_client``)."""
+    """A client on ``redis_client`` in ``layout`` (``cluster_support.layout_client``; a cluster
+    client is always the cluster's sharded layout)."""
+    if isinstance(redis_client, RedisCluster):
+        layout = "cluster"
     if mapping:
         kwargs["id_mapping"] = True
     return MappedClient(layout_client(redis_client, layout, **kwargs), mapping)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
-from cluster_support import flat_name
 from id_mapping_support import MappedClient
 
 from bitcore import BitCore
@@ -41,16 +40,27 @@ def load_random(mc: MappedClient, seed: int, users: int = 80) -> None:
 
 
 def snapshot(bc: BitCore) -> dict[bytes, tuple[int, set[int]]]:
-    """Every key under the prefix (every shard's, on the sharded layout): its length and its
-    members (internal ids; the tests' users are all in shard 0, where an offset is the id)."""
+    """Every key under the prefix: its length and its members (internal ids); on the sharded
+    layout every shard's keys, their members as the dataset's internal ids."""
+    if bc.layout == "flat":
+        views = [(bc, 0)]
+    else:
+        views = [(bc.shard_view(s), bc.keys.shard_base(s)) for s in bc.shards_in_use()]  # type: ignore[attr-defined]
     shot = {}
-    pattern = bc.keys.all_keys_pattern()
-    if bc.layout == "sharded":
-        pattern = bc.keys.shard_pattern(pattern)  # type: ignore[attr-defined]
-    for key in bc.redis.scan_iter(match=pattern, count=1000):
-        value = bc.redis.get(key) or b""
-        shot[key] = (len(value), set(set_bits(value)))
+    for view, base in views:
+        for key in view.redis.scan_iter(match=view.keys.all_keys_pattern(), count=1000):
+            value = view.redis.get(key) or b""
+            shot[key] = (len(value), {base + bit for bit in set_bits(value)})
     return shot
+
+
+def is_temporary(bc: BitCore, key: bytes) -> bool:
+    """Whether a key of ``snapshot`` is a temporary result (its flat name's, when sharded)."""
+    if bc.layout != "flat":
+        parsed = bc.keys.parse_shard_key(key)  # type: ignore[attr-defined]
+        assert parsed is not None
+        return bc.keys.is_temporary_key(parsed[1])
+    return bc.keys.is_temporary_key(key)
 
 
 def without(
@@ -70,7 +80,7 @@ def test_forget_clears_the_user_everywhere_and_nothing_else(
     assert target is not None
     before = snapshot(bc)
     holding = {key for key, (_, members) in before.items() if target in members}
-    temporary = {key for key in holding if bc.keys.is_temporary_key(flat_name(bc, key))}
+    temporary = {key for key in holding if is_temporary(bc, key)}
     assert temporary and holding - temporary, "the data set must put the user in both kinds"
 
     report = bc.forget(target_ext, batch=7)  # small batches: many SCAN steps

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid as uuid_module
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +43,27 @@ def fresh(redis_client: redis.Redis) -> BitCore:
     """A mapped client on an emptied Redis, for each Hypothesis example (few buckets: shared)."""
     redis_client.flushall()
     return BitCore(redis_client, id_mapping=True, id_map_buckets=16)
+
+
+@pytest.fixture(params=("flat", "sharded", "cluster"))
+def fresh_on(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Callable[[], BitCore]:
+    """``fresh`` on each layout: the map in groups on the sharded layout and the cluster."""
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+
+        def on_cluster() -> BitCore:
+            cluster.flushall()
+            return BitCore(request.getfixturevalue("cluster_client"), id_mapping=True)
+
+        return on_cluster
+    if request.param == "flat":
+        return lambda: fresh(redis_client)
+
+    def sharded() -> BitCore:
+        redis_client.flushall()
+        return BitCore(redis_client, id_mapping=True, id_map_buckets=16, layout="sharded")
+
+    return sharded
 
 
 def canonical(ids: list[Any]) -> set[int | str]:
@@ -146,9 +168,9 @@ def test_bucket_keys_packed_by_numpy_are_those_formatted_one_by_one(
 @fixture_ok
 @given(st.lists(external_ids, max_size=60), st.lists(external_ids, max_size=10))
 def test_membership_and_iteration_equal_a_set_of_the_ids(
-    redis_client: redis.Redis, marked: list[Any], others: list[Any]
+    fresh_on: Callable[[], BitCore], marked: list[Any], others: list[Any]
 ) -> None:
-    b = fresh(redis_client)
+    b = fresh_on()
     b.mark_many([("active", x, WHEN) for x in marked])
     expected = canonical(marked)
     month = b.MonthEvents("active", 2024, 5)
@@ -163,9 +185,9 @@ def test_membership_and_iteration_equal_a_set_of_the_ids(
 @fixture_ok
 @given(st.lists(external_ids, max_size=30), st.lists(external_ids, max_size=30))
 def test_bit_operations_yield_external_ids(
-    redis_client: redis.Redis, left: list[Any], right: list[Any]
+    fresh_on: Callable[[], BitCore], left: list[Any], right: list[Any]
 ) -> None:
-    b = fresh(redis_client)
+    b = fresh_on()
     for x in left:
         b.mark_event("a", x, WHEN)
     b.mark_unique_many([("b", x) for x in right])
@@ -510,20 +532,6 @@ def test_a_client_made_from_a_pipeline_maps_at_once_and_queues_the_bits(
         assert not redis_client.exists(LAYOUT.event_key("active", periods.period_of("day", WHEN)))
         pipe.execute()
     assert list(BitCore(redis_client, id_mapping=True).DayEvents("active", 2024, 5, 7)) == ["alice"]
-
-
-def test_a_new_ids_quota_refuses_before_allocating(mapped: BitCore) -> None:
-    budget = bulk.Budget(new_ids_quota=bulk.Quota("myapp:new-ids", 2, 60))
-    mapped.mark_many([("active", x, WHEN) for x in ("a", "b")], budget=budget)
-    with pytest.raises(bulk.WriteRefused) as refused:
-        mapped.mark_many([("active", x, WHEN) for x in ("a", "c")], budget=budget)
-    assert (refused.value.limit, refused.value.amount, refused.value.allowed) == (
-        "new_ids_quota",
-        3,
-        2,
-    )
-    assert mapped.internal_id("c") is None
-    mapped.mark_many([("active", "b", WHEN)], budget=budget)  # known: free
 
 
 @pytest.mark.parametrize("bits", [1, bulk.SCRIPT_MAX_BITS + 1])

@@ -183,8 +183,6 @@ def test_what_the_sharded_layout_does_not_do_yet_is_refused(
         with pytest.raises(ShardedLayoutUnsupported, match="not built for the sharded"):
             client.require_flat("the cohort engine")
         assert len(client.universe_bitmap()) == 0  # nothing was written
-    with pytest.raises(ShardedLayoutUnsupported, match="id map"):
-        bitcore.BitCore(redis_client, layout="sharded", id_mapping=True)
     with pytest.raises(ShardedLayoutUnsupported, match="pipeline"):
         bitcore.BitCore(redis_client.pipeline(), layout="sharded")
 

@@ -1,8 +1,11 @@
-"""The tracking endpoint and the event page with the id map on (``BITCORE_ID_MAPPING=1``)."""
+"""The tracking endpoint and the event page with the id map on (``BITCORE_ID_MAPPING=1``), on
+single-flat, single-sharded and the cluster (``BITCORE_REDIS_CLUSTER=1``: beacons with string ids
+on a cluster dashboard)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +35,44 @@ def app_client(redis_url: str, **overrides: Any) -> FlaskClient:
     return make_app(redis_url, **config).test_client()
 
 
-@pytest.fixture
-def client(redis_url: str, redis_client: redis.Redis) -> Iterator[FlaskClient]:
-    yield app_client(redis_url)
+@dataclass(frozen=True)
+class Site:
+    """A dashboard's Redis on one layout: its URL, its settings, a mapped library client."""
+
+    url: str
+    config: dict[str, Any]
+    bc: BitCore
+
+    def app(self, **overrides: Any) -> FlaskClient:
+        return app_client(self.url, **{**self.config, **overrides})
+
+
+@pytest.fixture(params=("flat", "sharded", "cluster"))
+def site(
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Site:
+    """The app and a mapped client on single-flat, single-sharded and the cluster (issue 17)."""
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        on_cluster = request.getfixturevalue("cluster_client")
+        monkeypatch.setenv("BITCORE_REDIS_CLUSTER", "1")
+        url = f"redis://127.0.0.1:{cluster.primaries[1].port}/0"
+        return Site(url, {}, BitCore(on_cluster, id_mapping=True))
+    config = {"BITCORE_LAYOUT": request.param}
+    return Site(redis_url, config, BitCore(redis_client, layout=request.param, id_mapping=True))
 
 
 @pytest.fixture
-def mapped(redis_client: redis.Redis) -> BitCore:
-    return BitCore(redis_client, id_mapping=True)
+def client(site: Site) -> Iterator[FlaskClient]:
+    yield site.app()
+
+
+@pytest.fixture
+def mapped(site: Site) -> BitCore:
+    return site.bc
 
 
 def month_members(b: BitCore, event: str) -> set[Any]:
@@ -116,20 +149,16 @@ def test_a_pixel_with_a_string_id(client: FlaskClient, mapped: BitCore) -> None:
     assert month_members(mapped, "open") == {"usr_8f3a"}
 
 
-def test_bad_ids_are_a_clear_400_and_write_nothing(
-    client: FlaskClient, redis_client: redis.Redis
-) -> None:
+def test_bad_ids_are_a_clear_400_and_write_nothing(client: FlaskClient, mapped: BitCore) -> None:
     for uid in ("", "x" * 129, -5, 1.5, "tab\there"):
         answer = client.post("/track", json={"event": "play", "uid": uid}, headers=HEADERS)
         assert answer.status_code == 400
         assert answer.json["field"] == "uid"
-    assert not redis_client.keys("trackist_*")
+    assert mapped.get_event_names() == [] and len(mapped.MonthEvents("play")) == 0
 
 
-def test_the_write_budget_counts_the_dense_internal_id(
-    redis_url: str, redis_client: redis.Redis, mapped: BitCore
-) -> None:
-    client = app_client(redis_url, BITCORE_TRACK_MAX_WRITE_BYTES=64)
+def test_the_write_budget_counts_the_dense_internal_id(site: Site, mapped: BitCore) -> None:
+    client = site.app(BITCORE_TRACK_MAX_WRITE_BYTES=64)
     answer = client.post("/track", json={"event": "play", "uid": 2**62}, headers=HEADERS)
     assert answer.status_code == 200, answer.json
     assert month_members(mapped, "play") == {2**62}
@@ -197,9 +226,9 @@ def test_a_mapped_dashboard_on_plain_data_says_which_setting_to_fix(
 
 
 def test_new_ids_per_window_are_budgeted_and_known_ids_still_pass(
-    redis_url: str, redis_client: redis.Redis, mapped: BitCore
+    site: Site, mapped: BitCore
 ) -> None:
-    client = app_client(redis_url, BITCORE_TRACK_MAX_NEW_IDS=3)
+    client = site.app(BITCORE_TRACK_MAX_NEW_IDS=3)
     first = [{"event": "play", "uid": f"u{n}"} for n in range(3)]
     assert client.post("/track", json={"events": first}, headers=HEADERS).status_code == 200
     more = [{"event": "play", "uid": "u0"}, {"event": "play", "uid": "u9"}]
