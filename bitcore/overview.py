@@ -233,9 +233,16 @@ def event_activity(
         for kind, kind_periods in series.items()
     }
     day_keys = [client.keys.event_key(name, p) for p in series["day"]]
-    users = sum(  # a user is in one shard: the shards' distinct users add up
-        reading.count_union(view, keys) for view, keys in reading.per_shard(client, day_keys)
-    )
+    if client.layout == "flat":
+        users = reading.count_union(client, day_keys)
+    else:  # a user is in one shard: the shards' distinct users add up (nodes read at once)
+        users = sum(
+            client.each_shard(
+                lambda view, shard: reading.count_union(
+                    view, [client.shard_key(key, shard) for key in day_keys]
+                )
+            )
+        )
     average = sum(row.count for row in tables["day"]) / days
     return EventActivity(
         name=name,
