@@ -10,10 +10,11 @@ of keys, and their lengths.
 
 The commands go in round trips of at most ``STEP_BYTES`` of bitmap bytes walked (a few tens of
 milliseconds of Redis time each: reports share Redis with beacons), and only for bitmaps short
-enough that a single BITOP stays far below that; the counts and the cleanup go with the last. The running results are keys of this report
-alone (``KeyLayout.report_key``), each given a TTL in the round trip that writes it and unlinked
-at the end however the report ends. A Redis that refuses writes (``maxmemory``) makes
-``count`` raise ``redis.exceptions.OutOfMemoryError``; the caller then reads and counts in numpy.
+enough that a single BITOP stays far below that; the counts and the cleanup go with the last.
+The running results are keys of this report alone (``KeyLayout.report_key``), each given a TTL
+in the round trip that writes it and unlinked at the end however the report ends. A Redis that
+refuses writes (``maxmemory``) makes ``count`` raise ``redis.exceptions.OutOfMemoryError``; the
+caller then reads and counts in numpy.
 """
 
 from __future__ import annotations

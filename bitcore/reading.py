@@ -114,10 +114,10 @@ def across_shards(
     max_bytes: int | None,
 ) -> list[Counted]:
     """A report on the sharded layout, per shard, shards of different nodes at once
-    (``BitCore.each_shard``): ``prepare(view, shard)`` plans a shard's part, ``reads(prepared)`` names
-    the keys (and derived bitmaps) it reads, ``count(view, prepared, measured)`` reads and
-    counts them. Returns every shard's counts, in shard order (a user is in one shard: the
-    caller adds them up).
+    (``BitCore.each_shard``): ``prepare(view, shard)`` plans a shard's part,
+    ``reads(prepared)`` names the keys (and derived bitmaps) it reads, and
+    ``count(view, prepared, measured)`` reads and counts them. Returns every shard's counts, in
+    shard order (a user is in one shard: the caller adds them up).
 
     With a ``max_bytes``, every shard is planned and measured first, and their sum is checked
     (``ReportTooCostly``) before any shard is read, as one Redis would check the whole report;
