@@ -99,9 +99,7 @@ class Router:
             groups.setdefault(id(node), (node, []))[1].append(shard)
         return list(groups.values())
 
-    def each(
-        self, shards: Sequence[int], work: Callable[[int], Result]
-    ) -> dict[int, Result]:
+    def each(self, shards: Sequence[int], work: Callable[[int], Result]) -> dict[int, Result]:
         """``work(shard)`` for every shard of ``shards``, shards of different nodes at the same
         time (a report's time is the slowest node's, not the sum of all), at most
         ``SHARDS_PER_NODE_AT_ONCE`` of one node at once, each "lane" of a node taking its next
@@ -156,9 +154,7 @@ class Router:
         with self._lock:
             pid = os.getpid()
             if self._pool is None or self._pool[0] != pid:
-                pool = ThreadPoolExecutor(
-                    MAX_SHARD_LANES - 1, thread_name_prefix="bitcore-shards"
-                )
+                pool = ThreadPoolExecutor(MAX_SHARD_LANES - 1, thread_name_prefix="bitcore-shards")
                 self._pool = (pid, pool)
             return self._pool[1]
 
