@@ -1,7 +1,8 @@
 """Benchmark: single-flat, single-sharded and a 3-primary Redis Cluster, same data, one run.
 
-    uv run python bench/cluster.py                     # 1,000,000 users, 3 rounds
-    uv run python bench/cluster.py --users 10000000    # 10M users (about 1.2 GB of Redis memory)
+    uv run python bench/cluster.py                     # 1,000,000 users
+    uv run python bench/cluster.py --users 10000000    # 10M users (about 650 MB of Redis memory)
+    uv run python bench/cluster.py --shapes cohort,funnel --report-rounds 15
 
 It starts its own redis-server and its own 3-primary cluster (``tests/cluster_support.py``; never
 localhost:6379). The report data are written as random bytes straight into each layout's keys
@@ -137,7 +138,13 @@ def memory(client: Any) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bulk marks")
+    parser.add_argument(
+        "--report-rounds",
+        type=int,
+        default=9,
+        help="rounds of each report (short and noisy on a shared machine: more of them)",
+    )
     parser.add_argument(
         "--shapes",
         default="cohort,funnel,bulk",
@@ -153,12 +160,16 @@ def main() -> int:
             with cluster_support.local_cluster(Path(scratch) / "cluster") as cluster:
                 for node in cluster.primaries:
                     node.client().config_set("maxmemory", str(2 << 30))
-                return run(single.client(), cluster, args.users, args.rounds, wanted)
+                return run(
+                    single.client(), cluster, args.users, (args.rounds, args.report_rounds), wanted
+                )
         finally:
             single.stop()
 
 
-def run(single: Any, cluster: Any, users: int, rounds: int, wanted: set[str]) -> int:
+def run(single: Any, cluster: Any, users: int, rounds: tuple[int, int], wanted: set[str]) -> int:
+    """Write the data, time every shape of ``wanted`` (``rounds``: of bulk marks, of each
+    report), print the table; 1 if any answer differs between the layouts."""
     clients = {
         "single-flat": bitcore.BitCore(single, track_first_time=False),
         "single-sharded": bitcore.BitCore(
@@ -187,7 +198,7 @@ def run(single: Any, cluster: Any, users: int, rounds: int, wanted: set[str]) ->
         answers: dict[str, Any] = {}
         client_cpu: dict[str, list[float]] = {layout: [] for layout in clients}
         server_cpu: dict[str, list[float]] = {layout: [] for layout in clients}
-        for number in range(rounds):
+        for number in range(rounds[0] if name.startswith("bulk") else rounds[1]):
             order = list(clients) if number % 2 == 0 else list(reversed(clients))
             for layout in order:
                 client = clients[layout]

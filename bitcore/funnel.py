@@ -411,9 +411,20 @@ def _sharded_count(
     def count(view: BitCore, plan: _Plan, measured: reading.Measured | None) -> list[list[int]]:
         return _counted(view, plan, len(sources), None, round_trip_bytes, where, measured)
 
+    def prepared(view: BitCore, shard: int) -> _Plan:
+        if stored is None:  # saved segments or groups: each shard's view makes its own
+            return _prepared(view, sources, runs, window)
+        names = [client.shard_key(key, shard) for key in stored.keys]
+        return _Plan(names, {}, stored.rows, stored.restrict)
+
+    # stored events only: planned once (thousands of bitmap objects), each shard's names of it
+    plain = all(getattr(s, "kind", None) in ("event", "flag") for s in sources)
+    stored = _plan(client, sources, runs, window) if plain and not any(g for g, _ in runs) else None
+    if stored is not None and stored.derived:
+        stored = None
     parts = reading.across_shards(
         client,
-        lambda view, _shard: _prepared(view, sources, runs, window),
+        prepared,
         lambda plan: (plan.keys, plan.derived),
         count,
         max_bytes,

@@ -19,6 +19,7 @@ caller then reads and counts in numpy.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -38,6 +39,14 @@ SERVER_OPS_PER_KEY = 3
 MAX_SERVER_KEY_BYTES = STEP_BYTES // 8
 #: Seconds the running results live if the report dies before unlinking them.
 RESULT_TTL = 300
+
+#: A two-source ``BITOP`` up to its keys, as RESP.
+_BITOP = {op: wire.command(5, ("BITOP", op), []) for op in ("AND", "OR")}
+
+
+def _bulk(key: str) -> bytes:
+    return wire.bulk_strings((key,))
+
 
 #: Per start period: the row of step 1 in the start, then per window period the rows of steps
 #: 2..K (``bitcore.funnel._Plan.rows``).
@@ -86,13 +95,17 @@ def count(client: BitCore, read: Reading, rows: Rows, steps: int) -> list[list[i
     per_trip = max(1, STEP_BYTES // (2 * max(read.lengths, default=1) or 1))
     temporary = [both, *(key for keys in reached for key in keys[1:])]
     batches = [commands[at : at + per_trip] for at in range(0, len(commands), per_trip)] or [[]]
+    encoded = functools.lru_cache(maxsize=None)(_bulk)  # each key encoded once, not per BITOP
     counts = [wire.encode("BITCOUNT", result) for result in counted if result is not None]
     cleaned = False
     try:
         for number, batch in enumerate(batches):
             # RESP encoded here: redis-py's pipeline packing cost more client time than the
             # BITOPs cost Redis (a funnel on many shards sends thousands of them)
-            sent = [wire.encode("BITOP", op, dest, *sources) for op, dest, *sources in batch]
+            sent = [
+                b"".join((_BITOP[op], encoded(dest), *map(encoded, sources)))
+                for op, dest, *sources in batch
+            ]
             sent += [wire.encode("EXPIRE", key, RESULT_TTL) for key in {d for _, d, *_ in batch}]
             last = number == len(batches) - 1
             if last:  # the counts and the cleanup ride on the last round trip
