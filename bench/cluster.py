@@ -1,7 +1,8 @@
 """Benchmark: single-flat, single-sharded and a 3-primary Redis Cluster, same data, one run.
 
-    uv run python bench/cluster.py                     # 1,000,000 users, 3 rounds
-    uv run python bench/cluster.py --users 10000000    # 10M users (about 1.2 GB of Redis memory)
+    uv run python bench/cluster.py                     # 1,000,000 users
+    uv run python bench/cluster.py --users 10000000    # 10M users (about 650 MB of Redis memory)
+    uv run python bench/cluster.py --shapes cohort,funnel --report-rounds 15
 
 It starts its own redis-server and its own 3-primary cluster (``tests/cluster_support.py``; never
 localhost:6379). The report data are written as random bytes straight into each layout's keys (the
@@ -49,6 +50,8 @@ FUNNEL_STEPS = ("signup", "active", "play", "share", "buy")
 #: ``event -> random bytes ANDed per byte``: p = 2 ** -n that a user has the bit.
 DENSITY = {"active": 2, "signup": 4, "play": 2, "share": 3, "buy": 4}
 BATCH = 100_000
+#: What ``--shapes`` may choose.
+SHAPES = ("cohort", "funnel", "compared", "bulk")
 
 
 def _random_bitmap(users: int, density: int, rng: np.random.Generator) -> bytes:
@@ -149,6 +152,17 @@ def _clean_bulk(client: bitcore.BitCore) -> None:
     client.DayEvents("bulk", day.year, day.month, day.day).delete()
 
 
+def redis_cpu(client: Any) -> float:
+    """CPU seconds (user + system) the Redis servers behind ``client`` have used so far."""
+    nodes = (
+        [node.redis_connection for node in client.get_primaries()]
+        if hasattr(client, "get_primaries")
+        else [client]
+    )
+    stats = [node.info("cpu") for node in nodes]
+    return sum(float(s["used_cpu_user"]) + float(s["used_cpu_sys"]) for s in stats)
+
+
 def memory(client: Any) -> list[int]:
     nodes = client.get_primaries() if hasattr(client, "get_primaries") else None
     if nodes is None:
@@ -159,20 +173,38 @@ def memory(client: Any) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bulk marks")
+    parser.add_argument(
+        "--report-rounds",
+        type=int,
+        default=9,
+        help="rounds of each report (short and noisy on a shared machine: more of them)",
+    )
+    parser.add_argument(
+        "--shapes",
+        default="cohort,funnel,bulk",
+        help="comma-separated subset of cohort, funnel, bulk (default: all three)",
+    )
     args = parser.parse_args()
+    wanted = set(args.shapes.split(","))
+    if not wanted or wanted - set(SHAPES):
+        parser.error(f"--shapes: choose from {', '.join(SHAPES)}")
     with tempfile.TemporaryDirectory() as scratch:
         single = embedded.start(Path(scratch) / "single", port=0, persist=False, maxmemory="4gb")
         try:
             with cluster_support.local_cluster(Path(scratch) / "cluster") as cluster:
                 for node in cluster.primaries:
                     node.client().config_set("maxmemory", str(2 << 30))
-                return run(single.client(), cluster, args.users, args.rounds)
+                return run(
+                    single.client(), cluster, args.users, (args.rounds, args.report_rounds), wanted
+                )
         finally:
             single.stop()
 
 
-def run(single: Any, cluster: Any, users: int, rounds: int) -> int:
+def run(single: Any, cluster: Any, users: int, rounds: tuple[int, int], wanted: set[str]) -> int:
+    """Write the data, time every shape of ``wanted`` (``rounds``: of bulk marks, of each
+    report), print the table; 1 if any answer differs between the layouts."""
     clients = {
         "single-flat": bitcore.BitCore(single, track_first_time=False),
         "single-sharded": bitcore.BitCore(
@@ -188,24 +220,33 @@ def run(single: Any, cluster: Any, users: int, rounds: int) -> int:
         f"{time.perf_counter() - started:.1f} s"
     )
     shapes: dict[str, Callable[[bitcore.BitCore], Any]] = {
-        "cohort days 31x13": cohort,
-        "funnel 5 steps, 30 days": funnel_counts,
-        "compared by 2 groups (cohort, funnel, lifecycle, stickiness)": compared,
-        f"bulk marks ({users:,})": bulk(users),
+        label: shape
+        for key, label, shape in (
+            ("cohort", "cohort days 31x13", cohort),
+            ("funnel", "funnel 5 steps, 30 days", funnel_counts),
+            ("compared", "compared by 2 groups (cohort, funnel, lifecycle, stickiness)", compared),
+            ("bulk", f"bulk marks ({users:,})", bulk(users)),
+        )
+        if key in wanted
     }
     failed = False
     for name, shape in shapes.items():
         times: dict[str, list[float]] = {layout: [] for layout in clients}
         answers: dict[str, Any] = {}
-        for number in range(rounds):
+        client_cpu: dict[str, list[float]] = {layout: [] for layout in clients}
+        server_cpu: dict[str, list[float]] = {layout: [] for layout in clients}
+        for number in range(rounds[0] if name.startswith("bulk") else rounds[1]):
             order = list(clients) if number % 2 == 0 else list(reversed(clients))
             for layout in order:
                 client = clients[layout]
                 if name.startswith("bulk"):
                     _clean_bulk(client)
-                began = time.perf_counter()
+                servers = redis_cpu(client.redis)
+                began, cpu = time.perf_counter(), time.process_time()
                 answers[layout] = shape(client)
                 times[layout].append(time.perf_counter() - began)
+                client_cpu[layout].append(time.process_time() - cpu)
+                server_cpu[layout].append(redis_cpu(client.redis) - servers)
         same = len({repr(answer) for answer in answers.values()}) == 1
         failed |= not same
         best_flat = min(times["single-flat"])
@@ -214,8 +255,20 @@ def run(single: Any, cluster: Any, users: int, rounds: int) -> int:
             ratio = min(measured) / best_flat
             print(
                 f"  {layout:15} best {min(measured) * 1000:8.1f} ms  median "
-                f"{statistics.median(measured) * 1000:8.1f} ms  x{ratio:.2f} of single-flat"
+                f"{statistics.median(measured) * 1000:8.1f} ms  x{ratio:.2f} of single-flat  "
+                f"(median CPU: bench {statistics.median(client_cpu[layout]) * 1000:.1f} ms, "
+                f"Redis {statistics.median(server_cpu[layout]) * 1000:.1f} ms)"
             )
+        paired = [
+            statistics.median(
+                mine / flat for mine, flat in zip(measured, times["single-flat"], strict=True)
+            )
+            for measured in times.values()
+        ]
+        print(
+            "  median of the rounds' ratios to single-flat (interleaved): "
+            + ", ".join(f"{layout} x{r:.2f}" for layout, r in zip(times, paired, strict=True))
+        )
     print("\nmemory (used_memory, MiB):")
     print(f"  single Redis (flat + sharded): {memory(single)[0] / 2**20:.0f}")
     cluster_memory = memory(clients["cluster"].redis)

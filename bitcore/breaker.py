@@ -183,6 +183,25 @@ def guarded_class(base: type) -> type:
     return _GUARDED_CLASSES[base]
 
 
+def per_node_class(base: type, seconds: float, probe_seconds: float) -> type:
+    """``base`` with the breaker mixed in for a Redis Cluster client, whose connections go to
+    many nodes: each node (host and port) behind a breaker of its own, shared by every
+    connection to it, so a dead or hung node is refused at once while the others are asked.
+    redis-py makes a cluster's pools itself and passes them only ``connection_class``, so the
+    breakers live with the class: make one per client."""
+    breakers: dict[tuple[Any, Any], Breaker] = {}
+    lock = threading.Lock()
+    guarded = guarded_class(base)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        node = (kwargs.get("host"), kwargs.get("port"))
+        with lock:
+            found = breakers.get(node) or breakers.setdefault(node, Breaker(seconds, probe_seconds))
+        _Guarded.__init__(self, *args, breaker=found, **kwargs)
+
+    return type(f"PerNode{base.__name__}", (guarded,), {"__init__": __init__})
+
+
 def guard(pool: redis.ConnectionPool, seconds: float) -> Breaker:
     """Put every connection ``pool`` makes from now on behind one breaker open for ``seconds``
     after a failure (0: never open). Call before the pool's first command."""

@@ -62,6 +62,7 @@ DELETE_BATCH = 1000
 DEFAULT_REMEMBER_BITOP_KEYS = 1000
 
 T = TypeVar("T", bound=type)
+R = TypeVar("R")
 
 Mark = planning.Mark
 
@@ -1165,6 +1166,21 @@ class BitCore:
         if self._sharded is None:
             raise ValueError("only a client of the sharded layout has shard keys")
         return self._sharded.shard_key(key, shard)
+
+    def each_shard(
+        self, work: Callable[[BitCore, int], R], shards_in_use: Sequence[int] | None = None
+    ) -> list[R]:
+        """``work(view, shard)`` for each shard in use (or of ``shards_in_use``) on its view
+        (``shard_view``), in ascending shard order: shards of different nodes at the same time
+        (``shards.Router.each``), so a report costs about its slowest node, not the sum of all.
+        ``work`` must touch only its shard (its view and what it reads): it runs on other
+        threads."""
+        if self._router is None:
+            raise ValueError("only a client of the sharded layout has shard views")
+        ordered = self._router.shards() if shards_in_use is None else sorted(shards_in_use)
+        views = {shard: self.shard_view(shard) for shard in ordered}  # made here, not in threads
+        done = self._router.each(ordered, lambda shard: work(views[shard], shard))
+        return [done[shard] for shard in ordered]
 
     def shard_views(self) -> list[BitCore]:
         """``shard_view`` of every shard in use, ascending."""

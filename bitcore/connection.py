@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import NodesManager, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from bitcore import breaker
@@ -96,15 +97,55 @@ def cluster_wanted() -> bool:
     return os.environ.get(CLUSTER_ENVIRONMENT, "").strip().lower() in ("1", "true", "yes")
 
 
-def connect_cluster(url: str, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT) -> RedisCluster:
+class ClusterUnreachable(redis.ConnectionError):
+    """No node of the Redis Cluster answered (redis-py says ``RedisClusterException``, which is
+    not a ``redis.RedisError``): a ``ConnectionError``, so it is answered as Redis being down
+    is (503 with ``Retry-After``), never a 500."""
+
+
+class _Nodes(NodesManager):
+    """redis-py's map of the cluster's nodes, its "no node reachable" a ``ClusterUnreachable``."""
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().initialize(*args, **kwargs)
+        except RedisClusterException as error:
+            raise ClusterUnreachable(str(error)) from error
+
+
+class Cluster(RedisCluster):
+    """``RedisCluster`` whose failure to reach any node is a ``ClusterUnreachable``: the slots
+    are learned again (``NodesManager.initialize``) after every failed round trip, from inside
+    redis-py and from bitcore's own (``shards.Router``), and a dead cluster must read as Redis
+    being down wherever that happens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except RedisClusterException as error:  # no node answered while it learned the slots
+            raise ClusterUnreachable(str(error)) from error
+        self.nodes_manager.__class__ = _Nodes
+
+
+def connect_cluster(
+    url: str,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    breaker_seconds: float = DEFAULT_BREAKER_SECONDS,
+) -> RedisCluster:
     """A redis-py Redis Cluster client found from the node at ``url`` (it learns the others),
-    with the same socket timeouts as ``connect``'s and a bounded retry. (bitcore's circuit
-    breaker guards one connection pool; a cluster client has one per node and is not guarded.)"""
-    return RedisCluster.from_url(
+    with the same socket timeouts as ``connect``'s, a bounded retry, and a circuit breaker per
+    node (``bitcore.breaker.per_node_class``; ``breaker_seconds=0`` turns it off): a dead or
+    hung node is refused at once for ``breaker_seconds`` after it failed, so a dead cluster
+    answers ``redis.ConnectionError`` (``ClusterUnreachable`` when no node answers) quickly
+    instead of a socket timeout per node and per retry."""
+    return Cluster.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=bounded_retry(),
+        connection_class=breaker.per_node_class(
+            redis.Connection, breaker_seconds, probe_seconds=socket_timeout + 1.0
+        ),
     )
 
 
@@ -115,5 +156,5 @@ def connect_url(
 ) -> redis.Redis | RedisCluster:
     """``connect_cluster`` when ``cluster_wanted()``, else ``connect``."""
     if cluster_wanted():
-        return connect_cluster(url, socket_timeout)
+        return connect_cluster(url, socket_timeout, breaker_seconds)
     return connect(url, socket_timeout, breaker_seconds)

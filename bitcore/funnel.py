@@ -399,6 +399,8 @@ def _summed(
     is still refused, as the flat layout refuses it)."""
     if client.layout == "flat":
         return _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
+    if all(g is None for g, _ in runs):  # no groups: shards of different nodes at once
+        return _sharded_count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
     counts = np.zeros((len(runs), len(sources)), dtype=np.int64)
     views = breakdown.readers(client, [*sources, *(g for g, _ in runs if g is not None)])
     for view in views:
@@ -418,24 +420,87 @@ def _count(
     """Step counts per run: by BITOPs on the server where that is cheaper
     (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always, with
     groups: their restriction is one AND in numpy)."""
-    # saved segments (steps, groups) made up front, built by the read with the report's keys
+    plan = _prepared(client, sources, runs, window)
+    return _counted(client, plan, len(sources), max_bytes, round_trip_bytes, where)
+
+
+def _sharded_count(
+    client: BitCore,
+    sources: Sequence[StepSource],
+    runs: Sequence[Run],
+    window: int,
+    max_bytes: int | None,
+    round_trip_bytes: int,
+    where: Where = "auto",
+) -> list[list[int]]:
+    """``_count`` on every shard's view, shards of different nodes at once, ``max_bytes``
+    checked against all shards' bytes before any is read (``reading.across_shards``), the
+    counts added up: a user is in one shard, so every count is a sum."""
+
+    def count(view: BitCore, plan: _Plan, measured: reading.Measured | None) -> list[list[int]]:
+        return _counted(view, plan, len(sources), None, round_trip_bytes, where, measured)
+
+    def prepared(view: BitCore, shard: int) -> _Plan:
+        if stored is None:  # saved segments or groups: each shard's view makes its own
+            return _prepared(view, sources, runs, window)
+        names = [client.shard_key(key, shard) for key in stored.keys]
+        return _Plan(names, {}, stored.rows, stored.restrict)
+
+    # stored events only: planned once (thousands of bitmap objects), each shard's names of it
+    plain = all(getattr(s, "kind", None) in ("event", "flag") for s in sources)
+    stored = _plan(client, sources, runs, window) if plain and not any(g for g, _ in runs) else None
+    if stored is not None and stored.derived:
+        stored = None
+    parts = reading.across_shards(
+        client,
+        prepared,
+        lambda plan: (plan.keys, plan.derived),
+        count,
+        max_bytes,
+    )
+    totals = [[0] * len(sources) for _ in runs]
+    for part in parts:
+        totals = [
+            [a + b for a, b in zip(x, y, strict=True)] for x, y in zip(totals, part, strict=True)
+        ]
+    return totals
+
+
+def _prepared(
+    client: BitCore, sources: Sequence[StepSource], runs: Sequence[Run], window: int
+) -> _Plan:
+    """The plan of ``runs``, saved segments (steps, groups) made up front, to be built by the
+    read with the report's keys."""
     many = list(dict.fromkeys(p for _, s in runs for p in (s, *window_periods(s, window))))
     made = breakdown.prepare_sources(client, [*sources, *(g for g, _ in runs)], many)
     runs = [(g, start) for g, (_, start) in zip(made[len(sources) :], runs, strict=True)]
-    plan = _plan(client, made[: len(sources)], runs, window)
-    counts = np.zeros((len(plan.rows), len(sources)), dtype=np.int64)
-    grouped = any(g is not None for g, _ in runs)
-    with reading.opened(client, plan.keys, plan.derived, max_bytes) as read:
+    return _plan(client, made[: len(sources)], runs, window)
+
+
+def _counted(
+    client: BitCore,
+    plan: _Plan,
+    steps: int,
+    max_bytes: int | None,
+    round_trip_bytes: int,
+    where: Where = "auto",
+    measured: reading.Measured | None = None,
+) -> list[list[int]]:
+    """The counts of a prepared ``plan`` (``measured``: its keys measured already, the cost
+    checked)."""
+    counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
+    grouped = any(g is not None for g in plan.restrict)
+    with reading.opened(client, plan.keys, plan.derived, max_bytes, measured) as read:
         if not grouped and (
             where == "server"
             or (where == "auto" and funnel_server.cheaper_on_server(plan.rows, read.lengths))
         ):
             try:
-                return funnel_server.count(client, read, plan.rows, len(sources))
+                return funnel_server.count(client, read, plan.rows, steps)
             except redis.exceptions.OutOfMemoryError:
                 if where == "server":
                     raise
                 # a full Redis refuses BITOP's writes: read and count here instead
         for part in reading.read_words(client.redis, read, round_trip_bytes):
-            counts += _count_slice(plan, len(sources), part.words, part.lengths)
+            counts += _count_slice(plan, steps, part.words, part.lengths)
     return counts.tolist()  # type: ignore[no-any-return]

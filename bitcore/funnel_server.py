@@ -10,18 +10,21 @@ of keys, and their lengths.
 
 The commands go in round trips of at most ``STEP_BYTES`` of bitmap bytes walked (a few tens of
 milliseconds of Redis time each: reports share Redis with beacons), and only for bitmaps short
-enough that a single BITOP stays far below that. The running results are keys of this report
-alone (``KeyLayout.report_key``), each given a TTL in the round trip that writes it and unlinked
-at the end however the report ends. A Redis that refuses writes (``maxmemory``) makes
-``count`` raise ``redis.exceptions.OutOfMemoryError``; the caller then reads and counts in numpy.
+enough that a single BITOP stays far below that; the counts and the cleanup go with the last.
+The running results are keys of this report alone (``KeyLayout.report_key``), each given a TTL
+in the round trip that writes it and unlinked at the end however the report ends. A Redis that
+refuses writes (``maxmemory``) makes ``count`` raise ``redis.exceptions.OutOfMemoryError``; the
+caller then reads and counts in numpy.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bitcore import wire
 from bitcore.segments.program import STEP_BYTES
 
 if TYPE_CHECKING:
@@ -36,6 +39,14 @@ SERVER_OPS_PER_KEY = 3
 MAX_SERVER_KEY_BYTES = STEP_BYTES // 8
 #: Seconds the running results live if the report dies before unlinking them.
 RESULT_TTL = 300
+
+#: A two-source ``BITOP`` up to its keys, as RESP.
+_BITOP = {op: wire.command(5, ("BITOP", op), []) for op in ("AND", "OR")}
+
+
+def _bulk(key: str) -> bytes:
+    return wire.bulk_strings((key,))
+
 
 #: Per start period: the row of step 1 in the start, then per window period the rows of steps
 #: 2..K (``bitcore.funnel._Plan.rows``).
@@ -83,21 +94,27 @@ def count(client: BitCore, read: Reading, rows: Rows, steps: int) -> list[list[i
         counted += reached[s]
     per_trip = max(1, STEP_BYTES // (2 * max(read.lengths, default=1) or 1))
     temporary = [both, *(key for keys in reached for key in keys[1:])]
+    batches = [commands[at : at + per_trip] for at in range(0, len(commands), per_trip)] or [[]]
+    encoded = functools.lru_cache(maxsize=None)(_bulk)  # each key encoded once, not per BITOP
+    counts = [wire.encode("BITCOUNT", result) for result in counted if result is not None]
+    cleaned = False
     try:
-        for start in range(0, len(commands), per_trip):
-            batch = commands[start : start + per_trip]
-            with client.redis.pipeline(transaction=False) as pipe:
-                for op, dest, *sources in batch:
-                    pipe.bitop(op, dest, *sources)
-                for key in sorted({dest for _, dest, *_ in batch}):
-                    pipe.expire(key, RESULT_TTL)
-                pipe.execute()
-        with client.redis.pipeline(transaction=False) as pipe:
-            for result in counted:
-                if result is not None:
-                    pipe.bitcount(result)
-            answers = iter(pipe.execute())
+        for number, batch in enumerate(batches):
+            # RESP encoded here: redis-py's pipeline packing cost more client time than the
+            # BITOPs cost Redis (a funnel on many shards sends thousands of them)
+            sent = [
+                b"".join((_BITOP[op], encoded(dest), *map(encoded, sources)))
+                for op, dest, *sources in batch
+            ]
+            sent += [wire.encode("EXPIRE", key, RESULT_TTL) for key in {d for _, d, *_ in batch}]
+            last = number == len(batches) - 1
+            if last:  # the counts and the cleanup ride on the last round trip
+                sent += [*counts, wire.encode("UNLINK", *temporary)]
+            replies = wire.round_trip(client.redis, sent)
+        cleaned = True
     finally:
-        client.redis.unlink(*temporary)
+        if not cleaned:
+            client.redis.unlink(*temporary)
+    answers = iter(replies[len(replies) - 1 - len(counts) : -1])
     flat = [0 if result is None else int(next(answers)) for result in counted]
     return [flat[s * steps : (s + 1) * steps] for s in range(len(rows))]

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import redis
@@ -97,6 +97,43 @@ def per_shard(client: BitCore, keys: Sequence[str]) -> list[tuple[BitCore, list[
         (client.shard_view(shard), [client.shard_key(key, shard) for key in keys])
         for shard in client.shards_in_use()
     ]
+
+
+#: What ``opened`` measures before it reads: the lengths of its keys (in order), and of every
+#: key asked for (derived bitmaps' stored leaves too).
+Measured = tuple[list[int], dict[str, int]]
+Prepared = TypeVar("Prepared")
+Counted = TypeVar("Counted")
+
+
+def across_shards(
+    client: BitCore,
+    prepare: Callable[[BitCore, int], Prepared],
+    reads: Callable[[Prepared], tuple[Sequence[str], Mapping[str, Bitmap]]],
+    count: Callable[[BitCore, Prepared, Measured | None], Counted],
+    max_bytes: int | None,
+) -> list[Counted]:
+    """A report on the sharded layout, per shard, shards of different nodes at once
+    (``BitCore.each_shard``): ``prepare(view, shard)`` plans a shard's part,
+    ``reads(prepared)`` names the keys (and derived bitmaps) it reads, and
+    ``count(view, prepared, measured)`` reads and counts them. Returns every shard's counts, in
+    shard order (a user is in one shard: the caller adds them up).
+
+    With a ``max_bytes``, every shard is planned and measured first, and their sum is checked
+    (``ReportTooCostly``) before any shard is read, as one Redis would check the whole report;
+    ``count`` then gets its shard's measure, so nothing is measured twice."""
+    if max_bytes is None:
+        return client.each_shard(lambda view, shard: count(view, prepare(view, shard), None))
+
+    def measure_one(view: BitCore, shard: int) -> tuple[Prepared, Measured]:
+        prepared = prepare(view, shard)
+        keys, derived = reads(prepared)
+        return prepared, _measured(view, list(dict.fromkeys(keys)), derived)
+
+    shards = client.shards_in_use()
+    planned = dict(zip(shards, client.each_shard(measure_one, shards), strict=True))
+    check_cost(sum(sum(measured[0]) for _, measured in planned.values()), max_bytes)
+    return client.each_shard(lambda view, shard: count(view, *planned[shard]), shards)
 
 
 def check_cost(needed: int, max_bytes: int | None) -> None:
@@ -217,8 +254,10 @@ def opened(
     keys: Sequence[str],
     derived: Mapping[str, Bitmap],
     max_bytes: int | None = None,
+    measured: Measured | None = None,
 ) -> Iterator[Reading]:
-    """Measure ``keys``, refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
+    """Measure ``keys`` (unless ``measured`` says what they measured: ``across_shards``, which
+    checked the sum), refuse them when they exceed ``max_bytes`` (``ReportTooCostly``), build
     the ``derived`` ones; yields the keys to read (derived ones under private names) and their
     lengths. When the block ends, however it ends, it unlinks what it built and the shared keys
     of ``derived``.
@@ -232,7 +271,7 @@ def opened(
     private: dict[str, str] = {}
     scratch: list[str] = []
     try:
-        lengths, known = _measured(client, keys, derived)
+        lengths, known = measured or _measured(client, keys, derived)
         check_cost(sum(lengths), max_bytes)
         run = uuid.uuid4().hex
         private = {key: client.keys.report_key(run, n) for n, key in enumerate(derived)}

@@ -10,10 +10,12 @@ sent for a shard names only that shard's keys, so it never spans slots. The clie
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import redis
@@ -28,6 +30,18 @@ from bitcore.keys import SEGMENT_NAMESPACE, KeyLayout, ShardedKeyLayout
 class ShardedLayoutUnsupported(NotImplementedError):
     """Something the flat layout does that the sharded layout (or a Redis Cluster) does not do
     yet, or cannot: raised before anything is read or written, never a wrong answer."""
+
+
+Result = TypeVar("Result")
+
+#: Shards of one node a report works on at once: two, so that while Redis copies (or computes)
+#: one shard's reply the process counts the other's bytes (``bench/cluster.py``).
+SHARDS_PER_NODE_AT_ONCE = 2
+#: Shards a report works on at once at most, whatever the number of nodes (the calling thread and
+#: up to seven of the router's): each holds one shard's round trip of bytes (at most
+#: ``reading.ROUND_TRIP_BYTES``) at a time, so this bounds what a report holds in memory, and
+#: the connections a process opens to each node (one per thread that worked on it).
+MAX_SHARD_LANES = 8
 
 
 def is_cluster(client: object) -> bool:
@@ -85,6 +99,7 @@ class Router:
         self.cluster = is_cluster(redis_client)
         self._registered: set[int] = set()
         self._lock = threading.Lock()
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
 
     def node(self, shard: int) -> redis.Redis:
         """The ``redis.Redis`` that holds ``shard``'s keys (the primary of its slot)."""
@@ -109,6 +124,65 @@ class Router:
             node = self.node(shard)
             groups.setdefault(id(node), (node, []))[1].append(shard)
         return list(groups.values())
+
+    def each(self, shards: Sequence[int], work: Callable[[int], Result]) -> dict[int, Result]:
+        """``work(shard)`` for every shard of ``shards``, shards of different nodes at the same
+        time (a report's time is the slowest node's, not the sum of all), at most
+        ``SHARDS_PER_NODE_AT_ONCE`` of one node at once, each "lane" of a node taking its next
+        shard when done with one. Returns ``{shard: result}``. Waits for every lane, then raises
+        the first error of any (after a failover, the slots learned afresh, as
+        ``refreshed_on_failure``), so no work is left running after a report.
+
+        One lane runs in the calling thread (one shard: no thread at all). The others run on
+        this router's threads (made on first use, again in a forked child), which keep their
+        connections (``bitcore.wire.own_connection``) for the next report."""
+        lanes = self._lanes(shards)
+        if len(lanes) <= 1:
+            return {shard: work(shard) for lane in lanes for shard in lane}
+
+        def run(lane: list[int]) -> dict[int, Result]:
+            return {shard: work(shard) for shard in lane}
+
+        pool = self._executor()
+        futures: list[Future[dict[int, Result]]] = [pool.submit(run, lane) for lane in lanes[1:]]
+        errors: list[BaseException] = []
+        done: dict[int, Result] = {}
+        try:
+            done.update(run(lanes[0]))
+        except Exception as error:  # the others still run: wait for them first
+            errors.append(error)
+        for future in futures:
+            try:
+                done.update(future.result())
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            with self.refreshed_on_failure():
+                raise errors[0]
+        return done
+
+    def _lanes(self, shards: Sequence[int]) -> list[list[int]]:
+        """``shards`` dealt to at most ``MAX_SHARD_LANES`` lanes: each node's shards round-robin
+        over up to ``SHARDS_PER_NODE_AT_ONCE`` lanes of its own (fewer when the nodes are many),
+        and when the nodes outnumber the lanes, several nodes share a lane, in turn."""
+        groups = [group for _, group in self.by_node(shards)]
+        if len(groups) > MAX_SHARD_LANES:
+            lanes: list[list[int]] = [[] for _ in range(MAX_SHARD_LANES)]
+            for number, group in enumerate(groups):
+                lanes[number % MAX_SHARD_LANES].extend(group)
+            return lanes
+        depth = max(1, min(SHARDS_PER_NODE_AT_ONCE, MAX_SHARD_LANES // max(1, len(groups))))
+        return [group[i::depth] for group in groups for i in range(depth) if group[i::depth]]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """This router's threads, made again in a forked child (a parent's threads do not
+        survive a fork, and its executor would wait for them for ever)."""
+        with self._lock:
+            pid = os.getpid()
+            if self._pool is None or self._pool[0] != pid:
+                pool = ThreadPoolExecutor(MAX_SHARD_LANES - 1, thread_name_prefix="bitcore-shards")
+                self._pool = (pid, pool)
+            return self._pool[1]
 
     def primaries(self) -> list[redis.Redis]:
         """Every Redis that may hold keys: the one, or each primary of the cluster."""

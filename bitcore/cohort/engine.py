@@ -28,9 +28,10 @@ from __future__ import annotations
 import calendar
 import contextlib
 import functools
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -599,21 +600,32 @@ def _sharded(
     where: Where,
 ) -> tuple[list[int], list[int | None]]:
     """``evaluate`` on the sharded layout: each shard's view counts ``plan_of(view, shard)`` (the
-    same sets and pairs in the shard's keys), and a user is in one shard, so each count is the
-    sum of the shards'; empty cells are decided from the sums."""
-    sizes: list[int] | None = None  # as many as the sets counted (on or after: its unions too)
-    overlaps = [0] * len(plan.pairs)
-    for shard in client.shards_in_use():
-        view = client.shard_view(shard)
-        with plan_of(view, shard) as shard_plan:
-            part_sizes, part_overlaps = _raw_counts(
-                view, shard_plan, max_fetch_bytes, max_bytes, where
-            )
-        sizes = (
-            part_sizes if sizes is None else [a + b for a, b in zip(sizes, part_sizes, strict=True)]
+    same sets and pairs in the shard's keys), shards of different nodes at once
+    (``reading.across_shards``: ``max_bytes`` checked against all shards' bytes before any is
+    read), and a user is in one shard, so each count is the sum of the shards'; empty cells are
+    decided from the sums. Each shard's plan is held open (its private keys) until every shard
+    is counted."""
+    lock = threading.Lock()
+
+    def prepare(view: BitCore, shard: int) -> Plan:
+        opened = plan_of(view, shard)
+        part = opened.__enter__()
+        with lock:
+            stack.push(opened.__exit__)
+        return part
+
+    def count(view: BitCore, part: Plan, measured: reading.Measured | None) -> Any:
+        return _raw_counts(view, part, max_fetch_bytes, None, where, measured)
+
+    with ExitStack() as stack:
+        parts = reading.across_shards(
+            client, prepare, lambda part: (part.source_keys(), part.derived), count, max_bytes
         )
-        overlaps = [a + b for a, b in zip(overlaps, part_overlaps, strict=True)]
-    return counting.with_empty_cells(plan, sizes or [0] * len(plan.sets), overlaps)
+    sizes = [sum(column) for column in zip(*(p[0] for p in parts), strict=True)] if parts else []
+    overlaps = [sum(column) for column in zip(*(p[1] for p in parts), strict=True)]
+    return counting.with_empty_cells(
+        plan, sizes or [0] * len(plan.sets), overlaps or [0] * len(plan.pairs)
+    )
 
 
 def _shard_name(client: BitCore, shard: int, key: str) -> str:
@@ -634,22 +646,24 @@ def _raw_counts(
     max_fetch_bytes: int,
     max_bytes: int | None,
     where: Where,
+    measured: reading.Measured | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in)."""
+    """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in).
+    ``measured``: the plan's keys measured already (and the cost checked: a sharded report)."""
     sources = plan.source_keys()
     if where == "server" or (where == "auto" and server.server_is_cheaper(plan)):
         try:
             if not plan.derived:  # one EVALSHA measures, refuses or counts
                 set_sizes, pair_counts = server.count(client, plan, sources, max_bytes)
             else:
-                with reading.opened(client, sources, plan.derived, max_bytes) as read:
+                with reading.opened(client, sources, plan.derived, max_bytes, measured) as read:
                     set_sizes, pair_counts = server.count(client, plan, read.keys)
             return list(set_sizes), list(pair_counts)
         except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError):
             if where == "server":
                 raise  # asked for: a full Redis (or a replica) says so; "auto" reads instead
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
-    with reading.opened(client, sources, plan.derived, max_bytes) as read:
+    with reading.opened(client, sources, plan.derived, max_bytes, measured) as read:
         counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
         sized = [False] * len(counted.sets)
