@@ -182,8 +182,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--shapes",
-        default="cohort,funnel,bulk",
-        help="comma-separated subset of cohort, funnel, bulk (default: all three)",
+        default="cohort,funnel,compared,bulk",
+        help="comma-separated subset of cohort, funnel, compared, bulk (default: all)",
     )
     args = parser.parse_args()
     wanted = set(args.shapes.split(","))
