@@ -260,7 +260,7 @@ def test_redis_down_is_a_503_not_a_500(
 
     from bitcore import funnel
 
-    monkeypatch.setattr(funnel, "_count", down)
+    monkeypatch.setattr(funnel, "_counted", down)  # what every layout's count reads through
     response = client.get("/funnel", query_string=query(*THREE))
     assert response.status_code == 503
     assert "Redis is unavailable" in response.get_data(as_text=True)
