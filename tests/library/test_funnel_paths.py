@@ -62,15 +62,19 @@ def test_both_paths_give_the_oracle_counts(
 
 
 def test_the_cheaper_path_is_chosen_from_the_sizes() -> None:
-    one_start = [(0, [[1, 2], [3, 4]])]  # 2 periods x 2 later steps: 8 BITOPs, 5 keys
-    assert funnel_server.bitops_needed(one_start, [8] * 5) == 8
+    # 2 periods x 2 later steps, 5 keys: step 2 is its first key, then one OR; step 3 an AND,
+    # then an AND and an OR; one AND per step reached at the end
+    one_start = [(0, [[1, 2], [3, 4]])]
+    assert funnel_server.bitops_needed(one_start, [8] * 5) == 6
     assert funnel_server.cheaper_on_server(one_start, [8] * 5)
     assert not funnel_server.cheaper_on_server(one_start, [0] * 5)  # nothing to count
     wide = funnel_server.MAX_SERVER_KEY_BYTES + 1
     assert not funnel_server.cheaper_on_server(one_start, [wide] * 5)  # a BITOP would be long
-    trend = [(s, [[1 + s, 2 + s], [3 + s, 4 + s]]) for s in range(12)]  # 96 BITOPs, 16 keys
+    trend = [(s, [[1 + s, 2 + s], [3 + s, 4 + s]]) for s in range(12)]  # 72 BITOPs, 16 keys
     assert not funnel_server.cheaper_on_server(trend, [8] * 16)
-    assert funnel_server.bitops_needed(one_start, [8, 0, 8, 8, 0]) == 4  # absent keys add none
+    # absent keys add none, nor steps whose step before has nobody yet: step 2 is key 3, step
+    # 3 never has anyone before key 4 (absent), one AND for step 2's reach
+    assert funnel_server.bitops_needed(one_start, [8, 0, 8, 8, 0]) == 1
 
 
 @pytest.fixture
