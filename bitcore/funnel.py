@@ -344,10 +344,13 @@ def _plan(
         known = made.get((id(source), period))
         if known is not None:
             return known
-        bitmap = source.bitmap(client, period)
-        if bitmap.derived:
-            derived[bitmap.redis_key] = bitmap
-        found = made[(id(source), period)] = keys.setdefault(bitmap.redis_key, len(keys))
+        stored = source.stored_key(client, period) if isinstance(source, Selection) else None
+        if stored is None:
+            bitmap = source.bitmap(client, period)
+            if bitmap.derived:
+                derived[bitmap.redis_key] = bitmap
+            stored = bitmap.redis_key
+        found = made[(id(source), period)] = keys.setdefault(stored, len(keys))
         return found
 
     rows = [

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bitcore.segments import SegmentStore
+from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
     from bitcore.bitmaps import Bitmap
@@ -51,6 +52,13 @@ class Selection:
     @property
     def label(self) -> str:
         return self.name if self.kind == "event" else f"{self.name} ({self.kind})"
+
+    def stored_key(self, client: BitCore, period: Period) -> str | None:
+        """The key an event's bitmap in ``period`` is stored under, named without building the
+        bitmap (a funnel's plan names 150 of them); ``None`` for a segment or a flag."""
+        if self.kind != "event":
+            return None
+        return client.keys.event_key(check_event_name(self.name), period)
 
     def bitmap(self, client: BitCore, period: Period, *, compute: bool = True) -> Bitmap:
         """The users of this selection in ``period`` (a flag's, whatever the period);
