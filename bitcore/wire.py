@@ -37,6 +37,7 @@ from typing import Any
 import hiredis
 import redis
 from redis._parsers import BaseParser
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 
 #: Offsets per ``BITFIELD`` command, so no single command grows without bound.
 OFFSETS_PER_COMMAND = 4096
@@ -144,10 +145,13 @@ def on_own_connection(redis_client: redis.Redis, commands: list[bytes]) -> list[
         connection.send_packed_command(payload)
         replies: list[Any] = []
         for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as error:
-                replies.append(error)
+            reply = _buffered_reply(connection)
+            if reply is _NOTHING_BUFFERED:
+                try:
+                    reply = connection.read_response()
+                except redis.ResponseError as error:
+                    reply = error
+            replies.append(reply)
         return replies
 
     def disconnect(_error: Exception) -> None:
@@ -166,6 +170,38 @@ def on_own_connection(redis_client: redis.Redis, commands: list[bytes]) -> list[
         connection.disconnect()  # replies may be left unread on it
         raise
     return replies
+
+
+_NOTHING_BUFFERED = object()
+#: hiredis's type of RESP3 push messages (absent before hiredis 3.2).
+_PUSH = getattr(hiredis, "PushNotification", None)
+
+
+def _buffered_reply(connection: Any) -> Any:
+    """The next reply if the connection's hiredis reader already holds all of it, else
+    ``_NOTHING_BUFFERED`` (read it with ``read_response``, which reads the socket).
+
+    A funnel's round trip has hundreds of integer replies that arrive in one or two reads:
+    redis-py's ``read_response`` costs several microseconds of layers per reply (its timeout and
+    error wrapping, the breaker's bookkeeping), the reader's ``gets`` a fraction of one. Error
+    replies come back as values (the reader is made with redis-py's ``parse_error``), as
+    ``on_own_connection`` returns them, and a connection error is raised as redis-py raises
+    it, a RESP3 push message handed to redis-py's handler; without hiredis ``read_response``
+    reads every reply."""
+    reader = getattr(getattr(connection, "_parser", None), "_reader", None)
+    if reader is None or not reader.has_data():
+        return _NOTHING_BUFFERED
+    reply = reader.gets()
+    if reply is NOT_ENOUGH_DATA:
+        return _NOTHING_BUFFERED
+    if _PUSH is not None and isinstance(reply, _PUSH):  # RESP3: not a reply; as redis-py does
+        connection._parser.handle_push_response(reply)
+        return _NOTHING_BUFFERED
+    if isinstance(reply, redis.ConnectionError):
+        raise reply
+    if isinstance(reply, list) and reply and isinstance(reply[0], redis.ConnectionError):
+        raise reply[0]
+    return reply
 
 
 def reply_reader(decode: bool = False, encoding: str = "utf-8") -> hiredis.Reader:

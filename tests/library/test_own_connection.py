@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from bitcore import bulk
+from bitcore import bulk, wire
 from bitcore.wire import own_connection
 
 
@@ -95,3 +95,36 @@ def test_a_threads_connection_closes_when_the_thread_ends(
     while ids[0] in connected() and time.monotonic() < deadline:
         time.sleep(0.05)  # the server sees the close a moment later
     assert ids[0] not in connected()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_round_trips_replies_come_back_in_order_errors_as_values(
+    redis_url: str, protocol: int
+) -> None:
+    """Hundreds of replies that arrive in one read are taken from the parser's buffer
+    (``wire._buffered_reply``), errors and arrays among them, in order, each exactly once, and the
+    connection is left clean for the next round trip."""
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    name = f"replies{protocol}"
+    commands = [wire.encode("DEL", name, f"{name}l")]
+    expected: list[object] = [None]
+    for n in range(300):
+        commands.append(wire.encode("INCR", name))
+        expected.append(n + 1)
+        if n % 50 == 7:
+            commands.append(wire.encode("LPUSH", name, "x"))  # WRONGTYPE: an error reply
+            expected.append(redis.ResponseError)
+            commands.append(wire.encode("RPUSH", f"{name}l", "a", "b"))
+            commands.append(wire.encode("LRANGE", f"{name}l", 0, 1))
+            expected += [None, [b"a", b"b"]]
+    replies = wire.on_own_connection(client, commands)
+    assert len(replies) == len(expected)
+    for reply, want in zip(replies[1:], expected[1:], strict=True):
+        if want is redis.ResponseError:
+            assert isinstance(reply, redis.ResponseError)
+        elif want is not None:
+            assert reply == want
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        wire.round_trip(client, commands[:3] + [wire.encode("LPUSH", name, "x")])
+    assert wire.round_trip(client, [wire.encode("GET", name)]) == [b"2"]  # nothing left unread
+    client.delete(name, f"{name}l")
