@@ -128,3 +128,18 @@ def test_a_round_trips_replies_come_back_in_order_errors_as_values(
         wire.round_trip(client, commands[:3] + [wire.encode("LPUSH", name, "x")])
     assert wire.round_trip(client, [wire.encode("GET", name)]) == [b"2"]  # nothing left unread
     client.delete(name, f"{name}l")
+
+
+def test_overlapped_round_trips_answer_each_in_order(redis_client: redis.Redis) -> None:
+    """``wire.round_trips`` sends each round trip before reading the one before: every reply
+    still comes back with its own round trip, and an error reply is raised only once all are
+    read, leaving the connection clean."""
+    batches = [[wire.encode("INCR", "overlap")] * size for size in (3, 1, 40, 2)]
+    answered = wire.round_trips(redis_client, batches)
+    assert [len(replies) for replies in answered] == [3, 1, 40, 2]
+    assert [r for replies in answered for r in replies] == list(range(1, 47))
+    broken = [[wire.encode("INCR", "overlap")], [wire.encode("LPUSH", "overlap", "x")]]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        wire.round_trips(redis_client, [*broken, [wire.encode("INCR", "overlap")]])
+    assert wire.round_trip(redis_client, [wire.encode("GET", "overlap")]) == [b"48"]
+    redis_client.delete("overlap")
