@@ -360,7 +360,10 @@ def _give(array: np.ndarray) -> None:
 
 
 def read_words(
-    r: redis.Redis, reading: Reading, round_trip_bytes: int = ROUND_TRIP_BYTES
+    r: redis.Redis,
+    reading: Reading,
+    round_trip_bytes: int = ROUND_TRIP_BYTES,
+    extra_rows: int = 0,
 ) -> Iterator[WordSlice]:
     """The keys' bytes slice by slice as rows of uint64 words, straight from the socket into one
     array reused for every slice (``bitcore.transfer``): the Python process holds one slice of
@@ -369,6 +372,9 @@ def read_words(
     slice. The next slice is asked for before this one is yielded, so Redis copies it while
     the caller counts. A kept connection the server had closed is replaced once, on the first
     slice. Consume it to the end or close it: a reader left behind disconnects.
+
+    ``extra_rows``: rows after the keys' in each slice's array, left for the caller to fill
+    (what it computes from the keys' rows, counted with them, without copying the array).
     """
     bounds = list(slice_bounds(reading.lengths, round_trip_bytes)) if reading.keys else []
     if not bounds:
@@ -376,7 +382,7 @@ def read_words(
     whole = reading.fits_one_round_trip(round_trip_bytes)
     if whole:
         bounds = [(0, max(reading.lengths))]  # one MGET for everything
-    words = _take((len(reading.keys), -(-max(b - a for a, b in bounds) // 8)))
+    words = _take((len(reading.keys) + extra_rows, -(-max(b - a for a, b in bounds) // 8)))
     rows = words.view(np.uint8)
     wanted = [[k for k, n in enumerate(reading.lengths) if n > start] for start, _ in bounds]
     yielded = False

@@ -670,11 +670,12 @@ def _raw_counts(
         for a, _b in counted.pairs:
             sized[a] = True
         sizes = np.zeros(len(counted.sets), dtype=np.int64)
-        for part in reading.read_words(client.redis, read, max_fetch_bytes):
+        parts = reading.read_words(client.redis, read, max_fetch_bytes, len(extra))
+        for part in parts:
             parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             words, lengths = part.words, part.lengths
-            if plan.suffix:
-                words, lengths = _retention.suffix_words(plan, sources, words, lengths)
+            if plan.suffix:  # the unions go in the rows read_words left after the keys
+                lengths = _retention.suffix_words(plan, sources, words, lengths)
             set_counts, cell_counts = counting.count_words(
                 counted, [*sources, *extra], words, lengths, parallel, sized
             )

@@ -68,30 +68,41 @@ def flattened(plan: Plan) -> tuple[Plan, list[str]]:
 
 def suffix_words(
     plan: Plan, sources: Sequence[str], words: np.ndarray, lengths: Sequence[int]
-) -> tuple[np.ndarray, list[int]]:
-    """``words`` (one row per source, this slice of each) with a row per union of
-    ``plan.suffix`` after them, and their lengths: each set an AND of ORs of its keys' rows, then
-    each union the next one ORed with its own set."""
+) -> list[int]:
+    """Fill the rows of ``words`` after its sources' (one row per source, this slice of each;
+    ``reading.read_words`` with ``extra_rows``) with the unions of ``plan.suffix``, from the last
+    period back, each its own set ORed with the next (later) union; returns every row's length.
+
+    Each union is one pass over its row and a set of one key (the usual) is read where it lies:
+    building every set first, a copy of each key row and of the whole array made this the
+    largest part of an on-or-after table at 10M users (8 of 26 ms)."""
     row = {key: k for k, key in enumerate(sources)}
-    unions = np.zeros((len(plan.suffix), words.shape[1]), dtype=np.uint64)
-    operand = np.empty(words.shape[1], dtype=np.uint64)
-    set_lengths = []
-    for j, s in enumerate(plan.suffix):
-        target = unions[j]
+    base = len(sources)
+    width = words.shape[1]
+    operand = np.empty(width, dtype=np.uint64)
+    union_lengths = [0] * len(plan.suffix)
+    later: np.ndarray | None = None
+    for j in range(len(plan.suffix) - 1, -1, -1):
+        target = words[base + j]
         longest = []
-        for o, keys in enumerate(plan.sets[s]):
+        for o, keys in enumerate(plan.sets[plan.suffix[j]]):
             rows = [row[key] for key in keys]
             into = target if o == 0 else operand
-            np.bitwise_or.reduce(words[rows], axis=0, out=into)
+            if len(rows) == 1:
+                np.copyto(into, words[rows[0]])
+            else:
+                np.bitwise_or(words[rows[0]], words[rows[1]], out=into)
+                for k in rows[2:]:
+                    np.bitwise_or(into, words[k], out=into)
             if o:
                 np.bitwise_and(target, operand, out=target)
             longest.append(max(lengths[k] for k in rows))
-        set_lengths.append(min(longest))
-    union_lengths = list(set_lengths)
-    for j in range(len(plan.suffix) - 2, -1, -1):
-        np.bitwise_or(unions[j], unions[j + 1], out=unions[j])
-        union_lengths[j] = max(union_lengths[j], union_lengths[j + 1])
-    return np.concatenate([words, unions]), [*lengths, *union_lengths]
+        union_lengths[j] = min(longest)
+        if later is not None:
+            np.bitwise_or(target, later, out=target)
+            union_lengths[j] = max(union_lengths[j], union_lengths[j + 1])
+        later = target
+    return [*lengths, *union_lengths]
 
 
 def server_unions(
