@@ -16,12 +16,18 @@ It reads one JSON request per line on stdin and answers each with one JSON line 
                                           -> {"seconds": 0.06, "cpu": 0.05, "rows": [...]}
     {"op": "funnel", "first": "<key>", "periods": [["<key>", ...], ...]}
                                           -> {"seconds": 0.2, "counts": [...]}
+    {"op": "unions", "rows": [{"cohort": "<key>", "cells": [["<key>", ...], ...]}, ...]}
+                                          -> {"seconds": 0.03, "sizes": [...], "cells": [...]}
 
 ``web`` is a custom handler returning ``UniqueEvents("web")`` (a flag without a period), as a
 bitmapist user would write it. bitmapist has no funnel: the ``funnel`` request is what a bitmapist
 user would write for bitcore's funnel definition, the same recurrence as server-side ``BITOP``s
 (``R_k = R_k OR (R_k-1 AND D_k[p])``, one pipelined round trip per window period), then
-``BITCOUNT``. bitmapist's ``default`` system is pointed at ``--host``/``--port`` before anything
+``BITCOUNT``. Nor has it retention "on or after": the ``unions`` request is a table whose cells
+count a cohort's users in the union of their keys, as a bitmapist user would write it with the
+fewest BITOPs: each distinct union once, built from the next shorter one by one two-key ``OR`` (a
+suffix of later periods), then per cell ``BITOP AND`` + ``BITCOUNT``, all in one pipelined round
+trip. bitmapist's ``default`` system is pointed at ``--host``/``--port`` before anything
 else, so it never talks to whatever listens on localhost:6379.
 """
 
@@ -87,6 +93,34 @@ def run_funnel(request: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "counts": counts}
 
 
+def run_unions(request: dict[str, Any]) -> dict[str, Any]:
+    client = bitmapist.get_redis("default")
+    rows: list[dict[str, Any]] = request["rows"]
+    unions: dict[tuple[str, ...], str] = {}
+    started = time.perf_counter()
+    with client.pipeline(transaction=False) as pipe:
+        for keys in sorted({tuple(c) for row in rows for c in row["cells"]}, key=len):
+            name = FUNNEL_KEY.format(f"u{len(unions)}")
+            rest = unions.get(keys[1:])
+            pipe.bitop("OR", name, keys[0], rest) if rest else pipe.bitop("OR", name, *keys)
+            unions[keys] = name
+        both = FUNNEL_KEY.format("cell")
+        for row in rows:
+            pipe.bitcount(row["cohort"])
+            for keys in row["cells"]:
+                pipe.bitop("AND", both, row["cohort"], unions[tuple(keys)])
+                pipe.bitcount(both)
+        replies = pipe.execute()[len(unions) :]
+    seconds = time.perf_counter() - started
+    client.delete(*unions.values(), both)
+    sizes, cells, at = [], [], 0
+    for row in rows:
+        sizes.append(replies[at])
+        cells.append(replies[at + 2 : at + 2 + 2 * len(row["cells"]) : 2])
+        at += 1 + 2 * len(row["cells"])
+    return {"seconds": seconds, "sizes": sizes, "cells": cells}
+
+
 def answer(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "hello":
@@ -95,6 +129,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         return run_cohort(request)
     if op == "funnel":
         return run_funnel(request)
+    if op == "unions":
+        return run_unions(request)
     return {"error": f"unknown request {request!r}"}
 
 
