@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -410,16 +410,25 @@ def _count(
     cell_parts = np.zeros((blocks, layout.cells, runs), dtype=np.uint16)
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [blocks * p // parts for p in range(parts + 1)]
-    tasks = [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    work = functools.partial(_count_blocks, words, operand_rows=operand_rows, layout=layout)
-    futures = [
-        _shared_pool().submit(work, task, set_parts=set_parts, cell_parts=cell_parts)
-        for task in tasks[1:]
-    ]
-    work(tasks[0], set_parts=set_parts, cell_parts=cell_parts)  # this thread works too
-    for future in futures:
-        future.result()
+    count = functools.partial(_count_blocks, words, operand_rows=operand_rows, layout=layout)
+    _in_parts(
+        lambda p: count(
+            range(bounds[p], bounds[p + 1]), set_parts=set_parts, cell_parts=cell_parts
+        ),
+        parts,
+    )
     return set_parts.sum(axis=(0, 2), dtype=np.int64), cell_parts.sum(axis=(0, 2), dtype=np.int64)
+
+
+def _in_parts(work: Callable[[int], object], parts: int) -> None:
+    """``work(p)`` for each part ``p``: part 0 on this thread, the others on the shared counting
+    threads at the same time; returns when all are done (raising the first error)."""
+    futures = [_shared_pool().submit(work, p) for p in range(1, parts)]
+    try:
+        work(0)  # this thread works too
+    finally:
+        for future in futures:
+            future.result()
 
 
 def _count_compiled(
@@ -464,10 +473,7 @@ def _count_compiled(
             scratch,
         )  # fmt: skip
 
-    futures = [_shared_pool().submit(work, part) for part in range(1, parts)]
-    work(0)  # this thread works too
-    for future in futures:
-        future.result()
+    _in_parts(work, parts)
     overlaps = np.zeros(layout.cells, dtype=np.int64)
     overlaps[layout.swept] = counts.sum(axis=0)
     return sizes.sum(axis=0), overlaps
