@@ -397,18 +397,14 @@ def _summed(
     where: Where,
 ) -> list[list[int]]:
     """``_count`` on the flat layout; on the sharded layout ``_count`` in each shard's view (its
-    segments, steps' and groups', built in its slot) and added up: a user is in one shard, so
-    every count is a sum. No shard in use: every count is 0 (a group naming no saved segment
-    is still refused, as the flat layout refuses it)."""
+    segments, steps' and groups', built in its slot), shards of different nodes at once, and
+    added up: a user is in one shard, so every count is a sum. No shard in use: every count is
+    0 (a group naming no saved segment is still refused, as the flat layout refuses it)."""
     if client.layout == "flat":
         return _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
-    if all(g is None for g, _ in runs):  # no groups: shards of different nodes at once
-        return _sharded_count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
-    counts = np.zeros((len(runs), len(sources)), dtype=np.int64)
-    views = breakdown.readers(client, [*sources, *(g for g, _ in runs if g is not None)])
-    for view in views:
-        counts += _count(view, sources, runs, window, max_bytes, round_trip_bytes, where)
-    return counts.tolist()  # type: ignore[no-any-return]
+    if not breakdown.readers(client, [*sources, *(g for g, _ in runs if g is not None)]):
+        return [[0] * len(sources) for _ in runs]
+    return _sharded_count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
 
 
 def _count(
