@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from bitcore import reading
 from bitcore.segments import SegmentStore
 from bitcore.selections import Selection
 
@@ -124,6 +125,33 @@ def readers(client: BitCore, sources: Sequence[Any] = ()) -> list[BitCore]:
     if not views:
         prepare_sources(client, sources, [])
     return views
+
+
+Plan = TypeVar("Plan")
+Counted = TypeVar("Counted")
+
+
+def each_reader(
+    client: BitCore,
+    sources: Sequence[Any],
+    prepare: Callable[[BitCore, int], Plan],
+    reads: Callable[[Plan], tuple[Sequence[str], Mapping[str, Bitmap]]],
+    count: Callable[[BitCore, Plan, reading.Measured | None, int | None], Counted],
+    max_bytes: int | None,
+) -> list[Counted]:
+    """A report's counts from each of ``readers``, for the caller to add up: on the flat layout
+    ``count(client, prepare(client, 0), None, max_bytes)``; on the sharded layout every shard in
+    use, shards of different nodes at once, ``max_bytes`` checked on all shards' bytes before
+    any is read (``reading.across_shards``, which ``reads`` names the keys for); no shard in
+    use: nothing (a source naming no saved segment refused all the same)."""
+    if client.layout == "flat":
+        return [count(client, prepare(client, 0), None, max_bytes)]
+    if not readers(client, sources):
+        return []
+    return reading.across_shards(
+        client, prepare, reads, lambda view, made, measured: count(view, made, measured, None),
+        max_bytes,
+    )  # fmt: skip
 
 
 def prefetched(

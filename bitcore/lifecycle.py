@@ -125,22 +125,34 @@ def lifecycle_groups(
         span = [periods.shift(last, k - count) for k in range(count + 1)]  # t-1 of the first too
     except (ValueError, OverflowError):
         raise ValueError("the report would reach before year 1") from None
-    totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
-    for reader in breakdown.readers(client, groups):  # the client, or every shard's view: summed
+
+    def prepare(reader: BitCore, _shard: int) -> _Read:
         keys = [reader.keys.event_key(event, p) for p in span]
         keys += [reader.keys.first_time_key(event, p) for p in span[1:]]
         masks, derived = group_keys(reader, groups, span)
-        order = list(dict.fromkeys([*keys, *(k for mask in masks for k in mask)]))
+        return _Read(keys, masks, derived)
+
+    def counted(
+        reader: BitCore, read_: _Read, measured: reading.Measured | None, limit: int | None
+    ) -> np.ndarray:
+        totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
+        order = read_.order()
         row = {key: r for r, key in enumerate(order)}
-        with reading.opened(reader, order, derived, max_bytes) as read:
+        with reading.opened(reader, order, read_.derived, limit, measured) as read:
             for values in reading.read_slices(reader.redis, read, round_trip_bytes):
                 words, _present = reading.as_words(values)
                 if not words.size:
                     continue
-                report = words[[row[k] for k in keys]]
+                report = words[[row[k] for k in read_.keys]]
                 totals[0] += count_words(report, count)
-                for g, mask in enumerate(masks, 1):
+                for g, mask in enumerate(read_.masks, 1):
                     totals[g] += count_words(report, count, words[[row[k] for k in mask]])
+        return totals
+
+    parts = breakdown.each_reader(
+        client, groups, prepare, lambda r: (r.order(), r.derived), counted, max_bytes
+    )
+    totals = sum(parts, np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64))
     return [
         Lifecycle(
             event,
@@ -153,6 +165,19 @@ def lifecycle_groups(
         )
         for counts in totals
     ]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one reader (the client, or a shard's view) reads for a lifecycle: the activity and
+    first-time keys, each group's key per period, the segments to build."""
+
+    keys: list[str]
+    masks: list[list[str]]
+    derived: dict[str, Bitmap]
+
+    def order(self) -> list[str]:
+        return list(dict.fromkeys([*self.keys, *(k for mask in self.masks for k in mask)]))
 
 
 def group_keys(

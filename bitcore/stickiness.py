@@ -26,6 +26,7 @@ from bitcore import breakdown, periods, reading
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
+    from bitcore.bitmaps import Bitmap
     from bitcore.breakdown import Group
     from bitcore.client import BitCore
 
@@ -98,15 +99,29 @@ def stickiness_groups(
     group's users in ``period``, or a flag's), all from one read of the day bitmaps."""
     check_event_name(event)
     days = days_of(period)
-    histograms = np.zeros((1 + len(groups), len(days)), dtype=np.int64)
-    for reader in breakdown.readers(client, groups):  # the client, or every shard's view: summed
+
+    def prepare(reader: BitCore, _shard: int) -> tuple[list[str], list[Bitmap]]:
         keys = [reader.keys.event_key(event, day) for day in days]
-        prepared = breakdown.prepare(reader, groups, [period])
-        masks = [group.bitmap(reader, period) for group in prepared]
+        return keys, [
+            group.bitmap(reader, period) for group in breakdown.prepare(reader, groups, [period])
+        ]
+
+    def reads(plan: tuple[list[str], list[Bitmap]]) -> tuple[list[str], dict[str, Bitmap]]:
+        keys, masks = plan
         derived = {b.redis_key: b for b in masks if b.derived}
-        order = list(dict.fromkeys([*keys, *(b.redis_key for b in masks)]))
+        return list(dict.fromkeys([*keys, *(b.redis_key for b in masks)])), derived
+
+    def counted(
+        reader: BitCore,
+        plan: tuple[list[str], list[Bitmap]],
+        measured: reading.Measured | None,
+        limit: int | None,
+    ) -> np.ndarray:
+        keys, masks = plan
+        order, derived = reads(plan)
         row = {key: r for r, key in enumerate(order)}
-        with reading.opened(reader, order, derived, max_bytes) as read:
+        histograms = np.zeros((1 + len(groups), len(days)), dtype=np.int64)
+        with reading.opened(reader, order, derived, limit, measured) as read:
             for values in reading.read_slices(reader.redis, read, round_trip_bytes):
                 words, present = reading.as_words(values)
                 if not words.size:
@@ -115,6 +130,10 @@ def stickiness_groups(
                 histograms[0] += count_days(active, len(days))
                 for g, mask in enumerate(masks, 1):
                     histograms[g] += count_days(active & words[row[mask.redis_key]], len(days))
+        return histograms
+
+    parts = breakdown.each_reader(client, groups, prepare, reads, counted, max_bytes)
+    histograms = sum(parts, np.zeros((1 + len(groups), len(days)), dtype=np.int64))
     return [Stickiness(event, period, histogram.tolist()) for histogram in histograms]
 
 
