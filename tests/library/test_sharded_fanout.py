@@ -13,7 +13,7 @@ import redis
 from redis.cluster import RedisCluster
 
 import bitcore
-from bitcore import periods, shards
+from bitcore import lifecycle, periods, shards, stickiness
 from bitcore.cohort.engine import cohort_table
 from bitcore.funnel import funnel
 from bitcore.reading import ReportTooCostly
@@ -158,3 +158,27 @@ def test_a_forked_child_gets_threads_of_its_own(
     monkeypatch.setattr(shards.os, "getpid", lambda: -1)  # as a child sees itself after fork
     assert router._executor() is not parents
     assert b.each_shard(lambda view, shard: len(view.DayEvents("b", 2024, 5, 7))) == [1] * 6
+
+
+@pytest.mark.parametrize("sharded", ["sharded", "cluster"], indirect=True)
+def test_lifecycle_and_stickiness_limits_are_on_all_shards_together(
+    sharded: bitcore.BitCore,
+) -> None:
+    """Like cohorts and funnels: each shard alone is under the limit (at most a third of it),
+    all of them together over it, so the report is refused before any shard is read."""
+    _mark(sharded)
+    day = periods.day(2024, 5, 7)
+    limit = sum(_shard_bytes(sharded, [sharded.keys.event_key("a", day)])) - 1
+    reports = {
+        "lifecycle": lambda most: lifecycle.lifecycle(sharded, "a", "day", 1, day, max_bytes=most),
+        "stickiness": lambda most: stickiness.stickiness(
+            sharded, "a", periods.week(2024, 19), max_bytes=most
+        ),
+    }
+    assert reports["lifecycle"](None).periods[-1].new == 6
+    assert reports["stickiness"](None).histogram[0] == 6
+    before = _calls(sharded)
+    for name, report in reports.items():
+        with pytest.raises(ReportTooCostly):
+            report(limit)
+        assert _calls(sharded) == before, name  # refused before any shard was read
