@@ -302,9 +302,10 @@ def cost(client: BitCore, bitmap: Bitmap) -> int:
     keys = list(dict.fromkeys(leaf.redis_key for leaf in bitmap.leaves()))
     if client.layout == "flat":
         return sum(reading.measure(client, keys, {}))
-    return sum(  # every shard's keys, measured on the shard's node
-        sum(reading.measure(client.shard_view(s), [client.shard_key(k, s) for k in keys], {}))
-        for s in client.shards_in_use()
+    return sum(  # every shard's keys, measured on the shard's node, nodes at once
+        client.each_shard(
+            lambda view, s: sum(reading.measure(view, [client.shard_key(k, s) for k in keys], {}))
+        )
     )
 
 
