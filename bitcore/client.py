@@ -1288,12 +1288,14 @@ class BitCore:
             shard, local = layout.shard_of(args[0]), layout.local_offset(args[0])
             name = layout.shard_key(key, shard)
             return self._shard_read(bitmap, shard, lambda pipe: pipe.getbit(name, local))
-        if command == "BITCOUNT" and not args:
-            total = 0
-            for shard in self._router.shards():
-                name = layout.shard_key(key, shard)
-                total += int(self._shard_read(bitmap, shard, _bitcount_of(name)))
-            return total
+        if command == "BITCOUNT" and not args:  # shards of different nodes at once
+            counted = self._router.each(
+                self._router.shards(),
+                lambda shard: int(
+                    self._shard_read(bitmap, shard, _bitcount_of(layout.shard_key(key, shard)))
+                ),
+            )
+            return sum(counted.values())
         raise ShardedLayoutUnsupported(f"{command} {args!r} has no sharded form")
 
     def _count_once_sharded(self, bitmap: Bitmap) -> int:
@@ -1303,12 +1305,11 @@ class BitCore:
         assert layout is not None and self._router is not None
         if not bitmap.derived:
             return int(self._read_sharded(bitmap, "BITCOUNT", ()))
-        total = 0
-        for shard in self._router.shards():
+        def count(shard: int) -> int:
             name = layout.shard_key(bitmap.redis_key, shard)
-            replies = self._compute_shard(bitmap, shard, _count_and_unlink(name))
-            total += int(replies[-2])
-        return total
+            return int(self._compute_shard(bitmap, shard, _count_and_unlink(name))[-2])
+
+        return sum(self._router.each(self._router.shards(), count).values())  # nodes at once
 
     def _iter_sharded(self, bitmap: Bitmap, size: int) -> Iterator[int]:
         """Members shard after shard (ascending shards: ascending ids), each shard read in
