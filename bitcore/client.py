@@ -179,6 +179,9 @@ class BitCore:
         self._sharded: ShardedKeyLayout | None = None
         #: A shard's view keeps its dataset's saved segments where that client does.
         self._segments_owner: BitCore | None = None
+        #: Names registries this client found to be sorted sets (or absent) before a sharded
+        #: write (``_check_registry``).
+        self._registries_checked: set[str] = set()
         if isinstance(self.keys, ShardedKeyLayout):
             self._sharded = self.keys
             self._router = shards.Router(self.redis, self.keys)
@@ -535,12 +538,30 @@ class BitCore:
                 grow = shards.growth(self._router, _with_firsts(per_shard, firsts))
                 if not shards.admit_once(self.redis, once, grow, quota, budget, names, registry):
                     return False
+            if names:
+                self._check_registry(registry)
             self._write_shards(per_shard, firsts)
         if names:
             self.redis.zadd(registry, dict.fromkeys(sorted(names), 0), nx=True)
         if once is not None:  # done: a retry from here on is a repeat
             self.redis.set(once.key, shards.ONCE_DONE, ex=once.ttl)
         return True
+
+    def _check_registry(self, registry: str) -> None:
+        """Refuse a sharded write whose names registry is a key of another type, before any bit
+        is set (on one Redis the gate script checks it with the bits; here the registry is in
+        another slot and is written after them). Checked once per client and registry: one
+        round trip on the first write, none after (a registry replaced by another type later
+        still fails its ``ZADD``, after the bits)."""
+        if registry in self._registries_checked:
+            return
+        kind = self.redis.type(registry)
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind not in ("zset", "none"):
+            raise redis.ResponseError(
+                f"WRONGTYPE {registry} holds a {kind}, not a sorted set: nothing was marked"
+            )
+        self._registries_checked.add(registry)
 
     def _write_shards(
         self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
@@ -1305,6 +1326,7 @@ class BitCore:
         assert layout is not None and self._router is not None
         if not bitmap.derived:
             return int(self._read_sharded(bitmap, "BITCOUNT", ()))
+
         def count(shard: int) -> int:
             name = layout.shard_key(bitmap.redis_key, shard)
             return int(self._compute_shard(bitmap, shard, _count_and_unlink(name))[-2])
