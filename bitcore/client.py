@@ -543,7 +543,7 @@ class BitCore:
         return True
 
     def _write_shards(
-        self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
+        self, per_shard: dict[int, dict[str, Collection[int]]], firsts: dict[int, dict[str, Any]]
     ) -> None:
         """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``), the
         shards joined to the registry of shards before their bits are set: by every write (a
@@ -1394,15 +1394,22 @@ def _count_and_unlink(key: str) -> Callable[[Pipeline], Any]:
 
 
 def _with_firsts(
-    per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
-) -> dict[int, dict[str, set[int]]]:
+    per_shard: dict[int, dict[str, Collection[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
+) -> dict[int, dict[str, Collection[int]]]:
     """A sharded plan's bitmaps and its first-time keys (each counted as if every candidate
-    were a first time, as the gate script counts them), per shard."""
-    merged = {shard: dict(writes) for shard, writes in per_shard.items()}
+    were a first time, as the gate script counts them), per shard: for each key its highest
+    offset alone, which is all ``shards.growth`` reads."""
+    merged: dict[int, dict[str, Collection[int]]] = {
+        shard: {key: (max(ids),) for key, ids in writes.items() if ids}
+        for shard, writes in per_shard.items()
+    }
     for shard, groups in firsts.items():
         keys = merged.setdefault(shard, {})
         for ever, targets in groups.items():
             for named, ids in targets.items():
+                if not ids:
+                    continue
+                high = max(ids)
                 for key in (ever, *named):
-                    keys[key] = keys.get(key, set()) | set(ids)
+                    keys[key] = (max((high, *keys.get(key, ()))),)
     return merged

@@ -260,24 +260,17 @@ def _is_plain_response_error(error: Exception) -> bool:
 
 def split_writes(
     layout: ShardedKeyLayout, writes: Mapping[str, Collection[int]]
-) -> dict[int, dict[str, set[int]]]:
+) -> dict[int, dict[str, Collection[int]]]:
     """A plan's ``{flat key: ids}`` as ``{shard: {shard key: local offsets}}``.
 
     >>> split_writes(ShardedKeyLayout(), {"k": {1, (1 << 20) + 2}})
     {0: {'{trackist_s0}k': {1}}, 1: {'{trackist_s1}k': {2}}}
     """
-    out: dict[int, dict[str, set[int]]] = defaultdict(dict)
+    out: dict[int, dict[str, Collection[int]]] = defaultdict(dict)
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
     for key, ids in writes.items():
-        if len(ids) > _NUMPY_SPLIT:  # a big batch: grouped in C, not one Python step per id
-            for shard, local in _split_ids(ids, bits, mask):
-                out[shard][layout.shard_key(key, shard)] = local
-            continue
-        for user in ids:
-            shard = user >> bits
-            shard_keys = out[shard]
-            name = layout.shard_key(key, shard)
-            shard_keys.setdefault(name, set()).add(user & mask)
+        for shard, local in _by_shard(ids, bits, mask):
+            out[shard][layout.shard_key(key, shard)] = local
     return dict(sorted(out.items()))
 
 
@@ -285,15 +278,25 @@ def split_writes(
 _NUMPY_SPLIT = 256
 
 
-def _split_ids(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Any]]:
-    """``(shard, local offsets)`` of ``ids``: the offsets as a numpy array (a collection of
-    distinct ints, which is all the writer needs: it packs them with numpy again)."""
-    array = np.fromiter(ids, dtype=np.int64, count=len(ids))
-    array.sort()
-    shards = array >> bits
-    cuts = np.flatnonzero(np.diff(shards)) + 1
-    for part in np.split(array, cuts):
-        yield int(part[0] >> bits), _Offsets(part & mask)
+def _by_shard(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Collection[int]]]:
+    """``(shard, local offsets)`` of ``ids``, shards ascending, each shard once: a big batch
+    grouped by numpy (``_Offsets``), not one Python step per id; a few ids (a beacon's) as sets,
+    where numpy's fixed cost would be most of the work.
+
+    >>> list(_by_shard([5, (1 << 20) + 2, 7], 20, (1 << 20) - 1))
+    [(0, {5, 7}), (1, {2})]
+    """
+    if len(ids) > _NUMPY_SPLIT:
+        array = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        array.sort()
+        cuts = np.flatnonzero(np.diff(array >> bits)) + 1
+        for part in np.split(array, cuts):
+            yield int(part[0] >> bits), _Offsets(part & mask)
+        return
+    found: dict[int, set[int]] = {}
+    for user in ids:
+        found.setdefault(user >> bits, set()).add(user & mask)
+    yield from sorted(found.items())
 
 
 class _Offsets:
@@ -320,11 +323,9 @@ def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
     for ever, groups in firsts.items():
         for targets, ids in groups.items():
-            for user in ids:
-                shard = user >> bits
-                key = layout.shard_key(ever, shard)
-                named = tuple(layout.shard_key(t, shard) for t in targets)
-                out[shard].setdefault(key, {}).setdefault(named, set()).add(user & mask)
+            for shard, local in _by_shard(ids, bits, mask):
+                named = tuple(layout.shard_key(target, shard) for target in targets)
+                out[shard].setdefault(layout.shard_key(ever, shard), {})[named] = local
     return dict(out)
 
 
