@@ -136,12 +136,31 @@ class Router:
         One lane runs in the calling thread (one shard: no thread at all). The others run on
         this router's threads (made on first use, again in a forked child), which keep their
         connections (``bitcore.wire.own_connection``) for the next report."""
-        lanes = self._lanes(shards)
-        if len(lanes) <= 1:
-            return {shard: work(shard) for lane in lanes for shard in lane}
+        return self._in_lanes(self._lanes(shards), work)
+
+    def each_node(
+        self,
+        groups: Sequence[tuple[redis.Redis, list[int]]],
+        work: Callable[[redis.Redis, list[int]], object],
+    ) -> None:
+        """``work(node, shards)`` for every ``(node, shards)`` of ``groups`` (``by_node``'s), the
+        nodes at the same time, as ``each`` works on shards (one
+        lane per node, nodes sharing lanes when more than ``MAX_SHARD_LANES``): a write of a
+        batch spanning nodes takes the slowest node's time, not the sum of all."""
+        lanes: list[list[int]] = [[] for _ in range(min(len(groups), MAX_SHARD_LANES))]
+        for number in range(len(groups)):
+            lanes[number % MAX_SHARD_LANES].append(number)
+        self._in_lanes(lanes, lambda number: work(*groups[number]))
+
+    def _in_lanes(self, lanes: list[list[int]], work: Callable[[int], Result]) -> dict[int, Result]:
+        """``work(item)`` for every item of every lane: the first lane in the calling thread,
+        the others on this router's threads; on an event loop (``bitcore.aio``, whose round
+        trips the loop awaits: a thread's would block it) every lane in the calling thread."""
+        if len(lanes) <= 1 or wire.elsewhere.get() is not None:
+            return {item: work(item) for lane in lanes for item in lane}
 
         def run(lane: list[int]) -> dict[int, Result]:
-            return {shard: work(shard) for shard in lane}
+            return {item: work(item) for item in lane}
 
         pool = self._executor()
         futures: list[Future[dict[int, Result]]] = [pool.submit(run, lane) for lane in lanes[1:]]
