@@ -144,9 +144,9 @@ class Router:
         work: Callable[[redis.Redis, list[int]], object],
     ) -> None:
         """``work(node, shards)`` for every ``(node, shards)`` of ``groups`` (``by_node``'s), the
-        nodes at the same time, as ``each`` works on shards (one
-        lane per node, nodes sharing lanes when more than ``MAX_SHARD_LANES``): a write of a
-        batch spanning nodes takes the slowest node's time, not the sum of all."""
+        nodes at the same time as ``each`` works on shards, one lane per node (nodes share lanes
+        when they outnumber ``MAX_SHARD_LANES``): a write of a batch spanning nodes takes the
+        slowest node's time, not the sum of all. Raises as ``each`` does."""
         lanes: list[list[int]] = [[] for _ in range(min(len(groups), MAX_SHARD_LANES))]
         for number in range(len(groups)):
             lanes[number % MAX_SHARD_LANES].append(number)
@@ -287,8 +287,16 @@ def split_writes(
     """
     out: dict[int, dict[str, Collection[int]]] = defaultdict(dict)
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    # A batch's keys often hold the same ids (an event's day, week and month, and the universe
+    # for a batch of one event): those are split once, and their shares shared.
+    split: dict[int, list[tuple[Collection[int], list[tuple[int, Collection[int]]]]]] = {}
     for key, ids in writes.items():
-        for shard, local in _by_shard(ids, bits, mask):
+        alike = split.setdefault(len(ids), [])
+        parts = next((parts for seen, parts in alike if seen == ids), None)
+        if parts is None:
+            parts = list(_by_shard(ids, bits, mask))
+            alike.append((ids, parts))
+        for shard, local in parts:
             out[shard][layout.shard_key(key, shard)] = local
     return dict(sorted(out.items()))
 
@@ -299,7 +307,8 @@ _NUMPY_SPLIT = 256
 
 def _by_shard(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Collection[int]]]:
     """``(shard, local offsets)`` of ``ids``, shards ascending, each shard once: a big batch
-    grouped by numpy (``_Offsets``), not one Python step per id; a few ids (a beacon's) as sets,
+    grouped by numpy, not one Python step per id, its offsets an ascending list (what the
+    writer sorts, packs and takes the highest of fastest); a few ids (a beacon's) as sets,
     where numpy's fixed cost would be most of the work.
 
     >>> list(_by_shard([5, (1 << 20) + 2, 7], 20, (1 << 20) - 1))
@@ -310,29 +319,12 @@ def _by_shard(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int,
         array.sort(kind="stable")  # timsort: linear on the nearly sorted ids a set of ints gives
         cuts = np.flatnonzero(np.diff(array >> bits)) + 1
         for part in np.split(array, cuts):
-            yield int(part[0] >> bits), _Offsets(part & mask)
+            yield int(part[0] >> bits), (part & mask).tolist()
         return
     found: dict[int, set[int]] = {}
     for user in ids:
         found.setdefault(user >> bits, set()).add(user & mask)
     yield from sorted(found.items())
-
-
-class _Offsets:
-    """A shard's local offsets of one key, kept as a numpy array: sized, iterable, ``max``-able,
-    so the writer packs them without a Python set of a million ints."""
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-
-    def __len__(self) -> int:
-        return int(self.array.size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.array.tolist())
-
-    def __contains__(self, item: object) -> bool:
-        return bool((self.array == item).any())
 
 
 def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str, dict[Any, Any]]]:

@@ -111,7 +111,8 @@ def execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> Non
 def execute_transactions(redis_client: redis.Redis, transactions: list[list[bytes]]) -> None:
     """Send each of ``transactions`` (lists of RESP-encoded commands) as a ``MULTI``/``EXEC`` of
     its own, all in one round trip, and raise the first error Redis answers with, queued or
-    executed (the transactions before it are applied, each whole)."""
+    executed, once every reply is read (each transaction is applied whole or not at all, on its
+    own: one that fails leaves the others applied)."""
     sent = [command for commands in transactions for command in (_MULTI, *commands, _EXEC)]
     replies = round_trip(redis_client, sent)
     end = -1
