@@ -199,3 +199,37 @@ def test_a_big_write_is_two_round_trips_per_node_and_nodes_write_at_once(
         per_node[registry].pop(0)
     assert all(len(trips) == 2 for trips in per_node.values())
     assert list(sharded.DayEvents("big", 2024, 5, 7)) == users
+
+
+def test_a_write_over_nodes_on_an_event_loop_stays_on_its_thread(
+    cluster_client: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loop (``bitcore.aio``) the nodes are written one after the other in the loop's
+    greenlet: a router thread's round trip would bypass the loop's connection and block it."""
+    from hung_redis_support import on_a_loop
+
+    from bitcore import aio, bulk
+
+    b = bitcore.BitCore(cluster_client)
+    b.mark_event("warm", 1)
+    writers: set[int] = set()
+    real = bulk.set_bits_per_shard
+
+    def write(node: Any, shares: Any, before: Any = ()) -> None:
+        writers.add(threading.get_ident())
+        real(node, shares, before)
+
+    monkeypatch.setattr(bulk, "set_bits_per_shard", write)
+    users = [shard * SHARD + offset for shard in range(6) for offset in range(0, 700, 7)]
+    on_a_loop(aio.run(b._write_shards, *_split(b, users)))
+    assert len(writers) == 1  # the loop's thread: no router thread wrote a node
+    assert len(b._router.by_node(range(6))) == 3  # type: ignore[union-attr]
+    assert list(b.DayEvents("big", 2024, 5, 7)) == users
+
+
+def _split(b: bitcore.BitCore, users: list[int]) -> tuple[Any, Any]:
+    """A plan of ``users`` marking "big" on ``DAY``, split per shard as the writer splits it."""
+    plan = b.plan_marks([("big", user, DAY) for user in users])
+    layout = b._sharded
+    assert layout is not None
+    return shards.split_writes(layout, plan.writes), shards.split_firsts(layout, plan.firsts)
