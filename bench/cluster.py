@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import cluster_support  # noqa: E402  (the tests' cluster, started the same way)
 
 import bitcore  # noqa: E402
-from bitcore import breakdown, embedded, periods  # noqa: E402
+from bitcore import breakdown, embedded, first_time, periods  # noqa: E402
 from bitcore.cohort import engine  # noqa: E402
 from bitcore.cohort.engine import cohort_table  # noqa: E402
 from bitcore.funnel import funnel, funnel_groups  # noqa: E402
@@ -148,8 +148,15 @@ def bulk(users: int) -> Callable[[bitcore.BitCore], Any]:
 
 
 def _clean_bulk(client: bitcore.BitCore) -> None:
+    """The bulk marks' day gone, and their first times with it, so every round marks each user
+    for the first time again (``--first-time``)."""
     day = START + timedelta(days=60)
     client.DayEvents("bulk", day.year, day.month, day.day).delete()
+    if client.track_first_time:
+        first_time.ever_bitmap(client, "bulk").delete()
+        for kind in ("day", "week", "month"):
+            period = periods.period_of(kind, day)
+            first_time.first_time_bitmap(client, "bulk", period).delete()
 
 
 def redis_cpu(client: Any) -> float:
@@ -185,6 +192,11 @@ def main() -> int:
         default="cohort,funnel,compared,bulk",
         help="comma-separated subset of cohort, funnel, compared, bulk (default: all)",
     )
+    parser.add_argument(
+        "--first-time",
+        action="store_true",
+        help="bulk marks keep first-time bitmaps too (BitCore's default; off: as bitmapist writes)",
+    )
     args = parser.parse_args()
     wanted = set(args.shapes.split(","))
     if not wanted or wanted - set(SHAPES):
@@ -195,22 +207,28 @@ def main() -> int:
             with cluster_support.local_cluster(Path(scratch) / "cluster") as cluster:
                 for node in cluster.primaries:
                     node.client().config_set("maxmemory", str(2 << 30))
-                return run(
-                    single.client(), cluster, args.users, (args.rounds, args.report_rounds), wanted
-                )
+                rounds = (args.rounds, args.report_rounds)
+                return run(single.client(), cluster, args.users, rounds, wanted, args.first_time)
         finally:
             single.stop()
 
 
-def run(single: Any, cluster: Any, users: int, rounds: tuple[int, int], wanted: set[str]) -> int:
+def run(
+    single: Any,
+    cluster: Any,
+    users: int,
+    rounds: tuple[int, int],
+    wanted: set[str],
+    first_time: bool = False,
+) -> int:
     """Write the data, time every shape of ``wanted`` (``rounds``: of bulk marks, of each
     report), print the table; 1 if any answer differs between the layouts."""
     clients = {
-        "single-flat": bitcore.BitCore(single, track_first_time=False),
+        "single-flat": bitcore.BitCore(single, track_first_time=first_time),
         "single-sharded": bitcore.BitCore(
-            single, layout="sharded", key_prefix="sh_", track_first_time=False
+            single, layout="sharded", key_prefix="sh_", track_first_time=first_time
         ),
-        "cluster": bitcore.BitCore(cluster.client(), track_first_time=False),
+        "cluster": bitcore.BitCore(cluster.client(), track_first_time=first_time),
     }
     started = time.perf_counter()
     size = write_reports_data(list(clients.values()), users)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -335,6 +335,22 @@ def set_bits_atomically(
     checked = gate.call(redis_client, every, highest, False)
     if checked != _ALLOWED:
         return checked == _REPEATED
+    for commands in _transactions(keys, writes, first, no_gate, once):
+        wire.execute_transaction(redis_client, commands)
+    return True
+
+
+def _transactions(
+    keys: list[str],
+    writes: Mapping[str, Collection[int]],
+    first: FirstTimeWrites,
+    no_gate: _Gate,
+    once: Once | None,
+) -> list[list[bytes]]:
+    """The ``MULTI``/``EXEC`` bodies of a large write whose check passed: its bits as
+    ``BITFIELD`` commands, at most ``MAX_BITS_PER_CALL`` per transaction, then its first-time
+    groups as script calls of ``no_gate`` (the first chunk in the last transaction of plain
+    bits), then ``once``'s key marked done."""
     fragments: dict[int, bytes] = {}  # a uid's fragment is reused by each of its keys
     transactions = [
         [c for key, part in call for c in wire.bitfield_commands(key, part, fragments)]
@@ -349,10 +365,7 @@ def set_bits_atomically(
         transactions[-1].append(wire.encode(*call))
     if once is not None:  # done with the last bits: a retry from here on is a repeat
         transactions[-1].append(wire.encode("SET", once.key, "done", "EX", once.ttl))
-    for commands in transactions:
-        if commands:
-            wire.execute_transaction(redis_client, commands)
-    return True
+    return [commands for commands in transactions if commands]
 
 
 def _one_offset(
@@ -371,40 +384,55 @@ def _one_offset(
     return (offsets.pop(), group) if set(theirs) == offsets else None
 
 
-def small_write(
-    writes: Mapping[str, Collection[int]],
-    firsts: Firsts | None = None,
-    placeholder: str = QUOTA_PLACEHOLDER_KEY,
-) -> tuple[bytes, bytes] | None:
-    """The gate script call that sets ``writes`` (and ``firsts``) at once, with no quota, budget,
-    names or epoch, as ``(EVALSHA command, EVAL command)`` in RESP; ``None`` when it is over
-    ``SCRIPT_MAX_BITS`` (write it with ``set_bits_atomically``). Several of these (one per shard
-    of the sharded layout) go to one Redis in one round trip: ``send_small_writes``."""
-    keys = [key for key, offsets in writes.items() if offsets]
-    first = FirstTimeWrites.of(firsts or {}, len(keys))
-    if sum(len(writes[key]) for key in keys) + first.bits > SCRIPT_MAX_BITS:
-        return None
-    gate = _no_gate(placeholder)
-    every = [*keys, *first.keys]
-    packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
-    tail = first.tail()
-    return (
-        gate.command(every, packed, True, tail),
-        gate.command(every, packed, True, tail, by_sha=False),
-    )
+#: One shard's share of a write on the sharded layout: its bitmaps' offsets, its first-time
+#: groups, and the placeholder key in its slot for what the gate script does not use.
+Share = tuple[Mapping[str, Collection[int]], Firsts | None, str]
 
 
-def send_small_writes(redis_client: redis.Redis, calls: list[tuple[bytes, bytes]]) -> None:
-    """Send ``small_write`` calls to one Redis in one round trip (each atomic on its own); if the
-    server lacks the script, once more with ``EVAL`` (setting bits twice sets the same bits).
-    A key of the wrong type or a full Redis raises, as ``set_bits_atomically`` does."""
-    if not calls:
-        return
+def set_bits_per_shard(
+    redis_client: redis.Redis, shares: Sequence[Share], before: Collection[bytes] = ()
+) -> None:
+    """Set the bits of each share (one node's shards of a sharded write, no quota, budget or
+    names: checked before), each share atomically, in two round trips however many shards:
+
+    1. ``before`` (RESP commands: the registry of shards), each small share's gate script call
+       (at most ``SCRIPT_MAX_BITS`` bits: checked and set in one call), each large share's
+       check (its keys' types) and nothing else;
+    2. every large share's transactions (``MULTI``/``EXEC``, as ``set_bits_atomically`` sends
+       them), once every check passed.
+
+    If the server lacks the script, the first round trip is sent once more with ``EVAL``
+    (setting bits twice sets the same bits). A key of the wrong type or a full Redis raises as
+    ``set_bits_atomically`` does: no large share of the node is written then (small ones may be).
+    """
+    calls: list[tuple[_Gate, tuple[list[str], list[bytes], bool, list[bytes]]]] = []
+    large: list[tuple[list[str], Mapping[str, Collection[int]], FirstTimeWrites, _Gate]] = []
+    for writes, firsts, placeholder in shares:
+        keys = [key for key, offsets in writes.items() if offsets]
+        first = FirstTimeWrites.of(firsts or {}, len(keys))
+        gate = _no_gate(placeholder)
+        every = [*keys, *first.keys]
+        if sum(len(writes[key]) for key in keys) + first.bits <= SCRIPT_MAX_BITS:
+            packed = [pack_offsets(writes[key]) for key in keys] + first.packed_candidates()
+            calls.append((gate, (every, packed, True, first.tail())))
+        else:
+            highest = [pack_offsets((max(writes[key]),)) for key in keys] + first.packed_highest()
+            calls.append((gate, (every, highest, False, [])))
+            large.append((keys, writes, first, gate))
     try:
         try:
-            wire.round_trip(redis_client, [by_sha for by_sha, _ in calls])
+            commands = [gate.command(*call) for gate, call in calls]
+            wire.round_trip(redis_client, [*before, *commands])
         except redis.exceptions.NoScriptError:
-            wire.round_trip(redis_client, [by_eval for _, by_eval in calls])
+            commands = [gate.command(*call, by_sha=False) for gate, call in calls]
+            wire.round_trip(redis_client, [*before, *commands])
+        transactions = [
+            commands
+            for keys, writes, first, gate in large
+            for commands in _transactions(keys, writes, first, gate, None)
+        ]
+        if transactions:
+            wire.execute_transactions(redis_client, transactions)
     except redis.ResponseError as error:
         raise _out_of_memory(error) from None
 

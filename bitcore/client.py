@@ -564,36 +564,28 @@ class BitCore:
         self._registries_checked.add(registry)
 
     def _write_shards(
-        self, per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, Any]]
+        self, per_shard: dict[int, dict[str, Collection[int]]], firsts: dict[int, dict[str, Any]]
     ) -> None:
-        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``), the
-        shards joined to the registry of shards before their bits are set: by every write (a
-        process cannot know that someone deleted the registry since), in the same round trip
-        as the small writes of the registry's node, else in one of its own."""
+        """Each shard's share of a write, on the Redis holding it (``_set_bits_sharded``): each
+        node's shards in two round trips at most (``bulk.set_bits_per_shard``), the nodes at the
+        same time (``Router.each_node``). The shards are joined to the registry of shards before
+        their bits are set, by every write (a process cannot know that someone deleted the
+        registry since): in the first round trip when the write is all on the registry's node,
+        else in one of its own before any node writes."""
         assert self._router is not None and self._sharded is not None
-        used = sorted({*per_shard, *firsts})
-        registry = self._router.node_of_key(self._sharded.shards_key())
-        join = wire.encode("SADD", self._sharded.shards_key(), *used)
-        groups = self._router.by_node(used)
-        if not any(node is registry for node, _ in groups):
-            wire.round_trip(registry, [join])
-        for node, group in groups:
-            small, big = [], []
-            for shard in group:
-                writes, shard_firsts = per_shard.get(shard, {}), firsts.get(shard)
-                placeholder = self._router.placeholder(shard)
-                call = bulk.small_write(writes, shard_firsts, placeholder)
-                if call is not None:
-                    small.append(call)
-                else:
-                    big.append((writes, shard_firsts, placeholder))
-            if node is registry and big:
-                wire.round_trip(node, [join])
-            elif node is registry:
-                small.insert(0, (join, join))
-            for writes, shard_firsts, placeholder in big:
-                bulk.set_bits_atomically(node, writes, firsts=shard_firsts, placeholder=placeholder)
-            bulk.send_small_writes(node, small)  # the node's small shards: one round trip
+        router, used = self._router, sorted({*per_shard, *firsts})
+        registry = router.node_of_key(self._sharded.shards_key())
+        join = [wire.encode("SADD", self._sharded.shards_key(), *used)]
+        groups = router.by_node(used)
+        if len(groups) > 1 or groups[0][0] is not registry:  # joined before any node writes
+            wire.round_trip(registry, join)
+            join = []
+
+        def write(node: redis.Redis, group: list[int]) -> None:
+            shares = [(per_shard.get(s, {}), firsts.get(s), router.placeholder(s)) for s in group]
+            bulk.set_bits_per_shard(node, shares, join)
+
+        router.each_node(groups, write)
 
     def redis_for_key(self, key: str) -> redis.Redis:
         """A ``redis.Redis`` that holds ``key``: this client's, or on a cluster the primary of
@@ -1417,15 +1409,22 @@ def _count_and_unlink(key: str) -> Callable[[Pipeline], Any]:
 
 
 def _with_firsts(
-    per_shard: dict[int, dict[str, set[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
-) -> dict[int, dict[str, set[int]]]:
+    per_shard: dict[int, dict[str, Collection[int]]], firsts: dict[int, dict[str, dict[Any, Any]]]
+) -> dict[int, dict[str, Collection[int]]]:
     """A sharded plan's bitmaps and its first-time keys (each counted as if every candidate
-    were a first time, as the gate script counts them), per shard."""
-    merged = {shard: dict(writes) for shard, writes in per_shard.items()}
+    were a first time, as the gate script counts them), per shard: for each key its highest
+    offset alone, which is all ``shards.growth`` reads."""
+    merged: dict[int, dict[str, Collection[int]]] = {
+        shard: {key: (max(ids),) for key, ids in writes.items() if ids}
+        for shard, writes in per_shard.items()
+    }
     for shard, groups in firsts.items():
         keys = merged.setdefault(shard, {})
         for ever, targets in groups.items():
             for named, ids in targets.items():
+                if not ids:
+                    continue
+                high = max(ids)
                 for key in (ever, *named):
-                    keys[key] = keys.get(key, set()) | set(ids)
+                    keys[key] = (max((high, *keys.get(key, ()))),)
     return merged

@@ -136,12 +136,31 @@ class Router:
         One lane runs in the calling thread (one shard: no thread at all). The others run on
         this router's threads (made on first use, again in a forked child), which keep their
         connections (``bitcore.wire.own_connection``) for the next report."""
-        lanes = self._lanes(shards)
-        if len(lanes) <= 1:
-            return {shard: work(shard) for lane in lanes for shard in lane}
+        return self._in_lanes(self._lanes(shards), work)
+
+    def each_node(
+        self,
+        groups: Sequence[tuple[redis.Redis, list[int]]],
+        work: Callable[[redis.Redis, list[int]], object],
+    ) -> None:
+        """``work(node, shards)`` for every ``(node, shards)`` of ``groups`` (``by_node``'s), the
+        nodes at the same time as ``each`` works on shards, one lane per node (nodes share lanes
+        when they outnumber ``MAX_SHARD_LANES``): a write of a batch spanning nodes takes the
+        slowest node's time, not the sum of all. Raises as ``each`` does."""
+        lanes: list[list[int]] = [[] for _ in range(min(len(groups), MAX_SHARD_LANES))]
+        for number in range(len(groups)):
+            lanes[number % MAX_SHARD_LANES].append(number)
+        self._in_lanes(lanes, lambda number: work(*groups[number]))
+
+    def _in_lanes(self, lanes: list[list[int]], work: Callable[[int], Result]) -> dict[int, Result]:
+        """``work(item)`` for every item of every lane: the first lane in the calling thread,
+        the others on this router's threads; on an event loop (``bitcore.aio``, whose round
+        trips the loop awaits: a thread's would block it) every lane in the calling thread."""
+        if len(lanes) <= 1 or wire.elsewhere.get() is not None:
+            return {item: work(item) for lane in lanes for item in lane}
 
         def run(lane: list[int]) -> dict[int, Result]:
-            return {shard: work(shard) for shard in lane}
+            return {item: work(item) for item in lane}
 
         pool = self._executor()
         futures: list[Future[dict[int, Result]]] = [pool.submit(run, lane) for lane in lanes[1:]]
@@ -260,24 +279,25 @@ def _is_plain_response_error(error: Exception) -> bool:
 
 def split_writes(
     layout: ShardedKeyLayout, writes: Mapping[str, Collection[int]]
-) -> dict[int, dict[str, set[int]]]:
+) -> dict[int, dict[str, Collection[int]]]:
     """A plan's ``{flat key: ids}`` as ``{shard: {shard key: local offsets}}``.
 
     >>> split_writes(ShardedKeyLayout(), {"k": {1, (1 << 20) + 2}})
     {0: {'{trackist_s0}k': {1}}, 1: {'{trackist_s1}k': {2}}}
     """
-    out: dict[int, dict[str, set[int]]] = defaultdict(dict)
+    out: dict[int, dict[str, Collection[int]]] = defaultdict(dict)
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
+    # A batch's keys often hold the same ids (an event's day, week and month, and the universe
+    # for a batch of one event): those are split once, and their shares shared.
+    split: dict[int, list[tuple[Collection[int], list[tuple[int, Collection[int]]]]]] = {}
     for key, ids in writes.items():
-        if len(ids) > _NUMPY_SPLIT:  # a big batch: grouped in C, not one Python step per id
-            for shard, local in _split_ids(ids, bits, mask):
-                out[shard][layout.shard_key(key, shard)] = local
-            continue
-        for user in ids:
-            shard = user >> bits
-            shard_keys = out[shard]
-            name = layout.shard_key(key, shard)
-            shard_keys.setdefault(name, set()).add(user & mask)
+        alike = split.setdefault(len(ids), [])
+        parts = next((parts for seen, parts in alike if seen == ids), None)
+        if parts is None:
+            parts = list(_by_shard(ids, bits, mask))
+            alike.append((ids, parts))
+        for shard, local in parts:
+            out[shard][layout.shard_key(key, shard)] = local
     return dict(sorted(out.items()))
 
 
@@ -285,32 +305,26 @@ def split_writes(
 _NUMPY_SPLIT = 256
 
 
-def _split_ids(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Any]]:
-    """``(shard, local offsets)`` of ``ids``: the offsets as a numpy array (a collection of
-    distinct ints, which is all the writer needs: it packs them with numpy again)."""
-    array = np.fromiter(ids, dtype=np.int64, count=len(ids))
-    array.sort()
-    shards = array >> bits
-    cuts = np.flatnonzero(np.diff(shards)) + 1
-    for part in np.split(array, cuts):
-        yield int(part[0] >> bits), _Offsets(part & mask)
+def _by_shard(ids: Collection[int], bits: int, mask: int) -> Iterator[tuple[int, Collection[int]]]:
+    """``(shard, local offsets)`` of ``ids``, shards ascending, each shard once: a big batch
+    grouped by numpy, not one Python step per id, its offsets an ascending list (what the
+    writer sorts, packs and takes the highest of fastest); a few ids (a beacon's) as sets,
+    where numpy's fixed cost would be most of the work.
 
-
-class _Offsets:
-    """A shard's local offsets of one key, kept as a numpy array: sized, iterable, ``max``-able,
-    so the writer packs them without a Python set of a million ints."""
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-
-    def __len__(self) -> int:
-        return int(self.array.size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.array.tolist())
-
-    def __contains__(self, item: object) -> bool:
-        return bool((self.array == item).any())
+    >>> list(_by_shard([5, (1 << 20) + 2, 7], 20, (1 << 20) - 1))
+    [(0, {5, 7}), (1, {2})]
+    """
+    if len(ids) > _NUMPY_SPLIT:
+        array = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        array.sort(kind="stable")  # timsort: linear on the nearly sorted ids a set of ints gives
+        cuts = np.flatnonzero(np.diff(array >> bits)) + 1
+        for part in np.split(array, cuts):
+            yield int(part[0] >> bits), (part & mask).tolist()
+        return
+    found: dict[int, set[int]] = {}
+    for user in ids:
+        found.setdefault(user >> bits, set()).add(user & mask)
+    yield from sorted(found.items())
 
 
 def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str, dict[Any, Any]]]:
@@ -320,11 +334,9 @@ def split_firsts(layout: ShardedKeyLayout, firsts: Firsts) -> dict[int, dict[str
     bits, mask = layout.shard_bits, (1 << layout.shard_bits) - 1
     for ever, groups in firsts.items():
         for targets, ids in groups.items():
-            for user in ids:
-                shard = user >> bits
-                key = layout.shard_key(ever, shard)
-                named = tuple(layout.shard_key(t, shard) for t in targets)
-                out[shard].setdefault(key, {}).setdefault(named, set()).add(user & mask)
+            for shard, local in _by_shard(ids, bits, mask):
+                named = tuple(layout.shard_key(target, shard) for target in targets)
+                out[shard].setdefault(layout.shard_key(ever, shard), {})[named] = local
     return dict(out)
 
 

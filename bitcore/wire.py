@@ -106,10 +106,22 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 def execute_transaction(redis_client: redis.Redis, commands: list[bytes]) -> None:
     """Send ``commands`` (each one RESP-encoded command) in one ``MULTI``/``EXEC`` and raise the
     first error Redis answers with, queued or executed."""
-    *_queued, replies = round_trip(redis_client, [_MULTI, *commands, _EXEC])
-    for reply in replies or ():
-        if isinstance(reply, Exception):
-            raise reply
+    execute_transactions(redis_client, [commands])
+
+
+def execute_transactions(redis_client: redis.Redis, transactions: list[list[bytes]]) -> None:
+    """Send each of ``transactions`` (lists of RESP-encoded commands) as a ``MULTI``/``EXEC`` of
+    its own, all in one round trip, and raise the first error Redis answers with, queued or
+    executed, once every reply is read (each transaction is applied whole or not at all, on its
+    own: one that fails leaves the others applied)."""
+    sent = [command for commands in transactions for command in (_MULTI, *commands, _EXEC)]
+    replies = round_trip(redis_client, sent)
+    end = -1
+    for commands in transactions:
+        end += len(commands) + 2
+        for reply in replies[end] or ():
+            if isinstance(reply, Exception):
+                raise reply
 
 
 #: Sends a round trip's commands and returns their replies (error replies as exceptions, not

@@ -213,13 +213,14 @@ def test_large_batches_are_split_into_bounded_calls(
     """A batch over one call's bound is written whole, in several calls, none over the bound."""
     monkeypatch.setattr(bulk, "MAX_BITS_PER_CALL", 7)
     sizes: list[int] = []
-    real_transaction = wire.execute_transaction
+    real_transactions = wire.execute_transactions
 
-    def counting(client: Any, commands: list[bytes]) -> None:
-        sizes.append(sum(command.count(b"$3\r\nSET\r\n$2\r\nu1\r\n") for command in commands))
-        real_transaction(client, commands)
+    def counting(client: Any, transactions: list[list[bytes]]) -> None:
+        for commands in transactions:
+            sizes.append(sum(c.count(b"$3\r\nSET\r\n$2\r\nu1\r\n") for c in commands))
+        real_transactions(client, transactions)
 
-    monkeypatch.setattr(wire, "execute_transaction", counting)
+    monkeypatch.setattr(wire, "execute_transactions", counting)
     marks = [("active", uuid, MAY_7) for uuid in range(25)]  # 100 bits: 4 keys each
     assert by_mark_many(bc, marks) == by_mark_event(bc, marks)
     assert sum(sizes) == 100

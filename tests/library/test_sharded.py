@@ -333,3 +333,49 @@ def test_retention_on_or_after_is_counted_per_shard_too(layout_bc: bitcore.BitCo
                              until=day[3], where=where, retention="on_or_after")  # fmt: skip
         assert on.cells == [[None, 2, None, 4]], where
         assert after.cells == [[5, 5, 4, 4]], where  # day 0+ and 1+: users 0-4; 2+, 3+: 1-4
+
+
+@pytest.mark.parametrize("size", [3, 256, 257, 5000])
+def test_ids_are_split_at_shard_boundaries_like_the_set_oracle(size: int) -> None:
+    import random
+
+    from bitcore import shards
+
+    rng = random.Random(size)
+    edges = [SHARD - 1, SHARD, 2 * SHARD - 1, 2 * SHARD, 7 * SHARD, (1 << 32) - 1]
+    ids = set(edges[: min(size, len(edges))])
+    while len(ids) < size:
+        ids.add(rng.randrange(8 * SHARD))
+    oracle: dict[int, set[int]] = {}
+    for user in ids:
+        oracle.setdefault(user // SHARD, set()).add(user % SHARD)
+    layout = ShardedKeyLayout()
+    split = shards.split_writes(layout, {"k": ids})
+    assert list(split) == sorted(oracle)
+    assert {s: set(keys[layout.shard_key("k", s)]) for s, keys in split.items()} == oracle
+    firsts = shards.split_firsts(layout, {"ever": {("f1", "f2"): ids}})
+    named = {s: (layout.shard_key("ever", s), layout.shard_key("f1", s)) for s in oracle}
+    assert {
+        s: {tuple(groups): [set(o) for o in groups.values()] for groups in by_ever.values()}
+        for s, by_ever in firsts.items()
+    } == {s: {((named[s][1], layout.shard_key("f2", s)),): [local]} for s, local in oracle.items()}
+    assert all(list(by_ever) == [named[s][0]] for s, by_ever in firsts.items())
+
+
+def test_first_times_of_a_big_batch_across_shards_answer_as_flat(
+    layout_bc: bitcore.BitCore,
+) -> None:
+    from bitcore import first_time
+
+    day1, day2 = datetime(2024, 5, 7, 9), datetime(2024, 5, 8, 9)
+    near = [*range(SHARD - 400, SHARD + 400), 2 * SHARD - 1, 2 * SHARD, 3 * SHARD - 1]
+    before = near[::3]  # seen on day 1: not a first time on day 2
+    layout_bc.mark_many([("a", u, day1) for u in before])
+    layout_bc.mark_many([("a", u, day2) for u in near] + [("a", u, day1) for u in near[1::7]])
+    layout_bc.mark_many([("a", SHARD - 1, day2), ("a", 3 * SHARD, day2)])  # a few: no numpy
+    first1 = sorted({*before, *near[1::7]})
+    first2 = sorted(set(near) - set(first1) | {3 * SHARD})
+    assert list(first_time.first_time_bitmap(layout_bc, "a", periods.day(2024, 5, 7))) == first1
+    assert list(first_time.first_time_bitmap(layout_bc, "a", periods.day(2024, 5, 8))) == first2
+    assert list(first_time.ever_bitmap(layout_bc, "a")) == sorted({*near, 3 * SHARD})
+    assert list(layout_bc.DayEvents("a", 2024, 5, 8)) == sorted({*near, 3 * SHARD})

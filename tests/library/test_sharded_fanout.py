@@ -182,3 +182,77 @@ def test_lifecycle_and_stickiness_limits_are_on_all_shards_together(
         with pytest.raises(ReportTooCostly):
             report(limit)
         assert _calls(sharded) == before, name  # refused before any shard was read
+
+
+def test_a_big_write_is_two_round_trips_per_node_and_nodes_write_at_once(
+    sharded: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch over six shards, each over the script's few bits: per node a round trip of
+    checks (the registry of shards with them on one Redis), then one of transactions; on the
+    cluster the registry is joined first, and the three nodes write at once (each waits for
+    the others at a barrier, which a sequential run breaks after its timeout)."""
+    from bitcore import bulk, wire
+
+    sharded.mark_event("warm", 1)  # the dataset check and the first script load are done
+    router = sharded._router
+    assert router is not None
+    nodes = router.by_node(range(6))
+    barrier = threading.Barrier(len(nodes), timeout=10)
+    real_write, real_trip = bulk.set_bits_per_shard, wire.round_trip
+    sent: list[tuple[int, int]] = []  # (node, commands) of each round trip
+
+    def write(node: Any, shares: Any, before: Any = ()) -> None:
+        barrier.wait()
+        real_write(node, shares, before)
+
+    def trip(node: Any, commands: list[bytes]) -> list[Any]:
+        sent.append((id(node), len(commands)))
+        return real_trip(node, commands)
+
+    monkeypatch.setattr(bulk, "set_bits_per_shard", write)
+    monkeypatch.setattr(wire, "round_trip", trip)
+    users = [shard * SHARD + offset for shard in range(6) for offset in range(0, 3000, 7)]
+    sharded.mark_many([("big", user, DAY) for user in users])
+    per_node = {id(node): [n for where, n in sent if where == id(node)] for node, _ in nodes}
+    registry = id(router.node_of_key(sharded._sharded.shards_key()))  # type: ignore[union-attr]
+    if len(nodes) == 1:
+        assert per_node[registry][0] == 1 + 6  # the registry's SADD and six shards' checks
+    else:
+        assert per_node[registry][0] == 1  # the SADD alone, before any node writes
+        per_node[registry].pop(0)
+    assert all(len(trips) == 2 for trips in per_node.values())
+    assert list(sharded.DayEvents("big", 2024, 5, 7)) == users
+
+
+def test_a_write_over_nodes_on_an_event_loop_stays_on_its_thread(
+    cluster_client: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loop (``bitcore.aio``) the nodes are written one after the other in the loop's
+    greenlet: a router thread's round trip would bypass the loop's connection and block it."""
+    from hung_redis_support import on_a_loop
+
+    from bitcore import aio, bulk
+
+    b = bitcore.BitCore(cluster_client)
+    b.mark_event("warm", 1)
+    writers: set[int] = set()
+    real = bulk.set_bits_per_shard
+
+    def write(node: Any, shares: Any, before: Any = ()) -> None:
+        writers.add(threading.get_ident())
+        real(node, shares, before)
+
+    monkeypatch.setattr(bulk, "set_bits_per_shard", write)
+    users = [shard * SHARD + offset for shard in range(6) for offset in range(0, 700, 7)]
+    on_a_loop(aio.run(b._write_shards, *_split(b, users)))
+    assert len(writers) == 1  # the loop's thread: no router thread wrote a node
+    assert len(b._router.by_node(range(6))) == 3  # type: ignore[union-attr]
+    assert list(b.DayEvents("big", 2024, 5, 7)) == users
+
+
+def _split(b: bitcore.BitCore, users: list[int]) -> tuple[Any, Any]:
+    """A plan of ``users`` marking "big" on ``DAY``, split per shard as the writer splits it."""
+    plan = b.plan_marks([("big", user, DAY) for user in users])
+    layout = b._sharded
+    assert layout is not None
+    return shards.split_writes(layout, plan.writes), shards.split_firsts(layout, plan.firsts)
