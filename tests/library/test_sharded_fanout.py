@@ -184,6 +184,7 @@ def test_lifecycle_and_stickiness_limits_are_on_all_shards_together(
         assert _calls(sharded) == before, name  # refused before any shard was read
 
 
+@pytest.mark.parametrize("sharded", ["sharded", "cluster"], indirect=True)
 def test_a_big_write_is_two_round_trips_per_node_and_nodes_write_at_once(
     sharded: bitcore.BitCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
