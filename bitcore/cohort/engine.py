@@ -614,8 +614,10 @@ def _sharded(
             stack.push(opened.__exit__)
         return part
 
+    alone = len(client.shards_in_use()) <= 1  # else shards are counted on lanes at once
+
     def count(view: BitCore, part: Plan, measured: reading.Measured | None) -> Any:
-        return _raw_counts(view, part, max_fetch_bytes, None, where, measured)
+        return _raw_counts(view, part, max_fetch_bytes, None, where, measured, threads=alone)
 
     with ExitStack() as stack:
         parts = reading.across_shards(
@@ -647,8 +649,11 @@ def _raw_counts(
     max_bytes: int | None,
     where: Where,
     measured: reading.Measured | None = None,
+    threads: bool = True,
 ) -> tuple[list[int], list[int]]:
     """Set sizes and pair intersections, ``None`` nowhere (``evaluate`` puts them in).
+    ``threads=False``: a big count stays on this thread (shards counted at once already use
+    the cores; handing halves to the one shared counting thread made them queue there).
     ``measured``: the plan's keys measured already (and the cost checked: a sharded report)."""
     sources = plan.source_keys()
     if where == "server" or (where == "auto" and server.server_is_cheaper(plan)):
@@ -672,7 +677,9 @@ def _raw_counts(
         sizes = np.zeros(len(counted.sets), dtype=np.int64)
         parts = reading.read_words(client.redis, read, max_fetch_bytes, len(extra))
         for part in parts:
-            parallel = part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            parallel = threads and (
+                part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
+            )
             words, lengths = part.words, part.lengths
             if plan.suffix:  # the unions go in the rows read_words left after the keys
                 lengths = _retention.suffix_words(plan, sources, words, lengths)
