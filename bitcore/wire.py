@@ -137,12 +137,7 @@ def round_trip(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
     """Send ``commands`` (RESP) at once and return their replies: on this thread's own connection
     (``own_connection``), or through the transport ``elsewhere`` names. Raises the first error
     reply, once every reply is read, so the connection is left clean."""
-    transport = elsewhere.get()
-    replies = (transport or on_own_connection)(redis_client, commands)
-    for reply in replies:
-        if isinstance(reply, redis.ResponseError):
-            raise reply
-    return replies
+    return round_trips(redis_client, [commands])[0]
 
 
 def round_trips(redis_client: redis.Redis, batches: Sequence[list[bytes]]) -> list[list[Any]]:
