@@ -112,6 +112,7 @@ def across_shards(
     reads: Callable[[Prepared], tuple[Sequence[str], Mapping[str, Bitmap]]],
     count: Callable[[BitCore, Prepared, Measured | None], Counted],
     max_bytes: int | None,
+    shards: Sequence[int] | None = None,
 ) -> list[Counted]:
     """A report on the sharded layout, per shard, shards of different nodes at once
     (``BitCore.each_shard``): ``prepare(view, shard)`` plans a shard's part,
@@ -121,16 +122,19 @@ def across_shards(
 
     With a ``max_bytes``, every shard is planned and measured first, and their sum is checked
     (``ReportTooCostly``) before any shard is read, as one Redis would check the whole report;
-    ``count`` then gets its shard's measure, so nothing is measured twice."""
+    ``count`` then gets its shard's measure, so nothing is measured twice. ``shards``: the
+    shards in use, when the caller has asked for them already (else one round trip here)."""
     if max_bytes is None:
-        return client.each_shard(lambda view, shard: count(view, prepare(view, shard), None))
+        return client.each_shard(
+            lambda view, shard: count(view, prepare(view, shard), None), shards
+        )
 
     def measure_one(view: BitCore, shard: int) -> tuple[Prepared, Measured]:
         prepared = prepare(view, shard)
         keys, derived = reads(prepared)
         return prepared, _measured(view, list(dict.fromkeys(keys)), derived)
 
-    shards = client.shards_in_use()
+    shards = client.shards_in_use() if shards is None else shards
     planned = dict(zip(shards, client.each_shard(measure_one, shards), strict=True))
     check_cost(sum(sum(measured[0]) for _, measured in planned.values()), max_bytes)
     return client.each_shard(lambda view, shard: count(view, *planned[shard]), shards)

@@ -614,14 +614,20 @@ def _sharded(
             stack.push(opened.__exit__)
         return part
 
-    alone = len(client.shards_in_use()) <= 1  # else shards are counted on lanes at once
+    in_use = client.shards_in_use()
+    alone = len(in_use) <= 1  # else shards are counted on lanes at once
 
     def count(view: BitCore, part: Plan, measured: reading.Measured | None) -> Any:
         return _raw_counts(view, part, max_fetch_bytes, None, where, measured, threads=alone)
 
     with ExitStack() as stack:
         parts = reading.across_shards(
-            client, prepare, lambda part: (part.source_keys(), part.derived), count, max_bytes
+            client,
+            prepare,
+            lambda part: (part.source_keys(), part.derived),
+            count,
+            max_bytes,
+            in_use,
         )
     sizes = [sum(column) for column in zip(*(p[0] for p in parts), strict=True)] if parts else []
     overlaps = [sum(column) for column in zip(*(p[1] for p in parts), strict=True)]
