@@ -396,73 +396,40 @@ def _summed(
     round_trip_bytes: int,
     where: Where,
 ) -> list[list[int]]:
-    """``_count`` on the flat layout; on the sharded layout ``_count`` in each shard's view (its
-    segments, steps' and groups', built in its slot), shards of different nodes at once, and
-    added up: a user is in one shard, so every count is a sum. No shard in use: every count is
-    0 (a group naming no saved segment is still refused, as the flat layout refuses it)."""
-    if client.layout == "flat":
-        return _count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
-    if not breakdown.readers(client, [*sources, *(g for g, _ in runs if g is not None)]):
-        return [[0] * len(sources) for _ in runs]
-    return _sharded_count(client, sources, runs, window, max_bytes, round_trip_bytes, where)
-
-
-def _count(
-    client: BitCore,
-    sources: Sequence[StepSource],
-    runs: Sequence[Run],
-    window: int,
-    max_bytes: int | None,
-    round_trip_bytes: int,
-    where: Where = "auto",
-) -> list[list[int]]:
     """Step counts per run: by BITOPs on the server where that is cheaper
     (``bitcore.funnel_server``), else read slice by slice and counted in numpy (always, with
-    groups: their restriction is one AND in numpy)."""
-    plan = _prepared(client, sources, runs, window)
-    return _counted(client, plan, len(sources), max_bytes, round_trip_bytes, where)
-
-
-def _sharded_count(
-    client: BitCore,
-    sources: Sequence[StepSource],
-    runs: Sequence[Run],
-    window: int,
-    max_bytes: int | None,
-    round_trip_bytes: int,
-    where: Where = "auto",
-) -> list[list[int]]:
-    """``_count`` on every shard's view, shards of different nodes at once, ``max_bytes``
-    checked against all shards' bytes before any is read (``reading.across_shards``), the
-    counts added up: a user is in one shard, so every count is a sum."""
-
-    def count(view: BitCore, plan: _Plan, measured: reading.Measured | None) -> list[list[int]]:
-        return _counted(view, plan, len(sources), None, round_trip_bytes, where, measured)
+    groups: their restriction is one AND in numpy). On the sharded layout in each shard's view
+    (its segments, steps' and groups', built in its slot), shards of different nodes at once,
+    ``max_bytes`` checked on all shards' bytes before any is read (``breakdown.each_reader``),
+    and added up: a user is in one shard, so every count is a sum. No shard in use: every count
+    is 0 (a group naming no saved segment is still refused, as the flat layout refuses it)."""
+    # stored events on the sharded layout: planned once (thousands of bitmap objects), each
+    # shard's names of it
+    plain = all(getattr(s, "kind", None) in ("event", "flag") for s in sources)
+    stored = None
+    if client.layout != "flat" and plain and not any(g for g, _ in runs):
+        stored = _plan(client, sources, runs, window)
+        stored = None if stored.derived else stored
 
     def prepared(view: BitCore, shard: int) -> _Plan:
-        if stored is None:  # saved segments or groups: each shard's view makes its own
+        if stored is None:  # flat, saved segments or groups: each view makes its own
             return _prepared(view, sources, runs, window)
         names = [client.shard_key(key, shard) for key in stored.keys]
         return _Plan(names, {}, stored.rows, stored.restrict)
 
-    # stored events only: planned once (thousands of bitmap objects), each shard's names of it
-    plain = all(getattr(s, "kind", None) in ("event", "flag") for s in sources)
-    stored = _plan(client, sources, runs, window) if plain and not any(g for g, _ in runs) else None
-    if stored is not None and stored.derived:
-        stored = None
-    parts = reading.across_shards(
-        client,
-        prepared,
-        lambda plan: (plan.keys, plan.derived),
-        count,
-        max_bytes,
+    def count(
+        view: BitCore, plan: _Plan, measured: reading.Measured | None, limit: int | None
+    ) -> list[list[int]]:
+        return _counted(view, plan, len(sources), limit, round_trip_bytes, where, measured)
+
+    readers = [*sources, *(g for g, _ in runs if g is not None)]
+    parts = breakdown.each_reader(
+        client, readers, prepared, lambda plan: (plan.keys, plan.derived), count, max_bytes
     )
-    totals = [[0] * len(sources) for _ in runs]
+    totals = np.zeros((len(runs), len(sources)), dtype=np.int64)
     for part in parts:
-        totals = [
-            [a + b for a, b in zip(x, y, strict=True)] for x, y in zip(totals, part, strict=True)
-        ]
-    return totals
+        totals += np.asarray(part, dtype=np.int64).reshape(totals.shape)
+    return totals.tolist()  # type: ignore[no-any-return]
 
 
 def _prepared(
