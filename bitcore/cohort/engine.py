@@ -549,7 +549,7 @@ def evaluate(
     (``bitcore.transfer``): one MGET when they fit in ``max_fetch_bytes``, else byte slices of at
     most that much per round trip, the next one asked for while this one is counted
     (``bitcore.reading.read_words``). A plan with ``suffix`` unions gets them after its sets
-    (``bitcore.cohort.retention``), as rows of the words or as keys.
+    (``bitcore.cohort.retention``), built block by block as it is counted, or as keys.
     """
     if client.layout == "flat":
         sizes, overlaps = _raw_counts(client, plan, max_fetch_bytes, max_bytes, where)
@@ -675,22 +675,17 @@ def _raw_counts(
                 raise  # asked for: a full Redis (or a replica) says so; "auto" reads instead
     overlaps = np.zeros(len(plan.pairs), dtype=np.int64)
     with reading.opened(client, sources, plan.derived, max_bytes, measured) as read:
-        counted, extra = _retention.flattened(plan) if plan.suffix else (plan, [])
         # A table shows its cohorts' sizes; of a return set it needs only whether it has users.
-        sized = [False] * len(counted.sets)
-        for a, _b in counted.pairs:
+        sized = [False] * (len(plan.sets) + len(plan.suffix))
+        for a, _b in plan.pairs:
             sized[a] = True
-        sizes = np.zeros(len(counted.sets), dtype=np.int64)
-        parts = reading.read_words(client.redis, read, max_fetch_bytes, len(extra))
-        for part in parts:
+        sizes = np.zeros(len(sized), dtype=np.int64)
+        for part in reading.read_words(client.redis, read, max_fetch_bytes):
             parallel = threads and (
                 part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
             )
-            words, lengths = part.words, part.lengths
-            if plan.suffix:  # the unions go in the rows read_words left after the keys
-                lengths = _retention.suffix_words(plan, sources, words, lengths)
             set_counts, cell_counts = counting.count_words(
-                counted, [*sources, *extra], words, lengths, parallel, sized
+                plan, sources, part.words, part.lengths, parallel, sized
             )
             sizes += set_counts
             overlaps += cell_counts

@@ -12,7 +12,9 @@ The input is what ``bitcore.cohort.counting`` already has: the fetched key rows,
 AND of ORs of key rows (compressed-row arrays: ``set_ops``, ``op_keys``, ``keys``), which sets to
 size and which distinct cells (pairs of sets) to count. Work goes block by block (``BLOCK_WORDS``
 of every row), so a block's rows stay in a core's cache while a dozen cells read each of them,
-and sets made of several keys are built per block, never as whole rows.
+and sets made of several keys are built per block, never as whole rows (a set of one key is read
+where it lies). An on-or-after table's unions are such sets too, each its period's set ORed with
+the next union (``chain``), built from the last one back.
 
 numba is imported on first use (``load``), not with ``bitcore``: it costs about a second, which a
 process that only takes beacons should not pay. Without numba (a platform with no wheel)
@@ -44,11 +46,12 @@ class Kernel(Protocol):
         start: int,
         stop: int,
         block: int,
-        direct: bool,
+        source: np.ndarray,
         set_ops: np.ndarray,
         op_keys: np.ndarray,
         keys: np.ndarray,
-        live: np.ndarray,
+        chain: np.ndarray,
+        built: np.ndarray,
         sized: np.ndarray,
         left: np.ndarray,
         right: np.ndarray,
@@ -108,17 +111,26 @@ def _compile(numba: Any, intrinsic: Any) -> Kernel:
             total += popcount(a[w] & b[w])
         return total
 
+    @jit(nogil=True, inline="always")  # type: ignore[misc]
+    def set_row(
+        words: np.ndarray, scratch: np.ndarray, source: np.ndarray, s: int, b0: int, n: int
+    ) -> np.ndarray:
+        if source[s] >= 0:
+            return words[source[s], b0 : b0 + n]
+        return scratch[s, :n]
+
     @jit(nogil=True)  # type: ignore[misc]
     def count_range(
         words: np.ndarray,
         start: int,
         stop: int,
         block: int,
-        direct: bool,
+        source: np.ndarray,
         set_ops: np.ndarray,
         op_keys: np.ndarray,
         keys: np.ndarray,
-        live: np.ndarray,
+        chain: np.ndarray,
+        built: np.ndarray,
         sized: np.ndarray,
         left: np.ndarray,
         right: np.ndarray,
@@ -127,36 +139,37 @@ def _compile(numba: Any, intrinsic: Any) -> Kernel:
         scratch: np.ndarray,
     ) -> None:
         """Add the set sizes and cell counts of words ``start:stop`` of every row to ``sizes`` and
-        ``cells``. ``direct``: set ``s`` is key row ``s``; else it is built per block into
-        ``scratch[s]`` (row ``-1`` holds an OR being ANDed in)."""
+        ``cells``. Set ``s`` is key row ``source[s]`` where that is not -1, read where it lies;
+        else, where ``built[s]``, it is built per block into ``scratch[s]`` (row ``-1`` holds an
+        OR being ANDed in), from the last set to the first, and ORed with set ``chain[s]`` (a
+        later one, built already) where that is not -1."""
         operand = scratch.shape[0] - 1
         for b0 in range(start, stop, block):
             n = min(block, stop - b0)
-            if not direct:
-                for s in range(live.shape[0]):
-                    if not live[s]:
-                        continue
-                    target = scratch[s, :n]
-                    for o in range(set_ops[s], set_ops[s + 1]):
-                        ored = target if o == set_ops[s] else scratch[operand, :n]
-                        ored[:] = words[keys[op_keys[o]], b0 : b0 + n]
-                        for k in range(op_keys[o] + 1, op_keys[o + 1]):
-                            row = words[keys[k], b0 : b0 + n]
-                            for w in range(n):
-                                ored[w] |= row[w]
-                        if o != set_ops[s]:
-                            for w in range(n):
-                                target[w] &= ored[w]
+            for s in range(built.shape[0] - 1, -1, -1):
+                if not built[s] or source[s] >= 0:
+                    continue
+                target = scratch[s, :n]
+                for o in range(set_ops[s], set_ops[s + 1]):
+                    ored = target if o == set_ops[s] else scratch[operand, :n]
+                    ored[:] = words[keys[op_keys[o]], b0 : b0 + n]
+                    for k in range(op_keys[o] + 1, op_keys[o + 1]):
+                        row = words[keys[k], b0 : b0 + n]
+                        for w in range(n):
+                            ored[w] |= row[w]
+                    if o != set_ops[s]:
+                        for w in range(n):
+                            target[w] &= ored[w]
+                if chain[s] >= 0:
+                    later = set_row(words, scratch, source, chain[s], b0, n)
+                    for w in range(n):
+                        target[w] |= later[w]
             for s in range(sized.shape[0]):
                 if sized[s]:
-                    if direct:
-                        sizes[s] += count_one(words[s, b0 : b0 + n])
-                    else:
-                        sizes[s] += count_one(scratch[s, :n])
+                    sizes[s] += count_one(set_row(words, scratch, source, s, b0, n))
             for c in range(left.shape[0]):
-                if direct:
-                    cells[c] += count_and(words[left[c], b0 : b0 + n], words[right[c], b0 : b0 + n])
-                else:
-                    cells[c] += count_and(scratch[left[c], :n], scratch[right[c], :n])
+                a = set_row(words, scratch, source, left[c], b0, n)
+                b = set_row(words, scratch, source, right[c], b0, n)
+                cells[c] += count_and(a, b)
 
     return count_range  # type: ignore[no-any-return]

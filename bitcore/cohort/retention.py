@@ -4,20 +4,19 @@ up to the current one, where bitmapist's "on" counts period t + k alone.
 
 A cell's return set is then a union of every later period's, so a table needs only one union per
 period, each the previous (later) one ORed with one more period: suffix ORs, one bitwise OR of two
-rows per period over the fetched words (``suffix_words``) or one ``BITOP OR`` per period on the
-server (``bitcore.cohort.server``), never a union rebuilt per cell. The plan (``Plan.suffix``) lists
-the per-period return sets in period order, from the table's first period to the current one;
-set number ``len(plan.sets) + j`` stands for the union of ``plan.suffix[j:]``. Periods after the
-current one keep their own return set (nobody has done anything in them yet).
+rows per period, block by block as the fetched words are counted (``chained``), or one ``BITOP
+OR`` per period on the server (``bitcore.cohort.server``), never a union rebuilt per cell. The
+plan (``Plan.suffix``) lists the per-period return sets in period order, from the table's first
+period to the current one; set number ``len(plan.sets) + j`` stands for the union of
+``plan.suffix[j:]``. Periods after the current one keep their own return set (nobody has done
+anything in them yet).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
-
-import numpy as np
 
 from bitcore import periods
 
@@ -52,57 +51,15 @@ def reach(first: periods.Period, covered: int, current: periods.Period) -> int:
     return count
 
 
-def suffix_key(j: int) -> str:
-    """The name of union ``j`` among a table's sources: a row of the words array, never a key in
-    Redis (a NUL byte is in no key the library writes)."""
-    return f"\x00suffix:{j}"
-
-
-def flattened(plan: Plan) -> tuple[Plan, list[str]]:
-    """``plan`` with each union one more set of one source (``suffix_key``), as counting reads it,
-    and those sources."""
-    extra = [suffix_key(j) for j in range(len(plan.suffix))]
-    sets = [*plan.sets, *(((key,),) for key in extra)]
-    return dataclasses.replace(plan, sets=sets, set_index={}, suffix=[]), extra
-
-
-def suffix_words(
-    plan: Plan, sources: Sequence[str], words: np.ndarray, lengths: Sequence[int]
-) -> list[int]:
-    """Fill the rows of ``words`` after its sources' (one row per source, this slice of each;
-    ``reading.read_words`` with ``extra_rows``) with the unions of ``plan.suffix``, from the last
-    period back, each its own set ORed with the next (later) union; returns every row's length.
-
-    Each union is one pass over its row and a set of one key (the usual) is read where it lies:
-    building every set first, a copy of each key row and of the whole array made this the
-    largest part of an on-or-after table at 10M users (8 of 26 ms)."""
-    row = {key: k for k, key in enumerate(sources)}
-    base = len(sources)
-    width = words.shape[1]
-    operand = np.empty(width, dtype=np.uint64)
-    union_lengths = [0] * len(plan.suffix)
-    later: np.ndarray | None = None
-    for j in range(len(plan.suffix) - 1, -1, -1):
-        target = words[base + j]
-        longest = []
-        for o, keys in enumerate(plan.sets[plan.suffix[j]]):
-            rows = [row[key] for key in keys]
-            into = target if o == 0 else operand
-            if len(rows) == 1:
-                np.copyto(into, words[rows[0]])
-            else:
-                np.bitwise_or(words[rows[0]], words[rows[1]], out=into)
-                for k in rows[2:]:
-                    np.bitwise_or(into, words[k], out=into)
-            if o:
-                np.bitwise_and(target, operand, out=target)
-            longest.append(max(lengths[k] for k in rows))
-        union_lengths[j] = min(longest)
-        if later is not None:
-            np.bitwise_or(target, later, out=target)
-            union_lengths[j] = max(union_lengths[j], union_lengths[j + 1])
-        later = target
-    return [*lengths, *union_lengths]
+def chained(plan: Plan) -> tuple[Plan, list[int]]:
+    """``plan`` with union ``j`` a set of its own after the plan's (the set number its pairs
+    use): the operands of its period's return set, ORed with union ``j + 1``, the set
+    ``chain[s]`` names (-1: none). Counting builds them block by block from the last one back
+    (``bitcore.cohort.counting``), one OR of two rows each, never a union rebuilt per cell."""
+    base, last = len(plan.sets), len(plan.suffix) - 1
+    sets = [*plan.sets, *(plan.sets[s] for s in plan.suffix)]
+    chain = [-1] * base + [base + j + 1 if j < last else -1 for j in range(len(plan.suffix))]
+    return dataclasses.replace(plan, sets=sets, set_index={}, suffix=[]), chain
 
 
 def server_unions(

@@ -36,8 +36,8 @@ def narrow_slices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_slice_bounds_cover_the_longest_key_in_fair_shares() -> None:
     bounds = list(reading.slice_bounds([100, 40, 0, 24], round_trip_bytes=48, min_slice=8))
-    # three keys alive: 16 bytes each; past 24 two: 24; past 40 one: 48 bytes
-    assert bounds == [(0, 16), (16, 32), (32, 56), (56, 104)]
+    # three keys alive: 16 bytes each; past 24 two: 24; past 40 one: 48 bytes, up to its end
+    assert bounds == [(0, 16), (16, 32), (32, 56), (56, 100)]
     assert list(reading.slice_bounds([0, 0])) == []
 
 
