@@ -61,11 +61,4 @@ def set_one(
         raise ValueError("event names need the registry_key they are added to")
     every: list[str | int] = [registry_key or keys[0], *keys, *first_time]
     args: list[str | int] = [offset, len(keys), *names]
-    body = [wire.bulk_strings([*every, *args])]
-    parts = 3 + len(every) + len(args)
-    try:
-        command = wire.command(parts, ("EVALSHA", ONE_MARK_SHA, len(every)), body)
-        wire.round_trip(redis_client, [command])
-    except redis.exceptions.NoScriptError:  # first use on this server: EVAL also loads it
-        command = wire.command(parts, ("EVAL", ONE_MARK_LUA, len(every)), body)
-        wire.round_trip(redis_client, [command])
+    wire.run_script(redis_client, ONE_MARK_LUA, ONE_MARK_SHA, every, args)

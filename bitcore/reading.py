@@ -23,6 +23,7 @@ report or preview deleting a shared bit-op key cannot empty ours.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import redis
 
-from bitcore import transfer
+from bitcore import transfer, wire
 from bitcore.limits import TooCostly
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ local lengths = {}
 for i = 1, #KEYS do lengths[i] = redis.call('STRLEN', KEYS[i]) end
 return lengths
 """
+LENGTHS_SHA = hashlib.sha1(LENGTHS_SCRIPT.encode()).hexdigest()
 
 #: Set bits of each byte value: numpy before 2.0 has no ``bitwise_count``.
 BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -175,8 +177,8 @@ def _measured(
     leaves = {key: [leaf.redis_key for leaf in derived[key].leaves()] for key in derived}
     stored = [k for k in keys if k not in derived]
     asked = list(dict.fromkeys(chain(stored, chain.from_iterable(leaves.values()))))
-    script = client.redis.register_script(LENGTHS_SCRIPT)
-    length_of = dict(zip(asked, (int(n) for n in script(keys=asked)), strict=True)) if asked else {}
+    replied = wire.run_script(client.redis, LENGTHS_SCRIPT, LENGTHS_SHA, asked) if asked else []
+    length_of = dict(zip(asked, (int(n) for n in replied), strict=True))
     lengths = [
         max((length_of[leaf] for leaf in leaves[key]), default=0)
         if key in derived

@@ -159,6 +159,23 @@ def round_trips(redis_client: redis.Redis, batches: Sequence[list[bytes]]) -> li
     return answered
 
 
+def run_script(
+    redis_client: redis.Redis,
+    lua: str,
+    sha: str,
+    keys: Sequence[str | int | bytes],
+    args: Sequence[str | int | bytes] = (),
+) -> Any:
+    """The reply of one call of the script ``lua`` (its SHA1 ``sha``) in one round trip: as
+    ``EVALSHA``, and as ``EVAL``, which also loads it, when this Redis does not know it yet."""
+    body = [bulk_strings([*keys, *args])]
+    parts = 3 + len(keys) + len(args)
+    try:
+        return round_trip(redis_client, [command(parts, ("EVALSHA", sha, len(keys)), body)])[0]
+    except redis.exceptions.NoScriptError:  # first use on this server
+        return round_trip(redis_client, [command(parts, ("EVAL", lua, len(keys)), body)])[0]
+
+
 def on_own_connection(redis_client: redis.Redis, commands: list[bytes]) -> list[Any]:
     """``round_trip`` on this thread's own connection, error replies returned, with redis-py's
     retry on connection errors (safe here: setting bits twice sets the same bits; a quota may
