@@ -32,7 +32,7 @@ from bitcore.cohort import retention as _retention
 from bitcore.reading import BYTE_POPCOUNT, as_words
 
 if TYPE_CHECKING:
-    from bitcore.cohort.engine import Plan
+    from bitcore.cohort.engine import Operands, Plan
 
 #: Threads that count at once (the calling one and a shared pool's); more than the cores only adds
 #: switching.
@@ -364,67 +364,102 @@ def count_words(
     used for (an empty one shows its cells empty), and saves a popcount of each.
 
     A plan with on-or-after unions (``plan.suffix``) counts them as sets after its own
-    (``retention.chained``), each built block by block with the others, in cache: as whole
+    (``retention.chained_sets``), each built block by block with the others, in cache: as whole
     rows, the unions were an eighth of such a table's time at 10M users."""
-    chain = None
-    if plan.suffix:
-        plan, chain = _retention.chained(plan)
-    # One key per set, in order (the usual table): the key rows are counted where they lie.
-    direct = len(plan.sets) == len(sources) and all(
-        len(ops) == 1 and len(ops[0]) == 1 and ops[0][0] == key
-        for ops, key in zip(plan.sets, sources, strict=True)
-    )
-    how = None if direct else _operand_rows(plan, sources)
-    # A set with no bytes has no users: skip it (an OR is as long as its longest key, an AND as
-    # its shortest operand).
-    if how is None:
-        live = tuple(length > 0 for length in lengths)
-    else:
-        live = tuple(min(max(lengths[k] for k in rows) for rows in ops) > 0 for ops in how)
-    if chain is not None:  # a union has users where a later one has
-        alive = list(live)
-        for s in range(len(alive) - 1, -1, -1):
-            alive[s] = alive[s] or (chain[s] >= 0 and alive[chain[s]])
-        live = tuple(alive)
+    rows = _set_rows(tuple(plan.sets), tuple(plan.suffix), tuple(sources))
+    live = _live(rows, lengths)
     wanted = None if sized is None else tuple(bool(z) for z in sized)
     layout = _layout(tuple(plan.pairs), live, wanted, SWEEP_CELLS)
-    sizes, overlaps = _count(words, how, len(plan.sets), layout, parallel, chain)
+    sizes, overlaps = _count(words, rows, layout, parallel)
     for cell, s in layout.diagonal:
         overlaps[cell] = sizes[s]
     if wanted is not None:  # the other live sets: a cell with users says they have some
-        counted = np.zeros(len(plan.sets), dtype=bool)
+        counted = np.zeros(rows.sets, dtype=bool)
         counted[[s for start, stop in layout.spans for s in range(start, stop)]] = True
-        met = np.zeros(len(plan.sets), dtype=bool)
+        met = np.zeros(rows.sets, dtype=bool)
         met[layout.sides[overlaps > 0].ravel()] = True
         sizes[met & ~counted] = 1
         rest = [s for s, alive in enumerate(live) if alive and not counted[s] and not met[s]]
         if rest:  # no cell told: count them (an empty return set; rare)
             alone = _layout((), live, tuple(s in rest for s in range(len(live))), SWEEP_CELLS)
-            sizes[rest] = _count(words, how, len(plan.sets), alone, False, chain)[0][rest]
+            sizes[rest] = _count(words, rows, alone, False)[0][rest]
     return sizes, overlaps[layout.of_pair]
 
 
-def _operand_rows(plan: Plan, sources: list[str]) -> list[list[list[int]]]:
-    """Each set's operands as lists of rows of ``sources``: an AND of ORs of key rows."""
+class SetRows(NamedTuple):
+    """How each set of a plan is made of the rows of its sources, worked out once per table shape
+    and kept (building it was a tenth of a small table's count)."""
+
+    sets: int
+    #: ``None``: set ``s`` is row ``s`` (one key per set, in order: the usual table); else each
+    #: set's operands as rows, an AND of ORs of key rows.
+    operand_rows: tuple[tuple[tuple[int, ...], ...], ...] | None
+    #: Per set, the later set it is ORed with (an on-or-after union's next one), -1 for none;
+    #: ``None``: no set is.
+    chain: tuple[int, ...] | None
+    #: The same for the compiled count: per set the key row it is read from where it is one key
+    #: and no union, else -1 (built per block); the operands in compressed rows.
+    source: np.ndarray
+    set_ops: np.ndarray
+    op_keys: np.ndarray
+    key_rows: np.ndarray
+    later: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _set_rows(
+    sets: tuple[Operands, ...], suffix: tuple[int, ...], sources: tuple[str, ...]
+) -> SetRows:
+    """``SetRows`` of a plan's ``sets`` and ``suffix`` over ``sources``; its unions are sets
+    after the plan's (``retention.chained_sets``)."""
+    chain: list[int] | None = None
+    if suffix:
+        sets, chain = _retention.chained_sets(sets, suffix)
     row = {key: k for k, key in enumerate(sources)}
-    return [[[row[k] for k in keys_] for keys_ in ops] for ops in plan.sets]
+    operands = tuple(tuple(tuple(row[k] for k in keys) for keys in ops) for ops in sets)
+    later = np.array(chain or [-1] * len(sets), dtype=np.int64)
+    direct = chain is None and operands == tuple(((k,),) for k in range(len(sources)))
+    source = np.array(
+        [ops[0][0] if len(ops) == len(ops[0]) == 1 else -1 for ops in operands], dtype=np.int64
+    )
+    source[later >= 0] = -1  # a union is its key ORed with the later ones
+    flat = [keys for ops in operands for keys in ops]
+    arrays = (
+        source,
+        np.cumsum([0, *(len(ops) for ops in operands)], dtype=np.int64),
+        np.cumsum([0, *(len(keys) for keys in flat)], dtype=np.int64),
+        np.array([k for keys in flat for k in keys] or [0], dtype=np.int64),
+        later,
+    )
+    for array in arrays:
+        array.flags.writeable = False
+    chained = tuple(chain) if chain is not None else None
+    return SetRows(len(sets), None if direct else operands, chained, *arrays)
+
+
+def _live(rows: SetRows, lengths: Sequence[int]) -> tuple[bool, ...]:
+    """Which sets have users in this slice: a key with bytes; an OR as long as its longest key,
+    an AND as its shortest operand; a union where its own set or a later union has."""
+    has = np.asarray(lengths) > 0
+    if rows.operand_rows is None:
+        return tuple(has.tolist())
+    ored = np.logical_or.reduceat(has[rows.key_rows], rows.op_keys[:-1])
+    live = np.logical_and.reduceat(ored, rows.set_ops[:-1])
+    for s in np.flatnonzero(rows.later >= 0)[::-1]:
+        live[s] |= live[rows.later[s]]
+    return tuple(live.tolist())
 
 
 def _count(
-    words: np.ndarray,
-    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
-    sets: int,
-    layout: Layout,
-    parallel: bool,
-    chain: Sequence[int] | None = None,
+    words: np.ndarray, rows: SetRows, layout: Layout, parallel: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes of ``layout``'s spans of sets and its cells over all of ``words``: its column
-    blocks split between the shared counting threads when ``parallel``. Compiled
-    (``bitcore.cohort.kernel``) where numba is there, else in numpy. ``chain``: see
-    ``_build_block``."""
+    """Sizes of ``layout``'s spans of sets and its cells over all of ``words``, the sets made
+    as ``rows`` says: its column blocks split between the shared counting threads when
+    ``parallel``. Compiled (``bitcore.cohort.kernel``) where numba is there, else in numpy."""
     compiled = kernel.load()
     if compiled is not None:
-        return _count_compiled(compiled, words, operand_rows, sets, layout, parallel, chain)
+        return _count_compiled(compiled, words, rows, layout, parallel)
+    sets = rows.sets
     blocks = -(-words.shape[1] // (BLOCK_BYTES // 8))
     runs = max(1, -(-min(words.shape[1], BLOCK_BYTES // 8) // SUM_WORDS))
     set_parts = np.zeros((blocks, sets, runs), dtype=np.uint16)
@@ -432,7 +467,7 @@ def _count(
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [blocks * p // parts for p in range(parts + 1)]
     count = functools.partial(
-        _count_blocks, words, operand_rows=operand_rows, layout=layout, chain=chain
+        _count_blocks, words, operand_rows=rows.operand_rows, layout=layout, chain=rows.chain
     )
     _in_parts(
         lambda p: count(
@@ -455,13 +490,7 @@ def _in_parts(work: Callable[[int], object], parts: int) -> None:
 
 
 def _count_compiled(
-    compiled: kernel.Kernel,
-    words: np.ndarray,
-    operand_rows: Sequence[Sequence[Sequence[int]]] | None,
-    sets: int,
-    layout: Layout,
-    parallel: bool,
-    chain: Sequence[int] | None = None,
+    compiled: kernel.Kernel, words: np.ndarray, rows: SetRows, layout: Layout, parallel: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``_count`` by the compiled loop: the words split in ranges of whole blocks between the
     shared counting threads when ``parallel`` (the loop runs without the GIL), each range
@@ -469,34 +498,27 @@ def _count_compiled(
     words = np.ascontiguousarray(words)
     width = words.shape[1]
     block = kernel.BLOCK_WORDS
-    later = np.array(chain if chain is not None else [-1] * sets, dtype=np.int64)
-    # A set of one key is read where it lies (every set, in the usual table); others are built.
-    source = np.arange(sets, dtype=np.int64)
-    if operand_rows is not None:
-        source[:] = [ops[0][0] if len(ops) == len(ops[0]) == 1 else -1 for ops in operand_rows]
-        source[later >= 0] = -1  # a union is its key ORed with the later ones
-    operands = [keys for ops in (operand_rows or []) for keys in ops]
-    set_ops = np.cumsum([0, *(len(ops) for ops in operand_rows or [])], dtype=np.int64)
-    op_keys = np.cumsum([0, *(len(keys) for keys in operands)], dtype=np.int64)
-    key_rows = np.array([k for keys in operands for k in keys] or [0], dtype=np.int64)
-    built = layout.used.copy()
-    for s, then in enumerate(later):  # a union is built with the later ones it is ORed with
-        if built[s] and then >= 0:
-            built[then] = True
+    sets = rows.sets
+    built = layout.used
+    if rows.chain is not None:  # a union is built with the later ones it is ORed with
+        built = layout.used.copy()
+        for s, then in enumerate(rows.chain):
+            if built[s] and then >= 0:
+                built[then] = True
     blocks = -(-width // block)
     parallel = parallel and len(layout.swept) * width >= kernel.PARALLEL_MIN_WORDS
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [min(width, block * (blocks * p // parts)) for p in range(parts + 1)]
     sizes = np.zeros((parts, sets), dtype=np.int64)
     counts = np.zeros((parts, len(layout.swept)), dtype=np.int64)
-    built_rows = sets + 1 if (source < 0).any() else 1
+    built_rows = sets + 1 if rows.operand_rows is not None else 1
 
     def work(part: int) -> None:
         scratch = np.empty((built_rows, min(block, width) or 1), dtype=np.uint64)
         compiled(
-            words, bounds[part], bounds[part + 1], block, source, set_ops, op_keys, key_rows,
-            later, built, layout.sized, layout.left, layout.right, sizes[part], counts[part],
-            scratch,
+            words, bounds[part], bounds[part + 1], block, rows.source, rows.set_ops,
+            rows.op_keys, rows.key_rows, rows.later, built, layout.sized, layout.left,
+            layout.right, sizes[part], counts[part], scratch,
         )  # fmt: skip
 
     _in_parts(work, parts)

@@ -4,7 +4,7 @@ up to the current one, where bitmapist's "on" counts period t + k alone.
 
 A cell's return set is then a union of every later period's, so a table needs only one union per
 period, each the previous (later) one ORed with one more period: suffix ORs, one bitwise OR of two
-rows per period, block by block as the fetched words are counted (``chained``), or one ``BITOP
+rows per period, block by block as the fetched words are counted (``chained_sets``), or one ``BITOP
 OR`` per period on the server (``bitcore.cohort.server``), never a union rebuilt per cell. The
 plan (``Plan.suffix``) lists the per-period return sets in period order, from the table's first
 period to the current one; set number ``len(plan.sets) + j`` stands for the union of
@@ -14,14 +14,13 @@ anything in them yet).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from bitcore import periods
 
 if TYPE_CHECKING:
-    from bitcore.cohort.engine import Plan
+    from bitcore.cohort.engine import Operands, Plan
 
 Retention = Literal["on", "on_or_after"]
 RETENTIONS: tuple[Retention, ...] = ("on", "on_or_after")
@@ -51,15 +50,17 @@ def reach(first: periods.Period, covered: int, current: periods.Period) -> int:
     return count
 
 
-def chained(plan: Plan) -> tuple[Plan, list[int]]:
-    """``plan`` with union ``j`` a set of its own after the plan's (the set number its pairs
-    use): the operands of its period's return set, ORed with union ``j + 1``, the set
-    ``chain[s]`` names (-1: none). Counting builds them block by block from the last one back
-    (``bitcore.cohort.counting``), one OR of two rows each, never a union rebuilt per cell."""
-    base, last = len(plan.sets), len(plan.suffix) - 1
-    sets = [*plan.sets, *(plan.sets[s] for s in plan.suffix)]
-    chain = [-1] * base + [base + j + 1 if j < last else -1 for j in range(len(plan.suffix))]
-    return dataclasses.replace(plan, sets=sets, set_index={}, suffix=[]), chain
+def chained_sets(
+    sets: Sequence[Operands], suffix: Sequence[int]
+) -> tuple[tuple[Operands, ...], list[int]]:
+    """A plan's ``sets`` with union ``j`` of its ``suffix`` a set of its own after them (the set
+    number its pairs use): the operands of its period's return set, ORed with union ``j + 1``,
+    the set ``chain[s]`` names (-1: none). Counting builds them block by block from the last
+    one back (``bitcore.cohort.counting``), one OR of two rows each, never a union rebuilt per
+    cell."""
+    base, last = len(sets), len(suffix) - 1
+    chain = [-1] * base + [base + j + 1 if j < last else -1 for j in range(len(suffix))]
+    return (*sets, *(sets[s] for s in suffix)), chain
 
 
 def server_unions(
