@@ -15,6 +15,7 @@ differ from calendar years around New Year, leap days, month lengths) are tested
 from __future__ import annotations
 
 import calendar
+import functools
 import operator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -111,8 +112,10 @@ def period_of(kind: Kind, moment: date | datetime) -> Period:
     raise ValueError(f"unknown period kind {kind!r}; expected one of {KINDS}")
 
 
+@functools.lru_cache(maxsize=4096)
 def shift(period: Period, steps: int) -> Period:
-    """The period ``steps`` periods of the same kind later (earlier when negative)."""
+    """The period ``steps`` periods of the same kind later (earlier when negative). Kept for the
+    next call (periods are values): a report's plan shifts dozens, a third of its time."""
     if period.kind == "hour":
         moment = datetime(period.year, period.month, period.day, period.hour) + timedelta(
             hours=steps
