@@ -314,9 +314,8 @@ def phases(client: bitcore.BitCore, shape: Shape) -> dict[str, float]:
         sized[a] = True
 
     def count() -> None:
-        for words, lengths in kept:
-            parallel = words.shape[1] * len(plan.pairs) >= engine.counting.PARALLEL_MIN_WORDS
-            engine.counting.count_words(plan, sources, words, lengths, parallel, sized)
+        for words, lengths in kept:  # on threads where the table is large enough, as the engine
+            engine.counting.count_words(plan, sources, words, lengths, True, sized)
 
     def receive() -> None:
         for _ in reading.read_words(client.redis, read):

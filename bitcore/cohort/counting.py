@@ -48,8 +48,9 @@ SWEEP_CELLS = 32
 #: Popcounts are summed over this many words at a time: at most 64 bits a word, the sums fit in
 #: uint16, which numpy adds up twice as fast as uint32. Blocks are narrower, or a multiple of it.
 SUM_WORDS = 512
-#: Below this much work in a table (cells x words) the calling thread counts it alone: handing it
-#: to other threads would cost more than it saves.
+#: Below this much work in a table (cells x words) numpy's count runs on the calling thread alone:
+#: handing it to other threads would cost more than it saves (the compiled count has its own,
+#: ``kernel.PARALLEL_MIN_WORDS``).
 PARALLEL_MIN_WORDS = 1 << 20
 #: Bytes of arrays kept for the next table (a 1M-user table uses ~25 MB): a fresh array costs
 #: thousands of page faults whenever malloc has handed the memory back to the kernel.
@@ -211,6 +212,8 @@ def _layout(
     of_pair = np.array([number[pair] for pair in pairs], dtype=np.intp)
     sides = np.array(cells, dtype=np.intp).reshape(len(cells), 2)
     swept = np.array([s.first + k for s in sweeps for k in range(s.rows * s.depth)], dtype=np.int64)
+    # The compiled count takes cells of one left set together: each word of it loaded once for four.
+    swept = swept[np.argsort(sides[swept, 0], kind="stable")]
     left, right = (sides[swept, side].astype(np.int64) for side in (0, 1))
     sized_sets = np.zeros(len(live), dtype=np.bool_)
     for start, stop in spans:
@@ -464,6 +467,7 @@ def _count(
     runs = max(1, -(-min(words.shape[1], BLOCK_BYTES // 8) // SUM_WORDS))
     set_parts = np.zeros((blocks, sets, runs), dtype=np.uint16)
     cell_parts = np.zeros((blocks, layout.cells, runs), dtype=np.uint16)
+    parallel = parallel and words.shape[1] * len(layout.swept) >= PARALLEL_MIN_WORDS
     parts = max(1, min(_workers(), blocks)) if parallel else 1
     bounds = [blocks * p // parts for p in range(parts + 1)]
     count = functools.partial(

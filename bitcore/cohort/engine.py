@@ -681,11 +681,8 @@ def _raw_counts(
             sized[a] = True
         sizes = np.zeros(len(sized), dtype=np.int64)
         for part in reading.read_words(client.redis, read, max_fetch_bytes):
-            parallel = threads and (
-                part.words.shape[1] * len(plan.pairs) >= counting.PARALLEL_MIN_WORDS
-            )
             set_counts, cell_counts = counting.count_words(
-                plan, sources, part.words, part.lengths, parallel, sized
+                plan, sources, part.words, part.lengths, threads, sized
             )
             sizes += set_counts
             overlaps += cell_counts
