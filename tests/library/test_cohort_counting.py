@@ -6,6 +6,7 @@ compiled (``bitcore.cohort.kernel``) and in numpy.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -206,6 +207,51 @@ def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: 
         assert counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel) == (
             oracle(plan, raw)
         )
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_on_or_after_unions_over_many_blocks(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """An on-or-after plan's unions (``Plan.suffix``: set ``len(sets) + j`` is the OR of the sets
+    ``suffix[j:]``) built block by block from the last one back, over a dozen one-word blocks:
+    a period with no key (its union is the later ones'), a filtered period (an AND of ORs), a
+    union no cell meets between two that are met, cells sharing a cohort four and two at a
+    time, on one thread and split."""
+    rng = np.random.default_rng(11)
+    raw: dict[str, bytes | None] = {key: rng.bytes(97) for key in KEYS}
+    raw["k3"] = None  # a period nobody returned in
+    sets = [(("k0",),), (("k1",),), (("k2",),), (("k3",),), (("k4",), ("k5", "k1")), (("k5",),)]
+    plan = make_plan(sets, [])
+    plan.suffix = [1, 2, 3, 4, 5]
+    unions = len(plan.sets)  # set unions + j is the union of suffix[j:]
+    plan.pairs = [(0, unions + j) for j in (0, 1, 2, 4)]
+    plan.pairs += [(1, unions + 3), (1, unions + 4), (2, 5)]
+    values = [0] * (unions + len(plan.suffix))
+    for n, operands in enumerate(sets):
+        value = -1
+        for keys in operands:
+            value &= functools.reduce(lambda a, b: a | b, (as_int(raw[k]) for k in keys))
+        values[n] = value
+    for j in range(len(plan.suffix) - 1, -1, -1):
+        later = values[unions + j + 1] if j + 1 < len(plan.suffix) else 0
+        values[unions + j] = values[plan.suffix[j]] | later
+    sizes = [v.bit_count() for v in values]
+    cells = [(values[a] & values[b]).bit_count() for a, b in plan.pairs]
+    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
+    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
+    monkeypatch.setattr(counting, "PARALLEL_MIN_WORDS", 0)
+    if not compiled:
+        monkeypatch.setattr(kernel, "load", lambda: None)
+    sources = plan.source_keys()
+    for parallel in (False, True):
+        got_sizes, got_cells = counting.count_in_python(
+            plan, sources, [raw[k] for k in sources], parallel
+        )
+        assert got_cells == cells
+        assert [got_sizes[a] for a, _b in plan.pairs] == [sizes[a] for a, _b in plan.pairs]
+        assert all(c > 0 for c in cells)
 
 
 def test_warming_compiles_the_loop_before_any_report() -> None:

@@ -21,6 +21,9 @@ def received(bc: bitcore.BitCore, round_trip_bytes: int) -> list[bytes]:
     read = reading.Reading(KEYS, reading.measure(bc, KEYS, {}))
     joined = [bytearray() for _ in KEYS]
     for part in reading.read_words(bc.redis, read, round_trip_bytes):
+        # as wide as the slice (the longest key has bytes in every one), no wider: the last slice
+        # once took the others' width and was counted over zeros
+        assert part.words.shape[1] == -(-max(part.lengths) // 8)
         for k, length in enumerate(part.lengths):
             joined[k] += part.words[k].view(np.uint8)[:length].tobytes()
             assert not part.words[k].view(np.uint8)[length:].any()  # zero past its end
