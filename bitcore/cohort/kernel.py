@@ -24,10 +24,11 @@ process that only takes beacons should not pay. Without numba (a platform with n
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Protocol
 
 import numpy as np
+
+from bitcore import compiled
 
 #: Words of every row counted per block: 4 KB rows, so a table's few dozen rows and its built sets
 #: stay in a core's L2 cache while each is read by a dozen cells (512 to 2,048 measured the same;
@@ -67,39 +68,13 @@ class Kernel(Protocol):
 @functools.cache
 def load() -> Kernel | None:
     """The compiled counting loop (compiled, or loaded from numba's cache, on the first call), or
-    ``None`` when numba cannot be imported or ``BITCORE_COUNTING=numpy`` asks for numpy."""
-    if os.environ.get("BITCORE_COUNTING", "").lower() == "numpy":
-        return None
-    try:
-        import numba
-        from numba.extending import intrinsic
-    except ImportError:  # pragma: no cover - every supported platform has a wheel
-        return None
-    return _compile(numba, intrinsic)
+    ``None`` when numba cannot be imported or ``BITCORE_COUNTING=numpy`` asks for numpy
+    (``bitcore.compiled``)."""
+    numba = compiled.tools()
+    return None if numba is None else _compile(numba.jit, numba.popcount)
 
 
-def _jit(numba: Any, **options: Any) -> Any:
-    """``numba.njit`` caching its machine code on disk where it can (next to this file, or in the
-    user's cache directory); where neither is writable it compiles once per process instead."""
-    try:
-        return numba.njit(cache=True, **options)
-    except RuntimeError:  # pragma: no cover - a read-only install and no writable cache dir
-        return numba.njit(cache=False, **options)
-
-
-def _compile(numba: Any, intrinsic: Any) -> Kernel:
-    @intrinsic  # type: ignore[misc]
-    def popcount(typingctx: Any, word: Any) -> Any:
-        """LLVM's ``ctpop``: one instruction per word (or per 8 words, vectorised)."""
-        signature = numba.types.uint64(numba.types.uint64)
-
-        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-            return builder.ctpop(args[0])
-
-        return signature, codegen
-
-    jit = functools.partial(_jit, numba)
-
+def _compile(jit: Any, popcount: Any) -> Kernel:
     @jit(nogil=True, inline="always")  # type: ignore[misc]
     def count_one(row: np.ndarray) -> int:
         total = 0

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bitcore import compiled
 from bitcore.cohort import counting, kernel
 from bitcore.cohort.engine import Plan
 
@@ -164,11 +165,13 @@ def test_the_compiled_count_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> 
     assert kernel.load() is not None
     monkeypatch.setenv("BITCORE_COUNTING", "numpy")
     kernel.load.cache_clear()
+    compiled.tools.cache_clear()
     try:
         assert kernel.load() is None
     finally:
         monkeypatch.delenv("BITCORE_COUNTING")
         kernel.load.cache_clear()
+        compiled.tools.cache_clear()
     assert kernel.load() is not None
 
 
