@@ -73,3 +73,23 @@ def test_only_weeks_and_months(bc: bitcore.BitCore) -> None:
     with pytest.raises(reading.ReportTooCostly):
         bc.mark_event("e", 9, now=date(2024, 2, 3))
         stickiness.stickiness(bc, "e", FEB, max_bytes=0)
+
+
+@pytest.mark.parametrize("most", [7, 31])
+def test_compiled_counters_match_numpy_over_many_blocks(
+    monkeypatch: pytest.MonkeyPatch, most: int
+) -> None:
+    """The compiled counters (every group at once, block by block, each mask ANDed in as a day is
+    read) count what numpy's whole-row ``count_days`` counts, over rows of several blocks and a
+    ragged last one, with days of every density so counts reach ``most``."""
+    rng = np.random.default_rng(most)
+    width = 3 * stickiness.DAY_BLOCK_WORDS + 5
+    random = [rng.integers(0, 2**64, width, dtype=np.uint64) for _ in range(4)]
+    dense = np.full(width, 0xFFFF_FFFF_FFFF_0F0F, dtype=np.uint64)  # 56 users of every 64
+    words = np.stack([*random[:3], *[dense] * (most - 3), random[3]])
+    masks = [most, 0]  # a flag's row, and the first day as a mask
+    assert stickiness._compiled_counter() is not None
+    compiled = stickiness.histograms_of(words, list(range(most)), masks, most)
+    monkeypatch.setattr(stickiness, "_compiled_counter", lambda: None)
+    assert (stickiness.histograms_of(words, list(range(most)), masks, most) == compiled).all()
+    assert compiled[0, most - 1] > 0 and compiled[1].sum() > 0
