@@ -19,13 +19,14 @@ trip measures them (refused over ``max_bytes``), then they are read in bounded s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bitcore import breakdown, periods, reading
+from bitcore import breakdown, compiled, periods, reading
 from bitcore.validation import check_event_name
 
 if TYPE_CHECKING:
@@ -138,15 +139,11 @@ def lifecycle_groups(
         totals = np.zeros((1 + len(groups), len(STATES), count), dtype=np.int64)
         order = read_.order()
         row = {key: r for r, key in enumerate(order)}
+        keys = [row[k] for k in read_.keys]
+        masks = [[row[k] for k in mask] for mask in read_.masks]
         with reading.opened(reader, order, read_.derived, limit, measured) as read:
-            for values in reading.read_slices(reader.redis, read, round_trip_bytes):
-                words, _present = reading.as_words(values)
-                if not words.size:
-                    continue
-                report = words[[row[k] for k in read_.keys]]
-                totals[0] += count_words(report, count)
-                for g, mask in enumerate(read_.masks, 1):
-                    totals[g] += count_words(report, count, words[[row[k] for k in mask]])
+            for part in reading.read_words(reader.redis, read, round_trip_bytes):
+                totals += states_of(part.words, keys, masks, count)
         return totals
 
     parts = breakdown.each_reader(
@@ -193,18 +190,81 @@ def group_keys(
     return masks, derived
 
 
-def count_slice(values: list[bytes | None], count: int) -> np.ndarray:
-    """``(new, returning, resurrecting, dormant) x count`` over one slice of the ``count + 1``
-    activity bitmaps followed by the ``count`` first-time ones."""
-    words, _present = reading.as_words(values)
-    if not words.size:
-        return np.zeros((len(STATES), count), dtype=np.int64)
-    return count_words(words, count)
+def states_of(
+    words: np.ndarray, keys: Sequence[int], masks: Sequence[Sequence[int]], count: int
+) -> np.ndarray:
+    """``(1 + groups) x (new, returning, resurrecting, dormant) x count`` over ``words``, whose
+    rows ``keys`` are the ``count + 1`` activity bitmaps and then the ``count`` first-time ones,
+    and rows ``masks[g]`` group ``g``'s bitmap in each activity period: compiled where numba is
+    (``bitcore.compiled``: block by block, every state and group from the words in cache), else
+    in numpy (``count_words``, whole rows)."""
+    counter = _compiled_counter()
+    if counter is None:
+        report = words[list(keys)]
+        return np.stack(
+            [count_words(report, count), *(count_words(report, count, words[m]) for m in masks)]
+        )
+    out = np.zeros((1 + len(masks), len(STATES), count), dtype=np.int64)
+    group_rows = np.array(masks, dtype=np.int64).reshape(len(masks), count + 1)
+    counter(words, np.array(keys, dtype=np.int64), group_rows, BLOCK_WORDS, out)
+    return out
+
+
+#: Words of every row counted per block: a dozen periods' activity, first-time and group rows
+#: stay in a core's L2 cache while every state of every group reads them.
+BLOCK_WORDS = 512
+
+
+@functools.cache
+def _compiled_counter() -> Any:
+    """``count_words`` for everyone and every group at once, compiled (``None`` without numba)."""
+    numba = compiled.tools()
+    if numba is None:
+        return None
+    popcount = numba.popcount
+
+    @numba.jit(nogil=True)  # type: ignore[misc]
+    def count_states(
+        words: np.ndarray, keys: np.ndarray, masks: np.ndarray, block: int, out: np.ndarray
+    ) -> None:
+        count = out.shape[2]
+        for b0 in range(0, words.shape[1], block):
+            n = min(block, words.shape[1] - b0)
+            for g in range(out.shape[0]):
+                for t in range(count):
+                    now = words[keys[t + 1], b0 : b0 + n]
+                    before = words[keys[t], b0 : b0 + n]
+                    first = words[keys[count + 1 + t], b0 : b0 + n]
+                    new = back = again = gone = 0
+                    if g == 0:
+                        for w in range(n):
+                            x, y, f = now[w], before[w], first[w]
+                            new += popcount(x & f)
+                            back += popcount(x & y)
+                            again += popcount(x & ~y & ~f)
+                            gone += popcount(y & ~x)
+                    else:
+                        in_now = words[masks[g - 1, t + 1], b0 : b0 + n]
+                        in_before = words[masks[g - 1, t], b0 : b0 + n]
+                        for w in range(n):
+                            x, y, f = now[w], before[w], first[w]
+                            new += popcount(x & f & in_now[w])
+                            back += popcount(x & y & in_now[w])
+                            again += popcount(x & ~y & ~f & in_now[w])
+                            gone += popcount(y & ~x & in_before[w])
+                    out[g, 0, t] += new
+                    out[g, 1, t] += back
+                    out[g, 2, t] += again
+                    out[g, 3, t] += gone
+
+    return count_states
 
 
 def count_words(words: np.ndarray, count: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """``count_slice`` over rows of words; ``mask`` (``count + 1`` rows, one per activity
-    bitmap's period): only its users, those of t for the active states, of t-1 for dormant."""
+    """``(new, returning, resurrecting, dormant) x count`` over rows of words: the ``count + 1``
+    activity bitmaps followed by the ``count`` first-time ones; ``mask`` (``count + 1`` rows, one
+    per activity bitmap's period): only its users, those of t for the active states, of t-1 for
+    dormant."""
     active, first = words[: count + 1], words[count + 1 :]
     now, before = active[1:], active[:-1]
     states = [now & first, now & before, now & ~before & ~first, before & ~now]

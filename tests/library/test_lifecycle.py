@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -87,3 +88,20 @@ def test_current_period_by_default_and_clear_errors(bc: bitcore.BitCore) -> None
         lifecycle.lifecycle(bc, "active", "month", 12, periods.month(1, 3))
     with pytest.raises(reading.ReportTooCostly):
         lifecycle.lifecycle(bc, "active", "week", 3, max_bytes=0)
+
+
+def test_compiled_states_match_numpy_over_many_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled count (everyone and each group at once, block by block) counts what numpy's
+    whole-row ``count_words`` counts, over rows of several blocks and a ragged last one, the
+    rows in an order of their own (as a read with groups has them)."""
+    rng = np.random.default_rng(7)
+    count, width = 5, 2 * lifecycle.BLOCK_WORDS + 3
+    words = rng.integers(0, 2**64, (2 * count + 1 + 2 * (count + 1), width), dtype=np.uint64)
+    order = rng.permutation(len(words)).tolist()
+    keys, rest = order[: 2 * count + 1], order[2 * count + 1 :]
+    masks = [rest[: count + 1], rest[count + 1 :]]
+    assert lifecycle._compiled_counter() is not None
+    compiled = lifecycle.states_of(words, keys, masks, count)
+    monkeypatch.setattr(lifecycle, "_compiled_counter", lambda: None)
+    assert (lifecycle.states_of(words, keys, masks, count) == compiled).all()
+    assert compiled.shape == (3, 4, count) and (compiled > 0).all()
