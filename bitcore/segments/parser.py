@@ -30,6 +30,7 @@ an event, '(', 'NOT', 'unique(...)' or '@segment' | column 20
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -337,6 +338,13 @@ def parse_expression(text: str) -> Node:
             len(text) - MAX_LENGTH,
             found=f"{len(text)} characters",
         )
+    return _parsed(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> Node:
+    """``text``'s tree, kept for the next call (trees are immutable): a compared report parses
+    each segment's expression for every period of every shard it reads."""
     return _Parser(text).parse()
 
 
