@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+Loop = TypeVar("Loop")
 
 
 class Tools(NamedTuple):
@@ -55,3 +58,16 @@ def _jit(numba: Any, **options: Any) -> Any:
         return numba.njit(cache=True, **options)
     except RuntimeError:  # pragma: no cover - a read-only install and no writable cache dir
         return numba.njit(cache=False, **options)
+
+
+def lazily(build: Callable[[Tools], Loop]) -> Callable[[], Loop | None]:
+    """A loader of the loop that ``build(tools)`` compiles: built on the loader's first call (or
+    loaded from numba's cache) and kept; ``None`` where numba is missing or turned off."""
+
+    @functools.cache
+    def load() -> Loop | None:
+        numba = tools()
+        return None if numba is None else build(numba)
+
+    functools.update_wrapper(load, build)
+    return load

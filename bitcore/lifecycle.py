@@ -19,7 +19,6 @@ trip measures them (refused over ``max_bytes``), then they are read in bounded s
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -215,12 +214,9 @@ def states_of(
 BLOCK_WORDS = 512
 
 
-@functools.cache
-def _compiled_counter() -> Any:
+@compiled.lazily
+def _compiled_counter(numba: compiled.Tools) -> Any:
     """``count_words`` for everyone and every group at once, compiled (``None`` without numba)."""
-    numba = compiled.tools()
-    if numba is None:
-        return None
     popcount = numba.popcount
 
     @numba.jit(nogil=True)  # type: ignore[misc]

@@ -15,7 +15,6 @@ operations per day over the whole slice. The days are read in bounded slices
 from __future__ import annotations
 
 import calendar
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -166,12 +165,9 @@ def histograms_of(
 DAY_BLOCK_WORDS = 256
 
 
-@functools.cache
-def _compiled_counter() -> Any:
+@compiled.lazily
+def _compiled_counter(numba: compiled.Tools) -> Any:
     """``count_days`` for every group at once, compiled (``None`` without numba)."""
-    numba = compiled.tools()
-    if numba is None:
-        return None
     popcount = numba.popcount
 
     @numba.jit(nogil=True)  # type: ignore[misc]

@@ -23,7 +23,6 @@ process that only takes beacons should not pay. Without numba (a platform with n
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Protocol
 
 import numpy as np
@@ -65,13 +64,12 @@ class Kernel(Protocol):
     ) -> None: ...
 
 
-@functools.cache
-def load() -> Kernel | None:
+@compiled.lazily
+def load(numba: compiled.Tools) -> Kernel:
     """The compiled counting loop (compiled, or loaded from numba's cache, on the first call), or
     ``None`` when numba cannot be imported or ``BITCORE_COUNTING=numpy`` asks for numpy
     (``bitcore.compiled``)."""
-    numba = compiled.tools()
-    return None if numba is None else _compile(numba.jit, numba.popcount)
+    return _compile(numba.jit, numba.popcount)
 
 
 def _compile(jit: Any, popcount: Any) -> Kernel:

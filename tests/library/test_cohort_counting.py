@@ -191,6 +191,17 @@ def test_compiled_and_numpy_agree_on_a_wide_table(monkeypatch: pytest.MonkeyPatc
     assert sum(c or 0 for c in compiled[1]) > 0
 
 
+def one_word_blocks(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
+    """Blocks of one word (8 bytes in numpy), split between threads however small the table:
+    every table spans many blocks; ``compiled=False`` counts in numpy."""
+    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
+    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
+    monkeypatch.setattr(counting, "PARALLEL_MIN_WORDS", 0)
+    if not compiled:
+        monkeypatch.setattr(kernel, "load", lambda: None)
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
     """Sets that AND ORs of keys, over bitmaps of a dozen one-word blocks with bits in every
@@ -200,11 +211,7 @@ def test_built_sets_over_many_blocks(monkeypatch: pytest.MonkeyPatch, compiled: 
     raw = {key: rng.bytes(97) for key in KEYS}
     sets = [(("k0", "k1"),), (("k2",), ("k3", "k4")), (("k5",),), (("k1",), ("k5",))]
     plan = make_plan(sets, [(0, 1), (1, 2), (0, 3), (2, 2), (3, 0)])
-    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
-    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
-    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
-    if not compiled:
-        monkeypatch.setattr(kernel, "load", lambda: None)
+    one_word_blocks(monkeypatch, compiled)
     sources = plan.source_keys()
     for parallel in (False, True):
         assert counting.count_in_python(plan, sources, [raw[k] for k in sources], parallel) == (
@@ -241,12 +248,7 @@ def test_on_or_after_unions_over_many_blocks(
         values[unions + j] = values[plan.suffix[j]] | later
     sizes = [v.bit_count() for v in values]
     cells = [(values[a] & values[b]).bit_count() for a, b in plan.pairs]
-    monkeypatch.setattr(counting, "BLOCK_BYTES", 8)
-    monkeypatch.setattr(kernel, "BLOCK_WORDS", 1)
-    monkeypatch.setattr(kernel, "PARALLEL_MIN_WORDS", 0)
-    monkeypatch.setattr(counting, "PARALLEL_MIN_WORDS", 0)
-    if not compiled:
-        monkeypatch.setattr(kernel, "load", lambda: None)
+    one_word_blocks(monkeypatch, compiled)
     sources = plan.source_keys()
     for parallel in (False, True):
         got_sizes, got_cells = counting.count_in_python(
