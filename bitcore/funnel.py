@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import redis
 
-from bitcore import breakdown, drilldown, funnel_server, periods, reading
+from bitcore import breakdown, compiled, drilldown, funnel_server, periods, reading
 from bitcore.selections import Selection
 
 if TYPE_CHECKING:
@@ -366,8 +366,25 @@ def _plan(
 
 def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[int]) -> np.ndarray:
     """Step counts per start period (starts x steps) over one slice of every key (``words``, rows
-    of uint64; ``present[k]``: whether key ``k`` has bytes in it)."""
+    of uint64; ``present[k]``: whether key ``k`` has bytes in it): compiled where numba is
+    (``bitcore.compiled``: every start's steps block by block in cache, where numpy's calls over
+    small rows, a shard's, cost more than their work), else in numpy."""
     counts = np.zeros((len(plan.rows), steps), dtype=np.int64)
+    counter = _compiled_counter()
+    if counter is not None and plan.rows:
+        firsts = np.array([first for first, _ in plan.rows], dtype=np.int64)
+        rows = np.array(
+            [[[r if present[r] else -1 for r in later] for later in per] for _, per in plan.rows],
+            dtype=np.int64,
+        ).reshape(len(plan.rows), len(plan.rows[0][1]), steps - 1)
+        groups = np.array(
+            [-1 if g is None else g for g in plan.restrict] or [-1] * len(plan.rows),
+            dtype=np.int64,
+        )
+        pairs = zip(firsts, groups, strict=True)
+        skip = np.array([not present[f] or (g >= 0 and not present[g]) for f, g in pairs])
+        counter(words, firsts, groups, skip, rows, BLOCK_WORDS, counts)
+        return counts
     reached = np.empty((steps, words.shape[1]), dtype=np.uint64)
     both = np.empty(words.shape[1], dtype=np.uint64)
     for s, (first, per_period) in enumerate(plan.rows):
@@ -385,6 +402,59 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
                     np.bitwise_or(reached[k], both, out=reached[k])
         counts[s] = reading.popcounts(reached)
     return counts
+
+
+#: Words of every row counted per block: a window's step rows and one start's reach per step stay
+#: in a core's L2 cache.
+BLOCK_WORDS = 512
+
+
+@compiled.lazily
+def _compiled_counter(numba: compiled.Tools) -> Any:
+    """``_count_slice`` for every start at once, compiled (``None`` without numba)."""
+    popcount = numba.popcount
+
+    @numba.jit(nogil=True)  # type: ignore[misc]
+    def count_funnels(
+        words: np.ndarray,
+        firsts: np.ndarray,
+        groups: np.ndarray,
+        skip: np.ndarray,
+        rows: np.ndarray,
+        block: int,
+        counts: np.ndarray,
+    ) -> None:
+        steps = rows.shape[2] + 1
+        reached = np.empty((steps, block), dtype=np.uint64)
+        for b0 in range(0, words.shape[1], block):
+            n = min(block, words.shape[1] - b0)
+            for s in range(rows.shape[0]):
+                if skip[s]:
+                    continue  # nobody did step 1 in this slice: every step is 0
+                first = words[firsts[s], b0 : b0 + n]
+                if groups[s] >= 0:
+                    group = words[groups[s], b0 : b0 + n]
+                    for w in range(n):
+                        reached[0, w] = first[w] & group[w]
+                else:
+                    reached[0, :n] = first
+                reached[1:, :n] = 0
+                for p in range(rows.shape[1]):
+                    for k in range(1, steps):
+                        r = rows[s, p, k - 1]
+                        if r < 0:
+                            continue  # an absent key adds nobody
+                        row = words[r, b0 : b0 + n]
+                        before, now = reached[k - 1], reached[k]
+                        for w in range(n):
+                            now[w] |= before[w] & row[w]
+                for k in range(steps):
+                    total = 0
+                    for w in range(n):
+                        total += popcount(reached[k, w])
+                    counts[s, k] += total
+
+    return count_funnels
 
 
 def _summed(
