@@ -404,6 +404,14 @@ def _count_slice(plan: _Plan, steps: int, words: np.ndarray, present: Sequence[i
     return counts
 
 
+def warm() -> None:
+    """Compile (or load from numba's disk cache) the step count now, on a tiny slice, so the
+    first funnel read into numpy does not pay for it (``wsgi.py`` calls it before gunicorn
+    forks)."""
+    plan = _Plan(["a", "b", "c"], {}, [(0, [[1]])], [2])
+    _count_slice(plan, 2, np.full((3, 2), 0x5555, dtype=np.uint64), [1, 1, 1])
+
+
 #: Words of every row counted per block: a window's step rows and one start's reach per step stay
 #: in a core's L2 cache.
 BLOCK_WORDS = 512

@@ -209,6 +209,12 @@ def states_of(
     return out
 
 
+def warm() -> None:
+    """Compile (or load from numba's disk cache) the states' count now, on a tiny slice, so the
+    first lifecycle report does not pay for it (``wsgi.py`` calls it before gunicorn forks)."""
+    states_of(np.full((5, 2), 0x5555, dtype=np.uint64), [0, 1, 2], [[3, 4]], 1)
+
+
 #: Words of every row counted per block: a dozen periods' activity, first-time and group rows
 #: stay in a core's L2 cache while every state of every group reads them.
 BLOCK_WORDS = 512

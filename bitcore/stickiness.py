@@ -160,6 +160,12 @@ def histograms_of(
     return out
 
 
+def warm() -> None:
+    """Compile (or load from numba's disk cache) the day counters now, on a tiny slice, so the
+    first stickiness report does not pay for it (``wsgi.py`` calls it before gunicorn forks)."""
+    histograms_of(np.full((2, 2), 0x5555, dtype=np.uint64), [0], [1], 7)
+
+
 #: Words of every row added up per block: its counters (a plane per bit of the count) and the
 #: day being added stay in a core's L1 cache.
 DAY_BLOCK_WORDS = 256

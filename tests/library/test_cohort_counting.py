@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -271,3 +272,44 @@ def test_warming_compiles_the_loop_before_any_report() -> None:
     plan = make_plan([((k,),) for k in KEYS[:2]], [(0, 1)])
     counting.count_in_python(plan, KEYS[:2], [b"\xf0" * 9, b"\x3c" * 9])
     assert len(compiled.signatures) == before  # a real table needed nothing more compiled
+
+
+@pytest.mark.parametrize(
+    ("module", "real_call"),
+    [
+        (
+            "funnel",
+            lambda m: m._count_slice(
+                m._Plan(list("abcdef"), {}, [(0, [[1, 2], [3, 4]])], [5]),
+                3,
+                np.ones((6, 9), dtype=np.uint64),
+                [1] * 6,
+            ),
+        ),
+        (
+            "lifecycle",
+            lambda m: m.states_of(
+                np.ones((9, 9), dtype=np.uint64), [0, 1, 2, 3, 4], [[5, 6, 7], [6, 7, 8]], 2
+            ),
+        ),
+        ("lifecycle", lambda m: m.states_of(np.ones((5, 9), dtype=np.uint64), [0, 1, 2], [], 1)),
+        (
+            "stickiness",
+            lambda m: m.histograms_of(
+                np.ones((8, 9), dtype=np.uint64), [0, 1, 2, 3, 4, 5, 6], [7], 7
+            ),
+        ),
+    ],
+)
+def test_warming_compiles_the_reports_loops_too(module: str, real_call: Any) -> None:
+    """``wsgi.py`` warms the funnel's, lifecycle's and stickiness' loops as well: afterwards a
+    report's call (groups or none) needs nothing more compiled."""
+    import importlib
+
+    reports = importlib.import_module(f"bitcore.{module}")
+    reports.warm()
+    loop = reports._compiled_counter()
+    assert loop is not None and len(loop.signatures) >= 1
+    before = len(loop.signatures)
+    real_call(reports)
+    assert len(loop.signatures) == before
